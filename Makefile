@@ -1,0 +1,37 @@
+# eeflow: the two entry points of the README. Both bootstrap the virtual environment themselves.
+#   make demo   set up + run the polar pipeline end to end on a generated scene (local Airflow, SQLite)
+#   make test   set up + run the whole default test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU wheel of torch lies in /opt/wheels on the project's machines; elsewhere pip finds it on PyPI.
+PIP_FLAGS ?= --find-links /opt/wheels
+
+.PHONY: setup demo test test-slow lint bench compose-config clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/eeflow demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+lint: setup
+	$(BIN)/ruff check tasks operators dags tests bench
+	$(BIN)/hadolint containers/*.Dockerfile
+
+compose-config:
+	docker-compose -f docker-compose.yaml config --quiet
+
+clean:
+	rm -rf work .pytest_cache

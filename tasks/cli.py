@@ -1,0 +1,72 @@
+"""``eeflow`` command line: run any stage or pipeline without Airflow.
+
+Every use case has a sub-command group (``eeflow polar ...``, ``eeflow crops ...``); each stage
+command takes ``--config`` and ``--run-date`` and prints the output URIs and a summary as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tasks.config.common import ConfigError, load_config
+
+app = typer.Typer(help="eeflow: Copernicus data to sea-ice charts and crop maps.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and validate configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _register_subcommands() -> None:
+    """Attach the use-case command groups (each lives beside its stages)."""
+    from tasks.polar.cli import app as polar_app
+
+    app.add_typer(polar_app, name="polar", help="Sea-ice charts from Sentinel-1 EW GRD.")
+
+
+def echo_json(payload: Any) -> None:
+    """Print a result as indented JSON on stdout."""
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@config_app.command("validate")
+def validate(paths: Annotated[list[Path], typer.Argument(help="config files")]) -> None:
+    """Validate config files; exit 1 with the key path, value and allowed values on error."""
+    failed = False
+    for path in paths:
+        try:
+            cfg = load_config(path)
+            typer.echo(f"{path}: ok (use_case={cfg.use_case})")
+        except ConfigError as err:
+            failed = True
+            typer.echo(str(err), err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+@config_app.command("show")
+def show(path: Path) -> None:
+    """Print a config with all defaults filled in."""
+    echo_json(load_config(path).model_dump(mode="json"))
+
+
+def main() -> None:
+    """Entry point of the ``eeflow`` script."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _register_subcommands()
+    try:
+        app()
+    except ConfigError as err:
+        typer.echo(f"config error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

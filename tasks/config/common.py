@@ -1,0 +1,214 @@
+"""Shared pieces of the config layer: strict base model, loader, readable errors.
+
+A use-case module (``tasks/config/polar.py`` ...) defines a model derived from
+:class:`UseCaseConfig` and registers it with :func:`register_use_case`. :func:`load_config` reads a
+YAML file, picks the model from its ``use_case`` key and validates it. Every validation problem is
+reported as ``<file>: <key.path>: <message> (got <value>)`` and, for unknown keys, the allowed keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+T = TypeVar("T", bound="UseCaseConfig")
+
+#: use-case name -> "module:Class" of its config model (imported lazily).
+_REGISTRY: dict[str, str] = {
+    "polar": "tasks.config.polar:PolarConfig",
+    "food_security": "tasks.config.food_security:FoodSecurityConfig",
+    "linked_data": "tasks.config.linked_data:LinkedDataConfig",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message says where and what is allowed."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class DaskConfig(StrictModel):
+    """Where Dask work runs.
+
+    ``local`` starts a LocalCluster in-process; ``address`` connects to a running scheduler
+    (e.g. the compose stack's ``tcp://dask-scheduler:8786``); ``kubernetes`` uses dask-kubernetes.
+    """
+
+    cluster: Literal["local", "address", "kubernetes", "synchronous"] = "local"
+    address: str | None = None
+    n_workers: int = Field(default=2, ge=1, le=256)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    memory_limit: str = "4GiB"
+    dashboard: bool = False
+
+    @field_validator("address")
+    @classmethod
+    def _address_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a scheduler URL such as tcp://host:8786")
+        return value
+
+
+class UseCaseConfig(StrictModel):
+    """Keys common to every use case."""
+
+    use_case: str
+    data_root: str = Field(
+        default="work/data",
+        description="Local folder for stage outputs; relative paths are resolved against "
+        "$EEFLOW_HOME (default: the current directory).",
+    )
+    seed: int = Field(default=42, ge=0)
+    dask: DaskConfig = DaskConfig()
+
+    @field_validator("data_root")
+    @classmethod
+    def _local_root(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError(
+                "only local paths are supported as data_root for now; mount object storage "
+                "(e.g. with s3fs/rclone) and give its local path"
+            )
+        return value.removeprefix("file://")
+
+    def resolved_root(self) -> Path:
+        """Return :attr:`data_root` as an absolute path (relative to ``$EEFLOW_HOME`` or cwd)."""
+        root = Path(self.data_root).expanduser()
+        if not root.is_absolute():
+            root = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / root
+        return root.resolve()
+
+
+def register_use_case(name: str, target: str) -> None:
+    """Register a config model for ``use_case: name`` as ``"module:Class"``."""
+    _REGISTRY[name] = target
+
+
+def _model_for(use_case: str) -> type[UseCaseConfig]:
+    if use_case not in _REGISTRY:
+        raise ConfigError(
+            f"key 'use_case': unknown value {use_case!r}; allowed: {sorted(_REGISTRY)}"
+        )
+    module_name, class_name = _REGISTRY[use_case].split(":")
+    model = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(model, type) and issubclass(model, UseCaseConfig)):
+        raise TypeError(f"{_REGISTRY[use_case]} is not a UseCaseConfig subclass")
+    return model
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """Walk ``loc`` through nested pydantic models and return the field names at its parent."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        current = _first_model(annotation)
+        if current is None:
+            return None
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(
+    err: ValidationError, model: type[BaseModel], source: str
+) -> ConfigError:
+    """Turn a pydantic error into a :class:`ConfigError` naming key path, value and allowed values."""
+    lines = []
+    for item in err.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        value = item.get("input")
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            lines.append(
+                f"{source}: key '{key}': unknown key (value {value!r}); "
+                f"allowed keys here: {allowed}"
+            )
+        elif item["type"] == "missing":
+            lines.append(f"{source}: key '{key}': required key is missing")
+        else:
+            lines.append(f"{source}: key '{key}': {item['msg']} (got {value!r})")
+    return ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+def validate_config(data: dict[str, Any], source: str = "<config>") -> UseCaseConfig:
+    """Validate a config mapping; the model is chosen by its ``use_case`` key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    use_case = data.get("use_case")
+    if not isinstance(use_case, str):
+        raise ConfigError(
+            f"{source}: key 'use_case' is required; allowed: {sorted(_REGISTRY)}"
+        )
+    model = _model_for(use_case)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise format_validation_error(err, model, source) from None
+
+
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Any:
+    """Read, merge ``overrides`` (dotted keys allowed) and validate a use-case YAML file.
+
+    Args:
+        path: the YAML file, e.g. ``configs/polar.yaml``.
+        overrides: values that replace keys of the file, e.g. ``{"train.epochs": 2}``.
+
+    Returns:
+        The validated config model of the file's use case.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or a key/value is invalid.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist; pass one of configs/*.yaml")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return validate_config(data, str(file))
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    target = data
+    for part in parts[:-1]:
+        nxt = target.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+        target = nxt
+    target[parts[-1]] = value
+
+
+def config_hash(config: BaseModel) -> str:
+    """Return a short, stable hash of a validated config (for manifests and cache keys)."""
+    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

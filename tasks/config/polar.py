@@ -1,0 +1,127 @@
+"""Config model of the polar sea-ice use case (``configs/polar.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tasks.config.common import StrictModel, UseCaseConfig
+
+IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
+ClassScheme = Literal["five_class", "binary"]
+
+
+class GeneratorConfig(StrictModel):
+    """Synthetic Sentinel-1 EW GRDM scenes (demo and tests)."""
+
+    lines: int = Field(default=1200, ge=64, le=20000, description="azimuth lines of the scene")
+    samples: int = Field(default=1200, ge=64, le=20000, description="range samples of the scene")
+    scenes_per_day: int = Field(default=1, ge=0, le=10)
+    land_fraction: float = Field(default=0.12, ge=0.0, le=0.9)
+    equivalent_number_of_looks: float = Field(default=4.0, gt=0.5, le=50.0)
+    difficulty: float = Field(
+        default=1.0, ge=0.0, le=3.0, description="scales class overlap (0 easy, 1 realistic)"
+    )
+
+
+class IngestConfig(StrictModel):
+    """Where a day's scenes come from."""
+
+    source: Literal["generator", "directory", "cdse_odata"] = "generator"
+    directory: str | None = Field(
+        default=None, description="folder with *.SAFE / *.zip products (source: directory)"
+    )
+    odata_url: str = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
+    product_type: Literal["GRD"] = "GRD"
+    mode: Literal["EW"] = "EW"
+    aoi_bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="lon_min, lat_min, lon_max, lat_max (WGS84) of the area of interest"
+    )
+    generator: GeneratorConfig = GeneratorConfig()
+
+    @model_validator(mode="after")
+    def _directory_needed(self) -> IngestConfig:
+        if self.source == "directory" and not self.directory:
+            raise ValueError("ingest.directory is required when ingest.source is 'directory'")
+        if self.aoi_bbox is not None:
+            x0, y0, x1, y1 = self.aoi_bbox
+            if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+                raise ValueError(
+                    f"aoi_bbox {self.aoi_bbox} must be lon_min<lon_max in [-180,180], "
+                    "lat_min<lat_max in [-90,90]"
+                )
+        return self
+
+
+class HarmoniseConfig(StrictModel):
+    """Sentinel-1 preprocessing."""
+
+    multilook: int = Field(default=3, ge=1, le=15, description="boxcar window (odd)")
+    pixel_spacing_m: float = Field(default=40.0, gt=0, le=1000)
+    noise_removal: bool = True
+    chunk: int = Field(default=512, ge=64, le=8192, description="zarr chunk edge in pixels")
+    db_floor: float = Field(default=-40.0, le=-10.0, description="sigma0 clipped to this dB")
+
+    @model_validator(mode="after")
+    def _odd(self) -> HarmoniseConfig:
+        if self.multilook % 2 == 0:
+            raise ValueError(f"multilook must be odd, got {self.multilook}")
+        return self
+
+
+class PatchConfig(StrictModel):
+    """Training-patch extraction."""
+
+    sizes: list[Literal[20, 32]] = Field(default=[32, 20], min_length=1)
+    stride: int | None = Field(default=None, ge=1, le=512, description="default: patch size")
+    min_purity: float = Field(default=0.9, gt=0.0, le=1.0)
+    balance: Literal["none", "undersample"] = "undersample"
+    max_per_class: int = Field(default=4000, ge=1)
+    class_scheme: ClassScheme = "five_class"
+    dataset_version: str = Field(default="v1", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class TrainConfig(StrictModel):
+    """Lightning training."""
+
+    model: IceModelName = "adhoc_cnn"
+    patch_size: Literal[20, 32] = 32
+    class_scheme: ClassScheme = "binary"
+    epochs: int = Field(default=8, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=8192)
+    learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1.0)
+    dropout: float = Field(default=0.5, ge=0, lt=1.0)
+    augment: bool = True
+    early_stopping_patience: int = Field(default=3, ge=1)
+    val_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    num_workers: int = Field(default=0, ge=0, le=32)
+    pretrained_checkpoint: str | None = Field(
+        default=None, description="checkpoint to start from (vgg16_transfer)"
+    )
+    input_bands: list[Literal["HH", "HV", "incidence"]] = Field(
+        default=["HH", "HV", "incidence"], min_length=1
+    )
+
+
+class PredictConfig(StrictModel):
+    """Dense scene inference."""
+
+    model: str = Field(
+        default="latest", description="'latest', or a path to a model folder / checkpoint"
+    )
+    tile: int = Field(default=1024, ge=64, le=8192)
+    batch_size: int = Field(default=8, ge=1)
+
+
+class PolarConfig(UseCaseConfig):
+    """The polar sea-ice chart use case."""
+
+    use_case: Literal["polar"] = "polar"
+    ingest: IngestConfig = IngestConfig()
+    harmonise: HarmoniseConfig = HarmoniseConfig()
+    patches: PatchConfig = PatchConfig()
+    train: TrainConfig = TrainConfig()
+    predict: PredictConfig = PredictConfig()

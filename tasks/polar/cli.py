@@ -1,0 +1,94 @@
+"""``eeflow polar ...``: run each polar stage, or a whole pipeline, without Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tasks.config.common import load_config
+
+app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="use-case YAML")]
+RunDateOpt = Annotated[
+    str, typer.Option("--run-date", "-d", help="logical date, YYYY-MM-DD (default: today, UTC)")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a config key, e.g. --set train.epochs=2 (repeatable)"),
+]
+DEFAULT_CONFIG = Path("configs/polar.yaml")
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``key.path=value`` strings; values are read as YAML scalars (numbers, booleans...)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set {item!r}: expected key.path=value")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _cfg(config: Path, overrides: list[str] | None) -> Any:
+    return load_config(config, parse_overrides(overrides))
+
+
+def _echo(payload: Any) -> None:
+    from tasks.cli import echo_json
+
+    echo_json(payload)
+
+
+@app.command()
+def ingest(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+    """Find (or generate) the day's Sentinel-1 EW GRD scenes."""
+    from tasks.polar.ingest import ingest_day
+
+    _echo(ingest_day(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def harmonise(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+    """Noise removal, calibration, multilook, dB, incidence angle -> zarr."""
+    from tasks.polar.harmonise import run_harmonise
+
+    _echo(run_harmonise(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def labels(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+    """Rasterise the day's ice-chart polygons onto the harmonised grid."""
+    from tasks.polar.labels import run_labels
+
+    _echo(run_labels(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def daily(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+    """The daily ice chart: ingest -> harmonise -> predict -> publish."""
+    from tasks.polar.pipeline import daily_ice_chart
+
+    _echo(daily_ice_chart(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def training(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_date: RunDateOpt = "",
+    set_: SetOpt = None,
+) -> None:
+    """Training pipeline: ingest -> harmonise -> labels -> patches -> train -> evaluate."""
+    from tasks.polar.pipeline import training_pipeline
+
+    _echo(training_pipeline(_cfg(config, set_), run_date or _today()))
