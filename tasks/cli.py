@@ -53,6 +53,35 @@ def show(path: Path) -> None:
     echo_json(load_config(path).model_dump(mode="json"))
 
 
+@app.command()
+def demo(
+    training_date: Annotated[str, typer.Option(help="day whose generated scenes train the model")] = "2026-01-14",
+    chart_date: Annotated[str, typer.Option(help="day to chart with the trained model")] = "2026-01-15",
+    home: Annotated[Path, typer.Option(help="project folder (EEFLOW_HOME)")] = Path("."),
+) -> None:
+    """Run the polar pipeline end to end on a local Airflow (SQLite) and print where outputs are.
+
+    Initialises ``work/airflow`` (SQLite metadata DB), checks every DAG imports, runs
+    ``polar_training`` on generated scenes of ``training_date`` and then ``polar_ice_chart_daily``
+    for ``chart_date`` with ``airflow dags test``.
+    """
+    from tasks.local_airflow import airflow_env, init_db, list_dags, run_dag_test
+    from tasks.polar.pipeline import describe_outputs
+
+    home = home.resolve()
+    env = airflow_env(home)
+    typer.echo(f"[1/4] local Airflow in {env['AIRFLOW_HOME']} (SQLite)")
+    init_db(env)
+    dags = list_dags(env)
+    typer.echo(f"[2/4] DAGs: {', '.join(dags)}")
+    typer.echo(f"[3/4] polar_training on generated scenes of {training_date} ...")
+    run_dag_test("polar_training", training_date, env, conf={"run_date": training_date})
+    typer.echo(f"[4/4] polar_ice_chart_daily for {chart_date} ...")
+    run_dag_test("polar_ice_chart_daily", chart_date, env, conf={"run_date": chart_date})
+    typer.echo("done. Outputs:")
+    echo_json(describe_outputs(home, chart_date))
+
+
 def main() -> None:
     """Entry point of the ``eeflow`` script."""
     logging.basicConfig(

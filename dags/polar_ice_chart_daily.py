@@ -1,0 +1,48 @@
+"""Daily sea-ice chart: the day's Sentinel-1 EW scenes -> harmonised -> predicted -> published.
+
+One run = one day (data interval 00:00-24:00 UTC; the run starts once the day is over).
+Re-running a day replaces its outputs atomically; a failed run leaves the published chart of
+the previous run of that day in place. Trigger by hand with a ``run_date`` to chart any day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
+
+from operators.stage import EeflowStageOperator
+
+CONFIG = "configs/polar.yaml"
+PARAMS_TO_KEYS = {"model": "predict.model", "source": "ingest.source"}
+ICE_CHART = Asset("eeflow://polar/published", extra={"product": "ice_chart"})
+
+with DAG(
+    dag_id="polar_ice_chart_daily",
+    description="Daily sea-ice chart from Sentinel-1 EW GRD scenes",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=2,
+    tags=["eeflow", "polar", "sentinel-1", "daily"],
+    default_args={"owner": "eeflow-polar", "retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+    params={
+        "config": Param(CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"),
+        "run_date": Param(
+            "", type="string", description="chart this day (YYYY-MM-DD); empty = the run's data interval",
+        ),
+        "model": Param("", type="string", description="model folder; empty = the config's choice (latest)"),
+        "source": Param("", type="string", enum=["", "generator", "directory", "cdse_odata"]),
+    },
+    doc_md=__doc__,
+) as dag:
+    common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
+    ingest = EeflowStageOperator(task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common)
+    harmonise = EeflowStageOperator(
+        task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
+    )
+    predict = EeflowStageOperator(task_id="predict", target="tasks.polar.pipeline:predict_stage", **common)
+    publish = EeflowStageOperator(
+        task_id="publish", target="tasks.polar.pipeline:publish_stage", outlets=[ICE_CHART], **common
+    )
+    ingest >> harmonise >> predict >> publish

@@ -1,0 +1,64 @@
+"""Train a sea-ice classifier: labels -> patches -> train -> evaluate, triggered by hand.
+
+The params form of the Airflow UI chooses the model, patch size, epochs, class scheme and the
+training-set version; the run's date picks the scenes (generated or ingested) used for training.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Param
+
+from operators.stage import EeflowStageOperator
+
+CONFIG = "configs/polar.yaml"
+PARAMS_TO_KEYS = {
+    "model": "train.model",
+    "patch_size": "train.patch_size",
+    "epochs": "train.epochs",
+    "class_scheme": "train.class_scheme",
+    "dataset_version": "patches.dataset_version",
+    "pretrained_checkpoint": "train.pretrained_checkpoint",
+}
+
+with DAG(
+    dag_id="polar_training",
+    description="Train and evaluate a sea-ice model on labelled Sentinel-1 patches",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["eeflow", "polar", "training"],
+    default_args={"owner": "eeflow-polar", "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
+    params={
+        "config": Param(CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"),
+        "run_date": Param("", type="string", description="day of the training scenes (YYYY-MM-DD)"),
+        "model": Param(
+            "adhoc_cnn", type="string", enum=["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
+        ),
+        "patch_size": Param(32, type="integer", enum=[20, 32]),
+        "epochs": Param(6, type="integer", minimum=1, maximum=500),
+        "class_scheme": Param("binary", type="string", enum=["binary", "five_class"]),
+        "dataset_version": Param("v1", type="string", pattern="^[A-Za-z0-9_.-]+$"),
+        "pretrained_checkpoint": Param(
+            "", type="string", description="checkpoint to fine-tune from (vgg16_transfer)"
+        ),
+    },
+    doc_md=__doc__,
+) as dag:
+    common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
+    ingest = EeflowStageOperator(task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common)
+    harmonise = EeflowStageOperator(
+        task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
+    )
+    labels = EeflowStageOperator(task_id="labels", target="tasks.polar.pipeline:labels_stage", **common)
+    patches = EeflowStageOperator(task_id="patches", target="tasks.polar.pipeline:patches_stage", **common)
+    train = EeflowStageOperator(task_id="train", target="tasks.polar.pipeline:train_stage", **common)
+    evaluate = EeflowStageOperator(
+        task_id="evaluate",
+        target="tasks.polar.pipeline:evaluate_stage",
+        stage_kwargs={"model_dir": "{{ ti.xcom_pull(task_ids='train')['model_dir'] }}"},
+        **common,
+    )
+    ingest >> harmonise >> labels >> patches >> train >> evaluate

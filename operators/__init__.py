@@ -1,0 +1,1 @@
+"""Thin Airflow adapters around the stage functions of ``tasks``."""

@@ -1,0 +1,61 @@
+"""Turn an Airflow task context into the (config, run date) a stage function takes.
+
+Pure functions over a mapping, so they are tested without a running Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tasks.config.common import load_config
+
+
+def eeflow_home() -> Path:
+    """The project folder configs and relative data roots are resolved against."""
+    return Path(os.environ.get("EEFLOW_HOME", Path(__file__).resolve().parents[1]))
+
+
+def config_path(params: Mapping[str, Any], default: str) -> Path:
+    """Resolve the ``config`` param (or ``default``) against ``$EEFLOW_HOME``."""
+    path = Path(str(params.get("config") or default))
+    return path if path.is_absolute() else eeflow_home() / path
+
+
+def overrides_from_params(
+    params: Mapping[str, Any], param_to_key: Mapping[str, str]
+) -> dict[str, Any]:
+    """Map DAG params to dotted config keys; params left empty (None / "") are not applied."""
+    return {
+        key: params[name]
+        for name, key in param_to_key.items()
+        if name in params and params[name] not in (None, "")
+    }
+
+
+def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
+    """The logical day a run processes.
+
+    Order: the ``run_date`` param (manual runs from the UI), the data interval start (scheduled
+    runs and backfills), the logical date, and finally ``run_after`` (asset-triggered runs).
+    """
+    params = context.get("params") or {}
+    if params.get("run_date"):
+        return dt.date.fromisoformat(str(params["run_date"])[:10])
+    for key in ("data_interval_start", "logical_date", "run_after"):
+        value = context.get(key)
+        if value is not None:
+            return value.date() if isinstance(value, dt.datetime) else dt.date.fromisoformat(str(value)[:10])
+    raise ValueError("the task context has no run_date param, data interval or logical date")
+
+
+def load_run_config(
+    context: Mapping[str, Any], default_config: str, param_to_key: Mapping[str, str] | None = None
+) -> Any:
+    """Load and validate the use-case config for this run, with the run's params applied."""
+    params = context.get("params") or {}
+    overrides = overrides_from_params(params, param_to_key or {})
+    return load_config(config_path(params, default_config), overrides)

@@ -1,0 +1,72 @@
+"""``EeflowStageOperator``: call one ``tasks`` stage function for the run's config and date."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from operators.context import load_run_config, run_date_from_context
+
+#: XCom values above this size are refused: stages must return paths and small summaries.
+MAX_XCOM_BYTES = 64_000
+
+
+def import_target(target: str) -> Any:
+    """Import ``"package.module:function"``."""
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise ValueError(f"stage target {target!r} must look like 'tasks.module:function'")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def check_small(result: Any, target: str) -> Any:
+    """Refuse results that are not small JSON (URIs and counts only go through XCom)."""
+    payload = json.dumps(result, default=str)
+    if len(payload) > MAX_XCOM_BYTES:
+        raise ValueError(
+            f"{target} returned {len(payload)} bytes; stages must return paths and small "
+            f"summaries (< {MAX_XCOM_BYTES} bytes), not data"
+        )
+    return json.loads(payload)
+
+
+class EeflowStageOperator(BaseOperator):
+    """Run ``target(config, run_date, **stage_kwargs)`` and push its small summary to XCom.
+
+    Args:
+        target: ``"tasks.polar.pipeline:harmonise_stage"``-style dotted path; imported in
+            ``execute`` so parsing the DAG never imports heavy libraries.
+        default_config: config file used when the run has no ``config`` param.
+        param_to_key: DAG params that override config keys, e.g. ``{"epochs": "train.epochs"}``.
+        stage_kwargs: extra keyword arguments (templated).
+    """
+
+    template_fields = ("stage_kwargs",)
+    ui_color = "#d8ecf7"
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        default_config: str,
+        param_to_key: Mapping[str, str] | None = None,
+        stage_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.default_config = default_config
+        self.param_to_key = dict(param_to_key or {})
+        self.stage_kwargs = dict(stage_kwargs or {})
+
+    def execute(self, context: Any) -> Any:
+        """Load the config, resolve the run date, call the stage, return its summary."""
+        cfg = load_run_config(context, self.default_config, self.param_to_key)
+        run_date = run_date_from_context(context)
+        self.log.info("running %s for %s", self.target, run_date)
+        result = import_target(self.target)(cfg, run_date, **self.stage_kwargs)
+        return check_small(result, self.target)
