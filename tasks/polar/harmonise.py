@@ -1,0 +1,414 @@
+"""Harmonise Sentinel-1 EW GRD scenes: noise removal, calibration, multilook, dB, incidence.
+
+Per scene (:func:`harmonise_scene`):
+
+1. thermal-noise removal: ``DN^2 - N`` with ``N`` the noise range LUT x noise azimuth LUT;
+2. calibration: ``sigma0 = (DN^2 - N) / A_sigma^2`` with the sigmaNought LUT (bilinear);
+3. optional block averaging to ``pixel_spacing_m`` (an integer factor of the product spacing;
+   1 for EW GRDM at 40 m);
+4. ``multilook`` x ``multilook`` boxcar over valid pixels (in linear power, so the local mean stays
+   unbiased), then the clip to ``db_floor`` (the small positive floor) and conversion to dB;
+5. incidence angle from the geolocation grid at the output pixel centres.
+
+The result is a zarr v3 store following :mod:`tasks.polar.schema`: ``backscatter`` float32
+(band = HH, HV, incidence; y, x), ``land_mask`` and ``valid_mask`` uint8, with ``crs``,
+``transform`` (GDAL geotransform of an affine fitted to the GCPs in ``target_crs``), ``scene_id``,
+``start_time``, ``pixel_spacing_m`` attributes and a rioxarray ``spatial_ref``. Scenes are processed
+in strips of ``chunk`` output rows (with a halo for the boxcar) as Dask tasks, each writing its
+own zarr chunks: memory per task is a few strips, never the whole scene.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.config.common import config_hash
+from tasks.config.polar import HarmoniseConfig, PolarConfig
+from tasks.polar.schema import BACKSCATTER_VAR, BANDS, LAND_MASK_VAR, VALID_MASK_VAR
+from tasks.sentinel1.lut import interpolate_range_vectors
+from tasks.sentinel1.safe import SafeProduct, open_safe
+from tasks.storage import atomic_dir, day_run_key, read_manifest, stage_dir, write_manifest
+
+log = logging.getLogger(__name__)
+
+POLARISATIONS = ("HH", "HV")
+
+
+# ---------------------------------------------------------------------------- pure transforms
+def remove_noise_and_calibrate(
+    dn: np.ndarray, noise_power: np.ndarray, sigma_lut: np.ndarray, noise_removal: bool = True
+) -> np.ndarray:
+    """Return sigma0 (linear, float32) = (DN^2 - noise) / A_sigma^2; may be < 0 before multilook.
+
+    Args:
+        dn: uint16 digital numbers (any 2-D shape).
+        noise_power: thermal noise power in DN^2 units, same shape.
+        sigma_lut: sigmaNought LUT (amplitude), same shape.
+        noise_removal: subtract the noise power (False: plain calibration).
+
+    """
+    power = dn.astype(np.float32) ** 2
+    if noise_removal:
+        power -= noise_power.astype(np.float32)
+    return power / sigma_lut.astype(np.float32) ** 2
+
+
+def block_average(
+    values: np.ndarray, weights: np.ndarray, factor: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average ``factor`` x ``factor`` blocks weighted by ``weights`` (0/1); drop the remainder.
+
+    Returns:
+        ``(mean, weight_fraction)`` of shape ``(rows // factor, cols // factor)``.
+
+    """
+    if factor == 1:
+        return values, weights.astype(np.float32)
+    r = values.shape[0] // factor * factor
+    c = values.shape[1] // factor * factor
+    shape = (r // factor, factor, c // factor, factor)
+    w = weights[:r, :c].astype(np.float32).reshape(shape).sum(axis=(1, 3))
+    s = (values[:r, :c] * weights[:r, :c]).reshape(shape).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w > 0, s / np.maximum(w, 1e-12), 0.0).astype(np.float32), w / factor**2
+
+
+def boxcar(values: np.ndarray, weights: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted ``size`` x ``size`` boxcar mean (edges: nearest); return (mean, weight share)."""
+    from scipy.ndimage import uniform_filter
+
+    w = weights.astype(np.float32)
+    if size == 1:
+        return values.astype(np.float32), w
+    num = uniform_filter(np.where(w > 0, values, 0.0).astype(np.float32) * w, size, mode="nearest")
+    den = uniform_filter(w, size, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0)
+    return mean.astype(np.float32), den
+
+
+def to_db(sigma0: np.ndarray, db_floor: float) -> np.ndarray:
+    """Convert linear sigma0 to dB, clipping at ``db_floor`` (also for values <= 0)."""
+    floor = 10.0 ** (db_floor / 10.0)
+    return (10.0 * np.log10(np.maximum(sigma0, floor))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- grid and land
+def output_grid(product: SafeProduct, cfg: HarmoniseConfig) -> dict[str, Any]:
+    """Output grid of a scene: block factor, shape and the affine in ``cfg.target_crs``."""
+    az, rg = product.pixel_spacing
+    spacing = max(az, rg)
+    factor = max(1, int(round(cfg.pixel_spacing_m / spacing)))
+    lines, samples = product.shape
+    shape = (lines // factor, samples // factor)
+    if min(shape) < cfg.multilook:
+        raise ValueError(
+            f"{product.path}: scene of {lines}x{samples} pixels is too small for "
+            f"pixel_spacing_m={cfg.pixel_spacing_m} and multilook={cfg.multilook}"
+        )
+    affine, rms = product.affine_to(cfg.target_crs)
+    from affine import Affine
+
+    return {
+        "factor": factor,
+        "shape": shape,
+        "transform": affine @ Affine.scale(factor),
+        "affine_rms_m": rms,
+        "pixel_spacing_m": spacing * factor,
+    }
+
+
+def _read_land_geometries(path: str | Path, crs: str) -> list[Any]:
+    """Read land polygons from any vector file (GeoJSON, GPKG, shapefile) into ``crs``."""
+    import geopandas as gpd
+
+    try:
+        frame = gpd.read_file(path)
+    except Exception as err:  # pyogrio raises several types for unreadable files
+        raise ValueError(f"land mask {path}: cannot be read as a vector file: {err}") from err
+    if frame.crs is None:
+        raise ValueError(
+            f"land mask {path}: has no CRS; write it with a CRS (e.g. a GeoJSON "
+            "'crs' member or EPSG:4326 coordinates)"
+        )
+    frame = frame.to_crs(crs)
+    return [g for g in frame.geometry if g is not None and not g.is_empty]
+
+
+def rasterise_land(geometries: list[Any], transform: Any, rows: slice, width: int) -> np.ndarray:
+    """Burn land polygons (already in the grid CRS) into uint8 rows ``rows`` of the grid."""
+    from affine import Affine
+    from rasterio import features
+
+    height = rows.stop - rows.start
+    if not geometries:
+        return np.zeros((height, width), dtype=np.uint8)
+    window_transform = transform @ Affine.translation(0, rows.start)
+    return features.rasterize(
+        ((g, 1) for g in geometries),
+        out_shape=(height, width),
+        transform=window_transform,
+        fill=0,
+        dtype="uint8",
+    )
+
+
+# ---------------------------------------------------------------------------- per strip
+def _process_strip(
+    safe_path: str,
+    out_zarr: str,
+    cfg_json: dict[str, Any],
+    grid: dict[str, Any],
+    row_range: tuple[int, int],
+    land_geometries: list[Any],
+) -> dict[str, float]:
+    """Compute and write output rows ``row_range``; return small statistics."""
+    import zarr
+
+    cfg = HarmoniseConfig.model_validate(cfg_json)
+    product = open_safe(safe_path)
+    factor = grid["factor"]
+    out_h, out_w = grid["shape"]
+    halo = cfg.multilook // 2
+    o0, o1 = row_range
+    h0 = max(0, o0 - halo)
+    h1 = min(out_h, o1 + halo)
+    window = (slice(h0 * factor, h1 * factor), slice(0, out_w * factor))
+    bands = []
+    valid_frac = None
+    for pol in POLARISATIONS:
+        dn = product.read_dn(pol, window)
+        valid = dn > 0
+        sigma0 = remove_noise_and_calibrate(
+            dn,
+            product.noise_lut(pol, window),
+            product.calibration_lut(pol, window),
+            cfg.noise_removal,
+        )
+        del dn
+        sigma0, weight = block_average(sigma0, valid, factor)
+        sigma0, frac = boxcar(sigma0, weight, cfg.multilook)
+        valid_frac = frac if valid_frac is None else np.minimum(valid_frac, frac)
+        bands.append(to_db(sigma0, cfg.db_floor)[o0 - h0 : o1 - h0])
+    valid_mask = (valid_frac[o0 - h0 : o1 - h0] >= 0.5).astype(np.uint8)
+    grid_pts = product.geolocation_grid()
+    centre_rows = np.arange(o0, o1) * factor + (factor - 1) / 2
+    centre_cols = np.arange(out_w) * factor + (factor - 1) / 2
+    incidence = interpolate_range_vectors(
+        grid_pts.as_range_vectors(grid_pts.incidence_angle), centre_rows, centre_cols
+    )
+    backscatter = np.stack([*bands, incidence]).astype(np.float32)
+    backscatter[:2][:, valid_mask == 0] = np.nan
+    land = rasterise_land(land_geometries, grid["transform"], slice(o0, o1), out_w)
+    group = zarr.open_group(out_zarr, mode="r+")
+    group[BACKSCATTER_VAR][:, o0:o1, :] = backscatter
+    group[LAND_MASK_VAR][o0:o1, :] = land
+    group[VALID_MASK_VAR][o0:o1, :] = valid_mask
+    ok = (valid_mask == 1) & (land == 0)
+    return {
+        "valid_pixels": float(valid_mask.sum()),
+        "land_pixels": float(land.sum()),
+        "hh_db_sum": float(np.nansum(bands[0][ok])),
+        "hv_db_sum": float(np.nansum(bands[1][ok])),
+        "sea_pixels": float(ok.sum()),
+    }
+
+
+def _template(grid: dict[str, Any], cfg: HarmoniseConfig, attrs: dict[str, Any]) -> Any:
+    import dask.array as da
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+    import xarray as xr
+    from affine import Affine
+
+    h, w = grid["shape"]
+    chunk = cfg.chunk
+    t: Affine = grid["transform"]
+    coords: dict[str, Any] = {"band": np.array(BANDS, dtype=object)}
+    axis_aligned = abs(t.b) < 1e-9 * abs(t.a) and abs(t.d) < 1e-9 * abs(t.e)
+    if axis_aligned:
+        coords["x"] = t.c + t.a * (np.arange(w) + 0.5)
+        coords["y"] = t.f + t.e * (np.arange(h) + 0.5)
+    ds = xr.Dataset(
+        {
+            BACKSCATTER_VAR: (
+                ("band", "y", "x"),
+                da.full(
+                    (len(BANDS), h, w), np.nan, dtype=np.float32, chunks=(len(BANDS), chunk, chunk)
+                ),
+            ),
+            LAND_MASK_VAR: (("y", "x"), da.zeros((h, w), dtype=np.uint8, chunks=(chunk, chunk))),
+            VALID_MASK_VAR: (("y", "x"), da.zeros((h, w), dtype=np.uint8, chunks=(chunk, chunk))),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+    ds[BACKSCATTER_VAR].attrs.update(
+        units="dB (HH, HV sigma0); degrees (incidence)",
+        long_name="sigma0 HH, sigma0 HV (thermal-noise removed, 3x3 boxcar), incidence angle",
+    )
+    ds[LAND_MASK_VAR].attrs.update(long_name="land (1) / sea (0)")
+    ds[VALID_MASK_VAR].attrs.update(long_name="data present (1)")
+    ds = ds.rio.write_crs(cfg.target_crs)
+    ds = ds.rio.write_transform(t)
+    ds.attrs.update(attrs)  # after rioxarray, which drops a 'crs'/'transform' attribute
+    return ds
+
+
+def harmonise_scene(
+    safe_path: str | Path,
+    out_zarr: str | Path,
+    cfg: HarmoniseConfig,
+    land_mask_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Harmonise one Sentinel-1 EW GRD product into a zarr store (see module docstring).
+
+    Runs on the active Dask scheduler (a distributed client if one is open, else threads).
+
+    Args:
+        safe_path: ``.SAFE`` folder or ``.zip``.
+        out_zarr: output store path; replaced atomically.
+        cfg: harmonise settings.
+        land_mask_path: vector file of land polygons (any CRS); default ``cfg.land_polygons``;
+            none: ``land_mask`` is all 0 and the attribute ``land_mask_source`` says so.
+
+    Returns:
+        ``{"zarr", "scene_id", "shape", "valid_pixels", "land_pixels", "affine_rms_m",
+        "hh_db_mean", "hv_db_mean"}``.
+
+    Raises:
+        SafeError: wrong mode / product type, missing HV, corrupt files (names the file).
+
+    """
+    import dask
+    import zarr
+
+    product = open_safe(safe_path)
+    product.require_mode(cfg.required_mode).require_product_type("GRD")
+    product.require_polarisations(POLARISATIONS)
+    grid = output_grid(product, cfg)
+    land_source = land_mask_path or cfg.land_polygons
+    land_geometries = _read_land_geometries(land_source, cfg.target_crs) if land_source else []
+    if not land_source:
+        log.warning("%s: no land polygons given; land_mask is all 0", product.name)
+    attrs = {
+        "crs": cfg.target_crs,
+        "transform": list(grid["transform"].to_gdal()),
+        "scene_id": product.scene_id,
+        "start_time": product.start_time.isoformat(),
+        "stop_time": product.stop_time.isoformat(),
+        "pixel_spacing_m": grid["pixel_spacing_m"],
+        "mission": product.mission,
+        "mode": product.mode,
+        "multilook": cfg.multilook,
+        "noise_removal": int(cfg.noise_removal),
+        "affine_rms_m": grid["affine_rms_m"],
+        "land_mask_source": str(land_source) if land_source else "none",
+        "source_product": product.path.name,
+    }
+    out_zarr = Path(out_zarr)
+    h, _ = grid["shape"]
+    log.info(
+        "harmonising %s -> %s (%dx%d, %d strips)",
+        product.name,
+        out_zarr,
+        *grid["shape"],
+        math.ceil(h / cfg.chunk),
+    )
+    with atomic_dir(out_zarr) as tmp:
+        _template(grid, cfg, attrs).to_zarr(
+            tmp, mode="w", compute=False, zarr_format=3, consolidated=False
+        )
+        tasks = [
+            dask.delayed(_process_strip)(
+                str(product.path),
+                str(tmp),
+                cfg.model_dump(mode="json"),
+                grid,
+                (r0, min(h, r0 + cfg.chunk)),
+                land_geometries,
+            )
+            for r0 in range(0, h, cfg.chunk)
+        ]
+        stats = dask.compute(*tasks)
+        with warnings.catch_warnings():  # consolidated metadata is a zarr v3 extension
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(tmp))
+    total = {k: sum(s[k] for s in stats) for k in stats[0]}
+    sea = max(total["sea_pixels"], 1.0)
+    return {
+        "zarr": str(out_zarr),
+        "scene_id": product.scene_id,
+        "shape": list(grid["shape"]),
+        "valid_pixels": int(total["valid_pixels"]),
+        "land_pixels": int(total["land_pixels"]),
+        "affine_rms_m": grid["affine_rms_m"],
+        "hh_db_mean": total["hh_db_sum"] / sea,
+        "hv_db_mean": total["hv_db_sum"] / sea,
+    }
+
+
+def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
+    """Harmonise every product of the day's ingest folder.
+
+    Reads ``{root}/polar/ingest/{day}/manifest.json`` (written by
+    :func:`tasks.polar.ingest.ingest_day`) and writes ``{root}/polar/harmonise/{day}/
+    {scene_id}.zarr`` plus ``manifest.json``, replacing the day's folder atomically.
+
+    Returns:
+        ``{"run_key", "output_dir", "scenes": [per-scene summaries], "n_scenes"}``.
+
+    """
+    from tasks.dask_cluster import dask_client
+
+    day = day_run_key(run_date)
+    root = cfg.resolved_root()
+    ingest_dir = stage_dir(root, "polar", "ingest", day)
+    try:
+        ingest = read_manifest(ingest_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"no ingest output for {day} at {ingest_dir}: run the ingest stage first "
+            f"(eeflow polar ingest --run-date {day})"
+        ) from err
+    scenes = ingest.get("scenes", [])
+    if not scenes:
+        raise ValueError(f"ingest manifest {ingest_dir}/manifest.json lists no scenes for {day}")
+    out_dir = stage_dir(root, "polar", "harmonise", day)
+    summaries = []
+    with dask_client(cfg.dask), atomic_dir(out_dir) as tmp:
+        for scene in scenes:
+            land = scene.get("land_mask")
+            summaries.append(
+                harmonise_scene(
+                    ingest_dir / scene["product"],
+                    tmp / f"{scene['scene_id']}.zarr",
+                    cfg.harmonise,
+                    land_mask_path=ingest_dir / land if land else None,
+                )
+            )
+        for s in summaries:
+            s["zarr"] = str(out_dir / Path(s["zarr"]).name)
+        write_manifest(
+            tmp,
+            stage="harmonise",
+            inputs=[str(ingest_dir / s["product"]) for s in scenes],
+            config_hash=config_hash(cfg.harmonise),
+            counts={
+                "scenes": len(summaries),
+                "valid_pixels": sum(s["valid_pixels"] for s in summaries),
+            },
+            extra={"run_key": day, "scenes": summaries},
+        )
+    return {
+        "run_key": day,
+        "output_dir": str(out_dir),
+        "n_scenes": len(summaries),
+        "scenes": summaries,
+    }

@@ -1,0 +1,736 @@
+"""Synthetic Sentinel-1 EW GRDM (HH/HV) scenes over sea ice, written as real SAFE products.
+
+Real scenes cannot be downloaded here, so demos, tests and model benchmarks use scenes made by
+:func:`generate_ew_grd_scene`. The product is a complete ``S1A_EW_GRDM_1SDH_..._XXXX.SAFE`` folder
+(``manifest.safe``, uint16 measurement GeoTIFFs with GCPs, product / calibration / noise
+annotation in the ESA schema) plus ground truth: a class raster (codes of
+``tasks/polar/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land polygons.
+
+Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENERATORS.md):
+
+* sigma0 per surface at 35 deg incidence for HH and HV with a linear dB-per-degree incidence
+  slope (about -0.25 dB/deg HH and -0.16 dB/deg HV over ice; Mahmud et al. 2018 and the Kara Sea
+  EW study cited in GENERATORS.md; water -0.7 to -0.9 dB/deg); open water is a mix of calm and
+  wind-roughened water driven by a smooth wind field, so windy water overlaps ice in HH;
+* per-floe offsets and sub-floe texture (scaled by ``difficulty``) so that young and level
+  first-year ice overlap;
+* incidence angle 19-47 deg across range (near range at sample 0), 5 sub-swaths EW1..EW5;
+* multiplicative gamma speckle in intensity with ``enl`` looks;
+* thermal noise: noise-equivalent sigma0 about -22 to -28 dB, scalloped within each sub-swath,
+  described exactly by the noise range/azimuth vectors of the annotation; the noise power (itself
+  gamma distributed) is added to DN^2 before quantisation, so noise removal really removes it;
+* DN = round(sqrt(A_sigma^2 * sigma0 * speckle + noise)), with A_sigma the sigmaNought LUT
+  (A_beta / sqrt(sin(incidence)), A_beta = 474 as in real products), so calibration inverts it;
+* shapes: a fractal coastline, an ice edge with a marginal (brash / pancake) zone, Voronoi floes
+  with domain-warped irregular outlines, open and refrozen leads along floe borders, brighter
+  rubble along floe edges.
+
+The scene grid is a 40 m grid of polar stereographic north (EPSG:3413), so the GCP-fitted affine
+of a generated scene is exact. Work is done in blocks of lines (memory stays bounded for
+10,000 x 10,000 scenes). Everything is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from tasks.sentinel1.lut import (
+    AzimuthBlock,
+    RangeVectors,
+    interpolate_azimuth_blocks,
+    interpolate_range_vectors,
+)
+from tasks.sentinel1.safe_writer import (
+    ProductHeader,
+    write_calibration,
+    write_manifest,
+    write_noise,
+    write_product_annotation,
+)
+
+log = logging.getLogger(__name__)
+
+CRS = "EPSG:3413"
+PIXEL_SPACING_M = 40.0
+INCIDENCE_NEAR_DEG = 19.0
+INCIDENCE_FAR_DEG = 47.0
+BETA_NOUGHT_LUT = 474.0
+#: width fractions of the EW sub-swaths across range (EW1 is the widest)
+SUBSWATH_FRACTIONS = (0.235, 0.2, 0.195, 0.19, 0.18)
+#: noise-equivalent sigma0 (dB) at the centre of each sub-swath, HV; HH is 0.5 dB lower
+NESZ_CENTRE_DB = (-25.0, -25.8, -26.3, -26.8, -27.3)
+NESZ_SCALLOP_DB = 3.0
+AZIMUTH_TIME_INTERVAL_S = PIXEL_SPACING_M / 6800.0  # ground speed ~6.8 km/s
+SATELLITE_HEIGHT_M = 693_000.0
+POLARISATIONS = ("HH", "HV")
+
+
+@dataclass(frozen=True)
+class SurfaceBackscatter:
+    """Backscatter model of one surface type (row of ``sea_ice_backscatter.csv``)."""
+
+    surface: str
+    ice_class_code: int
+    hh_db_35: float
+    hv_db_35: float
+    hh_slope_db_per_deg: float
+    hv_slope_db_per_deg: float
+    floe_std_db: float
+    texture_std_db: float
+
+
+@cache
+def surface_backscatter() -> dict[str, SurfaceBackscatter]:
+    """Return the surface backscatter table keyed by surface name."""
+    path = Path(__file__).with_name("sea_ice_backscatter.csv")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {
+        r["surface"]: SurfaceBackscatter(
+            surface=r["surface"],
+            ice_class_code=int(r["ice_class_code"]),
+            hh_db_35=float(r["hh_db_35"]),
+            hv_db_35=float(r["hv_db_35"]),
+            hh_slope_db_per_deg=float(r["hh_slope_db_per_deg"]),
+            hv_slope_db_per_deg=float(r["hv_slope_db_per_deg"]),
+            floe_std_db=float(r["floe_std_db"]),
+            texture_std_db=float(r["texture_std_db"]),
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class GeneratedScene:
+    """Paths and facts of one generated scene.
+
+    Attributes:
+        safe_path: the ``.SAFE`` product folder.
+        truth_raster_path: uint8 GeoTIFF on the image grid (EPSG:3413), ice class codes, 0 = land.
+        chart_path: GeoJSON FeatureCollection (EPSG:3413, ``crs`` member) of class polygons with
+            properties ``ice_class`` (code) and ``ice_class_name``.
+        land_mask_path: GeoJSON polygons of land (EPSG:3413).
+        transform: GDAL geotransform of the image grid in ``crs``.
+        class_fractions: share of pixels per class name (``land`` included).
+
+    """
+
+    scene_id: str
+    safe_path: Path
+    truth_raster_path: Path
+    chart_path: Path
+    land_mask_path: Path
+    start_time: dt.datetime
+    stop_time: dt.datetime
+    shape: tuple[int, int]
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    class_fractions: dict[str, float] = field(default_factory=dict)
+
+
+class _ValueNoise:
+    """Fractal value noise: a weighted sum of smoothly interpolated random lattices.
+
+    ``scales`` are lattice spacings in pixels; the field has about zero mean and unit variance.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        shape: tuple[int, int],
+        scales: Sequence[float],
+        persistence: float = 0.65,
+    ) -> None:
+        weights = np.array([persistence**k for k in range(len(scales))], dtype=np.float64)
+        weights /= np.sqrt(np.sum(weights**2))
+        self.octaves = []
+        for scale, weight in zip(scales, weights, strict=True):
+            scale = max(float(scale), 1.0)
+            lattice = rng.standard_normal(
+                (int(shape[0] / scale) + 4, int(shape[1] / scale) + 4)
+            ).astype(np.float32)
+            self.octaves.append((scale, lattice, np.float32(weight * 1.9)))
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Evaluate at pixel coordinates (broadcastable float arrays).
+
+        ``rows`` of shape (R, 1) and ``cols`` of shape (1, C) take a fast separable path.
+        """
+        separable = rows.ndim == 2 and cols.ndim == 2 and rows.shape[1] == 1 and cols.shape[0] == 1
+        out = None
+        for scale, lattice, weight in self.octaves:
+            r = np.clip(rows / scale + 1.0, 0, lattice.shape[0] - 2.001).astype(np.float32)
+            c = np.clip(cols / scale + 1.0, 0, lattice.shape[1] - 2.001).astype(np.float32)
+            i = r.astype(np.int32)
+            j = c.astype(np.int32)
+            fr = r - i
+            fc = c - j
+            fr = fr * fr * (3 - 2 * fr)
+            fc = fc * fc * (3 - 2 * fc)
+            if separable:
+                i0 = int(i.min())
+                i1 = int(i.max()) + 2
+                sub = lattice[i0:i1]
+                jj = j[0]
+                along = sub[:, jj] * (1 - fc[0]) + sub[:, jj + 1] * fc[0]
+                ii = i[:, 0] - i0
+                value = along[ii] * (1 - fr) + along[ii + 1] * fr
+            else:
+                flat = lattice.ravel()
+                n = lattice.shape[1]
+                k = i * n + j
+                top = flat.take(k) * (1 - fc) + flat.take(k + 1) * fc
+                bottom = flat.take(k + n) * (1 - fc) + flat.take(k + n + 1) * fc
+                value = top * (1 - fr) + bottom * fr
+            value *= weight
+            out = value if out is None else out + value
+        return out.astype(np.float32, copy=False)
+
+
+class _Floes:
+    """Voronoi floes on domain-warped coordinates (jittered-grid Worley noise)."""
+
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, int], cell_px: float) -> None:
+        self.cell = float(cell_px)
+        n = (int(shape[0] / cell_px) + 6, int(shape[1] / cell_px) + 6)
+        ii, jj = np.meshgrid(np.arange(n[0]), np.arange(n[1]), indexing="ij")
+        self.seed_r = ((ii - 3 + rng.uniform(0.1, 0.9, n)) * cell_px).astype(np.float32).ravel()
+        self.seed_c = ((jj - 3 + rng.uniform(0.1, 0.9, n)) * cell_px).astype(np.float32).ravel()
+        self.warp_r = _ValueNoise(rng, shape, [cell_px * 1.5, cell_px * 0.6, cell_px * 0.25])
+        self.warp_c = _ValueNoise(rng, shape, [cell_px * 1.5, cell_px * 0.6, cell_px * 0.25])
+        self.n_cells = n
+
+    def __call__(
+        self, rows: np.ndarray, cols: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (cell row index, cell col index, border distance in px) per pixel."""
+        amp = 0.3 * self.cell
+        wr = rows + amp * self.warp_r(rows, cols)
+        wc = cols + amp * self.warp_c(rows, cols)
+        gi = np.floor(wr / self.cell).astype(np.int32) + 3
+        gj = np.floor(wc / self.cell).astype(np.int32) + 3
+        d1 = np.full(wr.shape, np.inf, dtype=np.float32)
+        d2 = np.full(wr.shape, np.inf, dtype=np.float32)
+        best_i = np.zeros(wr.shape, dtype=np.int32)
+        best_j = np.zeros(wr.shape, dtype=np.int32)
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                ii = np.clip(gi + di, 0, self.n_cells[0] - 1)
+                jj = np.clip(gj + dj, 0, self.n_cells[1] - 1)
+                k = ii * self.n_cells[1] + jj
+                d = np.hypot(wr - self.seed_r.take(k), wc - self.seed_c.take(k))
+                closer = d < d1
+                d2 = np.where(closer, d1, np.minimum(d2, d))
+                d1 = np.where(closer, d, d1)
+                best_i = np.where(closer, ii, best_i)
+                best_j = np.where(closer, jj, best_j)
+        return best_i, best_j, (d2 - d1) * 0.5
+
+
+def _incidence_profile(u: np.ndarray) -> np.ndarray:
+    """Incidence angle (deg) at relative range position ``u`` in [0, 1] (19 -> 47 deg)."""
+    return INCIDENCE_NEAR_DEG + (INCIDENCE_FAR_DEG - INCIDENCE_NEAR_DEG) * (1.12 * u - 0.12 * u**2)
+
+
+def _subswath_bounds(samples: int) -> list[tuple[str, int, int]]:
+    edges = np.round(np.cumsum((0.0, *SUBSWATH_FRACTIONS)) * samples).astype(int)
+    edges[-1] = samples
+    return [(f"EW{k + 1}", int(edges[k]), int(edges[k + 1] - 1)) for k in range(5)]
+
+
+def _noise_vectors(
+    rng: np.random.Generator, lines: int, samples: int, sigma_lut: RangeVectors, pol: str
+) -> tuple[RangeVectors, list[AzimuthBlock]]:
+    """Noise range vectors (DN^2) and azimuth blocks of one polarisation."""
+    bounds = _subswath_bounds(samples)
+    offset_db = -0.5 if pol == "HH" else 0.0
+    vec_lines = sigma_lut.lines
+    pixels = []
+    nesz_db = []
+    for k, (_, first, last) in enumerate(bounds):
+        n = int(np.clip((last - first) // 20 + 2, 6, 200))
+        p = np.unique(np.round(np.linspace(first, last, n)).astype(int))
+        u = (p - first) / max(last - first, 1)
+        pixels.append(p)
+        nesz_db.append(NESZ_CENTRE_DB[k] + offset_db + NESZ_SCALLOP_DB * (2 * u - 1) ** 2)
+    pix = np.concatenate(pixels).astype(np.float64)
+    nesz = 10 ** (np.concatenate(nesz_db) / 10)
+    phase = rng.uniform(0, 2 * np.pi)
+    values = []
+    for line in vec_lines:
+        a_sigma = interpolate_range_vectors(sigma_lut, np.array([line]), pix)[0].astype(np.float64)
+        drift = 1.0 + 0.03 * math.sin(2 * math.pi * line / max(lines, 1) * 1.3 + phase)
+        values.append(nesz * a_sigma**2 * drift)
+    range_vectors = RangeVectors(vec_lines, tuple(pix for _ in vec_lines), tuple(values))
+    blocks = []
+    az_lines = np.unique(np.round(np.linspace(0, lines - 1, int(np.clip(lines // 10, 2, 1000)))))
+    for swath, first, last in bounds:
+        ph = rng.uniform(0, 2 * np.pi)
+        lut = 1.0 + 0.04 * np.sin(2 * np.pi * az_lines / (0.7 * max(lines, 2)) + ph)
+        blocks.append(AzimuthBlock(swath, 0, lines - 1, first, last, az_lines, lut))
+    return range_vectors, blocks
+
+
+def _calibration_luts(lines: int, samples: int) -> dict[str, RangeVectors]:
+    n_lines = int(np.clip(lines // 150 + 2, 3, 80))
+    vec_lines = np.unique(np.round(np.linspace(0, lines - 1, n_lines)).astype(int))
+    pix = np.unique(np.round(np.linspace(0, samples - 1, int(np.clip(samples // 40 + 2, 10, 300)))))
+    theta = np.radians(_incidence_profile(pix / max(samples - 1, 1)))
+    per_line = {
+        "sigmaNought": BETA_NOUGHT_LUT / np.sqrt(np.sin(theta)),
+        "betaNought": np.full(pix.size, BETA_NOUGHT_LUT),
+        "gamma": BETA_NOUGHT_LUT / np.sqrt(np.tan(theta)),
+        "dn": np.full(pix.size, BETA_NOUGHT_LUT * 0.8473),
+    }
+    return {
+        name: RangeVectors(
+            vec_lines,
+            tuple(pix.astype(np.float64) for _ in vec_lines),
+            tuple(values.astype(np.float64) for _ in vec_lines),
+        )
+        for name, values in per_line.items()
+    }
+
+
+def _product_name(
+    mission: str, start: dt.datetime, stop: dt.datetime, orbit: int, datatake: int, seed: int
+) -> str:
+    crc = int(hashlib.sha256(f"{seed}-{start.isoformat()}".encode()).hexdigest()[:4], 16)
+    return (
+        f"{mission}_EW_GRDM_1SDH_{start:%Y%m%dT%H%M%S}_{stop:%Y%m%dT%H%M%S}_"
+        f"{orbit:06d}_{datatake:06X}_{crc:04X}"
+    )
+
+
+def _absolute_orbit(mission: str, start: dt.datetime) -> int:
+    """Absolute orbit from the time since launch (175 orbits per 12-day cycle)."""
+    launch = (
+        dt.datetime(2014, 4, 3, tzinfo=dt.UTC)
+        if mission == "S1A"
+        else dt.datetime(2016, 4, 25, tzinfo=dt.UTC)
+    )
+    return max(1, int((start - launch).total_seconds() / (12 * 86400 / 175)) + 1)
+
+
+def _vectorise(raster: np.ndarray, transform: object, skip: int | None) -> list[dict]:
+    from rasterio import features
+
+    mask = raster != skip if skip is not None else None
+    return [
+        (int(value), geom)
+        for geom, value in features.shapes(raster, mask=mask, transform=transform, connectivity=4)
+    ]
+
+
+def _write_geojson(path: Path, name: str, features: list[dict]) -> Path:
+    payload = {
+        "type": "FeatureCollection",
+        "name": name,
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3413"}},
+        "features": features,
+    }
+    path.write_text(json.dumps(payload, separators=(",", ":")))
+    return path
+
+
+def generate_ew_grd_scene(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    start_time: dt.datetime,
+    lines: int = 1200,
+    samples: int = 1200,
+    land_fraction: float = 0.12,
+    enl: float = 4.0,
+    difficulty: float = 1.0,
+    center_lonlat: tuple[float, float] | None = None,
+    mission: str = "S1A",
+    polarisations: Sequence[str] = POLARISATIONS,
+) -> GeneratedScene:
+    """Generate one Sentinel-1 EW GRDM dual-pol scene with ground truth under ``out_dir``.
+
+    Args:
+        out_dir: folder that receives ``<name>.SAFE/``, ``<name>.truth.tif``,
+            ``<name>.chart.geojson`` and ``<name>.land.geojson``.
+        seed: random seed; the same seed and arguments give identical files.
+        start_time: sensing start (UTC); the stop time follows from ``lines``.
+        lines: azimuth lines of the image (40 m pixels).
+        samples: range samples of the image.
+        land_fraction: approximate share of land pixels (0 for none).
+        enl: equivalent number of looks of the speckle (EW GRDM about 10-13; fewer = noisier).
+        difficulty: 0 = class means and speckle only; 1 = realistic within-class variability
+            (young vs level first-year and windy water vs ice overlap); up to 3 = harder.
+        center_lonlat: scene centre (WGS84); default: drawn from the seed in the Fram Strait /
+            Barents Sea region (76-81 N, -10..30 E).
+        mission: ``S1A`` or ``S1B``.
+        polarisations: measurement polarisations to write; ``("HH",)`` makes a single-pol
+            product (used to test missing-HV handling).
+
+    Returns:
+        :class:`GeneratedScene` with the paths and class fractions.
+
+    """
+    import rasterio
+    from affine import Affine
+    from pyproj import Transformer
+    from rasterio.control import GroundControlPoint
+    from rasterio.windows import Window
+
+    if lines < 32 or samples < 64:
+        raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
+    if not 0.0 <= land_fraction < 0.95:
+        raise ValueError(f"land_fraction {land_fraction} must be in [0, 0.95)")
+    if enl <= 0:
+        raise ValueError(f"enl {enl} must be > 0")
+    start_time = start_time if start_time.tzinfo else start_time.replace(tzinfo=dt.UTC)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 1])
+    table = surface_backscatter()
+    difficulty = float(difficulty)
+
+    # ------------------------------------------------------------------ geometry
+    if center_lonlat is None:
+        center_lonlat = (float(rng.uniform(-10, 30)), float(rng.uniform(76, 81)))
+    to_polar = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
+    to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    cx, cy = to_polar.transform(*center_lonlat)
+    x0 = round(cx / PIXEL_SPACING_M) * PIXEL_SPACING_M - samples / 2 * PIXEL_SPACING_M
+    y0 = round(cy / PIXEL_SPACING_M) * PIXEL_SPACING_M + lines / 2 * PIXEL_SPACING_M
+    transform = Affine(PIXEL_SPACING_M, 0.0, x0, 0.0, -PIXEL_SPACING_M, y0)
+    stop_time = start_time + dt.timedelta(seconds=AZIMUTH_TIME_INTERVAL_S * (lines - 1))
+    orbit = _absolute_orbit(mission, start_time)
+    datatake = int(rng.integers(0x10000, 0xFFFFF))
+    name = _product_name(mission, start_time, stop_time, orbit, datatake, seed)
+    header = ProductHeader(mission, "EW", "GRD", start_time, stop_time, orbit, datatake)
+
+    grid_lines = np.unique(np.round(np.linspace(0, lines - 1, min(10, lines))).astype(int))
+    grid_pixels = np.unique(np.round(np.linspace(0, samples - 1, 21)).astype(int))
+    gl, gp = np.meshgrid(grid_lines, grid_pixels, indexing="ij")
+    gx = x0 + PIXEL_SPACING_M * (gp.ravel() + 0.5)
+    gy = y0 - PIXEL_SPACING_M * (gl.ravel() + 0.5)
+    glon, glat = to_lonlat.transform(gx, gy)
+    incidence_grid = _incidence_profile(gp.ravel() / max(samples - 1, 1))
+    elevation = np.degrees(
+        np.arcsin(np.sin(np.radians(incidence_grid)) * 6371.0 / (6371.0 + 693.0))
+    )
+    geolocation = {
+        "line": gl.ravel().astype(np.float64),
+        "pixel": gp.ravel().astype(np.float64),
+        "latitude": np.asarray(glat),
+        "longitude": np.asarray(glon),
+        "height": np.zeros(gl.size),
+        "incidence_angle": incidence_grid,
+        "elevation_angle": elevation,
+        "slant_range_time": 2 * SATELLITE_HEIGHT_M / np.cos(np.radians(elevation)) / 299_792_458.0,
+    }
+    incidence_vectors = RangeVectors(
+        grid_lines.astype(np.float64),
+        tuple(grid_pixels.astype(np.float64) for _ in grid_lines),
+        tuple(_incidence_profile(grid_pixels / max(samples - 1, 1)) for _ in grid_lines),
+    )
+    luts = _calibration_luts(lines, samples)
+    noise = {
+        pol: _noise_vectors(rng, lines, samples, luts["sigmaNought"], pol) for pol in polarisations
+    }
+
+    # ------------------------------------------------------------------ spatial fields
+    size = float(min(lines, samples))
+    big = [size / 1.5, size / 3, size / 6, size / 12, size / 24, 12.0, 5.0]
+    land_field = _ValueNoise(rng, (lines, samples), big)
+    conc_field = _ValueNoise(rng, (lines, samples), big[:6])
+    wind_field = _ValueNoise(rng, (lines, samples), [size / 2, size / 5, size / 12, 20.0])
+    lead_field = _ValueNoise(rng, (lines, samples), [size / 3, size / 8, 30.0])
+    texture_hh = _ValueNoise(rng, (lines, samples), [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    texture_hv = _ValueNoise(rng, (lines, samples), [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    floe_px = float(rng.uniform(30, 70)) if size >= 400 else float(np.clip(size / 6, 16, 70))
+    floes = _Floes(rng, (lines, samples), floe_px)
+    regime = _ValueNoise(rng, floes.n_cells, [floes.n_cells[0] / 3 + 1, 4.0, 2.0])
+    ci, cj = np.meshgrid(np.arange(floes.n_cells[0]), np.arange(floes.n_cells[1]), indexing="ij")
+    type_score = 0.8 * regime(
+        ci.astype(np.float32), cj.astype(np.float32)
+    ) + 0.6 * rng.standard_normal(floes.n_cells).astype(np.float32)
+    floe_code = np.where(type_score < -0.52, 3, np.where(type_score < 0.58, 4, 5)).astype(np.uint8)
+    floe_offset_hh = rng.standard_normal(floes.n_cells).astype(np.float32)
+    floe_offset_hv = (0.7 * floe_offset_hh + 0.71 * rng.standard_normal(floes.n_cells)).astype(
+        np.float32
+    )
+    land_angle, ice_angle = rng.uniform(0, 2 * np.pi, 2)
+    wind_bias = float(rng.normal(0.0, 0.8)) + 0.3 * difficulty
+
+    def ramp(rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
+        return (
+            ((rows - lines / 2) * math.sin(angle) + (cols - samples / 2) * math.cos(angle))
+            / size
+            * 3.0
+        ).astype(np.float32)
+
+    step = max(1, int(max(lines, samples) // 300))
+    qr = np.arange(0, lines, step, dtype=np.float32)[:, None]
+    qc = np.arange(0, samples, step, dtype=np.float32)[None, :]
+    land_q = land_field(qr, qc) + ramp(qr, qc, land_angle)
+    land_threshold = np.quantile(land_q, 1 - land_fraction) if land_fraction > 0 else np.inf
+    conc_q = conc_field(qr, qc) + ramp(qr, qc, ice_angle)
+    sea_q = conc_q[land_q <= land_threshold] if land_fraction > 0 else conc_q.ravel()
+    water_share = float(rng.uniform(0.15, 0.35))
+    water_threshold = np.quantile(sea_q, water_share) if sea_q.size else -np.inf
+    miz_threshold = (
+        np.quantile(sea_q, min(water_share + float(rng.uniform(0.07, 0.12)), 0.95))
+        if sea_q.size
+        else -np.inf
+    )
+
+    # ------------------------------------------------------------------ files
+    safe_dir = out_dir / f"{name}.SAFE"
+    (safe_dir / "measurement").mkdir(parents=True, exist_ok=True)
+    truth_path = out_dir / f"{name}.truth.tif"
+    measurement_paths = {}
+    measurement_files = {}
+    gcps = [
+        GroundControlPoint(
+            row=float(geolocation["line"][k]),
+            col=float(geolocation["pixel"][k]),
+            x=float(glon[k]),
+            y=float(glat[k]),
+            z=0.0,
+            id=str(k + 1),
+        )
+        for k in range(gl.size)
+    ]
+    for number, pol in enumerate(polarisations, start=1):
+        rel = f"measurement/{header.file_stem(pol, number)}.tiff"
+        measurement_paths[pol] = rel
+        with warnings.catch_warnings():  # georeferencing comes as GCPs, set just below
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            dst = rasterio.open(
+                safe_dir / rel,
+                "w",
+                driver="GTiff",
+                width=samples,
+                height=lines,
+                count=1,
+                dtype="uint16",
+                tiled=False,
+                blockysize=1,
+            )
+        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+        measurement_files[pol] = dst
+    truth = rasterio.open(
+        truth_path,
+        "w",
+        driver="GTiff",
+        width=samples,
+        height=lines,
+        count=1,
+        dtype="uint8",
+        crs=CRS,
+        transform=transform,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    truth.update_tags(classes="ice_classes.csv codes; 0 = land", generator_seed=str(seed))
+
+    codes = {c: 0 for c in range(6)}
+    block_lines = int(np.clip(2_000_000 // samples, 16, 512))
+    cols = np.arange(samples, dtype=np.float32)[None, :]
+    nodata_cols = max(2, samples // 200)
+    margin_noise = _ValueNoise(rng, (lines, 1), [20.0, 6.0])
+    water = table["calm_water"], table["windy_water"]
+    try:
+        for block, r0 in enumerate(range(0, lines, block_lines)):
+            r1 = min(lines, r0 + block_lines)
+            rows_1d = np.arange(r0, r1)
+            rows = rows_1d.astype(np.float32)[:, None]
+            brng = np.random.default_rng([seed, 2, block])
+            land = (land_field(rows, cols) + ramp(rows, cols, land_angle)) > land_threshold
+            conc = conc_field(rows, cols) + ramp(rows, cols, ice_angle)
+            open_water = conc < water_threshold
+            miz = ~open_water & (conc < miz_threshold)
+            fi, fj, border = floes(rows, cols)
+            code = floe_code[fi, fj].copy()
+            leads = lead_field(rows, cols)
+            pack = ~open_water & ~miz
+            lead_open = pack & (border < 1.6) & (leads > 0.9)
+            lead_refrozen = pack & (border < 2.2) & (leads > 0.45) & ~lead_open
+            code[miz] = 2
+            code[lead_refrozen] = 3
+            code[open_water | lead_open] = 1
+            code[land] = 0
+            incidence = interpolate_range_vectors(incidence_vectors, rows_1d, np.arange(samples))
+            wind = 1.0 / (1.0 + np.exp(-(1.6 * wind_field(rows, cols) + wind_bias)))
+            wind = np.where(lead_open, 0.15 * wind, wind)
+            sigma_db = {}
+            for pol, tex, floe_offset in (
+                ("HH", texture_hh, floe_offset_hh),
+                ("HV", texture_hv, floe_offset_hv),
+            ):
+                p = pol.lower()
+                base = np.zeros(code.shape, dtype=np.float32)
+                slope = np.zeros(code.shape, dtype=np.float32)
+                floe_std = np.zeros(code.shape, dtype=np.float32)
+                tex_std = np.zeros(code.shape, dtype=np.float32)
+                for surface in ("brash_pancake", "young", "level_first_year", "deformed", "land"):
+                    s = table[surface]
+                    sel = code == s.ice_class_code
+                    base[sel] = getattr(s, f"{p}_db_35")
+                    slope[sel] = getattr(s, f"{p}_slope_db_per_deg")
+                    floe_std[sel] = s.floe_std_db
+                    tex_std[sel] = s.texture_std_db
+                is_water = code == 1
+                calm, windy = water
+                mix = wind[is_water]
+                base[is_water] = (
+                    getattr(calm, f"{p}_db_35") * (1 - mix) + getattr(windy, f"{p}_db_35") * mix
+                )
+                slope[is_water] = (
+                    getattr(calm, f"{p}_slope_db_per_deg") * (1 - mix)
+                    + getattr(windy, f"{p}_slope_db_per_deg") * mix
+                )
+                tex_std[is_water] = calm.texture_std_db * (1 - mix) + windy.texture_std_db * mix
+                floe_std[is_water] = 0.0
+                rubble = (border < 1.2) & ((code == 4) | (code == 5))
+                value = (
+                    base
+                    + slope * (incidence - 35.0)
+                    + difficulty * (floe_std * floe_offset[fi, fj] + tex_std * tex(rows, cols))
+                    + np.where(rubble, 3.0 if pol == "HH" else 2.5, 0.0)
+                )
+                sigma_db[pol] = value
+            for pol in polarisations:
+                a_sigma = interpolate_range_vectors(
+                    luts["sigmaNought"], rows_1d, np.arange(samples)
+                )
+                rv, blocks = noise[pol]
+                noise_power = interpolate_range_vectors(rv, rows_1d, np.arange(samples))
+                noise_power *= interpolate_azimuth_blocks(blocks, rows_1d, np.arange(samples))
+                sigma0 = np.power(10.0, sigma_db[pol] / 10.0, dtype=np.float32)
+                speckle = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
+                thermal = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
+                dn2 = a_sigma**2 * sigma0 * speckle + noise_power * thermal
+                dn = np.clip(np.rint(np.sqrt(dn2)), 1, 65535).astype(np.uint16)
+                margin = np.maximum(
+                    1, nodata_cols + np.rint(1.5 * margin_noise(rows, np.zeros_like(rows)))
+                )
+                dn[np.arange(samples)[None, :] < margin] = 0
+                measurement_files[pol].write(dn, 1, window=Window(0, r0, samples, r1 - r0))
+            truth.write(code, 1, window=Window(0, r0, samples, r1 - r0))
+            for c, n in zip(*np.unique(code, return_counts=True), strict=True):
+                codes[int(c)] += int(n)
+    finally:
+        for dst in measurement_files.values():
+            dst.close()
+        truth.close()
+
+    # ------------------------------------------------------------------ annotation + manifest
+    files: list[tuple[str, str, str]] = []
+    footprint_idx = [(0, 0), (0, samples - 1), (lines - 1, samples - 1), (lines - 1, 0)]
+    fx = x0 + PIXEL_SPACING_M * np.array([c + 0.5 for _, c in footprint_idx])
+    fy = y0 - PIXEL_SPACING_M * np.array([r + 0.5 for r, _ in footprint_idx])
+    flon, flat = to_lonlat.transform(fx, fy)
+    heading = -166.0 if header.pass_direction == "Descending" else -14.0
+    for number, pol in enumerate(polarisations, start=1):
+        stem = header.file_stem(pol, number)
+        object_stem = stem.replace("-", "")
+        ann = f"annotation/{stem}.xml"
+        cal = f"annotation/calibration/calibration-{stem}.xml"
+        noi = f"annotation/calibration/noise-{stem}.xml"
+        write_product_annotation(
+            safe_dir / ann,
+            header,
+            pol,
+            number,
+            lines=lines,
+            samples=samples,
+            pixel_spacing_m=PIXEL_SPACING_M,
+            geolocation=geolocation,
+            swath_bounds=_subswath_bounds(samples),
+            platform_heading_deg=heading,
+        )
+        write_calibration(safe_dir / cal, header, pol, number, luts, lines)
+        write_noise(safe_dir / noi, header, pol, number, noise[pol][0], noise[pol][1], lines)
+        files += [
+            (f"product{object_stem}", "s1Level1ProductSchema", ann),
+            (f"noise{object_stem}", "s1Level1NoiseSchema", noi),
+            (f"calibration{object_stem}", "s1Level1CalibrationSchema", cal),
+            (object_stem, "s1Level1MeasurementSchema", measurement_paths[pol]),
+        ]
+    write_manifest(
+        safe_dir,
+        header,
+        polarisations,
+        [(float(a), float(o)) for a, o in zip(flat, flon, strict=True)],
+        files,
+    )
+
+    # ------------------------------------------------------------------ truth vectors
+    chart_path, land_path = _write_truth_vectors(truth_path, out_dir, name)
+    total = float(lines * samples)
+    names = {0: "land", **{c.code: c.name for c in _ice_classes()}}
+    fractions = {names[c]: round(n / total, 6) for c, n in codes.items() if c in names}
+    log.info("generated %s (%dx%d): %s", name, lines, samples, fractions)
+    return GeneratedScene(
+        scene_id=name,
+        safe_path=safe_dir,
+        truth_raster_path=truth_path,
+        chart_path=chart_path,
+        land_mask_path=land_path,
+        start_time=start_time,
+        stop_time=stop_time,
+        shape=(lines, samples),
+        crs=CRS,
+        transform=tuple(transform.to_gdal()),
+        class_fractions=fractions,
+    )
+
+
+def _ice_classes() -> tuple:
+    from tasks.polar.schema import ice_classes
+
+    return ice_classes()
+
+
+def _write_truth_vectors(truth_path: Path, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Vectorise the truth raster into chart and land GeoJSON (coarsened for large scenes)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    class_names = {c.code: c.name for c in _ice_classes()}
+    with rasterio.open(truth_path) as src:
+        factor = max(1, int(math.ceil(max(src.height, src.width) / 2500)))
+        out_shape = (math.ceil(src.height / factor), math.ceil(src.width / factor))
+        raster = src.read(
+            1, out_shape=out_shape, resampling=Resampling.mode if factor > 1 else Resampling.nearest
+        )
+        transform = src.transform @ src.transform.scale(
+            src.width / out_shape[1], src.height / out_shape[0]
+        )
+    chart = [
+        {
+            "type": "Feature",
+            "properties": {"ice_class": value, "ice_class_name": class_names[value]},
+            "geometry": geom,
+        }
+        for value, geom in _vectorise(raster, transform, skip=0)
+    ]
+    land = [
+        {"type": "Feature", "properties": {"land": 1}, "geometry": geom}
+        for value, geom in _vectorise((raster == 0).astype(np.uint8), transform, skip=0)
+        if value == 1
+    ]
+    chart_path = _write_geojson(out_dir / f"{name}.chart.geojson", f"{name} ice chart", chart)
+    land_path = _write_geojson(out_dir / f"{name}.land.geojson", f"{name} land", land)
+    return chart_path, land_path
