@@ -1,0 +1,146 @@
+"""Pipeline stage: evaluate one or more crop maps against LUCAS points, write reports atomically.
+
+Output: ``{root}/food_security/lucas/{agronomic_year}/``::
+
+    manifest.json            inputs, config hash, code version, counts
+    comparison.md            Table-IV-style comparison of the maps (markdown)
+    comparison.json          the same table + every map's full report
+    {map}/report.json        one map's report (counts, per-class scores, confusion matrices)
+    {map}/per_class.md       per-class precision/recall/F1 of both rules
+    {map}/points.parquet     per-point results (status, reference, both rules)
+    {map}/confusion_within_radius.png, {map}/confusion_nearest.png
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tasks.config.common import config_hash
+from tasks.config.lucas import LucasConfig
+from tasks.lucas.codelist import load_lc1_mapping
+from tasks.lucas.evaluate import evaluate_against_lucas
+from tasks.lucas.points import read_lucas_points
+from tasks.lucas.report import (
+    comparison_markdown,
+    comparison_table,
+    per_class_markdown,
+    plot_confusion,
+)
+from tasks.storage import (
+    agronomic_year_key,
+    atomic_dir,
+    atomic_write_json,
+    stage_dir,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+USE_CASE = "food_security"
+STAGE = "lucas"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def survey_run_date(points_path: str | Path) -> dt.date:
+    """Median SURVEY_DATE (LUCAS ``dd/mm/yy``) of a points file, to pick the agronomic year.
+
+    Raises:
+        ValueError: the file has no parsable SURVEY_DATE.
+
+    """
+    import pandas as pd
+
+    points = read_lucas_points(points_path)
+    if "SURVEY_DATE" not in points.columns:
+        raise ValueError(f"{points_path}: no SURVEY_DATE column; pass --run-date")
+    dates = pd.to_datetime(points["SURVEY_DATE"].astype(str), format="%d/%m/%y", errors="coerce")
+    dates = dates.dropna()
+    if dates.empty:
+        raise ValueError(f"{points_path}: SURVEY_DATE has no dd/mm/yy dates; pass --run-date")
+    return dates.sort_values().iloc[len(dates) // 2].date()
+
+
+def run_lucas_evaluation(
+    config: LucasConfig,
+    points_path: str | Path,
+    maps: Mapping[str, str | Path],
+    root: str | Path,
+    run_date: dt.date | str,
+) -> dict[str, Any]:
+    """Evaluate each map against the same LUCAS points and write the reports.
+
+    Args:
+        config: LUCAS evaluation settings.
+        points_path: LUCAS points, CSV or GeoParquet.
+        maps: map name (model name, a folder-safe word) -> GeoParquet instances or class COG.
+        root: data root; output goes to ``{root}/food_security/lucas/{agronomic_year}/``.
+        run_date: any day of the agronomic year evaluated (e.g. the survey date).
+
+    Returns:
+        ``{"output": folder, "reports": {name: report.json}, "comparison": comparison.md,
+        "points_used": n, "oa_within_radius": {name: OA}, "oa_nearest": {name: OA}}``.
+
+    Raises:
+        ValueError: no maps or a map name that is not folder-safe.
+
+    """
+    if not maps:
+        raise ValueError("no crop maps given; pass at least one NAME=PATH")
+    for name in maps:
+        if not _SAFE_NAME.match(name):
+            raise ValueError(f"map name {name!r} must be letters, digits, '_', '.', '-' only")
+    run_key = agronomic_year_key(run_date)
+    final = stage_dir(root, USE_CASE, STAGE, run_key)
+    mapping = load_lc1_mapping(config.mapping_file, config.barley_rule)
+    points = read_lucas_points(points_path, config.location, config.points_crs)
+    reports = []
+    for name, path in maps.items():
+        log.info("evaluating map %s (%s) against %s", name, path, points_path)
+        report = evaluate_against_lucas(points, path, config, map_name=name, mapping=mapping)
+        report.points_source = str(points_path)
+        reports.append(report)
+    with atomic_dir(final) as tmp:
+        outputs: dict[str, str] = {}
+        for report in reports:
+            folder = tmp / report.map_name
+            folder.mkdir()
+            atomic_write_json(folder / "report.json", report.model_dump(mode="json"))
+            (folder / "per_class.md").write_text(
+                f"# {report.map_name}: within {report.radius_m:g} m\n\n"
+                + per_class_markdown(report.within_radius)
+                + "\n# nearest instance\n\n" + per_class_markdown(report.nearest)
+            )
+            report.point_results.to_parquet(folder / "points.parquet", index=False)
+            plot_confusion(report.within_radius, folder / "confusion_within_radius.png",
+                           f"{report.map_name} vs LUCAS, same class within {report.radius_m:g} m")
+            plot_confusion(report.nearest, folder / "confusion_nearest.png",
+                           f"{report.map_name} vs LUCAS, nearest instance")
+            outputs[report.map_name] = str(final / report.map_name / "report.json")
+        (tmp / "comparison.md").write_text(comparison_markdown(reports))
+        atomic_write_json(tmp / "comparison.json", {
+            "table": comparison_table(reports),
+            "reports": [r.model_dump(mode="json") for r in reports],
+        })
+        write_manifest(
+            tmp, stage=STAGE,
+            inputs={"points": str(points_path), "maps": {k: str(v) for k, v in maps.items()},
+                    "mapping_file": mapping.source},
+            config_hash=config_hash(config),
+            counts={"points_total": reports[0].points_total,
+                    "points_used": {r.map_name: r.points_used for r in reports},
+                    "maps": len(reports)},
+            extra={"run_key": run_key},
+        )
+    return {
+        "output": str(final),
+        "reports": outputs,
+        "comparison": str(final / "comparison.md"),
+        "points_used": {r.map_name: r.points_used for r in reports},
+        "oa_within_radius": {r.map_name: r.within_radius.overall_accuracy for r in reports},
+        "oa_nearest": {r.map_name: r.nearest.overall_accuracy for r in reports},
+    }
