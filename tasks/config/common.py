@@ -151,6 +151,9 @@ def format_validation_error(
             )
         elif item["type"] == "missing":
             lines.append(f"{source}: key '{key}': required key is missing")
+        elif isinstance(value, dict):
+            # a section-level rule (model validator): the message says what is wrong
+            lines.append(f"{source}: key '{key}': {item['msg']}")
         else:
             lines.append(f"{source}: key '{key}': {item['msg']} (got {value!r})")
     return ConfigError("invalid configuration:\n  " + "\n  ".join(lines))

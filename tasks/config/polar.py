@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tasks.config.common import StrictModel, UseCaseConfig
+from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 
 IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
 ClassScheme = Literal["five_class", "binary"]
@@ -39,6 +40,10 @@ class IngestConfig(StrictModel):
         default=None, description="lon_min, lat_min, lon_max, lat_max (WGS84) of the area of interest"
     )
     generator: GeneratorConfig = GeneratorConfig()
+    cdse_product_type: str = Field(
+        default="EW_GRDM_1S", description="CDSE 'productType' attribute of the searched products"
+    )
+    max_products: int = Field(default=20, ge=1, le=1000, description="search page size / day cap")
 
     @model_validator(mode="after")
     def _directory_needed(self) -> IngestConfig:
@@ -62,6 +67,16 @@ class HarmoniseConfig(StrictModel):
     noise_removal: bool = True
     chunk: int = Field(default=512, ge=64, le=8192, description="zarr chunk edge in pixels")
     db_floor: float = Field(default=-40.0, le=-10.0, description="sigma0 clipped to this dB")
+    target_crs: str = Field(
+        default="EPSG:3413", description="CRS of the grid affine (fitted to the GCPs)"
+    )
+    required_mode: Literal["EW", "IW"] = Field(
+        default="EW", description="acquisition mode a product must have"
+    )
+    land_polygons: str | None = Field(
+        default=None,
+        description="vector file of land polygons (any CRS) used when a scene has no own land mask",
+    )
 
     @model_validator(mode="after")
     def _odd(self) -> HarmoniseConfig:
@@ -80,6 +95,9 @@ class PatchConfig(StrictModel):
     max_per_class: int = Field(default=4000, ge=1)
     class_scheme: ClassScheme = "five_class"
     dataset_version: str = Field(default="v1", pattern=r"^[A-Za-z0-9_.-]+$")
+    tile_px: int = Field(
+        default=1024, ge=64, le=8192, description="edge of the scene tiles one Dask task reads"
+    )
 
 
 class TrainConfig(StrictModel):
@@ -104,6 +122,18 @@ class TrainConfig(StrictModel):
     input_bands: list[Literal["HH", "HV", "incidence"]] = Field(
         default=["HH", "HV", "incidence"], min_length=1
     )
+    monitor: Literal["val_loss", "val_acc"] = Field(
+        default="val_loss", description="metric for early stopping and the best checkpoint"
+    )
+    noise_std: float = Field(
+        default=0.05, ge=0, le=2.0, description="Gaussian noise (normalised units) of augmentation"
+    )
+    class_weighting: bool = Field(
+        default=True, description="weight the loss by inverse class frequency of the training split"
+    )
+    width_multiplier: float = Field(
+        default=1.0, gt=0, le=4.0, description="scales layer widths (1 = published architecture)"
+    )
 
 
 class PredictConfig(StrictModel):
@@ -114,6 +144,10 @@ class PredictConfig(StrictModel):
     )
     tile: int = Field(default=1024, ge=64, le=8192)
     batch_size: int = Field(default=8, ge=1)
+    polygon_max_pixels: int = Field(
+        default=2048, ge=64, le=20000,
+        description="long side (pixels) of the chart raster read for GeoJSON polygons",
+    )
 
 
 class PolarConfig(UseCaseConfig):
@@ -125,3 +159,6 @@ class PolarConfig(UseCaseConfig):
     patches: PatchConfig = PatchConfig()
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
+    search: SearchConfig = SearchConfig()
+    ablation: AblationConfig = AblationConfig()
+    registry: RegistryConfig = RegistryConfig()

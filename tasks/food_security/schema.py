@@ -16,6 +16,15 @@ Samples (``{root}/food_security/samples/{agronomic_year}/{split}.zarr``, split i
 ``tile`` (n,) tile name; ``row``/``col`` int32 pixel position in the tile; ``parcel_id`` int64.
 Attributes: ``class_names``, ``class_counts``, ``bands``, ``band_mean``, ``band_std`` (train split
 statistics), ``tiles``, ``dataset_version``.
+
+Extensions (data side, additive; readers of the names above are unaffected): the labels store also
+holds ``declared_label`` int16 (y, x), the class of the parcel as declared for every parcel pixel
+before reliable-label selection (-1 outside parcels), and attrs ``crs``, ``transform``, ``tile``,
+``class_names``; the samples stores also hold ``gap_filled`` uint8 (n, 12) per sample and attrs
+``months``, ``split``, ``agronomic_year``, ``n_samples``. Raw inputs of a year (generator or
+ingest): ``{root}/food_security/ingest/{agronomic_year}/l2a/{tile}/{item_id}/`` (STAC item + one
+GeoTIFF per band, see :mod:`tasks.sentinel2.l2a`) and ``parcels.parquet`` (GeoParquet with
+``FS_KENNUNG``, ``SNAR_CODE``, ``SNAR_BEZEICHNUNG``).
 """
 
 from __future__ import annotations

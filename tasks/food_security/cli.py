@@ -1,0 +1,112 @@
+"""``eeflow crops ...``: the food-security stages from the command line (no Airflow needed).
+
+Every command takes ``--config`` and ``--run-date`` (any day of the agronomic year, which runs
+from 1 September to 31 August) and prints the stage's summary as JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Crop-type maps from Sentinel-2 L2A time series.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="use-case YAML, e.g. configs/food_security.yaml")
+]
+RunDateOption = Annotated[
+    str, typer.Option("--run-date", help="a day of the agronomic year, e.g. 2017-09-01")
+]
+
+
+def _config(path: Path) -> Any:
+    from tasks.config.common import ConfigError, load_config
+    from tasks.config.food_security import FoodSecurityConfig
+
+    cfg = load_config(path)
+    if not isinstance(cfg, FoodSecurityConfig):
+        raise ConfigError(f"{path}: use_case is {cfg.use_case!r}, expected 'food_security'")
+    return cfg
+
+
+def _echo(payload: Any) -> None:
+    from tasks.cli import echo_json
+
+    echo_json(payload)
+
+
+@app.command("generate")
+def generate(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Generate synthetic Sentinel-2 L2A tiles and the parcel map of an agronomic year."""
+    from tasks.sentinel2.generator import run_generate
+
+    _echo(run_generate(_config(config), run_date))
+
+
+@app.command("harmonise")
+def harmonise(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Mask clouds/snow and composite 12 monthly medians per tile."""
+    from tasks.food_security.harmonise import run_harmonise
+
+    _echo(run_harmonise(_config(config), run_date))
+
+
+@app.command("labels")
+def labels(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Rasterise the parcel map and select reliable labels."""
+    from tasks.food_security.labels import run_labels
+
+    _echo(run_labels(_config(config), run_date))
+
+
+@app.command("samples")
+def samples(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Build the train/val/test pixel time-series dataset split by tile."""
+    from tasks.food_security.samples import run_samples
+
+    _echo(run_samples(_config(config), run_date))
+
+
+@app.command("train")
+def train(
+    config: ConfigOption,
+    run_date: RunDateOption,
+    model: Annotated[
+        str | None, typer.Option("--model", help="lstm | tempcnn | starrnn (default: train.model)")
+    ] = None,
+) -> None:
+    """Train a crop model with the weighted two-phase procedure (models/{year}/{model}/)."""
+    from tasks.food_security.train import train_crop_model
+
+    _echo(train_crop_model(_config(config), run_date, model=model))
+
+
+@app.command("predict")
+def predict(
+    config: ConfigOption,
+    run_date: RunDateOption,
+    tile: Annotated[str | None, typer.Option("--tile", help="default: predict.tile")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="model name, 'latest' or a model folder")
+    ] = None,
+) -> None:
+    """Map a tile: crop-map COG, confidence COG, PNG quicklook, field instances GeoParquet."""
+    from tasks.food_security.predict import run_predict
+
+    _echo(run_predict(_config(config), run_date, tile=tile, model=model))
+
+
+@app.command("evaluate")
+def evaluate(
+    config: ConfigOption,
+    run_date: RunDateOption,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="repeat to choose models (default: all)")
+    ] = None,
+) -> None:
+    """Score the year's models on the held-out tile; write the comparison table."""
+    from tasks.food_security.evaluate import run_evaluate
+
+    _echo(run_evaluate(_config(config), run_date, models=model or None))

@@ -1,0 +1,1 @@
+"""Sentinel-2 L2A: time-series generator and reader."""

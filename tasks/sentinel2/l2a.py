@@ -1,0 +1,338 @@
+"""Sentinel-2 L2A acquisitions on disk: one GeoTIFF per band and date plus a STAC item.
+
+Layout (that of Element 84's Earth Search ``sentinel-2-l2a`` COG archive)::
+
+    {archive}/{tile}/{item_id}/{item_id}.json      STAC 1.0 item (properties + assets)
+    {archive}/{tile}/{item_id}/B02.tif ... B12.tif  uint16 DN, tiled + deflate GeoTIFF, UTM CRS
+    {archive}/{tile}/{item_id}/SCL.tif              uint8 scene classification (20 m)
+
+with ``item_id = S2A_33UWP_20180415_0_L2A``. 10 m bands (B02, B03, B04, B08) are 10 m rasters;
+20 m bands (B05, B06, B07, B8A, B11, B12) and SCL are 20 m rasters that :func:`read_bands` /
+:func:`read_scl` resample to 10 m (nearest neighbour, each 20 m pixel covers 2 x 2 pixels).
+
+Reflectance = (DN + BOA_ADD_OFFSET) / 10000 with DN 0 = nodata; ``BOA_ADD_OFFSET`` is -1000 from
+processing baseline 04.00 on (25 January 2022) and 0 before. The item carries it twice, as in Earth
+Search: ``properties["s2:processing_baseline"]`` and per asset ``raster:bands`` scale 0.0001 /
+offset -0.1; the reader uses ``raster:bands`` when present, else the processing baseline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from tasks.sentinel2.tiles import TileGrid
+
+#: Band -> native resolution in metres.
+BAND_RESOLUTION_M: dict[str, int] = {
+    "B02": 10, "B03": 10, "B04": 10, "B08": 10,
+    "B05": 20, "B06": 20, "B07": 20, "B8A": 20, "B11": 20, "B12": 20,
+}
+SCL_ASSET = "SCL"
+NODATA_DN = 0
+QUANTIFICATION_VALUE = 10000.0
+
+
+def boa_add_offset(processing_baseline: str) -> int:
+    """Return the DN offset added to L2A reflectance (-1000 from baseline 04.00 on, else 0)."""
+    try:
+        major, minor = (int(p) for p in processing_baseline.split("."))
+    except ValueError:
+        raise ValueError(
+            f"processing baseline {processing_baseline!r} is not like '04.00'"
+        ) from None
+    return -1000 if (major, minor) >= (4, 0) else 0
+
+
+@dataclass(frozen=True)
+class L2AAcquisition:
+    """One tile acquisition: its STAC item and the files of its assets."""
+
+    tile: str
+    date: dt.date
+    item_id: str
+    item_path: Path
+    assets: dict[str, Path]
+    scale: dict[str, float]
+    offset: dict[str, float]
+    cloud_cover: float | None
+
+    def band_path(self, band: str) -> Path:
+        """Return the file of a band (or ``SCL``); raise naming the item if it is missing."""
+        if band not in self.assets:
+            raise KeyError(
+                f"{self.item_path}: no asset {band!r}; assets: {sorted(self.assets)}"
+            )
+        return self.assets[band]
+
+
+def item_id_for(tile: str, date: dt.date, platform: str = "S2A") -> str:
+    """Return the Earth-Search style item id, e.g. ``S2A_33UWP_20180415_0_L2A``."""
+    return f"{platform}_{tile}_{date:%Y%m%d}_0_L2A"
+
+
+def _date_of_item_folder(name: str) -> dt.date | None:
+    parts = name.split("_")
+    if len(parts) < 3 or not parts[2].isdigit() or len(parts[2]) != 8:
+        return None
+    try:
+        return dt.datetime.strptime(parts[2], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def list_acquisitions(
+    archive: str | os.PathLike[str], tile: str, start: dt.date, end: dt.date
+) -> list[L2AAcquisition]:
+    """List a tile's acquisitions with ``start <= date <= end``, sorted by date.
+
+    Only folder names are looked at for dates outside the range, so no file of another period is
+    opened. A missing tile folder gives an empty list.
+    """
+    tile_dir = Path(archive) / tile
+    if not tile_dir.is_dir():
+        return []
+    found = []
+    for folder in sorted(tile_dir.iterdir()):
+        date = _date_of_item_folder(folder.name)
+        if date is None or not (start <= date <= end):
+            continue
+        item_path = folder / f"{folder.name}.json"
+        if not item_path.is_file():
+            raise FileNotFoundError(
+                f"{folder}: acquisition folder without its STAC item {item_path.name}; "
+                "re-ingest the acquisition or remove the folder"
+            )
+        found.append(read_item(item_path))
+    return sorted(found, key=lambda a: (a.date, a.item_id))
+
+
+def read_item(item_path: Path) -> L2AAcquisition:
+    """Read a STAC item written by :func:`write_acquisition` (or Earth Search)."""
+    item = json.loads(item_path.read_text())
+    props = item.get("properties", {})
+    baseline = props.get("s2:processing_baseline")
+    assets: dict[str, Path] = {}
+    scale: dict[str, float] = {}
+    offset: dict[str, float] = {}
+    for name, asset in item.get("assets", {}).items():
+        href = asset["href"]
+        path = Path(href) if Path(href).is_absolute() else item_path.parent / href
+        assets[name] = path
+        bands = asset.get("raster:bands") or [{}]
+        if name in BAND_RESOLUTION_M:
+            if "scale" in bands[0] and "offset" in bands[0]:
+                scale[name], offset[name] = float(bands[0]["scale"]), float(bands[0]["offset"])
+            elif baseline is not None:
+                scale[name] = 1.0 / QUANTIFICATION_VALUE
+                offset[name] = boa_add_offset(baseline) / QUANTIFICATION_VALUE
+            else:
+                raise ValueError(
+                    f"{item_path}: asset {name} has no raster:bands scale/offset and the item no "
+                    "s2:processing_baseline; cannot convert DN to reflectance"
+                )
+    date = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00")).date()
+    tile = props.get("s2:mgrs_tile") or props.get("grid:code", "").removeprefix("MGRS-")
+    return L2AAcquisition(
+        tile=tile, date=date, item_id=item["id"], item_path=item_path, assets=assets,
+        scale=scale, offset=offset, cloud_cover=props.get("eo:cloud_cover"),
+    )
+
+
+def read_grid(acquisition: L2AAcquisition, tile: str | None = None) -> TileGrid:
+    """Return the 10 m grid of an acquisition (from its B02 file)."""
+    with rasterio.open(acquisition.band_path("B02")) as src:
+        if src.crs is None or src.crs.to_epsg() is None:
+            raise ValueError(f"{src.name}: no EPSG CRS; L2A tiles are in UTM")
+        return TileGrid(
+            tile=tile or acquisition.tile, epsg=int(src.crs.to_epsg()), transform=src.transform,
+            width=src.width, height=src.height,
+        )
+
+
+#: GDAL settings of every read: no directory listing per open (one folder holds 11 files).
+GDAL_READ_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_NUM_THREADS": "1"}
+
+
+def _read_native(path: Path, window: Window | None, factor: int) -> np.ndarray:
+    """Read ``window`` (10 m pixel units) of a raster with pixels ``factor`` times larger."""
+    with rasterio.Env(**GDAL_READ_OPTIONS), rasterio.open(path) as src:
+        if window is None:
+            window = Window(0, 0, src.width * factor, src.height * factor)
+        col0, row0 = int(window.col_off), int(window.row_off)
+        width, height = int(window.width), int(window.height)
+        if factor == 1:
+            return src.read(1, window=Window(col0, row0, width, height))
+        c0, r0 = col0 // factor, row0 // factor
+        c1, r1 = -(-(col0 + width) // factor), -(-(row0 + height) // factor)
+        coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    dr, dc = row0 - r0 * factor, col0 - c0 * factor
+    return fine[dr:dr + height, dc:dc + width]
+
+
+def read_bands(
+    acquisition: L2AAcquisition,
+    bands: Sequence[str],
+    window: Window | None = None,
+) -> np.ndarray:
+    """Read bands as surface reflectance at 10 m.
+
+    Args:
+        acquisition: the acquisition.
+        bands: band names, e.g. :data:`tasks.food_security.schema.S2_BANDS`.
+        window: pixel window on the 10 m grid; None reads the whole tile.
+
+    Returns:
+        float32 array (band, y, x): reflectance (0..1, BOA offset removed), NaN where DN is 0.
+
+    """
+    out = []
+    for band in bands:
+        if band not in BAND_RESOLUTION_M:
+            raise ValueError(f"unknown Sentinel-2 band {band!r}; known: {list(BAND_RESOLUTION_M)}")
+        dn = _read_native(
+            acquisition.band_path(band), window, BAND_RESOLUTION_M[band] // 10
+        )
+        refl = dn.astype(np.float32) * np.float32(acquisition.scale[band]) + np.float32(
+            acquisition.offset[band]
+        )
+        refl[dn == NODATA_DN] = np.nan
+        out.append(refl)
+    return np.stack(out)
+
+
+def read_scl(acquisition: L2AAcquisition, window: Window | None = None) -> np.ndarray:
+    """Read the scene classification layer resampled to 10 m: uint8 (y, x)."""
+    path = acquisition.band_path(SCL_ASSET)
+    with rasterio.open(path) as src:
+        factor = max(1, round(src.transform.a / 10.0))
+    return _read_native(path, window, factor).astype(np.uint8)
+
+
+def write_acquisition(
+    archive: str | os.PathLike[str],
+    grid: TileGrid,
+    date: dt.date,
+    reflectance: np.ndarray,
+    scl_20m: np.ndarray,
+    *,
+    bands: Sequence[str],
+    processing_baseline: str = "04.00",
+    platform: str = "S2A",
+    nodata_10m: np.ndarray | None = None,
+    footprint_lonlat: list[list[float]] | None = None,
+) -> Path:
+    """Write one acquisition (GeoTIFF per band at native resolution + STAC item).
+
+    Args:
+        archive: archive root; files go to ``{archive}/{tile}/{item_id}/``.
+        grid: the tile's 10 m grid.
+        date: acquisition date.
+        reflectance: float32 (band, y, x) at 10 m; 20 m bands are 2 x 2 block-averaged.
+        scl_20m: uint8 (y/2, x/2) scene classification at 20 m.
+        bands: band names of ``reflectance``'s first axis.
+        processing_baseline: e.g. ``"04.00"``; from 04.00 on DN = reflectance*10000 + 1000.
+        platform: ``S2A`` or ``S2B``.
+        nodata_10m: bool (y, x), True where the swath has no data (DN 0, SCL 0).
+        footprint_lonlat: polygon ring of the tile (lon, lat) for the item geometry.
+
+    Returns:
+        Path of the STAC item.
+
+    """
+    item_id = item_id_for(grid.tile, date, platform)
+    folder = Path(archive) / grid.tile / item_id
+    folder.mkdir(parents=True, exist_ok=True)
+    offset_dn = -boa_add_offset(processing_baseline)
+    assets: dict[str, dict[str, object]] = {}
+    for index, band in enumerate(bands):
+        factor = BAND_RESOLUTION_M[band] // 10
+        refl = reflectance[index]
+        nod = nodata_10m
+        if factor > 1:
+            h, w = refl.shape
+            refl = refl.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+            nod = None if nodata_10m is None else nodata_10m[::factor, ::factor]
+        dn = np.clip(np.rint(refl * QUANTIFICATION_VALUE) + offset_dn, 1, 65535).astype(np.uint16)
+        if nod is not None:
+            dn[nod] = NODATA_DN
+        _write_tif(folder / f"{band}.tif", dn, grid, factor)
+        assets[band] = _asset(f"{band}.tif", BAND_RESOLUTION_M[band], "uint16", offset_dn)
+    scl = scl_20m.astype(np.uint8)
+    _write_tif(folder / f"{SCL_ASSET}.tif", scl, grid, 2)
+    assets[SCL_ASSET] = _asset(f"{SCL_ASSET}.tif", 20, "uint8", None)
+    cloudy = np.isin(scl, (3, 8, 9, 10)).mean() * 100.0
+    left, bottom, right, top = grid.bounds
+    ring = footprint_lonlat or []
+    lons = [p[0] for p in ring] or [0.0]
+    lats = [p[1] for p in ring] or [0.0]
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
+        "id": item_id,
+        "collection": "sentinel-2-l2a",
+        "geometry": {"type": "Polygon", "coordinates": [ring]} if ring else None,
+        "bbox": [min(lons), min(lats), max(lons), max(lats)] if ring else None,
+        "properties": {
+            "datetime": f"{date.isoformat()}T10:00:00Z",
+            "platform": "sentinel-2a" if platform == "S2A" else "sentinel-2b",
+            "constellation": "sentinel-2",
+            "instruments": ["msi"],
+            "eo:cloud_cover": round(float(cloudy), 3),
+            "s2:processing_baseline": processing_baseline,
+            "s2:mgrs_tile": grid.tile,
+            "grid:code": f"MGRS-{grid.tile}",
+            "proj:epsg": grid.epsg,
+            "proj:bbox": [left, bottom, right, top],
+            "earthsearch:boa_offset_applied": False,
+            "eeflow:synthetic": True,
+        },
+        "assets": assets,
+        "links": [],
+    }
+    item_path = folder / f"{item_id}.json"
+    item_path.write_text(json.dumps(item, indent=1))
+    return item_path
+
+
+def _asset(href: str, resolution: int, dtype: str, offset_dn: int | None) -> dict[str, object]:
+    band: dict[str, object] = {"nodata": 0, "data_type": dtype, "spatial_resolution": resolution}
+    if offset_dn is not None:
+        band["scale"] = 1.0 / QUANTIFICATION_VALUE
+        band["offset"] = -offset_dn / QUANTIFICATION_VALUE
+    return {
+        "href": href,
+        "type": "image/tiff; application=geotiff",
+        "roles": ["data"],
+        "raster:bands": [band],
+    }
+
+
+def _write_tif(path: Path, data: np.ndarray, grid: TileGrid, factor: int) -> None:
+    transform = grid.transform @ grid.transform.scale(factor)
+    height, width = data.shape
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": 1,
+        "dtype": data.dtype.name, "crs": grid.crs, "transform": transform, "nodata": 0,
+        "compress": "deflate", "predictor": 2, "zlevel": 1,
+    }
+    if width >= 256 and height >= 256 and width % 16 == 0 and height % 16 == 0:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data, 1)
+    os.replace(tmp, path)
