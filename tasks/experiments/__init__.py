@@ -1,0 +1,1 @@
+"""Experiments: Optuna hyper-parameter search, LOCO ablation, MLflow model registry."""

@@ -1,0 +1,146 @@
+"""``eeflow experiments ...``: search, LOCO ablation, reports, dashboard and model registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tasks.config.common import load_config
+
+app = typer.Typer(help="Optuna search, LOCO ablation and the MLflow model registry.",
+                  no_args_is_help=True)
+registry_app = typer.Typer(help="List, register, promote and resolve models.",
+                           no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", help="use-case config (configs/*.yaml)")]
+RunDateOpt = Annotated[str | None, typer.Option(
+    "--run-date", help="day of the training data (crops: any day of the agronomic year)")]
+
+
+def _echo(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def search(
+    config: ConfigOpt,
+    run_date: RunDateOpt = None,
+    trials: Annotated[int | None, typer.Option(help="budget (default: search.n_trials)")] = None,
+    workers: Annotated[int, typer.Option(help="parallel workers (Dask)")] = 1,
+    dataset: Annotated[str | None, typer.Option(help="training set (polar zarr)")] = None,
+    register: Annotated[bool, typer.Option(help="register the best model")] = True,
+) -> None:
+    """Run (or resume) the search study, write its report and register the best model."""
+    from tasks.experiments.stages import run_experiment
+
+    _echo(run_experiment(load_config(config), run_date, mode="search", trials=trials,
+                         workers=workers, register=register, dataset_path=dataset))
+
+
+@app.command()
+def ablation(
+    config: ConfigOpt,
+    run_date: RunDateOpt = None,
+    workers: Annotated[int, typer.Option(help="parallel workers (Dask)")] = 1,
+    dataset: Annotated[str | None, typer.Option(help="training set (polar zarr)")] = None,
+) -> None:
+    """Run (or resume) the LOCO ablation and write its table and bar plot."""
+    from tasks.experiments.stages import run_experiment
+
+    _echo(run_experiment(load_config(config), run_date, mode="ablation", workers=workers,
+                         register=False, dataset_path=dataset))
+
+
+@app.command()
+def report(
+    config: ConfigOpt,
+    mode: Annotated[str, typer.Option(help="search | ablation")] = "search",
+) -> None:
+    """Write the report of the search study or the ablation table of the config."""
+    from tasks.experiments.stages import report_experiment
+
+    _echo(report_experiment(load_config(config), mode=mode))
+
+
+@app.command()
+def dashboard(
+    config: ConfigOpt,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8080,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the config's study storage (Ctrl-C stops it)."""
+    from optuna_dashboard import run_server
+
+    from tasks.experiments.search import open_storage, redact_url, storage_url
+
+    cfg = load_config(config)
+    url = storage_url(cfg)
+    typer.echo(f"optuna-dashboard on http://{host}:{port} for {redact_url(url)}")
+    run_server(open_storage(url, cfg.search), host=host, port=port)
+
+
+@registry_app.command("list")
+def registry_list(config: ConfigOpt) -> None:
+    """List the registered versions of the config's use case."""
+    from tasks.experiments.registry import ModelRegistry
+
+    cfg = load_config(config)
+    _echo([r.as_dict() for r in ModelRegistry.from_config(cfg).versions(cfg.use_case)])
+
+
+@registry_app.command("register")
+def registry_register(
+    config: ConfigOpt,
+    model_dir: Annotated[Path, typer.Argument(help="folder with model.json + checkpoint")],
+    alias: Annotated[str | None, typer.Option(help="give the new version this alias")] = None,
+) -> None:
+    """Register a trained model folder as a new version."""
+    from tasks.experiments.registry import ModelRegistry
+
+    cfg = load_config(config)
+    _echo(ModelRegistry.from_config(cfg).register(cfg.use_case, model_dir, alias=alias).as_dict())
+
+
+@registry_app.command("best")
+def registry_best(
+    config: ConfigOpt,
+    metric: Annotated[str, typer.Option(help="metric to rank by")],
+    direction: Annotated[str, typer.Option(help="maximize | minimize")] = "maximize",
+) -> None:
+    """Print the version with the best metric."""
+    from tasks.experiments.registry import ModelRegistry
+
+    cfg = load_config(config)
+    _echo(ModelRegistry.from_config(cfg).best_model(cfg.use_case, metric, direction).as_dict())
+
+
+@registry_app.command("promote")
+def registry_promote(
+    config: ConfigOpt,
+    version: Annotated[int, typer.Option(help="version to promote")],
+    alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
+) -> None:
+    """Point an alias (default ``production``) at a version."""
+    from tasks.experiments.registry import ModelRegistry
+
+    cfg = load_config(config)
+    record = ModelRegistry.from_config(cfg).set_alias(cfg.use_case, alias or cfg.registry.alias,
+                                                      version)
+    _echo(record.as_dict())
+
+
+@registry_app.command("resolve")
+def registry_resolve(
+    config: ConfigOpt,
+    alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
+) -> None:
+    """Print the verified local folder of the model an alias points at."""
+    from tasks.experiments.registry import ModelRegistry
+
+    cfg = load_config(config)
+    typer.echo(str(ModelRegistry.from_config(cfg).resolve(cfg.use_case,
+                                                         alias=alias or cfg.registry.alias)))
