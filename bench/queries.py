@@ -1,0 +1,119 @@
+"""Query latency of the shipped GeoSPARQL queries on an embedded store with >= 1 M triples.
+
+Store: vocabulary + N synthetic crop field instances (bench/p5_export fields, ~9.5 triples each)
++ M LUCAS points near them (half inside a random field, half 5-40 m off a field edge) + one ice
+chart. Each query runs `--repeats` times; the median and first-run latencies are reported, with
+the row count. Baseline in the same run: a plain triple-pattern COUNT over all feature types.
+Run: .venv/bin/python bench/queries.py [--features 120000 --points 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "tasks" / "linked_data"))
+
+
+def write_lucas_points(path: Path, fields_parquet: Path, n: int, seed: int = 1) -> None:
+    """LUCAS-shaped CSV: points inside or just outside random fields, LC1 of the field's class."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    crop_to_lc1 = {"grassland": "E20", "maize": "B16", "winter_wheat": "B11", "rye": "B14",
+                   "potato": "B21", "beet": "B22", "sunflower": "B31", "rapeseed": "B32",
+                   "soy": "B33", "triticale": "B18", "winter_barley": "B13", "spring_barley": "B13",
+                   "legumes": "B41", "permanent_plantations": "B82", "other": "B15",
+                   "winter_caraway": "B37"}
+    rng = np.random.default_rng(seed)
+    fields = gpd.read_parquet(fields_parquet)
+    pick = fields.iloc[rng.choice(len(fields), n, replace=False)]
+    centroid = shapely.centroid(pick.geometry.values)
+    bounds = shapely.bounds(pick.geometry.values)
+    outside = rng.random(n) < 0.5
+    offset = rng.uniform(5, 40, n)
+    x = np.where(outside, bounds[:, 2] + offset, shapely.get_x(centroid))
+    y = shapely.get_y(centroid)
+    points = gpd.GeoSeries(shapely.points(x, y), crs=fields.crs).to_crs("EPSG:4326")
+    lc1 = [crop_to_lc1[c] for c in pick["crop_class"]]
+    lines = ["POINT_ID,GPS_LAT,GPS_LONG,LC1,SURVEY_DATE,OBS_TYPE\n"]
+    for i, (pt, code) in enumerate(zip(points, lc1, strict=True)):
+        lines.append(f"{1_000_000 + i},{pt.y:.7f},{pt.x:.7f},{code},15/06/18,1\n")
+    path.write_text("".join(lines))
+
+
+def main() -> None:
+    from linked_data_samples import DAY, write_ice_chart
+    from p5_export import make_fields
+
+    from tasks.config.linked_data import LinkedDataConfig
+    from tasks.linked_data.export import export_product
+    from tasks.linked_data.query import run_named_query
+    from tasks.linked_data.store import load_product, open_store
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--features", type=int, default=120_000)
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    year = "2017-09_2018-08"
+    with tempfile.TemporaryDirectory(prefix="queries-") as tmp:
+        cfg = LinkedDataConfig(data_root=str(Path(tmp) / "data"))
+        root = cfg.resolved_root()
+        tiles = make_fields(root / "food_security" / "predict" / year, args.features)
+        lucas_dir = root / "lucas" / "points" / "2018"
+        lucas_dir.mkdir(parents=True)
+        write_lucas_points(lucas_dir / "lucas.csv", tiles[0], args.points)
+        write_ice_chart(root)
+        total = 0
+        for product, key in [("vocabulary", "current"), ("crop_field_instances", year),
+                             ("lucas_points", "2018"), ("ice_chart", DAY)]:
+            export_product(cfg, product, key)
+            total += load_product(cfg, product, key)["triples"]
+        print(f"store: {total} triples", file=sys.stderr)
+        store = open_store(cfg)
+        region = "POLYGON((15.0 47.0, 15.05 47.0, 15.05 47.05, 15.0 47.05, 15.0 47.0))"
+        cases = {
+            "baseline: COUNT features by type": None,
+            "ice_of_type_in_area": {"ice_type": "ice", "day": DAY,
+                                    "area": "POLYGON((-20 70, 10 70, 10 85, -20 85, -20 70))"},
+            "crop_fields_in_region": {"crop_type": "maize", "region": region},
+            "lucas_unmatched": {"radius": 10},
+            "catalogue_search": {"product_type": "crop_field_instances", "area": region,
+                                 "start": "2018-01-01", "end": "2018-12-31"},
+            "observation_image_scene": {
+                "feature": f"{cfg.base_iri}feature/crop_field/{year}/T00/17"},
+        }
+        results = []
+        for name, params in cases.items():
+            times, count = [], 0
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                if params is None:
+                    rows = list(store.query(
+                        "SELECT ?t (COUNT(?f) AS ?n) WHERE { ?f a ?t } GROUP BY ?t"))
+                    count = len(rows)
+                else:
+                    count = run_named_query(cfg, name, params, store)["count"]
+                times.append(time.perf_counter() - started)
+            results.append({"query": name, "rows": count, "first_s": round(times[0], 4),
+                            "median_s": round(statistics.median(times), 4)})
+            print(json.dumps(results[-1]), file=sys.stderr)
+        store.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"store_triples": total, "results": results, "peak_rss_mb": round(rss)},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()

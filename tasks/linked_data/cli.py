@@ -1,0 +1,169 @@
+"""``eeflow rdf ...``: export products to RDF, load them, query, federate, serve."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    no_args_is_help=True, help="Linked geospatial data: RDF export, store, GeoSPARQL."
+)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="linked_data YAML")]
+RunDateOpt = Annotated[
+    str, typer.Option("--run-date", "-d", help="logical date, YYYY-MM-DD (default: today, UTC)")
+]
+RunKeyOpt = Annotated[
+    str, typer.Option("--run-key", help="explicit run key (default: derived from --run-date)")
+]
+ProductOpt = Annotated[str, typer.Option("--product", "-p", help="product type")]
+DEFAULT_CONFIG = Path("configs/linked_data.yaml")
+
+
+def _cfg(config: Path) -> Any:
+    from tasks.config.common import load_config
+
+    return load_config(config)
+
+
+def _run_key(product: str, run_date: str, run_key: str) -> str:
+    from tasks.linked_data.export import run_key_for
+
+    return run_key or run_key_for(product, run_date or dt.datetime.now(dt.UTC).date().isoformat())
+
+
+def _echo(payload: Any) -> None:
+    from tasks.cli import echo_json
+
+    echo_json(payload)
+
+
+@app.command()
+def export(
+    product: ProductOpt,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_date: RunDateOpt = "",
+    run_key: RunKeyOpt = "",
+    inputs: Annotated[
+        list[Path] | None, typer.Option("--input", help="input file (repeatable)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="nt | nq | ttl")] = "",
+    engine: Annotated[str, typer.Option("--engine", help="fast | pyoxigraph")] = "",
+) -> None:
+    """Export one product run to RDF (streaming)."""
+    from tasks.linked_data.export import export_product
+
+    _echo(
+        export_product(
+            _cfg(config),
+            product,
+            _run_key(product, run_date, run_key),
+            list(inputs) if inputs else None,
+            fmt=fmt or None,  # type: ignore[arg-type]
+            engine=engine or None,
+        )
+    )
+
+
+@app.command()
+def load(
+    product: ProductOpt,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_date: RunDateOpt = "",
+    run_key: RunKeyOpt = "",
+) -> None:
+    """Load an exported product run into its named graph (replacing it)."""
+    from tasks.linked_data.store import load_product
+
+    _echo(load_product(_cfg(config), product, _run_key(product, run_date, run_key)))
+
+
+@app.command()
+def publish(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_date: RunDateOpt = "",
+    products: Annotated[list[str] | None, typer.Option("--product", "-p")] = None,
+) -> None:
+    """Export and load a product set (default: the config's ``products``)."""
+    from tasks.linked_data.export import export_product
+    from tasks.linked_data.store import load_product
+
+    cfg = _cfg(config)
+    results = []
+    for product in products or cfg.products:
+        key = _run_key(product, run_date, "")
+        exported = export_product(cfg, product, key)
+        results.append({"export": exported, "load": load_product(cfg, product, key)})
+    _echo(results)
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="shipped query name or a .rq file")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="name=value (repeatable)")
+    ] = None,
+) -> None:
+    """Run a GeoSPARQL query with bound parameters; print rows as JSON."""
+    from tasks.linked_data.query import run_named_query
+
+    values: dict[str, str] = {}
+    for item in param or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--param {item!r}: expected name=value")
+        key, value = item.split("=", 1)
+        values[key.strip()] = value
+    _echo(run_named_query(_cfg(config), name, values))
+
+
+@app.command()
+def federate(
+    endpoint: Annotated[
+        str, typer.Option(help="remote LUCAS SPARQL endpoint URL or configured name")
+    ],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    radius: Annotated[float, typer.Option(help="metres")] = 10.0,
+) -> None:
+    """LUCAS points of a remote endpoint with no same-class field within RADIUS in this store."""
+    from tasks.linked_data.federation import run_federated_query
+
+    _echo(run_federated_query(_cfg(config), endpoint, radius))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    location: Annotated[
+        Path | None, typer.Option(help="store folder (default: {root}/linked_data/server)")
+    ] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 7878,
+) -> None:
+    """Run an Oxigraph SPARQL server in the foreground (Ctrl-C stops it)."""
+    import os
+
+    from tasks.linked_data.server import oxigraph_binary
+
+    cfg = _cfg(config)
+    folder = location or cfg.resolved_root() / "linked_data" / "server"
+    folder.mkdir(parents=True, exist_ok=True)
+    typer.echo(
+        f"SPARQL endpoint: http://{host}:{port}/query (update: /update, graph store: /store)",
+        err=True,
+    )
+    os.execv(
+        oxigraph_binary(),
+        [
+            oxigraph_binary(),
+            "serve",
+            "--union-default-graph",
+            "--location",
+            str(folder),
+            "--bind",
+            f"{host}:{port}",
+        ],
+    )

@@ -1,0 +1,59 @@
+"""Stage functions the pipelines call last: ``rdf_export`` and ``load_triples``.
+
+They follow the stage signature of ``operators.stage.EeflowStageOperator``
+(``target(cfg, run_date, **kwargs)``) so the polar and crop DAGs add, e.g.::
+
+    EeflowStageOperator(task_id="rdf_export", target="tasks.linked_data.pipeline:rdf_export_stage",
+                        stage_kwargs={"product": "ice_chart"}, **common)
+    EeflowStageOperator(task_id="load_triples",
+                        target="tasks.linked_data.pipeline:load_triples_stage",
+                        stage_kwargs={"product": "ice_chart"}, pool="triple_store", **common)
+
+``cfg`` may be any use-case config: its ``data_root`` is used, the linked-data settings come from
+``configs/linked_data.yaml`` (or ``linked_data_config``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from tasks.config.linked_data import LinkedDataConfig
+
+DEFAULT_LINKED_DATA_CONFIG = "configs/linked_data.yaml"
+
+
+def linked_data_config_for(cfg: Any, linked_data_config: str | None = None) -> LinkedDataConfig:
+    """Return the linked-data config, with ``cfg``'s data root for another use case's cfg."""
+    from tasks.config.common import load_config
+
+    if isinstance(cfg, LinkedDataConfig):
+        return cfg
+    path = Path(linked_data_config or DEFAULT_LINKED_DATA_CONFIG)
+    if not path.is_absolute():
+        path = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / path
+    overrides = {"data_root": str(cfg.resolved_root())} if cfg is not None else {}
+    return load_config(path, overrides) if path.is_file() else LinkedDataConfig(**overrides)
+
+
+def rdf_export_stage(
+    cfg: Any, run_date: dt.date | str, product: str, linked_data_config: str | None = None
+) -> dict[str, Any]:
+    """Export ``product`` of the run containing ``run_date`` to RDF (see export_product)."""
+    from tasks.linked_data.export import export_product, run_key_for
+
+    ld = linked_data_config_for(cfg, linked_data_config)
+    return export_product(ld, product, run_key_for(product, run_date))
+
+
+def load_triples_stage(
+    cfg: Any, run_date: dt.date | str, product: str, linked_data_config: str | None = None
+) -> dict[str, Any]:
+    """Load the exported ``product`` run into its named graph (replacing it)."""
+    from tasks.linked_data.export import run_key_for
+    from tasks.linked_data.store import load_product
+
+    ld = linked_data_config_for(cfg, linked_data_config)
+    return load_product(ld, product, run_key_for(product, run_date))

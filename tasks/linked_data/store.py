@@ -1,0 +1,322 @@
+"""Load RDF into a triple store, one named graph per product and run; re-loads replace the graph.
+
+Two stores behind one interface:
+
+* :class:`EmbeddedStore` - a persistent ``pyoxigraph.Store`` folder (default ``{root}/linked_data/
+  store``); loading clears the graph and bulk-loads the file. RocksDB allows one writer process:
+  Airflow serialises loads through the ``triple_store`` pool.
+* :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
+  through the SPARQL 1.1 Update (``DROP SILENT GRAPH``) and Graph Store HTTP Protocol
+  (``POST {store}?graph=IRI``) in chunks of ``chunk_triples`` lines sent by ``parallel_requests``
+  threads; connection errors and 5xx answers are retried with exponential backoff, then reported
+  with :class:`StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, TypeVar
+
+from tasks.config.linked_data import StoreConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FORMAT_BY_SUFFIX = {".nt": "nt", ".nq": "nq", ".ttl": "ttl"}
+CONTENT_TYPES = {"nt": "application/n-triples", "nq": "application/n-quads", "ttl": "text/turtle"}
+
+
+class StoreUnavailableError(ConnectionError):
+    """The SPARQL server did not answer after all retries."""
+
+
+class TripleStore(Protocol):
+    """What the loader and the query runner need from a store."""
+
+    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
+        """Replace ``graph`` with the content of ``rdf_file``; return the graph's triple count."""
+        ...
+
+    def query(self, sparql: str, **kwargs: Any) -> Any:
+        """Run a SPARQL query; SELECT gives an iterable of solutions."""
+        ...
+
+    def graph_size(self, graph: str) -> int:
+        """Count the triples in ``graph``."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
+        ...
+
+
+def _rdf_format(fmt: str) -> Any:
+    import pyoxigraph as ox
+
+    return {"nt": ox.RdfFormat.N_TRIPLES, "nq": ox.RdfFormat.N_QUADS, "ttl": ox.RdfFormat.TURTLE}[
+        fmt
+    ]
+
+
+class EmbeddedStore:
+    """A persistent pyoxigraph store in a folder (in memory when ``path`` is None)."""
+
+    def __init__(self, path: str | Path | None, read_only: bool = False) -> None:
+        import pyoxigraph as ox
+
+        self.path = path
+        if path is None:
+            self.store = ox.Store()
+        elif read_only:
+            self.store = ox.Store.read_only(str(path))
+        else:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            try:
+                self.store = ox.Store(str(path))
+            except OSError as err:
+                raise OSError(
+                    f"cannot open the embedded triple store {path}: {err}. Another process "
+                    "(a load, `eeflow rdf serve`) may hold it; stop it or use store.mode: http"
+                ) from err
+
+    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
+        """Remove ``graph`` and bulk-load the file into it (N-Quads keep their own graph IRIs)."""
+        import pyoxigraph as ox
+
+        node = ox.NamedNode(graph)
+        if self.store.contains_named_graph(node):
+            self.store.remove_graph(node)
+        self.store.bulk_load(
+            path=str(rdf_file), format=_rdf_format(fmt), to_graph=None if fmt == "nq" else node
+        )
+        self.store.flush()
+        return self.graph_size(graph)
+
+    def graph_size(self, graph: str) -> int:
+        """Count the triples in ``graph``."""
+        result = self.store.query(
+            f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        )
+        return int(next(iter(result))["n"].value)
+
+    def query(self, sparql: str, **kwargs: Any) -> Any:
+        """Run a query on the store (union of all graphs as default graph)."""
+        kwargs.setdefault("use_default_graph_as_union", True)
+        return self.store.query(sparql, **kwargs)
+
+    def close(self) -> None:
+        """Flush and release the store's lock."""
+        if self.path is not None and hasattr(self, "store"):
+            try:
+                self.store.flush()
+            except OSError:
+                pass
+        self.store = None  # type: ignore[assignment]
+
+
+def with_retries(
+    action: Callable[[], T], *, what: str, url: str, retries: int, backoff_s: float
+) -> T:
+    """Run ``action``; on connection errors / 5xx retry ``retries`` times with doubling backoff."""
+    import requests
+
+    for attempt in itertools.count():
+        try:
+            return action()
+        except (requests.ConnectionError, requests.Timeout, _ServerError) as err:
+            if attempt >= retries:
+                raise StoreUnavailableError(
+                    f"{what}: SPARQL store {url} unreachable after {attempt + 1} attempts ({err}); "
+                    "start it (`eeflow rdf serve`) or fix linked_data store.url"
+                ) from err
+            delay = backoff_s * 2**attempt
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, err, attempt + 1, retries, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class _ServerError(RuntimeError):
+    """A 5xx answer (worth retrying)."""
+
+
+def _check(response: Any, what: str) -> Any:
+    if response.status_code >= 500:
+        raise _ServerError(f"{response.status_code} {response.text[:300]}")
+    if response.status_code >= 400:
+        raise ValueError(
+            f"{what}: the store answered {response.status_code}: {response.text[:500]}"
+        )
+    return response
+
+
+def iter_line_chunks(stream: BinaryIO, lines_per_chunk: int) -> Iterator[bytes]:
+    """Cut an N-Triples/N-Quads stream into chunks of whole lines."""
+    while True:
+        chunk = list(itertools.islice(stream, lines_per_chunk))
+        if not chunk:
+            return
+        yield b"".join(chunk)
+
+
+class HttpStore:
+    """A SPARQL 1.1 server (Graph Store Protocol + Update + Query over HTTP)."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        import requests
+
+        self.cfg = cfg
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(cfg.parallel_requests, 4))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def _post(self, url: str, what: str, **kwargs: Any) -> Any:
+        def action() -> Any:
+            return _check(self.session.post(url, timeout=self.cfg.timeout_s, **kwargs), what)
+
+        return with_retries(
+            action, what=what, url=url, retries=self.cfg.retries, backoff_s=self.cfg.backoff_s
+        )
+
+    def update(self, sparql: str) -> None:
+        """Run a SPARQL 1.1 Update."""
+        self._post(
+            self.cfg.endpoint("update"),
+            "SPARQL update",
+            data=sparql.encode(),
+            headers={"Content-Type": "application/sparql-update"},
+        )
+
+    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
+        """DROP the graph, then POST the file in parallel chunks of whole lines."""
+        import pyoxigraph as ox
+
+        ox.NamedNode(graph)  # validates the IRI before it goes into the update text
+        self.update(f"DROP SILENT GRAPH <{graph}>")
+        url = self.cfg.endpoint("store")
+        params = {} if fmt == "nq" else {"graph": graph}
+        headers = {"Content-Type": CONTENT_TYPES[fmt]}
+        if fmt == "ttl":
+            self._post(
+                url, f"load {rdf_file}", params=params, headers=headers, data=rdf_file.read_bytes()
+            )
+            return self.graph_size(graph)
+        pending: set[Future[Any]] = set()
+        with ThreadPoolExecutor(self.cfg.parallel_requests) as pool, rdf_file.open("rb") as fh:
+            for index, chunk in enumerate(iter_line_chunks(fh, self.cfg.chunk_triples)):
+                if len(pending) >= 2 * self.cfg.parallel_requests:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                pending.add(
+                    pool.submit(
+                        self._post,
+                        url,
+                        f"load {rdf_file} chunk {index}",
+                        params=params,
+                        headers=headers,
+                        data=chunk,
+                    )
+                )
+            for future in pending:
+                future.result()
+        return self.graph_size(graph)
+
+    def query(self, sparql: str, **kwargs: Any) -> Any:
+        """Run a query; SELECT/ASK answers are parsed into pyoxigraph solutions."""
+        import pyoxigraph as ox
+
+        if kwargs.get("custom_functions"):
+            raise ValueError(
+                "this query needs eeflow's custom GeoSPARQL functions, which run only on the "
+                "embedded store; query the embedded store, or fetch candidates from the server"
+            )
+        response = self._post(
+            self.cfg.endpoint("query"),
+            "SPARQL query",
+            data={"query": sparql},
+            headers={"Accept": "application/sparql-results+json"},
+        )
+        return ox.parse_query_results(response.content, ox.QueryResultsFormat.JSON)
+
+    def graph_size(self, graph: str) -> int:
+        """Count the triples in ``graph``."""
+        rows = list(
+            self.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        )
+        return int(rows[0]["n"].value)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+
+def open_store(cfg: Any, read_only: bool = False) -> TripleStore:
+    """Open the configured store (``cfg`` is a LinkedDataConfig)."""
+    if cfg.store.mode == "http":
+        return HttpStore(cfg.store)
+    path = Path(cfg.store.path)
+    if not path.is_absolute():
+        path = cfg.resolved_root() / path
+    return EmbeddedStore(path, read_only=read_only)
+
+
+def load_product(
+    cfg: Any,
+    product: str,
+    run_key: str,
+    rdf_path: str | Path | None = None,
+    graph: str | None = None,
+    store: TripleStore | None = None,
+) -> dict[str, Any]:
+    """Load an exported product run into its named graph, replacing what that graph held.
+
+    Args:
+        cfg: a validated LinkedDataConfig (store mode, paths, HTTP settings).
+        product: the product type.
+        run_key: which export (``{root}/linked_data/rdf/{run_key}/{product}/``).
+        rdf_path: the RDF file; default: the one named in that folder's manifest.
+        graph: the named graph; default: the graph IRI in the export's manifest.
+        store: an open store to use (default: open the configured one and close it after).
+
+    Returns:
+        ``{"graph": IRI, "triples": graph size after the load, "seconds": s, "store": ...}``.
+
+    """
+    from tasks.storage import read_manifest, stage_dir
+
+    export_dir = stage_dir(cfg.resolved_root(), "linked_data", "rdf", run_key) / product
+    if rdf_path is None or graph is None:
+        manifest = read_manifest(export_dir)
+        rdf_path = rdf_path or export_dir / manifest["rdf_file"]
+        graph = graph or manifest["graph"]
+    rdf_file = Path(rdf_path)
+    if not rdf_file.is_file():
+        raise FileNotFoundError(
+            f"RDF file {rdf_file} does not exist; run `eeflow rdf export` first"
+        )
+    fmt = FORMAT_BY_SUFFIX.get(rdf_file.suffix)
+    if fmt is None:
+        raise ValueError(f"{rdf_file}: unknown RDF suffix; allowed: {sorted(FORMAT_BY_SUFFIX)}")
+    own = store is None
+    target = store or open_store(cfg)
+    started = time.perf_counter()
+    try:
+        triples = target.replace_graph(graph, rdf_file, fmt)
+    finally:
+        if own:
+            target.close()
+    seconds = time.perf_counter() - started
+    log.info("loaded %s triples into <%s> in %.2fs (%s)", triples, graph, seconds, cfg.store.mode)
+    return {
+        "graph": graph,
+        "triples": triples,
+        "seconds": round(seconds, 3),
+        "store": cfg.store.mode,
+        "rdf": str(rdf_file),
+    }
