@@ -31,7 +31,12 @@ with DAG(
         "run_date": Param(
             "", type="string", description="chart this day (YYYY-MM-DD); empty = the run's data interval",
         ),
-        "model": Param("", type="string", description="model folder; empty = the config's choice (latest)"),
+        "model": Param(
+            "",
+            type="string",
+            description="'registry:production', 'best:val_acc', 'latest' or a model folder; "
+            "empty = the config's predict.model",
+        ),
         "source": Param("", type="string", enum=["", "generator", "directory", "cdse_odata"]),
     },
     doc_md=__doc__,

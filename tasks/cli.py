@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,11 @@ import typer
 
 from tasks.config.common import ConfigError, load_config
 
-app = typer.Typer(help="eeflow: Copernicus data to sea-ice charts and crop maps.", no_args_is_help=True)
+app = typer.Typer(
+    help="eeflow: Copernicus data to sea-ice charts and crop maps.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 config_app = typer.Typer(help="Inspect and validate configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -26,6 +31,14 @@ def _register_subcommands() -> None:
     from tasks.polar.cli import app as polar_app
 
     app.add_typer(polar_app, name="polar", help="Sea-ice charts from Sentinel-1 EW GRD.")
+    from tasks.linked_data.cli import app as rdf_app
+    app.add_typer(rdf_app, name="rdf", help="Linked data: RDF export, load, GeoSPARQL, federation.")
+    from tasks.food_security.cli import app as crops_app
+    app.add_typer(crops_app, name="crops", help="Crop-type maps from Sentinel-2 L2A time series.")
+    from tasks.experiments.cli import app as experiments_app
+    app.add_typer(experiments_app, name="experiments", help="Optuna search, ablation, registry.")
+    from tasks.lucas.cli import app as lucas_app
+    app.add_typer(lucas_app, name="lucas", help="Evaluate crop maps against LUCAS points.")
 
 
 def echo_json(payload: Any) -> None:
@@ -95,6 +108,13 @@ def main() -> None:
     except ConfigError as err:
         typer.echo(f"config error: {err}", err=True)
         sys.exit(2)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        # expected failures (bad input, missing upstream output): the message says what to do;
+        # EEFLOW_DEBUG=1 shows the traceback
+        if os.environ.get("EEFLOW_DEBUG"):
+            raise
+        typer.echo(f"error: {type(err).__name__}: {err}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,9 @@ class PredictConfig(StrictModel):
     """Dense scene inference."""
 
     model: str = Field(
-        default="latest", description="'latest', or a path to a model folder / checkpoint"
+        default="latest",
+        description="'latest', 'registry:<alias>' (e.g. registry:production), "
+        "'best:<metric>', or a model folder",
     )
     tile: int = Field(default=1024, ge=64, le=8192)
     batch_size: int = Field(default=8, ge=1)

@@ -1,0 +1,255 @@
+"""The polar pipelines as uniform ``stage(cfg, run_date) -> summary`` calls.
+
+Airflow's ``EeflowStageOperator`` and the ``eeflow polar`` CLI both call these, so a DAG run and a
+command-line run execute the same code. Each stage finds its inputs in the layout
+``{root}/polar/{stage}/{run_key}/`` written by the stage before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tasks.config.common import config_hash
+from tasks.config.polar import PolarConfig
+from tasks.storage import (
+    atomic_dir,
+    atomic_write_json,
+    day_run_key,
+    read_manifest,
+    stage_dir,
+    to_date,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+DateLike = dt.date | dt.datetime | str
+
+
+def _day_dir(cfg: PolarConfig, stage: str, run_date: DateLike) -> Path:
+    return stage_dir(cfg.resolved_root(), "polar", stage, day_run_key(run_date))
+
+
+def _zarrs(cfg: PolarConfig, stage: str, run_date: DateLike) -> list[Path]:
+    folder = _day_dir(cfg, stage, run_date)
+    found = sorted(folder.glob("*.zarr"))
+    if not found:
+        raise FileNotFoundError(
+            f"no {stage} output for {day_run_key(run_date)} in {folder}; "
+            f"run the {stage} stage for that day first"
+        )
+    return found
+
+
+def ingest_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Find (or generate) the day's EW GRD scenes into ``polar/ingest/{day}``."""
+    from tasks.polar.ingest import ingest_day
+
+    return ingest_day(cfg, to_date(run_date))
+
+
+def harmonise_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Calibrate, denoise, multilook the day's scenes into ``polar/harmonise/{day}``."""
+    from tasks.polar.harmonise import run_harmonise
+
+    return run_harmonise(cfg, to_date(run_date))
+
+
+def labels_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Rasterise the day's ice-chart polygons into ``polar/labels/{day}``."""
+    from tasks.polar.labels import run_labels
+
+    return run_labels(cfg, to_date(run_date))
+
+
+def patches_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Extract the versioned training set from the day's harmonised scenes and labels."""
+    from tasks.polar.patches import run_patches
+
+    scenes = _zarrs(cfg, "harmonise", run_date)
+    labels = [_day_dir(cfg, "labels", run_date) / s.name for s in scenes]
+    missing = [str(p) for p in labels if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"labels missing for harmonised scenes: {missing}; run labels first")
+    return run_patches(cfg, scenes, labels)
+
+
+def train_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Train the configured model on the configured training-set version and patch size."""
+    from tasks.polar.patches import dataset_path
+    from tasks.polar.train import train_model
+
+    dataset = dataset_path(cfg, cfg.train.patch_size)
+    if not dataset.exists():
+        raise FileNotFoundError(
+            f"training set {dataset} does not exist; run the patches stage with "
+            f"patches.dataset_version={cfg.patches.dataset_version} and sizes including "
+            f"{cfg.train.patch_size}"
+        )
+    result = train_model(cfg, dataset)
+    return {k: v for k, v in result.items() if _is_small(v)}
+
+
+def evaluate_stage(
+    cfg: PolarConfig, run_date: DateLike, model_dir: str | None = None
+) -> dict[str, Any]:
+    """Evaluate a trained model (default: the latest) on the validation part of its training set."""
+    from tasks.polar.evaluate import evaluate_model
+    from tasks.polar.patches import dataset_path
+    from tasks.polar.train import latest_model
+
+    model = Path(model_dir) if model_dir else latest_model(cfg.resolved_root())
+    return evaluate_model(model, dataset_path(cfg, cfg.train.patch_size), cfg=cfg)
+
+
+def resolve_model_dir(cfg: PolarConfig) -> Path:
+    """The model folder ``predict.model`` names.
+
+    ``latest`` (newest trained folder), ``registry:<alias>`` (the model registry's version under
+    that alias, e.g. ``registry:production``), ``best:<metric>`` (the registered version with the
+    highest metric), or a model folder path.
+    """
+    from tasks.polar.train import latest_model
+
+    choice = cfg.predict.model
+    if choice == "latest":
+        return latest_model(cfg.resolved_root())
+    if choice.startswith("registry:"):
+        from tasks.experiments.registry import resolve_model
+
+        return resolve_model("polar", alias=choice.removeprefix("registry:"), cfg=cfg)
+    if choice.startswith("best:"):
+        from tasks.experiments.registry import ModelRegistry
+
+        registry = ModelRegistry.from_config(cfg)
+        record = registry.best_model("polar", choice.removeprefix("best:"), "maximize")
+        return registry.resolve("polar", version=record.version)
+    path = Path(choice)
+    if not path.is_absolute():
+        path = cfg.resolved_root().parent / path if not path.exists() else path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"predict.model {choice!r} does not exist; give 'latest' or a model folder"
+        )
+    return path
+
+
+def predict_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Dense inference over the day's harmonised scenes into ``polar/predict/{day}``."""
+    from tasks.polar.predict import run_predict
+
+    return run_predict(cfg, to_date(run_date), model_dir=resolve_model_dir(cfg))
+
+
+def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Publish the day's chart: copy COG, quicklook and polygons to ``polar/published/{day}``.
+
+    Also writes a STAC item per scene and updates ``polar/published/latest.json``. The day's
+    previous publication is replaced in one rename, so it stays in place if this step fails.
+    """
+    source = _day_dir(cfg, "predict", run_date)
+    manifest = read_manifest(source)
+    day = day_run_key(run_date)
+    target = _day_dir(cfg, "published", run_date)
+    products = sorted(p for p in source.iterdir() if p.suffix in {".tif", ".png", ".geojson", ".json"})
+    charts = [p for p in products if p.suffix == ".tif"]
+    if not charts:
+        raise FileNotFoundError(f"{source} holds no chart GeoTIFF; the predict stage did not finish")
+    with atomic_dir(target) as tmp:
+        for product in products:
+            if product.name != "manifest.json":
+                shutil.copy2(product, tmp / product.name)
+        items = [_stac_item(chart, day, tmp) for chart in charts]
+        for item in items:
+            atomic_write_json(tmp / f"{item['id']}.stac.json", item)
+        write_manifest(
+            tmp,
+            stage="publish",
+            inputs=[str(source)],
+            config_hash=config_hash(cfg),
+            counts={"charts": len(charts)},
+            extra={"model": manifest.get("model") or manifest.get("model_dir")},
+        )
+    atomic_write_json(target.parent / "latest.json", {"day": day, "path": str(target)})
+    log.info("published %d chart(s) for %s in %s", len(charts), day, target)
+    return {"published_dir": str(target), "charts": [str(target / c.name) for c in charts]}
+
+
+def _stac_item(chart: Path, day: str, folder: Path) -> dict[str, Any]:
+    """A STAC 1.0 item describing one published chart (bbox and geometry in WGS84)."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    with rasterio.open(chart) as src:
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        epsg = src.crs.to_epsg()
+    stem = chart.stem
+    assets: dict[str, Any] = {
+        "chart": {"href": chart.name, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                  "roles": ["data"]},
+    }
+    for suffix, media, role in ((".png", "image/png", "overview"), (".geojson", "application/geo+json", "data")):
+        for candidate in sorted(folder.glob(f"{stem.removesuffix('_chart')}*{suffix}")):
+            assets[candidate.stem] = {"href": candidate.name, "type": media, "roles": [role]}
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": stem,
+        "bbox": [west, south, east, north],
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+        },
+        "properties": {"datetime": f"{day}T00:00:00Z", "proj:epsg": epsg, "eeflow:product": "ice_chart"},
+        "assets": assets,
+        "links": [],
+    }
+
+
+def _is_small(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | dict | list)
+
+
+def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Run the daily chart pipeline: ingest -> harmonise -> predict -> publish."""
+    return {
+        "ingest": ingest_stage(cfg, run_date),
+        "harmonise": harmonise_stage(cfg, run_date),
+        "predict": predict_stage(cfg, run_date),
+        "publish": publish_stage(cfg, run_date),
+    }
+
+
+def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+    """Run ingest -> harmonise -> labels -> patches -> train -> evaluate for one day's scenes."""
+    result: dict[str, Any] = {
+        "ingest": ingest_stage(cfg, run_date),
+        "harmonise": harmonise_stage(cfg, run_date),
+        "labels": labels_stage(cfg, run_date),
+        "patches": patches_stage(cfg, run_date),
+    }
+    result["train"] = train_stage(cfg, run_date)
+    result["evaluate"] = evaluate_stage(cfg, run_date, result["train"].get("model_dir"))
+    return result
+
+
+def describe_outputs(home: Path, run_date: DateLike, config: str = "configs/polar.yaml") -> dict[str, Any]:
+    """List the main outputs a user looks at after the demo."""
+    from tasks.config.common import load_config
+    from tasks.polar.train import latest_model
+
+    cfg = load_config(home / config)
+    published = _day_dir(cfg, "published", run_date)
+    model = latest_model(cfg.resolved_root())
+    return {
+        "ice_chart_cog": sorted(str(p) for p in published.glob("*.tif")),
+        "quicklook_png": sorted(str(p) for p in published.glob("*.png")),
+        "polygons_geojson": sorted(str(p) for p in published.glob("*.geojson")),
+        "model_dir": str(model),
+        "evaluation": sorted(str(p) for p in (model / "evaluation").glob("*")),
+        "airflow_home": str(home / "work" / "airflow"),
+    }
