@@ -1,0 +1,1 @@
+"""Training data sets and Lightning DataModules (one module per data set)."""

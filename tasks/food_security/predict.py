@@ -1,0 +1,482 @@
+"""Crop map of a whole tile from its monthly composites.
+
+Reads ``{root}/food_security/harmonise/{agronomic_year}/{tile}.zarr`` in blocks of image rows,
+classifies every pixel's (12 month, band) series in batches with the year's trained model, and
+writes to ``{root}/food_security/predict/{agronomic_year}/{tile}/`` (replaced atomically):
+
+- ``crop_map.tif``: COG, uint8 class index into the model's classes, 255 = no data (a month of a
+  band had no value), with the tile's CRS and transform and a colour table;
+- ``confidence.tif``: COG, float32 softmax probability of the chosen class (NaN = no data);
+- ``crop_map.png``: coloured quicklook with a legend of the classes present;
+- ``fields.parquet``: GeoParquet of field instances = 4-connected regions of one class, with
+  ``class_index``, ``class_name``, ``pixels``, ``area_m2``, ``mean_confidence`` and the polygon;
+- ``manifest.json``.
+
+Memory holds one block of rows (plus the per-region tables): the connected regions are labelled per
+block and merged across block seams with a union-find, then polygonised block by block and the
+pieces of a region dissolved.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.config.common import config_hash
+from tasks.config.food_security import FoodSecurityConfig
+from tasks.storage import agronomic_year_key, atomic_dir, stage_dir, write_manifest
+
+log = logging.getLogger(__name__)
+
+USE_CASE = "food_security"
+NODATA_CLASS = 255
+COLOURS_CSV = Path(__file__).with_name("crop_colours.csv")
+MODEL_NAMES = ("lstm", "tempcnn", "starrnn")
+
+
+class PredictInputError(ValueError):
+    """An input of the predict / evaluate stage is missing or inconsistent; says which and why."""
+
+
+def crop_colours() -> dict[str, str]:
+    """Return crop class -> hex colour of the map legend (from ``crop_colours.csv``)."""
+    with COLOURS_CSV.open() as handle:
+        return {row["crop_class"]: row["colour"] for row in csv.DictReader(handle)}
+
+
+def resolve_model_dir(cfg: FoodSecurityConfig, run_date: Any, model: str | None = None) -> Path:
+    """Find the model folder to use.
+
+    ``model`` (or ``cfg.predict.model``) is a model name (``lstm`` ...: that model of the run's
+    agronomic year), ``latest`` (``cfg.train.model`` of the year), or a path to a model folder.
+    """
+    choice = model or cfg.predict.model
+    year = agronomic_year_key(run_date)
+    if choice == "latest":
+        choice = cfg.train.model
+    if choice in MODEL_NAMES:
+        folder = stage_dir(cfg.resolved_root(), USE_CASE, "models", year) / choice
+    else:
+        folder = Path(choice).expanduser()
+        if folder.is_file():
+            folder = folder.parent
+    if not (folder / "model.json").is_file():
+        raise PredictInputError(
+            f"no trained model in {folder} (model {choice!r}, agronomic year {year}); run the "
+            "train stage for this year first, or set predict.model to a model folder"
+        )
+    return folder
+
+
+def load_crop_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load a trained model folder; return (CropClassifier in eval mode on CPU, model.json)."""
+    from tasks.models.crop_classifier import CropClassifier
+
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    checkpoint = model_dir / meta.get("checkpoint", "model.ckpt")
+    try:
+        module = CropClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
+        raise PredictInputError(
+            f"model checkpoint {checkpoint} cannot be loaded ({type(err).__name__}: {err}); "
+            "re-run the train stage"
+        ) from err
+    module.eval()
+    return module, meta
+
+
+def composites_path(cfg: FoodSecurityConfig, run_date: Any, tile: str) -> Path:
+    """Return ``{root}/food_security/harmonise/{agronomic_year}/{tile}.zarr``."""
+    year = agronomic_year_key(run_date)
+    return stage_dir(cfg.resolved_root(), USE_CASE, "harmonise", year) / f"{tile}.zarr"
+
+
+class TileComposites:
+    """Row-block reader of one tile's monthly composites, bands ordered as the model expects.
+
+    Args:
+        path: the ``{tile}.zarr`` composites store.
+        bands: band names in model order.
+        n_months: months the model expects.
+
+    """
+
+    def __init__(self, path: Path, bands: list[str], n_months: int) -> None:
+        import zarr
+
+        if not path.exists():
+            raise PredictInputError(
+                f"no monthly composites at {path}; run the harmonise stage for this tile and "
+                "agronomic year first"
+            )
+        group = zarr.open_group(str(path), mode="r")
+        if "reflectance" not in group:
+            raise PredictInputError(f"{path} has no 'reflectance' array")
+        self.path = path
+        self.reflectance = group["reflectance"]
+        attrs = dict(group.attrs)
+        missing = [k for k in ("crs", "transform", "bands") if k not in attrs]
+        if missing:
+            raise PredictInputError(f"{path} lacks attributes {missing}")
+        self.crs = attrs["crs"]
+        self.transform = [float(v) for v in attrs["transform"]]
+        self.agronomic_year = attrs.get("agronomic_year")
+        store_bands = list(attrs["bands"])
+        absent = [b for b in bands if b not in store_bands]
+        if absent:
+            raise PredictInputError(
+                f"{path} lacks bands {absent} the model was trained on (store has {store_bands})"
+            )
+        self.band_index = [store_bands.index(b) for b in bands]
+        n_store_months, _, self.height, self.width = self.reflectance.shape
+        if n_store_months != n_months:
+            raise PredictInputError(
+                f"{path} has {n_store_months} months, the model expects {n_months}"
+            )
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Return rows ``start:stop`` as (pixels, month, band) float32, pixels row-major."""
+        block = np.asarray(self.reflectance[:, :, start:stop, :], dtype=np.float32)
+        block = block[:, self.band_index]  # (month, band, rows, cols)
+        return block.transpose(2, 3, 0, 1).reshape(-1, block.shape[0], block.shape[1])
+
+
+def classify_pixels(
+    module: Any, series: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classify (pixels, month, band) series; return (class uint8, confidence float32).
+
+    Pixels with a non-finite value get class :data:`NODATA_CLASS` and confidence NaN.
+    """
+    import torch
+
+    valid = np.isfinite(series).all(axis=(1, 2))
+    classes = np.full(len(series), NODATA_CLASS, dtype=np.uint8)
+    confidence = np.full(len(series), np.nan, dtype=np.float32)
+    index = np.flatnonzero(valid)
+    with torch.no_grad():
+        for i in range(0, len(index), batch_size):
+            rows = index[i : i + batch_size]
+            probs = module.predict_proba(torch.from_numpy(series[rows]))
+            best, arg = probs.max(dim=-1)
+            classes[rows] = arg.numpy().astype(np.uint8)
+            confidence[rows] = best.numpy()
+    return classes, confidence
+
+
+class _UnionFind:
+    """Union-find over region ids (grown as regions appear)."""
+
+    def __init__(self) -> None:
+        self.parent = np.zeros(0, dtype=np.int64)
+
+    def grow(self, n: int) -> None:
+        start = len(self.parent)
+        self.parent = np.concatenate([self.parent, np.arange(start, start + n, dtype=np.int64)])
+
+    def find(self, a: int) -> int:
+        root = a
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[a] != root:
+            self.parent[a], a = root, self.parent[a]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def roots(self) -> np.ndarray:
+        return np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64)
+
+
+def _label_block(classes: np.ndarray, first_id: int) -> tuple[np.ndarray, int]:
+    """Label 4-connected regions of equal class in a (rows, cols) block; ids start at first_id.
+
+    Returns the id raster (int64, -1 = no data) and the number of regions.
+    """
+    from scipy import ndimage
+
+    ids = np.full(classes.shape, -1, dtype=np.int64)
+    next_id = first_id
+    for value in np.unique(classes):
+        if value == NODATA_CLASS:
+            continue
+        labelled, count = ndimage.label(classes == value)
+        mask = labelled > 0
+        ids[mask] = labelled[mask] - 1 + next_id
+        next_id += count
+    return ids, next_id - first_id
+
+
+def run_predict(
+    cfg: FoodSecurityConfig,
+    run_date: Any,
+    tile: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """Map the crops of one tile for the agronomic year containing ``run_date``.
+
+    Args:
+        cfg: validated config (``predict`` section: tile, model, batch_size, block_rows,
+            min_instance_pixels).
+        run_date: any day of the agronomic year.
+        tile: tile id (default ``cfg.predict.tile``).
+        model: model name / ``latest`` / model folder (default ``cfg.predict.model``).
+
+    Returns:
+        Output paths (``crop_map``, ``confidence``, ``quicklook``, ``fields``, ``folder``) and
+        counts (pixels per class, instances).
+
+    Raises:
+        PredictInputError: composites or model missing, bands / months not matching the model.
+
+    """
+    import rasterio
+    from rasterio.transform import Affine
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    tile = tile or cfg.predict.tile
+    year = agronomic_year_key(run_date)
+    model_dir = resolve_model_dir(cfg, run_date, model)
+    module, meta = load_crop_model(model_dir)
+    if meta.get("agronomic_year") not in (None, year):
+        log.warning("using a model trained for %s to map %s", meta["agronomic_year"], year)
+    class_names: list[str] = list(meta["classes"])
+    if len(class_names) >= NODATA_CLASS:
+        raise PredictInputError(f"{len(class_names)} classes do not fit a uint8 map")
+    source = TileComposites(composites_path(cfg, run_date, tile), list(meta["bands"]),
+                            int(meta["n_timesteps"]))
+    if source.agronomic_year not in (None, year):
+        raise PredictInputError(
+            f"{source.path} holds agronomic year {source.agronomic_year}, not {year}"
+        )
+    transform = Affine.from_gdal(*source.transform)
+    height, width = source.height, source.width
+    block_rows = min(cfg.predict.block_rows, height)
+    final = stage_dir(cfg.resolved_root(), USE_CASE, "predict", year) / tile
+    log.info("mapping tile %s of %s (%d x %d px) with %s from %s", tile, year, height, width,
+             meta["model"], model_dir)
+    with atomic_dir(final) as out:
+        profile = {
+            "driver": "GTiff", "height": height, "width": width, "count": 1,
+            "crs": source.crs, "transform": transform, "tiled": True,
+            "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+        }
+        class_tmp, conf_tmp = out / ".classes.tif", out / ".confidence.tif"
+        ids_tmp = out / ".ids.tif"
+        pixel_counts = np.zeros(NODATA_CLASS + 1, dtype=np.int64)
+        regions = _UnionFind()
+        region_class: list[np.ndarray] = []
+        region_pixels: list[np.ndarray] = []
+        region_conf_sum: list[np.ndarray] = []
+        n_regions = 0
+        previous_row: tuple[np.ndarray, np.ndarray] | None = None
+        with (
+            rasterio.open(class_tmp, "w", dtype="uint8", nodata=NODATA_CLASS, **profile) as cls_ds,
+            rasterio.open(conf_tmp, "w", dtype="float32", nodata=np.nan, **profile) as conf_ds,
+            rasterio.open(ids_tmp, "w", dtype="int32", nodata=-1, **profile) as ids_ds,
+        ):
+            for start in tqdm(range(0, height, block_rows), desc=f"predict {tile}", unit="block"):
+                stop = min(start + block_rows, height)
+                classes, confidence = classify_pixels(
+                    module, source.read_rows(start, stop), cfg.predict.batch_size
+                )
+                classes = classes.reshape(stop - start, width)
+                confidence = confidence.reshape(stop - start, width)
+                window = rasterio.windows.Window(0, start, width, stop - start)
+                cls_ds.write(classes, 1, window=window)
+                conf_ds.write(confidence, 1, window=window)
+                pixel_counts += np.bincount(classes.ravel(), minlength=NODATA_CLASS + 1)
+                ids, count = _label_block(classes, n_regions)
+                regions.grow(count)
+                valid = ids >= 0
+                local = ids[valid] - n_regions
+                region_pixels.append(np.bincount(local, minlength=count))
+                region_conf_sum.append(
+                    np.bincount(local, weights=confidence[valid].astype(np.float64),
+                                minlength=count)
+                )
+                first_class = np.zeros(count, dtype=np.uint8)
+                first_class[local] = classes[valid]
+                region_class.append(first_class)
+                if previous_row is not None:
+                    prev_ids, prev_classes = previous_row
+                    seam = (prev_ids >= 0) & (ids[0] >= 0) & (prev_classes == classes[0])
+                    pairs = zip(prev_ids[seam].tolist(), ids[0][seam].tolist(), strict=True)
+                    for a, b in set(pairs):
+                        regions.union(a, b)
+                previous_row = (ids[-1].copy(), classes[-1].copy())
+                n_regions += count
+                if n_regions >= 2**31 - 1:
+                    raise PredictInputError(f"tile {tile}: too many regions for int32 ids")
+                ids_ds.write(ids.astype(np.int32), 1, window=window)
+        crop_map = out / "crop_map.tif"
+        confidence_map = out / "confidence.tif"
+        _write_cog(class_tmp, crop_map, "nearest", class_names)
+        _write_cog(conf_tmp, confidence_map, "average", None)
+        class_tmp.unlink()
+        conf_tmp.unlink()
+        fields, instance_counts = _field_instances(
+            ids_tmp, regions, region_class, region_pixels, region_conf_sum, class_names,
+            transform, source.crs, block_rows, cfg.predict.min_instance_pixels,
+        )
+        ids_tmp.unlink()
+        fields_path = out / "fields.parquet"
+        fields.to_parquet(fields_path)
+        plot_crop_map(crop_map, out / "crop_map.png", class_names,
+                                  f"{meta['model']} crop map, tile {tile}, {year}")
+        per_class = {class_names[i]: int(c) for i, c in enumerate(pixel_counts[:len(class_names)])
+                     if c}
+        counts = {
+            "pixels": int(height * width),
+            "nodata_pixels": int(pixel_counts[NODATA_CLASS]),
+            "pixels_per_class": per_class,
+            **instance_counts,
+        }
+        write_manifest(
+            out, stage="predict",
+            inputs={"composites": str(source.path), "model": str(model_dir)},
+            config_hash=config_hash(cfg), counts=counts,
+            extra={"tile": tile, "agronomic_year": year, "model": meta["model"],
+                   "classes": class_names, "nodata_class": NODATA_CLASS},
+        )
+    seconds = time.perf_counter() - started
+    log.info("tile %s mapped in %.1f s: %d instances -> %s", tile, seconds,
+             counts["instances"], final)
+    return {
+        "tile": tile,
+        "agronomic_year": year,
+        "model": meta["model"],
+        "folder": str(final),
+        "crop_map": str(final / "crop_map.tif"),
+        "confidence": str(final / "confidence.tif"),
+        "quicklook": str(final / "crop_map.png"),
+        "fields": str(final / "fields.parquet"),
+        "counts": counts,
+        "seconds": round(seconds, 2),
+    }
+
+
+def _write_cog(source: Path, target: Path, resampling: str, class_names: list[str] | None) -> None:
+    """Copy a tiled GeoTIFF to a COG (deflate, overviews); add the class colour table."""
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    if class_names is not None:
+        colours = crop_colours()
+        with rasterio.open(source, "r+") as ds:
+            table = {NODATA_CLASS: (0, 0, 0, 0)}
+            for i, name in enumerate(class_names):
+                hex_colour = colours.get(name, "#000000").lstrip("#")
+                table[i] = tuple(int(hex_colour[k : k + 2], 16) for k in (0, 2, 4)) + (255,)
+            ds.write_colormap(1, table)
+    rio_copy(source, target, driver="COG", compress="DEFLATE", overview_resampling=resampling,
+             blocksize=256)
+
+
+def _field_instances(
+    ids_path: Path,
+    regions: _UnionFind,
+    region_class: list[np.ndarray],
+    region_pixels: list[np.ndarray],
+    region_conf_sum: list[np.ndarray],
+    class_names: list[str],
+    transform: Any,
+    crs: str,
+    block_rows: int,
+    min_pixels: int,
+) -> tuple[Any, dict[str, int]]:
+    """Polygonise merged regions block by block; return (GeoDataFrame, counts)."""
+    import geopandas as gpd
+    import rasterio
+    import rasterio.features
+    import shapely
+    from shapely.geometry import shape
+
+    roots = regions.roots()
+    n = len(roots)
+    classes = np.concatenate(region_class) if region_class else np.zeros(0, np.uint8)
+    pixels = np.bincount(roots, weights=np.concatenate(region_pixels) if n else None, minlength=n)
+    conf_sum = np.bincount(roots, weights=np.concatenate(region_conf_sum) if n else None,
+                           minlength=n)
+    keep = np.zeros(n, dtype=bool)
+    unique_roots = np.unique(roots)
+    keep[unique_roots] = pixels[unique_roots] >= min_pixels
+    pieces: dict[int, list[Any]] = {}
+    with rasterio.open(ids_path) as ds:
+        for start in range(0, ds.height, block_rows):
+            window = rasterio.windows.Window(0, start, ds.width, min(block_rows, ds.height - start))
+            ids = ds.read(1, window=window).astype(np.int64)
+            merged = np.where(ids >= 0, roots[np.clip(ids, 0, None)] if n else -1, -1)
+            mask = (merged >= 0) & keep[np.clip(merged, 0, None)] if n else merged >= 0
+            if not mask.any():
+                continue
+            block_transform = ds.window_transform(window)
+            for geometry, value in rasterio.features.shapes(
+                merged.astype(np.int32), mask=mask, connectivity=4, transform=block_transform
+            ):
+                pieces.setdefault(int(value), []).append(shape(geometry))
+    rows = []
+    for instance_id, (root, parts) in enumerate(sorted(pieces.items())):
+        geometry = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        class_index = int(classes[root])
+        rows.append({
+            "instance_id": instance_id,
+            "class_index": class_index,
+            "class_name": class_names[class_index],
+            "pixels": int(pixels[root]),
+            "area_m2": float(geometry.area),
+            "mean_confidence": float(conf_sum[root] / pixels[root]),
+            "geometry": geometry,
+        })
+    columns = ["instance_id", "class_index", "class_name", "pixels", "area_m2",
+               "mean_confidence", "geometry"]
+    frame = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
+    dropped = int((~keep[unique_roots]).sum()) if n else 0
+    return frame, {"instances": len(rows), "instances_below_min_pixels": dropped}
+
+
+def plot_crop_map(crop_map: Path, png: Path, class_names: list[str], title: str,
+                  max_pixels: int = 1024) -> Path:
+    """Render the class COG (decimated to ``max_pixels`` per side) with a legend into ``png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import rasterio
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    with rasterio.open(crop_map) as ds:
+        scale = max(1, int(np.ceil(max(ds.height, ds.width) / max_pixels)))
+        shape = (max(1, ds.height // scale), max(1, ds.width // scale))
+        data = ds.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+    colours = crop_colours()
+    palette = [colours.get(name, "#000000") for name in class_names]
+    image = np.ma.masked_equal(data, NODATA_CLASS)
+    fig, ax = plt.subplots(figsize=(9, 7))
+    ax.imshow(image, cmap=ListedColormap(palette), vmin=-0.5, vmax=len(class_names) - 0.5,
+              interpolation="nearest")
+    present = sorted(int(v) for v in np.unique(data) if v != NODATA_CLASS)
+    handles = [Patch(facecolor=palette[i], edgecolor="k", label=class_names[i]) for i in present]
+    if (data == NODATA_CLASS).any():
+        handles.append(Patch(facecolor="white", edgecolor="k", label="no data"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png

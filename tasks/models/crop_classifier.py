@@ -1,0 +1,243 @@
+"""Lightning module shared by the crop-type models (LSTM, TempCNN, StarRNN).
+
+The module owns the input normalisation (train-split band mean / std from the samples zarr, kept
+as buffers so a checkpoint is self-contained), the optional class weights of phase 1 of the
+weighted two-phase procedure, RMSprop, and the validation scores (loss, overall accuracy, median
+and macro F1 over the classes present) computed from a confusion matrix accumulated per epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from tasks.models.lstm import LSTMClassifier
+from tasks.models.starrnn import StarRNNClassifier
+from tasks.models.tempcnn import TempCNNClassifier
+
+CROP_MODEL_NAMES: tuple[str, ...] = ("lstm", "tempcnn", "starrnn")
+
+
+def build_crop_network(
+    name: str,
+    n_bands: int,
+    n_classes: int,
+    n_timesteps: int = 12,
+    layers: int = 2,
+    cells: int = 100,
+    dropout: float = 0.2,
+) -> nn.Module:
+    """Return the network called ``name`` (``lstm``, ``tempcnn`` or ``starrnn``).
+
+    ``layers``/``cells`` size the recurrent models; TempCNN uses its paper architecture with
+    ``cells`` ignored.
+    """
+    if name == "lstm":
+        return LSTMClassifier(n_bands, n_classes, layers=layers, cells=cells, dropout=dropout)
+    if name == "starrnn":
+        return StarRNNClassifier(n_bands, n_classes, layers=layers, cells=cells, dropout=dropout)
+    if name == "tempcnn":
+        return TempCNNClassifier(n_bands, n_classes, n_timesteps=n_timesteps, dropout=dropout)
+    raise ValueError(f"unknown crop model {name!r}; allowed: {list(CROP_MODEL_NAMES)}")
+
+
+def classification_scores(confusion: np.ndarray) -> dict[str, Any]:
+    """Scores of a confusion matrix ``confusion[true, predicted]`` (counts).
+
+    Returns overall accuracy, per-class precision / recall / F1 / support, the median and macro F1
+    over classes with support > 0 (the paper's F1 figure is the median), all as fractions.
+    Classes with no reference pixel get F1 ``None``.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    total = confusion.sum()
+    true_positive = np.diag(confusion)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
+        recall = np.where(support > 0, true_positive / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = support > 0
+    return {
+        "overall_accuracy": float(true_positive.sum() / total) if total else float("nan"),
+        "median_f1": float(np.median(f1[present])) if present.any() else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "precision": [float(p) if s else None for p, s in zip(precision, present, strict=True)],
+        "recall": [float(r) if s else None for r, s in zip(recall, present, strict=True)],
+        "f1": [float(v) if s else None for v, s in zip(f1, present, strict=True)],
+        "support": [int(s) for s in support],
+        "n_samples": int(total),
+    }
+
+
+class DecoupledRMSprop(torch.optim.RMSprop):
+    """RMSprop with decoupled weight decay (Loshchilov & Hutter 2019).
+
+    Before each RMSprop step every weight is multiplied by ``1 - lr * decoupled_weight_decay``,
+    independent of the gradient scaling, as AdamW does for Adam.
+    """
+
+    def __init__(
+        self, params: Any, lr: float, decoupled_weight_decay: float, **kwargs: Any
+    ) -> None:
+        super().__init__(params, lr=lr, weight_decay=0.0, **kwargs)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = decoupled_weight_decay
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """Decay the weights, then take the RMSprop step."""
+        for group in self.param_groups:
+            factor = 1.0 - group["lr"] * group["decoupled_weight_decay"]
+            for param in group["params"]:
+                if param.grad is not None:
+                    param.mul_(factor)
+        return super().step(closure)
+
+
+class CropClassifier(L.LightningModule):
+    """Pixel time-series crop classifier.
+
+    Args:
+        model_name: ``lstm``, ``tempcnn`` or ``starrnn``.
+        n_bands: spectral bands per time step.
+        n_classes: output classes.
+        band_mean: per-band mean of the train split (reflectance units), length ``n_bands``.
+        band_std: per-band standard deviation of the train split.
+        n_timesteps: months per series (12).
+        layers: recurrent layers.
+        cells: hidden units per recurrent layer.
+        dropout: dropout rate.
+        learning_rate: RMSprop learning rate (paper: 1e-3).
+        weight_decay: RMSprop weight decay (paper: 0.4).
+        weight_decay_mode: ``decoupled`` shrinks weights by ``lr * weight_decay`` per step
+            (AdamW-style, :class:`DecoupledRMSprop`); ``l2`` adds ``weight_decay * w`` to the
+            gradient (torch's RMSprop), which at 0.4 dominates the adaptive step and stops learning.
+
+    Input batches are ``(x, y)`` with ``x`` float32 (batch, time, band) un-normalised reflectance
+    and ``y`` int64 (batch,) class indices.
+
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        n_bands: int,
+        n_classes: int,
+        band_mean: Sequence[float],
+        band_std: Sequence[float],
+        n_timesteps: int = 12,
+        layers: int = 2,
+        cells: int = 100,
+        dropout: float = 0.2,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.4,
+        weight_decay_mode: str = "decoupled",
+    ) -> None:
+        super().__init__()
+        if weight_decay_mode not in ("decoupled", "l2"):
+            raise ValueError(
+                f"weight_decay_mode must be 'decoupled' or 'l2', got {weight_decay_mode!r}"
+            )
+        if len(band_mean) != n_bands or len(band_std) != n_bands:
+            raise ValueError(
+                f"band_mean/band_std need {n_bands} values, got {len(band_mean)}/{len(band_std)}"
+            )
+        if any(s <= 0 or not np.isfinite(s) for s in band_std):
+            raise ValueError(f"band_std must be positive and finite, got {list(band_std)}")
+        self.save_hyperparameters()
+        self.network = build_crop_network(
+            model_name, n_bands, n_classes, n_timesteps, layers, cells, dropout
+        )
+        self.register_buffer("band_mean", torch.tensor(list(band_mean), dtype=torch.float32))
+        self.register_buffer("band_std", torch.tensor(list(band_std), dtype=torch.float32))
+        self.register_buffer("class_weights", torch.ones(n_classes, dtype=torch.float32))
+        self.use_class_weights = False
+        self._val_confusion = torch.zeros(n_classes, n_classes, dtype=torch.long)
+        self._val_loss_sum = 0.0
+        self._val_count = 0
+
+    def set_class_weights(self, weights: Sequence[float] | None) -> None:
+        """Weight the training loss per class (phase 1); ``None``: the plain loss (phase 2)."""
+        if weights is None:
+            self.use_class_weights = False
+            self.class_weights.fill_(1.0)
+            return
+        values = torch.as_tensor(list(weights), dtype=torch.float32)
+        if values.shape != self.class_weights.shape or bool((values < 0).any()):
+            raise ValueError(f"class weights need {self.hparams.n_classes} values >= 0")
+        self.class_weights.copy_(values)
+        self.use_class_weights = True
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise (batch, time, band) reflectance with the train-split band statistics."""
+        return (x - self.band_mean) / self.band_std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (batch, class) logits of un-normalised (batch, time, band) reflectance."""
+        return self.network(self.normalise(x))
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (batch, class) softmax probabilities (eval mode is the caller's job)."""
+        return torch.softmax(self(x), dim=-1)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        """Cross-entropy, weighted by the class weights in phase 1."""
+        x, y = batch
+        logits = self(x)
+        weight = self.class_weights if self.use_class_weights else None
+        loss = nn.functional.cross_entropy(logits, y, weight=weight)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the epoch's confusion matrix."""
+        n = self.hparams.n_classes
+        self._val_confusion = torch.zeros(n, n, dtype=torch.long)
+        self._val_loss_sum = 0.0
+        self._val_count = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate the plain (unweighted) loss and the confusion matrix."""
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        self._val_loss_sum += float(loss)
+        self._val_count += len(y)
+        n = self.hparams.n_classes
+        pairs = y.cpu() * n + logits.argmax(dim=-1).cpu()
+        self._val_confusion += torch.bincount(pairs, minlength=n * n).reshape(n, n)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log val_loss, val_accuracy, val_median_f1 and val_macro_f1.
+
+        Callbacks read them from ``on_validation_end`` on (as Optuna's pruning callback does);
+        callbacks' own ``on_validation_epoch_end`` runs before this hook.
+        """
+        if self._val_count == 0:
+            return
+        scores = classification_scores(self._val_confusion.numpy())
+        self.log("val_loss", self._val_loss_sum / self._val_count, prog_bar=True)
+        self.log("val_accuracy", scores["overall_accuracy"], prog_bar=True)
+        self.log("val_median_f1", scores["median_f1"], prog_bar=True)
+        self.log("val_macro_f1", scores["macro_f1"])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """RMSprop with the configured learning rate and (decoupled or L2) weight decay."""
+        if self.hparams.weight_decay_mode == "l2":
+            return torch.optim.RMSprop(
+                self.parameters(), lr=self.hparams.learning_rate,
+                weight_decay=self.hparams.weight_decay,
+            )
+        return DecoupledRMSprop(
+            self.parameters(), lr=self.hparams.learning_rate,
+            decoupled_weight_decay=self.hparams.weight_decay,
+        )
