@@ -6,7 +6,9 @@ folder. Measured in one run, each in its own subprocess (peak RSS per engine):
   fast-half   the same on N/4 features (memory must stay flat in the input size)
   pyoxigraph  the same mapping, terms built as pyoxigraph objects + its serialiser (baseline)
   rdflib      the same mapping, an rdflib graph per batch serialised to N-Triples (baseline)
-Arrow is pinned to one thread, so triples/s of CPU time = triples/s per core.
+Arrow is pinned to one thread, so triples/s of CPU time (time.process_time of the child process)
+= triples/s per core; the baselines run on subsamples and are extrapolated to N features at their
+measured CPU rate. The load average (os.getloadavg) is recorded before and after each engine.
 
 Run: .venv/bin/python bench/p5_export.py [--features 1000000]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -53,6 +56,14 @@ def make_fields(folder: Path, n: int, seed: int = 0, prefix: str = "T") -> list[
     return paths
 
 
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss keeps the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_engine(engine: str, folder: Path, out: Path) -> dict:
     """Export every tile of ``folder`` with one engine in this process; return the figures."""
     import pyarrow as pa
@@ -72,7 +83,7 @@ def run_engine(engine: str, folder: Path, out: Path) -> dict:
                             base="https://w3id.org/eeflow/data/", batch_rows=50_000)
         sink.close()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     return {"engine": engine, "features": stats.features, "rejected": len(stats.rejected),
             "triples": stats.triples, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "triples_per_cpu_s": round(stats.triples / cpu), "peak_rss_mb": round(rss_mb),
@@ -109,6 +120,9 @@ def main() -> None:
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-3000:])
             result = {"input": name, **json.loads(proc.stdout.strip().splitlines()[-1])}
+            per_feature_cpu = result["cpu_s"] / max(result["features"], 1)
+            result["extrapolated_cpu_s_for_n"] = round(per_feature_cpu * args.features, 1)
+            result["loadavg_1m"] = round(os.getloadavg()[0], 2)
             results.append(result)
             print(json.dumps(result), file=sys.stderr)
             if engine == "fast" and name == "full" and args.keep:
@@ -116,7 +130,7 @@ def main() -> None:
                 out.replace(args.keep)
             else:
                 out.unlink(missing_ok=True)
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"features": args.features, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

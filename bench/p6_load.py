@@ -3,10 +3,15 @@
 Input: N-Triples of synthetic crop field instances exported with the fast path (bench/p5_export).
 Measured in one run:
   embedded   EmbeddedStore.replace_graph (pyoxigraph bulk_load) of the full file, then a re-load
-             (replace: same triple count, no duplicates)
-  http       HttpStore.replace_graph: DROP + chunked (chunk_triples) parallel (parallel_requests)
-             Graph Store Protocol POSTs to `oxigraph serve` on 127.0.0.1
+             (replace: same triple count, no duplicates); raw pyoxigraph bulk_load into a fresh
+             store as the ceiling
+  http       HttpStore.replace_graph, replace=drop_then_load: DROP + chunked (chunk_triples)
+             parallel (parallel_requests) Graph Store POSTs with Oxigraph's no_transaction/lenient,
+             to `oxigraph serve` on 127.0.0.1; the same with transactional chunks
+  staging    replace=staging_move on a smaller file (chunks into a staging graph, then MOVE)
   http-1post baseline: the same server, one POST of a smaller file
+CPU seconds are this process's time.process_time (the embedded store works in-process; over
+HTTP the server's CPU is read from /proc/<pid>/stat). Load average recorded per row.
 Run: .venv/bin/python bench/p6_load.py [--features 300000]
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -44,6 +50,11 @@ def export_nt(folder: Path, n: int, out: Path) -> int:
     return stats.triples
 
 
+def _server_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     import requests
 
@@ -56,6 +67,7 @@ def main() -> None:
     parser.add_argument("--baseline-features", type=int, default=50_000)
     parser.add_argument("--chunk", type=int, default=100_000)
     parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--staging-features", type=int, default=5_000)
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="p6-") as tmp:
@@ -63,39 +75,65 @@ def main() -> None:
         big, small = tmp_path / "big.nt", tmp_path / "small.nt"
         n_big = export_nt(tmp_path / "big", args.features, big)
         n_small = export_nt(tmp_path / "small", args.baseline_features, small)
+        tiny = tmp_path / "tiny.nt"
+        n_tiny = export_nt(tmp_path / "tiny", args.staging_features, tiny)
         print(f"exported {n_big} + {n_small} triples", file=sys.stderr)
 
+        import pyoxigraph as ox
+
+        def record(label: str, size: int, seconds: float, cpu: float) -> None:
+            results.append({"target": label, "triples": size, "seconds": round(seconds, 2),
+                            "cpu_s": round(cpu, 2), "triples_per_s": round(size / seconds),
+                            "triples_per_cpu_s": round(size / max(cpu, 1e-9)),
+                            "loadavg_1m": round(os.getloadavg()[0], 2)})
+            print(json.dumps(results[-1]), file=sys.stderr)
+
+        raw = ox.Store(str(tmp_path / "raw"))
+        started, cpu = time.perf_counter(), time.process_time()
+        raw.bulk_load(path=str(big), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(GRAPH))
+        record("raw pyoxigraph bulk_load (ceiling)", n_big, time.perf_counter() - started,
+               time.process_time() - cpu)
+        del raw
         store = EmbeddedStore(tmp_path / "store")
         for label in ("embedded", "embedded-reload"):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             size = store.replace_graph(GRAPH, big, "nt")
-            seconds = time.perf_counter() - started
-            results.append({"target": label, "triples": size, "seconds": round(seconds, 2),
-                            "triples_per_s": round(size / seconds)})
-            print(json.dumps(results[-1]), file=sys.stderr)
+            record(label, size, time.perf_counter() - started, time.process_time() - cpu)
         store.close()
 
         with OxigraphServer(tmp_path / "server") as server:
-            cfg = StoreConfig(mode="http", url=server.url, chunk_triples=args.chunk,
-                              parallel_requests=args.parallel, timeout_s=600)
-            http = HttpStore(cfg)
-            started = time.perf_counter()
-            size = http.replace_graph(GRAPH, big, "nt")
-            seconds = time.perf_counter() - started
-            results.append({"target": f"http chunk={args.chunk} parallel={args.parallel}",
-                            "triples": size, "seconds": round(seconds, 2),
-                            "triples_per_s": round(size / seconds)})
-            print(json.dumps(results[-1]), file=sys.stderr)
-            started = time.perf_counter()
+            pid = server.process.pid  # type: ignore[union-attr]
+            for bulk, graph in ((True, GRAPH), (False, GRAPH + "/tx")):
+                cfg = StoreConfig(mode="http", url=server.url, chunk_triples=args.chunk,
+                                  parallel_requests=args.parallel, timeout_s=600,
+                                  oxigraph_bulk=bulk)
+                http = HttpStore(cfg)
+                started, cpu, server_cpu = time.perf_counter(), time.process_time(), \
+                    _server_cpu_s(pid)
+                size = http.replace_graph(graph, big, "nt")
+                record(f"http drop_then_load chunk={args.chunk} parallel={args.parallel} "
+                       f"{'no_transaction' if bulk else 'transactional'}", size,
+                       time.perf_counter() - started,
+                       time.process_time() - cpu + _server_cpu_s(pid) - server_cpu)
+                http.close()
+            staging_cfg = StoreConfig(mode="http", url=server.url, chunk_triples=args.chunk,
+                                      parallel_requests=args.parallel, timeout_s=600,
+                                      replace="staging_move")
+            http = HttpStore(staging_cfg)
+            for label in ("http staging_move (first load)", "http staging_move (re-load)"):
+                started, cpu, server_cpu = time.perf_counter(), time.process_time(), \
+                    _server_cpu_s(pid)
+                size = http.replace_graph(GRAPH + "/staged", tiny, "nt")
+                record(label, size, time.perf_counter() - started,
+                       time.process_time() - cpu + _server_cpu_s(pid) - server_cpu)
+            assert size == n_tiny
+            started, server_cpu = time.perf_counter(), _server_cpu_s(pid)
             response = requests.post(f"{server.url}/store", params={"graph": GRAPH + "/one"},
                                      data=small.read_bytes(), timeout=600,
                                      headers={"Content-Type": "application/n-triples"})
             response.raise_for_status()
             seconds = time.perf_counter() - started
-            results.append({"target": "http one POST (baseline)", "triples": n_small,
-                            "seconds": round(seconds, 2),
-                            "triples_per_s": round(n_small / seconds)})
-            print(json.dumps(results[-1]), file=sys.stderr)
+            record("http one POST (baseline)", n_small, seconds, _server_cpu_s(pid) - server_cpu)
             http.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"results": results, "client_peak_rss_mb": round(rss)}, indent=1))

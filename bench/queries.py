@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -79,7 +80,10 @@ def main() -> None:
         for product, key in [("vocabulary", "current"), ("crop_field_instances", year),
                              ("lucas_points", "2018"), ("ice_chart", DAY)]:
             export_product(cfg, product, key)
-            total += load_product(cfg, product, key)["triples"]
+            loaded = load_product(cfg, product, key)
+            total += loaded["triples"]
+            print(f"loaded {product}: {loaded['triples']} triples in {loaded['seconds']} s",
+                  file=sys.stderr)
         print(f"store: {total} triples", file=sys.stderr)
         store = open_store(cfg)
         region = "POLYGON((15.0 47.0, 15.05 47.0, 15.05 47.05, 15.0 47.05, 15.0 47.0))"
@@ -96,9 +100,9 @@ def main() -> None:
         }
         results = []
         for name, params in cases.items():
-            times, count = [], 0
+            times, cpus, count = [], [], 0
             for _ in range(args.repeats):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 if params is None:
                     rows = list(store.query(
                         "SELECT ?t (COUNT(?f) AS ?n) WHERE { ?f a ?t } GROUP BY ?t"))
@@ -106,8 +110,11 @@ def main() -> None:
                 else:
                     count = run_named_query(cfg, name, params, store)["count"]
                 times.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)
             results.append({"query": name, "rows": count, "first_s": round(times[0], 4),
-                            "median_s": round(statistics.median(times), 4)})
+                            "median_s": round(statistics.median(times), 4),
+                            "median_cpu_s": round(statistics.median(cpus), 4),
+                            "loadavg_1m": round(os.getloadavg()[0], 2)})
             print(json.dumps(results[-1]), file=sys.stderr)
         store.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

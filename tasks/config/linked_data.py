@@ -60,6 +60,23 @@ class StoreConfig(StrictModel):
     update_url: str | None = Field(default=None, description="default: {url}/update")
     graph_store_url: str | None = Field(default=None, description="default: {url}/store")
     chunk_triples: int = Field(default=100_000, ge=1000, le=10_000_000)
+    replace: Literal["drop_then_load", "staging_move"] = Field(
+        default="drop_then_load",
+        description=(
+            "http re-load: DROP the graph then POST chunks (fast; readers see a partial graph "
+            "during the load), or POST into a staging graph then SPARQL `MOVE` it over the graph "
+            "(readers naming the graph never see a half-replaced one; Oxigraph's MOVE copies "
+            "triple by triple, ~30x slower than the load)"
+        ),
+    )
+    oxigraph_bulk: bool = Field(
+        default=True,
+        description=(
+            "send Oxigraph's `no_transaction` and `lenient` parameters with the chunked Graph "
+            "Store POSTs (each chunk is written without a transaction: ~3x faster); set false "
+            "for other SPARQL servers"
+        ),
+    )
     parallel_requests: int = Field(default=4, ge=1, le=64)
     retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=0.5, gt=0, le=60)

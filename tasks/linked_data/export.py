@@ -87,11 +87,18 @@ class ExportStats:
     dates: list[dt.date] = field(default_factory=list)
     source_crs: set[str] = field(default_factory=set)
 
-    def add_bounds(self, geoms: np.ndarray) -> None:
-        """Grow the bounding box by ``geoms`` (CRS84)."""
-        if len(geoms) == 0:
+    def add_bounds(self, bounds: np.ndarray) -> None:
+        """Grow the bounding box by per-geometry ``bounds`` (CRS84, ``shapely.bounds`` rows)."""
+        if len(bounds) == 0:
             return
-        box = shapely.total_bounds(geoms)
+        box = np.array(
+            [
+                np.nanmin(bounds[:, 0]),
+                np.nanmin(bounds[:, 1]),
+                np.nanmax(bounds[:, 2]),
+                np.nanmax(bounds[:, 3]),
+            ]
+        )
         if np.all(np.isfinite(box)):
             self.bounds = [
                 min(self.bounds[0], box[0]),
@@ -227,12 +234,13 @@ def _convert(
         unknown = ~pc.fill_null(pc.is_in(strings, pa.array(allowed)), True).to_numpy(
             zero_copy_only=False
         )
-        py = strings.to_pylist()
         _fail(missing, f"{name} is empty")
-        _fail(
-            unknown,
-            lambda i: f"{name} {py[i]!r} is not in code list {prop.concept} {list(allowed)}",
-        )
+        if unknown.any():
+            py = strings.to_pylist()
+            _fail(
+                unknown,
+                lambda i: f"{name} {py[i]!r} is not in code list {prop.concept} {list(allowed)}",
+            )
         prefix = concept_iri(base, prop.concept, "")
         return [TermArray.iris(pc.binary_join_element_wise(prefix, strings, ""))]
     if prop.date_format is not None:
@@ -255,6 +263,10 @@ def _convert(
     )
     if datatype == "auto":
         return _auto_literals(pc.cast(values, pa.string()))
+    if datatype in (XSD + "double", XSD + "float", XSD + "decimal", XSD + "integer") and (
+        pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+    ):
+        return [_numeric_literals(prop, values, datatype, _fail)]
     if datatype in (XSD + "double", XSD + "float", XSD + "decimal", XSD + "integer"):
         numbers = pd.to_numeric(pd.Series(values.to_pylist(), dtype="object"), errors="coerce")
         numbers = numbers.astype("float64")
@@ -273,16 +285,42 @@ def _convert(
     return [TermArray.literals(pc.cast(values, pa.string()), datatype, prop.lang)]
 
 
+def _numeric_literals(prop: PropertySpec, values: pa.Array, datatype: str, fail: Any) -> TermArray:
+    """Literals of a numeric Arrow column without going through Python objects."""
+    name = prop.column or ""
+    numbers = values.to_numpy(zero_copy_only=False).astype("float64")
+    present = ~values.is_null().to_numpy(zero_copy_only=False)
+    finite = np.isfinite(numbers)
+    bad = present & ~finite
+    if bad.any():
+        fail(bad, lambda i: f"{name} {numbers[i]!r} is not a finite number")
+    if datatype == XSD + "integer" and not pa.types.is_integer(values.type):
+        frac = finite & (np.mod(numbers, 1, where=finite, out=np.zeros_like(numbers)) != 0)
+        if frac.any():
+            fail(frac, lambda i: f"{name} {numbers[i]!r} is not an integer")
+        ints = pa.array(numbers, pa.float64(), mask=~finite)
+        lexical = pc.cast(pc.cast(ints, pa.int64(), safe=False), pa.string())
+    elif datatype == XSD + "integer":
+        lexical = pc.cast(values, pa.string())
+    else:
+        lexical = pc.cast(pa.array(numbers, pa.float64(), mask=~finite), pa.string())
+    return TermArray.literals(lexical, datatype, needs_escape=False)
+
+
 # --- grid cells ------------------------------------------------------------------------------
 
 
-def grid_cells(geoms: np.ndarray, margin_m: float = GRID_MARGIN_M) -> tuple[np.ndarray, pa.Array]:
+def grid_cells(
+    geoms: np.ndarray, margin_m: float = GRID_MARGIN_M, bounds: np.ndarray | None = None
+) -> tuple[np.ndarray, pa.Array]:
     """Grid-index cells of CRS84 geometries: (row index per cell, cell label ``i_j``).
 
     Points get the cell they lie in; other geometries every cell touched by their bounding box
     grown by ``margin_m`` metres: a point within ``margin_m`` of a geometry shares a cell with it.
+    ``bounds`` (``shapely.bounds(geoms)``) may be passed when the caller has them already.
     """
-    bounds = shapely.bounds(geoms)
+    if bounds is None:
+        bounds = shapely.bounds(geoms)
     is_point = shapely.get_type_id(geoms) == 0
     mid_lat = np.radians((bounds[:, 1] + bounds[:, 3]) / 2)
     dlat = np.where(is_point, 0.0, margin_m / METRES_PER_DEG_LAT)
@@ -361,7 +399,6 @@ class RdfExporter:
             row_ids = pc.cast(table.column("key").combine_chunks(), pa.string())
         else:
             row_ids = pa.array(batch.source_rows).cast(pa.string())
-        display_ids = row_ids.to_pylist()
 
         prepared: list[_PreparedProperty] = []
         for prop in tmap.properties:
@@ -392,8 +429,10 @@ class RdfExporter:
                 reasons[index] = "geometry is empty"
             reject |= empty
             outside = np.zeros(n_rows, bool)
+            all_bounds = np.full((n_rows, 4), np.nan)
             if (~reject).any():
                 bounds = shapely.bounds(geoms[~reject])
+                all_bounds[~reject] = bounds
                 outside[~reject] = (
                     (bounds[:, 0] < -180)
                     | (bounds[:, 2] > 180)
@@ -412,6 +451,7 @@ class RdfExporter:
                 reasons[index] = f"invalid geometry: {shapely.is_valid_reason(geoms[index])}"
             reject |= invalid
 
+        display_ids = row_ids.to_pylist() if reject.any() else []
         for index in np.flatnonzero(reject):
             stats.rejected.append(
                 {
@@ -471,14 +511,15 @@ class RdfExporter:
                     wkt_literals(kept_geoms, self.wkt_precision), WKT_LITERAL, needs_escape=False
                 ),
             )
+            kept_bounds = all_bounds[~reject]
             if tmap.geometry.grid_cells:
-                rows, labels = grid_cells(kept_geoms)
+                rows, labels = grid_cells(kept_geoms, bounds=kept_bounds)
                 sink.write(
                     geometry_nodes.take(pa.array(rows)),
                     EEO + "gridCell",
                     TermArray.literals(labels, needs_escape=False),
                 )
-            stats.add_bounds(kept_geoms)
+            stats.add_bounds(kept_bounds)
 
     def _constant_object(
         self,

@@ -9,8 +9,10 @@ A query file declares its parameters in header comments::
 User text never goes into the SPARQL text as is: each value is parsed and checked for its declared
 type (``iri``, ``wkt``, ``date``, ``double``, ``integer``, ``string``, ``concept:SCHEME``,
 ``endpoint``), turned into a pyoxigraph term and written in its N-Triples form (which escapes
-it) into a ``VALUES`` block placed first in the query's ``WHERE`` group. ``endpoint`` parameters
-(``SERVICE ?name``) become a validated ``<IRI>``.
+it) into a ``VALUES`` block placed first in the query's ``WHERE`` group - or, where the file has
+``# @bind-values`` lines, at each of them instead (for groups the engine evaluates on their own,
+such as ``MINUS`` blocks and sub-selects, which do not see the outer bindings). ``endpoint``
+parameters (``SERVICE ?name``) become a validated ``<IRI>``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 _PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(\S+)", re.M)
 _WHERE = re.compile(r"\bWHERE\s*\{", re.I)
+_BIND_HERE = re.compile(r"^[ \t]*#\s*@bind-values\b.*$", re.M)
 MAX_GRID_RADIUS_M = 25.0
 
 
@@ -156,7 +159,16 @@ def bind_parameters(
                 raise QueryError(f"query {query.name}: endpoint parameter ?{name} is not a SERVICE")
         else:
             bound.append((name, term))
-    if bound:
+    if bound and _BIND_HERE.search(text):
+        values_block = (
+            "VALUES ("
+            + " ".join(f"?{n}" for n, _ in bound)
+            + ") { ("
+            + " ".join(str(t) for _, t in bound)
+            + ") }"
+        )
+        text = _BIND_HERE.sub(lambda _m: values_block, text)
+    elif bound:
         match = _WHERE.search(text)
         if match is None:
             raise QueryError(f"query {query.name}: no 'WHERE {{' to bind parameters into")

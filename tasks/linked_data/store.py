@@ -6,10 +6,14 @@ Two stores behind one interface:
   store``); loading clears the graph and bulk-loads the file. RocksDB allows one writer process:
   Airflow serialises loads through the ``triple_store`` pool.
 * :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
-  through the SPARQL 1.1 Update (``DROP SILENT GRAPH``) and Graph Store HTTP Protocol
-  (``POST {store}?graph=IRI``) in chunks of ``chunk_triples`` lines sent by ``parallel_requests``
-  threads; connection errors and 5xx answers are retried with exponential backoff, then reported
-  with :class:`StoreUnavailableError`.
+  through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
+  chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
+  ``no_transaction`` / ``lenient`` parameters when ``oxigraph_bulk``). ``store.replace`` picks how
+  a re-load replaces the graph: ``drop_then_load`` (``DROP SILENT GRAPH``, then the chunks) or
+  ``staging_move`` (chunks into ``{graph}/staging``, then ``MOVE`` in one update, so readers that
+  name the graph see the old or the new content, never a mix; with ``--union-default-graph`` the
+  staging triples are visible in the default graph while they load). Connection errors and 5xx
+  answers are retried with exponential backoff, then reported with :class:`StoreUnavailableError`.
 """
 
 from __future__ import annotations
@@ -193,11 +197,22 @@ class HttpStore:
         )
 
     def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
-        """DROP the graph, then POST the file in parallel chunks of whole lines."""
+        """Replace ``graph`` by the file (see ``store.replace``); return the graph's size."""
         import pyoxigraph as ox
 
         ox.NamedNode(graph)  # validates the IRI before it goes into the update text
-        self.update(f"DROP SILENT GRAPH <{graph}>")
+        if self.cfg.replace == "staging_move" and fmt != "nq":
+            staging = f"{graph}/staging"
+            self.update(f"DROP SILENT GRAPH <{staging}>")
+            self.post_file(staging, rdf_file, fmt)
+            self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
+        else:
+            self.update(f"DROP SILENT GRAPH <{graph}>")
+            self.post_file(graph, rdf_file, fmt)
+        return self.graph_size(graph)
+
+    def post_file(self, graph: str, rdf_file: Path, fmt: str) -> None:
+        """POST the file into ``graph`` (N-Quads: their own graphs) in parallel line chunks."""
         url = self.cfg.endpoint("store")
         params = {} if fmt == "nq" else {"graph": graph}
         headers = {"Content-Type": CONTENT_TYPES[fmt]}
@@ -205,7 +220,9 @@ class HttpStore:
             self._post(
                 url, f"load {rdf_file}", params=params, headers=headers, data=rdf_file.read_bytes()
             )
-            return self.graph_size(graph)
+            return
+        if self.cfg.oxigraph_bulk:
+            params = {**params, "no_transaction": "", "lenient": ""}
         pending: set[Future[Any]] = set()
         with ThreadPoolExecutor(self.cfg.parallel_requests) as pool, rdf_file.open("rb") as fh:
             for index, chunk in enumerate(iter_line_chunks(fh, self.cfg.chunk_triples)):
@@ -225,7 +242,6 @@ class HttpStore:
                 )
             for future in pending:
                 future.result()
-        return self.graph_size(graph)
 
     def query(self, sparql: str, **kwargs: Any) -> Any:
         """Run a query; SELECT/ASK answers are parsed into pyoxigraph solutions."""

@@ -42,7 +42,7 @@ class TermArray:
     @staticmethod
     def constant_iri(value: str, n_rows: int) -> TermArray:
         """Repeat one IRI on ``n_rows`` rows (writers may use the single value directly)."""
-        return TermArray(pa.array([value] * n_rows, pa.string()), "iri", constant=value)
+        return TermArray(repeat_string(value, n_rows), "iri", constant=value)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -88,6 +88,19 @@ class TermArray:
         )
 
 
+def repeat_string(value: str, n_rows: int) -> pa.Array:
+    """Return ``value`` repeated ``n_rows`` times, built from buffers (no Python list)."""
+    data = value.encode()
+    offsets = np.arange(n_rows + 1, dtype=np.int64) * len(data)
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(
+            n_rows, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data * n_rows)
+        )
+    return pa.LargeStringArray.from_buffers(
+        n_rows, pa.py_buffer(offsets), pa.py_buffer(data * n_rows)
+    ).cast(pa.string())
+
+
 def _as_string_array(values: pa.Array | list[str | None]) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -110,13 +123,23 @@ def escape_literal(values: pa.Array) -> pa.Array:
     return pc.replace_substring(values, "\r", "\\r")
 
 
-def serialise_terms(terms: TermArray) -> pa.Array:
-    """Return the N-Triples form of every term (``<iri>``, ``"lex"^^<dt>``); nulls stay null."""
+def term_affixes(terms: TermArray) -> tuple[str, pa.Array, str]:
+    """Split the N-Triples form of every term into (constant opening, per-row text, closing).
+
+    ``<`` + IRI + ``>`` or ``"`` + escaped lexical form + ``"^^<datatype>`` / ``"@lang``: writers
+    put the constant parts into the text around the column, so a line is built in one pass.
+    """
     if terms.kind == "iri":
-        return pc.binary_join_element_wise("<", terms.values, ">", "")
+        return "<", terms.values, ">"
     suffix = f"^^<{terms.datatype}>" if terms.datatype else (f"@{terms.lang}" if terms.lang else "")
     lexical = escape_literal(terms.values) if terms.needs_escape else terms.values
-    return pc.binary_join_element_wise('"', lexical, '"' + suffix, "")
+    return '"', lexical, '"' + suffix
+
+
+def serialise_terms(terms: TermArray) -> pa.Array:
+    """Return the N-Triples form of every term (``<iri>``, ``"lex"^^<dt>``); nulls stay null."""
+    opening, values, closing = term_affixes(terms)
+    return pc.binary_join_element_wise(opening, values, closing, "")
 
 
 class TripleSink(Protocol):
@@ -172,11 +195,12 @@ class FastNTriplesSink:
                 self._subjects(subjects), f" <{predicate}> <{constant}>{self.end}", ""
             )
         else:
+            opening, values, closing = term_affixes(objects)
             lines = pc.binary_join_element_wise(
                 self._subjects(subjects),
-                f" <{predicate}> ",
-                serialise_terms(objects),
-                self.end,
+                f" <{predicate}> {opening}",
+                values,
+                closing + self.end,
                 "",
             )
         _write_string_buffer(self.out, lines)

@@ -252,3 +252,45 @@ def test_lucas_gps_placeholder_falls_back_to_theoretical_point(ld_cfg):
     assert "POINT (15.5 48.1)" in text
     report = Path(out["rejected_csv"]).read_text()
     assert "47008,geometry is missing" in report and "47009,SURVEY_DATE '31/02/18'" in report
+
+
+@pytest.mark.integration
+def test_http_staging_move_replaces_graph_atomically(ld_cfg, products, tmp_path):
+    """staging_move: chunks go to {graph}/staging, one MOVE swaps them in; no staging graph left."""
+    out = export_product(ld_cfg, "crop_field_instances", YEAR)
+    with OxigraphServer(tmp_path / "server") as server:
+        cfg = ld_cfg.model_copy(
+            update={
+                "store": StoreConfig(
+                    mode="http",
+                    url=server.url,
+                    chunk_triples=1000,
+                    parallel_requests=2,
+                    replace="staging_move",
+                )
+            }
+        )
+        first = load_product(cfg, "crop_field_instances", YEAR)
+        second = load_product(cfg, "crop_field_instances", YEAR)
+        assert first["triples"] == second["triples"] == out["triples"]
+        http = HttpStore(cfg.store)
+        graphs = {
+            row["g"]
+            for row in run_sparql_rows(http, "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+        }
+        http.close()
+    assert graphs == {out["graph"]}
+
+
+def run_sparql_rows(store, text):
+    from tasks.linked_data.query import run_sparql
+
+    return run_sparql(store, text)
+
+
+def test_bind_values_marker_binds_inside_minus_block():
+    query = load_query("lucas_unmatched")
+    text = bind_parameters(query, {"radius": 10}, "https://w3id.org/eeflow/data/")
+    minus = text.index("MINUS {")
+    values = text.index('VALUES (?radius) { ("10.0"^^<http://www.w3.org/2001/XMLSchema#double>) }')
+    assert values > minus and "# @bind-values" not in text
