@@ -20,7 +20,7 @@ class InputsConfig(StrictModel):
     """
 
     ice_chart: str = "polar/predict/{run_key}/*_chart.geojson"
-    crop_field_instances: str = "food_security/predict/{run_key}/*_instances.parquet"
+    crop_field_instances: str = "food_security/predict/{run_key}/*/*_instances.parquet"
     lucas_points: str = "lucas/points/{run_key}/*.csv"
     model: str = "*/registry/**/model.json"
     evaluation: str = "*/evaluate/{run_key}/*.json"

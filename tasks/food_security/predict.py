@@ -8,8 +8,10 @@ writes to ``{root}/food_security/predict/{agronomic_year}/{tile}/`` (replaced at
   band had no value), with the tile's CRS and transform and a colour table;
 - ``confidence.tif``: COG, float32 softmax probability of the chosen class (NaN = no data);
 - ``crop_map.png``: coloured quicklook with a legend of the classes present;
-- ``fields.parquet``: GeoParquet of field instances = 4-connected regions of one class, with
-  ``class_index``, ``class_name``, ``pixels``, ``area_m2``, ``mean_confidence`` and the polygon;
+- ``{tile}_instances.parquet``: GeoParquet of field instances = 4-connected regions of one class,
+  with ``class_index``, ``crop_class`` (class name), ``pixels``, ``area_m2``, ``confidence`` (mean
+  softmax probability) and the polygon (written with a bbox covering column for fast spatial
+  filtering, e.g. by the LUCAS evaluator);
 - ``manifest.json``.
 
 Memory holds one block of rows (plus the per-region tables): the connected regions are labelled per
@@ -332,8 +334,8 @@ def run_predict(
             transform, source.crs, block_rows, cfg.predict.min_instance_pixels,
         )
         ids_tmp.unlink()
-        fields_path = out / "fields.parquet"
-        fields.to_parquet(fields_path)
+        fields_path = out / f"{tile}_instances.parquet"
+        fields.to_parquet(fields_path, write_covering_bbox=True)
         plot_crop_map(crop_map, out / "crop_map.png", class_names,
                                   f"{meta['model']} crop map, tile {tile}, {year}")
         per_class = {class_names[i]: int(c) for i, c in enumerate(pixel_counts[:len(class_names)])
@@ -362,7 +364,7 @@ def run_predict(
         "crop_map": str(final / "crop_map.tif"),
         "confidence": str(final / "confidence.tif"),
         "quicklook": str(final / "crop_map.png"),
-        "fields": str(final / "fields.parquet"),
+        "fields": str(final / f"{tile}_instances.parquet"),
         "counts": counts,
         "seconds": round(seconds, 2),
     }
@@ -434,14 +436,14 @@ def _field_instances(
         rows.append({
             "instance_id": instance_id,
             "class_index": class_index,
-            "class_name": class_names[class_index],
+            "crop_class": class_names[class_index],
             "pixels": int(pixels[root]),
             "area_m2": float(geometry.area),
-            "mean_confidence": float(conf_sum[root] / pixels[root]),
+            "confidence": float(conf_sum[root] / pixels[root]),
             "geometry": geometry,
         })
-    columns = ["instance_id", "class_index", "class_name", "pixels", "area_m2",
-               "mean_confidence", "geometry"]
+    columns = ["instance_id", "class_index", "crop_class", "pixels", "area_m2",
+               "confidence", "geometry"]
     frame = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
     dropped = int((~keep[unique_roots]).sum()) if n else 0
     return frame, {"instances": len(rows), "instances_below_min_pixels": dropped}

@@ -64,7 +64,7 @@ def test_predict_writes_cog_png_and_fields(root: Path) -> None:
     result = run_predict(tiny_config(root), RUN_DATE)
     folder = root / f"food_security/predict/{YEAR}/33UVP"
     assert result["folder"] == str(folder)
-    for name in ("crop_map.tif", "confidence.tif", "crop_map.png", "fields.parquet",
+    for name in ("crop_map.tif", "confidence.tif", "crop_map.png", "33UVP_instances.parquet",
                  "manifest.json"):
         assert (folder / name).is_file(), name
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
@@ -78,7 +78,7 @@ def test_predict_writes_cog_png_and_fields(root: Path) -> None:
         np.testing.assert_array_equal(ds.read(1), classes)
     with rasterio.open(folder / "confidence.tif") as ds:
         np.testing.assert_allclose(ds.read(1), confidence, rtol=1e-6)
-    fields = gpd.read_parquet(folder / "fields.parquet")
+    fields = gpd.read_parquet(folder / "33UVP_instances.parquet")
     assert fields.crs.to_epsg() == 32633
     # one instance per 4-connected region of one class, across the 5-row block seams
     regions = sum(ndimage.label(classes == c)[1] for c in np.unique(classes))
@@ -86,8 +86,8 @@ def test_predict_writes_cog_png_and_fields(root: Path) -> None:
     assert fields["pixels"].sum() == classes.size
     np.testing.assert_allclose(fields.geometry.area, fields["pixels"] * 100.0)
     assert fields.geometry.is_valid.all()
-    assert set(fields["class_name"]) <= {"grassland", "maize", "legumes", "winter_caraway"}
-    assert ((fields["mean_confidence"] > 0) & (fields["mean_confidence"] <= 1)).all()
+    assert set(fields["crop_class"]) <= {"grassland", "maize", "legumes", "winter_caraway"}
+    assert ((fields["confidence"] > 0) & (fields["confidence"] <= 1)).all()
 
 
 def test_predict_twice_gives_the_same_outputs(root: Path) -> None:
@@ -99,11 +99,11 @@ def test_predict_twice_gives_the_same_outputs(root: Path) -> None:
     folder = root / f"food_security/predict/{YEAR}/33UVP"
     with rasterio.open(folder / "crop_map.tif") as ds:
         first_map = ds.read(1)
-    first_fields = gpd.read_parquet(folder / "fields.parquet")
+    first_fields = gpd.read_parquet(folder / "33UVP_instances.parquet")
     run_predict(cfg, RUN_DATE)
     with rasterio.open(folder / "crop_map.tif") as ds:
         np.testing.assert_array_equal(ds.read(1), first_map)
-    second = gpd.read_parquet(folder / "fields.parquet")
+    second = gpd.read_parquet(folder / "33UVP_instances.parquet")
     assert second.drop(columns="geometry").equals(first_fields.drop(columns="geometry"))
     assert second.geometry.geom_equals(first_fields.geometry).all()
     assert sorted(p.name for p in folder.parent.iterdir()) == ["33UVP"]

@@ -68,7 +68,7 @@ def crop_fields(
 
 
 def write_crop_instances(root: Path, year: str = YEAR, tile: str = TILE) -> Path:
-    folder = root / "food_security" / "predict" / year
+    folder = root / "food_security" / "predict" / year / tile  # layout of food_security/predict.py
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{tile}_instances.parquet"
     crop_fields().to_parquet(path)
