@@ -120,6 +120,22 @@ def evaluate(**context: Any) -> dict[str, Any]:
     return run_evaluate(cfg, run_date, models=None if choice == "all" else [choice])
 
 
+@task
+def rdf_export(**context: Any) -> dict[str, Any]:
+    """Field instances of every mapped tile -> RDF (GeoSPARQL) for the year's named graph."""
+    from tasks.linked_data.pipeline import rdf_export_stage
+
+    return rdf_export_stage(*_stage_inputs(context), product="crop_field_instances")
+
+
+@task
+def load_triples(**context: Any) -> dict[str, Any]:
+    """Load (replace) the year's crop-field graph in the triple store."""
+    from tasks.linked_data.pipeline import load_triples_stage
+
+    return load_triples_stage(*_stage_inputs(context), product="crop_field_instances")
+
+
 @dag(
     dag_id="food_security_agronomic_year",
     description="Sentinel-2 time series -> monthly composites -> weighted LSTM -> crop map, "
@@ -150,13 +166,14 @@ def evaluate(**context: Any) -> dict[str, Any]:
     doc_md=__doc__,
 )
 def food_security_agronomic_year() -> None:
-    """Wire ingest -> harmonise -> labels -> samples -> train -> predict -> evaluate."""
+    """Wire ingest -> harmonise -> labels -> samples -> train -> predict -> evaluate / RDF."""
     prepared = samples()
     ingest() >> harmonise() >> labels() >> prepared
     trained = train.expand(model=models_to_train())
     prepared >> trained
     mapped = predict.expand(tile=tiles_to_map())
     trained >> mapped >> evaluate()
+    mapped >> rdf_export() >> load_triples()
 
 
 agronomic_year_dag = food_security_agronomic_year()

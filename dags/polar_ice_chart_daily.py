@@ -1,4 +1,5 @@
-"""Daily sea-ice chart: the day's Sentinel-1 EW scenes -> harmonised -> predicted -> published.
+"""Daily sea-ice chart: the day's Sentinel-1 EW scenes -> harmonised -> predicted -> published,
+then exported as RDF (GeoSPARQL) and loaded into the triple store as the day's named graph.
 
 One run = one day (data interval 00:00-24:00 UTC; the run starts once the day is over).
 Re-running a day replaces its outputs atomically; a failed run leaves the published chart of
@@ -50,4 +51,16 @@ with DAG(
     publish = EeflowStageOperator(
         task_id="publish", target="tasks.polar.pipeline:publish_stage", outlets=[ICE_CHART], **common
     )
-    ingest >> harmonise >> predict >> publish
+    rdf_export = EeflowStageOperator(
+        task_id="rdf_export",
+        target="tasks.linked_data.pipeline:rdf_export_stage",
+        stage_kwargs={"product": "ice_chart"},
+        **common,
+    )
+    load_triples = EeflowStageOperator(
+        task_id="load_triples",
+        target="tasks.linked_data.pipeline:load_triples_stage",
+        stage_kwargs={"product": "ice_chart"},
+        **common,
+    )
+    ingest >> harmonise >> predict >> publish >> rdf_export >> load_triples

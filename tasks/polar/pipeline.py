@@ -215,12 +215,16 @@ def _is_small(value: Any) -> bool:
 
 
 def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
-    """Run the daily chart pipeline: ingest -> harmonise -> predict -> publish."""
+    """Run the daily chart pipeline: ingest -> harmonise -> predict -> publish -> RDF -> store."""
+    from tasks.linked_data.pipeline import load_triples_stage, rdf_export_stage
+
     return {
         "ingest": ingest_stage(cfg, run_date),
         "harmonise": harmonise_stage(cfg, run_date),
         "predict": predict_stage(cfg, run_date),
         "publish": publish_stage(cfg, run_date),
+        "rdf_export": rdf_export_stage(cfg, run_date, "ice_chart"),
+        "load_triples": load_triples_stage(cfg, run_date, "ice_chart"),
     }
 
 

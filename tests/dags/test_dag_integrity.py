@@ -66,7 +66,9 @@ def test_dagbag_has_no_import_errors():
 def test_polar_daily_schedule_and_catchup():
     dag = _dags_of(_import(DAGS / "polar_ice_chart_daily.py"))[0]
     assert dag.catchup is False
-    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "harmonise", "predict", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "ingest", "harmonise", "predict", "publish", "rdf_export", "load_triples"
+    ]
 
 
 def test_polar_training_params_form():
