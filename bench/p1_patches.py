@@ -1,0 +1,144 @@
+"""P1: patch extraction throughput vs a plain zarr read-then-write, and peak RSS vs scene size.
+
+For a synthetic harmonised scene of N x N and one of 2N x 2N pixels (4x the pixels), in a fresh
+subprocess each:
+  * baseline: dask ``from_zarr(backscatter) -> to_zarr`` (same bytes read, written with the zarr
+    default codec, the codec of the patch store) on the same LocalCluster (2 workers x 1 thread),
+    after an untimed warm-up copy; timed before and after the extraction, the faster one is used;
+  * extraction: ``extract_patches`` of 32 px patches, stride 32, min purity 0.5, no balancing, so
+    nearly every valid sea patch is written.
+Both run on a LocalCluster (2 worker processes x 1 thread) and, separately, in-process
+(Dask ``synchronous`` scheduler; zarr's own threaded codecs give the parallelism).
+Throughput = bytes written / wall time for both; ratio = extraction / baseline (goal >= 0.8).
+Peak RSS = max resident set of the driver and of every Dask worker (goal: no growth with size).
+
+    .venv/bin/python bench/p1_patches.py [--size 3072]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out" / "p1"
+
+
+def _scene(size: int) -> tuple[Path, Path]:
+    sys.path.insert(0, str(REPO / "tests" / "tasks" / "polar"))
+    from polar_synthetic_scene import write_synthetic_scene
+
+    folder = OUT / f"scene_{size}"
+    scene = folder / "harmonise" / f"P1_{size}.zarr"
+    label = folder / "labels" / f"P1_{size}.zarr"
+    if not (scene / "zarr.json").exists() or not (label / "zarr.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        t = time.perf_counter()
+        write_synthetic_scene(folder, f"P1_{size}", size, size, seed=size, chunk=512,
+                              blob_px=400.0)
+        print(f"wrote scene {size}x{size} in {time.perf_counter() - t:.0f} s", flush=True)
+    return scene, label
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size (VmHWM) of the calling process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(size: int, mode: str) -> None:
+    """Run baseline then extraction for one scene size and Dask mode; print a JSON line."""
+    import dask.array as da
+    import zarr
+
+    from tasks.config.common import DaskConfig
+    from tasks.dask_cluster import dask_client
+    from tasks.polar.patches import extract_patches
+
+    scene, label = _scene(size)
+    work = OUT / f"work_{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    result = {"size": size, "mode": mode}
+    peak_workers = 0
+
+    def worker_rss(client) -> int:  # noqa: ANN001
+        if client is None:
+            return 0
+        return max(client.run(peak_rss_bytes).values())
+
+    dask_cfg = (DaskConfig(n_workers=2, threads_per_worker=1, memory_limit="3GiB")
+                if mode == "local" else DaskConfig(cluster="synchronous"))
+    with dask_client(dask_cfg) as client:
+        src = zarr.open_array(scene / "backscatter", mode="r")
+
+        def copy() -> float:
+            t = time.perf_counter()
+            da.from_zarr(str(scene), component="backscatter").to_zarr(
+                str(work / "copy.zarr"), overwrite=True)
+            return time.perf_counter() - t
+
+        copy()  # warm-up: worker imports, page cache; not timed
+        if client is not None:  # same warm-up for extraction
+            client.run(lambda: __import__("tasks.polar.patches"))
+        baseline = [copy()]
+        t = time.perf_counter()
+        summary = extract_patches([scene], [label], work / "patches.zarr", size=32, stride=32,
+                                  min_purity=0.5, balance="none", max_per_class=10**9,
+                                  tile_px=1024, client=client)
+        result["extract_s"] = time.perf_counter() - t
+        result["extract_bytes"] = summary["n_patches"] * 3 * 32 * 32 * 4
+        result["n_patches"] = summary["n_patches"]
+        baseline.append(copy())
+        result["baseline_s"] = min(baseline)  # the faster baseline: a conservative ratio
+        result["baseline_bytes"] = src.nbytes
+        peak_workers = worker_rss(client)
+    result["driver_peak_rss_mb"] = peak_rss_bytes() / 2**20
+    result["worker_peak_rss_mb"] = peak_workers / 2**20
+    result["scene_backscatter_mb"] = result["baseline_bytes"] / 2**20
+    shutil.rmtree(work, ignore_errors=True)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=3072)
+    parser.add_argument("--child", type=int, default=0)
+    parser.add_argument("--mode", default="local", choices=["local", "synchronous"])
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.mode)
+        return
+    rows = []
+    for mode in ("local", "synchronous"):
+        for size in (args.size, 2 * args.size):
+            _scene(size)
+            out = subprocess.run([sys.executable, __file__, "--child", str(size), "--mode", mode],
+                                 cwd=REPO, capture_output=True, text=True, check=False)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if not line:
+                print(out.stdout[-3000:], out.stderr[-3000:])
+                raise SystemExit(f"child for {size} failed")
+            rows.append(json.loads(line[0][7:]))
+    print("| Dask | scene (px) | backscatter MB | baseline copy MB/s | extraction MB/s (written) "
+          "| ratio | patches | driver peak RSS MB | worker peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        base = r["baseline_bytes"] / 2**20 / r["baseline_s"]
+        ext = r["extract_bytes"] / 2**20 / r["extract_s"]
+        print(f"| {r['mode']} | {r['size']}x{r['size']} | {r['scene_backscatter_mb']:.0f} | "
+              f"{base:.1f} | {ext:.1f} | {ext / base:.2f} | {r['n_patches']} | "
+              f"{r['driver_peak_rss_mb']:.0f} | {r['worker_peak_rss_mb']:.0f} |")
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

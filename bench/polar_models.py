@@ -1,0 +1,104 @@
+"""Table-III-style model quality on generated Sentinel-1 EW data (validation accuracy, water/ice).
+
+Data: the project's SAFE generator (tasks.sentinel1.generator) through the real pipeline stages
+(ingest -> harmonise -> labels -> patches) for --days days with --scenes scenes each; the patch
+training set holds 32 and 20 px patches balanced over the five classes. Each model is trained on
+the binary (water / ice) scheme with the same seed; validation accuracy is on the model's seeded,
+stratified validation split (and written with its confusion matrix to ``evaluation/``).
+VGG variants run at --vgg-width of the published channel widths to fit the 2-core CPU budget.
+
+    .venv/bin/python bench/polar_models.py [--size 2000] [--days 2] [--scenes 2] [--epochs 5]
+        [--max-per-class 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out" / "polar_models"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--scenes", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--max-per-class", type=int, default=500)
+    parser.add_argument("--vgg-width", type=float, default=0.25)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("EEFLOW_HOME", str(OUT))
+    from tasks.config.polar import PolarConfig
+    from tasks.polar import pipeline
+    from tasks.polar.evaluate import evaluate_model
+    from tasks.polar.patches import run_patches
+    from tasks.polar.train import train_model
+
+    shutil.rmtree(OUT / "data" / "polar" / "models", ignore_errors=True)
+    base = {
+        "data_root": str(OUT / "data"), "dask": {"cluster": "local", "n_workers": 2},
+        "ingest": {"generator": {"lines": args.size, "samples": args.size,
+                                 "scenes_per_day": args.scenes}},
+        "patches": {"sizes": [32, 20], "stride": 16, "min_purity": 0.85,
+                    "max_per_class": args.max_per_class,
+                    "class_scheme": "five_class", "dataset_version": "bench"},
+        "train": {"class_scheme": "binary", "epochs": args.epochs, "early_stopping_patience": 3,
+                  "accelerator": "auto", "batch_size": 64},
+    }
+    cfg = PolarConfig.model_validate(base)
+    scenes, labels = [], []
+    t0 = time.perf_counter()
+    for day_index in range(args.days):
+        day = (dt.date(2026, 1, 10) + dt.timedelta(days=day_index)).isoformat()
+        if not list((OUT / "data" / "polar" / "labels" / day).glob("*.zarr")):
+            for stage in ("ingest_stage", "harmonise_stage", "labels_stage"):
+                getattr(pipeline, stage)(cfg, day)
+        scenes += sorted((OUT / "data" / "polar" / "harmonise" / day).glob("*.zarr"))
+        labels += sorted((OUT / "data" / "polar" / "labels" / day).glob("*.zarr"))
+    data = run_patches(cfg, scenes, labels)
+    print(f"data: {len(scenes)} scenes, patches {data['n_patches']} in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    runs = [
+        ("adhoc_cnn", 32, {"augment": False}),
+        ("vgg16", 32, {"augment": True, "width_multiplier": args.vgg_width}),
+        ("vgg16_transfer", 32, {"augment": True, "width_multiplier": args.vgg_width}),
+        ("vgg16_modified", 32, {"augment": True, "width_multiplier": args.vgg_width}),
+        ("vgg16_modified", 20, {"augment": True, "width_multiplier": args.vgg_width}),
+    ]
+    rows = []
+    for model, size, extra in runs:
+        run_cfg = PolarConfig.model_validate(
+            {**base, "train": {**base["train"], "model": model, "patch_size": size, **extra}})
+        t = time.perf_counter()
+        result = train_model(run_cfg, Path(data["datasets"][size]))
+        seconds = time.perf_counter() - t
+        evaluation = evaluate_model(Path(result["model_dir"]), Path(data["datasets"][size]))
+        rows.append({"model": model, "patch": size, "val_acc": result["val_acc"],
+                     "macro_f1": evaluation["metrics"]["macro_f1"],
+                     "epochs": result["epochs_trained"], "seconds": round(seconds, 0),
+                     "width": extra.get("width_multiplier", 1.0),
+                     "n_val": evaluation["metrics"]["n_samples"],
+                     "model_dir": result["model_dir"]})
+        print(json.dumps(rows[-1]), flush=True)
+    print("| model | patch (px) | validation accuracy | macro F1 | epochs | train s | width |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['patch']} | {r['val_acc']:.2%} | {r['macro_f1']:.3f} | "
+              f"{r['epochs']} | {r['seconds']:.0f} | {r['width']} |")
+    (OUT / "result.json").write_text(json.dumps({"patches": data["n_patches"], "rows": rows},
+                                                indent=1))
+
+
+if __name__ == "__main__":
+    main()

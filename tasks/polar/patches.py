@@ -1,0 +1,580 @@
+"""Training patches: harmonised scenes + label rasters -> a versioned zarr training set.
+
+Extraction runs in two Dask passes over tiles of the patch grid, so no scene is ever held in RAM:
+
+1. *candidates*: per tile, read only ``label``, ``land_mask`` and ``valid_mask`` and keep the patch
+   origins whose pixels are all valid, none is land, and whose majority class (not "no label")
+   covers at least ``min_purity`` of the patch;
+2. *balance* (in the driver, on origins only): per class keep at most ``max_per_class`` origins,
+   and with ``balance="undersample"`` as many as the rarest non-empty class has (seeded);
+3. *extract*: per tile holding chosen origins, read the backscatter window, cut the patches and
+   write the output chunks they fill completely (tasks never share a chunk); the partial chunks
+   at tile boundaries go back to the driver, which joins and writes them in order. Per-band sums
+   from every task give the mean / standard deviation.
+
+Output (contract in :mod:`tasks.polar.schema`): ``{root}/polar/patches/{dataset_version}/
+patches_{size}.zarr`` with ``x`` float32 (patch, band, py, px) raw dB / degrees, ``y`` uint8
+five-class code, ``scene`` int16 index into the ``scenes`` attribute, ``origin`` int32 (patch, 2)
+row/column of the patch's top-left pixel in its scene.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+from numpy.lib.stride_tricks import sliding_window_view
+from tqdm.auto import tqdm
+
+from tasks.config.common import config_hash
+from tasks.config.polar import PolarConfig
+from tasks.dask_cluster import dask_client
+from tasks.polar import schema
+from tasks.storage import atomic_dir, stage_dir, write_manifest
+
+log = logging.getLogger(__name__)
+
+#: Target size of one output chunk along the patch axis (bytes).
+OUTPUT_CHUNK_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A block of the patch grid of one scene: patch rows [row0, row1) x columns [col0, col1)."""
+
+    scene_index: int
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+    def pixel_window(self, size: int, stride: int) -> tuple[slice, slice]:
+        """Pixel rows / columns covering every patch of the tile."""
+        return (
+            slice(self.row0 * stride, (self.row1 - 1) * stride + size),
+            slice(self.col0 * stride, (self.col1 - 1) * stride + size),
+        )
+
+
+def check_scene_pair(scene_zarr: Path, label_zarr: Path) -> tuple[int, int]:
+    """Validate one harmonised scene + label raster pair against the contract; return (y, x) size.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: a variable or band is missing, or the grids differ.
+
+    """
+    for path in (scene_zarr, label_zarr):
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"{path} does not exist; run the harmonise / labels stage first"
+            )
+    scene = _open_group(str(scene_zarr))
+    labels = _open_group(str(label_zarr))
+    for var in (schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR, schema.VALID_MASK_VAR):
+        if var not in scene:
+            raise ValueError(
+                f"{scene_zarr}: variable {var!r} missing; a harmonised scene needs "
+                f"{[schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR, schema.VALID_MASK_VAR]}"
+            )
+    backscatter = scene[schema.BACKSCATTER_VAR]
+    dims = tuple(backscatter.metadata.dimension_names or ())
+    if dims != ("band", "y", "x") or "band" not in scene:
+        raise ValueError(f"{scene_zarr}: 'backscatter' must have dimensions (band, y, x) and a "
+                         "'band' coordinate")
+    bands = [str(b) for b in scene["band"][:]]
+    missing = [b for b in schema.BANDS if b not in bands]
+    if missing:
+        raise ValueError(f"{scene_zarr}: bands {missing} missing from 'backscatter' (has {bands})")
+    if schema.LABEL_VAR not in labels:
+        raise ValueError(f"{label_zarr}: variable {schema.LABEL_VAR!r} missing")
+    for group, names, path in ((scene, (schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR,
+                                        schema.VALID_MASK_VAR), scene_zarr),
+                               (labels, (schema.LABEL_VAR,), label_zarr)):
+        for name in names:
+            encoded = {"scale_factor", "add_offset"} & set(group[name].attrs)
+            if encoded:
+                raise ValueError(f"{path}: {name!r} is stored with CF encoding {sorted(encoded)}; "
+                                 "write harmonised scenes / labels without scale or offset")
+    scene_shape = tuple(backscatter.shape[1:])
+    label_shape = tuple(labels[schema.LABEL_VAR].shape)
+    if scene_shape != label_shape:
+        raise ValueError(
+            f"{label_zarr}: grid {label_shape} differs from scene {scene_zarr} grid {scene_shape}; "
+            "labels must be rasterised on the harmonised scene grid"
+        )
+    return scene_shape
+
+
+def plan_tiles(
+    scene_index: int, shape: tuple[int, int], size: int, stride: int, tile_px: int
+) -> list[Tile]:
+    """Split the patch grid of a scene of ``shape`` pixels into tiles of ~``tile_px`` pixels."""
+    n_rows = (shape[0] - size) // stride + 1 if shape[0] >= size else 0
+    n_cols = (shape[1] - size) // stride + 1 if shape[1] >= size else 0
+    step = max(1, tile_px // stride)
+    return [
+        Tile(scene_index, r, min(r + step, n_rows), c, min(c + step, n_cols))
+        for r in range(0, n_rows, step)
+        for c in range(0, n_cols, step)
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _open_group(path: str) -> zarr.Group:
+    return zarr.open_group(path, mode="r")
+
+
+@functools.lru_cache(maxsize=64)
+def _band_order(path: str) -> tuple[int, ...]:
+    bands = [str(b) for b in _open_group(path)["band"][:]]
+    return tuple(bands.index(b) for b in schema.BANDS)
+
+
+def _read_window(
+    path: str, names: Sequence[str], window: tuple[slice, slice]
+) -> list[np.ndarray]:
+    """Read (y, x) windows of 2-D variables, or (band, y, x) of ``backscatter`` in BANDS order.
+
+    Reads the zarr arrays directly (no xarray decoding; :func:`check_scene_pair` makes sure none
+    is needed).
+    """
+    group = _open_group(path)
+    out = []
+    for name in names:
+        array = group[name]
+        if array.ndim == 3:
+            order = list(_band_order(path))
+            values = array[:, window[0], window[1]]
+            out.append(values[order] if order != list(range(len(order))) else values)
+        else:
+            out.append(array[window[0], window[1]])
+    return out
+
+
+def find_candidates(
+    scene_zarr: str, label_zarr: str, tile: Tile, size: int, stride: int, min_purity: float
+) -> np.ndarray:
+    """Return the acceptable patch origins of one tile as int32 rows (grid row, grid col, code).
+
+    A patch is acceptable when all its pixels are valid, none is land, and its majority label
+    (not 0 = no label) covers at least ``min_purity`` of its pixels; ``code`` is that label.
+    """
+    window = tile.pixel_window(size, stride)
+    land, valid = _read_window(scene_zarr, [schema.LAND_MASK_VAR, schema.VALID_MASK_VAR], window)
+    (label,) = _read_window(label_zarr, [schema.LABEL_VAR], window)
+    n_codes = len(schema.ice_classes()) + 1
+
+    def grid(a: np.ndarray) -> np.ndarray:
+        if stride == size:
+            blocks = a.reshape(a.shape[0] // size, size, a.shape[1] // size, size)
+            return blocks.transpose(0, 2, 1, 3)
+        return sliding_window_view(a, (size, size))[::stride, ::stride]
+
+    bad = grid((land != 0) | (valid == 0)).any(axis=(2, 3))
+    if label.max(initial=0) >= n_codes:
+        raise ValueError(
+            f"{label_zarr}: label code {int(label.max())} outside 0..{n_codes - 1} "
+            "(codes of ice_classes.csv)"
+        )
+    label_grid = grid(label)
+    n_rows, n_cols = label_grid.shape[:2]
+    flat_labels = np.ascontiguousarray(label_grid).reshape(n_rows * n_cols, size * size)
+    offsets = (np.arange(n_rows * n_cols) * n_codes)[:, None]
+    counts = np.bincount((flat_labels + offsets).ravel(), minlength=n_rows * n_cols * n_codes)
+    counts = counts.reshape(n_rows, n_cols, n_codes)
+    counts[..., schema.NO_LABEL] = 0
+    code = counts.argmax(axis=-1)
+    purity = counts.max(axis=-1) / float(size * size)
+    ok = (~bad) & (code != schema.NO_LABEL) & (purity >= min_purity)
+    rows, cols = np.nonzero(ok)
+    return np.stack(
+        [rows + tile.row0, cols + tile.col0, code[rows, cols]], axis=1
+    ).astype(np.int32).reshape(-1, 3)
+
+
+def cut_patches(
+    scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int
+) -> np.ndarray:
+    """Cut float32 patches (n, band, size, size) at grid ``origins`` (n, 2) inside ``tile``.
+
+    Raises:
+        ValueError: a chosen patch has non-finite backscatter although ``valid_mask`` says valid.
+
+    """
+    window = tile.pixel_window(size, stride)
+    (backscatter,) = _read_window(scene_zarr, [schema.BACKSCATTER_VAR], window)
+    rows, cols = origins[:, 0] - tile.row0, origins[:, 1] - tile.col0
+    if stride == size:  # non-overlapping grid: a reshape, one gather, one copy
+        n_bands, height, width = backscatter.shape
+        blocks = backscatter.reshape(n_bands, height // size, size, width // size, size)
+        patches = blocks.transpose(1, 3, 0, 2, 4)[rows, cols]
+    else:
+        views = sliding_window_view(backscatter, (size, size), axis=(1, 2))[:, ::stride, ::stride]
+        patches = views[:, rows, cols].transpose(1, 0, 2, 3)
+    patches = np.ascontiguousarray(patches, dtype=np.float32)
+    finite = np.isfinite(patches.reshape(len(patches), -1).sum(axis=1))  # NaN / inf propagate
+    if not finite.all():
+        bad = origins[~finite][0] * stride
+        raise ValueError(
+            f"{scene_zarr}: non-finite backscatter in a patch at pixel (y={bad[0]}, x={bad[1]}) "
+            "where valid_mask is 1; the harmonised scene's valid_mask is wrong"
+        )
+    return patches
+
+
+def balance_candidates(
+    candidates: np.ndarray,
+    *,
+    balance: Literal["none", "undersample"],
+    max_per_class: int,
+    class_scheme: str,
+    seed: int,
+) -> np.ndarray:
+    """Choose rows of ``candidates`` (scene, tile, row, col, code) per class; seeded.
+
+    Classes are those of ``class_scheme`` (five-class codes, or water/ice). Every class keeps at
+    most ``max_per_class``; ``undersample`` also cuts every class to the rarest non-empty one.
+    Returns the chosen rows sorted by (scene, tile, row, col) for read locality.
+    """
+    codes = candidates[:, 4]
+    keys = codes if class_scheme == "five_class" else _binary_lookup()[codes]
+    counts = {int(k): int((keys == k).sum()) for k in np.unique(keys)}
+    target = min(counts.values()) if balance == "undersample" and counts else None
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for key in sorted(counts):
+        index = np.flatnonzero(keys == key)
+        keep = min(len(index), max_per_class, target if target is not None else len(index))
+        chosen.append(np.sort(rng.choice(index, size=keep, replace=False)))
+    if not chosen:
+        return candidates[:0]
+    picked = candidates[np.concatenate(chosen)]
+    order = np.lexsort((picked[:, 3], picked[:, 2], picked[:, 1], picked[:, 0]))
+    return picked[order]
+
+
+def _binary_lookup() -> np.ndarray:
+    lookup = np.zeros(len(schema.ice_classes()) + 1, dtype=np.int64)
+    for c in schema.ice_classes():
+        lookup[c.code] = c.binary_code
+    return lookup
+
+
+def _ordered_results(client: Any, fn: Any, jobs: Sequence[tuple], window: int) -> Iterator[Any]:
+    """Run ``fn(*job)`` for each job (on Dask when ``client`` is given), yield results in order.
+
+    At most ``window`` jobs are in flight, which bounds the memory of finished, unconsumed results.
+    """
+    if client is None:
+        for job in jobs:
+            yield fn(*job)
+        return
+    pending: deque = deque()
+    jobs_iter = iter(jobs)
+    for job in jobs_iter:
+        pending.append(client.submit(fn, *job, pure=False))
+        if len(pending) >= window:
+            break
+    while pending:
+        future = pending.popleft()
+        result = future.result()
+        future.release()
+        nxt = next(jobs_iter, None)
+        if nxt is not None:
+            pending.append(client.submit(fn, *nxt, pure=False))
+        yield result
+
+
+@dataclass
+class TilePatches:
+    """What a tile task returns: patches it could not write alone, and per-band sums."""
+
+    head: np.ndarray
+    tail: np.ndarray
+    full_chunks: tuple[int, int]
+    band_sum: np.ndarray
+    band_sum_sq: np.ndarray
+
+
+def cut_and_store(
+    scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int,
+    out_zarr: str, first_index: int, chunk_n: int,
+) -> TilePatches:
+    """Cut a tile's patches; write the whole output chunks they fill, return the rest.
+
+    The tile's patches occupy output rows [first_index, first_index + n). Output chunks lying
+    entirely inside that range are written here (no other task touches them); the partial
+    chunks at both ends are returned to the driver, which joins them with the neighbouring
+    tiles' parts. Tasks therefore never write the same zarr chunk.
+    """
+    patches = cut_patches(scene_zarr, tile, origins, size, stride)
+    n = len(patches)
+    flat = patches.reshape(n, patches.shape[1], -1)
+    # per patch and band in float32 (pairwise summation), across patches in float64
+    band_sum = flat.sum(axis=2).sum(axis=0, dtype=np.float64)
+    band_sum_sq = np.einsum("nbk,nbk->nb", flat, flat).sum(axis=0, dtype=np.float64)
+    c0 = -(-first_index // chunk_n) * chunk_n
+    c1 = (first_index + n) // chunk_n * chunk_n
+    if c1 <= c0:
+        return TilePatches(patches, patches[:0], (c0, c0), band_sum, band_sum_sq)
+    out = zarr.open_array(Path(out_zarr) / "x", mode="r+")
+    out[c0:c1] = patches[c0 - first_index: c1 - first_index]
+    return TilePatches(patches[: c0 - first_index], patches[c1 - first_index:], (c0, c1),
+                       band_sum, band_sum_sq)
+
+
+class _PatchStore:
+    """The output zarr group; the driver writes the chunks shared by neighbouring tiles."""
+
+    def __init__(self, out: Path, n: int, n_bands: int, size: int) -> None:
+        self.chunk_n = max(1, OUTPUT_CHUNK_BYTES // (n_bands * size * size * 4))
+        group = zarr.open_group(out, mode="w", zarr_format=3)
+        self.group = group
+        self.x = group.create_array(
+            "x", shape=(n, n_bands, size, size), chunks=(self.chunk_n, n_bands, size, size),
+            dtype="float32", dimension_names=["patch", "band", "py", "px"],
+        )
+        self.y = group.create_array("y", shape=(n,), chunks=(max(n, 1),), dtype="uint8",
+                                    dimension_names=["patch"])
+        self.scene = group.create_array("scene", shape=(n,), chunks=(max(n, 1),), dtype="int16",
+                                        dimension_names=["patch"])
+        self.origin = group.create_array("origin", shape=(n, 2), chunks=(max(n, 1), 2),
+                                         dtype="int32", dimension_names=["patch", "yx"])
+        self.position = 0  # first output row held in the buffer (a chunk boundary)
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.total = np.zeros(n_bands)
+        self.total_sq = np.zeros(n_bands)
+        self.written = 0
+
+    def _append(self, patches: np.ndarray) -> None:
+        if len(patches):
+            self.buffer.append(patches)
+            self.buffered += len(patches)
+
+    def _flush(self, final: bool = False) -> None:
+        full = self.buffered if final else self.buffered // self.chunk_n * self.chunk_n
+        if full == 0:
+            return
+        block = np.concatenate(self.buffer)
+        self.x[self.position: self.position + full] = block[:full]
+        self.position += full
+        self.written += full
+        rest = block[full:]
+        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
+
+    def add(self, part: TilePatches) -> None:
+        """Take a tile task's result (in output order)."""
+        self.total += part.band_sum
+        self.total_sq += part.band_sum_sq
+        self._append(part.head)
+        c0, c1 = part.full_chunks
+        if c1 > c0:
+            if self.position + self.buffered != c0:
+                raise RuntimeError(f"patch store out of order: at {self.position + self.buffered}"
+                                   f", tile wrote from {c0}")
+            self._flush(final=True)
+            self.written += c1 - c0
+            self.position = c1
+        self._append(part.tail)
+        self._flush()
+
+    def close(self) -> None:
+        self._flush(final=True)
+
+    def stats(self, size: int) -> tuple[list[float], list[float]]:
+        count = max(self.written * size * size, 1)
+        mean = self.total / count
+        std = np.sqrt(np.maximum(self.total_sq / count - mean * mean, 0.0))
+        return mean.tolist(), np.maximum(std, 1e-6).tolist()
+
+
+def extract_patches(
+    scene_zarrs: Sequence[Path],
+    label_zarrs: Sequence[Path],
+    out_zarr: Path,
+    *,
+    size: int,
+    stride: int | None = None,
+    min_purity: float = 0.9,
+    balance: Literal["none", "undersample"] = "undersample",
+    max_per_class: int = 4000,
+    class_scheme: str = "five_class",
+    seed: int = 42,
+    dataset_version: str = "v1",
+    tile_px: int = 1024,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Extract ``size`` x ``size`` patches of several scenes into one zarr group ``out_zarr``.
+
+    Args:
+        scene_zarrs: harmonised scenes (contract in :mod:`tasks.polar.schema`).
+        label_zarrs: their label rasters, same order and grids.
+        out_zarr: the zarr group to write (replaced if present).
+        size: patch edge in pixels (20 or 32 at 40 m).
+        stride: step between patch origins in pixels (default: ``size``).
+        min_purity: minimum fraction of the patch's pixels carrying its majority label.
+        balance: ``undersample`` cuts every class to the rarest one; ``none`` keeps all.
+        max_per_class: cap per class of ``class_scheme`` (after balancing).
+        class_scheme: classes used for balancing (``five_class`` or ``binary``); ``y`` always
+            holds five-class codes.
+        seed: seed of the random class balancing.
+        dataset_version: recorded in the attributes.
+        tile_px: edge in pixels of the tiles processed per task (bounds memory per task).
+        client: a ``distributed.Client`` to run tiles on, or ``None`` for in-process.
+
+    Returns:
+        Summary with the output path, number of patches and per-class counts.
+
+    Raises:
+        ValueError: mismatched inputs or no patch passes the filters.
+
+    """
+    if len(scene_zarrs) != len(label_zarrs) or not scene_zarrs:
+        raise ValueError(
+            f"need one label raster per scene and at least one scene; got {len(scene_zarrs)} "
+            f"scenes and {len(label_zarrs)} label rasters"
+        )
+    stride = stride or size
+    scene_paths = [str(Path(p)) for p in scene_zarrs]
+    label_paths = [str(Path(p)) for p in label_zarrs]
+    tiles: list[Tile] = []
+    for index, (scene_path, label_path) in enumerate(zip(scene_paths, label_paths, strict=True)):
+        shape = check_scene_pair(Path(scene_path), Path(label_path))
+        tiles += plan_tiles(index, shape, size, stride, tile_px)
+    window = 4 * (len(client.scheduler_info()["workers"]) if client is not None else 1)
+    log.info("patches %dpx: %d tiles over %d scenes", size, len(tiles), len(scene_paths))
+
+    jobs = [(scene_paths[t.scene_index], label_paths[t.scene_index], t, size, stride, min_purity)
+            for t in tiles]
+    found = []
+    for tile_index, rows in enumerate(tqdm(
+        _ordered_results(client, find_candidates, jobs, window), total=len(jobs),
+        desc=f"candidates {size}px", disable=None,
+    )):
+        meta = np.column_stack([
+            np.full(len(rows), tiles[tile_index].scene_index, np.int32),
+            np.full(len(rows), tile_index, np.int32),
+        ])
+        found.append(np.concatenate([meta, rows], axis=1))
+    candidates = np.concatenate(found) if found else np.zeros((0, 5), np.int32)
+    # balancing sees candidates in (scene, row, col) order: the choice does not depend on tiling
+    candidates = candidates[np.lexsort((candidates[:, 3], candidates[:, 2], candidates[:, 0]))]
+    candidate_counts = _class_counts(candidates[:, 4])
+    chosen = balance_candidates(candidates, balance=balance, max_per_class=max_per_class,
+                                class_scheme=class_scheme, seed=seed)
+    if len(chosen) == 0:
+        raise ValueError(
+            f"no {size}x{size} patch of {scene_paths} is free of land / invalid pixels with a "
+            f"label purity >= {min_purity}; lower patches.min_purity or check the label rasters"
+        )
+    log.info("patches %dpx: %d candidates, %d chosen (%s)", size, len(candidates), len(chosen),
+             balance)
+
+    writer = _PatchStore(Path(out_zarr), len(chosen), len(schema.BANDS), size)
+    tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
+    bounds = list(starts) + [len(chosen)]
+    cut_jobs = [
+        (scene_paths[tiles[t].scene_index], tiles[t], chosen[bounds[i]:bounds[i + 1], 2:4], size,
+         stride, str(out_zarr), int(bounds[i]), writer.chunk_n)
+        for i, t in enumerate(tile_ids)
+    ]
+    for part in tqdm(_ordered_results(client, cut_and_store, cut_jobs, window),
+                     total=len(cut_jobs), desc=f"extract {size}px", disable=None):
+        writer.add(part)
+    writer.close()
+    if writer.written != len(chosen):
+        raise RuntimeError(f"wrote {writer.written} of {len(chosen)} patches to {out_zarr}")
+    writer.y[:] = chosen[:, 4].astype(np.uint8)
+    writer.scene[:] = chosen[:, 0].astype(np.int16)
+    writer.origin[:] = chosen[:, 2:4] * stride
+    mean, std = writer.stats(size)
+    class_counts = _class_counts(chosen[:, 4])
+    scene_ids = [str(_open_group(p).attrs.get("scene_id", Path(p).stem)) for p in scene_paths]
+    writer.group.attrs.update({
+        "band_mean": mean,
+        "band_std": std,
+        "class_counts": class_counts,
+        "candidate_counts": candidate_counts,
+        "bands": list(schema.BANDS),
+        "patch_size": size,
+        "stride": stride,
+        "min_purity": min_purity,
+        "balance": balance,
+        "balance_scheme": class_scheme,
+        "max_per_class": max_per_class,
+        "seed": seed,
+        "dataset_version": dataset_version,
+        "scenes": scene_ids,
+        "scene_paths": scene_paths,
+        "label_paths": label_paths,
+        "n_patches": int(len(chosen)),
+    })
+    zarr.consolidate_metadata(Path(out_zarr))
+    return {"path": str(out_zarr), "n_patches": int(len(chosen)), "class_counts": class_counts,
+            "candidate_counts": candidate_counts, "band_mean": mean, "band_std": std}
+
+
+def _class_counts(codes: np.ndarray) -> dict[str, int]:
+    return {c.name: int((codes == c.code).sum()) for c in schema.ice_classes()}
+
+
+def patches_dir(cfg: PolarConfig, dataset_version: str | None = None) -> Path:
+    """Folder of a training-set version: ``{root}/polar/patches/{dataset_version}``."""
+    return stage_dir(cfg.resolved_root(), "polar", "patches",
+                     dataset_version or cfg.patches.dataset_version)
+
+
+def dataset_path(cfg: PolarConfig, size: int | None = None, version: str | None = None) -> Path:
+    """Path of ``patches_{size}.zarr`` of a training-set version (defaults from ``cfg.train``)."""
+    return patches_dir(cfg, version) / f"patches_{size or cfg.train.patch_size}.zarr"
+
+
+def run_patches(
+    cfg: PolarConfig, scene_zarrs: Sequence[Path], label_zarrs: Sequence[Path]
+) -> dict[str, Any]:
+    """Build training set ``cfg.patches.dataset_version`` for every size in ``cfg.patches.sizes``.
+
+    Writes ``{root}/polar/patches/{dataset_version}/patches_{size}.zarr`` + ``manifest.json``
+    atomically: re-running the same version replaces it in one rename.
+
+    Returns:
+        ``{"dataset_dir", "datasets": {size: path}, "n_patches": {size: n},
+        "class_counts": {size: {class: n}}}``.
+
+    """
+    pc = cfg.patches
+    out_dir = patches_dir(cfg)
+    summaries: dict[int, dict[str, Any]] = {}
+    with dask_client(cfg.dask) as client, atomic_dir(out_dir) as tmp:
+        for size in pc.sizes:
+            summaries[size] = extract_patches(
+                scene_zarrs, label_zarrs, tmp / f"patches_{size}.zarr", size=size,
+                stride=pc.stride, min_purity=pc.min_purity, balance=pc.balance,
+                max_per_class=pc.max_per_class, class_scheme=pc.class_scheme,
+                seed=cfg.seed, dataset_version=pc.dataset_version, tile_px=pc.tile_px,
+                client=client,
+            )
+        write_manifest(
+            tmp, stage="patches",
+            inputs={"scenes": [str(p) for p in scene_zarrs],
+                    "labels": [str(p) for p in label_zarrs]},
+            config_hash=config_hash(cfg.patches),
+            counts={f"patches_{s}": v["n_patches"] for s, v in summaries.items()},
+            extra={"class_counts": {str(s): v["class_counts"] for s, v in summaries.items()},
+                   "dataset_version": pc.dataset_version},
+        )
+    return {
+        "dataset_dir": str(out_dir),
+        "datasets": {s: str(out_dir / f"patches_{s}.zarr") for s in summaries},
+        "n_patches": {s: v["n_patches"] for s, v in summaries.items()},
+        "class_counts": {s: v["class_counts"] for s, v in summaries.items()},
+    }

@@ -1,0 +1,327 @@
+"""Dense inference over a harmonised scene -> ice chart (COG), PNG quicklook and GeoJSON polygons.
+
+The classifier runs fully convolutionally on tiles of ``predict.tile`` pixels (plus a halo of
+``patch_size - output_stride`` pixels and the network's zero-padding context margin, so the result
+does not depend on the tiling), so one forward pass classifies every window of the tile at
+once: output cell (i, j) is the class of the patch whose centre block of ``output_stride`` x
+``output_stride`` pixels is that cell. This shares the convolutions of overlapping windows and is
+far cheaper than classifying each window separately (bench/p2_inference.py). The per-cell class
+map (1/stride^2 of the scene) is the only scene-sized array held in memory; the chart raster is
+written strip by strip at full resolution with land and invalid pixels masked.
+
+Chart codes (:mod:`tasks.polar.quicklook`): 0 no data, 1..n classes (binary: 1 water, 2 ice;
+five-class: the codes of ``ice_classes.csv``), 255 land.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from tasks.config.common import config_hash
+from tasks.config.polar import PolarConfig, PredictConfig
+from tasks.polar import schema
+from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
+from tasks.polar.train import LoadedIceModel, latest_model, load_model
+from tasks.storage import atomic_dir, day_run_key, stage_dir, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[float, ...]]:
+    """Return (CRS string, GDAL geotransform) of a harmonised scene.
+
+    Raises:
+        ValueError: the scene carries neither ``crs``/``transform`` attributes nor rioxarray
+            spatial_ref metadata.
+
+    """
+    crs, transform = scene.attrs.get("crs"), scene.attrs.get("transform")
+    if crs is None or transform is None:
+        try:
+            import rioxarray  # noqa: F401
+
+            rio_crs = scene.rio.crs or scene[schema.BACKSCATTER_VAR].rio.crs
+            crs = crs or (rio_crs.to_string() if rio_crs else None)
+            transform = transform or scene.rio.transform().to_gdal()
+        except Exception:  # noqa: BLE001 - any failure means no georeference
+            pass
+    if not crs or transform is None or len(transform) != 6:
+        raise ValueError(f"{scene_zarr}: no CRS / geotransform (attributes 'crs' and "
+                         "'transform', or rioxarray spatial_ref); re-run harmonise")
+    return str(crs), tuple(float(v) for v in transform)
+
+
+class ScenePredictor:
+    """Fully convolutional tile-by-tile classifier of one model (settings fixed at construction)."""
+
+    def __init__(self, model: LoadedIceModel, tile: int = 1024, device: str | None = None) -> None:
+        self.model = model
+        self.net = model.net
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net.to(self.device)
+        self.stride = int(self.net.output_stride)
+        self.patch = int(self.net.patch_size)
+        self.offset = (self.patch - self.stride) // 2
+        self.margin = self.net.context_margin()
+        self.tile = max(self.stride, tile // self.stride * self.stride)
+        self.bands = list(model.meta["bands"])
+        self.mean = model.band_mean[:, None, None]
+        self.std = model.band_std[:, None, None]
+
+    def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice) -> np.ndarray:
+        """Read (band, rows, cols) of the scene, normalised, NaN set to 0 (the band mean).
+
+        Rows / columns outside the scene are filled with the nearest edge values.
+        """
+        height, width = backscatter.sizes["y"], backscatter.sizes["x"]
+        r0, r1 = max(rows.start, 0), min(rows.stop, height)
+        c0, c1 = max(cols.start, 0), min(cols.stop, width)
+        window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
+                            dtype=np.float32)
+        window = (window - self.mean) / self.std
+        np.nan_to_num(window, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        pad = ((0, 0), (r0 - rows.start, rows.stop - r1), (c0 - cols.start, cols.stop - c1))
+        if any(p for axis in pad for p in axis):
+            window = np.pad(window, pad, mode="edge")
+        return window
+
+    def class_map(self, scene: xr.Dataset, progress: bool = True) -> np.ndarray:
+        """Per-cell model class index (ceil(H/stride), ceil(W/stride)) uint8 of a scene."""
+        from tqdm.auto import tqdm
+
+        backscatter = scene[schema.BACKSCATTER_VAR].sel(band=self.bands)
+        backscatter = backscatter.transpose("band", "y", "x")
+        height, width = backscatter.sizes["y"], backscatter.sizes["x"]
+        s, halo = self.stride, self.patch - self.stride
+        out = np.zeros((-(-height // s), -(-width // s)), dtype=np.uint8)
+        tiles = [(r, c) for r in range(0, out.shape[0], self.tile // s)
+                 for c in range(0, out.shape[1], self.tile // s)]
+        step = self.tile // s
+
+        m, mc = self.margin, self.margin // s
+
+        def load(tile: tuple[int, int]) -> np.ndarray:
+            r, c = tile
+            rr = min(step, out.shape[0] - r)
+            cc = min(step, out.shape[1] - c)
+            y0, x0 = r * s - self.offset - m, c * s - self.offset - m
+            return self.read_normalised(backscatter, slice(y0, y0 + rr * s + halo + 2 * m),
+                                        slice(x0, x0 + cc * s + halo + 2 * m))
+
+        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
+            pending = pool.submit(load, tiles[0]) if tiles else None
+            for index, (r, c) in enumerate(tqdm(tiles, desc="predict tiles", disable=not progress)):
+                window = pending.result()
+                if index + 1 < len(tiles):
+                    pending = pool.submit(load, tiles[index + 1])
+                logits = self.net.forward_dense(torch.from_numpy(window)[None].to(self.device))
+                classes = logits[0, :, mc:logits.shape[2] - mc, mc:logits.shape[3] - mc]
+                classes = classes.argmax(dim=0).to("cpu", torch.uint8).numpy()
+                out[r:r + classes.shape[0], c:c + classes.shape[1]] = classes
+        return out
+
+    def classify_windows(self, scene: xr.Dataset, cells: np.ndarray,
+                         batch_size: int = 256) -> np.ndarray:
+        """Classify the patch of each output cell (n, 2) window by window (naive reference).
+
+        Windows are batched; the result equals :meth:`class_map` up to convolution padding.
+        """
+        backscatter = scene[schema.BACKSCATTER_VAR].sel(band=self.bands).transpose("band", "y", "x")
+        out = np.zeros(len(cells), dtype=np.uint8)
+        with torch.inference_mode():
+            for start in range(0, len(cells), batch_size):
+                batch = []
+                for r, c in cells[start:start + batch_size]:
+                    y0, x0 = r * self.stride - self.offset, c * self.stride - self.offset
+                    batch.append(self.read_normalised(
+                        backscatter, slice(y0, y0 + self.patch), slice(x0, x0 + self.patch)))
+                logits = self.net(torch.from_numpy(np.stack(batch)).to(self.device))
+                out[start:start + len(batch)] = logits.argmax(1).cpu().numpy()
+        return out
+
+
+def write_chart_cog(scene: xr.Dataset, cell_classes: np.ndarray, stride: int, out_tif: Path,
+                    crs: str, transform: tuple[float, ...], class_scheme: str,
+                    strip_rows: int = 1024) -> dict[str, int]:
+    """Write the full-resolution chart as a Cloud-Optimised GeoTIFF, land / invalid masked.
+
+    Returns pixel counts per chart class name (plus ``land`` and ``no_data``).
+    """
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
+
+    height, width = scene.sizes["y"], scene.sizes["x"]
+    classes = chart_classes(class_scheme)
+    counts = np.zeros(256, dtype=np.int64)
+    tmp_tif = out_tif.with_suffix(".tmp.tif")
+    profile = {"driver": "GTiff", "height": height, "width": width, "count": 1, "dtype": "uint8",
+               "crs": crs, "transform": Affine.from_gdal(*transform), "nodata": CHART_NODATA,
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+    strip_rows = max(stride, strip_rows // stride * stride)
+    with rasterio.open(tmp_tif, "w", **profile) as dst:
+        for r0 in range(0, height, strip_rows):
+            r1 = min(height, r0 + strip_rows)
+            cells = cell_classes[r0 // stride: -(-r1 // stride)]
+            chart = np.repeat(np.repeat(cells, stride, axis=0), stride, axis=1)
+            chart = chart[: r1 - r0, :width].astype(np.uint8) + 1
+            land = scene[schema.LAND_MASK_VAR].isel(y=slice(r0, r1)).values
+            valid = scene[schema.VALID_MASK_VAR].isel(y=slice(r0, r1)).values
+            chart[valid == 0] = CHART_NODATA
+            chart[land != 0] = CHART_LAND
+            counts += np.bincount(chart.ravel(), minlength=256)
+            dst.write(chart, 1, window=Window(0, r0, width, r1 - r0))
+        dst.update_tags(class_scheme=class_scheme,
+                        classes=json.dumps({c.code: c.name for c in classes}))
+    rio_copy(tmp_tif, out_tif, driver="COG", compress="DEFLATE", overview_resampling="NEAREST",
+             blocksize=512)
+    tmp_tif.unlink()
+    result = {c.name: int(counts[c.code]) for c in classes}
+    result["no_data"] = int(counts[CHART_NODATA])
+    return result
+
+
+def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
+                         max_pixels: int = 2048) -> int:
+    """Vectorise a chart GeoTIFF into simplified GeoJSON polygons with class name and CRS.
+
+    The raster is read at most ``max_pixels`` on its long side (nearest neighbour); polygons are
+    simplified with a tolerance of one such pixel. Returns the number of features.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.features import shapes
+    from shapely.geometry import mapping, shape
+
+    names = {c.code: c.name for c in chart_classes(class_scheme)}
+    with rasterio.open(chart_tif) as src:
+        factor = max(1, int(np.ceil(max(src.height, src.width) / max_pixels)))
+        out_shape = (max(1, src.height // factor), max(1, src.width // factor))
+        chart = src.read(1, out_shape=out_shape, resampling=Resampling.nearest)
+        transform = src.transform * src.transform.scale(src.width / out_shape[1],
+                                                        src.height / out_shape[0])
+        crs = src.crs
+    tolerance = abs(transform.a)
+    features = []
+    for geometry, value in shapes(chart, mask=chart != CHART_NODATA, transform=transform):
+        polygon = shape(geometry).simplify(tolerance, preserve_topology=True)
+        if polygon.is_empty:
+            continue
+        features.append({"type": "Feature", "geometry": mapping(polygon),
+                         "properties": {"class_code": int(value),
+                                        "class_name": names.get(int(value), "unknown"),
+                                        "area_km2": round(polygon.area / 1e6, 4)}})
+    epsg = crs.to_epsg() if crs else None
+    crs_name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else (crs.to_wkt() if crs else None)
+    collection = {"type": "FeatureCollection", "name": chart_tif.stem,
+                  "crs": {"type": "name", "properties": {"name": crs_name}},
+                  "features": features}
+    out_geojson.write_text(json.dumps(collection))
+    return len(features)
+
+
+def predict_scene(model_dir: Path, scene_zarr: Path, out_dir: Path,
+                  cfg: PredictConfig) -> dict[str, Any]:
+    """Classify a harmonised scene densely and write its chart products into ``out_dir``.
+
+    Args:
+        model_dir: a model folder of :func:`tasks.polar.train.train_model`.
+        scene_zarr: harmonised scene (contract in :mod:`tasks.polar.schema`).
+        out_dir: folder for ``{scene_id}_chart.tif`` (COG), ``{scene_id}_quicklook.png`` and
+            ``{scene_id}_chart.geojson``.
+        cfg: the ``predict`` config section (tile size, polygon resolution).
+
+    Returns:
+        Paths of the three products, per-class pixel counts, timings.
+
+    """
+    scene_zarr = Path(scene_zarr)
+    if not scene_zarr.exists():
+        raise FileNotFoundError(f"harmonised scene {scene_zarr} does not exist")
+    model = model_dir if isinstance(model_dir, LoadedIceModel) else load_model(model_dir)
+    scene = xr.open_zarr(scene_zarr)
+    for var in (schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR, schema.VALID_MASK_VAR):
+        if var not in scene:
+            raise ValueError(f"{scene_zarr}: variable {var!r} missing; not a harmonised scene")
+    have = [str(b) for b in scene[schema.BACKSCATTER_VAR]["band"].values]
+    missing = [b for b in model.meta["bands"] if b not in have]
+    if missing:
+        raise ValueError(f"{scene_zarr}: bands {missing} needed by model {model.model_dir} "
+                         f"are missing (scene has {have})")
+    crs, transform = scene_georeference(scene, scene_zarr)
+    scene_id = str(scene.attrs.get("scene_id", scene_zarr.stem))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    predictor = ScenePredictor(model, tile=cfg.tile)
+    cells = predictor.class_map(scene)
+    infer_seconds = time.perf_counter() - started
+    scheme = model.meta["class_scheme"]
+    chart_tif = out_dir / f"{scene_id}_chart.tif"
+    counts = write_chart_cog(scene, cells, predictor.stride, chart_tif, crs, transform, scheme)
+    png = render_quicklook(chart_tif, out_dir / f"{scene_id}_quicklook.png", scheme,
+                           title=f"{scene_id} - {model.meta['name']} {scheme}")
+    geojson = out_dir / f"{scene_id}_chart.geojson"
+    n_polygons = write_class_polygons(chart_tif, geojson, scheme, cfg.polygon_max_pixels)
+    log.info("predicted %s in %.1f s (inference %.1f s): %s", scene_id,
+             time.perf_counter() - started, infer_seconds, counts)
+    return {"scene_id": scene_id, "chart": str(chart_tif), "quicklook": str(png),
+            "polygons": str(geojson), "n_polygons": n_polygons, "pixel_counts": counts,
+            "inference_seconds": round(infer_seconds, 2),
+            "total_seconds": round(time.perf_counter() - started, 2)}
+
+
+def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
+    """Return the model to use: ``model_dir``, else ``predict.model`` ('latest' or a path)."""
+    if model_dir is not None:
+        return Path(model_dir)
+    if cfg.predict.model == "latest":
+        return latest_model(cfg.resolved_root())
+    path = Path(cfg.predict.model)
+    if not path.exists():
+        raise FileNotFoundError(f"predict.model {cfg.predict.model!r} does not exist; give a model "
+                                "folder or 'latest'")
+    return path
+
+
+def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) -> dict[str, Any]:
+    """Chart every harmonised scene of a day into ``{root}/polar/predict/{day}/`` atomically.
+
+    A failure leaves the previously published charts of that day untouched.
+
+    Raises:
+        FileNotFoundError: no harmonised scene for the day, or no model.
+
+    """
+    day = day_run_key(run_date)
+    root = cfg.resolved_root()
+    scene_dir = stage_dir(root, "polar", "harmonise", day)
+    scenes = sorted(scene_dir.glob("*.zarr"))
+    if not scenes:
+        raise FileNotFoundError(f"no harmonised scenes for {day} in {scene_dir}; run the harmonise "
+                                "stage for that day first")
+    model = resolve_model_dir(cfg, model_dir)
+    loaded = load_model(model)
+    final = stage_dir(root, "polar", "predict", day)
+    products = []
+    with atomic_dir(final) as tmp:
+        for scene in scenes:
+            result = predict_scene(loaded, scene, tmp, cfg.predict)
+            for key in ("chart", "quicklook", "polygons"):
+                result[key] = str(final / Path(result[key]).name)
+            products.append(result)
+        write_manifest(tmp, stage="predict", inputs=[str(s) for s in scenes],
+                       config_hash=config_hash(cfg.predict),
+                       counts={"scenes": len(scenes)},
+                       extra={"model_dir": str(loaded.model_dir), "products": products})
+    return {"out_dir": str(final), "model_dir": str(loaded.model_dir), "day": day,
+            "products": products}

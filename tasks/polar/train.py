@@ -1,0 +1,376 @@
+"""Train a sea-ice patch classifier with Lightning and publish it as a model folder.
+
+A model folder ``{root}/polar/models/{model}_{patch}_{scheme}_{timestamp}/`` holds:
+``model.json`` (name, classes, bands, normalisation, patch size, hyperparameters, data-set
+version, validation metrics, code version), ``model.pt`` (the best weights as a plain state dict),
+``checkpoints/best.ckpt`` (Lightning), ``logs/csv/metrics.csv``, ``logs/tensorboard/``,
+``learning_curve.png`` and, for ``vgg16_transfer`` without a given checkpoint, the pretraining run
+in ``pretrain/``. The folder appears in one rename when training has finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
+
+from tasks.config.polar import PolarConfig, TrainConfig
+from tasks.datasets.ice_patches import IcePatchDataModule
+from tasks.models.ice_net import IceNet
+from tasks.models.registry import build_model
+from tasks.models.transfer import load_pretrained
+from tasks.storage import atomic_dir, code_version
+
+log = logging.getLogger(__name__)
+
+MODEL_JSON = "model.json"
+WEIGHTS_FILE = "model.pt"
+
+
+class IceClassifier(L.LightningModule):
+    """Lightning wrapper: cross-entropy, accuracy, AdamW with weight decay."""
+
+    def __init__(self, model_name: str, n_classes: int, in_channels: int, patch_size: int,
+                 dropout: float = 0.5, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
+                 width_multiplier: float = 1.0,
+                 class_weights: list[float] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(model_name, n_classes, in_channels, patch_size, dropout,
+                               width_multiplier)
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss = nn.CrossEntropyLoss(weight=weight)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) of normalised patches (N, band, size, size)."""
+        return self.net(patches)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        patches, targets = batch
+        logits = self(patches)
+        loss = self.loss(logits, targets)
+        acc = (logits.argmax(dim=1) == targets).float().mean()
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(targets))
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(targets))
+        return loss
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        """Compute the training loss of one batch."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Log validation loss and accuracy of one batch."""
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW; weight decay is the L2 regularisation of the paper's ad-hoc CNN."""
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
+                                 weight_decay=self.hparams.weight_decay)
+
+
+@dataclass
+class LoadedIceModel:
+    """A trained model ready for inference: the network (eval mode) and its ``model.json``."""
+
+    net: IceNet
+    meta: dict[str, Any]
+    model_dir: Path
+
+    @property
+    def band_mean(self) -> np.ndarray:
+        """Per-band mean used to normalise inputs, shape (band,)."""
+        return np.asarray(self.meta["band_mean"], np.float32)
+
+    @property
+    def band_std(self) -> np.ndarray:
+        """Per-band standard deviation used to normalise inputs, shape (band,)."""
+        return np.asarray(self.meta["band_std"], np.float32)
+
+
+def models_root(cfg: PolarConfig) -> Path:
+    """``{root}/polar/models``."""
+    return cfg.resolved_root() / "polar" / "models"
+
+
+def latest_model(root: Path | str) -> Path:
+    """Return the newest model folder under ``{root}/polar/models`` with a valid ``model.json``.
+
+    Raises:
+        FileNotFoundError: there is no trained model yet.
+
+    """
+    folder = Path(root) / "polar" / "models"
+    found = []
+    for meta_path in folder.glob(f"*/{MODEL_JSON}"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            log.warning("skipping %s: unreadable model.json", meta_path)
+            continue
+        if (meta_path.parent / meta.get("weights", WEIGHTS_FILE)).is_file() and "created" in meta:
+            found.append((meta["created"], meta_path.parent.name, meta_path.parent))
+    if not found:
+        raise FileNotFoundError(
+            f"no trained model under {folder}; run the polar training pipeline first "
+            "(eeflow polar train) or set predict.model to a model folder"
+        )
+    return max(found)[2]
+
+
+def load_model(model_dir: Path | str) -> LoadedIceModel:
+    """Load a model folder (or a file inside one) for inference, on CPU, in eval mode.
+
+    Raises:
+        FileNotFoundError: no ``model.json`` / weights.
+        ValueError: the weights do not fit the architecture described in ``model.json``.
+
+    """
+    model_dir = Path(model_dir)
+    if model_dir.is_file():
+        model_dir = model_dir.parent.parent if model_dir.parent.name == "checkpoints" \
+            else model_dir.parent
+    meta_path = model_dir / MODEL_JSON
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{model_dir} is not a model folder: {MODEL_JSON} missing")
+    meta = json.loads(meta_path.read_text())
+    net = build_model(meta["architecture"], len(meta["classes"]), len(meta["bands"]),
+                      meta["patch_size"], meta["hyperparameters"]["dropout"],
+                      meta["hyperparameters"].get("width_multiplier", 1.0))
+    load_pretrained(net, model_dir / meta.get("weights", WEIGHTS_FILE), strict=True)
+    return LoadedIceModel(net=net.eval(), meta=meta, model_dir=model_dir)
+
+
+def _model_folder(parent: Path, tc: TrainConfig) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{tc.model}_{tc.patch_size}_{tc.class_scheme}_{stamp}"
+    folder, n = parent / base, 1
+    while folder.exists():
+        n += 1
+        folder = parent / f"{base}-{n}"
+    return folder
+
+
+def _evaluate_val(net: IceNet, datamodule: IcePatchDataModule,
+                  loss: nn.Module) -> dict[str, float]:
+    """Compute validation accuracy and loss (the training loss, class weights included)."""
+    net.eval()
+    all_logits, all_targets = [], []
+    with torch.no_grad():
+        for patches, targets in datamodule.val_dataloader():
+            all_logits.append(net(patches))
+            all_targets.append(targets)
+        logits, targets = torch.cat(all_logits), torch.cat(all_targets)
+        value = float(loss.cpu()(logits, targets))
+    return {"val_acc": float((logits.argmax(1) == targets).float().mean()), "val_loss": value,
+            "n_val": len(targets)}
+
+
+def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> Path | None:
+    """Plot per-epoch train / validation loss and accuracy from a Lightning CSVLogger file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not metrics_csv.is_file():
+        return None
+    per_epoch: dict[int, dict[str, float]] = {}
+    with metrics_csv.open() as fh:
+        for row in csv.DictReader(fh):
+            if not row.get("epoch"):
+                continue
+            entry = per_epoch.setdefault(int(float(row["epoch"])), {})
+            entry.update({k: float(v) for k, v in row.items() if v and k not in ("epoch", "step")})
+    if not per_epoch:
+        return None
+    epochs = sorted(per_epoch)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
+        for stage in ("train", "val"):
+            values = [(e, per_epoch[e][f"{stage}_{key}"]) for e in epochs
+                      if f"{stage}_{key}" in per_epoch[e]]
+            if values:
+                ax.plot(*zip(*values, strict=True), marker="o", label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def _fit(
+    cfg: PolarConfig, dataset_path: Path, folder: Path, final_folder: Path,
+    callbacks: Sequence[Callback], trainer_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Train ``cfg.train`` into ``folder`` (the temporary twin of ``final_folder``)."""
+    tc = cfg.train
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = IcePatchDataModule(
+        dataset_path, class_scheme=tc.class_scheme, bands=list(tc.input_bands),
+        batch_size=tc.batch_size, val_fraction=tc.val_fraction, augment=tc.augment,
+        noise_std=tc.noise_std, seed=cfg.seed, num_workers=tc.num_workers,
+    )
+    if datamodule.patch_size != tc.patch_size:
+        raise ValueError(f"{dataset_path} holds {datamodule.patch_size} px patches but "
+                         f"train.patch_size is {tc.patch_size}")
+    architecture = "vgg16" if tc.model == "vgg16_transfer" else tc.model
+    datamodule.setup()
+    class_weights = None
+    if tc.class_weighting:
+        counts = np.bincount(datamodule.train_set.targets.numpy(), minlength=datamodule.n_classes)
+        class_weights = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
+    module = IceClassifier(architecture, datamodule.n_classes, len(datamodule.bands),
+                           tc.patch_size, tc.dropout, tc.learning_rate, tc.weight_decay,
+                           tc.width_multiplier, class_weights)
+    transfer = None
+    if tc.model == "vgg16_transfer":
+        transfer = _initialise_transfer(cfg, dataset_path, folder, module.net, trainer_kwargs)
+    mode = "min" if tc.monitor == "val_loss" else "max"
+    checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", filename="best",
+                                 monitor=tc.monitor, mode=mode, save_top_k=1)
+    loggers = [CSVLogger(folder / "logs", name="csv", version=""),
+               TensorBoardLogger(folder / "logs", name="tensorboard", version="",
+                                 default_hp_metric=False)]
+    trainer = L.Trainer(
+        max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=loggers,
+        callbacks=[checkpoint, EarlyStopping(tc.monitor, patience=tc.early_stopping_patience,
+                                             mode=mode), *callbacks],
+        enable_progress_bar=True, log_every_n_steps=1, default_root_dir=folder,
+        **trainer_kwargs,
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_seconds = time.perf_counter() - started
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    net = module.net.cpu()
+    if best is not None and best.is_file():
+        load_pretrained(net, best, strict=True)
+    torch.save(net.state_dict(), folder / WEIGHTS_FILE)
+    metrics = _evaluate_val(net, datamodule, module.loss)
+    curve = plot_learning_curve(folder / "logs" / "csv" / "metrics.csv",
+                                folder / "learning_curve.png",
+                                f"{tc.model} {tc.patch_size}px {tc.class_scheme}")
+    monitor_value = metrics[tc.monitor]
+    meta = {
+        "name": tc.model,
+        "architecture": architecture,
+        "class_scheme": tc.class_scheme,
+        "classes": datamodule.class_names,
+        "bands": datamodule.bands,
+        "band_mean": datamodule.band_mean,
+        "band_std": datamodule.band_std,
+        "patch_size": tc.patch_size,
+        "output_stride": module.net.output_stride,
+        "hyperparameters": {
+            "learning_rate": tc.learning_rate, "weight_decay": tc.weight_decay,
+            "dropout": tc.dropout, "batch_size": tc.batch_size, "max_epochs": tc.epochs,
+            "augment": tc.augment, "noise_std": tc.noise_std,
+            "width_multiplier": tc.width_multiplier, "seed": cfg.seed,
+            "val_fraction": tc.val_fraction, "monitor": tc.monitor,
+            "early_stopping_patience": tc.early_stopping_patience,
+            "class_weights": class_weights,
+        },
+        "dataset_version": datamodule.attrs.get("dataset_version"),
+        "dataset_path": str(dataset_path),
+        "n_train": len(datamodule.train_set or []),
+        "n_val": metrics["n_val"],
+        "val_metrics": {"val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"]},
+        "monitor": tc.monitor,
+        "monitor_value": monitor_value,
+        "epochs_trained": int(trainer.current_epoch),
+        "train_seconds": round(train_seconds, 2),
+        "accelerator": type(trainer.accelerator).__name__,
+        "weights": WEIGHTS_FILE,
+        "checkpoint": "checkpoints/best.ckpt" if best is not None else None,
+        "learning_curve": curve.name if curve else None,
+        "transfer": transfer,
+        "code_version": code_version(),
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    log.info("trained %s: %s=%.4f val_acc=%.4f in %.1f s -> %s", tc.model, tc.monitor,
+             monitor_value, metrics["val_acc"], train_seconds, final_folder)
+    return {"model_dir": str(final_folder), "monitor": tc.monitor, "monitor_value": monitor_value,
+            **meta["val_metrics"], "epochs_trained": meta["epochs_trained"],
+            "train_seconds": meta["train_seconds"], "transfer": transfer}
+
+
+def _initialise_transfer(cfg: PolarConfig, dataset_path: Path, folder: Path, net: IceNet,
+                         trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Load ``train.pretrained_checkpoint`` into ``net``, or pretrain VGG-16 on the other scheme.
+
+    Without a checkpoint, VGG-16 is first trained on the other class scheme of the same training
+    set (five-class when fine-tuning binary, and vice versa) into ``folder/pretrain``; its
+    weights are then loaded layer by layer exactly like published weights would be.
+    """
+    tc = cfg.train
+    source = tc.pretrained_checkpoint
+    if source is None:
+        other = "five_class" if tc.class_scheme == "binary" else "binary"
+        pre_cfg = cfg.model_copy(update={"train": tc.model_copy(
+            update={"model": "vgg16", "class_scheme": other, "pretrained_checkpoint": None})})
+        log.info("vgg16_transfer: pretraining VGG-16 on %s first", other)
+        _fit(pre_cfg, dataset_path, folder / "pretrain", folder / "pretrain", [], trainer_kwargs)
+        source_path = folder / "pretrain" / WEIGHTS_FILE
+        source_label = f"pretrain/{WEIGHTS_FILE} ({other})"
+    else:
+        source_path = Path(source)
+        if source_path.is_dir():
+            source_path = source_path / WEIGHTS_FILE
+        source_label = str(source_path)
+    report = load_pretrained(net, source_path, strict=False)
+    return {"source": source_label, "loaded": len(report["loaded"]),
+            "skipped": report["skipped"], "reinitialised": report["missing"]}
+
+
+def train_model(
+    cfg: PolarConfig,
+    dataset_path: Path,
+    out_dir: Path | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg.train.model`` on a patch training set and publish the model folder atomically.
+
+    Args:
+        cfg: the polar config (``train`` section and ``seed`` are used).
+        dataset_path: ``patches_{size}.zarr`` of a training-set version.
+        out_dir: parent of the model folder (default ``{root}/polar/models``).
+        callbacks: extra Lightning callbacks (e.g. an Optuna pruning callback reading
+            ``cfg.train.monitor``).
+        trainer_kwargs: extra ``lightning.Trainer`` arguments (``fast_dev_run``,
+            ``limit_train_batches`` ...).
+
+    Returns:
+        ``{"model_dir", "monitor", "monitor_value", "val_acc", "val_loss", "epochs_trained",
+        "train_seconds", "transfer"}``; ``monitor_value`` is the best-checkpoint value of
+        ``cfg.train.monitor`` recomputed on the validation set.
+
+    """
+    parent = Path(out_dir) if out_dir is not None else models_root(cfg)
+    final = _model_folder(parent, cfg.train)
+    with atomic_dir(final) as tmp:
+        return _fit(cfg, Path(dataset_path), tmp, final, list(callbacks),
+                    dict(trainer_kwargs or {}))

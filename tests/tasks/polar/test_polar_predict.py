@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import xarray as xr
+from polar_synthetic_scene import tiny_polar_config
+from scipy.ndimage import binary_erosion
+
+from tasks.config.polar import PredictConfig
+from tasks.polar.predict import ScenePredictor, predict_scene, run_predict
+from tasks.polar.quicklook import CHART_LAND, CHART_NODATA
+from tasks.polar.train import load_model, train_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained_model(polar_patch_dataset: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("model_root")
+    cfg = tiny_polar_config(root, train={"model": "adhoc_cnn", "epochs": 6, "augment": False,
+                                         "width_multiplier": 0.25, "learning_rate": 3e-3,
+                                         "early_stopping_patience": 3})
+    return Path(train_model(cfg, Path(polar_patch_dataset["datasets"][32]))["model_dir"])
+
+
+def test_predict_scene_products(trained_model: Path, polar_scene_pair, tmp_path: Path) -> None:
+    scene_zarr, label_zarr = polar_scene_pair
+    result = predict_scene(trained_model, scene_zarr, tmp_path, PredictConfig(tile=96))
+    with rasterio.open(result["chart"]) as src:
+        assert src.driver == "GTiff" and src.crs.to_epsg() == 3413
+        assert src.transform.to_gdal() == tuple(xr.open_zarr(scene_zarr).attrs["transform"])
+        assert src.overviews(1) or src.width <= 512
+        chart = src.read(1)
+        assert src.tags()["class_scheme"] == "binary"
+    scene = xr.open_zarr(scene_zarr)
+    land = scene["land_mask"].values == 1
+    valid = scene["valid_mask"].values == 1
+    assert (chart[land] == CHART_LAND).all()
+    assert (chart[~valid & ~land] == CHART_NODATA).all()
+    assert set(np.unique(chart[valid & ~land])) <= {1, 2}
+    # agreement with the binary labels where labelled
+    labels = xr.open_zarr(label_zarr)["label_binary"].values
+    scored = valid & ~land & (labels > 0)
+    # away from class boundaries (where windows mix classes) both classes are found
+    interior = [binary_erosion(labels == c, np.ones((33, 33), bool)) & scored for c in (1, 2)]
+    recall = [(chart[inside] == c).mean() for c, inside in zip((1, 2), interior, strict=True)]
+    assert min(recall) > 0.9, recall
+    assert (chart[scored] == labels[scored]).mean() > 0.85
+    with rasterio.open(result["chart"]) as src:
+        assert src.profile["blockxsize"] == 512 or src.width < 512
+    geo = json.loads(Path(result["polygons"]).read_text())
+    assert geo["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::3413"
+    names = {f["properties"]["class_name"] for f in geo["features"]}
+    assert {"water", "ice", "land"} <= names
+    assert Path(result["quicklook"]).stat().st_size > 1000
+    assert result["pixel_counts"]["land"] == int(land.sum())
+
+
+def test_dense_matches_per_window_classification(trained_model: Path, polar_scene_pair) -> None:
+    loaded = load_model(trained_model)
+    scene = xr.open_zarr(polar_scene_pair[0])
+    predictor = ScenePredictor(loaded, tile=64)
+    cells = predictor.class_map(scene, progress=False)
+    assert cells.shape == (32, 32)
+    big_tile = ScenePredictor(loaded, tile=1024).class_map(scene, progress=False)
+    # tiling with halos does not change the result
+    np.testing.assert_array_equal(cells, big_tile)
+    rng = np.random.default_rng(0)
+    sample = np.stack([rng.integers(2, 28, 60), rng.integers(4, 26, 60)], axis=1)
+    naive = predictor.classify_windows(scene, sample)
+    assert (naive == cells[sample[:, 0], sample[:, 1]]).mean() > 0.9
+
+
+def test_run_predict_atomic_day(trained_model: Path, polar_scene_pair, tmp_path: Path) -> None:
+    cfg = tiny_polar_config(tmp_path, predict={"model": str(trained_model), "tile": 128})
+    day_dir = tmp_path / "polar" / "harmonise" / "2026-11-25"
+    day_dir.mkdir(parents=True)
+    shutil.copytree(polar_scene_pair[0], day_dir / polar_scene_pair[0].name)
+    first = run_predict(cfg, "2026-11-25")
+    out = Path(first["out_dir"])
+    assert out == tmp_path / "polar" / "predict" / "2026-11-25"
+    assert (out / "manifest.json").is_file()
+    assert all(Path(first["products"][0][k]).is_file() for k in ("chart", "quicklook", "polygons"))
+    before = sorted(p.name for p in out.iterdir())
+    # a broken scene makes the re-run fail and leaves the published chart in place
+    broken = day_dir / "S1Z_BROKEN.zarr"
+    xr.open_zarr(polar_scene_pair[0]).drop_vars("land_mask").to_zarr(broken)
+    with pytest.raises(ValueError, match="land_mask"):
+        run_predict(cfg, "2026-11-25")
+    assert sorted(p.name for p in out.iterdir()) == before
+    with pytest.raises(FileNotFoundError, match="no harmonised scenes for 2026-11-26"):
+        run_predict(cfg, "2026-11-26")
+    latest_cfg = tiny_polar_config(tmp_path / "empty")
+    (tmp_path / "empty" / "polar" / "harmonise" / "2026-11-25").mkdir(parents=True)
+    shutil.copytree(polar_scene_pair[0], tmp_path / "empty" / "polar" / "harmonise" /
+                    "2026-11-25" / "s.zarr")
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        run_predict(latest_cfg, "2026-11-25")
