@@ -1,7 +1,8 @@
 """Train a sea-ice classifier: labels -> patches -> train -> evaluate, triggered by hand.
 
 The params form of the Airflow UI chooses the model, patch size, epochs, class scheme and the
-training-set version; the run's date picks the scenes (generated or ingested) used for training.
+training-set version (left empty, each falls back to the config's value); the run's date picks
+the scenes (generated or ingested) used for training.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ with DAG(
         "config": Param(CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"),
         "run_date": Param("", type="string", description="day of the training scenes (YYYY-MM-DD)"),
         "model": Param(
-            "adhoc_cnn", type="string", enum=["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
+            "",
+            type="string",
+            enum=["", "adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"],
+            description="empty = the config's train.model",
         ),
-        "patch_size": Param(32, type="integer", enum=[20, 32]),
-        "epochs": Param(6, type="integer", minimum=1, maximum=500),
-        "class_scheme": Param("binary", type="string", enum=["binary", "five_class"]),
-        "dataset_version": Param("v1", type="string", pattern="^[A-Za-z0-9_.-]+$"),
+        "patch_size": Param(None, type=["null", "integer"], enum=[None, 20, 32]),
+        "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500),
+        "class_scheme": Param("", type="string", enum=["", "binary", "five_class"]),
+        "dataset_version": Param("", type="string", pattern="^[A-Za-z0-9_.-]*$"),
         "pretrained_checkpoint": Param(
             "", type="string", description="checkpoint to fine-tune from (vgg16_transfer)"
         ),

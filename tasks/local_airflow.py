@@ -66,15 +66,22 @@ def init_db(env: Mapping[str, str], timeout: float = 600) -> None:
     _airflow(["db", "migrate"], env, timeout)
 
 
+def _json_lines(output: str) -> list[object]:
+    """The JSON document an ``airflow ... -o json`` command printed after its log lines."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("["):
+            return json.loads(line)
+    raise AirflowRunError(f"no JSON list in Airflow's output:\n{output[-2000:]}")
+
+
 def list_dags(env: Mapping[str, str], timeout: float = 300) -> list[str]:
-    """Return the DAG ids Airflow parses from ``dags/``; import errors raise."""
-    errors = _airflow(["dags", "list-import-errors", "-o", "json"], env, timeout)
-    start = errors.find("[")
-    if start >= 0 and json.loads(errors[start : errors.rfind("]") + 1]):
-        raise AirflowRunError(f"DAG import errors:\n{errors[start:]}")
-    out = _airflow(["dags", "list", "-o", "json"], env, timeout)
-    start = out.find("[")
-    return sorted(d["dag_id"] for d in json.loads(out[start : out.rfind("]") + 1]))
+    """Parse ``dags/`` into the metadata DB and return the DAG ids; import errors raise."""
+    _airflow(["dags", "reserialize"], env, timeout)
+    errors = _json_lines(_airflow(["dags", "list-import-errors", "-o", "json"], env, timeout))
+    if errors:
+        raise AirflowRunError(f"DAG import errors: {json.dumps(errors, indent=2)}")
+    dags = _json_lines(_airflow(["dags", "list", "-o", "json"], env, timeout))
+    return sorted(d["dag_id"] for d in dags if isinstance(d, dict))
 
 
 def run_dag_test(

@@ -50,7 +50,10 @@ def code_list(scheme: str) -> tuple[str, ...]:
     if scheme == "ice_type":
         from tasks.polar.schema import ice_classes
 
-        return tuple(c.name for c in ice_classes())
+        # the five classes plus their binary merge ("ice"; "water" is both), as charts of the
+        # binary scheme carry the merged names
+        names = [c.name for c in ice_classes()]
+        return tuple(names + sorted({c.binary_name for c in ice_classes()} - set(names)))
     if scheme == "crop_type":
         from tasks.food_security.schema import CROP_CLASSES
 
@@ -108,7 +111,7 @@ def _concepts(base: str) -> Iterator[tuple[URIRef, URIRef, URIRef | Literal]]:
         yield node, EEO_NS.colour, Literal(ice.colour)
         if ice.binary_name != ice.name:
             yield node, SKOS.broader, URIRef(concept_iri(base, "ice_type", ice.binary_name))
-    if "ice" not in code_list("ice_type"):
+    if "ice" not in {c.name for c in ice_classes()}:
         yield from _concept(base, "ice_type", "ice", "Sea ice (any type)", notation="ice")
     for index, name in enumerate(code_list("crop_type")):
         yield from _concept(base, "crop_type", name, name.replace("_", " "), notation=str(index))

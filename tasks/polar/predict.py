@@ -213,13 +213,14 @@ def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
         crs = src.crs
     tolerance = abs(transform.a)
     features = []
-    for geometry, value in shapes(chart, mask=chart != CHART_NODATA, transform=transform):
+    classes_only = (chart != CHART_NODATA) & (chart != CHART_LAND)  # land is masked, not a class
+    for geometry, value in shapes(chart, mask=classes_only, transform=transform):
         polygon = shape(geometry).simplify(tolerance, preserve_topology=True)
         if polygon.is_empty:
             continue
         features.append({"type": "Feature", "geometry": mapping(polygon),
                          "properties": {"class_code": int(value),
-                                        "class_name": names.get(int(value), "unknown"),
+                                        "ice_class": names.get(int(value), "unknown"),
                                         "area_km2": round(polygon.area / 1e6, 4)}})
     epsg = crs.to_epsg() if crs else None
     crs_name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else (crs.to_wkt() if crs else None)

@@ -74,7 +74,9 @@ def test_polar_daily_schedule_and_catchup():
 def test_polar_training_params_form():
     dag = _dags_of(_import(DAGS / "polar_training.py"))[0]
     params = dag.params
-    assert params["model"] == "adhoc_cnn" and params["patch_size"] == 32
+    # empty params fall back to the config's values
+    assert params["model"] == "" and params["patch_size"] is None
     assert set(params.get_param("model").schema["enum"]) == {
-        "adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"
+        "", "adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"
     }
+    assert params.get_param("patch_size").schema["enum"] == [None, 20, 32]

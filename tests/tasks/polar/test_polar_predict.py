@@ -56,8 +56,8 @@ def test_predict_scene_products(trained_model: Path, polar_scene_pair, tmp_path:
         assert src.profile["blockxsize"] == 512 or src.width < 512
     geo = json.loads(Path(result["polygons"]).read_text())
     assert geo["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::3413"
-    names = {f["properties"]["class_name"] for f in geo["features"]}
-    assert {"water", "ice", "land"} <= names
+    names = {f["properties"]["ice_class"] for f in geo["features"]}
+    assert {"water", "ice"} <= names and "land" not in names  # land is masked
     assert Path(result["quicklook"]).stat().st_size > 1000
     assert result["pixel_counts"]["land"] == int(land.sum())
 
