@@ -21,11 +21,47 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.polar import schema
 
 
+#: Edge (pixels) of the spatial blocks that go wholly to training or validation.
+SPLIT_BLOCK_PX = 256
+
+
+def spatial_blocks(group: Any) -> np.ndarray | None:
+    """Block id of every patch: (scene, origin row // block, origin col // block), or None.
+
+    Patches cut with a stride smaller than their size overlap, and neighbouring patches are
+    strongly correlated; splitting whole blocks keeps validation patches off training pixels.
+    """
+    if "origin" not in group or "scene" not in group:
+        return None
+    origin = np.asarray(group["origin"][:], dtype=np.int64)
+    scene = np.asarray(group["scene"][:], dtype=np.int64)
+    block = origin // SPLIT_BLOCK_PX
+    return (scene * 1_000_003 + block[:, 0]) * 1_000_003 + block[:, 1]
+
+
 def split_indices(
-    codes: np.ndarray, val_fraction: float, seed: int
+    codes: np.ndarray, val_fraction: float, seed: int, blocks: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified split of patch indices into (train, validation) by class code."""
+    """Seeded split of patch indices into (train, validation).
+
+    Without ``blocks``: stratified by class code. With ``blocks`` (see :func:`spatial_blocks`):
+    whole spatial blocks go to one side, about ``val_fraction`` of the blocks of each majority
+    class to validation, so overlapping patches never straddle the split.
+    """
     rng = np.random.default_rng(seed)
+    if blocks is not None and len(np.unique(blocks)) > 1:
+        unique, inverse = np.unique(blocks, return_inverse=True)
+        majority = np.array([np.bincount(codes[inverse == b]).argmax() for b in range(len(unique))])
+        val_blocks: list[np.ndarray] = []
+        for code in np.unique(majority):
+            members = rng.permutation(np.flatnonzero(majority == code))
+            n_val = int(round(len(members) * val_fraction))
+            if len(members) > 1:
+                n_val = min(max(n_val, 1), len(members) - 1)
+            val_blocks.append(members[:n_val])
+        is_val = np.isin(inverse, np.concatenate(val_blocks))
+        if is_val.any() and (~is_val).any():
+            return np.flatnonzero(~is_val), np.flatnonzero(is_val)
     train, val = [], []
     for code in np.unique(codes):
         index = rng.permutation(np.flatnonzero(codes == code))
@@ -121,6 +157,7 @@ class IcePatchDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.train_set: IcePatchDataset | None = None
         self.val_set: IcePatchDataset | None = None
+        self.blocks: np.ndarray | None = None  # spatial block of each patch (set by load_arrays)
 
     @property
     def n_classes(self) -> int:
@@ -136,6 +173,7 @@ class IcePatchDataModule(L.LightningDataModule):
         x -= mean
         x /= std
         codes = np.asarray(group["y"][:], dtype=np.int64)
+        self.blocks = spatial_blocks(group)
         return x, scheme_targets(codes, self.class_scheme), codes
 
     def setup(self, stage: str | None = None) -> None:
@@ -143,7 +181,7 @@ class IcePatchDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         x, targets, codes = self.load_arrays()
-        train, val = split_indices(codes, self.val_fraction, self.seed)
+        train, val = split_indices(codes, self.val_fraction, self.seed, self.blocks)
         if len(train) == 0 or len(val) == 0:
             raise ValueError(f"{self.dataset_path}: {len(codes)} patches are too few to split "
                              f"into training and validation sets")

@@ -20,7 +20,12 @@ import torch
 import xarray as xr
 
 from tasks.config.polar import PolarConfig
-from tasks.datasets.ice_patches import open_patch_set, scheme_targets, split_indices
+from tasks.datasets.ice_patches import (
+    open_patch_set,
+    scheme_targets,
+    spatial_blocks,
+    split_indices,
+)
 from tasks.polar import schema
 from tasks.polar.predict import ScenePredictor
 from tasks.polar.train import LoadedIceModel, load_model
@@ -72,7 +77,7 @@ def _confusion_patches(model: LoadedIceModel, dataset_path: Path, split: str,
     index = np.arange(len(codes))
     if split == "val":
         hp = meta["hyperparameters"]
-        _, index = split_indices(codes, hp["val_fraction"], hp["seed"])
+        _, index = split_indices(codes, hp["val_fraction"], hp["seed"], spatial_blocks(group))
     targets = scheme_targets(codes[index], meta["class_scheme"])
     n = len(meta["classes"])
     confusion = np.zeros((n, n), dtype=np.int64)

@@ -98,3 +98,16 @@ def test_train_errors(polar_patch_dataset: dict, tmp_path: Path) -> None:
         (tmp_path / "polar" / "models").iterdir())
     with pytest.raises(FileNotFoundError, match="no trained model"):
         latest_model(tmp_path)
+
+
+def test_block_split_keeps_overlapping_patches_on_one_side():
+    rng = np.random.default_rng(0)
+    n = 400
+    origin = rng.integers(0, 1024, size=(n, 2))
+    codes = rng.integers(1, 6, size=n)
+    blocks = (origin // 256)[:, 0] * 10 + (origin // 256)[:, 1]
+    train, val = split_indices(codes, 0.25, 3, blocks)
+    assert len(train) + len(val) == n and len(val) > 0 and len(train) > 0
+    assert not set(blocks[train]) & set(blocks[val])
+    again = split_indices(codes, 0.25, 3, blocks)
+    assert (again[0] == train).all() and (again[1] == val).all()
