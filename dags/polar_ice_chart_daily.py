@@ -1,5 +1,7 @@
-"""Daily sea-ice chart: the day's Sentinel-1 EW scenes -> harmonised -> predicted -> published,
-then exported as RDF (GeoSPARQL) and loaded into the triple store as the day's named graph.
+"""Daily sea-ice chart from the day's Sentinel-1 EW scenes, published and loaded as RDF.
+
+The scenes are harmonised, predicted and published, then exported as RDF (GeoSPARQL) and
+loaded into the triple store as the day's named graph.
 
 One run = one day (data interval 00:00-24:00 UTC; the run starts once the day is over).
 Re-running a day replaces its outputs atomically; a failed run leaves the published chart of
@@ -28,9 +30,13 @@ with DAG(
     tags=["eeflow", "polar", "sentinel-1", "daily"],
     default_args={"owner": "eeflow-polar", "retries": 2, "retry_delay": dt.timedelta(minutes=10)},
     params={
-        "config": Param(CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"),
+        "config": Param(
+            CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"
+        ),
         "run_date": Param(
-            "", type="string", description="chart this day (YYYY-MM-DD); empty = the run's data interval",
+            "",
+            type="string",
+            description="chart this day (YYYY-MM-DD); empty = the run's data interval",
         ),
         "model": Param(
             "",
@@ -43,13 +49,20 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
-    ingest = EeflowStageOperator(task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common)
+    ingest = EeflowStageOperator(
+        task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common
+    )
     harmonise = EeflowStageOperator(
         task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
     )
-    predict = EeflowStageOperator(task_id="predict", target="tasks.polar.pipeline:predict_stage", **common)
+    predict = EeflowStageOperator(
+        task_id="predict", target="tasks.polar.pipeline:predict_stage", **common
+    )
     publish = EeflowStageOperator(
-        task_id="publish", target="tasks.polar.pipeline:publish_stage", outlets=[ICE_CHART], **common
+        task_id="publish",
+        target="tasks.polar.pipeline:publish_stage",
+        outlets=[ICE_CHART],
+        **common,
     )
     rdf_export = EeflowStageOperator(
         task_id="rdf_export",

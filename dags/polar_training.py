@@ -33,7 +33,9 @@ with DAG(
     tags=["eeflow", "polar", "training"],
     default_args={"owner": "eeflow-polar", "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
     params={
-        "config": Param(CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"),
+        "config": Param(
+            CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"
+        ),
         "run_date": Param("", type="string", description="day of the training scenes (YYYY-MM-DD)"),
         "model": Param(
             "",
@@ -52,13 +54,21 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
-    ingest = EeflowStageOperator(task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common)
+    ingest = EeflowStageOperator(
+        task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common
+    )
     harmonise = EeflowStageOperator(
         task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
     )
-    labels = EeflowStageOperator(task_id="labels", target="tasks.polar.pipeline:labels_stage", **common)
-    patches = EeflowStageOperator(task_id="patches", target="tasks.polar.pipeline:patches_stage", **common)
-    train = EeflowStageOperator(task_id="train", target="tasks.polar.pipeline:train_stage", **common)
+    labels = EeflowStageOperator(
+        task_id="labels", target="tasks.polar.pipeline:labels_stage", **common
+    )
+    patches = EeflowStageOperator(
+        task_id="patches", target="tasks.polar.pipeline:patches_stage", **common
+    )
+    train = EeflowStageOperator(
+        task_id="train", target="tasks.polar.pipeline:train_stage", **common
+    )
     evaluate = EeflowStageOperator(
         task_id="evaluate",
         target="tasks.polar.pipeline:evaluate_stage",

@@ -15,7 +15,7 @@ from tasks.config.common import load_config
 
 
 def eeflow_home() -> Path:
-    """The project folder configs and relative data roots are resolved against."""
+    """Return the project folder that configs and relative data roots are resolved against."""
     return Path(os.environ.get("EEFLOW_HOME", Path(__file__).resolve().parents[1]))
 
 
@@ -37,7 +37,7 @@ def overrides_from_params(
 
 
 def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
-    """The logical day a run processes.
+    """Return the logical day a run processes.
 
     Order: the ``run_date`` param (manual runs from the UI), the data interval start (scheduled
     runs and backfills), the logical date, and finally ``run_after`` (asset-triggered runs).
@@ -48,7 +48,11 @@ def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
     for key in ("data_interval_start", "logical_date", "run_after"):
         value = context.get(key)
         if value is not None:
-            return value.date() if isinstance(value, dt.datetime) else dt.date.fromisoformat(str(value)[:10])
+            return (
+                value.date()
+                if isinstance(value, dt.datetime)
+                else dt.date.fromisoformat(str(value)[:10])
+            )
     raise ValueError("the task context has no run_date param, data interval or logical date")
 
 

@@ -43,6 +43,7 @@ class EeflowStageOperator(BaseOperator):
         default_config: config file used when the run has no ``config`` param.
         param_to_key: DAG params that override config keys, e.g. ``{"epochs": "train.epochs"}``.
         stage_kwargs: extra keyword arguments (templated).
+
     """
 
     template_fields = ("stage_kwargs",)

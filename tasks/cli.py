@@ -32,12 +32,16 @@ def _register_subcommands() -> None:
 
     app.add_typer(polar_app, name="polar", help="Sea-ice charts from Sentinel-1 EW GRD.")
     from tasks.linked_data.cli import app as rdf_app
+
     app.add_typer(rdf_app, name="rdf", help="Linked data: RDF export, load, GeoSPARQL, federation.")
     from tasks.food_security.cli import app as crops_app
+
     app.add_typer(crops_app, name="crops", help="Crop-type maps from Sentinel-2 L2A time series.")
     from tasks.experiments.cli import app as experiments_app
+
     app.add_typer(experiments_app, name="experiments", help="Optuna search, ablation, registry.")
     from tasks.lucas.cli import app as lucas_app
+
     app.add_typer(lucas_app, name="lucas", help="Evaluate crop maps against LUCAS points.")
 
 
@@ -68,8 +72,12 @@ def show(path: Path) -> None:
 
 @app.command()
 def demo(
-    training_date: Annotated[str, typer.Option(help="day whose generated scenes train the model")] = "2026-01-14",
-    chart_date: Annotated[str, typer.Option(help="day to chart with the trained model")] = "2026-01-15",
+    training_date: Annotated[
+        str, typer.Option(help="day whose generated scenes train the model")
+    ] = "2026-01-14",
+    chart_date: Annotated[
+        str, typer.Option(help="day to chart with the trained model")
+    ] = "2026-01-15",
     home: Annotated[Path, typer.Option(help="project folder (EEFLOW_HOME)")] = Path("."),
 ) -> None:
     """Run the polar pipeline end to end on a local Airflow (SQLite) and print where outputs are.

@@ -42,17 +42,23 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
                 "dask.cluster is 'kubernetes' but dask-kubernetes is not installed; "
                 "pip install dask-kubernetes, or use cluster: local / address"
             ) from err
-        with KubeCluster(name="eeflow", n_workers=cfg.n_workers) as cluster, Client(cluster) as client:
+        with (
+            KubeCluster(name="eeflow", n_workers=cfg.n_workers) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
         return
-    with LocalCluster(
-        n_workers=cfg.n_workers,
-        threads_per_worker=cfg.threads_per_worker,
-        memory_limit=cfg.memory_limit,
-        processes=True,
-        dashboard_address=":0" if cfg.dashboard else None,
-        host="127.0.0.1",
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=cfg.n_workers,
+            threads_per_worker=cfg.threads_per_worker,
+            memory_limit=cfg.memory_limit,
+            processes=True,
+            dashboard_address=":0" if cfg.dashboard else None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         if cfg.dashboard:
             log.info("Dask dashboard: %s", client.dashboard_link)
         yield client

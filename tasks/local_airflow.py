@@ -57,7 +57,9 @@ def _airflow(args: list[str], env: Mapping[str, str], timeout: float) -> str:
     output = proc.stdout + proc.stderr
     if proc.returncode != 0 or "DagRun failed" in output or "state=failed" in output:
         tail = "\n".join(output.splitlines()[-40:])
-        raise AirflowRunError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+        raise AirflowRunError(
+            f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}"
+        )
     return output
 
 
@@ -67,7 +69,7 @@ def init_db(env: Mapping[str, str], timeout: float = 600) -> None:
 
 
 def _json_lines(output: str) -> list[object]:
-    """The JSON document an ``airflow ... -o json`` command printed after its log lines."""
+    """Return the JSON list an ``airflow ... -o json`` command printed after its log lines."""
     for line in reversed(output.splitlines()):
         if line.startswith("["):
             return json.loads(line)

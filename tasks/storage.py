@@ -111,7 +111,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], payload: Any) -> Path:
     """Write JSON (sorted keys, indented) atomically."""
-    return atomic_write_bytes(path, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+    return atomic_write_bytes(
+        path, json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
+    )
 
 
 def code_version() -> str:
@@ -120,7 +122,10 @@ def code_version() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+    """Base of every config section: unknown keys are errors; assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
@@ -137,7 +137,7 @@ def _first_model(annotation: Any) -> type[BaseModel] | None:
 def format_validation_error(
     err: ValidationError, model: type[BaseModel], source: str
 ) -> ConfigError:
-    """Turn a pydantic error into a :class:`ConfigError` naming key path, value and allowed values."""
+    """Turn a pydantic error into a :class:`ConfigError` naming key path, value, allowed values."""
     lines = []
     for item in err.errors():
         loc = tuple(item["loc"])
@@ -165,9 +165,7 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> UseCaseCo
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
     use_case = data.get("use_case")
     if not isinstance(use_case, str):
-        raise ConfigError(
-            f"{source}: key 'use_case' is required; allowed: {sorted(_REGISTRY)}"
-        )
+        raise ConfigError(f"{source}: key 'use_case' is required; allowed: {sorted(_REGISTRY)}")
     model = _model_for(use_case)
     try:
         return model.model_validate(data)
@@ -187,6 +185,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
 
     Raises:
         ConfigError: the file is missing, is not YAML, or a key/value is invalid.
+
     """
     file = Path(path)
     if not file.is_file():

@@ -48,7 +48,9 @@ class ParameterSpec(StrictModel):
             if not self.choices:
                 raise ValueError("a categorical parameter needs a non-empty 'choices' list")
             if any(v is not None for v in (self.low, self.high, self.step)) or self.log:
-                raise ValueError("a categorical parameter takes only 'choices' (no low/high/step/log)")
+                raise ValueError(
+                    "a categorical parameter takes only 'choices' (no low/high/step/log)"
+                )
             seen: list[Any] = []
             for choice in self.choices:
                 if choice in seen:

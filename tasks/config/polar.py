@@ -37,7 +37,7 @@ class IngestConfig(StrictModel):
     product_type: Literal["GRD"] = "GRD"
     mode: Literal["EW"] = "EW"
     aoi_bbox: tuple[float, float, float, float] | None = Field(
-        default=None, description="lon_min, lat_min, lon_max, lat_max (WGS84) of the area of interest"
+        default=None, description="lon_min, lat_min, lon_max, lat_max (WGS84) of the area"
     )
     generator: GeneratorConfig = GeneratorConfig()
     cdse_product_type: str = Field(

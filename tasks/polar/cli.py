@@ -51,7 +51,9 @@ def _echo(payload: Any) -> None:
 
 
 @app.command()
-def ingest(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+def ingest(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
     """Find (or generate) the day's Sentinel-1 EW GRD scenes."""
     from tasks.polar.ingest import ingest_day
 
@@ -59,7 +61,9 @@ def ingest(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: 
 
 
 @app.command()
-def harmonise(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+def harmonise(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
     """Noise removal, calibration, multilook, dB, incidence angle -> zarr."""
     from tasks.polar.harmonise import run_harmonise
 
@@ -67,7 +71,9 @@ def harmonise(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set
 
 
 @app.command()
-def labels(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
+def labels(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
     """Rasterise the day's ice-chart polygons onto the harmonised grid."""
     from tasks.polar.labels import run_labels
 
@@ -75,8 +81,10 @@ def labels(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: 
 
 
 @app.command()
-def daily(config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None) -> None:
-    """The daily ice chart: ingest -> harmonise -> predict -> publish."""
+def daily(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Run the daily ice chart: ingest -> harmonise -> predict -> publish -> RDF."""
     from tasks.polar.pipeline import daily_ice_chart
 
     _echo(daily_ice_chart(_cfg(config, set_), run_date or _today()))

@@ -74,7 +74,9 @@ def patches_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     labels = [_day_dir(cfg, "labels", run_date) / s.name for s in scenes]
     missing = [str(p) for p in labels if not p.exists()]
     if missing:
-        raise FileNotFoundError(f"labels missing for harmonised scenes: {missing}; run labels first")
+        raise FileNotFoundError(
+            f"labels missing for harmonised scenes: {missing}; run labels first"
+        )
     return run_patches(cfg, scenes, labels)
 
 
@@ -107,7 +109,7 @@ def evaluate_stage(
 
 
 def resolve_model_dir(cfg: PolarConfig) -> Path:
-    """The model folder ``predict.model`` names.
+    """Return the model folder that ``predict.model`` names.
 
     ``latest`` (newest trained folder), ``registry:<alias>`` (the model registry's version under
     that alias, e.g. ``registry:production``), ``best:<metric>`` (the registered version with the
@@ -155,10 +157,14 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     manifest = read_manifest(source)
     day = day_run_key(run_date)
     target = _day_dir(cfg, "published", run_date)
-    products = sorted(p for p in source.iterdir() if p.suffix in {".tif", ".png", ".geojson", ".json"})
+    products = sorted(
+        p for p in source.iterdir() if p.suffix in {".tif", ".png", ".geojson", ".json"}
+    )
     charts = [p for p in products if p.suffix == ".tif"]
     if not charts:
-        raise FileNotFoundError(f"{source} holds no chart GeoTIFF; the predict stage did not finish")
+        raise FileNotFoundError(
+            f"{source} holds no chart GeoTIFF; the predict stage did not finish"
+        )
     with atomic_dir(target) as tmp:
         for product in products:
             if product.name != "manifest.json":
@@ -180,19 +186,27 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
 
 
 def _stac_item(chart: Path, day: str, folder: Path) -> dict[str, Any]:
-    """A STAC 1.0 item describing one published chart (bbox and geometry in WGS84)."""
+    """Build a STAC 1.0 item describing one published chart (bbox and geometry in WGS84)."""
     import rasterio
     from rasterio.warp import transform_bounds
 
     with rasterio.open(chart) as src:
-        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        west, south, east, north = transform_bounds(
+            src.crs, "EPSG:4326", *src.bounds, densify_pts=21
+        )
         epsg = src.crs.to_epsg()
     stem = chart.stem
     assets: dict[str, Any] = {
-        "chart": {"href": chart.name, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                  "roles": ["data"]},
+        "chart": {
+            "href": chart.name,
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+        },
     }
-    for suffix, media, role in ((".png", "image/png", "overview"), (".geojson", "application/geo+json", "data")):
+    for suffix, media, role in (
+        (".png", "image/png", "overview"),
+        (".geojson", "application/geo+json", "data"),
+    ):
         for candidate in sorted(folder.glob(f"{stem.removesuffix('_chart')}*{suffix}")):
             assets[candidate.stem] = {"href": candidate.name, "type": media, "roles": [role]}
     return {
@@ -202,9 +216,15 @@ def _stac_item(chart: Path, day: str, folder: Path) -> dict[str, Any]:
         "bbox": [west, south, east, north],
         "geometry": {
             "type": "Polygon",
-            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+            "coordinates": [
+                [[west, south], [east, south], [east, north], [west, north], [west, south]]
+            ],
         },
-        "properties": {"datetime": f"{day}T00:00:00Z", "proj:epsg": epsg, "eeflow:product": "ice_chart"},
+        "properties": {
+            "datetime": f"{day}T00:00:00Z",
+            "proj:epsg": epsg,
+            "eeflow:product": "ice_chart",
+        },
         "assets": assets,
         "links": [],
     }
@@ -241,7 +261,9 @@ def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     return result
 
 
-def describe_outputs(home: Path, run_date: DateLike, config: str = "configs/polar.yaml") -> dict[str, Any]:
+def describe_outputs(
+    home: Path, run_date: DateLike, config: str = "configs/polar.yaml"
+) -> dict[str, Any]:
     """List the main outputs a user looks at after the demo."""
     from tasks.config.common import load_config
     from tasks.polar.train import latest_model

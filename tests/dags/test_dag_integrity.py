@@ -41,7 +41,9 @@ def test_dag_file_imports_without_network_db_or_heavy_libraries(path, monkeypatc
     before = {m for m in sys.modules if m.split(".")[0] in HEAVY}
     module = _import(path)
     after = {m for m in sys.modules if m.split(".")[0] in HEAVY}
-    assert not (after - before), f"{path.name} imports heavy modules at parse time: {after - before}"
+    assert not (after - before), (
+        f"{path.name} imports heavy modules at parse time: {after - before}"
+    )
     assert _dags_of(module), f"{path.name} defines no DAG"
 
 
@@ -67,7 +69,12 @@ def test_polar_daily_schedule_and_catchup():
     dag = _dags_of(_import(DAGS / "polar_ice_chart_daily.py"))[0]
     assert dag.catchup is False
     assert [t.task_id for t in dag.topological_sort()] == [
-        "ingest", "harmonise", "predict", "publish", "rdf_export", "load_triples"
+        "ingest",
+        "harmonise",
+        "predict",
+        "publish",
+        "rdf_export",
+        "load_triples",
     ]
 
 
@@ -77,6 +84,10 @@ def test_polar_training_params_form():
     # empty params fall back to the config's values
     assert params["model"] == "" and params["patch_size"] is None
     assert set(params.get_param("model").schema["enum"]) == {
-        "", "adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"
+        "",
+        "adhoc_cnn",
+        "vgg16",
+        "vgg16_transfer",
+        "vgg16_modified",
     }
     assert params.get_param("patch_size").schema["enum"] == [None, 20, 32]

@@ -9,8 +9,12 @@ from tasks.config import ConfigError
 
 def test_run_date_order():
     d = dt.datetime(2026, 3, 4, tzinfo=dt.UTC)
-    assert run_date_from_context({"params": {"run_date": "2026-01-02"}, "data_interval_start": d}) == dt.date(2026, 1, 2)
-    assert run_date_from_context({"params": {"run_date": ""}, "data_interval_start": d}) == dt.date(2026, 3, 4)
+    assert run_date_from_context(
+        {"params": {"run_date": "2026-01-02"}, "data_interval_start": d}
+    ) == dt.date(2026, 1, 2)
+    assert run_date_from_context({"params": {"run_date": ""}, "data_interval_start": d}) == dt.date(
+        2026, 3, 4
+    )
     assert run_date_from_context({"logical_date": None, "run_after": d}) == dt.date(2026, 3, 4)
     with pytest.raises(ValueError, match="no run_date"):
         run_date_from_context({})

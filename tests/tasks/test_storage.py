@@ -25,7 +25,10 @@ def test_run_keys():
 
 
 def test_stage_dir_layout_and_rejects_traversal(tmp_path):
-    assert stage_dir(tmp_path, "polar", "predict", "2026-11-25") == tmp_path / "polar/predict/2026-11-25"
+    assert (
+        stage_dir(tmp_path, "polar", "predict", "2026-11-25")
+        == tmp_path / "polar/predict/2026-11-25"
+    )
     with pytest.raises(ValueError, match="run_key"):
         stage_dir(tmp_path, "polar", "predict", "../x")
 
