@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from tasks.polar import schema
 
-
 #: Edge (pixels) of the spatial blocks that go wholly to training or validation.
 SPLIT_BLOCK_PX = 256
 

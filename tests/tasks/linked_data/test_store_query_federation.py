@@ -117,7 +117,9 @@ def test_lucas_query_agrees_with_python_evaluator(loaded, tmp_path):
 
     cfg, store = loaded
     root = cfg.resolved_root()
-    instances = gpd.read_parquet(root / "food_security/predict" / YEAR / "T33UVP" / "T33UVP_instances.parquet")
+    instances = gpd.read_parquet(
+        root / "food_security/predict" / YEAR / "T33UVP" / "T33UVP_instances.parquet"
+    )
     points_csv = root / "lucas/points/2018/lucas_2018_at.csv"
     hits = evaluate.points_with_same_class_within(points_csv, instances, radius=10.0)
     unmatched = {
