@@ -121,6 +121,14 @@ def evaluate(**context: Any) -> dict[str, Any]:
 
 
 @task
+def lucas_evaluate(**context: Any) -> dict[str, Any]:
+    """Score the year's crop maps against LUCAS points with the 10 m same-label rule."""
+    from tasks.lucas.stage import lucas_stage
+
+    return lucas_stage(*_stage_inputs(context))
+
+
+@task
 def rdf_export(**context: Any) -> dict[str, Any]:
     """Field instances of every mapped tile -> RDF (GeoSPARQL) for the year's named graph."""
     from tasks.linked_data.pipeline import rdf_export_stage
@@ -173,6 +181,7 @@ def food_security_agronomic_year() -> None:
     prepared >> trained
     mapped = predict.expand(tile=tiles_to_map())
     trained >> mapped >> evaluate()
+    mapped >> lucas_evaluate()
     mapped >> rdf_export() >> load_triples()
 
 

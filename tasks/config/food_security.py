@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tasks.config.common import StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
+from tasks.config.lucas import LucasConfig
 
 CropModelName = Literal["lstm", "tempcnn", "starrnn"]
 
@@ -274,6 +275,7 @@ class FoodSecurityConfig(UseCaseConfig):
     search: SearchConfig = SearchConfig()
     ablation: AblationConfig = AblationConfig()
     registry: RegistryConfig = RegistryConfig()
+    lucas: LucasConfig = LucasConfig()
 
     @model_validator(mode="after")
     def _tiles_consistent(self) -> FoodSecurityConfig:

@@ -144,3 +144,32 @@ def run_lucas_evaluation(
         "oa_within_radius": {r.map_name: r.within_radius.overall_accuracy for r in reports},
         "oa_nearest": {r.map_name: r.nearest.overall_accuracy for r in reports},
     }
+
+
+def lucas_stage(cfg: Any, run_date: dt.date | str) -> dict[str, Any]:
+    """Crop-pipeline stage: evaluate the year's field-instance maps against LUCAS points.
+
+    Reads every ``{root}/food_security/predict/{agronomic_year}/{tile}/{tile}_instances.parquet``
+    and the points file ``cfg.lucas.points_path`` (``{agronomic_year}`` in it is replaced;
+    relative paths resolve against ``$EEFLOW_HOME``). Without configured points the stage does
+    nothing and says so in its summary.
+    """
+    import os
+
+    run_key = agronomic_year_key(run_date)
+    if not cfg.lucas.points_path:
+        log.warning("lucas.points_path is not set: LUCAS evaluation of %s skipped", run_key)
+        return {"skipped": "lucas.points_path is not configured", "agronomic_year": run_key}
+    points = Path(cfg.lucas.points_path.replace("{agronomic_year}", run_key)).expanduser()
+    if not points.is_absolute():
+        points = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / points
+    if not points.is_file():
+        raise FileNotFoundError(f"LUCAS points {points} (lucas.points_path) do not exist")
+    root = cfg.resolved_root()
+    predicted = stage_dir(root, USE_CASE, "predict", run_key)
+    maps = {p.parent.name: p for p in sorted(predicted.glob("*/*_instances.parquet"))}
+    if not maps:
+        raise FileNotFoundError(
+            f"no field instances under {predicted}; run the predict stage for {run_key} first"
+        )
+    return run_lucas_evaluation(cfg.lucas, points, maps, root, run_date)

@@ -70,3 +70,27 @@ def test_config_section_file(tmp_path: Path) -> None:
         load_lucas_config(path, {})
     with pytest.raises(ConfigError, match="barley_rule"):
         load_lucas_config(None, {"barley_rule": "both"})
+
+
+def test_crop_pipeline_stage_reads_the_years_instances(lucas_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from tasks.config.common import validate_config
+    from tasks.lucas.stage import lucas_stage
+
+    monkeypatch.setenv("EEFLOW_HOME", str(tmp_path))
+    cfg = validate_config({"use_case": "food_security", "data_root": "data"})
+    assert lucas_stage(cfg, "2018-06-30")["skipped"].startswith("lucas.points_path")
+
+    tile_dir = tmp_path / "data/food_security/predict/2017-09_2018-08/33UVP"
+    tile_dir.mkdir(parents=True)
+    cfg.lucas.points_path = "points_{agronomic_year}.csv"
+    with pytest.raises(FileNotFoundError, match="points_2017-09_2018-08.csv"):
+        lucas_stage(cfg, "2018-06-30")
+    shutil.copy(lucas_dir / "points.csv", tmp_path / "points_2017-09_2018-08.csv")
+    with pytest.raises(FileNotFoundError, match="run the predict stage"):
+        lucas_stage(cfg, "2018-06-30")
+    shutil.copy(lucas_dir / "model.parquet", tile_dir / "33UVP_instances.parquet")
+    summary = lucas_stage(cfg, "2018-06-30")
+    assert set(summary["reports"]) == {"33UVP"} and summary["points_used"]["33UVP"] > 0
