@@ -195,17 +195,18 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     except yaml.YAMLError as err:
         raise ConfigError(f"{file}: not valid YAML: {err}") from None
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
+        set_dotted(data, dotted, value)
     return validate_config(data, str(file))
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted`` = ``"a.b"``, creating missing sections."""
     parts = dotted.split(".")
     target = data
     for part in parts[:-1]:
         nxt = target.setdefault(part, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+            raise ConfigError(f"key {dotted!r}: {part!r} is a value, not a config section")
         target = nxt
     target[parts[-1]] = value
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.config.common import ConfigError, format_validation_error
+from tasks.config.common import format_validation_error, set_dotted
 from tasks.config.experiments import ParameterSpec
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -113,18 +113,6 @@ def grid_points(space: Mapping[str, ParameterSpec]) -> list[dict[str, Any]]:
     for name, spec in space.items():
         points = [{**p, name: v} for p in points for v in grid_values(name, spec)]
     return points
-
-
-def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating sub-mappings."""
-    parts = dotted.split(".")
-    target = data
-    for part in parts[:-1]:
-        nxt = target.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"key {dotted!r}: {part!r} is a value, not a config section")
-        target = nxt
-    target[parts[-1]] = value
 
 
 def apply_overrides(cfg: ConfigT, overrides: Mapping[str, Any], source: str = "trial") -> ConfigT:
