@@ -108,43 +108,11 @@ def evaluate_stage(
     return evaluate_model(model, dataset_path(cfg, cfg.train.patch_size), cfg=cfg)
 
 
-def resolve_model_dir(cfg: PolarConfig) -> Path:
-    """Return the model folder that ``predict.model`` names.
-
-    ``latest`` (newest trained folder), ``registry:<alias>`` (the model registry's version under
-    that alias, e.g. ``registry:production``), ``best:<metric>`` (the registered version with the
-    highest metric), or a model folder path.
-    """
-    from tasks.polar.train import latest_model
-
-    choice = cfg.predict.model
-    if choice == "latest":
-        return latest_model(cfg.resolved_root())
-    if choice.startswith("registry:"):
-        from tasks.experiments.registry import resolve_model
-
-        return resolve_model("polar", alias=choice.removeprefix("registry:"), cfg=cfg)
-    if choice.startswith("best:"):
-        from tasks.experiments.registry import ModelRegistry
-
-        registry = ModelRegistry.from_config(cfg)
-        record = registry.best_model("polar", choice.removeprefix("best:"), "maximize")
-        return registry.resolve("polar", version=record.version)
-    path = Path(choice)
-    if not path.is_absolute():
-        path = cfg.resolved_root().parent / path if not path.exists() else path
-    if not path.exists():
-        raise FileNotFoundError(
-            f"predict.model {choice!r} does not exist; give 'latest' or a model folder"
-        )
-    return path
-
-
 def predict_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     """Dense inference over the day's harmonised scenes into ``polar/predict/{day}``."""
     from tasks.polar.predict import run_predict
 
-    return run_predict(cfg, to_date(run_date), model_dir=resolve_model_dir(cfg))
+    return run_predict(cfg, to_date(run_date))  # the model is what predict.model names
 
 
 def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:

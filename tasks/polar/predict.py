@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -282,15 +283,35 @@ def predict_scene(model_dir: Path, scene_zarr: Path, out_dir: Path,
 
 
 def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
-    """Return the model to use: ``model_dir``, else ``predict.model`` ('latest' or a path)."""
+    """Return the model to use: ``model_dir``, else what ``predict.model`` names.
+
+    ``latest`` (newest trained folder), ``registry:<alias>`` (the model registry's version under
+    that alias, e.g. ``registry:production``), ``best:<metric>`` (the registered version with the
+    highest metric), or a model folder (relative paths resolve against ``$EEFLOW_HOME``).
+    """
     if model_dir is not None:
         return Path(model_dir)
-    if cfg.predict.model == "latest":
+    choice = cfg.predict.model
+    if choice == "latest":
         return latest_model(cfg.resolved_root())
-    path = Path(cfg.predict.model)
+    if choice.startswith("registry:"):
+        from tasks.experiments.registry import resolve_model
+
+        return resolve_model("polar", alias=choice.removeprefix("registry:"), cfg=cfg)
+    if choice.startswith("best:"):
+        from tasks.experiments.registry import ModelRegistry
+
+        registry = ModelRegistry.from_config(cfg)
+        record = registry.best_model("polar", choice.removeprefix("best:"), "maximize")
+        return registry.resolve("polar", version=record.version)
+    path = Path(choice).expanduser()
+    if not path.is_absolute():
+        path = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / path
     if not path.exists():
-        raise FileNotFoundError(f"predict.model {cfg.predict.model!r} does not exist; give a model "
-                                "folder or 'latest'")
+        raise FileNotFoundError(
+            f"predict.model {choice!r} ({path}) does not exist; give a model folder, 'latest', "
+            "'registry:<alias>' or 'best:<metric>'"
+        )
     return path
 
 

@@ -102,3 +102,17 @@ def test_run_predict_atomic_day(trained_model: Path, polar_scene_pair, tmp_path:
                     "2026-11-25" / "s.zarr")
     with pytest.raises(FileNotFoundError, match="no trained model"):
         run_predict(latest_cfg, "2026-11-25")
+
+
+def test_predict_model_choice_resolves_relative_to_eeflow_home(tmp_path, monkeypatch):
+    from tasks.config.common import validate_config
+    from tasks.polar.predict import resolve_model_dir
+
+    monkeypatch.setenv("EEFLOW_HOME", str(tmp_path))
+    (tmp_path / "models" / "m1").mkdir(parents=True)
+    cfg = validate_config({"use_case": "polar", "predict": {"model": "models/m1"}})
+    assert resolve_model_dir(cfg) == tmp_path / "models" / "m1"
+    assert resolve_model_dir(cfg, tmp_path / "other") == tmp_path / "other"
+    cfg.predict.model = "models/missing"
+    with pytest.raises(FileNotFoundError, match="registry:<alias>"):
+        resolve_model_dir(cfg)
