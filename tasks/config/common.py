@@ -86,8 +86,13 @@ class UseCaseConfig(StrictModel):
         """Return :attr:`data_root` as an absolute path (relative to ``$EEFLOW_HOME`` or cwd)."""
         root = Path(self.data_root).expanduser()
         if not root.is_absolute():
-            root = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / root
+            root = eeflow_home() / root
         return root.resolve()
+
+
+def eeflow_home() -> Path:
+    """Return the folder relative config and data paths resolve against: ``$EEFLOW_HOME`` or cwd."""
+    return Path(os.environ.get("EEFLOW_HOME", Path.cwd()))
 
 
 def register_use_case(name: str, target: str) -> None:

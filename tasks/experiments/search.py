@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tasks.config.common import ConfigError
+from tasks.config.common import ConfigError, eeflow_home
 from tasks.config.experiments import OPTUNA_STORAGE_ENV, SearchConfig
 from tasks.experiments.spaces import (
     SearchSpaceError,
@@ -109,7 +109,7 @@ def storage_url(cfg: Any) -> str:
     path = Path(cfg.search.sqlite_path) if cfg.search.sqlite_path else (
         experiments_dir(cfg) / "optuna.db")
     if not path.is_absolute():
-        path = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / path
+        path = eeflow_home() / path
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 

@@ -16,7 +16,6 @@ They follow the stage signature of ``operators.stage.EeflowStageOperator``
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ DEFAULT_LINKED_DATA_CONFIG = "configs/linked_data.yaml"
 
 def linked_data_config_for(cfg: Any, linked_data_config: str | None = None) -> LinkedDataConfig:
     """Return the linked-data config, with ``cfg``'s data root for another use case's cfg."""
-    from tasks.config.common import load_config
+    from tasks.config.common import eeflow_home, load_config
 
     if isinstance(cfg, LinkedDataConfig):
         return cfg
     path = Path(linked_data_config or DEFAULT_LINKED_DATA_CONFIG)
     if not path.is_absolute():
-        path = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / path
+        path = eeflow_home() / path
     overrides = {"data_root": str(cfg.resolved_root())} if cfg is not None else {}
     return load_config(path, overrides) if path.is_file() else LinkedDataConfig(**overrides)
 

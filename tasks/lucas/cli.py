@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -97,13 +96,14 @@ def evaluate(
 ) -> None:
     """Evaluate maps against LUCAS points (same class within the radius, and nearest instance)."""
     from tasks.cli import echo_json
+    from tasks.config.common import eeflow_home
     from tasks.lucas.stage import run_lucas_evaluation, survey_run_date
 
     cfg, config_root = load_lucas_config(
         config, {"radius_m": radius, "barley_rule": barley_rule}
     )
     data_root = root or Path(
-        config_root or Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / "work" / "data"
+        config_root or eeflow_home() / "work" / "data"
     )
     day = run_date or survey_run_date(points).isoformat()
     echo_json(run_lucas_evaluation(cfg, points, parse_maps(map_), data_root, day))

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.config.common import config_hash
+from tasks.config.common import config_hash, eeflow_home
 from tasks.config.lucas import LucasConfig
 from tasks.lucas.codelist import load_lc1_mapping
 from tasks.lucas.evaluate import evaluate_against_lucas
@@ -154,15 +154,13 @@ def lucas_stage(cfg: Any, run_date: dt.date | str) -> dict[str, Any]:
     relative paths resolve against ``$EEFLOW_HOME``). Without configured points the stage does
     nothing and says so in its summary.
     """
-    import os
-
     run_key = agronomic_year_key(run_date)
     if not cfg.lucas.points_path:
         log.warning("lucas.points_path is not set: LUCAS evaluation of %s skipped", run_key)
         return {"skipped": "lucas.points_path is not configured", "agronomic_year": run_key}
     points = Path(cfg.lucas.points_path.replace("{agronomic_year}", run_key)).expanduser()
     if not points.is_absolute():
-        points = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / points
+        points = eeflow_home() / points
     if not points.is_file():
         raise FileNotFoundError(f"LUCAS points {points} (lucas.points_path) do not exist")
     root = cfg.resolved_root()

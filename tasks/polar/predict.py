@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tasks.config.common import config_hash
+from tasks.config.common import config_hash, eeflow_home
 from tasks.config.polar import PolarConfig, PredictConfig
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
@@ -306,7 +305,7 @@ def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
         return registry.resolve("polar", version=record.version)
     path = Path(choice).expanduser()
     if not path.is_absolute():
-        path = Path(os.environ.get("EEFLOW_HOME", Path.cwd())) / path
+        path = eeflow_home() / path
     if not path.exists():
         raise FileNotFoundError(
             f"predict.model {choice!r} ({path}) does not exist; give a model folder, 'latest', "
