@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import json
 import logging
 import math
 import re
 import string
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from tasks.linked_data.geometry import native_wkt
 from tasks.linked_data.mapping import (
     Mapping,
     MappingError,
@@ -349,10 +352,17 @@ def cell_label(lon: float, lat: float) -> str:
     return f"{math.floor(lon / GRID_CELL_DEG)}_{math.floor(lat / GRID_CELL_DEG)}"
 
 
-def wkt_literals(geoms: np.ndarray, precision: int) -> pa.Array:
-    """CRS84-prefixed WKT lexical forms (``<.../CRS84> POLYGON ((...))``)."""
-    wkt = shapely.to_wkt(geoms, rounding_precision=precision, trim=True)
-    return pc.binary_join_element_wise(f"<{CRS84}> ", pa.array(wkt, pa.string()), "")
+def wkt_literals(geoms: np.ndarray, precision: int, native: pa.Array | None = None) -> pa.Array:
+    """CRS84-prefixed WKT lexical forms (``<.../CRS84> POLYGON ((...))``).
+
+    ``native``: the same geometries as a GeoArrow native array; WKT is then written by
+    GeoArrow's C formatter instead of GEOS (same rounding, about 3x faster).
+    """
+    if native is not None:
+        wkt = native_wkt(native, precision)
+    else:
+        wkt = pa.array(shapely.to_wkt(geoms, rounding_precision=precision, trim=True), pa.string())
+    return pc.binary_join_element_wise(f"<{CRS84}> ", wkt, "")
 
 
 # --- the exporter ----------------------------------------------------------------------------
@@ -461,14 +471,18 @@ class RdfExporter:
                     "reason": str(reasons[index]),
                 }
             )
-        keep = pa.array(~reject)
         kept = int((~reject).sum())
         if kept == 0:
             return
+        keep: pa.Array | None = pa.array(~reject) if kept < n_rows else None
+
+        def kept_rows(values: Any) -> Any:
+            return values if keep is None else values.filter(keep)
+
         columns = {
-            name: table.column(name).combine_chunks().filter(keep) for name in table.column_names
+            name: kept_rows(table.column(name).combine_chunks()) for name in table.column_names
         }
-        columns["row"] = row_ids.filter(keep)
+        columns["row"] = kept_rows(row_ids)
         subjects = TermArray.iris(
             render_template(
                 tmap.subject, context, columns, kept, base=self.base, iri=True, where=where
@@ -485,12 +499,13 @@ class RdfExporter:
             if prop.column is None:
                 objects = [self._constant_object(prop, context, columns, kept, where)]
             else:
-                objects = [o.filter(keep) for o in prep.objects]
+                objects = [kept_rows(o) for o in prep.objects]
             for obj in objects:
                 sink.write(subjects, prep.predicate, obj)
         stats.features += kept
         if geoms is not None and tmap.geometry is not None:
             kept_geoms = geoms[~reject]
+            native = batch.native_geometry
             geometry_nodes = TermArray.iris(
                 render_template(
                     tmap.geometry.subject,
@@ -508,7 +523,13 @@ class RdfExporter:
                 geometry_nodes,
                 GEO + "asWKT",
                 TermArray.literals(
-                    wkt_literals(kept_geoms, self.wkt_precision), WKT_LITERAL, needs_escape=False
+                    wkt_literals(
+                        kept_geoms,
+                        self.wkt_precision,
+                        None if native is None else kept_rows(native),
+                    ),
+                    WKT_LITERAL,
+                    needs_escape=False,
                 ),
             )
             kept_bounds = all_bounds[~reject]
@@ -739,7 +760,44 @@ def export_rows(
     """Map every input file of a product run into ``sink``; return counts and rejected rows."""
     exporter = RdfExporter(mapping, base, wkt_precision)
     stats = ExportStats()
-    labels = []
+    labels: list[str] = []
+    with gc_paused():
+        _export_inputs(
+            exporter, mapping, inputs, run_key, sink, stats, labels, batch_rows, relative_to
+        )
+    write_catalogue_entry(sink, mapping, base, run_key, stats, labels, fmt)
+    stats.triples = sink.triples
+    return stats
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch loop runs.
+
+    Each batch creates a few hundred thousand shapely objects; the collector would otherwise
+    re-scan them over and over (about 8% of export CPU). The objects hold no reference cycles and
+    are freed by reference counting; collection resumes (and catches up) on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _export_inputs(
+    exporter: RdfExporter,
+    mapping: Mapping,
+    inputs: list[Path],
+    run_key: str,
+    sink: TripleSink,
+    stats: ExportStats,
+    labels: list[str],
+    batch_rows: int,
+    relative_to: Path | None,
+) -> None:
     for path in inputs:
         label = (
             str(path.relative_to(relative_to))
@@ -763,9 +821,6 @@ def export_rows(
                 stats.source_crs.add(batch.source_crs)
             for tmap in mapping.features:
                 exporter.write_batch(sink, tmap, batch, context, stats, label)
-    write_catalogue_entry(sink, mapping, base, run_key, stats, labels, fmt)
-    stats.triples = sink.triples
-    return stats
 
 
 def _batches(path: Path, mapping: Mapping, batch_rows: int) -> Iterator[RowBatch]:

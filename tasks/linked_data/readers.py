@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
+from tasks.linked_data.geometry import CRS84_NAME, crs84_transformer, wkb_to_crs84
 from tasks.linked_data.mapping import Mapping, MappingError, SourceSpec
-
-CRS84_NAME = "OGC:CRS84"
 
 
 @dataclass
@@ -34,6 +32,9 @@ class RowBatch:
             ``None`` for inputs without geometry (JSON).
         source_rows: 0-based row numbers in the file (for error reports and default row ids).
         source_crs: the input's CRS as text (``EPSG:3413`` ...).
+        native_geometry: the same CRS84 geometries as a GeoArrow native array when the batch
+            took the fast WKB path (:mod:`tasks.linked_data.geometry`); the exporter then
+            writes WKT from it. ``None``: WKT comes from the shapely geometries.
 
     """
 
@@ -41,23 +42,14 @@ class RowBatch:
     geometry: np.ndarray | None
     source_rows: np.ndarray
     source_crs: str | None
-
-
-@cache
-def _to_crs84(source_crs: str) -> Any:
-    from pyproj import CRS, Transformer
-
-    crs = CRS.from_user_input(source_crs)
-    if crs.equals(CRS.from_user_input(CRS84_NAME), ignore_axis_order=True) and crs.is_geographic:
-        return None
-    return Transformer.from_crs(crs, CRS84_NAME, always_xy=True)
+    native_geometry: pa.Array | None = None
 
 
 def reproject_to_crs84(geoms: np.ndarray, source_crs: str | None) -> np.ndarray:
     """Reproject shapely geometries to CRS84 (lon, lat); ``None`` CRS means already CRS84."""
     if source_crs is None:
         return geoms
-    transformer = _to_crs84(source_crs)
+    transformer = crs84_transformer(source_crs)
     if transformer is None:
         return geoms
 
@@ -81,10 +73,13 @@ def _crs_text(value: Any) -> str | None:
 def _split_geometry(
     batch: pa.RecordBatch, geometry_column: str, first_row: int, crs: str | None
 ) -> RowBatch:
-    wkb = batch.column(geometry_column).to_numpy(zero_copy_only=False)
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     table = pa.Table.from_batches([batch]).drop_columns([geometry_column])
     rows = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
+    column = batch.column(geometry_column)
+    fast = wkb_to_crs84(column, crs)
+    if fast is not None:
+        return RowBatch(table, fast.shapes, rows, crs, fast.native)
+    geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False), on_invalid="ignore")
     return RowBatch(table, reproject_to_crs84(geoms, crs), rows, crs)
 
 
