@@ -30,6 +30,7 @@ from tasks.food_security.predict import (
     load_crop_model,
     resolve_model_dir,
 )
+from tasks.plots import plot_confusion_matrix
 from tasks.storage import (
     agronomic_year_key,
     atomic_dir,
@@ -180,11 +181,14 @@ def run_evaluate(
                                                     "rows": table, "missing_models": missing})
         (out / "comparison.md").write_text(comparison_markdown(table, tile, year, missing))
         for name, result in results.items():
-            plot_confusion(np.asarray(result["confusion"]), class_names,
-                           out / f"confusion_{name}.png",
-                           f"{MODEL_LABELS.get(name, name)} on tile {tile}, {year}\nOA "
-                           f"{100 * result['overall_accuracy']:.1f} %, median F1 "
-                           f"{100 * result['median_f1']:.1f} %")
+            plot_confusion_matrix(np.asarray(result["confusion"]), class_names,
+                                  out / f"confusion_{name}.png",
+                                  f"{MODEL_LABELS.get(name, name)} on tile {tile}, {year}\nOA "
+                                  f"{100 * result['overall_accuracy']:.1f} %, median F1 "
+                                  f"{100 * result['median_f1']:.1f} %",
+                                  drop_empty_classes=True,
+                                  axis_labels=("predicted class", "reference class"),
+                                  colour_label="fraction of reference pixels")
         write_manifest(
             out, stage="evaluate",
             inputs={"labels": str(labels_path(cfg, run_date, tile)),
@@ -254,36 +258,3 @@ def comparison_markdown(rows: list[dict], tile: str, year: str, missing: list[st
         lines.append("| " + " | ".join([MODEL_LABELS.get(name, name), "not trained"]
                                        + [""] * (len(header) - 2)) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_confusion(confusion: np.ndarray, class_names: list[str], png: Path, title: str) -> Path:
-    """Row-normalised confusion matrix (recall per reference class) with counts, classes present."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = np.flatnonzero((confusion.sum(axis=0) > 0) | (confusion.sum(axis=1) > 0))
-    matrix = confusion[np.ix_(shown, shown)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(matrix.sum(1, keepdims=True) > 0,
-                          matrix / matrix.sum(1, keepdims=True), 0.0)
-    names = [class_names[i] for i in shown]
-    size = max(5.0, 0.55 * len(names) + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if matrix[i, j]:
-                ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", fontsize=7,
-                        color="white" if recall[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("reference class")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of reference pixels")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return png

@@ -10,6 +10,7 @@ import numpy as np
 
 from tasks.lucas.evaluate import LucasReport
 from tasks.lucas.metrics import RuleResult
+from tasks.plots import plot_confusion_matrix
 
 
 def _pct(value: float | None) -> str:
@@ -105,34 +106,11 @@ def plot_confusion(result: RuleResult, path: str | Path, title: str) -> Path:
     Rows: LUCAS reference classes (with their number of points); columns: map classes and
     ``no_instance``. Classes without LUCAS points are drawn as empty rows.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(result.confusion, dtype=float)
-    support = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
-    rows, cols = result.reference_classes, result.predicted_classes
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(cols), 1.2 + 0.5 * len(rows)), dpi=110)
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            if matrix[i, j]:
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), [f"{c} ({int(s)})" for c, s in zip(rows, support[:, 0],
-                                                                      strict=True)], fontsize=8)
-    ax.set_xlabel("map class")
-    ax.set_ylabel("LUCAS class (points)")
     oa = _pct(result.overall_accuracy)
-    ax.set_title(f"{title}\nOA {oa} %, median F1 {_pct(result.median_f1)} %, {result.points} "
-                 "points", fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.03, label="share of the LUCAS class")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plot_confusion_matrix(
+        np.asarray(result.confusion), result.reference_classes, path,
+        f"{title}\nOA {oa} %, median F1 {_pct(result.median_f1)} %, {result.points} points",
+        predicted_labels=result.predicted_classes, row_support=True,
+        axis_labels=("map class", "LUCAS class (points)"),
+        colour_label="share of the LUCAS class", dpi=110,
+    )

@@ -26,6 +26,7 @@ from tasks.datasets.ice_patches import (
     spatial_blocks,
     split_indices,
 )
+from tasks.plots import plot_confusion_matrix
 from tasks.polar import schema
 from tasks.polar.predict import ScenePredictor
 from tasks.polar.train import LoadedIceModel, load_model
@@ -124,35 +125,6 @@ def _confusion_scenes(model: LoadedIceModel, scene_zarrs: Sequence[Path],
                        "labels": [str(p) for p in label_zarrs]}
 
 
-def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], out_png: Path,
-                   title: str) -> Path:
-    """Confusion matrix PNG: row-normalised colours, counts and percentages in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = confusion.sum(axis=1, keepdims=True)
-    share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    size = 2.2 + 0.9 * len(class_names)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=35, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            ax.text(j, i, f"{confusion[i, j]}\n{share[i, j]:.0%}", ha="center", va="center",
-                    fontsize=8, color="white" if share[i, j] > 0.6 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return out_png
-
-
 def evaluate_model(
     model_dir: Path,
     dataset_path: Path | None = None,
@@ -203,9 +175,11 @@ def evaluate_model(
         (tmp / "confusion_matrix.json").write_text(json.dumps(
             {"classes": names, "matrix": confusion.tolist(), "rows": "true",
              "columns": "predicted"}, indent=2))
-        plot_confusion(confusion, names, tmp / "confusion_matrix.png",
-                       f"{model.meta['name']} {model.meta['patch_size']}px - accuracy "
-                       f"{metrics['accuracy']:.2%} ({source['source']})")
+        plot_confusion_matrix(confusion, names, tmp / "confusion_matrix.png",
+                              f"{model.meta['name']} {model.meta['patch_size']}px - accuracy "
+                              f"{metrics['accuracy']:.2%} ({source['source']})",
+                              cell_text="counts_and_share", show_zero_cells=True,
+                              colour_label="share of true class")
     log.info("evaluated %s: accuracy %.4f macro F1 %.4f", model.model_dir, metrics["accuracy"],
              metrics["macro_f1"])
     return {"evaluation_dir": str(final), "metrics": metrics,
