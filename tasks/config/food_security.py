@@ -240,7 +240,11 @@ class PredictConfig(StrictModel):
     """Crop map of a whole tile."""
 
     model: str = Field(
-        default="latest", description="'latest', or a path to a model folder / checkpoint"
+        default="latest",
+        description="a model name (lstm, tempcnn, starrnn: that model of the run's agronomic "
+        "year), 'latest' (train.model of the year), 'registry:<alias>' (e.g. "
+        "registry:production), 'best:<metric>' (e.g. best:val_f1), or a path to a model folder / "
+        "checkpoint",
     )
     tile: str = Field(default="33UVP", pattern=TILE_PATTERN, description="tile to map")
     batch_size: int = Field(default=4096, ge=1)

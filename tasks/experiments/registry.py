@@ -411,3 +411,46 @@ def best_model(use_case: str, metric: str, direction: str = "maximize", *,
 def resolve_model(use_case: str, alias: str = "production", *, cfg: Any) -> Path:
     """Return a verified local model folder of ``use_case`` by alias (what the daily DAGs call)."""
     return ModelRegistry.from_config(cfg).resolve(use_case, alias=alias)
+
+
+#: the forms of a model reference that name a registered model instead of a folder.
+REGISTRY_REFERENCE_FORMS = ("registry:<alias>", "best:<metric>")
+
+
+def is_registry_reference(reference: str) -> bool:
+    """Tell whether a model reference names a registered model (``registry:`` / ``best:``)."""
+    return reference.startswith(("registry:", "best:"))
+
+
+def resolve_registry_reference(use_case: str, reference: str, *, cfg: Any) -> Path:
+    """Return a verified local model folder for a registry reference of a config.
+
+    ``registry:<alias>`` is the version under that alias (e.g. ``registry:production``);
+    ``best:<metric>`` the registered version with the highest ``metric`` (e.g. ``best:val_acc``).
+    Both use cases' ``predict.model`` accept these forms.
+
+    Args:
+        use_case: ``polar`` or ``food_security``.
+        reference: ``registry:<alias>`` or ``best:<metric>``.
+        cfg: the use case's config (its ``registry`` section opens the registry).
+
+    Raises:
+        ValueError: ``reference`` is not one of the two forms, or names no alias / metric.
+        NoModelError: nothing registered for ``use_case``, or no such alias.
+        RegistryError: no version has the metric.
+        CorruptedModelError: the stored files do not match their checksums or do not load.
+
+    """
+    if not is_registry_reference(reference):
+        raise ValueError(f"model reference {reference!r} is not a registry reference; allowed: "
+                         f"{list(REGISTRY_REFERENCE_FORMS)}")
+    kind, _, name = reference.partition(":")
+    if not name.strip():
+        example = {"registry": "an alias, e.g. 'registry:production'",
+                   "best": "a metric, e.g. 'best:val_acc'"}[kind]
+        raise ValueError(f"model reference {reference!r} is incomplete; give {example}")
+    registry = ModelRegistry.from_config(cfg)
+    if kind == "registry":
+        return registry.resolve(use_case, alias=name)
+    record = registry.best_model(use_case, name, "maximize")
+    return registry.resolve(use_case, version=record.version)

@@ -89,7 +89,9 @@ def predict(
     run_date: RunDateOption,
     tile: Annotated[str | None, typer.Option("--tile", help="default: predict.tile")] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="model name, 'latest' or a model folder")
+        str | None,
+        typer.Option("--model", help="model name, 'latest', 'registry:<alias>', "
+                     "'best:<metric>' or a model folder"),
     ] = None,
 ) -> None:
     """Map a tile: crop-map COG, confidence COG, PNG quicklook, field instances GeoParquet."""

@@ -33,6 +33,7 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
+from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
 from tasks.storage import agronomic_year_key, atomic_dir, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,19 @@ def resolve_model_dir(cfg: FoodSecurityConfig, run_date: Any, model: str | None 
     """Find the model folder to use.
 
     ``model`` (or ``cfg.predict.model``) is a model name (``lstm`` ...: that model of the run's
-    agronomic year), ``latest`` (``cfg.train.model`` of the year), or a path to a model folder.
+    agronomic year), ``latest`` (``cfg.train.model`` of the year), ``registry:<alias>`` (the
+    model registry's version under that alias, e.g. ``registry:production``), ``best:<metric>``
+    (the registered version with the highest metric), or a path to a model folder / checkpoint.
+
+    Raises:
+        PredictInputError: the named model folder holds no trained model.
+        NoModelError: (``registry:`` / ``best:``) nothing registered, or no such alias.
+        RegistryError: (``best:``) no registered version has the metric.
+
     """
     choice = model or cfg.predict.model
+    if is_registry_reference(choice):
+        return resolve_registry_reference(USE_CASE, choice, cfg=cfg)
     year = agronomic_year_key(run_date)
     if choice == "latest":
         choice = cfg.train.model
@@ -72,7 +83,8 @@ def resolve_model_dir(cfg: FoodSecurityConfig, run_date: Any, model: str | None 
     if not (folder / "model.json").is_file():
         raise PredictInputError(
             f"no trained model in {folder} (model {choice!r}, agronomic year {year}); run the "
-            "train stage for this year first, or set predict.model to a model folder"
+            "train stage for this year first, or set predict.model to a model folder, "
+            "'registry:<alias>' or 'best:<metric>'"
         )
     return folder
 
@@ -233,7 +245,8 @@ def run_predict(
             min_instance_pixels).
         run_date: any day of the agronomic year.
         tile: tile id (default ``cfg.predict.tile``).
-        model: model name / ``latest`` / model folder (default ``cfg.predict.model``).
+        model: model name / ``latest`` / ``registry:<alias>`` / ``best:<metric>`` / model
+            folder (default ``cfg.predict.model``).
 
     Returns:
         Output paths (``crop_map``, ``confidence``, ``quicklook``, ``fields``, ``folder``) and

@@ -28,6 +28,7 @@ import xarray as xr
 
 from tasks.config.common import config_hash, eeflow_home
 from tasks.config.polar import PolarConfig, PredictConfig
+from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
 from tasks.polar.train import LoadedIceModel, latest_model, load_model
@@ -293,16 +294,8 @@ def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
     choice = cfg.predict.model
     if choice == "latest":
         return latest_model(cfg.resolved_root())
-    if choice.startswith("registry:"):
-        from tasks.experiments.registry import resolve_model
-
-        return resolve_model("polar", alias=choice.removeprefix("registry:"), cfg=cfg)
-    if choice.startswith("best:"):
-        from tasks.experiments.registry import ModelRegistry
-
-        registry = ModelRegistry.from_config(cfg)
-        record = registry.best_model("polar", choice.removeprefix("best:"), "maximize")
-        return registry.resolve("polar", version=record.version)
+    if is_registry_reference(choice):
+        return resolve_registry_reference("polar", choice, cfg=cfg)
     path = Path(choice).expanduser()
     if not path.is_absolute():
         path = eeflow_home() / path

@@ -49,6 +49,28 @@ def test_best_model_by_metric_and_aliases(registry_with_search, tmp_path):
         registry.by_alias("toy", "canary")
 
 
+def test_registry_reference_of_a_config(registry_with_search):
+    # before test_corrupted_checkpoint_is_refused, which damages version 1
+    from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
+
+    cfg, registry = registry_with_search
+    register_best(cfg)  # idempotent: version 1 under "production"
+    assert is_registry_reference("registry:production") and is_registry_reference("best:val_acc")
+    assert not is_registry_reference("latest") and not is_registry_reference("models/lstm")
+    production = resolve_registry_reference("toy", "registry:production", cfg=cfg)
+    assert production == registry.resolve("toy", alias="production")
+    best = registry.best_model("toy", "val_acc")
+    assert resolve_registry_reference("toy", "best:val_acc", cfg=cfg) == registry.resolve(
+        "toy", version=best.version)
+    with pytest.raises(NoModelError, match="no alias 'canary'"):
+        resolve_registry_reference("toy", "registry:canary", cfg=cfg)
+    with pytest.raises(ValueError, match=r"'best: ' is incomplete; give a metric"):
+        resolve_registry_reference("toy", "best: ", cfg=cfg)
+    with pytest.raises(ValueError, match=r"'latest' is not a registry reference; allowed: "
+                                         r"\['registry:<alias>', 'best:<metric>'\]"):
+        resolve_registry_reference("toy", "latest", cfg=cfg)
+
+
 def test_no_model_for_use_case(registry_with_search):
     _, registry = registry_with_search
     with pytest.raises(NoModelError, match="no model is registered for use case 'polar'"):

@@ -12,12 +12,37 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from tasks.config.food_security import FoodSecurityConfig
 from tasks.food_security.schema import CROP_CLASSES, S2_BANDS
 from tasks.storage import agronomic_year_key
 
 N_MONTHS = 12
 BAND_GAIN = np.linspace(-0.05, 0.35, len(S2_BANDS))
 BAND_BASE = np.linspace(0.05, 0.20, len(S2_BANDS))
+
+
+def tiny_config(
+    root: Path,
+    *,
+    block_rows: int | None = None,
+    predict_batch_size: int | None = None,
+    **train: object,
+) -> FoodSecurityConfig:
+    """Config of a tiny CPU model (1 layer of 8 cells, 2 + 1 epochs) writing under ``root``.
+
+    ``train`` overrides ``train`` settings (e.g. ``epochs_phase1=1``); ``block_rows`` and
+    ``predict_batch_size`` set ``predict.block_rows`` / ``predict.batch_size`` when given.
+    """
+    cfg = FoodSecurityConfig(data_root=str(root))
+    settings = {"layers": 1, "cells": 8, "epochs_phase1": 2, "epochs_phase2": 1,
+                "batch_size": 64, "accelerator": "cpu", **train}
+    for key, value in settings.items():
+        setattr(cfg.train, key, value)
+    if block_rows is not None:
+        cfg.predict.block_rows = block_rows
+    if predict_batch_size is not None:
+        cfg.predict.batch_size = predict_batch_size
+    return cfg
 
 
 def class_series(

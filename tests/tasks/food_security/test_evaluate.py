@@ -1,15 +1,16 @@
 import json
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest_ml import tiny_config as shared_tiny_config  # noqa: E402
 from conftest_ml import write_sample_year, write_tile_year  # noqa: E402
 
-from tasks.config.food_security import FoodSecurityConfig  # noqa: E402
 from tasks.food_security.evaluate import run_evaluate  # noqa: E402
 from tasks.food_security.predict import (  # noqa: E402
     PredictInputError,
@@ -23,13 +24,8 @@ RUN_DATE = "2018-08-31"
 YEAR = "2017-09_2018-08"
 
 
-def tiny_config(root: Path) -> FoodSecurityConfig:
-    cfg = FoodSecurityConfig(data_root=str(root))
-    for key, value in {"layers": 1, "cells": 8, "epochs_phase1": 1, "epochs_phase2": 1,
-                       "batch_size": 64, "accelerator": "cpu"}.items():
-        setattr(cfg.train, key, value)
-    cfg.predict.block_rows = 7
-    return cfg
+#: two models are trained here, so one epoch per phase.
+tiny_config = partial(shared_tiny_config, epochs_phase1=1, block_rows=7)
 
 
 @pytest.fixture(scope="module")

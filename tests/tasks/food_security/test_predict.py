@@ -1,20 +1,22 @@
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest_ml import tiny_config as shared_tiny_config  # noqa: E402
 from conftest_ml import write_sample_year, write_tile_year  # noqa: E402
 
-from tasks.config.food_security import FoodSecurityConfig  # noqa: E402
 from tasks.food_security.predict import (  # noqa: E402
     NODATA_CLASS,
     PredictInputError,
     TileComposites,
     classify_pixels,
     load_crop_model,
+    resolve_model_dir,
     run_predict,
 )
 from tasks.food_security.train import train_crop_model  # noqa: E402
@@ -23,14 +25,8 @@ RUN_DATE = "2017-10-15"
 YEAR = "2017-09_2018-08"
 
 
-def tiny_config(root: Path) -> FoodSecurityConfig:
-    cfg = FoodSecurityConfig(data_root=str(root))
-    for key, value in {"layers": 1, "cells": 8, "epochs_phase1": 2, "epochs_phase2": 1,
-                       "batch_size": 64, "accelerator": "cpu"}.items():
-        setattr(cfg.train, key, value)
-    cfg.predict.block_rows = 5  # seams cut through fields: region merging is exercised
-    cfg.predict.batch_size = 100
-    return cfg
+#: 5-row blocks: block seams cut through the 8-pixel fields, so region merging is exercised.
+tiny_config = partial(shared_tiny_config, block_rows=5, predict_batch_size=100)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +144,67 @@ def test_corrupt_checkpoint_is_a_clear_error(root: Path) -> None:
     (root / f"food_security/models/{YEAR}/lstm/model.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(PredictInputError, match="cannot be loaded"):
         run_predict(tiny_config(root), RUN_DATE)
+
+
+@pytest.fixture(scope="module")
+def registered_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the trained root whose SQLite MLflow registry holds the lstm model twice.
+
+    Version 1 (alias ``production``) scores 0.9 on ``val_score``, version 2 (``staging``) 0.1.
+    """
+    from tasks.experiments.registry import ModelRegistry
+
+    root = tmp_path_factory.mktemp("fs_registry") / "root"
+    shutil.copytree(trained_root, root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        registry = ModelRegistry.from_config(tiny_config(root))
+        model_dir = root / f"food_security/models/{YEAR}/lstm"
+        registry.register("food_security", model_dir, metrics={"val_score": 0.9},
+                          alias="production")
+        registry.register("food_security", model_dir, metrics={"val_score": 0.1}, alias="staging")
+    return root
+
+
+@pytest.mark.parametrize(("reference", "version"), [("registry:production", 1),
+                                                    ("registry:staging", 2),
+                                                    ("best:val_score", 1)])
+def test_model_from_the_registry(registered_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                 reference: str, version: int) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(registered_root)
+    folder = resolve_model_dir(cfg, RUN_DATE, reference)
+    assert folder == registered_root / f"registry/cache/eeflow-food_security/v{version}"
+    trained = registered_root / f"food_security/models/{YEAR}/lstm"
+    assert (folder / "model.ckpt").read_bytes() == (trained / "model.ckpt").read_bytes()
+    cfg.predict.model = reference  # the config form works as the argument does
+    assert resolve_model_dir(cfg, RUN_DATE) == folder
+
+
+def test_predict_with_registry_alias_maps_like_the_trained_folder(
+        registered_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rasterio
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_predict(tiny_config(registered_root), RUN_DATE, model="registry:production")
+    expected, _ = expected_classes(registered_root)
+    with rasterio.open(result["crop_map"]) as ds:
+        np.testing.assert_array_equal(ds.read(1), expected)
+
+
+def test_registry_reference_errors_are_clear(registered_root: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.experiments.registry import NoModelError, RegistryError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(registered_root)
+    with pytest.raises(NoModelError, match=r"eeflow-food_security has no alias 'canary'; "
+                                           r"aliases: \['production', 'staging'\]"):
+        resolve_model_dir(cfg, RUN_DATE, "registry:canary")
+    with pytest.raises(RegistryError, match=r"no food_security model has metric 'val_f9'"):
+        resolve_model_dir(cfg, RUN_DATE, "best:val_f9")
+    with pytest.raises(ValueError, match=r"'registry:' is incomplete; give an alias"):
+        resolve_model_dir(cfg, RUN_DATE, "registry:")
+    empty = tiny_config(registered_root / "no_registry_here")
+    with pytest.raises(NoModelError, match="no model is registered for use case 'food_security'"):
+        resolve_model_dir(empty, RUN_DATE, "registry:production")

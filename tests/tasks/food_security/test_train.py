@@ -6,9 +6,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest_ml import write_sample_year  # noqa: E402
+from conftest_ml import tiny_config, write_sample_year  # noqa: E402
 
-from tasks.config.food_security import FoodSecurityConfig  # noqa: E402
 from tasks.datasets.crop_samples import (  # noqa: E402
     CropSampleBatches,
     SampleStoreError,
@@ -17,15 +16,6 @@ from tasks.datasets.crop_samples import (  # noqa: E402
 from tasks.food_security.train import train_crop_model  # noqa: E402
 
 RUN_DATE = "2017-09-01"
-
-
-def tiny_config(root: Path, **train: object) -> FoodSecurityConfig:
-    cfg = FoodSecurityConfig(data_root=str(root))
-    settings = {"layers": 1, "cells": 8, "epochs_phase1": 2, "epochs_phase2": 1,
-                "batch_size": 64, "accelerator": "cpu", **train}
-    for key, value in settings.items():
-        setattr(cfg.train, key, value)
-    return cfg
 
 
 @pytest.fixture()

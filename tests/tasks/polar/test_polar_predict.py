@@ -116,3 +116,6 @@ def test_predict_model_choice_resolves_relative_to_eeflow_home(tmp_path, monkeyp
     cfg.predict.model = "models/missing"
     with pytest.raises(FileNotFoundError, match="registry:<alias>"):
         resolve_model_dir(cfg)
+    cfg.predict.model = "registry:"  # the shared registry resolver checks the form first
+    with pytest.raises(ValueError, match=r"'registry:' is incomplete; give an alias"):
+        resolve_model_dir(cfg)
