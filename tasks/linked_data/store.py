@@ -5,6 +5,11 @@ Two stores behind one interface:
 * :class:`EmbeddedStore` - a persistent ``pyoxigraph.Store`` folder (default ``{root}/linked_data/
   store``); loading clears the graph and bulk-loads the file. RocksDB allows one writer process:
   Airflow serialises loads through the ``triple_store`` pool.
+
+Clearing a graph before a re-load (both stores when the server is Oxigraph): Oxigraph's
+``remove_graph`` / ``DROP GRAPH`` delete quad by quad at ~16k quads/s here, while one
+``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_updates`) runs at ~50k/s with
+bounded memory, so a re-load is no longer dominated by removing the old triples.
 * :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
   through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
   chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
@@ -59,6 +64,31 @@ class TripleStore(Protocol):
         ...
 
 
+#: Quads removed per SPARQL update when a graph is cleared (bounds the update's memory).
+CLEAR_BATCH_QUADS = 200_000
+
+
+def graph_predicates_query(graph: str) -> str:
+    """SPARQL query listing the distinct predicates of ``graph`` (an IRI checked by the caller)."""
+    return f"SELECT DISTINCT ?p WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+
+
+def clear_graph_updates(
+    graph: str, predicates: list[str], batch: int = CLEAR_BATCH_QUADS
+) -> Iterator[tuple[str, str]]:
+    """SPARQL updates that empty ``graph``: one ``DELETE ... LIMIT batch`` per predicate.
+
+    Yields ``(update, ask)`` pairs: run ``update`` again while ``ask`` (is anything left for that
+    predicate?) is true. ``predicates`` are N-Triples IRIs (``<...>``) as read from the store.
+    """
+    for predicate in predicates:
+        pattern = f"GRAPH <{graph}> {{ ?s {predicate} ?o }}"
+        yield (
+            f"DELETE {{ {pattern} }} WHERE {{ SELECT ?s ?o WHERE {{ {pattern} }} LIMIT {batch} }}",
+            f"ASK {{ {pattern} }}",
+        )
+
+
 def _rdf_format(fmt: str) -> Any:
     import pyoxigraph as ox
 
@@ -94,12 +124,26 @@ class EmbeddedStore:
 
         node = ox.NamedNode(graph)
         if self.store.contains_named_graph(node):
-            self.store.remove_graph(node)
+            self.clear_graph(graph)
         self.store.bulk_load(
             path=str(rdf_file), format=_rdf_format(fmt), to_graph=None if fmt == "nq" else node
         )
         self.store.flush()
         return self.graph_size(graph)
+
+    def clear_graph(self, graph: str, batch: int = CLEAR_BATCH_QUADS) -> None:
+        """Remove every quad of ``graph`` and the graph itself (batched, see the module doc)."""
+        import pyoxigraph as ox
+
+        node = ox.NamedNode(graph)
+        started = time.perf_counter()
+        predicates = [str(row["p"]) for row in self.store.query(graph_predicates_query(graph))]
+        for update, ask in clear_graph_updates(graph, predicates, batch):
+            self.store.update(update)
+            while self.store.query(ask):
+                self.store.update(update)
+        self.store.remove_graph(node)  # now empty: drops the graph name only
+        log.info("cleared <%s> in %.1fs", graph, time.perf_counter() - started)
 
     def graph_size(self, graph: str) -> int:
         """Count the triples in ``graph``."""
@@ -207,9 +251,29 @@ class HttpStore:
             self.post_file(staging, rdf_file, fmt)
             self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
         else:
-            self.update(f"DROP SILENT GRAPH <{graph}>")
+            self.drop_graph(graph)
             self.post_file(graph, rdf_file, fmt)
         return self.graph_size(graph)
+
+    def drop_graph(self, graph: str) -> None:
+        """Empty and drop ``graph``: batched deletes on Oxigraph (``oxigraph_bulk``), else DROP."""
+        if self.cfg.oxigraph_bulk:
+            rows = self.query(graph_predicates_query(graph))
+            predicates = [str(row["p"]) for row in rows]
+            for update, ask in clear_graph_updates(graph, predicates):
+                self.update(update)
+                while self._ask(ask):
+                    self.update(update)
+        self.update(f"DROP SILENT GRAPH <{graph}>")
+
+    def _ask(self, sparql: str) -> bool:
+        response = self._post(
+            self.cfg.endpoint("query"),
+            "SPARQL ask",
+            data={"query": sparql},
+            headers={"Accept": "application/sparql-results+json"},
+        )
+        return bool(response.json()["boolean"])
 
     def post_file(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """POST the file into ``graph`` (N-Quads: their own graphs) in parallel line chunks."""

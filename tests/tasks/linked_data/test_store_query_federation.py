@@ -296,3 +296,24 @@ def test_bind_values_marker_binds_inside_minus_block():
     minus = text.index("MINUS {")
     values = text.index('VALUES (?radius) { ("10.0"^^<http://www.w3.org/2001/XMLSchema#double>) }')
     assert values > minus and "# @bind-values" not in text
+
+
+def test_batched_graph_clear_removes_only_that_graph(tmp_path):
+    import pyoxigraph as ox
+
+    store = EmbeddedStore(tmp_path / "store")
+    lines = "".join(
+        f"<https://x.org/s{i}> <https://x.org/p{i % 3}> \"{i}\" .\n" for i in range(50)
+    )
+    data = tmp_path / "data.nt"
+    data.write_text(lines)
+    for name in ("a", "b"):
+        store.replace_graph(f"https://x.org/{name}", data, "nt")
+    assert store.graph_size("https://x.org/a") == store.graph_size("https://x.org/b") == 50
+    store.clear_graph("https://x.org/a", batch=7)  # 17 quads per predicate: three batches each
+    assert store.graph_size("https://x.org/a") == 0
+    assert store.graph_size("https://x.org/b") == 50
+    assert not store.store.contains_named_graph(ox.NamedNode("https://x.org/a"))
+    # a re-load of b through the batched clear keeps exactly one copy
+    assert store.replace_graph("https://x.org/b", data, "nt") == 50
+    store.close()
