@@ -228,6 +228,12 @@ class TrainConfig(StrictModel):
         default="val_median_f1", description="validation metric for early stopping / checkpoints"
     )
     early_stopping_patience: int = Field(default=5, ge=1, le=1000)
+    samples_dir: str | None = Field(
+        default=None,
+        description="train on this folder's train.zarr / val.zarr instead of the year's samples "
+        "stage (relative: under data_root); set by the crop ablation for a dataset variant such "
+        "as training without the reliable-label selection",
+    )
 
     @model_validator(mode="after")
     def _some_epochs(self) -> TrainConfig:

@@ -128,8 +128,11 @@ def run_ablation_worker(
     """
     import optuna
 
+    from tasks.experiments.ablation_crops import dataset_variant_adapter
     from tasks.experiments.search import force_requeue_running
 
+    # a component that changes labels.* / samples.* (reliable_labels) trains on its own data
+    adapter = dataset_variant_adapter(cfg, adapter)
     if prepare:
         prepare_ablation(cfg, adapter)
     name = default_study_name(cfg, "ablation")
@@ -160,6 +163,9 @@ def ablation_table(cfg: Any, study: Any) -> list[dict[str, Any]]:
 
     ``delta`` is ``component - full`` in the metric's units; ``harm`` is the loss of quality from
     leaving the component out (positive = the component helps), whatever the direction.
+    ``train_samples`` is the training-set size the runs reported (None when the training does
+    not report it; it differs from the full model's for data components like
+    ``reliable_labels``).
 
     Raises:
         AblationError: the full model has no completed run.
@@ -170,8 +176,12 @@ def ablation_table(cfg: Any, study: Any) -> list[dict[str, Any]]:
     metric = study.user_attrs.get("metric", "metric")
     sign = 1.0 if study.direction.name.lower() == "maximize" else -1.0
     values: dict[str, list[float]] = {}
+    train_samples: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         values.setdefault(str(t.params["component"]), []).append(float(t.value))
+        n_samples = t.user_attrs.get("n_samples")
+        if isinstance(n_samples, dict) and "train" in n_samples:
+            train_samples[str(t.params["component"])] = int(n_samples["train"])
     if FULL not in values:
         raise AblationError(
             f"ablation study {study.study_name!r} has no completed run of the full model; run "
@@ -190,6 +200,7 @@ def ablation_table(cfg: Any, study: Any) -> list[dict[str, Any]]:
             "description": component.description if component else "every component",
             "overrides": json.dumps(component.overrides if component else {}, sort_keys=True),
             "runs": len(runs),
+            "train_samples": train_samples.get(name),
             f"{metric}_mean": round(mean, 6),
             f"{metric}_std": round(std, 6),
             "delta": round(delta, 6),
@@ -229,10 +240,12 @@ def _markdown(rows: list[dict[str, Any]], metric: str, study: Any) -> str:
     lines = [f"# LOCO ablation `{study.study_name}`", "",
              f"Metric: `{metric}` ({study.direction.name.lower()}); mean over seeds; "
              "`delta` = without the component minus the full model.", "",
-             f"| component | description | runs | {metric} mean | std | delta | delta % |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             f"| component | description | runs | train samples | {metric} mean | std | delta "
+             "| delta % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['component']} | {r['description']} | {r['runs']} | "
+        samples = "" if r["train_samples"] is None else r["train_samples"]
+        lines.append(f"| {r['component']} | {r['description']} | {r['runs']} | {samples} | "
                      f"{r[f'{metric}_mean']:.4f} | {r[f'{metric}_std']:.4f} | "
                      f"{r['delta']:+.4f} | {r['delta_percent']:+.2f} |")
     return "\n".join(lines) + "\n"

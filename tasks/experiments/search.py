@@ -53,6 +53,10 @@ SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNERS = ("none", "median", "successive_halving", "asha", "hyperband")
 #: user attribute of a trial closed because the budget was already allocated.
 SURPLUS_ATTR = "eeflow_surplus"
+#: user attribute holding a trial's Hyperband bracket.
+BRACKET_ATTR = "hyperband_bracket"
+#: training-result keys kept as trial user attributes when the training returns them.
+RESULT_ATTRS = ("n_samples", "dataset_variant")
 #: how often one trial's crash is re-queued before it stays FAILED.
 MAX_RETRY = 2
 #: errors that are the user's to fix: they stop the search instead of failing trial after trial.
@@ -201,6 +205,13 @@ def make_pruner(name: str, search: SearchConfig, max_epochs: int) -> Any:
     """Return the Optuna pruner called ``name`` (one of :data:`PRUNERS`).
 
     ``successive_halving`` and ``asha`` are the same: Optuna's successive halving is asynchronous.
+    ``max_epochs`` (validation epochs of one full trial) is Hyperband's maximum resource.
+
+    Raises:
+        ValueError: an unknown pruner name.
+        ConfigError: ``asha`` / ``successive_halving`` / ``hyperband`` with ``search.min_resource``
+            not below ``max_epochs`` (nothing could ever be pruned).
+
     """
     import optuna
 
@@ -209,14 +220,45 @@ def make_pruner(name: str, search: SearchConfig, max_epochs: int) -> Any:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=search.n_startup_trials,
                                            n_warmup_steps=search.n_warmup_steps)
+    if name not in PRUNERS:
+        raise ValueError(f"unknown pruner {name!r}; allowed: {list(PRUNERS)}")
+    if search.min_resource >= max_epochs:
+        raise ConfigError(
+            f"search.min_resource ({search.min_resource}) must be below the epochs of one trial "
+            f"({max_epochs}): the {name} pruner first compares trials after min_resource + 1 "
+            "epochs, so it would never prune; lower search.min_resource, train longer or use "
+            "search.pruner: none"
+        )
     if name in ("successive_halving", "asha"):
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=search.min_resource,
                                                       reduction_factor=search.reduction_factor)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=search.min_resource,
-                                              max_resource=max(max_epochs, search.min_resource + 1),
-                                              reduction_factor=search.reduction_factor)
-    raise ValueError(f"unknown pruner {name!r}; allowed: {list(PRUNERS)}")
+    # steps are 0-based validation epochs, so max_resource = epochs (Optuna's 'auto' rule:
+    # last step + 1); brackets = floor(log_rf(max_resource / min_resource)) + 1.
+    return optuna.pruners.HyperbandPruner(min_resource=search.min_resource,
+                                          max_resource=max_epochs,
+                                          reduction_factor=search.reduction_factor)
+
+
+def hyperband_bracket(study: Any, trial: Any) -> int | None:
+    """Return the Hyperband bracket (``s``, 0 = most aggressive early stopping) of ``trial``.
+
+    Optuna assigns brackets by a hash of the study name and trial number; the bracket decides at
+    which epoch a trial is first compared (``min_resource * reduction_factor ** s``). Returns None
+    when the study's pruner is not Hyperband or its brackets cannot be computed yet.
+    """
+    import optuna
+
+    pruner = getattr(study, "pruner", None)
+    if not isinstance(pruner, optuna.pruners.HyperbandPruner):
+        return None
+    try:  # Optuna keeps the bracket computation private; fail soft if it changes
+        if not pruner._pruners:
+            pruner._try_initialization(study)
+        if not pruner._pruners:
+            return None
+        return int(pruner._get_bracket_id(study, trial))
+    except (AttributeError, TypeError, AssertionError):  # pragma: no cover - Optuna API change
+        return None
 
 
 def resolve_direction(direction: str | None, metric: str) -> str:
@@ -494,6 +536,9 @@ def make_objective(
 
             callbacks.append(OptunaPruningCallback(trial, metric))
         out = output_root / f"{trial.number:05d}"
+        bracket = hyperband_bracket(trial.study, trial)
+        if bracket is not None:
+            trial.set_user_attr(BRACKET_ATTR, bracket)
         started = time.perf_counter()
         try:
             result = adapter.train(trial_cfg, callbacks, out)
@@ -507,6 +552,9 @@ def make_objective(
         trial.set_user_attr("metrics", result_metrics(result))
         trial.set_user_attr("model_dir", str(result.get("model_dir") or out))
         trial.set_user_attr("family", adapter.family(trial_cfg))
+        for key in RESULT_ATTRS:  # training-set facts, e.g. the crop ablation's data variant
+            if isinstance(result.get(key), int | float | str | dict):
+                trial.set_user_attr(key, result[key])
         return value
 
     return objective
@@ -544,6 +592,9 @@ def run_search_worker(
         name = plan["study_name"]
     else:
         name = default_study_name(cfg, "search")
+    from tasks.experiments.ablation_crops import dataset_variant_adapter
+
+    adapter = dataset_variant_adapter(cfg, adapter)  # labels.* / samples.* parameters
     storage = open_storage(storage_url(cfg), search)
     probe = load_study(cfg, name, storage=storage)
     budget = int(probe.user_attrs.get("n_trials") or search.n_trials)
@@ -609,5 +660,6 @@ def summarise_trials(trials: Sequence[Any]) -> list[dict[str, Any]]:
                      "params": t.params, "epochs": t.user_attrs.get("epochs"),
                      "train_seconds": t.user_attrs.get("train_seconds"),
                      "trial_seconds": duration,
+                     "bracket": t.user_attrs.get(BRACKET_ATTR),
                      "surplus": bool(t.user_attrs.get(SURPLUS_ATTR))})
     return rows

@@ -56,6 +56,17 @@ def samples_dir_for(cfg: FoodSecurityConfig, run_date: Any) -> Path:
     return stage_dir(cfg.resolved_root(), USE_CASE, "samples", agronomic_year_key(run_date))
 
 
+def training_samples_dir(cfg: FoodSecurityConfig, run_date: Any) -> Path:
+    """Return the samples folder training reads: ``train.samples_dir`` or the year's samples.
+
+    A relative ``train.samples_dir`` is taken under ``data_root``.
+    """
+    if cfg.train.samples_dir:
+        path = Path(cfg.train.samples_dir)
+        return path if path.is_absolute() else cfg.resolved_root() / path
+    return samples_dir_for(cfg, run_date)
+
+
 def model_dir_for(cfg: FoodSecurityConfig, run_date: Any, model: str) -> Path:
     """Return ``{root}/food_security/models/{agronomic_year}/{model}``."""
     return stage_dir(cfg.resolved_root(), USE_CASE, "models", agronomic_year_key(run_date)) / model
@@ -71,6 +82,8 @@ def train_crop_model(
 ) -> dict[str, Any]:
     """Train ``model`` (default ``cfg.train.model``) on the agronomic year containing ``run_date``.
 
+    The samples are the year's samples stage, or ``train.samples_dir`` when set.
+
     Args:
         cfg: the validated food-security config (``train`` section, ``seed``, ``data_root``).
         run_date: any day of the agronomic year (e.g. the DAG's ``data_interval_start``).
@@ -82,7 +95,7 @@ def train_crop_model(
     Returns:
         ``model_dir``, ``checkpoint``, ``model_json``, ``monitor`` (metric name), ``val_metric``
         (its value for the final model), ``metrics`` (final validation scores), ``epochs`` run per
-        phase and ``seconds``.
+        phase, ``n_samples`` (``train`` / ``val`` sample counts), ``samples_dir`` and ``seconds``.
 
     Raises:
         SampleStoreError: the sample stores of the year are missing or malformed.
@@ -102,7 +115,7 @@ def train_crop_model(
     if model_name not in CROP_MODEL_NAMES:
         raise ValueError(f"unknown crop model {model_name!r}; allowed: {list(CROP_MODEL_NAMES)}")
     year = agronomic_year_key(run_date)
-    samples_dir = samples_dir_for(cfg, run_date)
+    samples_dir = training_samples_dir(cfg, run_date)
     final_dir = Path(output_dir) if output_dir else model_dir_for(cfg, run_date, model_name)
     monitor = train_cfg.monitor
     mode = MONITOR_MODES[monitor]
@@ -249,6 +262,8 @@ def train_crop_model(
         "val_metric": final_scores[monitor],
         "metrics": final_scores,
         "epochs": {phase: r["epochs_run"] for phase, r in phase_results.items()},
+        "n_samples": {"train": info.n_samples, "val": data.val_info.n_samples},
+        "samples_dir": str(samples_dir),
         "seconds": round(seconds, 2),
     }
 
