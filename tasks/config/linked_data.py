@@ -69,6 +69,17 @@ class StoreConfig(StrictModel):
             "triple by triple, ~30x slower than the load)"
         ),
     )
+    atomic_max_triples: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "http, replace drop_then_load: an N-Triples file of at most this many triples (and "
+            "any Turtle file) replaces its graph with one Graph Store PUT, which Oxigraph runs in "
+            "one transaction: readers see the old or the new graph, never a mix (a daily ice "
+            "chart). Bigger files: batched clear + parallel chunks (fast, not atomic). 0: never"
+        ),
+    )
     oxigraph_bulk: bool = Field(
         default=True,
         description=(

@@ -14,7 +14,9 @@ bounded memory, so a re-load is no longer dominated by removing the old triples.
   through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
   chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
   ``no_transaction`` / ``lenient`` parameters when ``oxigraph_bulk``). ``store.replace`` picks how
-  a re-load replaces the graph: ``drop_then_load`` (``DROP SILENT GRAPH``, then the chunks) or
+  a re-load replaces the graph: ``drop_then_load`` (files of at most ``atomic_max_triples``
+  triples and Turtle: one Graph Store ``PUT``, atomic on Oxigraph; bigger ones: clear, then the
+  chunks) or
   ``staging_move`` (chunks into ``{graph}/staging``, then ``MOVE`` in one update, so readers that
   name the graph see the old or the new content, never a mix; with ``--union-default-graph`` the
   staging triples are visible in the default graph while they load). Connection errors and 5xx
@@ -202,6 +204,17 @@ def _check(response: Any, what: str) -> Any:
     return response
 
 
+def count_lines_up_to(path: Path, limit: int) -> int:
+    """Count the lines of ``path``, stopping once ``limit`` is reached (returns at most limit)."""
+    count = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            count += block.count(b"\n")
+            if count >= limit:
+                return limit
+    return count
+
+
 def iter_line_chunks(stream: BinaryIO, lines_per_chunk: int) -> Iterator[bytes]:
     """Cut an N-Triples/N-Quads stream into chunks of whole lines."""
     while True:
@@ -250,10 +263,44 @@ class HttpStore:
             self.update(f"DROP SILENT GRAPH <{staging}>")
             self.post_file(staging, rdf_file, fmt)
             self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
+        elif self.cfg.atomic_max_triples > 0 and (
+            fmt == "ttl"
+            or (
+                fmt == "nt"
+                and count_lines_up_to(rdf_file, self.cfg.atomic_max_triples + 1)
+                <= self.cfg.atomic_max_triples
+            )
+        ):
+            self.put_graph(graph, rdf_file, fmt)
         else:
             self.drop_graph(graph)
             self.post_file(graph, rdf_file, fmt)
         return self.graph_size(graph)
+
+    def put_graph(self, graph: str, rdf_file: Path, fmt: str) -> None:
+        """Replace ``graph`` by the file in one Graph Store PUT (one transaction on Oxigraph)."""
+        url = self.cfg.endpoint("store")
+
+        def action() -> Any:
+            with rdf_file.open("rb") as body:
+                return _check(
+                    self.session.put(
+                        url,
+                        params={"graph": graph},
+                        data=body,
+                        headers={"Content-Type": CONTENT_TYPES[fmt]},
+                        timeout=self.cfg.timeout_s,
+                    ),
+                    f"replace <{graph}> with {rdf_file}",
+                )
+
+        with_retries(
+            action,
+            what=f"PUT {rdf_file}",
+            url=url,
+            retries=self.cfg.retries,
+            backoff_s=self.cfg.backoff_s,
+        )
 
     def drop_graph(self, graph: str) -> None:
         """Empty and drop ``graph``: batched deletes on Oxigraph (``oxigraph_bulk``), else DROP."""

@@ -185,7 +185,11 @@ def test_http_server_chunked_parallel_load_and_queries(ld_cfg, products, tmp_pat
         cfg = ld_cfg.model_copy(
             update={
                 "store": StoreConfig(
-                    mode="http", url=server.url, chunk_triples=1000, parallel_requests=3
+                    mode="http",
+                    url=server.url,
+                    chunk_triples=1000,
+                    parallel_requests=3,
+                    atomic_max_triples=0,  # the chunked path, not one PUT
                 )
             }
         )
@@ -317,3 +321,54 @@ def test_batched_graph_clear_removes_only_that_graph(tmp_path):
     # a re-load of b through the batched clear keeps exactly one copy
     assert store.replace_graph("https://x.org/b", data, "nt") == 50
     store.close()
+
+
+def test_http_small_graph_is_replaced_atomically_with_one_put(tmp_path, monkeypatch):
+    import threading
+
+    import requests
+
+    lines = [f"<https://x.org/s{i}> <https://x.org/p> \"{i}\" .\n" for i in range(20_000)]
+    old, new = tmp_path / "old.nt", tmp_path / "new.nt"
+    old.write_text("".join(lines))
+    new.write_text("".join(lines[:5_000]))
+    graph = "https://x.org/daily"
+    with OxigraphServer(tmp_path / "server") as server:
+        http = HttpStore(StoreConfig(mode="http", url=server.url, chunk_triples=1000))
+        calls: list[str] = []
+        for name in ("put_graph", "post_file"):
+            original = getattr(http, name)
+            monkeypatch.setattr(
+                http, name, lambda *a, _n=name, _f=original: (calls.append(_n), _f(*a))[1]
+            )
+        assert http.replace_graph(graph, old, "nt") == 20_000
+        seen: set[int] = set()
+        stop = threading.Event()
+
+        def poll() -> None:
+            query = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+            while not stop.is_set():
+                answer = requests.post(
+                    f"{server.url}/query",
+                    data={"query": query},
+                    headers={"Accept": "application/sparql-results+json"},
+                    timeout=30,
+                ).json()
+                seen.add(int(answer["results"]["bindings"][0]["n"]["value"]))
+
+        reader = threading.Thread(target=poll)
+        reader.start()
+        try:
+            assert http.replace_graph(graph, new, "nt") == 5_000
+        finally:
+            stop.set()
+            reader.join()
+        assert calls == ["put_graph", "put_graph"]
+        assert seen <= {20_000, 5_000}  # never a half-deleted or half-loaded graph
+        # above the threshold: batched clear + chunks
+        big = HttpStore(
+            StoreConfig(mode="http", url=server.url, chunk_triples=1000, atomic_max_triples=10_000)
+        )
+        assert big.replace_graph(graph, old, "nt") == 20_000
+        http.close()
+        big.close()
