@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from tqdm import tqdm
 
 from tasks.linked_data.geometry import native_wkt
 from tasks.linked_data.mapping import (
@@ -816,11 +817,32 @@ def _export_inputs(
                 batch = RowBatch(table, None, np.arange(table.num_rows), None)
                 exporter.write_batch(sink, tmap, batch, context, stats, label)
             continue
-        for batch in _batches(path, mapping, batch_rows):
-            if batch.source_crs:
-                stats.source_crs.add(batch.source_crs)
-            for tmap in mapping.features:
-                exporter.write_batch(sink, tmap, batch, context, stats, label)
+        with tqdm(
+            total=_row_count(path, mapping),
+            desc=f"rdf export {mapping.product} {path.name}",
+            unit="rows",
+            unit_scale=True,
+            mininterval=2.0,
+            leave=False,
+        ) as progress:
+            for batch in _batches(path, mapping, batch_rows):
+                if batch.source_crs:
+                    stats.source_crs.add(batch.source_crs)
+                for tmap in mapping.features:
+                    exporter.write_batch(sink, tmap, batch, context, stats, label)
+                progress.update(batch.table.num_rows)
+
+
+def _row_count(path: Path, mapping: Mapping) -> int | None:
+    """Rows of a GeoParquet input from its footer (progress total); None for other formats."""
+    if mapping.source.format != "geoparquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - the reader reports a broken file with its own message
+        return None
 
 
 def _batches(path: Path, mapping: Mapping, batch_rows: int) -> Iterator[RowBatch]:

@@ -334,13 +334,27 @@ class HttpStore:
             return
         if self.cfg.oxigraph_bulk:
             params = {**params, "no_transaction": "", "lenient": ""}
+        from tqdm import tqdm
+
         pending: set[Future[Any]] = set()
-        with ThreadPoolExecutor(self.cfg.parallel_requests) as pool, rdf_file.open("rb") as fh:
+        with (
+            ThreadPoolExecutor(self.cfg.parallel_requests) as pool,
+            rdf_file.open("rb") as fh,
+            tqdm(
+                total=rdf_file.stat().st_size,
+                desc=f"load {rdf_file.name}",
+                unit="B",
+                unit_scale=True,
+                mininterval=2.0,
+                leave=False,
+            ) as progress,
+        ):
             for index, chunk in enumerate(iter_line_chunks(fh, self.cfg.chunk_triples)):
                 if len(pending) >= 2 * self.cfg.parallel_requests:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         future.result()
+                progress.update(len(chunk))
                 pending.add(
                     pool.submit(
                         self._post,
