@@ -258,7 +258,21 @@ class PredictConfig(StrictModel):
         default=256, ge=1, le=10980, description="image rows read and classified at once"
     )
     min_instance_pixels: int = Field(
-        default=1, ge=1, description="connected regions smaller than this are not written"
+        default=1, ge=1,
+        description="instances (connected regions or parcels) with fewer mapped pixels are not "
+        "written",
+    )
+    instances: Literal["connected_regions", "parcels"] = Field(
+        default="connected_regions",
+        description="what a row of {tile}_instances.parquet is: a 4-connected region of one "
+        "predicted class, or a declared parcel of the parcel map classified by the majority of "
+        "its pixels",
+    )
+    parcel_map: str | None = Field(
+        default=None,
+        description="parcel map (GeoParquet/GeoPackage) of instances: parcels; '{agronomic_year}' "
+        "is replaced by the run's key; None = the year's parcel map of the labels stage "
+        "(ingest.parcel_map, or the ingest stage's parcels.parquet)",
     )
 
 

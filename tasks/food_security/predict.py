@@ -8,15 +8,27 @@ writes to ``{root}/food_security/predict/{agronomic_year}/{tile}/`` (replaced at
   band had no value), with the tile's CRS and transform and a colour table;
 - ``confidence.tif``: COG, float32 softmax probability of the chosen class (NaN = no data);
 - ``crop_map.png``: coloured quicklook with a legend of the classes present;
-- ``{tile}_instances.parquet``: GeoParquet of field instances = 4-connected regions of one class,
-  with ``class_index``, ``crop_class`` (class name), ``pixels``, ``area_m2``, ``confidence`` (mean
-  softmax probability) and the polygon (written with a bbox covering column for fast spatial
-  filtering, e.g. by the LUCAS evaluator);
-- ``manifest.json``.
+- ``{tile}_instances.parquet``: GeoParquet of field instances, written with a bbox covering
+  column for fast spatial filtering (e.g. by the LUCAS evaluator); what an instance is depends on
+  ``predict.instances``:
 
-Memory holds one block of rows (plus the per-region tables): the connected regions are labelled per
-block and merged across block seams with a union-find, then polygonised block by block and the
-pieces of a region dissolved.
+  - ``connected_regions`` (default): a 4-connected region of one predicted class, with
+    ``instance_id``, ``class_index``, ``crop_class`` (class name), ``pixels``, ``area_m2``,
+    ``confidence`` (mean softmax probability of the pixels' own class) and the region polygon;
+  - ``parcels``: a declared parcel of the year's parcel map (``predict.parcel_map``, default the
+    labels stage's), classified by the majority of its pixels, with in addition ``parcel_id`` and
+    ``agreement`` (share of the pixels voting for the class); ``confidence`` is the mean
+    probability of the parcel's class over all its pixels; the polygon is the parcel's (see
+    :mod:`tasks.food_security.parcel_instances`);
+
+  both have ``crop_class``, ``confidence`` and the geometry in the tile's CRS, which the RDF export
+  (mapping ``crop_field_instances``) and the LUCAS evaluator read;
+- ``manifest.json`` (``instances``: the mode; ``inputs.parcel_map`` in ``parcels`` mode).
+
+Memory holds one block of rows (plus the per-region or per-parcel tables). Connected regions are
+labelled per block and merged across block seams with a union-find, then polygonised block by block
+and the pieces of a region dissolved. Parcels are rasterised block by block (pixel-centre rule) and
+their class votes and probability sums accumulated with ``np.bincount``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,9 @@ import json
 import logging
 import pickle
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +49,11 @@ import numpy as np
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
 from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
+from tasks.food_security.parcel_instances import (
+    ParcelAggregator,
+    ParcelMapError,
+    read_tile_parcels,
+)
 from tasks.storage import agronomic_year_key, atomic_dir, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
@@ -164,11 +184,17 @@ class TileComposites:
 
 
 def classify_pixels(
-    module: Any, series: np.ndarray, batch_size: int
+    module: Any,
+    series: np.ndarray,
+    batch_size: int,
+    on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Classify (pixels, month, band) series; return (class uint8, confidence float32).
 
     Pixels with a non-finite value get class :data:`NODATA_CLASS` and confidence NaN.
+    ``on_batch(pixel_index, probabilities)`` (if given) receives each batch's positions in
+    ``series`` and its (pixels, classes) float32 class probabilities, so callers can aggregate
+    them without holding a whole block's probabilities.
     """
     import torch
 
@@ -181,6 +207,8 @@ def classify_pixels(
             rows = index[i : i + batch_size]
             probs = module.predict_proba(torch.from_numpy(series[rows]))
             best, arg = probs.max(dim=-1)
+            if on_batch is not None:
+                on_batch(rows, probs.numpy())
             classes[rows] = arg.numpy().astype(np.uint8)
             confidence[rows] = best.numpy()
     return classes, confidence
@@ -242,7 +270,7 @@ def run_predict(
 
     Args:
         cfg: validated config (``predict`` section: tile, model, batch_size, block_rows,
-            min_instance_pixels).
+            min_instance_pixels, instances, parcel_map).
         run_date: any day of the agronomic year.
         tile: tile id (default ``cfg.predict.tile``).
         model: model name / ``latest`` / ``registry:<alias>`` / ``best:<metric>`` / model
@@ -250,10 +278,12 @@ def run_predict(
 
     Returns:
         Output paths (``crop_map``, ``confidence``, ``quicklook``, ``fields``, ``folder``) and
-        counts (pixels per class, instances).
+        counts (pixels per class, instances, instances_below_min_pixels; in ``parcels`` mode also
+        parcels on the tile and parcels_without_pixels).
 
     Raises:
-        PredictInputError: composites or model missing, bands / months not matching the model.
+        PredictInputError: composites or model missing, bands / months not matching the model;
+            (``parcels`` mode) parcel map missing, without CRS or with non-polygon parcels.
 
     """
     import rasterio
@@ -279,9 +309,22 @@ def run_predict(
     transform = Affine.from_gdal(*source.transform)
     height, width = source.height, source.width
     block_rows = min(cfg.predict.block_rows, height)
+    mode = cfg.predict.instances
+    parcel_map: Path | None = None
+    aggregator: ParcelAggregator | None = None
+    parcel_ids: np.ndarray | None = None
+    if mode == "parcels":
+        parcel_map = predict_parcel_map_path(cfg, year)
+        try:
+            parcels = read_tile_parcels(parcel_map, source.crs, transform, height, width)
+        except ParcelMapError as err:
+            raise PredictInputError(str(err)) from err
+        parcel_ids = parcels["parcel_id"].to_numpy()
+        aggregator = ParcelAggregator(parcels.geometry.values, transform, width,
+                                      len(class_names))
     final = stage_dir(cfg.resolved_root(), USE_CASE, "predict", year) / tile
-    log.info("mapping tile %s of %s (%d x %d px) with %s from %s", tile, year, height, width,
-             meta["model"], model_dir)
+    log.info("mapping tile %s of %s (%d x %d px) with %s from %s; instances: %s", tile, year,
+             height, width, meta["model"], model_dir, mode)
     with atomic_dir(final) as out:
         profile = {
             "driver": "GTiff", "height": height, "width": width, "count": 1,
@@ -297,15 +340,21 @@ def run_predict(
         region_conf_sum: list[np.ndarray] = []
         n_regions = 0
         previous_row: tuple[np.ndarray, np.ndarray] | None = None
-        with (
-            rasterio.open(class_tmp, "w", dtype="uint8", nodata=NODATA_CLASS, **profile) as cls_ds,
-            rasterio.open(conf_tmp, "w", dtype="float32", nodata=np.nan, **profile) as conf_ds,
-            rasterio.open(ids_tmp, "w", dtype="int32", nodata=-1, **profile) as ids_ds,
-        ):
+        with ExitStack() as rasters:
+            cls_ds = rasters.enter_context(
+                rasterio.open(class_tmp, "w", dtype="uint8", nodata=NODATA_CLASS, **profile))
+            conf_ds = rasters.enter_context(
+                rasterio.open(conf_tmp, "w", dtype="float32", nodata=np.nan, **profile))
+            ids_ds = None if aggregator else rasters.enter_context(
+                rasterio.open(ids_tmp, "w", dtype="int32", nodata=-1, **profile))
             for start in tqdm(range(0, height, block_rows), desc=f"predict {tile}", unit="block"):
                 stop = min(start + block_rows, height)
+                on_batch = None
+                if aggregator is not None:
+                    parcel_of_pixel = aggregator.rasterise_rows(start, stop).ravel()
+                    on_batch = partial(_add_parcel_probabilities, aggregator, parcel_of_pixel)
                 classes, confidence = classify_pixels(
-                    module, source.read_rows(start, stop), cfg.predict.batch_size
+                    module, source.read_rows(start, stop), cfg.predict.batch_size, on_batch
                 )
                 classes = classes.reshape(stop - start, width)
                 confidence = confidence.reshape(stop - start, width)
@@ -313,6 +362,9 @@ def run_predict(
                 cls_ds.write(classes, 1, window=window)
                 conf_ds.write(confidence, 1, window=window)
                 pixel_counts += np.bincount(classes.ravel(), minlength=NODATA_CLASS + 1)
+                if aggregator is not None:
+                    aggregator.add_votes(parcel_of_pixel, classes, NODATA_CLASS)
+                    continue
                 ids, count = _label_block(classes, n_regions)
                 regions.grow(count)
                 valid = ids >= 0
@@ -335,6 +387,7 @@ def run_predict(
                 n_regions += count
                 if n_regions >= 2**31 - 1:
                     raise PredictInputError(f"tile {tile}: too many regions for int32 ids")
+                assert ids_ds is not None
                 ids_ds.write(ids.astype(np.int32), 1, window=window)
         crop_map = out / "crop_map.tif"
         confidence_map = out / "confidence.tif"
@@ -342,11 +395,17 @@ def run_predict(
         _write_cog(conf_tmp, confidence_map, "average", None)
         class_tmp.unlink()
         conf_tmp.unlink()
-        fields, instance_counts = _field_instances(
-            ids_tmp, regions, region_class, region_pixels, region_conf_sum, class_names,
-            transform, source.crs, block_rows, cfg.predict.min_instance_pixels,
-        )
-        ids_tmp.unlink()
+        if aggregator is not None:
+            assert parcel_ids is not None
+            fields, instance_counts = aggregator.instances(
+                parcel_ids, class_names, source.crs, cfg.predict.min_instance_pixels
+            )
+        else:
+            fields, instance_counts = _field_instances(
+                ids_tmp, regions, region_class, region_pixels, region_conf_sum, class_names,
+                transform, source.crs, block_rows, cfg.predict.min_instance_pixels,
+            )
+            ids_tmp.unlink()
         fields_path = out / f"{tile}_instances.parquet"
         fields.to_parquet(fields_path, write_covering_bbox=True)
         plot_crop_map(crop_map, out / "crop_map.png", class_names,
@@ -361,10 +420,11 @@ def run_predict(
         }
         write_manifest(
             out, stage="predict",
-            inputs={"composites": str(source.path), "model": str(model_dir)},
+            inputs={"composites": str(source.path), "model": str(model_dir),
+                    **({"parcel_map": str(parcel_map)} if parcel_map else {})},
             config_hash=config_hash(cfg), counts=counts,
             extra={"tile": tile, "agronomic_year": year, "model": meta["model"],
-                   "classes": class_names, "nodata_class": NODATA_CLASS},
+                   "classes": class_names, "nodata_class": NODATA_CLASS, "instances": mode},
         )
     seconds = time.perf_counter() - started
     log.info("tile %s mapped in %.1f s: %d instances -> %s", tile, seconds,
@@ -381,6 +441,25 @@ def run_predict(
         "counts": counts,
         "seconds": round(seconds, 2),
     }
+
+
+def predict_parcel_map_path(cfg: FoodSecurityConfig, year: str) -> Path:
+    """Return the parcel map of ``predict.instances: parcels`` for agronomic year ``year``.
+
+    ``predict.parcel_map`` (``{agronomic_year}`` replaced) when set, else the labels stage's
+    parcel map of the year (``ingest.parcel_map``, or the ingest stage's ``parcels.parquet``).
+    """
+    from tasks.food_security.labels import parcel_map_path  # scipy, generator: import late
+
+    if cfg.predict.parcel_map:
+        return Path(cfg.predict.parcel_map.replace("{agronomic_year}", year)).expanduser()
+    return parcel_map_path(cfg, year)
+
+
+def _add_parcel_probabilities(aggregator: ParcelAggregator, parcel_of_pixel: np.ndarray,
+                              rows: np.ndarray, probabilities: np.ndarray) -> None:
+    """``classify_pixels`` batch hook: add a batch's class probabilities to its parcels."""
+    aggregator.add_probabilities(parcel_of_pixel[rows], probabilities)
 
 
 def _write_cog(source: Path, target: Path, resampling: str, class_names: list[str] | None) -> None:

@@ -1,7 +1,9 @@
+import json
 import shutil
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -208,3 +210,194 @@ def test_registry_reference_errors_are_clear(registered_root: Path,
     empty = tiny_config(registered_root / "no_registry_here")
     with pytest.raises(NoModelError, match="no model is registered for use case 'food_security'"):
         resolve_model_dir(empty, RUN_DATE, "registry:production")
+
+
+# --- predict.instances: parcels -------------------------------------------------------------
+
+#: the tiny tile: 40 x 40 px of 10 m from (500000, 5300000), EPSG:32633, 8-px square fields
+TILE_LEFT, TILE_TOP, TILE_PX, FIELD_PX = 500000.0, 5300000.0, 40, 8
+
+
+def write_parcel_map(path: Path, crs: str = "EPSG:4326") -> Path:
+    """Write the tile's 25 square fields as parcels, a sliver and a far parcel, in ``crs``.
+
+    The sliver crosses the tile's right edge without holding a pixel centre on the tile; the far
+    parcel does not touch the tile.
+    """
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    size = FIELD_PX * 10.0
+    fields = [(r, c) for r in range(TILE_PX // FIELD_PX) for c in range(TILE_PX // FIELD_PX)]
+    geoms = [box(TILE_LEFT + c * size, TILE_TOP - (r + 1) * size,
+                 TILE_LEFT + (c + 1) * size, TILE_TOP - r * size) for r, c in fields]
+    right = TILE_LEFT + TILE_PX * 10.0
+    geoms += [box(right - 3, TILE_TOP - 50, right + 40, TILE_TOP - 20),
+              box(right + 5000, TILE_TOP - 80, right + 5080, TILE_TOP)]
+    ids = [9000 + r * 1000 + c for r, c in fields] + [1, 2]
+    frame = gpd.GeoDataFrame({"FS_KENNUNG": ids, "SNAR_CODE": 110}, geometry=geoms,
+                             crs="EPSG:32633").to_crs(crs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_file(path)
+    return path
+
+
+def parcel_config(root: Path, parcel_map: Path | None = None) -> Any:
+    cfg = tiny_config(root)
+    cfg.predict.instances = "parcels"
+    cfg.predict.parcel_map = None if parcel_map is None else str(parcel_map)
+    return cfg
+
+
+def class_probabilities(root: Path) -> np.ndarray:
+    """(y, x, class) model probabilities of every pixel of the tiny tile."""
+    import torch
+
+    module, meta = load_crop_model(root / f"food_security/models/{YEAR}/lstm")
+    source = TileComposites(root / f"food_security/harmonise/{YEAR}/33UVP.zarr", meta["bands"], 12)
+    with torch.no_grad():
+        probs = module.predict_proba(torch.from_numpy(source.read_rows(0, source.height)))
+    return probs.numpy().reshape(source.height, source.width, -1)
+
+
+def test_parcel_instances_classify_each_parcel_by_its_pixels(root: Path) -> None:
+    import geopandas as gpd
+
+    from tasks.lucas.crop_map import read_instances
+
+    # the year's parcel map of the ingest stage is the default source
+    write_parcel_map(root / f"food_security/ingest/{YEAR}/parcels.parquet")
+    result = run_predict(parcel_config(root), RUN_DATE)
+    folder = Path(result["folder"])
+    fields = gpd.read_parquet(folder / "33UVP_instances.parquet")
+    assert list(fields.columns) == ["instance_id", "parcel_id", "class_index", "crop_class",
+                                    "pixels", "area_m2", "confidence", "agreement", "geometry"]
+    assert fields.crs.to_epsg() == 32633
+    counts = result["counts"]
+    # 25 fields + the sliver touch the tile; the sliver holds no pixel centre; the far one is out
+    assert len(fields) == counts["instances"] == 25
+    assert counts["parcels"] == 26 and counts["parcels_without_pixels"] == 1
+    assert 1 not in set(fields["parcel_id"]) and 2 not in set(fields["parcel_id"])
+    assert (fields["pixels"] == FIELD_PX**2).all()
+    np.testing.assert_allclose(fields["area_m2"], 6400.0, rtol=1e-6)
+    assert ((fields["agreement"] > 0) & (fields["agreement"] <= 1)).all()
+    classes, _ = expected_classes(root)
+    probs = class_probabilities(root)
+    class_names = json.loads((folder / "manifest.json").read_text())["classes"]
+    for row in fields.itertuples():
+        r, c = divmod(row.parcel_id - 9000, 1000)
+        window = (slice(r * FIELD_PX, (r + 1) * FIELD_PX), slice(c * FIELD_PX, (c + 1) * FIELD_PX))
+        votes = np.bincount(classes[window].ravel(), minlength=len(class_names))
+        prob_sums = probs[window].reshape(-1, len(class_names)).sum(axis=0)
+        tied = np.flatnonzero(votes == votes.max())
+        majority = tied[np.argmax(prob_sums[tied])]
+        assert row.class_index == majority and row.crop_class == class_names[majority]
+        assert row.agreement == pytest.approx(votes[majority] / FIELD_PX**2)
+        assert row.confidence == pytest.approx(prob_sums[majority] / FIELD_PX**2, rel=1e-5)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["instances"] == "parcels"
+    assert manifest["inputs"]["parcel_map"].endswith(f"ingest/{YEAR}/parcels.parquet")
+    # the LUCAS evaluator reads the file as it reads connected regions
+    assert len(read_instances(folder / "33UVP_instances.parquet").class_index) == 25
+    # re-running gives the same file content
+    run_predict(parcel_config(root), RUN_DATE)
+    again = gpd.read_parquet(folder / "33UVP_instances.parquet")
+    assert again.drop(columns="geometry").equals(fields.drop(columns="geometry"))
+    assert again.geometry.geom_equals(fields.geometry).all()
+
+
+def test_parcel_instances_skip_no_data_and_honour_min_pixels(root: Path) -> None:
+    import geopandas as gpd
+    import zarr
+
+    store = zarr.open_group(str(root / f"food_security/harmonise/{YEAR}/33UVP.zarr"))
+    reflectance = store["reflectance"][:]
+    reflectance[0, 0, 0:8, 0:8] = np.nan  # parcel (0, 0) all no data
+    reflectance[0, 0, 8:12, 0:8] = np.nan  # half of parcel (1, 0)
+    store["reflectance"][:] = reflectance
+    parcel_map = write_parcel_map(root / f"maps/{YEAR}.gpkg", crs="EPSG:31287")
+    cfg = parcel_config(root, root / "maps/{agronomic_year}.gpkg")
+    cfg.predict.min_instance_pixels = 33
+    result = run_predict(cfg, RUN_DATE)
+    fields = gpd.read_parquet(result["fields"])
+    assert result["counts"]["parcels_without_pixels"] == 2  # the sliver and parcel (0, 0)
+    assert result["counts"]["instances_below_min_pixels"] == 1  # parcel (1, 0): 32 pixels
+    assert len(fields) == 23 and 9000 not in set(fields["parcel_id"])
+    assert 10000 not in set(fields["parcel_id"])
+    cfg.predict.min_instance_pixels = 1
+    fields = gpd.read_parquet(run_predict(cfg, RUN_DATE)["fields"])
+    assert fields.set_index("parcel_id").loc[10000, "pixels"] == 32
+    assert parcel_map.is_file()
+
+
+def test_parcel_instances_without_a_parcel_map_name_the_config_key(root: Path) -> None:
+    with pytest.raises(PredictInputError, match=r"parcel map .*parcels.parquet does not exist "
+                                                r"\(predict.instances: parcels\); set "
+                                                r"predict.parcel_map"):
+        run_predict(parcel_config(root), RUN_DATE)
+    with pytest.raises(PredictInputError, match=r"nowhere.parquet does not exist"):
+        run_predict(parcel_config(root, root / "nowhere.parquet"), RUN_DATE)
+    assert not (root / f"food_security/predict/{YEAR}").exists()
+
+
+def test_default_instances_are_connected_regions(root: Path) -> None:
+    assert tiny_config(root).predict.instances == "connected_regions"
+    result = run_predict(tiny_config(root), RUN_DATE)
+    manifest = json.loads((Path(result["folder"]) / "manifest.json").read_text())
+    assert manifest["instances"] == "connected_regions"
+    assert "parcel_map" not in manifest["inputs"]
+
+
+def test_parcel_aggregator_matches_a_hand_computation() -> None:
+    """6 x 6 px, 3 parcels + a sliver; fed in 2-row blocks and 2 probability batches per block.
+
+    Classes (9 = no data), parcels A (rows 0-2, cols 0-2), B (rows 0-3, cols 3-5), C (rows 4-5):
+
+        1 1 1 | 0 0 2        A: five 1s, four 2s        -> 1, agreement 5/9
+        1 1 2 | 0 2 2        B: six 0s, six 2s (a tie;   -> 2, agreement 6/12
+        2 2 2 | 0 2 2           the 2s are surer)
+        0 0 0 | 0 0 2        (row 3, cols 0-2: no parcel)
+        3 3 3   3 9 9        C: seven 3s, three 0s, two no data -> 3, agreement 7/10
+        3 3 3   0 0 0
+    """
+    from affine import Affine
+    from shapely.geometry import box
+
+    from tasks.food_security.parcel_instances import ParcelAggregator
+
+    classes = np.array([[1, 1, 1, 0, 0, 2], [1, 1, 2, 0, 2, 2], [2, 2, 2, 0, 2, 2],
+                        [0, 0, 0, 0, 0, 2], [3, 3, 3, 3, 9, 9], [3, 3, 3, 0, 0, 0]],
+                       dtype=np.uint8)
+    transform = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 60.0)
+    parcels = [box(0, 30, 30, 60), box(30, 20, 60, 60), box(0, 0, 60, 20), box(59, 0, 61, 60)]
+    probs = np.full((36, 4), 0.4 / 3)
+    flat = classes.ravel()
+    valid = flat != 9
+    probs[valid, flat[valid]] = 0.6
+    surer = (flat == 2) & (np.arange(36) % 6 >= 3)  # B's 2s: 0.9 (rest 0.1 / 3)
+    probs[surer] = 0.1 / 3
+    probs[surer, 2] = 0.9
+    aggregator = ParcelAggregator(parcels, transform, width=6, n_classes=4)
+    for start in range(0, 6, 2):
+        parcel = aggregator.rasterise_rows(start, start + 2).ravel()
+        aggregator.add_votes(parcel, classes[start:start + 2], nodata=9)
+        pixel = np.flatnonzero(valid[start * 6:(start + 2) * 6])  # as classify_pixels batches
+        for batch in (pixel[:5], pixel[5:]):
+            aggregator.add_probabilities(parcel[batch], probs[start * 6 + batch])
+    frame, counts = aggregator.instances(np.array([11, 22, 33, 44]), ["a", "b", "c", "d"],
+                                         "EPSG:32633", min_pixels=1)
+    assert counts == {"instances": 3, "parcels": 4, "parcels_without_pixels": 1,
+                      "instances_below_min_pixels": 0}
+    assert frame["parcel_id"].tolist() == [11, 22, 33]
+    assert frame["crop_class"].tolist() == ["b", "c", "d"]
+    assert frame["class_index"].tolist() == [1, 2, 3]
+    assert frame["pixels"].tolist() == [9, 12, 10]
+    np.testing.assert_allclose(frame["agreement"], [5 / 9, 6 / 12, 7 / 10])
+    np.testing.assert_allclose(frame["confidence"], [(5 * 0.6 + 4 * 0.4 / 3) / 9,
+                                                     (6 * 0.9 + 6 * 0.4 / 3) / 12,
+                                                     (7 * 0.6 + 3 * 0.4 / 3) / 10])
+    np.testing.assert_allclose(frame["area_m2"], [900.0, 1200.0, 1200.0])
+    assert frame.geometry.iloc[1].equals(parcels[1])
