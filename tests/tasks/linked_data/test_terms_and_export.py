@@ -204,3 +204,25 @@ def test_run_keys():
     assert run_key_for("lucas_points", "2018-06-18") == "2018"
     with pytest.raises(ValueError, match="allowed"):
         run_key_for("tides", "2018-01-01")
+
+
+def test_parcel_instance_columns_are_exported_when_present(ld_cfg, tmp_path):
+    from tests.tasks.linked_data.linked_data_samples import crop_fields
+
+    frame = crop_fields(n_per_side=2)
+    frame["parcel_id"] = ["AT-1", "AT-2", "AT-3", "AT-4"]
+    frame["agreement"] = [1.0, 0.75, 0.5, 0.9]
+    frame["pixels"] = [400, 380, 12, 399]
+    path = tmp_path / "T1_instances.parquet"
+    frame.to_parquet(path)
+    result = export_product(ld_cfg, "crop_field_instances", YEAR, [path])
+    text = Path(result["rdf"]).read_text()
+    assert text.count("ontology#parcelId> \"AT-") == 4
+    assert '#agreement> "0.75"^^<http://www.w3.org/2001/XMLSchema#double>' in text
+    assert '#pixelCount> "12"^^<http://www.w3.org/2001/XMLSchema#integer>' in text
+    # connected-region outputs have no parcel columns: still exported, without those triples
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    crop_fields(n_per_side=2).to_parquet(plain / "T1_instances.parquet")
+    other = export_product(ld_cfg, "crop_field_instances", YEAR, [plain / "T1_instances.parquet"])
+    assert "parcelId" not in Path(other["rdf"]).read_text() and other["features"] == 4
