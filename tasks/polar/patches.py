@@ -24,6 +24,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Target size of one output chunk along the patch axis (bytes).
 OUTPUT_CHUNK_BYTES = 2 * 1024 * 1024
+#: Driver writes in flight at once (each holds its block of patches until written).
+PENDING_WRITES = 2
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,22 @@ def _open_group(path: str) -> zarr.Group:
     return zarr.open_group(path, mode="r")
 
 
+def _open_array(path: str, name: str) -> zarr.Array:
+    """Open variable ``name`` of group ``path``, cached while its metadata file is unchanged."""
+    metadata = Path(path) / name / "zarr.json"
+    try:
+        stamp = metadata.stat().st_mtime_ns
+    except FileNotFoundError:
+        return _open_group(path)[name]  # not a local zarr v3 array: open it uncached
+    return _open_array_cached(path, name, stamp)
+
+
+@functools.lru_cache(maxsize=256)
+def _open_array_cached(path: str, name: str, stamp: int) -> zarr.Array:
+    del stamp  # part of the cache key only
+    return _open_group(path)[name]
+
+
 @functools.lru_cache(maxsize=64)
 def _band_order(path: str) -> tuple[int, ...]:
     bands = [str(b) for b in _open_group(path)["band"][:]]
@@ -146,10 +165,9 @@ def _read_window(
     Reads the zarr arrays directly (no xarray decoding; :func:`check_scene_pair` makes sure none
     is needed).
     """
-    group = _open_group(path)
     out = []
     for name in names:
-        array = group[name]
+        array = _open_array(path, name)
         if array.ndim == 3:
             order = list(_band_order(path))
             values = array[:, window[0], window[1]]
@@ -172,24 +190,16 @@ def find_candidates(
     (label,) = _read_window(label_zarr, [schema.LABEL_VAR], window)
     n_codes = len(schema.ice_classes()) + 1
 
-    def grid(a: np.ndarray) -> np.ndarray:
-        if stride == size:
-            blocks = a.reshape(a.shape[0] // size, size, a.shape[1] // size, size)
-            return blocks.transpose(0, 2, 1, 3)
-        return sliding_window_view(a, (size, size))[::stride, ::stride]
-
-    bad = grid((land != 0) | (valid == 0)).any(axis=(2, 3))
     if label.max(initial=0) >= n_codes:
         raise ValueError(
             f"{label_zarr}: label code {int(label.max())} outside 0..{n_codes - 1} "
             "(codes of ice_classes.csv)"
         )
-    label_grid = grid(label)
-    n_rows, n_cols = label_grid.shape[:2]
-    flat_labels = np.ascontiguousarray(label_grid).reshape(n_rows * n_cols, size * size)
-    offsets = (np.arange(n_rows * n_cols) * n_codes)[:, None]
-    counts = np.bincount((flat_labels + offsets).ravel(), minlength=n_rows * n_cols * n_codes)
-    counts = counts.reshape(n_rows, n_cols, n_codes)
+    bad_pixels = (land != 0) | (valid == 0)
+    if stride == size:
+        bad, counts = _patch_counts_aligned(bad_pixels, label, size, n_codes)
+    else:
+        bad, counts = _patch_counts(bad_pixels, label, size, stride, n_codes)
     counts[..., schema.NO_LABEL] = 0
     code = counts.argmax(axis=-1)
     purity = counts.max(axis=-1) / float(size * size)
@@ -200,6 +210,45 @@ def find_candidates(
     ).astype(np.int32).reshape(-1, 3)
 
 
+def _patch_counts(
+    bad_pixels: np.ndarray, label: np.ndarray, size: int, stride: int, n_codes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch of the grid: any bad pixel (rows, cols) and label counts (rows, cols, n_codes)."""
+    bad = sliding_window_view(bad_pixels, (size, size))[::stride, ::stride].any(axis=(2, 3))
+    label_grid = sliding_window_view(label, (size, size))[::stride, ::stride]
+    n_rows, n_cols = label_grid.shape[:2]
+    flat_labels = np.ascontiguousarray(label_grid).reshape(n_rows * n_cols, size * size)
+    offsets = (np.arange(n_rows * n_cols) * n_codes)[:, None]
+    counts = np.bincount((flat_labels + offsets).ravel(), minlength=n_rows * n_cols * n_codes)
+    return bad, counts.reshape(n_rows, n_cols, n_codes)
+
+
+def _patch_counts_aligned(
+    bad_pixels: np.ndarray, label: np.ndarray, size: int, n_codes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_patch_counts` for ``stride == size`` (patches tile the window), in one bincount.
+
+    Bad pixels count as an extra code ``n_codes``, so one histogram per patch gives both. A bad
+    patch's label counts then miss its bad pixels; such patches are rejected whatever they are.
+    """
+    n_rows, n_cols = label.shape[0] // size, label.shape[1] // size
+    marked = np.where(bad_pixels, np.uint8(n_codes), label)
+    keys = _patch_bin_offsets(n_rows, n_cols, size, n_codes + 1) + marked
+    counts = np.bincount(keys.ravel(), minlength=n_rows * n_cols * (n_codes + 1))
+    counts = counts.reshape(n_rows, n_cols, n_codes + 1)
+    return counts[..., n_codes] > 0, counts[..., :n_codes]
+
+
+@functools.lru_cache(maxsize=4)
+def _patch_bin_offsets(n_rows: int, n_cols: int, size: int, n_bins: int) -> np.ndarray:
+    """(n_rows * size, n_cols * size) first histogram bin of each pixel's patch (read-only)."""
+    patch = np.arange(n_rows * n_cols, dtype=np.intp).reshape(n_rows, 1, n_cols, 1) * n_bins
+    offsets = np.broadcast_to(patch, (n_rows, size, n_cols, size))
+    offsets = np.ascontiguousarray(offsets).reshape(n_rows * size, n_cols * size)
+    offsets.flags.writeable = False
+    return offsets
+
+
 def cut_patches(
     scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int
 ) -> np.ndarray:
@@ -208,6 +257,17 @@ def cut_patches(
     Raises:
         ValueError: a chosen patch has non-finite backscatter although ``valid_mask`` says valid.
 
+    """
+    return _cut_patches_and_sums(scene_zarr, tile, origins, size, stride)[0]
+
+
+def _cut_patches_and_sums(
+    scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cut_patches`, plus the float32 sum of every patch and band (n, band).
+
+    The sums serve both the finiteness check (NaN / inf propagate) and the band statistics, so
+    the patches are traversed once for both.
     """
     window = tile.pixel_window(size, stride)
     (backscatter,) = _read_window(scene_zarr, [schema.BACKSCATTER_VAR], window)
@@ -220,14 +280,16 @@ def cut_patches(
         views = sliding_window_view(backscatter, (size, size), axis=(1, 2))[:, ::stride, ::stride]
         patches = views[:, rows, cols].transpose(1, 0, 2, 3)
     patches = np.ascontiguousarray(patches, dtype=np.float32)
-    finite = np.isfinite(patches.reshape(len(patches), -1).sum(axis=1))  # NaN / inf propagate
+    # per patch and band in float32 (pairwise summation); NaN / inf propagate into the sum
+    patch_sums = patches.reshape(len(patches), patches.shape[1], -1).sum(axis=2)
+    finite = np.isfinite(patch_sums).all(axis=1)
     if not finite.all():
         bad = origins[~finite][0] * stride
         raise ValueError(
             f"{scene_zarr}: non-finite backscatter in a patch at pixel (y={bad[0]}, x={bad[1]}) "
             "where valid_mask is 1; the harmonised scene's valid_mask is wrong"
         )
-    return patches
+    return patches, patch_sums
 
 
 def balance_candidates(
@@ -306,24 +368,26 @@ class TilePatches:
 
 def cut_and_store(
     scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int,
-    out_zarr: str, first_index: int, chunk_n: int,
+    out_zarr: str | None, first_index: int, chunk_n: int,
 ) -> TilePatches:
     """Cut a tile's patches; write the whole output chunks they fill, return the rest.
 
     The tile's patches occupy output rows [first_index, first_index + n). Output chunks lying
     entirely inside that range are written here (no other task touches them); the partial
     chunks at both ends are returned to the driver, which joins them with the neighbouring
-    tiles' parts. Tasks therefore never write the same zarr chunk.
+    tiles' parts. Tasks therefore never write the same zarr chunk. With ``out_zarr=None``
+    nothing is written here and every patch is returned (as ``head``): the in-process path,
+    where the driver writes in a background thread while the next tile is cut.
     """
-    patches = cut_patches(scene_zarr, tile, origins, size, stride)
+    patches, patch_sums = _cut_patches_and_sums(scene_zarr, tile, origins, size, stride)
     n = len(patches)
     flat = patches.reshape(n, patches.shape[1], -1)
     # per patch and band in float32 (pairwise summation), across patches in float64
-    band_sum = flat.sum(axis=2).sum(axis=0, dtype=np.float64)
+    band_sum = patch_sums.sum(axis=0, dtype=np.float64)
     band_sum_sq = np.einsum("nbk,nbk->nb", flat, flat).sum(axis=0, dtype=np.float64)
     c0 = -(-first_index // chunk_n) * chunk_n
     c1 = (first_index + n) // chunk_n * chunk_n
-    if c1 <= c0:
+    if c1 <= c0 or out_zarr is None:
         return TilePatches(patches, patches[:0], (c0, c0), band_sum, band_sum_sq)
     out = zarr.open_array(Path(out_zarr) / "x", mode="r+")
     out[c0:c1] = patches[c0 - first_index: c1 - first_index]
@@ -332,7 +396,12 @@ def cut_and_store(
 
 
 class _PatchStore:
-    """The output zarr group; the driver writes the chunks shared by neighbouring tiles."""
+    """The output zarr group; the driver writes the chunks shared by neighbouring tiles.
+
+    Driver writes run in one background thread (at most :data:`PENDING_WRITES` in flight, which
+    bounds the memory they hold), so encoding and writing overlap with receiving or cutting the
+    next tile; every write covers whole output chunks, which zarr encodes in parallel.
+    """
 
     def __init__(self, out: Path, n: int, n_bands: int, size: int) -> None:
         self.chunk_n = max(1, OUTPUT_CHUNK_BYTES // (n_bands * size * size * 4))
@@ -354,6 +423,15 @@ class _PatchStore:
         self.total = np.zeros(n_bands)
         self.total_sq = np.zeros(n_bands)
         self.written = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patch-store")
+        self._pending: deque[Future] = deque()
+
+    def _write(self, start: int, block: np.ndarray) -> None:
+        while len(self._pending) >= PENDING_WRITES:
+            self._pending.popleft().result()  # re-raises a failed write
+        self._pending.append(
+            self._executor.submit(self.x.__setitem__, slice(start, start + len(block)), block)
+        )
 
     def _append(self, patches: np.ndarray) -> None:
         if len(patches):
@@ -361,15 +439,42 @@ class _PatchStore:
             self.buffered += len(patches)
 
     def _flush(self, final: bool = False) -> None:
+        """Write the buffered rows up to the last chunk boundary (all of them when ``final``).
+
+        Only the pieces that share a chunk are joined; a run of whole chunks inside one piece
+        (a tile's patches, in-process) is written as a view, without copying it first.
+        """
         full = self.buffered if final else self.buffered // self.chunk_n * self.chunk_n
         if full == 0:
             return
-        block = np.concatenate(self.buffer)
-        self.x[self.position: self.position + full] = block[:full]
-        self.position += full
-        self.written += full
-        rest = block[full:]
-        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
+        end = self.position + full
+        pieces = deque(self.buffer)
+        while self.position < end:
+            want = min(self.chunk_n, end - self.position)
+            if len(pieces[0]) >= want:  # the longest run of whole chunks (or the end) in it
+                take = min(len(pieces[0]), end - self.position)
+                if self.position + take != end:
+                    take = take // self.chunk_n * self.chunk_n
+                block = pieces[0][:take]
+                pieces[0] = pieces[0][take:]
+            else:  # one chunk joined from several pieces
+                parts, got = [], 0
+                while got < want:
+                    piece = pieces[0][: want - got]
+                    parts.append(piece)
+                    got += len(piece)
+                    pieces[0] = pieces[0][len(piece):]
+                    if not len(pieces[0]):
+                        pieces.popleft()
+                block = np.concatenate(parts)
+            if pieces and not len(pieces[0]):
+                pieces.popleft()
+            self._write(self.position, block)
+            self.position += len(block)
+            self.written += len(block)
+        # the rest (< one chunk) is copied so that it does not pin a whole tile's patches
+        self.buffer = [np.ascontiguousarray(p).copy() for p in pieces if len(p)]
+        self.buffered = sum(len(p) for p in self.buffer)
 
     def add(self, part: TilePatches) -> None:
         """Take a tile task's result (in output order)."""
@@ -388,7 +493,17 @@ class _PatchStore:
         self._flush()
 
     def close(self) -> None:
+        """Write what is left and wait for every write (re-raising a failed one)."""
         self._flush(final=True)
+        while self._pending:
+            self._pending.popleft().result()
+        self._executor.shutdown()
+
+    def abort(self) -> None:
+        """Stop the writer thread after an error (pending writes are dropped or finished)."""
+        for future in self._pending:
+            future.cancel()
+        self._executor.shutdown(wait=True)
 
     def stats(self, size: int) -> tuple[list[float], list[float]]:
         count = max(self.written * size * size, 1)
@@ -482,15 +597,21 @@ def extract_patches(
     writer = _PatchStore(Path(out_zarr), len(chosen), len(schema.BANDS), size)
     tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
     bounds = list(starts) + [len(chosen)]
+    # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
+    task_out = str(out_zarr) if client is not None else None
     cut_jobs = [
         (scene_paths[tiles[t].scene_index], tiles[t], chosen[bounds[i]:bounds[i + 1], 2:4], size,
-         stride, str(out_zarr), int(bounds[i]), writer.chunk_n)
+         stride, task_out, int(bounds[i]), writer.chunk_n)
         for i, t in enumerate(tile_ids)
     ]
-    for part in tqdm(_ordered_results(client, cut_and_store, cut_jobs, window),
-                     total=len(cut_jobs), desc=f"extract {size}px", disable=None):
-        writer.add(part)
-    writer.close()
+    try:
+        for part in tqdm(_ordered_results(client, cut_and_store, cut_jobs, window),
+                         total=len(cut_jobs), desc=f"extract {size}px", disable=None):
+            writer.add(part)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
     if writer.written != len(chosen):
         raise RuntimeError(f"wrote {writer.written} of {len(chosen)} patches to {out_zarr}")
     writer.y[:] = chosen[:, 4].astype(np.uint8)
@@ -499,7 +620,7 @@ def extract_patches(
     mean, std = writer.stats(size)
     class_counts = _class_counts(chosen[:, 4])
     scene_ids = [str(_open_group(p).attrs.get("scene_id", Path(p).stem)) for p in scene_paths]
-    writer.group.attrs.update({
+    writer.group.update_attributes({  # one metadata write
         "band_mean": mean,
         "band_std": std,
         "class_counts": class_counts,

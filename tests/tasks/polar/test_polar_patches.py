@@ -133,3 +133,30 @@ def test_tile_tasks_and_driver_share_chunks_correctly(
     np.testing.assert_array_equal(zarr.open_group(tmp_path / "small.zarr")["x"][:],
                                   zarr.open_group(tmp_path / "ref.zarr")["x"][:])
     np.testing.assert_allclose(small["band_mean"], ref["band_mean"])
+
+
+def test_aligned_candidate_counts_equal_general_path(
+        tmp_path: Path, polar_scene_pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.polar.patches as patches_module
+
+    rng = np.random.default_rng(5)
+    label = rng.integers(0, 6, (96, 128)).astype(np.uint8)
+    label[:40] = 2  # pure patches
+    bad_pixels = rng.random(label.shape) < 0.002
+    bad_a, counts_a = patches_module._patch_counts_aligned(bad_pixels, label, 32, 6)
+    bad_g, counts_g = patches_module._patch_counts(bad_pixels, label, 32, 32, 6)
+    np.testing.assert_array_equal(bad_a, bad_g)
+    assert bad_g.any() and not bad_g.all()
+    np.testing.assert_array_equal(counts_a[~bad_g], counts_g[~bad_g])
+    # end to end: the stride == size fast path gives the same training set as the general one
+    kwargs = dict(size=32, min_purity=0.6, balance="none", max_per_class=10_000, tile_px=96)
+    fast = extract_patches([polar_scene_pair[0]], [polar_scene_pair[1]], tmp_path / "f.zarr",
+                           **kwargs)
+    monkeypatch.setattr(patches_module, "_patch_counts_aligned",
+                        lambda b, lab, size, n: patches_module._patch_counts(b, lab, size, size, n))
+    general = extract_patches([polar_scene_pair[0]], [polar_scene_pair[1]], tmp_path / "g.zarr",
+                              **kwargs)
+    assert fast["n_patches"] == general["n_patches"] > 0
+    for name in ("x", "y", "origin"):
+        np.testing.assert_array_equal(zarr.open_group(tmp_path / "f.zarr")[name][:],
+                                      zarr.open_group(tmp_path / "g.zarr")[name][:])
