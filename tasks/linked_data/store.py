@@ -309,18 +309,9 @@ class HttpStore:
             predicates = [str(row["p"]) for row in rows]
             for update, ask in clear_graph_updates(graph, predicates):
                 self.update(update)
-                while self._ask(ask):
+                while bool(self.query(ask)):
                     self.update(update)
         self.update(f"DROP SILENT GRAPH <{graph}>")
-
-    def _ask(self, sparql: str) -> bool:
-        response = self._post(
-            self.cfg.endpoint("query"),
-            "SPARQL ask",
-            data={"query": sparql},
-            headers={"Accept": "application/sparql-results+json"},
-        )
-        return bool(response.json()["boolean"])
 
     def post_file(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """POST the file into ``graph`` (N-Quads: their own graphs) in parallel line chunks."""
