@@ -8,8 +8,9 @@ Two stores behind one interface:
 
 Clearing a graph before a re-load (both stores when the server is Oxigraph): Oxigraph's
 ``remove_graph`` / ``DROP GRAPH`` delete quad by quad at ~16k quads/s here, while one
-``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_updates`) runs at ~50k/s with
-bounded memory, so a re-load is no longer dominated by removing the old triples.
+``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_in_batches`) runs at ~50k/s with
+bounded memory (:func:`clear_graph_in_batches`), so a re-load is no longer dominated by removing
+the old triples.
 * :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
   through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
   chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
@@ -70,25 +71,27 @@ class TripleStore(Protocol):
 CLEAR_BATCH_QUADS = 200_000
 
 
-def graph_predicates_query(graph: str) -> str:
-    """SPARQL query listing the distinct predicates of ``graph`` (an IRI checked by the caller)."""
-    return f"SELECT DISTINCT ?p WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+def clear_graph_in_batches(
+    graph: str,
+    query: Callable[[str], Any],
+    update: Callable[[str], Any],
+    batch: int = CLEAR_BATCH_QUADS,
+) -> None:
+    """Empty ``graph`` with one ``DELETE ... LIMIT batch`` per predicate, repeated while needed.
 
-
-def clear_graph_updates(
-    graph: str, predicates: list[str], batch: int = CLEAR_BATCH_QUADS
-) -> Iterator[tuple[str, str]]:
-    """SPARQL updates that empty ``graph``: one ``DELETE ... LIMIT batch`` per predicate.
-
-    Yields ``(update, ask)`` pairs: run ``update`` again while ``ask`` (is anything left for that
-    predicate?) is true. ``predicates`` are N-Triples IRIs (``<...>``) as read from the store.
+    ``query`` / ``update`` run SPARQL on the store (embedded or HTTP); ``graph`` is an IRI the
+    caller has checked. Oxigraph's ``remove_graph`` / ``DROP GRAPH`` delete quad by quad (~11-16k
+    quads/s here); these batches run at ~32-50k/s with bounded memory.
     """
-    for predicate in predicates:
+    rows = query(f"SELECT DISTINCT ?p WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+    for predicate in [str(row["p"]) for row in rows]:
         pattern = f"GRAPH <{graph}> {{ ?s {predicate} ?o }}"
-        yield (
-            f"DELETE {{ {pattern} }} WHERE {{ SELECT ?s ?o WHERE {{ {pattern} }} LIMIT {batch} }}",
-            f"ASK {{ {pattern} }}",
+        delete = (
+            f"DELETE {{ {pattern} }} WHERE {{ SELECT ?s ?o WHERE {{ {pattern} }} LIMIT {batch} }}"
         )
+        update(delete)
+        while bool(query(f"ASK {{ {pattern} }}")):
+            update(delete)
 
 
 def _rdf_format(fmt: str) -> Any:
@@ -139,11 +142,7 @@ class EmbeddedStore:
 
         node = ox.NamedNode(graph)
         started = time.perf_counter()
-        predicates = [str(row["p"]) for row in self.store.query(graph_predicates_query(graph))]
-        for update, ask in clear_graph_updates(graph, predicates, batch):
-            self.store.update(update)
-            while self.store.query(ask):
-                self.store.update(update)
+        clear_graph_in_batches(graph, self.store.query, self.store.update, batch)
         self.store.remove_graph(node)  # now empty: drops the graph name only
         log.info("cleared <%s> in %.1fs", graph, time.perf_counter() - started)
 
@@ -305,12 +304,7 @@ class HttpStore:
     def drop_graph(self, graph: str) -> None:
         """Empty and drop ``graph``: batched deletes on Oxigraph (``oxigraph_bulk``), else DROP."""
         if self.cfg.oxigraph_bulk:
-            rows = self.query(graph_predicates_query(graph))
-            predicates = [str(row["p"]) for row in rows]
-            for update, ask in clear_graph_updates(graph, predicates):
-                self.update(update)
-                while bool(self.query(ask)):
-                    self.update(update)
+            clear_graph_in_batches(graph, self.query, self.update)
         self.update(f"DROP SILENT GRAPH <{graph}>")
 
     def post_file(self, graph: str, rdf_file: Path, fmt: str) -> None:
