@@ -5,12 +5,6 @@ Two stores behind one interface:
 * :class:`EmbeddedStore` - a persistent ``pyoxigraph.Store`` folder (default ``{root}/linked_data/
   store``); loading clears the graph and bulk-loads the file. RocksDB allows one writer process:
   Airflow serialises loads through the ``triple_store`` pool.
-
-Clearing a graph before a re-load (both stores when the server is Oxigraph): Oxigraph's
-``remove_graph`` / ``DROP GRAPH`` delete quad by quad at ~16k quads/s here, while one
-``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_in_batches`) runs at ~50k/s with
-bounded memory (:func:`clear_graph_in_batches`), so a re-load is no longer dominated by removing
-the old triples.
 * :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
   through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
   chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
@@ -22,6 +16,11 @@ the old triples.
   name the graph see the old or the new content, never a mix; with ``--union-default-graph`` the
   staging triples are visible in the default graph while they load). Connection errors and 5xx
   answers are retried with exponential backoff, then reported with :class:`StoreUnavailableError`.
+
+Clearing a graph before a re-load (both stores when the server is Oxigraph): Oxigraph's
+``remove_graph`` / ``DROP GRAPH`` delete quad by quad at ~16k quads/s here, while one
+``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_in_batches`) runs at ~50k/s
+with bounded memory, so a re-load is no longer dominated by removing the old triples.
 """
 
 from __future__ import annotations
