@@ -121,8 +121,9 @@ class ParcelAggregator:
     def rasterise_rows(self, start: int, stop: int) -> np.ndarray:
         """Return the parcel number (int64, -1 = none) of each pixel of rows ``start:stop``."""
         from affine import Affine
-        from rasterio.features import rasterize
         from shapely.geometry import box
+
+        from tasks.food_security.labels import rasterise_parcels  # scipy: not at predict import
 
         shape = (stop - start, self.width)
         t = self.transform
@@ -135,9 +136,9 @@ class ParcelAggregator:
             return np.full(shape, -1, dtype=np.int64)
         if len(self.geometries) >= 2**31 - 1:
             raise ParcelMapError(f"{len(self.geometries)} parcels do not fit int32 ids")
-        burned = rasterize(zip(self.geometries[hits], hits.tolist(), strict=True), out_shape=shape,
-                           transform=block_transform, fill=-1, dtype="int32", all_touched=False)
-        return burned.astype(np.int64)
+        # the labels stage's rule (pixel centre inside the parcel), on the parcels near the block
+        local = rasterise_parcels(list(self.geometries[hits]), block_transform, shape)
+        return np.where(local >= 0, hits[np.maximum(local, 0)], -1).astype(np.int64)
 
     def add_votes(self, parcel: np.ndarray, classes: np.ndarray, nodata: int) -> None:
         """Count each pixel's predicted class for its parcel (pixels outside / no data skipped)."""
