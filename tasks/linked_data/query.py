@@ -251,7 +251,7 @@ def bind_parameters(
         values: parameter name -> user value (parsed and checked for its declared type).
         base: base IRI of data and concept IRIs.
         endpoints: configured federation endpoint names -> URLs.
-        max_grid_cells: above this many region cells the grid pre-filter is a coarse FILTER.
+        max_grid_cells: above this many region cells the query gets no grid pre-filter (scan).
 
     """
     missing = sorted(set(query.params) - set(values))
