@@ -43,6 +43,9 @@ def _register_subcommands() -> None:
     from tasks.lucas.cli import app as lucas_app
 
     app.add_typer(lucas_app, name="lucas", help="Evaluate crop maps against LUCAS points.")
+    from tasks.interlinking.cli import app as interlink_app
+
+    app.add_typer(interlink_app, name="interlink", help="Topological interlinking -> GeoSPARQL.")
 
 
 def echo_json(payload: Any) -> None:
