@@ -881,8 +881,11 @@ def export_product(
 
     """
     from tasks.config.common import config_hash
+    from tasks.naming import safe_name
     from tasks.storage import atomic_dir, stage_dir, write_manifest
 
+    product = safe_name("product", product)  # before any path is built from it
+    run_key = safe_name("run_key", run_key)
     fmt = fmt or cfg.export.format
     engine = engine or cfg.export.engine
     root = cfg.resolved_root()

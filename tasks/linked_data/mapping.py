@@ -190,8 +190,10 @@ class Mapping(_Strict):
 
 
 def mapping_path(product: str) -> Path:
-    """Path of the shipped mapping of a product type."""
-    return MAPPINGS_DIR / f"{product}.yaml"
+    """Path of the shipped mapping of a product type (the name is checked: no path escapes)."""
+    from tasks.naming import safe_name
+
+    return MAPPINGS_DIR / f"{safe_name('product', product)}.yaml"
 
 
 def available_products() -> list[str]:
@@ -207,9 +209,13 @@ def load_mapping(product_or_path: str | Path) -> Mapping:
 
     """
     candidate = Path(product_or_path)
-    path = (
-        candidate if candidate.suffix in {".yaml", ".yml"} else mapping_path(str(product_or_path))
-    )
+    if candidate.suffix in {".yaml", ".yml"}:
+        path = candidate  # a mapping file named in the config: a path, not a product name
+    else:
+        try:
+            path = mapping_path(str(product_or_path))
+        except ValueError as err:
+            raise MappingError(f"{err}; shipped product mappings: {available_products()}") from None
     if not path.is_file():
         raise MappingError(
             f"mapping {path} does not exist; shipped product mappings: {available_products()}"

@@ -7,7 +7,8 @@ A query file declares its parameters in header comments::
     # @embedded-only             (needs eeflow's custom functions, see functions.py)
 
 User text never goes into the SPARQL text as is: each value is parsed and checked for its declared
-type (``iri``, ``wkt``, ``date``, ``double``, ``integer``, ``string``, ``concept:SCHEME``,
+type (``iri``, ``wkt``, ``date``, ``double``, ``distance`` (metres, >= 0; also a ``double``
+named ``radius``), ``integer``, ``string``, ``concept:SCHEME``,
 ``endpoint``), turned into a pyoxigraph term and written in its N-Triples form (which escapes
 it) into a ``VALUES`` block placed first in the query's ``WHERE`` group - or, where the file has
 ``# @bind-values`` lines, at each of them instead (for groups the engine evaluates on their own,
@@ -55,6 +56,8 @@ from tasks.linked_data.vocabulary import code_list
 log = logging.getLogger(__name__)
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
+#: ``double`` parameters that are distances in metres: negative values are refused.
+DISTANCE_PARAMS = frozenset({"radius", "distance", "buffer", "max_distance"})
 _PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(\S+)", re.M)
 _WHERE = re.compile(r"\bWHERE\s*\{", re.I)
 _BIND_HERE = re.compile(r"^[ \t]*#\s*@bind-values\b.*$", re.M)
@@ -223,10 +226,12 @@ def to_term(kind: str, value: Any, name: str, base: str, endpoints: dict[str, st
             return ox.Literal(
                 dt.date.fromisoformat(text).isoformat(), datatype=ox.NamedNode(XSD + "date")
             )
-        if kind == "double":
+        if kind in ("double", "distance"):
             number = float(text)
             if not math.isfinite(number):
                 raise ValueError("not finite")
+            if (kind == "distance" or name in DISTANCE_PARAMS) and number < 0:
+                raise ValueError("a distance in metres must be 0 or more")
             return ox.Literal(repr(number), datatype=ox.NamedNode(XSD + "double"))
         if kind == "integer":
             return ox.Literal(str(int(text)), datatype=ox.NamedNode(XSD + "integer"))
@@ -261,19 +266,15 @@ def bind_parameters(
             f"query {query.name}: missing parameters {missing}, unknown parameters {unknown}; "
             f"declared: {query.params}"
         )
-    if (
-        "radius" in values
-        and "gridCell" in query.text
-        and float(values["radius"]) > MAX_GRID_RADIUS_M
-    ):
-        raise QueryError(
-            f"query {query.name}: radius {values['radius']} m exceeds the grid "
-            f"index margin of {MAX_GRID_RADIUS_M} m"
-        )
     text = query.text
     bound: list[tuple[str, Any]] = []
     for name, kind in query.params.items():
         term = to_term(kind, values[name], name, base, endpoints or {})
+        if name == "radius" and "gridCell" in query.text and float(term.value) > MAX_GRID_RADIUS_M:
+            raise QueryError(
+                f"query {query.name}: radius {term.value} m exceeds the grid "
+                f"index margin of {MAX_GRID_RADIUS_M} m"
+            )
         if kind == "endpoint":
             text, count = re.subn(
                 rf"SERVICE\s+(SILENT\s+)?\?{name}\b",

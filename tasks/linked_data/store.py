@@ -3,33 +3,43 @@
 Two stores behind one interface:
 
 * :class:`EmbeddedStore` - a persistent ``pyoxigraph.Store`` folder (default ``{root}/linked_data/
-  store``); loading clears the graph and bulk-loads the file. RocksDB allows one writer process:
-  Airflow serialises loads through the ``triple_store`` pool.
+  store``). RocksDB allows one writer process: Airflow serialises loads through the
+  ``triple_store`` pool.
 * :class:`HttpStore` - any SPARQL 1.1 server (Oxigraph: ``eeflow rdf serve`` or ``oxigraph serve``)
-  through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``) in
-  chunks of ``chunk_triples`` lines sent by ``parallel_requests`` threads (with Oxigraph's
-  ``no_transaction`` / ``lenient`` parameters when ``oxigraph_bulk``). ``store.replace`` picks how
-  a re-load replaces the graph: ``drop_then_load`` (files of at most ``atomic_max_triples``
-  triples and Turtle: one Graph Store ``PUT``, atomic on Oxigraph; bigger ones: clear, then the
-  chunks) or
-  ``staging_move`` (chunks into ``{graph}/staging``, then ``MOVE`` in one update, so readers that
-  name the graph see the old or the new content, never a mix; with ``--union-default-graph`` the
-  staging triples are visible in the default graph while they load). Connection errors and 5xx
-  answers are retried with exponential backoff, then reported with :class:`StoreUnavailableError`.
+  through the SPARQL 1.1 Update and Graph Store HTTP Protocol (``POST {store}?graph=IRI``).
 
-Clearing a graph before a re-load (both stores when the server is Oxigraph): Oxigraph's
-``remove_graph`` / ``DROP GRAPH`` delete quad by quad at ~16k quads/s here, while one
-``DELETE ... LIMIT`` per predicate of the graph (:func:`clear_graph_in_batches`) runs at ~50k/s
-with bounded memory, so a re-load is no longer dominated by removing the old triples.
+Every load is checked and atomic (nothing lost, nothing half-replaced):
+
+1. The file is parsed in full before the store is touched (:func:`read_rdf_keys`): a syntax error
+   or a file shorter than its export manifest says (a truncated ``.nt`` cut at a line end parses
+   fine) raises :class:`RdfFileError` and the store keeps the previous graph.
+2. A first load (the graph is absent or empty) goes the fast way: ``bulk_load`` (embedded) or
+   parallel chunks of ``chunk_triples`` lines (HTTP, Oxigraph's ``no_transaction`` when
+   ``oxigraph_bulk``, never ``lenient``: a rejected chunk fails the load, which then drops the
+   half-loaded graph so no partial graph stays behind).
+3. A re-load computes the difference between the stored graph and the file and applies it in one
+   SPARQL update (``DELETE DATA ... ; INSERT DATA ...``), which Oxigraph runs as one transaction:
+   readers, a failure or a ``kill -9`` see the old or the new graph, never a mix, and unchanged
+   triples are neither deleted nor re-inserted (Oxigraph deletes quad by quad, and ``MOVE`` of a
+   staging graph copies triple by triple: ~3 k triples/s). HTTP files of at most
+   ``atomic_max_triples`` triples and Turtle use one Graph Store ``PUT`` (also one transaction);
+   ``store.replace: staging_move`` keeps chunks into ``{graph}/staging`` + ``MOVE``.
+4. The final graph size is compared with the file's distinct triples; a mismatch is an error.
+
+Connection errors and 5xx answers are retried with exponential backoff, then reported with
+:class:`StoreUnavailableError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -46,10 +56,20 @@ class StoreUnavailableError(ConnectionError):
     """The SPARQL server did not answer after all retries."""
 
 
+class RdfFileError(ValueError):
+    """An RDF file is not loadable (syntax error, truncated); the store was not changed."""
+
+
+class LoadVerificationError(RuntimeError):
+    """The graph does not hold what the file holds after a load."""
+
+
 class TripleStore(Protocol):
     """What the loader and the query runner need from a store."""
 
-    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
+    def replace_graph(
+        self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None = None
+    ) -> int:
         """Replace ``graph`` with the content of ``rdf_file``; return the graph's triple count."""
         ...
 
@@ -101,6 +121,163 @@ def _rdf_format(fmt: str) -> Any:
     ]
 
 
+#: Readable names of the formats, for messages.
+FORMAT_NAMES = {"nt": "N-Triples", "nq": "N-Quads", "ttl": "Turtle"}
+
+
+def _statement_key(triple_text: str, graph: str) -> bytes:
+    """16-byte digest of one statement in one graph (sets of 2 M keys stay ~250 MB)."""
+    return hashlib.blake2b(f"{triple_text} {graph}".encode(), digest_size=16).digest()
+
+
+def _has_blank_node(statement: Any) -> bool:
+    import pyoxigraph as ox
+
+    return isinstance(statement.subject, ox.BlankNode) or isinstance(statement.object, ox.BlankNode)
+
+
+def iter_rdf_statements(rdf_file: Path, fmt: str, graph: str) -> Iterator[tuple[str, str, bool]]:
+    """Parse ``rdf_file`` strictly: yield (N-Triples text of the triple, graph IRI, blank node?).
+
+    Triples of ``nt`` / ``ttl`` files belong to ``graph``; N-Quads keep their own graph ("" is the
+    default graph). pyoxigraph's canonical serialisation makes the text comparable with what a
+    store returns.
+    """
+    import pyoxigraph as ox
+
+    for item in ox.parse(path=str(rdf_file), format=_rdf_format(fmt)):
+        if fmt == "nq":
+            name = item.graph_name
+            target = name.value if isinstance(name, ox.NamedNode) else ""
+            yield str(item.triple), target, _has_blank_node(item)
+        else:
+            yield str(item), graph, _has_blank_node(item)
+
+
+@dataclass
+class RdfFileContent:
+    """What a fully parsed RDF file holds (see :func:`read_rdf_keys`)."""
+
+    path: Path
+    fmt: str
+    graph: str
+    statements: int = 0
+    keys: set[bytes] = field(default_factory=set)
+    per_graph: dict[str, int] = field(default_factory=dict)
+    has_blank_nodes: bool = False
+
+    def statements_again(self) -> Iterator[tuple[str, str, bool]]:
+        """Parse the file again (it was valid the first time)."""
+        return iter_rdf_statements(self.path, self.fmt, self.graph)
+
+
+def read_rdf_keys(
+    rdf_file: Path, fmt: str, graph: str, expected_statements: int | None = None
+) -> RdfFileContent:
+    """Parse the whole file before any store is touched; count its statements.
+
+    Args:
+        rdf_file: the N-Triples / N-Quads / Turtle file to load.
+        fmt: ``nt``, ``nq`` or ``ttl``.
+        graph: the graph its triples go to.
+        expected_statements: the triple count the export manifest records; a file cut at a line
+            end parses fine, so only this count reveals it.
+
+    Raises:
+        RdfFileError: a syntax error (with file, line and column) or a count that differs from the
+            manifest's; the message says the store was not changed and how to fix the file.
+
+    """
+    content = RdfFileContent(Path(rdf_file), fmt, graph)
+    per_graph: dict[str, int] = defaultdict(int)
+    try:
+        for text, target, blank in iter_rdf_statements(content.path, fmt, graph):
+            content.statements += 1
+            key = _statement_key(text, target)
+            if key not in content.keys:
+                content.keys.add(key)
+                per_graph[target] += 1
+            content.has_blank_nodes |= blank
+    except SyntaxError as err:
+        raise RdfFileError(
+            f"{rdf_file} is not valid {FORMAT_NAMES[fmt]} ({err}); it may be truncated or "
+            "corrupt: re-run `eeflow rdf export` for this product and run. The store was not "
+            "changed"
+        ) from None
+    if expected_statements is not None and content.statements != expected_statements:
+        raise RdfFileError(
+            f"{rdf_file} holds {content.statements} triples but its export manifest records "
+            f"{expected_statements}: the file is truncated or was changed after the export; "
+            "re-run `eeflow rdf export` for this product and run. The store was not changed"
+        )
+    content.per_graph = dict(per_graph)
+    return content
+
+
+@dataclass
+class GraphDiff:
+    """Statements to delete from and to insert into the stored graph(s), by graph IRI."""
+
+    delete: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    insert: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    blank_nodes: bool = False
+
+    @property
+    def deleted(self) -> int:
+        """Statements removed."""
+        return sum(len(v) for v in self.delete.values())
+
+    @property
+    def inserted(self) -> int:
+        """Statements added."""
+        return sum(len(v) for v in self.insert.values())
+
+    def sparql_update(self) -> str:
+        """One SPARQL update (``DELETE DATA ; INSERT DATA``): one transaction on Oxigraph."""
+        parts = []
+        for verb, groups in (("DELETE DATA", self.delete), ("INSERT DATA", self.insert)):
+            blocks = []
+            for graph, texts in groups.items():
+                if not texts:
+                    continue
+                body = " .\n".join(texts) + " ."
+                blocks.append(f"GRAPH <{graph}> {{\n{body}\n}}" if graph else body)
+            if blocks:
+                parts.append(f"{verb} {{\n" + "\n".join(blocks) + "\n}")
+        return " ;\n".join(parts)
+
+
+def diff_graph(old: Iterable[tuple[str, str, bool]], new: RdfFileContent) -> GraphDiff:
+    """Compare the stored statements ``old`` with the parsed file ``new`` (one more parse)."""
+    diff = GraphDiff(blank_nodes=new.has_blank_nodes)
+    old_keys: set[bytes] = set()
+    for text, graph, blank in old:
+        key = _statement_key(text, graph)
+        old_keys.add(key)
+        diff.blank_nodes |= blank
+        if key not in new.keys:
+            diff.delete[graph].append(text)
+    added: set[bytes] = set()
+    for text, graph, _ in new.statements_again():
+        key = _statement_key(text, graph)
+        if key not in old_keys and key not in added:
+            added.add(key)
+            diff.insert[graph].append(text)
+    return diff
+
+
+def _verify(store: Any, graph: str, content: RdfFileContent, what: str) -> int:
+    size = int(store.graph_size(graph))
+    expected = content.per_graph.get(graph, 0)
+    if size != expected:
+        raise LoadVerificationError(
+            f"{what}: graph <{graph}> holds {size} triples after the load but {content.path} has "
+            f"{expected} distinct triples for it; the store may have rejected data: check its "
+            "log and re-run the load"
+        )
+    return size
+
+
 class EmbeddedStore:
     """A persistent pyoxigraph store in a folder (in memory when ``path`` is None)."""
 
@@ -122,18 +299,74 @@ class EmbeddedStore:
                     "(a load, `eeflow rdf serve`) may hold it; stop it or use store.mode: http"
                 ) from err
 
-    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
-        """Remove ``graph`` and bulk-load the file into it (N-Quads keep their own graph IRIs)."""
+    def replace_graph(
+        self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None = None
+    ) -> int:
+        """Replace ``graph`` by the file, atomically (see the module doc); return its size.
+
+        Raises:
+            RdfFileError: the file does not parse or is shorter than ``expected_triples``.
+            LoadVerificationError: the graph does not hold the file's triples afterwards.
+
+        """
         import pyoxigraph as ox
 
         node = ox.NamedNode(graph)
-        if self.store.contains_named_graph(node):
-            self.clear_graph(graph)
-        self.store.bulk_load(
-            path=str(rdf_file), format=_rdf_format(fmt), to_graph=None if fmt == "nq" else node
-        )
+        content = read_rdf_keys(Path(rdf_file), fmt, graph, expected_triples)
+        graphs = sorted({graph, *(g for g in content.per_graph if g)})
+        if not any(self.graph_size(g) for g in graphs):
+            try:
+                self.store.bulk_load(
+                    path=str(rdf_file),
+                    format=_rdf_format(fmt),
+                    to_graph=None if fmt == "nq" else node,
+                )
+            except BaseException:
+                for name in graphs:  # they were empty: leave no half-loaded graph behind
+                    self.clear_graph(name)
+                raise
+        else:
+            diff = diff_graph(self._statements(graphs), content)
+            if diff.blank_nodes:
+                self._replace_through_staging(graph, rdf_file, fmt, content)
+            elif diff.deleted or diff.inserted:
+                self.store.update(diff.sparql_update())
+            log.info(
+                "re-load <%s>: %d triples removed, %d added, the rest unchanged",
+                graph,
+                diff.deleted,
+                diff.inserted,
+            )
         self.store.flush()
-        return self.graph_size(graph)
+        return _verify(self, graph, content, f"load {rdf_file}")
+
+    def _statements(self, graphs: list[str]) -> Iterator[tuple[str, str, bool]]:
+        import pyoxigraph as ox
+
+        for name in graphs:
+            for quad in self.store.quads_for_pattern(None, None, None, ox.NamedNode(name)):
+                yield str(quad.triple), name, _has_blank_node(quad)
+
+    def _replace_through_staging(
+        self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent
+    ) -> None:
+        """Blank nodes cannot be named in ``DELETE DATA``: bulk-load a staging graph, MOVE it."""
+        import pyoxigraph as ox
+
+        if fmt == "nq":
+            raise RdfFileError(
+                f"{rdf_file}: N-Quads with blank nodes cannot be re-loaded atomically; export the "
+                "product as N-Triples (export.format: nt). The store was not changed"
+            )
+        staging = f"{graph}/staging"
+        self.store.update(f"DROP SILENT GRAPH <{staging}>")
+        self.store.bulk_load(
+            path=str(rdf_file), format=_rdf_format(fmt), to_graph=ox.NamedNode(staging)
+        )
+        _verify(self, staging, RdfFileContent(
+            content.path, fmt, staging, per_graph={staging: content.per_graph.get(graph, 0)}
+        ), f"stage {rdf_file}")
+        self.store.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
 
     def clear_graph(self, graph: str, batch: int = CLEAR_BATCH_QUADS) -> None:
         """Remove every quad of ``graph`` and the graph itself (batched, see the module doc)."""
@@ -251,29 +484,98 @@ class HttpStore:
             headers={"Content-Type": "application/sparql-update"},
         )
 
-    def replace_graph(self, graph: str, rdf_file: Path, fmt: str) -> int:
-        """Replace ``graph`` by the file (see ``store.replace``); return the graph's size."""
+    def replace_graph(
+        self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None = None
+    ) -> int:
+        """Replace ``graph`` by the file, checked and atomic (see the module doc); return its size.
+
+        Raises:
+            RdfFileError: the file does not parse or is shorter than ``expected_triples``.
+            LoadVerificationError: the graph does not hold the file's triples afterwards.
+            ValueError: the server rejected a chunk or an update (its answer is in the message).
+
+        """
         import pyoxigraph as ox
 
         ox.NamedNode(graph)  # validates the IRI before it goes into the update text
+        content = read_rdf_keys(Path(rdf_file), fmt, graph, expected_triples)
+        what = f"load {rdf_file}"
         if self.cfg.replace == "staging_move" and fmt != "nq":
             staging = f"{graph}/staging"
             self.update(f"DROP SILENT GRAPH <{staging}>")
             self.post_file(staging, rdf_file, fmt)
-            self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
-        elif self.cfg.atomic_max_triples > 0 and (
-            fmt == "ttl"
-            or (
-                fmt == "nt"
-                and count_lines_up_to(rdf_file, self.cfg.atomic_max_triples + 1)
-                <= self.cfg.atomic_max_triples
+            staged = RdfFileContent(
+                content.path, fmt, staging, per_graph={staging: content.per_graph.get(graph, 0)}
             )
+            _verify(self, staging, staged, f"stage {rdf_file}")
+            self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
+        elif fmt == "ttl" or (
+            fmt == "nt"
+            and self.cfg.atomic_max_triples > 0
+            and content.statements <= self.cfg.atomic_max_triples
         ):
             self.put_graph(graph, rdf_file, fmt)
         else:
-            self.drop_graph(graph)
-            self.post_file(graph, rdf_file, fmt)
-        return self.graph_size(graph)
+            graphs = sorted({graph, *(g for g in content.per_graph if g)})
+            if not any(self.graph_size(g) for g in graphs):
+                try:
+                    self.post_file(graph, rdf_file, fmt)
+                except BaseException:
+                    for name in graphs:  # they were empty: leave no half-loaded graph behind
+                        self.update(f"DROP SILENT GRAPH <{name}>")
+                    raise
+            else:
+                diff = diff_graph(self._statements(graphs), content)
+                if diff.blank_nodes and fmt == "nt":
+                    self.put_graph(graph, rdf_file, fmt)  # one transaction, names no blank node
+                elif diff.blank_nodes:
+                    raise RdfFileError(
+                        f"{rdf_file}: N-Quads with blank nodes cannot be re-loaded atomically; "
+                        "export the product as N-Triples (export.format: nt). The store was not "
+                        "changed"
+                    )
+                elif diff.deleted or diff.inserted:
+                    self.update(diff.sparql_update())
+                log.info(
+                    "re-load <%s>: %d triples removed, %d added, the rest unchanged",
+                    graph,
+                    diff.deleted,
+                    diff.inserted,
+                )
+        return _verify(self, graph, content, what)
+
+    def _statements(self, graphs: list[str]) -> Iterator[tuple[str, str, bool]]:
+        """Stream the stored triples of ``graphs`` (Graph Store GET, N-Triples)."""
+        import pyoxigraph as ox
+
+        url = self.cfg.endpoint("store")
+        for name in graphs:
+
+            def action(name: str = name) -> Any:
+                response = self.session.get(
+                    url,
+                    params={"graph": name},
+                    headers={"Accept": "application/n-triples"},
+                    timeout=self.cfg.timeout_s,
+                    stream=True,
+                )
+                if response.status_code == 404:
+                    return None
+                return _check(response, f"read <{name}>")
+
+            response = with_retries(
+                action,
+                what=f"read <{name}>",
+                url=url,
+                retries=self.cfg.retries,
+                backoff_s=self.cfg.backoff_s,
+            )
+            if response is None:
+                continue
+            with response:
+                response.raw.decode_content = True
+                for triple in ox.parse(input=response.raw, format=ox.RdfFormat.N_TRIPLES):
+                    yield str(triple), name, _has_blank_node(triple)
 
     def put_graph(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """Replace ``graph`` by the file in one Graph Store PUT (one transaction on Oxigraph)."""
@@ -317,7 +619,8 @@ class HttpStore:
             )
             return
         if self.cfg.oxigraph_bulk:
-            params = {**params, "no_transaction": "", "lenient": ""}
+            # no `lenient`: a chunk with a bad line must fail the load, not be skipped in part
+            params = {**params, "no_transaction": ""}
         from tqdm import tqdm
 
         pending: set[Future[Any]] = set()
@@ -413,12 +716,19 @@ def load_product(
         ``{"graph": IRI, "triples": graph size after the load, "seconds": s, "store": ...}``.
 
     """
+    from tasks.naming import safe_name
     from tasks.storage import read_manifest, stage_dir
 
-    export_dir = stage_dir(cfg.resolved_root(), "linked_data", "rdf", run_key) / product
+    export_dir = stage_dir(
+        cfg.resolved_root(), "linked_data", "rdf", safe_name("run_key", run_key)
+    ) / safe_name("product", product)
+    expected: int | None = None
     if rdf_path is None or graph is None:
         manifest = read_manifest(export_dir)
-        rdf_path = rdf_path or export_dir / manifest["rdf_file"]
+        if rdf_path is None:
+            rdf_path = export_dir / safe_name("rdf_file", manifest["rdf_file"])
+            counted = (manifest.get("counts") or {}).get("triples")
+            expected = int(counted) if counted is not None else None
         graph = graph or manifest["graph"]
     rdf_file = Path(rdf_path)
     if not rdf_file.is_file():
@@ -432,7 +742,7 @@ def load_product(
     target = store or open_store(cfg)
     started = time.perf_counter()
     try:
-        triples = target.replace_graph(graph, rdf_file, fmt)
+        triples = target.replace_graph(graph, rdf_file, fmt, expected)
     finally:
         if own:
             target.close()

@@ -8,6 +8,7 @@ command-line run execute the same code. Each stage finds its inputs in the layou
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from tasks.storage import (
     atomic_dir,
     atomic_write_json,
     day_run_key,
+    output_lock,
     read_manifest,
     stage_dir,
     to_date,
@@ -148,9 +150,34 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
             counts={"charts": len(charts)},
             extra={"model": manifest.get("model") or manifest.get("model_dir")},
         )
-    atomic_write_json(target.parent / "latest.json", {"day": day, "path": str(target)})
+    latest = update_latest(target.parent / "latest.json", day, target)
     log.info("published %d chart(s) for %s in %s", len(charts), day, target)
-    return {"published_dir": str(target), "charts": [str(target / c.name) for c in charts]}
+    return {
+        "published_dir": str(target),
+        "charts": [str(target / c.name) for c in charts],
+        "latest_day": latest,
+    }
+
+
+def update_latest(latest_json: Path, day: str, folder: Path) -> str:
+    """Point ``latest.json`` at ``day`` unless it already names a newer day; return its day.
+
+    Re-running an older day re-publishes that day but leaves "latest" on the newest one. The
+    read-compare-write runs under the output lock, so two publishes finishing together cannot
+    leave the older day in place. An unreadable ``latest.json`` is rewritten.
+    """
+    with output_lock(latest_json):
+        current: str | None = None
+        if latest_json.is_file():
+            try:
+                current = str(json.loads(latest_json.read_text())["day"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s is not readable; rewriting it for %s", latest_json, day)
+        if current is not None and current > day:
+            log.info("%s stays on %s (newer than the re-published %s)", latest_json, current, day)
+            return current
+        atomic_write_json(latest_json, {"day": day, "path": str(folder)})
+        return day
 
 
 def _stac_item(chart: Path, day: str, folder: Path) -> dict[str, Any]:
