@@ -376,6 +376,47 @@ def points_with_same_class_within(
     return {int(v) for v in table.loc[hit, POINT_ID]}
 
 
+#: Least share of crop-coded LUCAS points that must have a usable location (a valid coordinate
+#: inside the map): below it the coordinates are likely broken (text, degrees x10, lat/lon swapped).
+MIN_USABLE_SHARE = 0.5
+#: Exclusion reasons that say something is wrong with a point's location.
+LOCATION_REASONS = ("no_location", "outside_map_extent")
+
+
+def require_usable_points(report: LucasReport, min_share: float = MIN_USABLE_SHARE) -> None:
+    """Refuse a report whose points are mostly unusable, instead of an OA over nothing.
+
+    Of the points with a comparable crop LC1 code, at least ``min_share`` must have a valid
+    location (``no_location``: empty, non-numeric, sentinel or out-of-range coordinates such as a
+    latitude times ten), and at least one must be evaluated (all ``outside_map_extent`` usually
+    means swapped latitude/longitude or the wrong map).
+
+    Raises:
+        LucasInputError: the message gives the counts by reason and what to check.
+
+    """
+    from tasks.lucas.points import LucasInputError
+
+    reasons = {k: v for k, v in sorted(report.excluded.items()) if v}
+    if report.points_total == 0:
+        raise LucasInputError(
+            f"{report.points_source}: the LUCAS points file holds no points; nothing to compare "
+            f"map {report.map_name!r} with (check the file and lucas.points_path)"
+        )
+    candidates = report.points_used + sum(report.excluded.get(r, 0) for r in LOCATION_REASONS)
+    located = candidates - report.excluded.get("no_location", 0)
+    share = located / candidates if candidates else 0.0
+    if report.points_used == 0 or share < min_share:
+        raise LucasInputError(
+            f"{report.points_source}: only {report.points_used} of {report.points_total} LUCAS "
+            f"points are usable for map {report.map_name!r} ({located} of {candidates} crop-coded "
+            f"points have a valid location, {share:.0%} < the required {min_share:.0%}); "
+            f"excluded by reason: {reasons}. Check that TH_LAT/TH_LONG/GPS_LAT/GPS_LONG are "
+            "numeric WGS84 degrees (not x10, not swapped) and that the map covers the points; "
+            "no report was written"
+        )
+
+
 def report_from_json(payload: dict[str, Any]) -> LucasReport:
     """Rebuild a :class:`LucasReport` (without its per-point table) from its JSON form."""
     return LucasReport.model_validate(payload)

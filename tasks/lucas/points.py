@@ -161,14 +161,30 @@ def read_lucas_points(
         except (ValueError, KeyError):
             table = pd.read_parquet(path)
     elif name.endswith((".csv", ".csv.gz")):
-        table = pd.read_csv(
-            path, dtype={c: "string" for c in _TEXT_COLUMNS}, keep_default_na=True, low_memory=False
-        )
+        try:
+            table = pd.read_csv(
+                path, dtype={c: "string" for c in _TEXT_COLUMNS}, keep_default_na=True,
+                low_memory=False,
+            )
+        except pd.errors.EmptyDataError:
+            raise LucasInputError(
+                f"{path}: the LUCAS points CSV is empty (no header, no rows); expected the "
+                "LUCAS microdata columns POINT_ID, LC1, TH_LAT/TH_LONG or GPS_LAT/GPS_LONG"
+            ) from None
     else:
         raise LucasInputError(f"{path}: unsupported LUCAS file type; use .csv or .parquet")
     source = str(path)
+    if table.empty:
+        raise LucasInputError(f"{source}: the LUCAS points file has a header but no points")
     _check_points_table(table, source)
-    table[POINT_ID] = pd.to_numeric(table[POINT_ID], errors="raise").astype("int64")
+    ids = pd.to_numeric(table[POINT_ID], errors="coerce")
+    bad = table[POINT_ID][ids.isna() | (ids % 1 != 0)]
+    if len(bad):
+        raise LucasInputError(
+            f"{source}: column {POINT_ID} must hold whole numbers; {len(bad)} row(s) do not, "
+            f"e.g. {bad.astype(str).head(5).tolist()}"
+        )
+    table[POINT_ID] = ids.astype("int64")
     table["LC1"] = table["LC1"].astype("string").str.strip().str.upper()
     if crs != "EPSG:4326" and not isinstance(table, gpd.GeoDataFrame):
         raise LucasInputError(
