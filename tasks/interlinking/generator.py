@@ -17,7 +17,8 @@ to the declared parcels, each with an intended relation to its parcel:
 * ``split`` - a run of >= 2 cells cut into two runs at an interior lattice column: both within
   the parcel, touching each other;
 * ``merged`` - the parcel and its right-hand neighbour as one run: contains both;
-* ``ditch`` - a line along a lattice row's middle across several parcels: crosses them;
+* ``ditch`` - a line along a lattice row's middle across 9-14 cells (longer than any parcel):
+  crosses every parcel it meets;
 * parcels left without an instance (``missing``, 5 %) and parcels absorbed by a merge.
 
 LUCAS-like points (a third set): most lie inside a random parcel (within it), a tenth exactly on
@@ -211,8 +212,8 @@ def generate_sets(
 
     n_ditches = max(n // 100, 1)
     ditch_row = rng.integers(0, rows, n_ditches)
-    ditch_start = rng.integers(0, max(cols - 6, 1), n_ditches)
-    ditch_cells = rng.integers(3, 7, n_ditches)
+    ditch_cells = rng.integers(9, 15, n_ditches)  # longer than any parcel run: always crosses
+    ditch_start = rng.integers(0, max(cols - 14, 1), n_ditches)
     ditch_end = np.minimum(ditch_start + ditch_cells, cols)
     mid_y0 = (vy[ditch_row, ditch_start] + vy[ditch_row + 1, ditch_start]) / 2
     mid_y1 = (vy[ditch_row, ditch_end] + vy[ditch_row + 1, ditch_end]) / 2
