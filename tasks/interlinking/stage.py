@@ -43,6 +43,15 @@ def relations_graph_iri(source: GeometrySet, target: GeometrySet, base: str = DE
             f"{iri_segment(target.name)}")
 
 
+def interlinking_out_dir(root: str | Path, day: str, source: str | Path,
+                         target: str | Path) -> Path:
+    """Default output folder: ``{root}/linked_data/interlinking/{day}/{source}__{target}``."""
+    from tasks.storage import stage_dir
+
+    name = f"{Path(source).name.split('.')[0]}__{Path(target).name.split('.')[0]}"
+    return stage_dir(root, "linked_data", "interlinking", day) / name
+
+
 def _write_pairs(path: Path, source: GeometrySet, target: GeometrySet, src: np.ndarray,
                  tgt: np.ndarray, de9im: np.ndarray, masks: np.ndarray) -> None:
     import pyarrow as pa
