@@ -68,7 +68,24 @@ class HarmoniseConfig(StrictModel):
     chunk: int = Field(default=512, ge=64, le=8192, description="zarr chunk edge in pixels")
     db_floor: float = Field(default=-40.0, le=-10.0, description="sigma0 clipped to this dB")
     target_crs: str = Field(
-        default="EPSG:3413", description="CRS of the grid affine (fitted to the GCPs)"
+        default="EPSG:3413",
+        description="projected CRS (metres) of the north-up output grid scenes are geocoded onto",
+    )
+    geocoding: Literal["tps", "affine"] = Field(
+        default="tps",
+        description="map from the geolocation grid: thin-plate spline (exact at the tie points) "
+        "or one affine (off by hundreds of metres on real scenes; for comparison only)",
+    )
+    geocode_to_sea_level: bool = Field(
+        default=True,
+        description="move tie points over terrain to the ellipsoid before fitting (sea ice is at "
+        "sea level)",
+    )
+    max_geocoding_residual_m: float = Field(
+        default=100.0,
+        gt=0,
+        description="refuse a scene whose geocoding leave-one-out error (p95 over the interior "
+        "tie points) exceeds this many metres",
     )
     required_mode: Literal["EW", "IW"] = Field(
         default="EW", description="acquisition mode a product must have"

@@ -1,4 +1,4 @@
-"""Harmonise Sentinel-1 EW GRD scenes: noise removal, calibration, multilook, dB, incidence.
+"""Harmonise Sentinel-1 EW GRD scenes: noise removal, calibration, multilook, dB, geocoding.
 
 Per scene (:func:`harmonise_scene`):
 
@@ -7,15 +7,21 @@ Per scene (:func:`harmonise_scene`):
 3. optional block averaging to ``pixel_spacing_m`` (an integer factor of the product spacing;
    1 for EW GRDM at 40 m);
 4. ``multilook`` x ``multilook`` boxcar over valid pixels (in linear power, so the local mean stays
-   unbiased), then the clip to ``db_floor`` (the small positive floor) and conversion to dB;
-5. incidence angle from the geolocation grid at the output pixel centres.
+   unbiased), all in radar geometry;
+5. geocoding (:mod:`tasks.sentinel1.geocode`): a thin-plate spline through the annotation's
+   geolocation grid (tie points moved to sea level) maps every pixel centre of a north-up grid in
+   ``target_crs`` back to a fractional image position, where sigma0 (linear) and the incidence
+   angle are sampled bilinearly; then the clip to ``db_floor`` and conversion to dB. The fit's
+   leave-one-out residuals go into the attributes and the manifest, and a scene whose p95 exceeds
+   ``max_geocoding_residual_m`` is refused.
 
 The result is a zarr v3 store following :mod:`tasks.polar.schema`: ``backscatter`` float32
 (band = HH, HV, incidence; y, x), ``land_mask`` and ``valid_mask`` uint8, with ``crs``,
-``transform`` (GDAL geotransform of an affine fitted to the GCPs in ``target_crs``), ``scene_id``,
-``start_time``, ``pixel_spacing_m`` attributes and a rioxarray ``spatial_ref``. Scenes are processed
-in strips of ``chunk`` output rows (with a halo for the boxcar) as Dask tasks, each writing its
-own zarr chunks: memory per task is a few strips, never the whole scene.
+``transform`` (GDAL geotransform of the north-up grid), ``scene_id``, ``start_time``,
+``pixel_spacing_m``, ``geocoding`` (residuals) attributes and a rioxarray ``spatial_ref``. Pixels
+outside the image footprint are NaN with ``valid_mask`` 0. Scenes are processed in ``chunk`` x
+``chunk`` map tiles as Dask tasks, each reading only the radar window its tile falls in and writing
+its own zarr chunk: memory per task is a few tiles, never the whole scene.
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ import numpy as np
 from tasks.config.common import config_hash
 from tasks.config.polar import HarmoniseConfig, PolarConfig
 from tasks.polar.schema import BACKSCATTER_VAR, BANDS, LAND_MASK_VAR, VALID_MASK_VAR
+from tasks.sentinel1.geocode import (
+    GeocodingError,
+    check_residuals,
+    fit_geocoding,
+    image_coordinates,
+    map_grid,
+)
 from tasks.sentinel1.lut import interpolate_range_vectors
 from tasks.sentinel1.safe import SafeProduct, open_safe
 from tasks.storage import atomic_dir, day_run_key, read_manifest, stage_dir, write_manifest
@@ -102,25 +115,44 @@ def to_db(sigma0: np.ndarray, db_floor: float) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- grid and land
 def output_grid(product: SafeProduct, cfg: HarmoniseConfig) -> dict[str, Any]:
-    """Output grid of a scene: block factor, shape and the affine in ``cfg.target_crs``."""
+    """Output grid of a scene and its geocoding.
+
+    Returns:
+        ``{"factor", "block_shape", "shape", "transform", "geocoding", "affine_rms_m",
+        "pixel_spacing_m"}``: the block-averaging factor, the image size in blocks, the
+        ``(height, width)`` and ``affine.Affine`` of the north-up grid in ``cfg.target_crs``
+        (the tie points' bounding box, edges on multiples of the spacing), and the fitted
+        :class:`tasks.sentinel1.geocode.Geocoding`.
+
+    Raises:
+        GeocodingError: the fit's leave-one-out p95 exceeds ``cfg.max_geocoding_residual_m``.
+
+    """
     az, rg = product.pixel_spacing
     spacing = max(az, rg)
     factor = max(1, int(round(cfg.pixel_spacing_m / spacing)))
     lines, samples = product.shape
-    shape = (lines // factor, samples // factor)
-    if min(shape) < cfg.multilook:
+    block_shape = (lines // factor, samples // factor)
+    if min(block_shape) < cfg.multilook:
         raise ValueError(
             f"{product.path}: scene of {lines}x{samples} pixels is too small for "
             f"pixel_spacing_m={cfg.pixel_spacing_m} and multilook={cfg.multilook}"
         )
-    affine, rms = product.affine_to(cfg.target_crs)
-    from affine import Affine
-
+    try:
+        geocoding = fit_geocoding(
+            product.geolocation_grid(), cfg.target_crs, cfg.geocoding, cfg.geocode_to_sea_level
+        )
+    except GeocodingError as err:
+        raise GeocodingError(f"{product.name}: {err}") from err
+    check_residuals(geocoding, product.name, cfg.max_geocoding_residual_m)
+    transform, shape = map_grid(geocoding.tie_x, geocoding.tie_y, spacing * factor)
     return {
         "factor": factor,
+        "block_shape": block_shape,
         "shape": shape,
-        "transform": affine @ Affine.scale(factor),
-        "affine_rms_m": rms,
+        "transform": transform,
+        "geocoding": geocoding,
+        "affine_rms_m": float(geocoding.residuals["affine_rms_m"]),
         "pixel_spacing_m": spacing * factor,
     }
 
@@ -142,15 +174,18 @@ def _read_land_geometries(path: str | Path, crs: str) -> list[Any]:
     return [g for g in frame.geometry if g is not None and not g.is_empty]
 
 
-def rasterise_land(geometries: list[Any], transform: Any, rows: slice, width: int) -> np.ndarray:
-    """Burn land polygons (already in the grid CRS) into uint8 rows ``rows`` of the grid."""
+def rasterise_land(
+    geometries: list[Any], transform: Any, rows: slice, cols: slice
+) -> np.ndarray:
+    """Burn land polygons (already in the grid CRS) into uint8 ``rows`` x ``cols`` of the grid."""
     from affine import Affine
     from rasterio import features
 
     height = rows.stop - rows.start
+    width = cols.stop - cols.start
     if not geometries:
         return np.zeros((height, width), dtype=np.uint8)
-    window_transform = transform @ Affine.translation(0, rows.start)
+    window_transform = transform @ Affine.translation(cols.start, rows.start)
     return features.rasterize(
         ((g, 1) for g in geometries),
         out_shape=(height, width),
@@ -160,29 +195,22 @@ def rasterise_land(geometries: list[Any], transform: Any, rows: slice, width: in
     )
 
 
-# ---------------------------------------------------------------------------- per strip
-def _process_strip(
-    safe_path: str,
-    out_zarr: str,
-    cfg_json: dict[str, Any],
-    grid: dict[str, Any],
-    row_range: tuple[int, int],
-    land_geometries: list[Any],
-) -> dict[str, float]:
-    """Compute and write output rows ``row_range``; return small statistics."""
-    import zarr
+# ---------------------------------------------------------------------------- per tile
+def _radar_window(
+    product: SafeProduct,
+    cfg: HarmoniseConfig,
+    factor: int,
+    blocks: tuple[int, int, int, int],
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Calibrated, denoised, block-averaged and boxcar-filtered sigma0 (linear) in radar geometry.
 
-    cfg = HarmoniseConfig.model_validate(cfg_json)
-    product = open_safe(safe_path)
-    factor = grid["factor"]
-    out_h, out_w = grid["shape"]
-    halo = cfg.multilook // 2
-    o0, o1 = row_range
-    h0 = max(0, o0 - halo)
-    h1 = min(out_h, o1 + halo)
-    window = (slice(h0 * factor, h1 * factor), slice(0, out_w * factor))
+    ``blocks`` = ``(b0, b1, p0, p1)``: block rows and columns of the window. Returns the HH and
+    HV sigma0 arrays and the smaller of their valid-pixel shares (same shape).
+    """
+    b0, b1, p0, p1 = blocks
+    window = (slice(b0 * factor, b1 * factor), slice(p0 * factor, p1 * factor))
     bands = []
-    valid_frac = None
+    valid_frac: np.ndarray | None = None
     for pol in POLARISATIONS:
         dn = product.read_dn(pol, window)
         valid = dn > 0
@@ -196,27 +224,79 @@ def _process_strip(
         sigma0, weight = block_average(sigma0, valid, factor)
         sigma0, frac = boxcar(sigma0, weight, cfg.multilook)
         valid_frac = frac if valid_frac is None else np.minimum(valid_frac, frac)
-        bands.append(to_db(sigma0, cfg.db_floor)[o0 - h0 : o1 - h0])
-    valid_mask = (valid_frac[o0 - h0 : o1 - h0] >= 0.5).astype(np.uint8)
-    grid_pts = product.geolocation_grid()
-    centre_rows = np.arange(o0, o1) * factor + (factor - 1) / 2
-    centre_cols = np.arange(out_w) * factor + (factor - 1) / 2
-    incidence = interpolate_range_vectors(
-        grid_pts.as_range_vectors(grid_pts.incidence_angle), centre_rows, centre_cols
+        bands.append(sigma0)
+    assert valid_frac is not None
+    return bands, valid_frac
+
+
+def _process_tile(
+    safe_path: str,
+    out_zarr: str,
+    cfg_json: dict[str, Any],
+    grid: dict[str, Any],
+    tile: tuple[int, int, int, int],
+    land_geometries: list[Any],
+) -> dict[str, float]:
+    """Compute and write map-grid rows ``tile[0]:tile[1]`` x cols ``tile[2]:tile[3]``.
+
+    The tile's pixel centres are geocoded back to fractional image positions; only the radar
+    window they fall in (plus the boxcar halo) is read and processed, then sampled bilinearly
+    (in linear power; incidence from the same window and positions). Returns small statistics.
+    """
+    import zarr
+    from scipy.ndimage import map_coordinates
+
+    cfg = HarmoniseConfig.model_validate(cfg_json)
+    r0, r1, c0, c1 = tile
+    factor = grid["factor"]
+    n_lines, n_samples = grid["block_shape"]
+    line, pixel = image_coordinates(grid["geocoding"], grid["transform"], (r0, r1), (c0, c1))
+    block_line = (line - (factor - 1) / 2) / factor
+    block_pixel = (pixel - (factor - 1) / 2) / factor
+    del line, pixel
+    inside = (
+        (block_line >= -0.5)
+        & (block_line <= n_lines - 0.5)
+        & (block_pixel >= -0.5)
+        & (block_pixel <= n_samples - 0.5)
     )
-    backscatter = np.stack([*bands, incidence]).astype(np.float32)
-    backscatter[:2][:, valid_mask == 0] = np.nan
-    land = rasterise_land(land_geometries, grid["transform"], slice(o0, o1), out_w)
+    h, w = r1 - r0, c1 - c0
+    backscatter = np.full((len(BANDS), h, w), np.nan, dtype=np.float32)
+    valid_mask = np.zeros((h, w), dtype=np.uint8)
+    if inside.any():
+        halo = cfg.multilook // 2 + 2
+        b0 = max(0, int(np.floor(block_line[inside].min())) - halo)
+        b1 = min(n_lines, int(np.ceil(block_line[inside].max())) + halo + 1)
+        p0 = max(0, int(np.floor(block_pixel[inside].min())) - halo)
+        p1 = min(n_samples, int(np.ceil(block_pixel[inside].max())) + halo + 1)
+        product = open_safe(safe_path)
+        sigma0, valid_frac = _radar_window(product, cfg, factor, (b0, b1, p0, p1))
+        coords = np.stack([block_line[inside] - b0, block_pixel[inside] - p0])
+        frac = map_coordinates(valid_frac, coords, order=1, mode="nearest")
+        valid = frac >= 0.5
+        geocode_rows = np.arange(b0, b1) * factor + (factor - 1) / 2
+        geocode_cols = np.arange(p0, p1) * factor + (factor - 1) / 2
+        grid_pts = product.geolocation_grid()
+        incidence = interpolate_range_vectors(
+            grid_pts.as_range_vectors(grid_pts.incidence_angle), geocode_rows, geocode_cols
+        )
+        for k, band in enumerate([*sigma0, incidence]):
+            values = map_coordinates(band, coords, order=1, mode="nearest")
+            if k < len(sigma0):
+                values = np.where(valid, to_db(values, cfg.db_floor), np.nan)
+            backscatter[k][inside] = values
+        valid_mask[inside] = valid
+    land = rasterise_land(land_geometries, grid["transform"], slice(r0, r1), slice(c0, c1))
     group = zarr.open_group(out_zarr, mode="r+")
-    group[BACKSCATTER_VAR][:, o0:o1, :] = backscatter
-    group[LAND_MASK_VAR][o0:o1, :] = land
-    group[VALID_MASK_VAR][o0:o1, :] = valid_mask
+    group[BACKSCATTER_VAR][:, r0:r1, c0:c1] = backscatter
+    group[LAND_MASK_VAR][r0:r1, c0:c1] = land
+    group[VALID_MASK_VAR][r0:r1, c0:c1] = valid_mask
     ok = (valid_mask == 1) & (land == 0)
     return {
         "valid_pixels": float(valid_mask.sum()),
         "land_pixels": float(land.sum()),
-        "hh_db_sum": float(np.nansum(bands[0][ok])),
-        "hv_db_sum": float(np.nansum(bands[1][ok])),
+        "hh_db_sum": float(np.nansum(backscatter[0][ok])),
+        "hv_db_sum": float(np.nansum(backscatter[1][ok])),
         "sea_pixels": float(ok.sum()),
     }
 
@@ -280,10 +360,13 @@ def harmonise_scene(
 
     Returns:
         ``{"zarr", "scene_id", "shape", "valid_pixels", "land_pixels", "affine_rms_m",
-        "hh_db_mean", "hv_db_mean"}``.
+        "geocoding", "hh_db_mean", "hv_db_mean"}``; ``geocoding`` holds the fit's leave-one-out
+        error at the interior tie points (``loo_median_m``, ``loo_p95_m``, ``loo_max_m``).
 
     Raises:
         SafeError: wrong mode / product type, missing HV, corrupt files (names the file).
+        GeocodingError: the geolocation grid cannot be fitted within
+            ``cfg.max_geocoding_residual_m`` (names the scene and the residual).
 
     """
     import dask
@@ -309,32 +392,37 @@ def harmonise_scene(
         "multilook": cfg.multilook,
         "noise_removal": int(cfg.noise_removal),
         "affine_rms_m": grid["affine_rms_m"],
+        "geocoding": dict(grid["geocoding"].residuals),
         "land_mask_source": str(land_source) if land_source else "none",
         "source_product": product.path.name,
     }
     out_zarr = Path(out_zarr)
-    h, _ = grid["shape"]
+    h, w = grid["shape"]
     log.info(
-        "harmonising %s -> %s (%dx%d, %d strips)",
+        "harmonising %s -> %s (%dx%d, %d tiles; geocoding %s)",
         product.name,
         out_zarr,
-        *grid["shape"],
-        math.ceil(h / cfg.chunk),
+        h,
+        w,
+        math.ceil(h / cfg.chunk) * math.ceil(w / cfg.chunk),
+        grid["geocoding"].residuals,
     )
     with atomic_dir(out_zarr) as tmp:
         _template(grid, cfg, attrs).to_zarr(
             tmp, mode="w", compute=False, zarr_format=3, consolidated=False
         )
+        grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
         tasks = [
-            dask.delayed(_process_strip)(
+            dask.delayed(_process_tile)(
                 str(product.path),
                 str(tmp),
                 cfg.model_dump(mode="json"),
-                grid,
-                (r0, min(h, r0 + cfg.chunk)),
+                grid_ref,
+                (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk)),
                 land_geometries,
             )
             for r0 in range(0, h, cfg.chunk)
+            for c0 in range(0, w, cfg.chunk)
         ]
         stats = dask.compute(*tasks)
         with warnings.catch_warnings():  # consolidated metadata is a zarr v3 extension
@@ -349,6 +437,7 @@ def harmonise_scene(
         "valid_pixels": int(total["valid_pixels"]),
         "land_pixels": int(total["land_pixels"]),
         "affine_rms_m": grid["affine_rms_m"],
+        "geocoding": dict(grid["geocoding"].residuals),
         "hh_db_mean": total["hh_db_sum"] / sea,
         "hv_db_mean": total["hv_db_sum"] / sea,
     }

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.sentinel1.geocode import map_grid
 from tasks.sentinel1.lut import (
     AzimuthBlock,
     RangeVectors,
@@ -59,6 +60,7 @@ from tasks.sentinel1.safe_writer import (
     write_noise,
     write_product_annotation,
 )
+from tasks.sentinel1.swath_geometry import SwathGeometry, place_swath
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,39 @@ class GeneratedScene:
     crs: str
     transform: tuple[float, float, float, float, float, float]
     class_fractions: dict[str, float] = field(default_factory=dict)
+    grid_shape: tuple[int, int] = (0, 0)
+    geometry: SwathGeometry | None = None
+
+    def true_map_position(
+        self, line: np.ndarray, pixel: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the true ``crs`` metres of image ``(line, pixel)`` (the generator's swath)."""
+        from pyproj import Transformer
+
+        if self.geometry is None:
+            raise ValueError(f"{self.scene_id}: no swath geometry recorded")
+        lon, lat = self.geometry.lonlat(line, pixel)
+        x, y = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True).transform(lon, lat)
+        return np.asarray(x), np.asarray(y)
+
+    def truth_in_image(self) -> np.ndarray:
+        """Return the truth class codes (uint8, ``shape``) in image geometry.
+
+        The map-grid truth raster read at each image pixel's true position (nearest grid pixel);
+        reads the whole image: for tests and small scenes.
+        """
+        import rasterio
+
+        line, pixel = np.meshgrid(
+            np.arange(self.shape[0]), np.arange(self.shape[1]), indexing="ij"
+        )
+        x, y = self.true_map_position(line, pixel)
+        with rasterio.open(self.truth_raster_path) as src:
+            truth = src.read(1)
+            col, row = ~src.transform * (x, y)
+        row = np.clip(np.floor(row).astype(int), 0, truth.shape[0] - 1)
+        col = np.clip(np.floor(col).astype(int), 0, truth.shape[1] - 1)
+        return truth[row, col]
 
 
 class _ValueNoise:
@@ -383,7 +418,6 @@ def generate_ew_grd_scene(
 
     """
     import rasterio
-    from affine import Affine
     from pyproj import Transformer
     from rasterio.control import GroundControlPoint
     from rasterio.windows import Window
@@ -404,12 +438,8 @@ def generate_ew_grd_scene(
     # ------------------------------------------------------------------ geometry
     if center_lonlat is None:
         center_lonlat = (float(rng.uniform(-10, 30)), float(rng.uniform(76, 81)))
+    swath = place_swath(center_lonlat, lines, samples, PIXEL_SPACING_M)
     to_polar = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
-    to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
-    cx, cy = to_polar.transform(*center_lonlat)
-    x0 = round(cx / PIXEL_SPACING_M) * PIXEL_SPACING_M - samples / 2 * PIXEL_SPACING_M
-    y0 = round(cy / PIXEL_SPACING_M) * PIXEL_SPACING_M + lines / 2 * PIXEL_SPACING_M
-    transform = Affine(PIXEL_SPACING_M, 0.0, x0, 0.0, -PIXEL_SPACING_M, y0)
     stop_time = start_time + dt.timedelta(seconds=AZIMUTH_TIME_INTERVAL_S * (lines - 1))
     orbit = _absolute_orbit(mission, start_time)
     datatake = int(rng.integers(0x10000, 0xFFFFF))
@@ -419,9 +449,11 @@ def generate_ew_grd_scene(
     grid_lines = np.unique(np.round(np.linspace(0, lines - 1, min(10, lines))).astype(int))
     grid_pixels = np.unique(np.round(np.linspace(0, samples - 1, 21)).astype(int))
     gl, gp = np.meshgrid(grid_lines, grid_pixels, indexing="ij")
-    gx = x0 + PIXEL_SPACING_M * (gp.ravel() + 0.5)
-    gy = y0 - PIXEL_SPACING_M * (gl.ravel() + 0.5)
-    glon, glat = to_lonlat.transform(gx, gy)
+    glon, glat = swath.lonlat(gl.ravel(), gp.ravel())
+    # what the annotation holds (15 decimals): the map grid is derived from these exact numbers,
+    # as harmonise derives it from the annotation it reads
+    glon = np.array([float(f"{v:.15e}") for v in glon])
+    glat = np.array([float(f"{v:.15e}") for v in glat])
     incidence_grid = _incidence_profile(gp.ravel() / max(samples - 1, 1))
     elevation = np.degrees(
         np.arcsin(np.sin(np.radians(incidence_grid)) * 6371.0 / (6371.0 + 693.0))
@@ -429,13 +461,24 @@ def generate_ew_grd_scene(
     geolocation = {
         "line": gl.ravel().astype(np.float64),
         "pixel": gp.ravel().astype(np.float64),
-        "latitude": np.asarray(glat),
-        "longitude": np.asarray(glon),
+        "latitude": glat,
+        "longitude": glon,
         "height": np.zeros(gl.size),
         "incidence_angle": incidence_grid,
         "elevation_angle": elevation,
         "slant_range_time": 2 * SATELLITE_HEIGHT_M / np.cos(np.radians(elevation)) / 299_792_458.0,
     }
+    tie_x, tie_y = to_polar.transform(glon, glat)
+    transform, (grid_h, grid_w) = map_grid(np.asarray(tie_x), np.asarray(tie_y), PIXEL_SPACING_M)
+
+    def map_position(rows_1d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional map-grid (row, col) of image pixels on ``rows_1d`` x all samples."""
+        lon, lat = swath.lonlat(rows_1d[:, None], np.arange(samples)[None, :])
+        x, y = to_polar.transform(lon, lat)
+        col = (np.asarray(x) - transform.c) / transform.a - 0.5
+        row = (np.asarray(y) - transform.f) / transform.e - 0.5
+        return row.astype(np.float32), col.astype(np.float32)
+
     incidence_vectors = RangeVectors(
         grid_lines.astype(np.float64),
         tuple(grid_pixels.astype(np.float64) for _ in grid_lines),
@@ -447,22 +490,24 @@ def generate_ew_grd_scene(
     }
 
     # ------------------------------------------------------------------ spatial fields
+    # the surface (land, ice, water) is a field on the map grid, in map-grid pixel units; the
+    # image samples it where its curved geometry puts each pixel, the truth raster on the grid
+    world = (grid_h, grid_w)
     size = float(min(lines, samples))
     big = [size / 1.5, size / 3, size / 6, size / 12, size / 24, 12.0, 5.0]
-    land_field = _ValueNoise(rng, (lines, samples), big)
-    conc_field = _ValueNoise(rng, (lines, samples), big[:6])
-    wind_field = _ValueNoise(rng, (lines, samples), [size / 2, size / 5, size / 12, 20.0])
-    lead_field = _ValueNoise(rng, (lines, samples), [size / 3, size / 8, 30.0])
-    texture_hh = _ValueNoise(rng, (lines, samples), [24.0, 10.0, 4.0, 2.0], persistence=0.8)
-    texture_hv = _ValueNoise(rng, (lines, samples), [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    land_field = _ValueNoise(rng, world, big)
+    conc_field = _ValueNoise(rng, world, big[:6])
+    wind_field = _ValueNoise(rng, world, [size / 2, size / 5, size / 12, 20.0])
+    lead_field = _ValueNoise(rng, world, [size / 3, size / 8, 30.0])
+    texture_hh = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    texture_hv = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
     floe_px = float(rng.uniform(30, 70)) if size >= 400 else float(np.clip(size / 6, 16, 70))
-    floes = _Floes(rng, (lines, samples), floe_px)
+    floes = _Floes(rng, world, floe_px)
     regime = _ValueNoise(rng, floes.n_cells, [floes.n_cells[0] / 3 + 1, 4.0, 2.0])
     ci, cj = np.meshgrid(np.arange(floes.n_cells[0]), np.arange(floes.n_cells[1]), indexing="ij")
     type_score = 0.8 * regime(
         ci.astype(np.float32), cj.astype(np.float32)
     ) + 0.6 * rng.standard_normal(floes.n_cells).astype(np.float32)
-    floe_code = np.where(type_score < -0.52, 3, np.where(type_score < 0.58, 4, 5)).astype(np.uint8)
     floe_offset_hh = rng.standard_normal(floes.n_cells).astype(np.float32)
     floe_offset_hv = (0.7 * floe_offset_hh + 0.71 * rng.standard_normal(floes.n_cells)).astype(
         np.float32
@@ -472,14 +517,20 @@ def generate_ew_grd_scene(
 
     def ramp(rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
         return (
-            ((rows - lines / 2) * math.sin(angle) + (cols - samples / 2) * math.cos(angle))
+            ((rows - grid_h / 2) * math.sin(angle) + (cols - grid_w / 2) * math.cos(angle))
             / size
             * 3.0
         ).astype(np.float32)
 
     step = max(1, int(max(lines, samples) // 300))
-    qr = np.arange(0, lines, step, dtype=np.float32)[:, None]
-    qc = np.arange(0, samples, step, dtype=np.float32)[None, :]
+    qr, qc = map_position(np.arange(0, lines, step))  # thresholds: shares of the imaged area
+    qr, qc = qr[:, ::step], qc[:, ::step]
+    # pack ice of the imaged area: about 30 % young, 42 % level first-year, 28 % deformed
+    q_fi, q_fj, _ = floes(qr, qc)
+    young_max, level_max = np.quantile(type_score[q_fi, q_fj], [0.30, 0.72])
+    floe_code = np.where(
+        type_score < young_max, 3, np.where(type_score < level_max, 4, 5)
+    ).astype(np.uint8)
     land_q = land_field(qr, qc) + ramp(qr, qc, land_angle)
     land_threshold = np.quantile(land_q, 1 - land_fraction) if land_fraction > 0 else np.inf
     conc_q = conc_field(qr, qc) + ramp(qr, qc, ice_angle)
@@ -531,8 +582,8 @@ def generate_ew_grd_scene(
         truth_path,
         "w",
         driver="GTiff",
-        width=samples,
-        height=lines,
+        width=grid_w,
+        height=grid_h,
         count=1,
         dtype="uint8",
         crs=CRS,
@@ -544,9 +595,26 @@ def generate_ew_grd_scene(
     )
     truth.update_tags(classes="ice_classes.csv codes; 0 = land", generator_seed=str(seed))
 
+    def surface(rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
+        """Class code and surface fields at map-grid positions ``(rows, cols)`` (broadcast)."""
+        land = (land_field(rows, cols) + ramp(rows, cols, land_angle)) > land_threshold
+        conc = conc_field(rows, cols) + ramp(rows, cols, ice_angle)
+        open_water = conc < water_threshold
+        miz = ~open_water & (conc < miz_threshold)
+        fi, fj, border = floes(rows, cols)
+        code = floe_code[fi, fj].copy()
+        leads = lead_field(rows, cols)
+        pack = ~open_water & ~miz
+        lead_open = pack & (border < 1.6) & (leads > 0.9)
+        lead_refrozen = pack & (border < 2.2) & (leads > 0.45) & ~lead_open
+        code[miz] = 2
+        code[lead_refrozen] = 3
+        code[open_water | lead_open] = 1
+        code[land] = 0
+        return {"code": code, "fi": fi, "fj": fj, "border": border, "lead_open": lead_open}
+
     codes = {c: 0 for c in range(6)}
     block_lines = int(np.clip(2_000_000 // samples, 16, 512))
-    cols = np.arange(samples, dtype=np.float32)[None, :]
     nodata_cols = max(2, samples // 200)
     margin_noise = _ValueNoise(rng, (lines, 1), [20.0, 6.0])
     water = table["calm_water"], table["windy_water"]
@@ -554,22 +622,11 @@ def generate_ew_grd_scene(
         for block, r0 in enumerate(range(0, lines, block_lines)):
             r1 = min(lines, r0 + block_lines)
             rows_1d = np.arange(r0, r1)
-            rows = rows_1d.astype(np.float32)[:, None]
             brng = np.random.default_rng([seed, 2, block])
-            land = (land_field(rows, cols) + ramp(rows, cols, land_angle)) > land_threshold
-            conc = conc_field(rows, cols) + ramp(rows, cols, ice_angle)
-            open_water = conc < water_threshold
-            miz = ~open_water & (conc < miz_threshold)
-            fi, fj, border = floes(rows, cols)
-            code = floe_code[fi, fj].copy()
-            leads = lead_field(rows, cols)
-            pack = ~open_water & ~miz
-            lead_open = pack & (border < 1.6) & (leads > 0.9)
-            lead_refrozen = pack & (border < 2.2) & (leads > 0.45) & ~lead_open
-            code[miz] = 2
-            code[lead_refrozen] = 3
-            code[open_water | lead_open] = 1
-            code[land] = 0
+            rows, cols = map_position(rows_1d)  # where the image pixels are on the map grid
+            field = surface(rows, cols)
+            code, fi, fj, border = field["code"], field["fi"], field["fj"], field["border"]
+            lead_open = field["lead_open"]
             incidence = interpolate_range_vectors(incidence_vectors, rows_1d, np.arange(samples))
             wind = 1.0 / (1.0 + np.exp(-(1.6 * wind_field(rows, cols) + wind_bias)))
             wind = np.where(lead_open, 0.15 * wind, wind)
@@ -583,8 +640,10 @@ def generate_ew_grd_scene(
                 slope = np.zeros(code.shape, dtype=np.float32)
                 floe_std = np.zeros(code.shape, dtype=np.float32)
                 tex_std = np.zeros(code.shape, dtype=np.float32)
-                for surface in ("brash_pancake", "young", "level_first_year", "deformed", "land"):
-                    s = table[surface]
+                for surface_name in (
+                    "brash_pancake", "young", "level_first_year", "deformed", "land"
+                ):
+                    s = table[surface_name]
                     sel = code == s.ice_class_code
                     base[sel] = getattr(s, f"{p}_db_35")
                     slope[sel] = getattr(s, f"{p}_slope_db_per_deg")
@@ -610,6 +669,7 @@ def generate_ew_grd_scene(
                     + np.where(rubble, 3.0 if pol == "HH" else 2.5, 0.0)
                 )
                 sigma_db[pol] = value
+            image_rows = rows_1d.astype(np.float32)[:, None]
             for pol in polarisations:
                 a_sigma = interpolate_range_vectors(
                     luts["sigmaNought"], rows_1d, np.arange(samples)
@@ -622,14 +682,21 @@ def generate_ew_grd_scene(
                 thermal = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
                 dn2 = a_sigma**2 * sigma0 * speckle + noise_power * thermal
                 dn = np.clip(np.rint(np.sqrt(dn2)), 1, 65535).astype(np.uint16)
-                margin = np.maximum(
-                    1, nodata_cols + np.rint(1.5 * margin_noise(rows, np.zeros_like(rows)))
-                )
+                wobble = margin_noise(image_rows, np.zeros_like(image_rows))
+                margin = np.maximum(1, nodata_cols + np.rint(1.5 * wobble))
                 dn[np.arange(samples)[None, :] < margin] = 0
                 measurement_files[pol].write(dn, 1, window=Window(0, r0, samples, r1 - r0))
-            truth.write(code, 1, window=Window(0, r0, samples, r1 - r0))
             for c, n in zip(*np.unique(code, return_counts=True), strict=True):
                 codes[int(c)] += int(n)
+        # the truth: the same surface on the map grid (what a perfect geocoding would show)
+        truth_block = int(np.clip(2_000_000 // grid_w, 16, 512))
+        truth_cols = np.arange(grid_w, dtype=np.float32)[None, :]
+        for t0 in range(0, grid_h, truth_block):
+            t1 = min(grid_h, t0 + truth_block)
+            truth_rows = np.arange(t0, t1, dtype=np.float32)[:, None]
+            truth.write(
+                surface(truth_rows, truth_cols)["code"], 1, window=Window(0, t0, grid_w, t1 - t0)
+            )
     finally:
         for dst in measurement_files.values():
             dst.close()
@@ -638,10 +705,10 @@ def generate_ew_grd_scene(
     # ------------------------------------------------------------------ annotation + manifest
     files: list[tuple[str, str, str]] = []
     footprint_idx = [(0, 0), (0, samples - 1), (lines - 1, samples - 1), (lines - 1, 0)]
-    fx = x0 + PIXEL_SPACING_M * np.array([c + 0.5 for _, c in footprint_idx])
-    fy = y0 - PIXEL_SPACING_M * np.array([r + 0.5 for r, _ in footprint_idx])
-    flon, flat = to_lonlat.transform(fx, fy)
-    heading = -166.0 if header.pass_direction == "Descending" else -14.0
+    flon, flat = swath.lonlat(
+        np.array([r for r, _ in footprint_idx]), np.array([c for _, c in footprint_idx])
+    )
+    heading = float(swath.heading(np.array([(lines - 1) / 2]))[0])
     for number, pol in enumerate(polarisations, start=1):
         stem = header.file_stem(pol, number)
         object_stem = stem.replace("-", "")
@@ -694,6 +761,8 @@ def generate_ew_grd_scene(
         crs=CRS,
         transform=tuple(transform.to_gdal()),
         class_fractions=fractions,
+        grid_shape=(grid_h, grid_w),
+        geometry=swath,
     )
 
 

@@ -78,8 +78,7 @@ def test_noise_vectors_describe_the_added_noise(tmp_path):
         difficulty=0.0,
     )
     p = open_safe(scene.safe_path)
-    with rasterio.open(scene.truth_raster_path) as src:
-        truth = src.read(1)
+    truth = scene.truth_in_image()  # the truth raster is on the map grid; read it per image pixel
     dn = p.read_dn("HV").astype(np.float64)
     a2 = p.calibration_lut("HV").astype(np.float64) ** 2
     noise = p.noise_lut("HV").astype(np.float64)
