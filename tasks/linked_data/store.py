@@ -321,6 +321,8 @@ class EmbeddedStore:
                     format=_rdf_format(fmt),
                     to_graph=None if fmt == "nq" else node,
                 )
+                self.store.flush()
+                return _verify(self, graph, content, f"load {rdf_file}")
             except BaseException:
                 for name in graphs:  # they were empty: leave no half-loaded graph behind
                     self.clear_graph(name)
@@ -520,10 +522,14 @@ class HttpStore:
             if not any(self.graph_size(g) for g in graphs):
                 try:
                     self.post_file(graph, rdf_file, fmt)
-                except BaseException:
+                    return _verify(self, graph, content, what)
+                except BaseException as err:
                     for name in graphs:  # they were empty: leave no half-loaded graph behind
-                        self.update(f"DROP SILENT GRAPH <{name}>")
-                    raise
+                        try:
+                            self.update(f"DROP SILENT GRAPH <{name}>")
+                        except (StoreUnavailableError, ValueError) as cleanup:
+                            log.error("could not drop the half-loaded <%s>: %s", name, cleanup)
+                    raise err
             else:
                 diff = diff_graph(self._statements(graphs), content)
                 if diff.blank_nodes and fmt == "nt":
