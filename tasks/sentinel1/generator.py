@@ -25,9 +25,14 @@ Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENER
   with domain-warped irregular outlines, open and refrozen leads along floe borders, brighter
   rubble along floe edges.
 
-The scene grid is a 40 m grid of polar stereographic north (EPSG:3413), so the GCP-fitted affine
-of a generated scene is exact. Work is done in blocks of lines (memory stays bounded for
-10,000 x 10,000 scenes). Everything is deterministic for a given seed.
+Geometry: the image is a curved swath (:mod:`tasks.sentinel1.swath_geometry`: orbit track,
+zero-Doppler ground range, Earth rotation), not an affine image of a map grid. The surface (land,
+floes, leads, texture) is a field on a 40 m EPSG:3413 grid, the grid harmonise will produce (the
+tie points' bounding box, :func:`tasks.sentinel1.geocode.map_grid`); each image pixel samples it
+at its true position, and the truth raster holds it on that grid, so a test can measure where
+harmonise places each pixel (:meth:`GeneratedScene.true_map_position`). Work is done in blocks of
+lines (memory stays bounded for 10,000 x 10,000 scenes). Everything is deterministic for a given
+seed.
 """
 
 from __future__ import annotations
@@ -120,12 +125,16 @@ class GeneratedScene:
 
     Attributes:
         safe_path: the ``.SAFE`` product folder.
-        truth_raster_path: uint8 GeoTIFF on the image grid (EPSG:3413), ice class codes, 0 = land.
+        truth_raster_path: uint8 GeoTIFF on the map grid (EPSG:3413, ``grid_shape``, ``transform``),
+            ice class codes, 0 = land.
         chart_path: GeoJSON FeatureCollection (EPSG:3413, ``crs`` member) of class polygons with
             properties ``ice_class`` (code) and ``ice_class_name``.
         land_mask_path: GeoJSON polygons of land (EPSG:3413).
-        transform: GDAL geotransform of the image grid in ``crs``.
-        class_fractions: share of pixels per class name (``land`` included).
+        shape: image ``(lines, samples)``.
+        transform: GDAL geotransform of the map grid in ``crs``.
+        class_fractions: share of image pixels per class name (``land`` included).
+        grid_shape: ``(height, width)`` of the map grid.
+        geometry: the swath geometry (true position of every image pixel).
 
     """
 
