@@ -103,3 +103,24 @@ def test_corrupt_geolocation_grid_is_refused(tmp_path):
         harmonise_scene(scene.safe_path, out, HarmoniseConfig())
     assert not out.exists()
     shutil.rmtree(scene.safe_path)
+
+
+def test_manifest_records_the_geocoding_residuals(eeflow_home):
+    from tasks.config.polar import PolarConfig
+    from tasks.polar.harmonise import run_harmonise
+    from tasks.polar.ingest import ingest_day
+    from tasks.storage import read_manifest
+
+    cfg = PolarConfig.model_validate(
+        {
+            "ingest": {"generator": {"lines": 96, "samples": 128, "scenes_per_day": 1}},
+            "harmonise": {"chunk": 64, "target_crs": "EPSG:3413"},
+            "dask": {"cluster": "synchronous"},
+        }
+    )
+    ingest_day(cfg, "2026-01-15")
+    result = run_harmonise(cfg, "2026-01-15")
+    scene = read_manifest(result["output_dir"])["scenes"][0]
+    assert set(scene["geocoding"]) >= {"method", "loo_median_m", "loo_p95_m", "loo_max_m"}
+    assert scene["geocoding"]["method"] == "tps" and scene["geocoding"]["loo_max_m"] < 1.0
+    assert 0.0 < scene["warp_share"] < 1.0
