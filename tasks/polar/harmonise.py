@@ -30,7 +30,9 @@ import datetime as dt
 import logging
 import math
 import time
+import uuid
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,16 @@ def rasterise_land(
 
 
 # ---------------------------------------------------------------------------- per tile
+@lru_cache(maxsize=4)
+def _open_for_run(safe_path: str, run_token: str) -> SafeProduct:
+    """Open a product once per process and harmonise run (``run_token``), not once per tile.
+
+    Parsing the annotation, calibration and noise XML of a real EW scene takes about a second;
+    a scene has hundreds of tiles. The token keeps a later run from seeing a stale product.
+    """
+    return open_safe(safe_path)
+
+
 def _radar_window(
     product: SafeProduct,
     cfg: HarmoniseConfig,
@@ -232,6 +244,7 @@ def _radar_window(
 
 def _process_tile(
     safe_path: str,
+    run_token: str,
     out_zarr: str,
     cfg_json: dict[str, Any],
     grid: dict[str, Any],
@@ -272,7 +285,7 @@ def _process_tile(
         b1 = min(n_lines, int(np.ceil(block_line[inside].max())) + halo + 1)
         p0 = max(0, int(np.floor(block_pixel[inside].min())) - halo)
         p1 = min(n_samples, int(np.ceil(block_pixel[inside].max())) + halo + 1)
-        product = open_safe(safe_path)
+        product = _open_for_run(safe_path, run_token)
         sigma0, valid_frac = _radar_window(product, cfg, factor, (b0, b1, p0, p1))
         sampling_started = time.perf_counter()
         coords = np.stack([block_line[inside] - b0, block_pixel[inside] - p0])
@@ -421,9 +434,11 @@ def harmonise_scene(
             tmp, mode="w", compute=False, zarr_format=3, consolidated=False
         )
         grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
+        run_token = uuid.uuid4().hex
         tasks = [
             dask.delayed(_process_tile)(
                 str(product.path),
+                run_token,
                 str(tmp),
                 cfg.model_dump(mode="json"),
                 grid_ref,

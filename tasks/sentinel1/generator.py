@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.sentinel1.geocode import map_grid
+from tasks.sentinel1.geocode import interpolate_lattice, map_grid
 from tasks.sentinel1.lut import (
     AzimuthBlock,
     RangeVectors,
@@ -205,7 +205,9 @@ class _ValueNoise:
             lattice = rng.standard_normal(
                 (int(shape[0] / scale) + 4, int(shape[1] / scale) + 4)
             ).astype(np.float32)
-            self.octaves.append((scale, lattice, np.float32(weight * 1.9)))
+            # (value, right neighbour) pairs: one gather per lattice row in the 2-D path
+            pairs = (lattice[:, :-1] + 1j * lattice[:, 1:]).astype(np.complex64).ravel()
+            self.octaves.append((scale, lattice, np.float32(weight * 1.9), pairs))
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Evaluate at pixel coordinates (broadcastable float arrays).
@@ -214,7 +216,7 @@ class _ValueNoise:
         """
         separable = rows.ndim == 2 and cols.ndim == 2 and rows.shape[1] == 1 and cols.shape[0] == 1
         out = None
-        for scale, lattice, weight in self.octaves:
+        for scale, lattice, weight, pairs in self.octaves:
             r = np.clip(rows / scale + 1.0, 0, lattice.shape[0] - 2.001).astype(np.float32)
             c = np.clip(cols / scale + 1.0, 0, lattice.shape[1] - 2.001).astype(np.float32)
             i = r.astype(np.int32)
@@ -232,11 +234,15 @@ class _ValueNoise:
                 ii = i[:, 0] - i0
                 value = along[ii] * (1 - fr) + along[ii + 1] * fr
             else:
-                flat = lattice.ravel()
-                n = lattice.shape[1]
+                n = lattice.shape[1] - 1
                 k = i * n + j
-                top = flat.take(k) * (1 - fc) + flat.take(k + 1) * fc
-                bottom = flat.take(k + n) * (1 - fc) + flat.take(k + n + 1) * fc
+                gc = 1 - fc
+                upper = pairs.take(k)
+                top = upper.real * gc + upper.imag * fc
+                del upper
+                lower = pairs.take(k + n)
+                bottom = lower.real * gc + lower.imag * fc
+                del lower
                 value = top * (1 - fr) + bottom * fr
             value *= weight
             out = value if out is None else out + value
@@ -481,12 +487,23 @@ def generate_ew_grd_scene(
     transform, (grid_h, grid_w) = map_grid(np.asarray(tie_x), np.asarray(tie_y), PIXEL_SPACING_M)
 
     def map_position(rows_1d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fractional map-grid (row, col) of image pixels on ``rows_1d`` x all samples."""
-        lon, lat = swath.lonlat(rows_1d[:, None], np.arange(samples)[None, :])
+        """Fractional map-grid (row, col) of image pixels on ``rows_1d`` x all samples.
+
+        Exact every 8 lines / pixels, bilinear in between (the swath bends by far less than a
+        millimetre over 8 pixels).
+        """
+        rows_f = rows_1d.astype(np.float64)
+        cols_f = np.arange(samples, dtype=np.float64)
+        lattice_r = np.unique(np.append(rows_f[::8], rows_f[-1]))
+        lattice_c = np.unique(np.append(cols_f[::8], cols_f[-1]))
+        lon, lat = swath.lonlat(lattice_r[:, None], lattice_c[None, :])
         x, y = to_polar.transform(lon, lat)
         col = (np.asarray(x) - transform.c) / transform.a - 0.5
         row = (np.asarray(y) - transform.f) / transform.e - 0.5
-        return row.astype(np.float32), col.astype(np.float32)
+        return (
+            interpolate_lattice(row, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
+            interpolate_lattice(col, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
+        )
 
     incidence_vectors = RangeVectors(
         grid_lines.astype(np.float64),

@@ -366,13 +366,16 @@ def image_coordinates(
     gx = transform.c + transform.a * (lc[None, :] + 0.5) + transform.b * (lr[:, None] + 0.5)
     gy = transform.f + transform.d * (lc[None, :] + 0.5) + transform.e * (lr[:, None] + 0.5)
     line, pixel = geocoding.to_image(gx, gy)
-    return _bilinear_lattice(line, lr, lc, r, c), _bilinear_lattice(pixel, lr, lc, r, c)
+    return interpolate_lattice(line, lr, lc, r, c), interpolate_lattice(pixel, lr, lc, r, c)
 
 
-def _bilinear_lattice(
+def interpolate_lattice(
     values: np.ndarray, lr: np.ndarray, lc: np.ndarray, r: np.ndarray, c: np.ndarray
 ) -> np.ndarray:
-    """Interpolate lattice ``values`` (at rows ``lr`` x cols ``lc``) to rows ``r`` x cols ``c``."""
+    """Interpolate lattice ``values`` (at rows ``lr`` x cols ``lc``) bilinearly to ``r`` x ``c``.
+
+    ``lr`` / ``lc`` are increasing 1-D positions; ``r`` / ``c`` 1-D positions inside them.
+    """
     if lr.size == 1:
         along_rows = np.repeat(values, r.size, axis=0)
     else:
