@@ -26,10 +26,13 @@ coarse lattice, bilinear in between), which a resampler then reads.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 GeocodingMethod = Literal["tps", "affine"]
 
@@ -193,10 +196,13 @@ def sea_level_tie_points(
         dx = np.gradient(x[idx], grid.pixel[idx])
         dy = np.gradient(y[idx], grid.pixel[idx])
         norm = np.hypot(dx, dy)
-        shift = np.where(np.abs(height[idx]) > 0.5, height[idx] / np.tan(incidence[idx]), 0.0)
-        x[idx] -= shift * dx / norm
-        y[idx] -= shift * dy / norm
-        moved += int((np.abs(height[idx]) > 0.5).sum())
+        move = (np.abs(height[idx]) > 0.5) & np.isfinite(norm) & (norm > 0)
+        move &= (incidence[idx] > 0) & np.isfinite(incidence[idx])
+        shift = np.where(move, height[idx] / np.tan(np.where(move, incidence[idx], 1.0)), 0.0)
+        safe_norm = np.where(move, norm, 1.0)
+        x[idx] -= np.where(move, shift * dx / safe_norm, 0.0)
+        y[idx] -= np.where(move, shift * dy / safe_norm, 0.0)
+        moved += int(move.sum())
     return x, y, moved
 
 
@@ -397,7 +403,14 @@ def check_residuals(geocoding: Geocoding, scene: str, threshold_m: float) -> Non
 
     """
     p95 = float(geocoding.residuals["loo_p95_m"])
-    if np.isfinite(p95) and p95 > threshold_m:
+    if not np.isfinite(p95):
+        log.warning(
+            "%s: geolocation grid has no interior tie point; the geocoding residual cannot be "
+            "measured and harmonise.max_geocoding_residual_m is not checked",
+            scene,
+        )
+        return
+    if p95 > threshold_m:
         r = geocoding.residuals
         raise GeocodingError(
             f"{scene}: geocoding residual too large: leave-one-out p95 {p95:.1f} m (median "
