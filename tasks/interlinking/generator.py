@@ -185,7 +185,10 @@ def generate_sets(
     add(equal, equal_geoms, "equal")
 
     shrunk = np.flatnonzero(kind_name == "shrunk")
-    inset = 0.08 * cell_m * rng.uniform(0.2, 1.0, shrunk.size)
+    shrunk_box = shapely.bounds(parcels_geom[shrunk])
+    shrunk_side = np.minimum(shrunk_box[:, 2] - shrunk_box[:, 0],
+                             shrunk_box[:, 3] - shrunk_box[:, 1])
+    inset = 0.1 * shrunk_side * rng.uniform(0.2, 1.0, shrunk.size)  # never empties a parcel
     add(shrunk, shapely.buffer(parcels_geom[shrunk], -inset, join_style="mitre"), "shrunk")
 
     shifted = np.flatnonzero(kind_name == "shifted")

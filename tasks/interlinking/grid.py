@@ -181,14 +181,19 @@ def candidate_pairs(
     order_b = np.argsort(key_b, kind="stable")
     key_a, geom_a = key_a[order_a], geom_a[order_a]
     key_b, geom_b = key_b[order_b], geom_b[order_b]
-    cells_a, start_a, count_a = np.unique(key_a, return_index=True, return_counts=True)
-    cells_b, start_b, count_b = np.unique(key_b, return_index=True, return_counts=True)
-    _, in_a, in_b = np.intersect1d(cells_a, cells_b, assume_unique=True, return_indices=True)
-    if in_a.size == 0:
+    cells_a, start_a, count_a = _runs_of_sorted(key_a)
+    cells_b, start_b, count_b = _runs_of_sorted(key_b)
+    if cells_a.size == 0 or cells_b.size == 0:
         return
-    cell = cells_a[in_a]
-    start_a, count_a = start_a[in_a], count_a[in_a]
-    start_b, count_b = start_b[in_b], count_b[in_b]
+    at = np.minimum(np.searchsorted(cells_b, cells_a), cells_b.size - 1)
+    shared = cells_b[at] == cells_a
+    if not shared.any():
+        return
+    cell = cells_a[shared]
+    start_a, count_a = start_a[shared], count_a[shared]
+    start_b, count_b = start_b[at[shared]], count_b[at[shared]]
+    ref_col_a, ref_row_a = ranges_a[:, 0].copy(), ranges_a[:, 1].copy()
+    ref_col_b, ref_row_b = ranges_b[:, 0].copy(), ranges_b[:, 1].copy()
     per_cell = count_a * count_b
     cumulative = np.cumsum(per_cell)
     chunk_of_cell = (cumulative - per_cell) // max(max_pairs, 1)
@@ -202,18 +207,29 @@ def candidate_pairs(
         width = count_b[sl][group]
         source = geom_a[start_a[sl][group] + offset // width]
         target = geom_b[start_b[sl][group] + offset % width]
-        ref_col = np.maximum(ranges_a[source, 0], ranges_b[target, 0])
-        ref_row = np.maximum(ranges_a[source, 1], ranges_b[target, 1])
+        ref_col = np.maximum(ref_col_a[source], ref_col_b[target])
+        ref_row = np.maximum(ref_row_a[source], ref_row_b[target])
         keep = ref_col * ny + ref_row == cell[sl][group]
         yield source[keep], target[keep]
+
+
+def _runs_of_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array with where each run starts and its length."""
+    if keys.size == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
+    counts = np.diff(np.r_[starts, keys.size])
+    return keys[starts], starts, counts
 
 
 def mbrs_intersect(
     bounds_a: np.ndarray, bounds_b: np.ndarray, source: np.ndarray, target: np.ndarray
 ) -> np.ndarray:
     """Return whether the MBRs of each pair (``source[i]``, ``target[i]``) intersect."""
-    a = bounds_a[source]
-    b = bounds_b[target]
     return (
-        (a[:, 0] <= b[:, 2]) & (b[:, 0] <= a[:, 2]) & (a[:, 1] <= b[:, 3]) & (b[:, 1] <= a[:, 3])
+        (bounds_a[:, 0][source] <= bounds_b[:, 2][target])
+        & (bounds_b[:, 0][target] <= bounds_a[:, 2][source])
+        & (bounds_a[:, 1][source] <= bounds_b[:, 3][target])
+        & (bounds_b[:, 1][target] <= bounds_a[:, 3][source])
     )

@@ -86,7 +86,8 @@ def candidate_set(
     """List every pair sharing a grid cell (each once), without verifying anything."""
     source = check_geometries(source, "source")
     target = check_geometries(target, "target")
-    bounds_a, bounds_b = shapely.bounds(source), shapely.bounds(target)
+    bounds_a = np.asfortranarray(shapely.bounds(source))
+    bounds_b = np.asfortranarray(shapely.bounds(target))
     grid = grid or grid_from_data(bounds_a, bounds_b, cell_factor)
     ranges_a, ranges_b = grid.cell_ranges(bounds_a), grid.cell_ranges(bounds_b)
     chunks = list(candidate_pairs(ranges_a, ranges_b, 0, grid.nx, grid.ny))
@@ -316,14 +317,14 @@ def compare_selectors(
     for selector in selectors:
         t0 = time.perf_counter()
         weights = pair_weights(cands, selector, seed)
-        recall, precision = recall_curve(related, weights, report_budgets, seed)
+        recall, precision = recall_curve(related, weights, np.r_[report_budgets, curve_budgets],
+                                         seed)
         weigh_seconds[selector] = round(time.perf_counter() - t0, 3)
         at_fractions[selector] = {
             str(f): {"recall": round(float(r), 4), "precision": round(float(p), 4)}
-            for f, r, p in zip(fractions, recall, precision, strict=True)
+            for f, r, p in zip(fractions, recall, precision, strict=False)
         }
-        curve[selector] = [round(float(r), 4) for r in recall_curve(related, weights,
-                                                                    curve_budgets, seed)[0]]
+        curve[selector] = [round(float(r), 4) for r in recall[len(fractions):]]
     return {
         "candidates": cands.size,
         "related": int(related.sum()),
@@ -387,6 +388,9 @@ def plot_recall_curves(report: dict, path: str | Path, title: str = "") -> Path:
     for selector in [s for s in curve if s != "fractions"]:
         ax.plot(fractions * 100, curve[selector], styles.get(selector, "-"), label=selector,
                 linewidth=1.6)
+    ideal = np.minimum(1.0, fractions * report["candidates"] / max(report["related"], 1))
+    ax.plot(fractions * 100, ideal, color="black", linestyle="-.", linewidth=0.9,
+            label="ideal (oracle)")
     ax.set_xlabel("budget (% of the exhaustive candidate pairs)")
     ax.set_ylabel("recall of related pairs")
     ax.set_xlim(0, 100)
