@@ -13,6 +13,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
+from operators.params import optional_param, run_date_param
+
 PARAMS = {
     "use_case": Param("polar", type="string", enum=["polar", "food_security"]),
     "mode": Param("search", type="string", enum=["search", "ablation"]),
@@ -20,11 +22,9 @@ PARAMS = {
                     description="search budget; 0 = search.n_trials of the config"),
     "workers": Param(2, type="integer", minimum=1, maximum=64,
                      description="parallel mapped tasks sharing the study"),
-    "config": Param("", type="string",
-                    description="config file (default configs/{use_case}.yaml)"),
-    "run_date": Param("", type="string",
-                      description="day of the training data (crops: agronomic year); YYYY-MM-DD"),
-    "dataset": Param("", type="string", description="polar: training-set zarr (optional)"),
+    "config": optional_param("string", "Config file. Empty = configs/{use_case}.yaml."),
+    "run_date": run_date_param("Day of the training data (crops: any day of the agronomic year)"),
+    "dataset": optional_param("string", "Polar: training-set zarr. Empty = the run's patches."),
 }
 
 

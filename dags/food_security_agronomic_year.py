@@ -23,6 +23,8 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from operators.params import run_date_param
+
 CONFIG = "configs/food_security.yaml"
 MODELS = ["lstm", "tempcnn", "starrnn"]
 
@@ -161,9 +163,7 @@ def load_triples(**context: Any) -> dict[str, Any]:
     params={
         "config": Param(CONFIG, type="string", title="Config",
                         description="use-case YAML, relative to EEFLOW_HOME"),
-        "run_date": Param("", type="string", title="Run date",
-                          description="any day of the agronomic year to map (YYYY-MM-DD); "
-                          "empty = the run's data interval start"),
+        "run_date": run_date_param("Any day of the agronomic year to map"),
         "tiles": Param([], type="array", items={"type": "string"}, title="Tiles to map",
                        description="Sentinel-2 tile ids to map, e.g. 33UVP; empty = all "
                        "configured tiles"),

@@ -37,11 +37,13 @@ SELECTORS = ["random", "cf", "js", "chi2", "mbro", "cf_mbro", "js_mbro", "chi2_m
         ),
         "source": Param(
             None, type=["null", "string"],
-            description="source geometries, relative to data_root (e.g. a parcels GeoParquet)",
+            description="source geometries, relative to data_root (e.g. a parcels GeoParquet); "
+            "required: an empty value fails the run",
         ),
         "target": Param(
             None, type=["null", "string"],
-            description="target geometries, relative to data_root (e.g. crop field instances)",
+            description="target geometries, relative to data_root (e.g. crop field instances); "
+            "required: an empty value fails the run",
         ),
         "target_crs": Param(
             None, type=["null", "string"],

@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
+from operators.params import run_date_param
+
 CONFIG = "configs/linked_data.yaml"
 PRODUCTS = [
     "vocabulary",
@@ -40,11 +42,7 @@ PRODUCTS = [
         "config": Param(
             CONFIG, type="string", description="linked_data config (relative to EEFLOW_HOME)"
         ),
-        "run_date": Param(
-            "",
-            type="string",
-            description="date the run keys derive from (YYYY-MM-DD); empty = the run's date",
-        ),
+        "run_date": run_date_param("Date the run keys derive from"),
         "products": Param(
             ["vocabulary", "ice_chart", "crop_field_instances"],
             type="array",
@@ -61,9 +59,8 @@ def linked_data() -> None:
     def product_set(**context: Any) -> list[dict[str, str]]:
         from operators.context import run_date_from_context
 
-        params = context["params"]
-        run_date = params.get("run_date") or run_date_from_context(context).isoformat()
-        return [{"product": p, "run_date": str(run_date)} for p in params["products"]]
+        run_date = run_date_from_context(context).isoformat()
+        return [{"product": p, "run_date": run_date} for p in context["params"]["products"]]
 
     @task(map_index_template="{{ task.op_kwargs['item']['product'] }}")
     def rdf_export(item: dict[str, str], **context: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
+from operators.params import optional_param, run_date_param
 from operators.stage import EeflowStageOperator
 
 CONFIG = "configs/polar.yaml"
@@ -33,18 +34,13 @@ with DAG(
         "config": Param(
             CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"
         ),
-        "run_date": Param(
-            "",
-            type="string",
-            description="chart this day (YYYY-MM-DD); empty = the run's data interval",
+        "run_date": run_date_param("Day to chart"),
+        "model": optional_param(
+            "string", "'registry:production', 'best:val_acc', 'latest' or a model folder.",
+            key="predict.model",
         ),
-        "model": Param(
-            "",
-            type="string",
-            description="'registry:production', 'best:val_acc', 'latest' or a model folder; "
-            "empty = the config's predict.model",
-        ),
-        "source": Param("", type="string", enum=["", "generator", "directory", "cdse_odata"]),
+        "source": optional_param("string", "Where the scenes come from.", key="ingest.source",
+                                 enum=["generator", "directory", "cdse_odata"]),
     },
     doc_md=__doc__,
 ) as dag:

@@ -11,6 +11,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param
 
+from operators.params import optional_param, run_date_param
 from operators.stage import EeflowStageOperator
 
 CONFIG = "configs/polar.yaml"
@@ -36,19 +37,21 @@ with DAG(
         "config": Param(
             CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"
         ),
-        "run_date": Param("", type="string", description="day of the training scenes (YYYY-MM-DD)"),
-        "model": Param(
-            "",
-            type="string",
-            enum=["", "adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"],
-            description="empty = the config's train.model",
-        ),
-        "patch_size": Param(None, type=["null", "integer"], enum=[None, 20, 32]),
-        "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500),
-        "class_scheme": Param("", type="string", enum=["", "binary", "five_class"]),
-        "dataset_version": Param("", type="string", pattern="^[A-Za-z0-9_.-]*$"),
-        "pretrained_checkpoint": Param(
-            "", type="string", description="checkpoint to fine-tune from (vgg16_transfer)"
+        "run_date": run_date_param("Day of the training scenes"),
+        "model": optional_param("string", "Network to train.", key="train.model",
+                                enum=["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]),
+        "patch_size": optional_param("integer", "Patch size in pixels.", key="train.patch_size",
+                                     enum=[20, 32]),
+        "epochs": optional_param("integer", "Training epochs.", key="train.epochs",
+                                 minimum=1, maximum=500),
+        "class_scheme": optional_param("string", "Classes to learn.", key="train.class_scheme",
+                                       enum=["binary", "five_class"]),
+        "dataset_version": optional_param("string", "Training-set version.",
+                                          key="patches.dataset_version",
+                                          pattern="^[A-Za-z0-9_.-]+$"),
+        "pretrained_checkpoint": optional_param(
+            "string", "Checkpoint to fine-tune from (vgg16_transfer).",
+            key="train.pretrained_checkpoint",
         ),
     },
     doc_md=__doc__,

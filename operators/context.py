@@ -6,12 +6,15 @@ Pure functions over a mapping, so they are tested without a running Airflow.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tasks.config.common import load_config
+
+log = logging.getLogger(__name__)
 
 
 def eeflow_home() -> Path:
@@ -36,17 +39,33 @@ def overrides_from_params(
     }
 
 
+def run_type(context: Mapping[str, Any]) -> str | None:
+    """Return the run type (``manual``, ``scheduled``, ``backfill``, ...); None outside Airflow."""
+    dag_run = context.get("dag_run")
+    value = getattr(dag_run, "run_type", None) if dag_run is not None else None
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
     """Return the logical day a run processes.
 
-    Order: the ``run_date`` param (manual runs from the UI), the data interval start (scheduled
-    runs and backfills), the logical date, and finally ``run_after`` (asset-triggered runs).
+    Order: the ``run_date`` param (manual runs only: a scheduled or backfill run always processes
+    its own interval, so a backfill over two years computes two years even when its conf carries
+    a ``run_date``), the data interval start (scheduled runs and backfills), the logical date, and
+    finally ``run_after`` (manual runs without a logical date, asset-triggered runs).
     """
     params = context.get("params") or {}
+    kind = run_type(context)
     if params.get("run_date"):
-        return dt.date.fromisoformat(str(params["run_date"])[:10])
+        if kind in (None, "manual"):
+            return dt.date.fromisoformat(str(params["run_date"])[:10])
+        log.warning("ignoring param run_date=%s: a %s run processes its own data interval",
+                    params["run_date"], kind)
+    dag_run = context.get("dag_run")
     for key in ("data_interval_start", "logical_date", "run_after"):
         value = context.get(key)
+        if value is None and dag_run is not None:
+            value = getattr(dag_run, key, None)
         if value is not None:
             return (
                 value.date()

@@ -43,6 +43,9 @@ def _register_subcommands() -> None:
     from tasks.lucas.cli import app as lucas_app
 
     app.add_typer(lucas_app, name="lucas", help="Evaluate crop maps against LUCAS points.")
+    from tasks.airflow_commands import app as airflow_app
+
+    app.add_typer(airflow_app, name="airflow", help="Local Airflow: start, trigger, backfill.")
     from tasks.interlinking.cli import app as interlink_app
 
     app.add_typer(interlink_app, name="interlink", help="Topological interlinking -> GeoSPARQL.")
@@ -82,28 +85,38 @@ def demo(
         str, typer.Option(help="day to chart with the trained model")
     ] = "2026-01-15",
     home: Annotated[Path, typer.Option(help="project folder (EEFLOW_HOME)")] = Path("."),
+    port: Annotated[int, typer.Option(help="API server port; 0 = any free port")] = 0,
 ) -> None:
-    """Run the polar pipeline end to end on a local Airflow (SQLite) and print where outputs are.
+    """Run the polar pipeline end to end under a real local Airflow scheduler, print the outputs.
 
-    Initialises ``work/airflow`` (SQLite metadata DB), checks every DAG imports, runs
-    ``polar_training`` on generated scenes of ``training_date`` and then ``polar_ice_chart_daily``
-    for ``chart_date`` with ``airflow dags test``.
+    Starts the local Airflow (SQLite in ``work/airflow``, LocalExecutor: api-server, scheduler,
+    dag-processor), waits until every DAG is parsed, triggers ``polar_training`` on generated
+    scenes of ``training_date`` and then ``polar_ice_chart_daily`` for ``chart_date`` over the
+    REST API, as the UI's Trigger button does, and stops the services when both runs succeeded.
     """
-    from tasks.local_airflow import airflow_env, init_db, list_dags, run_dag_test
+    from tasks.local_airflow import LocalAirflow, free_port
     from tasks.polar.pipeline import describe_outputs
 
     home = home.resolve()
-    env = airflow_env(home)
-    typer.echo(f"[1/4] local Airflow in {env['AIRFLOW_HOME']} (SQLite)")
-    init_db(env)
-    dags = list_dags(env)
-    typer.echo(f"[2/4] DAGs: {', '.join(dags)}")
-    typer.echo(f"[3/4] polar_training on generated scenes of {training_date} ...")
-    run_dag_test("polar_training", training_date, env, conf={"run_date": training_date})
-    typer.echo(f"[4/4] polar_ice_chart_daily for {chart_date} ...")
-    run_dag_test("polar_ice_chart_daily", chart_date, env, conf={"run_date": chart_date})
+    af = LocalAirflow(home, port=port or free_port(),
+                      services=("api-server", "scheduler", "dag-processor"))
+    typer.echo(f"[1/4] local Airflow in {af.env['AIRFLOW_HOME']} (SQLite, LocalExecutor), "
+               f"API on {af.url}")
+    with af:
+        dags = ["experiments", "food_security_agronomic_year", "linked_data",
+                "polar_ice_chart_daily", "polar_training"]
+        af.wait_for_dags(dags)
+        typer.echo(f"[2/4] DAGs parsed by the DAG processor: {', '.join(dags)}")
+        for step, dag_id, day in ((3, "polar_training", training_date),
+                                  (4, "polar_ice_chart_daily", chart_date)):
+            typer.echo(f"[{step}/4] {dag_id} for {day}: triggered, running under the scheduler ...")
+            af.set_paused(dag_id, False)
+            run_id = af.trigger(dag_id, {"run_date": day})
+            af.wait_for_runs(dag_id, [run_id])
+            af.set_paused(dag_id, True)
     typer.echo("done. Outputs:")
     echo_json(describe_outputs(home, chart_date))
+    typer.echo("See the runs in the UI: eeflow airflow start  (then open http://127.0.0.1:8080)")
 
 
 def main() -> None:

@@ -1,45 +1,109 @@
-"""Run eeflow's DAGs on an embedded local Airflow (SQLite metadata DB in the work folder).
+"""An embedded Airflow for eeflow: scheduler, DAG processor, triggerer and API server on 127.0.0.1.
 
-Used by ``eeflow demo`` and the end-to-end tests. Airflow runs as a subprocess through its own CLI
-(``airflow db migrate``, ``airflow dags list``, ``airflow dags test``), so this module imports
-without Airflow.
+Used by ``eeflow demo``, ``eeflow airflow ...`` and the integration tests, so all three run the DAGs
+the way users do: under the real scheduler (LocalExecutor), never through ``airflow dags test``.
+Airflow runs as subprocesses through its own CLI and is driven over its REST API (``/api/v2``)
+with a token, so this module imports without Airflow.
+
+The metadata database is SQLite in ``{home}/work/airflow/airflow.db``, switched to WAL journaling
+(readers never block the writer) with a 60 s busy timeout, so a CLI command run next to the
+scheduler waits for the lock instead of failing with ``database is locked``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import logging
 import os
+import secrets
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Passed to sqlite3.connect by Airflow (``[database] sql_alchemy_connect_args``): wait up to
+#: 60 s for the write lock rather than failing at once with "database is locked".
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+
+#: Services a local Airflow 3 needs; the triggerer runs deferrable operators and sensors.
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+TERMINAL_STATES = frozenset({"success", "failed"})
+
+USER = "admin"
+
 
 class AirflowRunError(RuntimeError):
-    """An Airflow CLI command failed; the message carries the tail of its output."""
+    """An Airflow command, service or DAG run failed; the message carries the cause."""
 
 
-def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a local Airflow whose home, SQLite DB and logs live under ``home``."""
-    airflow_home = home / "work" / "airflow"
-    airflow_home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+def airflow_home(home: Path) -> Path:
+    """Return the Airflow home of the eeflow project folder ``home``."""
+    return home / "work" / "airflow"
+
+
+def _local_secret(path: Path) -> str:
+    """Read (or create, mode 0600) a random secret kept in the Airflow home, never in git."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def airflow_env(
+    home: Path, port: int = 8080, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment of the local Airflow whose home, SQLite DB and logs live under ``home``.
+
+    Every component (API server, scheduler, DAG processor, triggerer, task processes, CLI) must
+    see the same values, so this is the one place they are made: ``eeflow airflow env`` prints
+    them for a shell. The JWT secret and the UI password are generated once per Airflow home.
+    """
+    af_home = airflow_home(home)
+    af_home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    passwords = af_home / "simple_auth_manager_passwords.json"
+    if not passwords.exists():
+        passwords.write_text(json.dumps({USER: _local_secret(af_home / ".ui_password")}))
+        passwords.chmod(0o600)
     env.update(
         {
             "EEFLOW_HOME": str(home),
-            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW_HOME": str(af_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "2"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af_home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(af_home / "logs"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": _local_secret(af_home / ".jwt_secret"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")])),
         }
     )
@@ -47,15 +111,27 @@ def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
-def _airflow(args: list[str], env: Mapping[str, str], timeout: float) -> str:
+def ui_password(env: Mapping[str, str]) -> str:
+    """Return the UI / API password of :data:`USER` for the Airflow of ``env``."""
+    path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    passwords = json.loads(path.read_text())
+    return str(passwords[USER])
+
+
+def _airflow_exe() -> str:
     exe = Path(sys.executable).with_name("airflow")
-    cmd = [str(exe) if exe.exists() else "airflow", *args]
+    return str(exe) if exe.exists() else "airflow"
+
+
+def run_airflow(args: Sequence[str], env: Mapping[str, str], timeout: float = 600) -> str:
+    """Run one ``airflow`` CLI command; raise :class:`AirflowRunError` with its output's tail."""
+    cmd = [_airflow_exe(), *args]
     log.info("$ %s", " ".join(cmd))
     proc = subprocess.run(
         cmd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
     output = proc.stdout + proc.stderr
-    if proc.returncode != 0 or "DagRun failed" in output or "state=failed" in output:
+    if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
         raise AirflowRunError(
             f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}"
@@ -64,37 +140,288 @@ def _airflow(args: list[str], env: Mapping[str, str], timeout: float) -> str:
 
 
 def init_db(env: Mapping[str, str], timeout: float = 600) -> None:
-    """Create or upgrade the SQLite metadata database."""
-    _airflow(["db", "migrate"], env, timeout)
+    """Create or upgrade the SQLite metadata database and switch it to WAL journaling."""
+    run_airflow(["db", "migrate"], env, timeout)
+    url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=60)) as db:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        log.info("Airflow metadata DB %s: journal_mode=%s", url, mode)
 
 
-def _json_lines(output: str) -> list[object]:
-    """Return the JSON list an ``airflow ... -o json`` command printed after its log lines."""
-    for line in reversed(output.splitlines()):
-        if line.startswith("["):
-            return json.loads(line)
-    raise AirflowRunError(f"no JSON list in Airflow's output:\n{output[-2000:]}")
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def list_dags(env: Mapping[str, str], timeout: float = 300) -> list[str]:
-    """Parse ``dags/`` into the metadata DB and return the DAG ids; import errors raise."""
-    _airflow(["dags", "reserialize"], env, timeout)
-    errors = _json_lines(_airflow(["dags", "list-import-errors", "-o", "json"], env, timeout))
-    if errors:
-        raise AirflowRunError(f"DAG import errors: {json.dumps(errors, indent=2)}")
-    dags = _json_lines(_airflow(["dags", "list", "-o", "json"], env, timeout))
-    return sorted(d["dag_id"] for d in dags if isinstance(d, dict))
+@dataclass
+class LocalAirflow:
+    """Airflow's services for the project folder ``home``, started and stopped as a unit.
+
+    Use as a context manager (``with LocalAirflow(home) as af: af.trigger(...)``); the services'
+    output goes to ``{airflow_home}/services/<name>.log``. All calls after :meth:`start` go through
+    the REST API with a token of the local admin user.
+    """
+
+    home: Path
+    port: int = 8080
+    services: Sequence[str] = SERVICES
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(init=False)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
+    _logs: list[IO[bytes]] = field(init=False, default_factory=list)
+    _token: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).resolve()
+        self.env = airflow_env(self.home, self.port, self.extra_env)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API server / UI."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Folder of the services' own logs."""
+        return airflow_home(self.home) / "services"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 300) -> LocalAirflow:
+        """Migrate the DB, start the services, wait until the API answers."""
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise AirflowRunError(
+                    f"port {self.port} on 127.0.0.1 is already in use (another Airflow or "
+                    "eeflow experiments dashboard?); stop it or pass another --port"
+                )
+        init_db(self.env)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.services:
+            args = [name]
+            if name == "api-server":
+                args += ["--host", "127.0.0.1", "--port", str(self.port)]
+            elif name == "scheduler":
+                args += ["--skip-serve-logs"]
+            handle = (self.log_dir / f"{name}.log").open("ab")
+            self._logs.append(handle)
+            log.info("starting airflow %s (log: %s)", name, self.log_dir / f"{name}.log")
+            self._procs[name] = subprocess.Popen(
+                [_airflow_exe(), *args], env=self.env, stdout=handle,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        try:
+            self._wait_for_api(time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_for_api(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            self.check_services()
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(2)
+        raise AirflowRunError(f"the Airflow API server did not answer on {self.url} in time; "
+                              f"see {self.log_dir / 'api-server.log'}")
+
+    def check_services(self) -> None:
+        """Raise if a service has exited, with the tail of its log."""
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
+                raise AirflowRunError(f"airflow {name} exited with {proc.returncode}:\n"
+                                      + "\n".join(tail[-30:]))
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop every service (SIGTERM, then SIGKILL) and close their logs."""
+        for proc in self._procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._procs.clear()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalAirflow:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ REST API
+
+    def api(self, method: str, path: str, body: Any = None, retries: int = 5) -> Any:
+        """Call ``/api/v2{path}`` with the admin token; return the decoded JSON (or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in range(retries):
+            request = urllib.request.Request(
+                f"{self.url}/api/v2{path}", data=data, method=method,
+                headers={"Authorization": f"Bearer {self.token()}",
+                         "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    payload = response.read()
+                return json.loads(payload) if payload else None
+            except urllib.error.HTTPError as err:
+                detail = err.read().decode(errors="replace")
+                if err.code == 401 and attempt + 1 < retries:
+                    self._token = None
+                    continue
+                if err.code >= 500 and attempt + 1 < retries:
+                    time.sleep(2 * (attempt + 1))
+                    continue
+                raise AirflowRunError(
+                    f"{method} /api/v2{path} -> HTTP {err.code}: {detail}"
+                ) from err
+        raise AirflowRunError(f"{method} /api/v2{path} failed after {retries} tries")
+
+    def token(self) -> str:
+        """Return a JWT of the local admin user (``POST /auth/token``)."""
+        if self._token is None:
+            body = json.dumps({"username": USER, "password": ui_password(self.env)}).encode()
+            request = urllib.request.Request(
+                f"{self.url}/auth/token", data=body, method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                self._token = str(json.loads(response.read())["access_token"])
+        return self._token
+
+    def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = 300) -> None:
+        """Wait until the DAG processor has parsed ``dag_ids``; import errors raise."""
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while time.monotonic() < deadline:
+            self.check_services()
+            errors = self.api("GET", "/importErrors").get("import_errors", [])
+            if errors:
+                raise AirflowRunError(f"DAG import errors: {json.dumps(errors, indent=2)}")
+            known = {d["dag_id"] for d in self.api("GET", "/dags?limit=100")["dags"]}
+            missing = [d for d in dag_ids if d not in known]
+            if not missing:
+                return
+            time.sleep(3)
+        raise AirflowRunError(f"the DAG processor did not parse {missing} in {timeout:.0f} s")
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause or unpause a DAG."""
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": paused})
+
+    def trigger(
+        self, dag_id: str, conf: Mapping[str, Any] | None = None, logical_date: str | None = None
+    ) -> str:
+        """Trigger a manual run (as the UI's Trigger button does); return its run id."""
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns",
+                       {"logical_date": logical_date, "conf": dict(conf or {})})
+        log.info("triggered %s: %s", dag_id, run["dag_run_id"])
+        return str(run["dag_run_id"])
+
+    def backfill(
+        self, dag_id: str, from_date: str, to_date: str,
+        conf: Mapping[str, Any] | None = None, reprocess_behavior: str = "none",
+    ) -> int:
+        """Create a backfill (one run per schedule interval in the range); return its id."""
+        body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z",
+                "to_date": f"{to_date}T00:00:00Z", "run_backwards": False,
+                "dag_run_conf": dict(conf or {}), "reprocess_behavior": reprocess_behavior,
+                "max_active_runs": 1}
+        backfill = self.api("POST", "/backfills", body)
+        log.info("backfill %s of %s: %s .. %s", backfill["id"], dag_id, from_date, to_date)
+        return int(backfill["id"])
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Return every run of ``dag_id`` (id, type, state, logical date, data interval)."""
+        return list(self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
+
+    def wait_for_runs(
+        self, dag_id: str, run_ids: Sequence[str] | None = None, count: int | None = None,
+        timeout: float = 1800,
+    ) -> list[dict[str, Any]]:
+        """Wait until the named runs (or ``count`` runs of the DAG) end; raise on any failure.
+
+        A failed run raises :class:`AirflowRunError` naming its failed tasks with the last error
+        lines of their logs.
+        """
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            self.check_services()
+            runs = self.runs(dag_id)
+            chosen = ([r for r in runs if r["dag_run_id"] in set(run_ids)]
+                      if run_ids is not None else runs)
+            expected = len(run_ids) if run_ids is not None else count or 1
+            failed = [r for r in chosen if r["state"] == "failed"]
+            if failed:
+                raise AirflowRunError(self.describe_failure(dag_id, failed[0]["dag_run_id"]))
+            if len(chosen) >= expected and all(r["state"] in TERMINAL_STATES for r in chosen):
+                return chosen
+            if time.monotonic() - last_report > 30:
+                last_report = time.monotonic()
+                log.info("%s: %s", dag_id, ", ".join(f"{r['dag_run_id']}={r['state']}"
+                                                     for r in chosen) or "no run yet")
+            time.sleep(3)
+        raise AirflowRunError(f"runs of {dag_id} did not finish in {timeout:.0f} s: "
+                              f"{[(r['dag_run_id'], r['state']) for r in self.runs(dag_id)]}")
+
+    def describe_failure(self, dag_id: str, run_id: str) -> str:
+        """Say which tasks of a run failed, with the error lines of their last try's log."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=200")
+        lines = [f"DAG run {dag_id} / {run_id} failed"]
+        for ti in tis["task_instances"]:
+            if ti["state"] not in ("failed", "upstream_failed"):
+                continue
+            lines.append(f"- task {ti['task_id']} [{ti['map_index']}]: {ti['state']}")
+            if ti["state"] == "failed":
+                lines += [f"    {ln}" for ln in self.task_errors(dag_id, run_id, ti)]
+        return "\n".join(lines)
+
+    def task_errors(self, dag_id: str, run_id: str, ti: Mapping[str, Any]) -> list[str]:
+        """Return the error events (and the exception) of one task try's log file."""
+        folder = (airflow_home(self.home) / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+                  / f"task_id={ti['task_id']}")
+        if ti.get("map_index", -1) >= 0:
+            folder /= f"map_index={ti['map_index']}"
+        path = folder / f"attempt={ti['try_number']}.log"
+        if not path.exists():
+            return [f"(no log at {path})"]
+        errors = []
+        for raw in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if event.get("level") in ("error", "critical"):
+                errors.append(str(event.get("event")))
+                for exc in event.get("error_detail") or []:
+                    errors.append(f"{exc.get('exc_type')}: {exc.get('exc_value')}")
+        return errors[-6:] or [f"(see {path})"]
 
 
-def run_dag_test(
-    dag_id: str,
-    logical_date: str,
-    env: Mapping[str, str],
-    conf: Mapping[str, object] | None = None,
-    timeout: float = 1800,
-) -> str:
-    """Run one DAG run in-process with ``airflow dags test``; raise if any task failed."""
-    args = ["dags", "test", dag_id, logical_date]
-    if conf:
-        args += ["--conf", json.dumps(conf)]
-    return _airflow(args, env, timeout)
+def utc_today() -> dt.date:
+    """Today's date in UTC (the scheduler's calendar)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+@contextlib.contextmanager
+def running_airflow(home: Path, **kwargs: Any) -> Iterator[LocalAirflow]:
+    """Start :class:`LocalAirflow` for ``home`` and stop it on exit."""
+    with LocalAirflow(home, **kwargs) as af:
+        yield af

@@ -46,6 +46,12 @@ class DaskConfig(StrictModel):
     """
 
     cluster: Literal["local", "address", "kubernetes", "synchronous"] = "local"
+    workers: Literal["auto", "processes", "subprocess", "threads"] = Field(
+        default="auto",
+        description="How a local cluster starts its workers: processes (multiprocessing spawn; "
+        "not inside Airflow tasks), subprocess (fresh interpreters, any host), threads "
+        "(in-process), auto (subprocess inside an Airflow task, processes elsewhere).",
+    )
     address: str | None = None
     n_workers: int = Field(default=2, ge=1, le=256)
     threads_per_worker: int = Field(default=1, ge=1, le=64)

@@ -82,12 +82,28 @@ def test_polar_training_params_form():
     dag = _dags_of(_import(DAGS / "polar_training.py"))[0]
     params = dag.params
     # empty params fall back to the config's values
-    assert params["model"] == "" and params["patch_size"] is None
+    assert params["model"] is None and params["patch_size"] is None
+    assert params.get_param("model").schema["type"] == ["null", "string"]
     assert set(params.get_param("model").schema["enum"]) == {
-        "",
+        None,
         "adhoc_cnn",
         "vgg16",
         "vgg16_transfer",
         "vgg16_modified",
     }
     assert params.get_param("patch_size").schema["enum"] == [None, 20, 32]
+
+
+@pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.stem)
+def test_trigger_form_submits_with_its_defaults(path):
+    """The UI shows a param with default "" as required: every default must be valid as is."""
+    for dag in _dags_of(_import(path)):
+        dag.params.validate()  # what Trigger does with the form's defaults
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.value != "", f"{dag.dag_id}.{name} defaults to '' (a required field)"
+            if param.value is None:
+                assert "null" in param.schema["type"], f"{dag.dag_id}.{name}"
+                assert "empty" in (param.description or "").lower(), (
+                    f"{dag.dag_id}.{name}: the description must say what empty means "
+                    "(the config's value, or that the run fails)")

@@ -1,8 +1,7 @@
 """The agronomic-year DAG: wiring, schedule, backfill ranges, and its tasks run per year.
 
 The default suite drives the DAG's task callables in-process for two agronomic years (no
-Airflow database); ``test_backfill_through_the_scheduler`` (integration, slow) runs the real
-``airflow backfill create`` with a scheduler, API server and DAG processor on SQLite.
+Airflow database); tests/e2e/test_scheduler.py runs a real backfill under the scheduler.
 """
 
 from __future__ import annotations
@@ -10,13 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +40,7 @@ def test_dag_wiring_params_and_defaults():
     assert dag.get_task("train").upstream_task_ids >= {"samples", "models_to_train"}
     params = dag.params
     assert params["config"] == "configs/food_security.yaml" and params["model"] == "all"
-    assert params["tiles"] == [] and params["run_date"] == ""
+    assert params["tiles"] == [] and params["run_date"] is None
     assert set(params.get_param("model").schema["enum"]) == {"all", "lstm", "tempcnn", "starrnn"}
     for task in dag.tasks:
         assert task.owner == "eeflow-food-security" and task.retries >= 1
@@ -159,163 +153,3 @@ def test_tiles_param_naming_an_unknown_or_repeated_tile_fails(eeflow_home: Path)
                               "tiles": tiles, "model": "all"}, "data_interval_start": start}
         with pytest.raises(ValueError, match=message):
             module.tiles_to_map.function(**context)
-
-
-# --------------------------------------------------------------------------- integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _airflow_env(tmp: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp / 'airflow' / 'airflow.db'}",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "eeflow-integration-test",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "EEFLOW_HOME": str(tmp / "home"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    })
-    return env
-
-
-def _airflow(env: dict[str, str], *args: str, timeout: int = 300) -> str:
-    """Run an airflow CLI command.
-
-    Retries while the scheduler holds the SQLite write lock, or has not yet marked the previous
-    backfill complete (it does so in a later scheduling loop).
-    """
-    airflow = str(Path(sys.executable).parent / "airflow")
-    transient = ("database is locked", "Another backfill is running")
-    for _ in range(24):
-        out = subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
-                             timeout=timeout)
-        if out.returncode == 0 or not any(t in out.stderr + out.stdout for t in transient):
-            break
-        time.sleep(10)
-    assert out.returncode == 0, f"airflow {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
-def _run_states(env: dict[str, str]) -> dict[str, str]:
-    out = _airflow(env, "dags", "list-runs", DAG_ID, "--output", "json")
-    line = next(ln for ln in reversed(out.splitlines()) if ln.startswith(("[{", "[]")))
-    runs = json.loads(line)
-    return {r["logical_date"][:10]: r["state"] for r in runs}
-
-
-def _wait_for_runs(env: dict[str, str], expected: set[str], deadline: float) -> dict[str, str]:
-    while time.monotonic() < deadline:
-        states = _run_states(env)
-        if set(states) >= expected and all(states[d] in ("success", "failed") for d in expected):
-            return states
-        time.sleep(10)
-    raise AssertionError(f"backfill runs did not finish in time: {_run_states(env)}")
-
-
-def _wait_for_api_server(port: int, services: list, deadline: float) -> None:
-    """Task processes report to the execution API: start runs only once it answers."""
-    import urllib.request
-
-    url = f"http://127.0.0.1:{port}/api/v2/monitor/health"
-    while time.monotonic() < deadline:
-        if any(process.poll() is not None for process in services):
-            raise AssertionError("an Airflow service exited early; see the logs folder")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(3)
-    raise AssertionError(f"the Airflow API server on port {port} did not start")
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_backfill_through_the_scheduler(tmp_path: Path):
-    """``airflow backfill create`` over two agronomic years, run by a real scheduler."""
-    port = _free_port()
-    env = _airflow_env(tmp_path, port)
-    (tmp_path / "dags").mkdir()
-    shutil.copy(DAG_FILE, tmp_path / "dags" / DAG_FILE.name)
-    home = tmp_path / "home"
-    (home / "configs").mkdir(parents=True)
-    (home / "configs" / "food_security.yaml").write_text(yaml.safe_dump({
-        "use_case": "food_security", "data_root": "data", "seed": 3,
-        "dask": {"cluster": "synchronous"},
-        "ingest": {"generator": {"size_px": 48, "tiles": [
-            {"id": "33UWP", "revisit_days": 10, "parcels": 20},
-            {"id": "33UXP", "revisit_days": 10, "parcels": 20},
-            {"id": "33UVP", "revisit_days": 10, "parcels": 20}]}},
-        "harmonise": {"chunk": 48},
-        "samples": {"max_per_class": 200},
-        "train": {"layers": 1, "cells": 8, "epochs_phase1": 1, "epochs_phase2": 1,
-                  "batch_size": 128, "accelerator": "cpu"},
-    }))
-    _airflow(env, "db", "migrate")
-    _airflow(env, "dags", "reserialize")
-    _airflow(env, "dags", "unpause", DAG_ID)
-    airflow = str(Path(sys.executable).parent / "airflow")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    services = []
-    for name, args in (("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                       ("scheduler", ["scheduler", "--skip-serve-logs"]),
-                       ("dag-processor", ["dag-processor"])):
-        handle = (logs / f"{name}.log").open("w")
-        services.append(subprocess.Popen([airflow, *args], env=env, stdout=handle,
-                                         stderr=subprocess.STDOUT, start_new_session=True))
-    try:
-        _wait_for_api_server(port, services, time.monotonic() + 300)
-        backfill = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", "2016-09-01",
-                    "--to-date", "2018-08-31", "--dag-run-conf", '{"model": "lstm"}']
-        _airflow(env, *backfill)
-        years = {"2016-09-01", "2017-09-01"}
-        states = _wait_for_runs(env, years, time.monotonic() + 1500)
-        assert {d: states[d] for d in years} == dict.fromkeys(years, "success"), states
-        root = home / "data" / "food_security"
-        keys = ["2016-09_2017-08", "2017-09_2018-08"]
-        for stage in ("ingest", "harmonise", "labels", "samples", "models", "predict", "evaluate"):
-            assert sorted(p.name for p in (root / stage).iterdir()) == keys, stage
-        for key in keys:
-            manifest = json.loads((root / "samples" / key / "manifest.json").read_text())
-            assert key in json.dumps(manifest["inputs"])
-        before = {k: (root / "evaluate" / k / "metrics.json").read_text() for k in keys}
-        # re-run the second year: the same outputs (seeded), no duplicate folders or runs
-        rerun = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", "2017-09-01",
-                 "--to-date", "2018-08-31", "--dag-run-conf", '{"model": "lstm"}',
-                 "--reprocess-behavior", "completed"]
-        _airflow(env, *rerun)
-        deadline = time.monotonic() + 1500
-        while _run_states(env).get("2017-09-01") == "success" and time.monotonic() < deadline:
-            time.sleep(5)  # wait until the re-run is queued / running
-        states = _wait_for_runs(env, years, deadline)
-        assert all(states[d] == "success" for d in years), states
-        assert len(_run_states(env)) == 2
-        for key in keys:
-            assert (root / "evaluate" / key / "metrics.json").read_text() == before[key]
-        for stage in ("models", "predict", "evaluate"):
-            assert sorted(p.name for p in (root / stage).iterdir()) == keys, stage
-    finally:
-        for process in services:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in services:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)

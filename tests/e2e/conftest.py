@@ -1,0 +1,63 @@
+"""One real local Airflow (LocalExecutor, SQLite) for the end-to-end tests, on 127.0.0.1.
+
+The scheduler, DAG processor and API server run as separate processes exactly as ``eeflow airflow
+start`` runs them; the tests drive them over the REST API or a browser. Configs are tiny so that
+every DAG run takes well under a minute of CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.local_airflow import LocalAirflow, free_port
+
+POLAR = {
+    "use_case": "polar",
+    "data_root": "data",
+    "seed": 7,
+    # the local cluster starts its own workers inside the Airflow task (dask.workers: auto)
+    "dask": {"cluster": "local", "n_workers": 2, "memory_limit": "1GiB"},
+    "ingest": {"generator": {"lines": 320, "samples": 320, "scenes_per_day": 1}},
+    "harmonise": {"chunk": 160},
+    "patches": {"sizes": [20], "max_per_class": 150, "min_purity": 0.8},
+    "train": {"model": "adhoc_cnn", "patch_size": 20, "epochs": 1, "batch_size": 32},
+    "predict": {"tile": 160},
+}
+
+FOOD_SECURITY = {
+    "use_case": "food_security",
+    "data_root": "data",
+    "seed": 3,
+    "dask": {"cluster": "local", "n_workers": 1, "memory_limit": "1GiB"},
+    "ingest": {"generator": {"size_px": 48, "tiles": [
+        {"id": "33UWP", "revisit_days": 10, "parcels": 20},
+        {"id": "33UXP", "revisit_days": 10, "parcels": 20},
+        {"id": "33UVP", "revisit_days": 10, "parcels": 20}]}},
+    "harmonise": {"chunk": 48},
+    "samples": {"max_per_class": 200},
+    "train": {"layers": 1, "cells": 8, "epochs_phase1": 1, "epochs_phase2": 1,
+              "batch_size": 128, "accelerator": "cpu"},
+}
+
+DAGS = ["polar_training", "polar_ice_chart_daily", "food_security_agronomic_year"]
+
+
+@pytest.fixture(scope="session")
+def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    """A running local Airflow whose EEFLOW_HOME holds the tiny configs; stopped at the end."""
+    home: Path = tmp_path_factory.mktemp("airflow_e2e")
+    (home / "configs").mkdir()
+    (home / "configs" / "polar.yaml").write_text(yaml.safe_dump(POLAR))
+    (home / "configs" / "food_security.yaml").write_text(yaml.safe_dump(FOOD_SECURITY))
+    (home / "configs" / "linked_data.yaml").write_text(
+        (Path(__file__).resolve().parents[2] / "configs" / "linked_data.yaml").read_text()
+        .replace("data_root: work/data", "data_root: data")
+    )
+    af = LocalAirflow(home, port=free_port(), services=("api-server", "scheduler", "dag-processor"))
+    with af:
+        af.wait_for_dags(DAGS)
+        yield af
