@@ -214,7 +214,11 @@ def interlink(
     max_pairs: int = 2_000_000,
     grid: EquiGrid | None = None,
 ) -> LinkResult:
-    """Find every (source, target) pair with a non-disjoint DE-9IM relation, and its relations.
+    """Verify every candidate (source, target) pair whose MBRs meet; return its relations.
+
+    Every pair that is not disjoint is among the verified pairs (pairs sharing no grid cell, or
+    whose MBRs do not meet, are disjoint); verified pairs that turn out disjoint carry only the
+    ``disjoint`` bit.
 
     Args:
         source: ``(n,)`` shapely geometries (no missing / empty ones) in the common CRS.
