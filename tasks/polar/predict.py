@@ -61,6 +61,30 @@ def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[
     return str(crs), tuple(float(v) for v in transform)
 
 
+def normalise_bands(values: np.ndarray, band_mean: np.ndarray, band_std: np.ndarray) -> np.ndarray:
+    """Standardise backscatter with a model's training band statistics; NaN / inf become 0.
+
+    The one input transform of polar inference (dense scenes here, patch batches in
+    :mod:`tasks.serving`): ``(value - band_mean) / band_std`` per band, then non-finite values set
+    to 0, i.e. the band mean.
+
+    Args:
+        values: float32 (..., band, y, x) sigma0 in dB and incidence angle in degrees, bands in
+            the model's order (``model.json`` ``bands``).
+        band_mean: (band,) training-set mean per band.
+        band_std: (band,) training-set standard deviation per band.
+
+    Returns:
+        float32 array of the same shape (a new array).
+
+    """
+    mean = np.asarray(band_mean, np.float32)[:, None, None]
+    std = np.asarray(band_std, np.float32)[:, None, None]
+    normalised = (np.asarray(values, np.float32) - mean) / std
+    np.nan_to_num(normalised, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return normalised
+
+
 class ScenePredictor:
     """Fully convolutional tile-by-tile classifier of one model (settings fixed at construction)."""
 
@@ -75,8 +99,6 @@ class ScenePredictor:
         self.margin = self.net.context_margin()
         self.tile = max(self.stride, tile // self.stride * self.stride)
         self.bands = list(model.meta["bands"])
-        self.mean = model.band_mean[:, None, None]
-        self.std = model.band_std[:, None, None]
 
     def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice) -> np.ndarray:
         """Read (band, rows, cols) of the scene, normalised, NaN set to 0 (the band mean).
@@ -88,8 +110,7 @@ class ScenePredictor:
         c0, c1 = max(cols.start, 0), min(cols.stop, width)
         window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
                             dtype=np.float32)
-        window = (window - self.mean) / self.std
-        np.nan_to_num(window, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        window = normalise_bands(window, self.model.band_mean, self.model.band_std)
         pad = ((0, 0), (r0 - rows.start, rows.stop - r1), (c0 - cols.start, cols.stop - c1))
         if any(p for axis in pad for p in axis):
             window = np.pad(window, pad, mode="edge")
