@@ -49,6 +49,9 @@ def _register_subcommands() -> None:
     from tasks.interlinking.cli import app as interlink_app
 
     app.add_typer(interlink_app, name="interlink", help="Topological interlinking -> GeoSPARQL.")
+    from tasks.serving.cli import app as serve_app
+
+    app.add_typer(serve_app, name="serve", help="Model serving API, API keys, monitoring.")
 
 
 def echo_json(payload: Any) -> None:
