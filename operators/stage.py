@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from operators.context import load_run_config, run_date_from_context
+from operators.context import config_path, load_run_config, run_date_from_context
 
 #: XCom values above this size are refused: stages must return paths and small summaries.
 MAX_XCOM_BYTES = 64_000
@@ -65,9 +65,39 @@ class EeflowStageOperator(BaseOperator):
         self.stage_kwargs = dict(stage_kwargs or {})
 
     def execute(self, context: Any) -> Any:
-        """Load the config, resolve the run date, call the stage, return its summary."""
-        cfg = load_run_config(context, self.default_config, self.param_to_key)
-        run_date = run_date_from_context(context)
-        self.log.info("running %s for %s", self.target, run_date)
-        result = import_target(self.target)(cfg, run_date, **self.stage_kwargs)
-        return check_small(result, self.target)
+        """Load the config, resolve the run date, call the stage, return its summary.
+
+        This is the operators' error boundary (the same as the CLI's, :mod:`tasks.errors`): a
+        failure is logged as one message naming the task, the target, the config and run date,
+        and the cause. Config errors, bad input data and internal errors fail the task at once
+        (a retry cannot fix them); an unavailable store or service and I/O faults raise a
+        retryable error. The traceback is kept only with ``EEFLOW_DEBUG=1``.
+        """
+        from tasks.errors import ErrorFamily, debug_enabled, describe_failure
+
+        try:
+            cfg = load_run_config(context, self.default_config, self.param_to_key)
+            run_date = run_date_from_context(context)
+            self.log.info("running %s for %s", self.target, run_date)
+            result = import_target(self.target)(cfg, run_date, **self.stage_kwargs)
+            return check_small(result, self.target)
+        except Exception as err:
+            params = context.get("params") or {}
+            inputs = f"config {config_path(params, self.default_config)}"
+            logical = params.get("run_date") or context.get("ds")
+            if logical:
+                inputs += f", run date {logical}"
+            failure = describe_failure(err, f"{self.task_id} ({self.target})", inputs)
+            self.log.error("%s (exit code %d)", failure.message, failure.exit_code)
+            retryable = failure.family in (ErrorFamily.UNAVAILABLE, ErrorFamily.IO)
+            stage_error = stage_failure(failure.message, retryable=retryable)
+            if debug_enabled():
+                raise stage_error from err
+            raise stage_error from None
+
+
+def stage_failure(message: str, *, retryable: bool) -> Exception:
+    """Airflow exception for a failed stage: retried when ``retryable``, else failed at once."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    return AirflowException(message) if retryable else AirflowFailException(message)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,8 +121,29 @@ def demo(
     typer.echo("See the runs in the UI: eeflow airflow start  (then open http://127.0.0.1:8080)")
 
 
+def command_path(argv: list[str]) -> tuple[str, str]:
+    """Split ``argv`` into the sub-command path (``eeflow polar harmonise``) and its arguments."""
+    import typer.main
+
+    command: Any = typer.main.get_command(app)
+    words = ["eeflow"]
+    rest = list(argv)
+    while rest and hasattr(command, "commands") and rest[0] in command.commands:
+        command = command.commands[rest[0]]
+        words.append(rest.pop(0))
+    return " ".join(words), " ".join(rest)
+
+
 def main() -> None:
-    """Entry point of the ``eeflow`` script."""
+    """Entry point of the ``eeflow`` script: the CLI's one error boundary.
+
+    Any failure is reported in one message naming the command, its arguments and the cause, with
+    an exit code per error family (see :mod:`tasks.errors`: 1 bad input data, 2 config error, 3
+    store or service unavailable, 4 I/O, 70 internal error); ``EEFLOW_DEBUG=1`` adds the
+    traceback.
+    """
+    from tasks.errors import debug_enabled, describe_failure
+
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -132,16 +152,15 @@ def main() -> None:
     _register_subcommands()
     try:
         app()
-    except ConfigError as err:
-        typer.echo(f"config error: {err}", err=True)
-        sys.exit(2)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        # expected failures (bad input, missing upstream output): the message says what to do;
-        # EEFLOW_DEBUG=1 shows the traceback
-        if os.environ.get("EEFLOW_DEBUG"):
-            raise
-        typer.echo(f"error: {type(err).__name__}: {err}", err=True)
-        sys.exit(1)
+    except Exception as err:
+        stage, inputs = command_path(sys.argv[1:])
+        failure = describe_failure(err, stage, inputs)
+        if debug_enabled():
+            import traceback
+
+            traceback.print_exception(err, file=sys.stderr)
+        typer.echo(failure.message, err=True)
+        sys.exit(failure.exit_code)
 
 
 if __name__ == "__main__":

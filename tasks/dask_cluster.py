@@ -14,6 +14,19 @@ Where the workers of a local cluster run is a config choice (``dask.workers``):
 
 The choice is logged with the reason, and a cluster that fails to start raises
 :class:`DaskClusterError` naming the cause instead of distributed's "Nanny failed to start".
+
+A clean run prints no traceback. Two things used to print ``CommClosedError`` tracebacks at
+shutdown: closing a ``subprocess`` cluster kills its worker processes (``SIGKILL``) while the
+in-process scheduler may still read from or write to them, and distributed logs the broken stream
+*with* its traceback (at INFO, or at ERROR for a cancelled read); and ``silence_logs`` only quiets
+handlers attached to the ``distributed`` logger, while under the CLI (whose root logger is
+configured first) distributed's records propagate to the root handler at INFO. So
+:func:`dask_client` keeps this process's ``distributed`` logger at WARNING while a local cluster
+runs (:data:`distributed_log_level`) and at CRITICAL once the stage's work is done and the cluster
+closes. ``processes`` workers are first retired through the scheduler (each closes its own
+connections); ``subprocess`` workers are not, because a ``dask spec`` process whose Nanny closes
+gracefully logs a spurious "Worker process died unexpectedly" traceback on its own stderr, while a
+killed one prints nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from tasks.config.common import DaskConfig
+from tasks.errors import EeflowError, ErrorFamily
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +46,16 @@ WorkerKind = Literal["processes", "subprocess", "threads"]
 
 #: Seconds a local cluster may take to bring up all of its workers.
 START_TIMEOUT_S = 120
+#: Seconds the workers get to retire gracefully before the cluster closes (then they are killed).
+RETIRE_TIMEOUT_S = 20
+#: Level of the ``distributed`` loggers of this process while a local cluster runs.
+distributed_log_level = logging.WARNING
 
 
-class DaskClusterError(RuntimeError):
+class DaskClusterError(EeflowError, RuntimeError):
     """A Dask cluster could not be started or reached; the message names the cause."""
+
+    family = ErrorFamily.UNAVAILABLE
 
 
 def inside_airflow_task() -> bool:
@@ -107,10 +127,97 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
     else:
         log.info("Dask: local cluster, %d %s worker(s) x %d thread(s), %s each (%s)",
                  cfg.n_workers, kind, cfg.threads_per_worker, cfg.memory_limit, why)
-    with _local_cluster(cfg, kind) as cluster, Client(cluster) as client:
+    with (
+        _quiet_distributed_logs() as logs,
+        _local_cluster(cfg, kind) as cluster,
+        Client(cluster) as client,
+    ):
         if cfg.dashboard:
             log.info("Dask dashboard: %s", client.dashboard_link)
-        yield client
+        client.register_plugin(ReportFailuresOnce())
+        try:
+            yield client
+        finally:
+            if kind == "processes":
+                _retire_workers(client, cluster)
+            # from here on only distributed's own close races can log (a scheduler stream read
+            # cancelled, a write to a killed worker): not errors of this run
+            logs.setLevel(logging.CRITICAL)
+
+
+class _DropComputeFailed(logging.Filter):
+    """Drop a worker's "Compute Failed" record (with the remote traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+def _worker_plugin_base() -> type:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    return WorkerPlugin
+
+
+class ReportFailuresOnce(_worker_plugin_base()):  # type: ignore[misc]
+    """Worker plugin: a failed task is reported once, by the client that raises it.
+
+    Each worker of a local cluster otherwise logs every failed task at ERROR with its traceback
+    on the shared stderr, before the client re-raises the same error (with its type and message:
+    :class:`tasks.errors.EeflowError`) and the CLI / operator boundary reports it.
+    """
+
+    name = "eeflow-report-failures-once"
+
+    def setup(self, worker: Any) -> None:
+        """Install the filter on the worker process's ``distributed.worker`` logger."""
+        logger = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _DropComputeFailed) for f in logger.filters):
+            logger.addFilter(_DropComputeFailed())
+
+
+@contextlib.contextmanager
+def _quiet_distributed_logs() -> Iterator[logging.Logger]:
+    """Keep this process's ``distributed`` logger at :data:`distributed_log_level` meanwhile."""
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    logger.setLevel(max(distributed_log_level, old))
+    try:
+        yield logger
+    finally:
+        logger.setLevel(old)
+
+
+def _retire_workers(client: Any, cluster: Any) -> None:
+    """Close every worker through the scheduler and wait for its process to end.
+
+    Each worker then closes its own connections; closing the cluster afterwards kills nothing
+    that is still talking to the scheduler.
+    """
+    import time
+
+    try:
+        workers = list(client.scheduler_info(n_workers=-1).get("workers", {}))
+        if workers:
+            client.sync(client.scheduler.retire_workers, workers=workers, close_workers=True,
+                        callback_timeout=RETIRE_TIMEOUT_S)
+    except Exception as err:  # best effort: closing the cluster kills what is left
+        log.warning("Dask: workers not retired gracefully (%s: %s); closing the cluster kills "
+                    "them", type(err).__name__, err)
+        return
+    deadline = time.monotonic() + RETIRE_TIMEOUT_S
+    while time.monotonic() < deadline and any(
+        _worker_alive(w) for w in getattr(cluster, "workers", {}).values()
+    ):
+        time.sleep(0.05)
+
+
+def _worker_alive(worker: Any) -> bool:
+    """Return True while a cluster's worker (a Nanny, or a ``dask spec`` process) still runs."""
+    process = getattr(worker, "process", None)
+    if process is not None and hasattr(process, "returncode"):  # SubprocessWorker
+        return process.returncode is None
+    return str(getattr(worker, "status", "closed")).rsplit(".", 1)[-1] not in {
+        "closed", "closing", "failed", "closing_gracefully"}
 
 
 @contextlib.contextmanager
@@ -149,6 +256,7 @@ def _start_local_cluster(cfg: DaskConfig, kind: WorkerKind, dashboard: str | Non
             processes=True,
             dashboard_address=dashboard,
             host="127.0.0.1",
+            silence_logs=distributed_log_level,
         )
     return _subprocess_cluster(cfg, dashboard)
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from tasks.errors import EeflowError
+
 NameKind = Literal["product", "map", "model", "run_key", "use_case", "stage", "tile", "name"]
 
 #: 1-128 characters: letters, digits, '_', '.', '-', starting with a letter or a digit.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(EeflowError, ValueError):
     """A name that becomes a path component is empty, too long or could escape its folder."""
 
 

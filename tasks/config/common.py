@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks.errors import EeflowError, ErrorFamily
+
 T = TypeVar("T", bound="UseCaseConfig")
 
 #: use-case name -> "module:Class" of its config model (imported lazily).
@@ -25,12 +27,17 @@ _REGISTRY: dict[str, str] = {
     "polar": "tasks.config.polar:PolarConfig",
     "food_security": "tasks.config.food_security:FoodSecurityConfig",
     "linked_data": "tasks.config.linked_data:LinkedDataConfig",
-    "serving": "tasks.config.serving:ServingConfig",
 }
 
 
-class ConfigError(ValueError):
+#: Least memory a Dask worker may be given (``dask.memory_limit``), in bytes.
+MIN_WORKER_MEMORY = 256 * 2**20
+
+
+class ConfigError(EeflowError, ValueError):
     """A configuration file or value is invalid; the message says where and what is allowed."""
+
+    family = ErrorFamily.CONFIG
 
 
 class StrictModel(BaseModel):
@@ -56,8 +63,32 @@ class DaskConfig(StrictModel):
     address: str | None = None
     n_workers: int = Field(default=2, ge=1, le=256)
     threads_per_worker: int = Field(default=1, ge=1, le=64)
-    memory_limit: str = "4GiB"
+    memory_limit: str = Field(
+        default="4GiB",
+        description="memory per worker: a size such as 4GiB / 1500MB, or auto (the machine's "
+        "memory shared by the workers)",
+    )
     dashboard: bool = False
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory_size(cls, value: Any) -> str:
+        from dask.utils import parse_bytes
+
+        text = str(value).strip()
+        if text.lower() == "auto":
+            return "auto"
+        try:
+            size = parse_bytes(text)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "not a memory size; use a number with a unit such as 4GiB, 1500MB or auto"
+            ) from None
+        if size < MIN_WORKER_MEMORY:
+            raise ValueError(
+                f"{size} bytes is too little for a Dask worker; give at least 256MiB (or auto)"
+            )
+        return text
 
     @field_validator("address")
     @classmethod

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tasks.config.common import StrictModel, UseCaseConfig
+
+log = logging.getLogger(__name__)
 
 ProductName = Literal[
     "vocabulary", "ice_chart", "crop_field_instances", "lucas_points", "model", "evaluation"
@@ -60,13 +63,16 @@ class StoreConfig(StrictModel):
     update_url: str | None = Field(default=None, description="default: {url}/update")
     graph_store_url: str | None = Field(default=None, description="default: {url}/store")
     chunk_triples: int = Field(default=100_000, ge=1000, le=10_000_000)
-    replace: Literal["drop_then_load", "staging_move"] = Field(
-        default="drop_then_load",
+    replace: Literal["atomic_diff", "staging_move"] = Field(
+        default="atomic_diff",
         description=(
-            "http re-load: DROP the graph then POST chunks (fast; readers see a partial graph "
-            "during the load), or POST into a staging graph then SPARQL `MOVE` it over the graph "
-            "(readers naming the graph never see a half-replaced one; Oxigraph's MOVE copies "
-            "triple by triple, ~30x slower than the load)"
+            "how a re-load replaces a graph. atomic_diff: files of at most atomic_max_triples "
+            "triples (and Turtle) by one Graph Store PUT, bigger ones by the difference between "
+            "the stored graph and the file in one SPARQL update; both run as one transaction, so "
+            "readers see the old or the new graph (a first load posts parallel chunks). "
+            "staging_move: POST into a staging graph, then SPARQL `MOVE` it over the graph "
+            "(Oxigraph's MOVE copies triple by triple, ~30x slower than the load). "
+            "drop_then_load: deprecated name of atomic_diff"
         ),
     )
     atomic_max_triples: int = Field(
@@ -74,7 +80,7 @@ class StoreConfig(StrictModel):
         ge=0,
         le=10_000_000,
         description=(
-            "http, replace drop_then_load: an N-Triples file of at most this many triples (and "
+            "http, replace atomic_diff: an N-Triples file of at most this many triples (and "
             "any Turtle file) replaces its graph with one Graph Store PUT, which Oxigraph runs in "
             "one transaction: readers see the old or the new graph, never a mix (a daily ice "
             "chart). Bigger files: batched clear + parallel chunks (fast, not atomic). 0: never"
@@ -92,6 +98,17 @@ class StoreConfig(StrictModel):
     retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=0.5, gt=0, le=60)
     timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+    @field_validator("replace", mode="before")
+    @classmethod
+    def _deprecated_replace(cls, value: Any) -> Any:
+        if value == "drop_then_load":
+            log.warning(
+                "store.replace: drop_then_load is deprecated (re-loads no longer drop the "
+                "graph; they apply the difference in one transaction); write atomic_diff"
+            )
+            return "atomic_diff"
+        return value
 
     @field_validator("url", "query_url", "update_url", "graph_store_url")
     @classmethod

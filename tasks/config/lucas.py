@@ -68,6 +68,13 @@ class LucasConfig(StrictModel):
         description="keep only these OBS_TYPE values (1 in situ <100 m, 2 in situ >100 m, "
         "3 photo-interpreted, ...); None keeps all",
     )
+    min_usable_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="least share of crop-coded points that must have a usable location (numeric, "
+        "in range, inside the map's area); fewer fail the evaluation with counts by reason",
+    )
     points_path: str | None = Field(
         default=None, description="LUCAS points (CSV or GeoParquet) used by the pipeline stage"
     )

@@ -22,12 +22,14 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from tasks.errors import EeflowError
+
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
-class SampleStoreError(ValueError):
+class SampleStoreError(EeflowError, ValueError):
     """A sample store is missing or breaks the on-disk contract; the message says which and why."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.common import config_hash
+from tasks.errors import EeflowError
 from tasks.experiments.search import (
     default_study_name,
     drive_study,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 FULL = "full"
 
 
-class AblationError(ValueError):
+class AblationError(EeflowError, ValueError):
     """The ablation section is unusable (no components) or the study has no results yet."""
 
 

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import EeflowError
 from tasks.storage import atomic_dir, read_manifest, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ UNFILTERED_LABEL_OVERRIDES: dict[str, Any] = {
 USE_CASE = "food_security"
 
 
-class DatasetVariantError(RuntimeError):
+class DatasetVariantError(EeflowError, RuntimeError):
     """A dataset variant cannot be built (the base year's inputs are missing)."""
 
 

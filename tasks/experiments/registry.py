@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import EeflowError
+
 log = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
@@ -34,7 +36,7 @@ FILES_JSON = "registry_files.json"
 MAX_TAG_CHARS = 5000
 
 
-class RegistryError(LookupError):
+class RegistryError(EeflowError, LookupError):
     """The registry has no such model, version, alias or metric."""
 
 
@@ -42,7 +44,7 @@ class NoModelError(RegistryError):
     """No model is registered for the requested use case (or alias)."""
 
 
-class CorruptedModelError(RuntimeError):
+class CorruptedModelError(EeflowError, RuntimeError):
     """A registered model's files do not match their checksums or the checkpoint does not load."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.common import config_hash
+from tasks.errors import EeflowError
 from tasks.experiments.search import (
     best_trial_or_none,
     default_study_name,
@@ -37,7 +38,7 @@ PLOTS = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(EeflowError, ValueError):
     """The study cannot be reported (no completed trial)."""
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tasks.config.common import ConfigError, eeflow_home
 from tasks.config.experiments import OPTUNA_STORAGE_ENV, SearchConfig
+from tasks.errors import EeflowError
 from tasks.experiments.spaces import (
     SearchSpaceError,
     apply_overrides,
@@ -65,11 +66,11 @@ ABORTING_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class SearchError(RuntimeError):
+class SearchError(EeflowError, RuntimeError):
     """The search cannot go on (too many failed trials, inconsistent study)."""
 
 
-class SurplusTrialError(RuntimeError):
+class SurplusTrialError(EeflowError, RuntimeError):
     """A trial was asked after the budget was allocated to other trials."""
 
 

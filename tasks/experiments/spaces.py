@@ -16,12 +16,15 @@ from pydantic import BaseModel, ValidationError
 
 from tasks.config.common import format_validation_error, set_dotted
 from tasks.config.experiments import ParameterSpec
+from tasks.errors import EeflowError, ErrorFamily
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(EeflowError, ValueError):
     """The search space is empty, contradictory or cannot be used by the chosen sampler."""
+
+    family = ErrorFamily.CONFIG
 
 
 def check_space(space: Mapping[str, ParameterSpec], source: str = "search.space") -> None:

@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import EeflowError, ErrorFamily
 
-class MetricNotLoggedError(KeyError):
+
+class MetricNotLoggedError(EeflowError, KeyError):
     """The monitored metric is not among the metrics the model logs."""
+
+    family = ErrorFamily.CONFIG
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0]) if self.args else ""

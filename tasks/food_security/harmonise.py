@@ -32,6 +32,7 @@ from rasterio.windows import Window
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
 from tasks.dask_cluster import dask_client
+from tasks.errors import EeflowError
 from tasks.food_security.schema import S2_BANDS
 from tasks.sentinel2.l2a import L2AAcquisition, list_acquisitions, read_bands, read_grid, read_scl
 from tasks.sentinel2.tiles import TileGrid
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 N_MONTHS = 12
 
 
-class NoDataError(FileNotFoundError):
+class NoDataError(EeflowError, FileNotFoundError):
     """No acquisition exists for the requested agronomic year / tiles."""
 
 

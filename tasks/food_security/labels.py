@@ -32,8 +32,10 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
+from tasks.errors import EeflowError
 from tasks.food_security.codelists import map_crop_codes
 from tasks.food_security.schema import CROP_CLASSES, NO_LABEL
+from tasks.geoparquet import check_geo_columns
 from tasks.sentinel2.generator import CROP_NAME_COLUMN, PARCEL_ID_COLUMN, PARCELS_FILE
 from tasks.storage import (
     agronomic_year_key,
@@ -49,7 +51,7 @@ RULES = ("border_buffer", "tiny_parcel", "no_observation", "outlier")
 MAD_FLOOR = 0.02
 
 
-class OutsideParcelMapError(ValueError):
+class OutsideParcelMapError(EeflowError, ValueError):
     """A tile that no parcel of the parcel map touches."""
 
 
@@ -70,6 +72,8 @@ def read_parcel_map(path: Path, code_column: str) -> Any:
             f"parcel map {path} does not exist; run the ingest/generate stage for that year or "
             "set ingest.parcel_map"
         )
+    if path.suffix == ".parquet":
+        check_geo_columns(path)
     frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     if frame.crs is None:
         raise ValueError(f"parcel map {path} has no CRS; set one (INVEKOS: EPSG:31287)")

@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from tasks.errors import EeflowError
+from tasks.geoparquet import check_geo_columns
+
 log = logging.getLogger(__name__)
 
 #: Columns of a parcel-instance table, in order (geometry last).
@@ -37,7 +40,7 @@ PARCEL_COLUMNS = ("instance_id", "parcel_id", "class_index", "crop_class", "pixe
                   "confidence", "agreement", "geometry")
 
 
-class ParcelMapError(ValueError):
+class ParcelMapError(EeflowError, ValueError):
     """The parcel map of parcel instances is missing or unusable; says which and why."""
 
 
@@ -70,6 +73,8 @@ def read_tile_parcels(path: Path, crs: str, transform: Any, height: int, width: 
             "predict.parcel_map (or ingest.parcel_map) to the year's parcel map, or run the "
             "ingest stage for this agronomic year, or set predict.instances: connected_regions"
         )
+    if path.suffix == ".parquet":
+        check_geo_columns(path)
     frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     if frame.crs is None:
         raise ParcelMapError(f"parcel map {path} has no CRS; set one (INVEKOS: EPSG:31287)")

@@ -48,6 +48,7 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
+from tasks.errors import EeflowError
 from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
 from tasks.food_security.parcel_instances import (
     ParcelAggregator,
@@ -64,7 +65,7 @@ COLOURS_CSV = Path(__file__).with_name("crop_colours.csv")
 MODEL_NAMES = ("lstm", "tempcnn", "starrnn")
 
 
-class PredictInputError(ValueError):
+class PredictInputError(EeflowError, ValueError):
     """An input of the predict / evaluate stage is missing or inconsistent; says which and why."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import shapely
 
+from tasks.errors import EeflowError
 from tasks.linked_data.namespaces import CRS84, GEOF, UOM, WKT_LITERAL
 
 _PREFIX = re.compile(r"^\s*<([^>]*)>\s*(.*)$", re.S)
@@ -30,7 +31,7 @@ METRE = UOM + "metre"
 DEGREE = UOM + "degree"
 
 
-class GeometryLiteralError(ValueError):
+class GeometryLiteralError(EeflowError, ValueError):
     """A WKT literal is not CRS84 or does not parse."""
 
 

@@ -34,12 +34,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tasks.errors import EeflowError
 from tasks.linked_data.namespaces import expand_curie
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 
 
-class MappingError(ValueError):
+class MappingError(EeflowError, ValueError):
     """A mapping file is invalid or does not fit its input (names the file and the key)."""
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import EeflowError
 from tasks.linked_data.export import METRES_PER_DEG_LAT, cell_label, grid_cells
 from tasks.linked_data.functions import custom_functions
 from tasks.linked_data.namespaces import (
@@ -74,7 +75,7 @@ MAX_GRID_CELLS = 256
 REGION_MARGIN_M = 1.0
 
 
-class QueryError(ValueError):
+class QueryError(EeflowError, ValueError):
     """A query file, a parameter value or the query's execution failed (message says which)."""
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from tasks.config.linked_data import StoreConfig
+from tasks.errors import EeflowError, ErrorFamily
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,15 +53,23 @@ FORMAT_BY_SUFFIX = {".nt": "nt", ".nq": "nq", ".ttl": "ttl"}
 CONTENT_TYPES = {"nt": "application/n-triples", "nq": "application/n-quads", "ttl": "text/turtle"}
 
 
-class StoreUnavailableError(ConnectionError):
+class StoreUnavailableError(EeflowError, ConnectionError):
     """The SPARQL server did not answer after all retries."""
 
+    family = ErrorFamily.UNAVAILABLE
 
-class RdfFileError(ValueError):
+
+class StoreLockedError(EeflowError, OSError):
+    """The embedded store folder is held by another process (RocksDB allows one writer)."""
+
+    family = ErrorFamily.IO
+
+
+class RdfFileError(EeflowError, ValueError):
     """An RDF file is not loadable (syntax error, truncated); the store was not changed."""
 
 
-class LoadVerificationError(RuntimeError):
+class LoadVerificationError(EeflowError, RuntimeError):
     """The graph does not hold what the file holds after a load."""
 
 
@@ -294,7 +303,7 @@ class EmbeddedStore:
             try:
                 self.store = ox.Store(str(path))
             except OSError as err:
-                raise OSError(
+                raise StoreLockedError(
                     f"cannot open the embedded triple store {path}: {err}. Another process "
                     "(a load, `eeflow rdf serve`) may hold it; stop it or use store.mode: http"
                 ) from err
@@ -423,7 +432,7 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-class _ServerError(RuntimeError):
+class _ServerError(EeflowError, RuntimeError):
     """A 5xx answer (worth retrying)."""
 
 

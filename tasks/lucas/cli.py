@@ -85,6 +85,11 @@ def evaluate(
     barley_rule: Annotated[
         str | None, typer.Option("--barley-rule", help="merge | winter_barley | spring_barley")
     ] = None,
+    min_usable_share: Annotated[
+        float | None,
+        typer.Option("--min-usable-share",
+                     help="least share of points with a usable location (lucas.min_usable_share)"),
+    ] = None,
     config: ConfigOpt = None,
     run_date: RunDateOpt = "",
     root: Annotated[
@@ -100,7 +105,8 @@ def evaluate(
     from tasks.lucas.stage import run_lucas_evaluation, survey_run_date
 
     cfg, config_root = load_lucas_config(
-        config, {"radius_m": radius, "barley_rule": barley_rule}
+        config, {"radius_m": radius, "barley_rule": barley_rule,
+                 "min_usable_share": min_usable_share}
     )
     data_root = root or Path(
         config_root or eeflow_home() / "work" / "data"

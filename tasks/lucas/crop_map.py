@@ -30,7 +30,9 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS
 
+from tasks.errors import EeflowError
 from tasks.food_security.schema import CROP_CLASSES
+from tasks.geoparquet import check_geo_columns
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".cog")
 VECTOR_SUFFIXES = (".parquet", ".geoparquet")
 
 
-class CropMapError(ValueError):
+class CropMapError(EeflowError, ValueError):
     """A crop map is unusable as given; the message names the file and what to fix."""
 
 
@@ -215,6 +217,7 @@ def read_instances(
         raise FileNotFoundError(f"crop map {path} does not exist")
     schema = pq.read_schema(path)
     geo = _geo_metadata(schema, source)
+    check_geo_columns(path)
     geom_col = geo.get("primary_column", "geometry")
     column_meta = geo.get("columns", {}).get(geom_col, {})
     crs = _crs_of(column_meta, source, map_crs)

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from tasks.config.lucas import PointLocation
+from tasks.errors import EeflowError
+from tasks.geoparquet import check_geo_columns
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ _TEXT_COLUMNS = ("LC1", "LC1_LABEL", "LU1", "LC1_SPEC", "LU1_TYPE", "SURVEY_DATE
                  "NUTS1", "NUTS2", "NUTS3")
 
 
-class LucasInputError(ValueError):
+class LucasInputError(EeflowError, ValueError):
     """LUCAS points are unusable as given; the message names the file and what to fix."""
 
 
@@ -156,9 +158,9 @@ def read_lucas_points(
         raise FileNotFoundError(f"LUCAS points file {path} does not exist")
     name = path.name.lower()
     if name.endswith((".parquet", ".geoparquet")):
-        try:
+        if check_geo_columns(path, required=False):  # GeoParquet: its metadata must hold
             table: pd.DataFrame = gpd.read_parquet(path)
-        except (ValueError, KeyError):
+        else:
             table = pd.read_parquet(path)
     elif name.endswith((".csv", ".csv.gz")):
         try:

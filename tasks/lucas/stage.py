@@ -30,7 +30,6 @@ from tasks.config.common import config_hash, eeflow_home
 from tasks.config.lucas import LucasConfig
 from tasks.lucas.codelist import load_lc1_mapping
 from tasks.lucas.evaluate import (
-    MIN_USABLE_SHARE,
     LucasReport,
     evaluate_against_lucas,
     report_from_json,
@@ -85,7 +84,7 @@ def run_lucas_evaluation(
     maps: Mapping[str, str | Path],
     root: str | Path,
     run_date: dt.date | str,
-    min_usable_share: float = MIN_USABLE_SHARE,
+    min_usable_share: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate each map against the same LUCAS points and write the reports.
 
@@ -96,7 +95,8 @@ def run_lucas_evaluation(
         root: data root; output goes to ``{root}/food_security/lucas/{agronomic_year}/``.
         run_date: any day of the agronomic year evaluated (e.g. the survey date).
         min_usable_share: least share of crop-coded points that must have a valid location
-            (see :func:`~tasks.lucas.evaluate.require_usable_points`).
+            (see :func:`~tasks.lucas.evaluate.require_usable_points`); default:
+            ``config.min_usable_share`` (``lucas.min_usable_share``).
 
     Returns:
         ``{"output": folder, "reports": {name: report.json}, "maps_compared": [names],
@@ -122,7 +122,9 @@ def run_lucas_evaluation(
         log.info("evaluating map %s (%s) against %s", name, path, points_path)
         report = evaluate_against_lucas(points, path, config, map_name=name, mapping=mapping)
         report.points_source = str(points_path)
-        require_usable_points(report, min_usable_share)
+        require_usable_points(
+            report, config.min_usable_share if min_usable_share is None else min_usable_share
+        )
         reports.append(report)
     outputs: dict[str, str] = {}
     for report in reports:  # every map checked before the first folder is replaced

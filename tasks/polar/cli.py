@@ -100,3 +100,58 @@ def training(
     from tasks.polar.pipeline import training_pipeline
 
     _echo(training_pipeline(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def patches(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Extract the versioned patch training set from the day's harmonised scenes and labels."""
+    from tasks.polar.pipeline import patches_stage
+
+    _echo(patches_stage(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Train train.model on the patches.dataset_version training set (train.patch_size)."""
+    from tasks.polar.pipeline import train_stage
+
+    _echo(train_stage(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def evaluate(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_date: RunDateOpt = "",
+    set_: SetOpt = None,
+    model_dir: Annotated[
+        str | None, typer.Option("--model-dir", help="model folder (default: the latest)")
+    ] = None,
+) -> None:
+    """Evaluate a trained model on the validation part of its training set."""
+    from tasks.polar.pipeline import evaluate_stage
+
+    _echo(evaluate_stage(_cfg(config, set_), run_date or _today(), model_dir=model_dir))
+
+
+@app.command()
+def predict(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Chart the day's harmonised scenes with predict.model (COG, quicklook, GeoJSON)."""
+    from tasks.polar.pipeline import predict_stage
+
+    _echo(predict_stage(_cfg(config, set_), run_date or _today()))
+
+
+@app.command()
+def publish(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Publish the day's chart under polar/published/{day} (STAC items, latest.json)."""
+    from tasks.polar.pipeline import publish_stage
+
+    _echo(publish_stage(_cfg(config, set_), run_date or _today()))

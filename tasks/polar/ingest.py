@@ -27,6 +27,7 @@ from typing import Any
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
+from tasks.errors import EeflowError
 from tasks.sentinel1.cdse import aoi_overlaps, download_product, search_cdse
 from tasks.sentinel1.safe import SafeError, open_safe
 from tasks.storage import atomic_dir, day_run_key, stage_dir, to_date, write_manifest
@@ -34,7 +35,7 @@ from tasks.storage import atomic_dir, day_run_key, stage_dir, to_date, write_man
 log = logging.getLogger(__name__)
 
 
-class NoScenesError(RuntimeError):
+class NoScenesError(EeflowError, RuntimeError):
     """No usable scene exists for the day (the message names the day, source and reasons)."""
 
 

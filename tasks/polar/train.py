@@ -129,7 +129,8 @@ def latest_model(root: Path | str) -> Path:
     if not found:
         raise FileNotFoundError(
             f"no trained model under {folder}; run the polar training pipeline first "
-            "(eeflow polar train) or set predict.model to a model folder"
+            "(eeflow polar training, or eeflow polar patches then eeflow polar train) or set "
+            "predict.model to a model folder"
         )
     return max(found)[2]
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from shapely.geometry import box, shape
 
+from tasks.errors import EeflowError, ErrorFamily
+
 log = logging.getLogger(__name__)
 
 DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1/Products({id})/$value"
@@ -32,8 +34,10 @@ _NAME = re.compile(r"^(S1[ABCD])_(EW|IW|SM|WV|S\d)_(GRD|SLC|RAW|OCN)([FHM_])_")
 Fetch = Callable[[str], dict[str, Any]]
 
 
-class CatalogueError(RuntimeError):
+class CatalogueError(EeflowError, RuntimeError):
     """The catalogue answered with something eeflow cannot use (the message says what)."""
+
+    family = ErrorFamily.UNAVAILABLE
 
 
 @dataclass(frozen=True)

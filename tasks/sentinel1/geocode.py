@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tasks.errors import EeflowError
+
 log = logging.getLogger(__name__)
 
 GeocodingMethod = Literal["tps", "affine"]
@@ -40,7 +42,7 @@ GeocodingMethod = Literal["tps", "affine"]
 LATTICE_STEP = 32
 
 
-class GeocodingError(ValueError):
+class GeocodingError(EeflowError, ValueError):
     """The geolocation grid cannot be fitted, or its residuals exceed the configured threshold."""
 
 

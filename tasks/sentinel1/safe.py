@@ -22,13 +22,14 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from lxml import etree
 from shapely.geometry import Polygon
 
+from tasks.errors import EeflowError
 from tasks.sentinel1.lut import (
     AzimuthBlock,
     RangeVectors,
@@ -50,7 +51,7 @@ _REP_KIND = {
 }
 
 
-class SafeError(ValueError):
+class SafeError(EeflowError, ValueError):
     """A SAFE product is unusable; the message names the file and what was expected."""
 
 
@@ -168,7 +169,23 @@ class _SafeFiles:
     def describe(self, rel: str) -> str:
         return f"{self.path}/{rel}" if self._zip is None else f"{self.path}!{self._prefix}{rel}"
 
+    def check_inside(self, rel: str, what: str) -> None:
+        """Refuse a path that leads out of the product (``../x.xml``, ``/etc/x``, a symlink)."""
+        parts = PurePosixPath(rel.replace("\\", "/")).parts
+        escapes = not rel or rel.startswith(("/", "\\")) or ".." in parts or (
+            len(rel) > 1 and rel[1] == ":"
+        )
+        if not escapes and self._zip is None:
+            root = self.path.resolve()
+            escapes = not (self.path / rel).resolve().is_relative_to(root)
+        if escapes:
+            raise SafeFormatError(
+                f"{what} {rel!r} points outside the product {self.path}; a SAFE product only "
+                "links files inside its own folder (corrupt or tampered manifest.safe?)"
+            )
+
     def exists(self, rel: str) -> bool:
+        self.check_inside(rel, "file")
         if self._zip is None:
             return (self.path / rel).is_file()
         try:
@@ -190,6 +207,7 @@ class _SafeFiles:
             ) from err
 
     def gdal_path(self, rel: str) -> str:
+        self.check_inside(rel, "file")
         if self._zip is None:
             return str(self.path / rel)
         return f"/vsizip/{self.path.resolve()}/{self._prefix}{rel}"
@@ -282,6 +300,7 @@ class SafeProduct:
             if not loc:
                 continue
             href = str(loc[0]).removeprefix("./")
+            self._files.check_inside(href, f"{desc}: dataObject {obj.get('ID', '?')!r} href")
             match = _POL_IN_NAME.search(Path(href).name)
             if match is None:
                 continue
@@ -435,11 +454,14 @@ class SafeProduct:
                 pixels.append(_floats(_text(vec, _local("pixel"), desc), desc, "pixel"))
                 for n in names:
                     values[n].append(_floats(_text(vec, _local(n), desc, n != "dn") or "", desc, n))
-            luts = {
-                n: RangeVectors(np.array(lines), tuple(pixels), tuple(v))
-                for n, v in values.items()
-                if all(a.size for a in v)
-            }
+            luts = {}
+            for n, v in values.items():
+                if not all(a.size for a in v):
+                    continue
+                try:
+                    luts[n] = RangeVectors(np.array(lines), tuple(pixels), tuple(v))
+                except ValueError as err:  # e.g. a vector with fewer values than pixels
+                    raise SafeFormatError(f"{desc}: {n} LUT: {err}") from None
             for n, lut in luts.items():
                 if any((v <= 0).any() for v in lut.values):
                     raise SafeFormatError(f"{desc}: {n} LUT holds values <= 0")

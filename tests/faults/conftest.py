@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 # the linked-data fixtures (ld_cfg, products) serve the store and export faults too
 from tests.tasks.linked_data.conftest import ld_cfg, products  # noqa: E402,F401
 from tests.tasks.lucas.conftest import layout, lucas_dir  # noqa: E402,F401
+from tests.tasks.sentinel1.conftest import small_scene  # noqa: E402,F401
 
 
 def snapshot(folder: Path) -> dict[str, str]:
