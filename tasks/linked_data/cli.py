@@ -74,11 +74,18 @@ def load(
     config: ConfigOpt = DEFAULT_CONFIG,
     run_date: RunDateOpt = "",
     run_key: RunKeyOpt = "",
+    entail: Annotated[
+        bool, typer.Option(help="materialise RDFS / GeoSPARQL entailment into {graph}/entailed")
+    ] = True,
 ) -> None:
     """Load an exported product run into its named graph (replacing it)."""
     from tasks.linked_data.store import load_product
 
-    _echo(load_product(_cfg(config), product, _run_key(product, run_date, run_key)))
+    _echo(
+        load_product(
+            _cfg(config), product, _run_key(product, run_date, run_key), entail=entail
+        )
+    )
 
 
 @app.command()
@@ -96,7 +103,9 @@ def publish(
     for product in products or cfg.products:
         key = _run_key(product, run_date, "")
         exported = export_product(cfg, product, key)
-        results.append({"export": exported, "load": load_product(cfg, product, key)})
+        results.append(
+            {"export": exported, "load": load_product(cfg, product, key, entail=True)}
+        )
     _echo(results)
 
 
@@ -140,21 +149,40 @@ def serve(
     location: Annotated[
         Path | None, typer.Option(help="store folder (default: {root}/linked_data/server)")
     ] = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 7878,
+    engine: Annotated[
+        str,
+        typer.Option(help="eeflow (pyoxigraph + GeoSPARQL functions) | oxigraph (plain binary)"),
+    ] = "eeflow",
+    rewrite: Annotated[
+        bool, typer.Option(help="GeoSPARQL query rewrite of ?f1 geo:sfWithin ?f2 patterns")
+    ] = True,
 ) -> None:
-    """Run an Oxigraph SPARQL server in the foreground (Ctrl-C stops it)."""
-    import os
+    """Run a SPARQL 1.1 endpoint (query, update, graph store) in the foreground; Ctrl-C stops it.
 
-    from tasks.linked_data.server import oxigraph_binary
+    The default engine is eeflow's server on pyoxigraph, which carries every GeoSPARQL function
+    (WKT and GML, any CRS), the query rewrite and entailment of Graph Store writes.
+    """
+    import os
 
     cfg = _cfg(config)
     folder = location or cfg.resolved_root() / "linked_data" / "server"
     folder.mkdir(parents=True, exist_ok=True)
+    if engine not in ("eeflow", "oxigraph"):
+        raise typer.BadParameter(f"--engine {engine!r}: allowed: eeflow, oxigraph")
     typer.echo(
-        f"SPARQL endpoint: http://{host}:{port}/query (update: /update, graph store: /store)",
+        f"SPARQL endpoint ({engine}): http://{host}:{port}/query (update: /update, graph store: "
+        f"/store), store {folder}",
         err=True,
     )
+    if engine == "eeflow":
+        from tasks.linked_data.server import SparqlServer
+
+        SparqlServer(folder, host=host, port=port, rewrite=rewrite).serve_forever()
+        return
+    from tasks.linked_data.server import oxigraph_binary
+
     os.execv(
         oxigraph_binary(),
         [

@@ -1,22 +1,21 @@
-"""GeoSPARQL functions oxigraph lacks, as pyoxigraph custom functions (implemented with shapely).
+"""GeoSPARQL functions for pyoxigraph, and CRS84 distance / buffer helpers (shapely).
 
-Oxigraph's built-in GeoSPARQL support evaluates the ``geof:sf*`` relations on CRS84 WKT but has no
-``geof:buffer`` and computes ``geof:distance`` only between points. eeflow registers:
+Oxigraph's built-in GeoSPARQL support evaluates the ``geof:sf*`` / ``eh*`` / ``rcc8*`` relations
+on CRS84 WKT only, has no ``geof:buffer`` and computes ``geof:distance`` only between points.
+:func:`custom_functions` returns eeflow's full set (``tasks/linked_data/geosparql/functions.py``):
+every ``geof:`` function of GeoSPARQL 1.0 (and cheap 1.1 ones) on WKT and GML literals in any
+CRS; they replace the built-ins for the query they are passed to. ``geof:distance(a, b,
+uom:metre)`` is computed in the UTM zone of ``a``'s centroid (sub-centimetre error at the 10 m
+scale of the LUCAS rule).
 
-* ``geof:distance(a, b, unit)`` - distance between any two geometries, in ``uom:metre`` (computed
-  in the UTM zone of ``a``'s centroid: sub-centimetre error at the 10 m scale of the LUCAS rule)
-  or ``uom:degree``; replaces the built-in for the query it is passed to;
-* ``geof:buffer(a, radius, unit)`` - ``a`` grown by ``radius`` metres (or degrees), as CRS84 WKT.
-
-They run only inside the embedded store (``pyoxigraph.Store.query(custom_functions=...)``); queries
-that need them carry ``# @embedded-only`` and are refused on an HTTP store (which would otherwise
-leave the values unbound and answer wrongly). WKT literals must be CRS84 (with or without the
-``<http://www.opengis.net/def/crs/OGC/1.3/CRS84>`` prefix), as eeflow exports them.
+They run inside the embedded store (``pyoxigraph.Store.query(custom_functions=...)``) and behind
+``eeflow rdf serve``; queries that need them carry ``# @embedded-only`` and are refused on other
+HTTP stores (which would leave the values unbound and answer wrongly). The helpers below
+(:func:`distance_metres`, :func:`buffer_wkt`) take CRS84 WKT, as eeflow exports it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import shapely
 
 from tasks.errors import EeflowError
-from tasks.linked_data.namespaces import CRS84, GEOF, UOM, WKT_LITERAL
+from tasks.linked_data.namespaces import CRS84, UOM
 
 _PREFIX = re.compile(r"^\s*<([^>]*)>\s*(.*)$", re.S)
 METRE = UOM + "metre"
@@ -103,44 +102,11 @@ def buffer_wkt(a: str, radius: float, unit: str) -> str:
     return f"<{CRS84}> {shapely.to_wkt(grown, rounding_precision=7, trim=True)}"
 
 
-def _geof_distance(a: Any, b: Any, unit: Any = None) -> Any:
-    import pyoxigraph as ox
-
-    try:
-        unit_iri = getattr(unit, "value", METRE)
-        metres = distance_metres(a.value, b.value)
-        if unit_iri == DEGREE:
-            value = metres / 111_320.0
-        elif unit_iri == METRE:
-            value = metres
-        else:
-            return None
-        return ox.Literal(
-            repr(value), datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#double")
-        )
-    except (GeometryLiteralError, AttributeError, shapely.errors.GEOSException):
-        return None
-
-
-def _geof_buffer(a: Any, radius: Any, unit: Any) -> Any:
-    import pyoxigraph as ox
-
-    try:
-        value = float(radius.value)
-        if not math.isfinite(value):
-            return None
-        return ox.Literal(
-            buffer_wkt(a.value, value, unit.value), datatype=ox.NamedNode(WKT_LITERAL)
-        )
-    except (GeometryLiteralError, AttributeError, ValueError, shapely.errors.GEOSException):
-        return None
-
-
 def custom_functions() -> dict[Any, Any]:
-    """Return the ``custom_functions`` mapping to pass to ``pyoxigraph.Store.query``."""
-    import pyoxigraph as ox
+    """Return the ``custom_functions`` mapping to pass to ``pyoxigraph.Store.query``.
 
-    return {
-        ox.NamedNode(GEOF + "distance"): _geof_distance,
-        ox.NamedNode(GEOF + "buffer"): _geof_buffer,
-    }
+    Every ``geof:`` function of :mod:`tasks.linked_data.geosparql.functions` (built once).
+    """
+    from tasks.linked_data.geosparql.engine import custom_functions as geosparql_functions
+
+    return geosparql_functions()

@@ -44,7 +44,7 @@ from typing import Any
 
 from tasks.errors import EeflowError
 from tasks.linked_data.export import METRES_PER_DEG_LAT, cell_label, grid_cells
-from tasks.linked_data.functions import custom_functions
+from tasks.linked_data.geosparql.engine import query as geosparql_query
 from tasks.linked_data.namespaces import (
     CRS84,
     EEO,
@@ -336,21 +336,56 @@ def run_sparql(
     """Run a SELECT on an open store; rows as dicts of Python values."""
     from tasks.linked_data.store import EmbeddedStore
 
-    if embedded_only and not isinstance(store, EmbeddedStore):
+    if embedded_only and not isinstance(store, EmbeddedStore) and not serves_geosparql(store):
         raise QueryError(
-            f"{label} uses eeflow's custom GeoSPARQL functions (geof:distance for any geometry, "
-            "geof:buffer) and runs only on the embedded store; a plain SPARQL server would "
-            "leave them unbound and answer wrongly"
+            f"{label} uses eeflow's GeoSPARQL functions (geof:distance for any geometry, "
+            "geof:buffer) and runs only on the embedded store or behind `eeflow rdf serve`; "
+            "this SPARQL server lacks them and would leave them unbound and answer wrongly"
         )
-    kwargs: dict[str, Any] = {}
-    if isinstance(store, EmbeddedStore):
-        kwargs["custom_functions"] = custom_functions()
     try:
-        solutions = store.query(sparql, **kwargs)
+        if isinstance(store, EmbeddedStore):
+            # every geof: function + the GeoSPARQL query rewrite (tasks/linked_data/geosparql)
+            solutions = geosparql_query(store.store, sparql)
+        else:
+            solutions = store.query(sparql)
         variables = [v.value for v in solutions.variables]
         return [{name: term_value(row[name]) for name in variables} for row in solutions]
     except SyntaxError as err:
         raise QueryError(f"{label}: SPARQL syntax error: {err}") from None
+
+
+_GEOSPARQL_PROBE = (
+    "SELECT ?b WHERE { BIND(<http://www.opengis.net/def/function/geosparql/buffer>("
+    '"POINT(0 0)"^^<http://www.opengis.net/ont/geosparql#wktLiteral>, 1, '
+    "<http://www.opengis.net/def/uom/OGC/1.0/metre>) AS ?b) }"
+)
+_PROBED: dict[str, bool] = {}
+
+
+def serves_geosparql(store: Any) -> bool:
+    """Whether an HTTP store evaluates eeflow's ``geof:`` functions (``eeflow rdf serve``).
+
+    Asks once per query URL for a ``geof:buffer`` (plain Oxigraph refuses or leaves it unbound).
+    """
+    import pyoxigraph as ox
+    import requests
+
+    url = store.cfg.endpoint("query")
+    if url not in _PROBED:
+        try:  # one request, no retries: plain Oxigraph answers 500 "not supported"
+            answer = store.session.post(
+                url,
+                data={"query": _GEOSPARQL_PROBE},
+                headers={"Accept": "application/sparql-results+json"},
+                timeout=store.cfg.timeout_s,
+            )
+        except requests.RequestException:
+            return False  # unreachable now: let the query itself report it
+        rows = []
+        if answer.status_code == 200:
+            rows = list(ox.parse_query_results(answer.content, ox.QueryResultsFormat.JSON))
+        _PROBED[url] = bool(rows) and rows[0]["b"] is not None
+    return _PROBED[url]
 
 
 def run_named_query(

@@ -716,8 +716,12 @@ def load_product(
     rdf_path: str | Path | None = None,
     graph: str | None = None,
     store: TripleStore | None = None,
+    entail: bool = False,
 ) -> dict[str, Any]:
     """Load an exported product run into its named graph, replacing what that graph held.
+
+    With ``entail`` (``eeflow rdf load`` sets it) the graph's RDFS / GeoSPARQL entailment is then
+    materialised into ``{graph}/entailed`` (see ``tasks/linked_data/geosparql/entailment.py``).
 
     Args:
         cfg: a validated LinkedDataConfig (store mode, paths, HTTP settings).
@@ -726,9 +730,11 @@ def load_product(
         rdf_path: the RDF file; default: the one named in that folder's manifest.
         graph: the named graph; default: the graph IRI in the export's manifest.
         store: an open store to use (default: open the configured one and close it after).
+        entail: materialise the entailment companion graph after the load.
 
     Returns:
-        ``{"graph": IRI, "triples": graph size after the load, "seconds": s, "store": ...}``.
+        ``{"graph": IRI, "triples": graph size after the load, "seconds": s, "store": ...,
+        "entailed": triples in {graph}/entailed}``.
 
     """
     from tasks.naming import safe_name
@@ -758,6 +764,10 @@ def load_product(
     started = time.perf_counter()
     try:
         triples = target.replace_graph(graph, rdf_file, fmt, expected)
+        if entail:
+            from tasks.linked_data.geosparql.entailment import materialise
+
+            entailed = materialise(target, graph)
     finally:
         if own:
             target.close()
@@ -769,4 +779,5 @@ def load_product(
         "seconds": round(seconds, 3),
         "store": cfg.store.mode,
         "rdf": str(rdf_file),
+        "entailed": entailed if entail else 0,
     }
