@@ -27,6 +27,7 @@ _REGISTRY: dict[str, str] = {
     "polar": "tasks.config.polar:PolarConfig",
     "food_security": "tasks.config.food_security:FoodSecurityConfig",
     "linked_data": "tasks.config.linked_data:LinkedDataConfig",
+    "serving": "tasks.config.serving:ServingConfig",
 }
 
 
