@@ -444,7 +444,14 @@ class SparqlServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (Ctrl-C)."""
+        """Serve in this thread until interrupted (Ctrl-C or SIGTERM, e.g. a container stop)."""
+        import signal
+
+        def interrupt(_signum: int, _frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, interrupt)
         self.httpd = self._bind()
         try:
             self.httpd.serve_forever()
