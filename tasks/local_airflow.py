@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Passed to sqlite3.connect by Airflow (``[database] sql_alchemy_connect_args``): wait up to
 #: 60 s for the write lock rather than failing at once with "database is locked".
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+SQLITE_ARGS_PATH = f"{__name__}.SQLITE_CONNECT_ARGS"
 
 #: Services a local Airflow 3 needs; the triggerer runs deferrable operators and sensors.
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -75,6 +76,8 @@ def airflow_env(
     Every component (API server, scheduler, DAG processor, triggerer, task processes, CLI) must
     see the same values, so this is the one place they are made: ``eeflow airflow env`` prints
     them for a shell. The JWT secret and the UI password are generated once per Airflow home.
+    ``extra`` overrides any value; with ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` set to another
+    database (PostgreSQL) the SQLite-only connect args are dropped.
     """
     af_home = airflow_home(home)
     af_home.mkdir(parents=True, exist_ok=True)
@@ -92,7 +95,7 @@ def airflow_env(
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "2"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af_home / 'airflow.db'}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_ARGS_PATH,
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(af_home / "logs"),
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -108,6 +111,11 @@ def airflow_env(
         }
     )
     env.update(extra or {})
+    if not env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        # another database (``extra`` names e.g. a postgresql+psycopg2:// URL): the SQLite
+        # connect args would be refused by its driver (psycopg2 knows no ``timeout``)
+        if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS") == SQLITE_ARGS_PATH:
+            del env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]
     return env
 
 
