@@ -11,9 +11,17 @@ with ``item_id = S2A_33UWP_20180415_0_L2A``. 10 m bands (B02, B03, B04, B08) are
 :func:`read_scl` resample to 10 m (nearest neighbour, each 20 m pixel covers 2 x 2 pixels).
 
 Reflectance = (DN + BOA_ADD_OFFSET) / 10000 with DN 0 = nodata; ``BOA_ADD_OFFSET`` is -1000 from
-processing baseline 04.00 on (25 January 2022) and 0 before. The item carries it twice, as in Earth
-Search: ``properties["s2:processing_baseline"]`` and per asset ``raster:bands`` scale 0.0001 /
-offset -0.1; the reader uses ``raster:bands`` when present, else the processing baseline.
+processing baseline 04.00 on (25 January 2022) and 0 before. Which offset applies to an item is
+decided once, in :func:`tasks.sentinel2.metadata.stac_reflectance_scaling` (the processing
+baseline, never twice for Earth Search items with ``earthsearch:boa_offset_applied: true``).
+
+Real items are read too: :func:`acquisition_from_item` takes an Earth Search (``blue``, ``nir08``,
+``scl``), CDSE (``B04_10m``, ``SCL_20m``) or Planetary Computer (``B04``, ``SCL``) item whose hrefs
+are local paths, ``http(s)://`` COGs (read as windows through GDAL's ``/vsicurl/``: only the
+tiles a window needs are fetched, with HTTP range requests) or ``s3://`` objects (``/vsis3/``).
+SAFE products (CDSE, JP2 bands) are read by :mod:`tasks.sentinel2.safe` into the same
+:class:`L2AAcquisition`, so :func:`read_bands`, :func:`read_scl` and :func:`read_masked_bands`
+serve all of them.
 """
 
 from __future__ import annotations
@@ -21,14 +29,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlparse
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from tasks.sentinel2.metadata import (
+    SCL_CLASSES,
+    L2AMetadataError,
+    boa_add_offset,  # re-exported: tasks.sentinel2.l2a.boa_add_offset
+    stac_reflectance_scaling,
+)
 from tasks.sentinel2.tiles import TileGrid
 
 #: Band -> native resolution in metres.
@@ -40,16 +56,13 @@ SCL_ASSET = "SCL"
 NODATA_DN = 0
 QUANTIFICATION_VALUE = 10000.0
 
-
-def boa_add_offset(processing_baseline: str) -> int:
-    """Return the DN offset added to L2A reflectance (-1000 from baseline 04.00 on, else 0)."""
-    try:
-        major, minor = (int(p) for p in processing_baseline.split("."))
-    except ValueError:
-        raise ValueError(
-            f"processing baseline {processing_baseline!r} is not like '04.00'"
-        ) from None
-    return -1000 if (major, minor) >= (4, 0) else 0
+#: Asset key of each band in the item layouts eeflow reads: its own / Planetary Computer (``B04``),
+#: Earth Search v1 (common names) and CDSE STAC 1.1 (``B04_10m``: band at its native resolution).
+EARTH_SEARCH_ASSET_BANDS: dict[str, str] = {
+    "blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "rededge1": "B05",
+    "rededge2": "B06", "rededge3": "B07", "nir08": "B8A", "swir16": "B11", "swir22": "B12",
+    "scl": SCL_ASSET,
+}
 
 
 @dataclass(frozen=True)
@@ -59,13 +72,15 @@ class L2AAcquisition:
     tile: str
     date: dt.date
     item_id: str
-    item_path: Path
-    assets: dict[str, Path]
+    item_path: Path | str
+    assets: dict[str, Path | str]
     scale: dict[str, float]
     offset: dict[str, float]
     cloud_cover: float | None
+    #: how the DN -> reflectance offset was chosen, per band (for manifests and logs)
+    offset_rule: Mapping[str, str] | None = None
 
-    def band_path(self, band: str) -> Path:
+    def band_path(self, band: str) -> Path | str:
         """Return the file of a band (or ``SCL``); raise naming the item if it is missing."""
         if band not in self.assets:
             raise KeyError(
@@ -115,41 +130,88 @@ def list_acquisitions(
     return sorted(found, key=lambda a: (a.date, a.item_id))
 
 
-def read_item(item_path: Path) -> L2AAcquisition:
-    """Read a STAC item written by :func:`write_acquisition` (or Earth Search)."""
-    item = json.loads(item_path.read_text())
+def read_item(item_path: Path | str) -> L2AAcquisition:
+    """Read a STAC item file or URL (written by :func:`write_acquisition`, or a provider's)."""
+    location = str(item_path)
+    if urlparse(location).scheme in ("http", "https"):
+        from urllib.request import urlopen
+
+        with urlopen(location, timeout=60) as response:  # noqa: S310 (http(s) checked above)
+            item = json.loads(response.read())
+    else:
+        item = json.loads(Path(location).read_text())
+    return acquisition_from_item(item, item_path)
+
+
+def _resolve_href(href: str, item_location: Path | str) -> Path | str:
+    """Absolute local path or URL of an asset href (relative hrefs against the item's place)."""
+    scheme = urlparse(href).scheme
+    if scheme in ("http", "https", "s3", "gs", "az"):
+        return href
+    if scheme == "file":
+        return Path(urlparse(href).path)
+    location = str(item_location)
+    if urlparse(location).scheme in ("http", "https"):
+        return urljoin(location, href)
+    path = Path(href)
+    return path if path.is_absolute() else Path(location).parent / href
+
+
+def _band_of_asset(key: str) -> str | None:
+    if key in BAND_RESOLUTION_M or key == SCL_ASSET:
+        return key
+    if key in EARTH_SEARCH_ASSET_BANDS:
+        return EARTH_SEARCH_ASSET_BANDS[key]
+    band, _, resolution = key.partition("_")  # CDSE: B04_10m, SCL_20m
+    if resolution.endswith("m") and resolution[:-1].isdigit():
+        native = BAND_RESOLUTION_M.get(band, 20 if band == SCL_ASSET else None)
+        if native == int(resolution[:-1]):
+            return band
+    return None
+
+
+def acquisition_from_item(item: Mapping[str, Any], item_location: Path | str) -> L2AAcquisition:
+    """Build an :class:`L2AAcquisition` from a STAC item (eeflow, Earth Search, CDSE, PC).
+
+    Args:
+        item: the item as a dict (STAC 1.0 or 1.1).
+        item_location: where it came from (path or URL); relative hrefs resolve against it.
+
+    Raises:
+        L2AMetadataError: the item says nothing from which the BOA offset can be decided.
+
+    """
     props = item.get("properties", {})
-    baseline = props.get("s2:processing_baseline")
-    assets: dict[str, Path] = {}
+    assets: dict[str, Path | str] = {}
     scale: dict[str, float] = {}
     offset: dict[str, float] = {}
-    for name, asset in item.get("assets", {}).items():
-        href = asset["href"]
-        path = Path(href) if Path(href).is_absolute() else item_path.parent / href
-        assets[name] = path
-        bands = asset.get("raster:bands") or [{}]
-        if name in BAND_RESOLUTION_M:
-            if "scale" in bands[0] and "offset" in bands[0]:
-                scale[name], offset[name] = float(bands[0]["scale"]), float(bands[0]["offset"])
-            elif baseline is not None:
-                scale[name] = 1.0 / QUANTIFICATION_VALUE
-                offset[name] = boa_add_offset(baseline) / QUANTIFICATION_VALUE
-            else:
-                raise ValueError(
-                    f"{item_path}: asset {name} has no raster:bands scale/offset and the item no "
-                    "s2:processing_baseline; cannot convert DN to reflectance"
-                )
+    rules: dict[str, str] = {}
+    for key, asset in item.get("assets", {}).items():
+        band = _band_of_asset(key)
+        if band is None or band in assets:
+            continue
+        assets[band] = _resolve_href(asset["href"], item_location)
+        if band in BAND_RESOLUTION_M:
+            scaling = stac_reflectance_scaling(
+                props, asset, source=f"{item_location} asset {key!r}"
+            )
+            scale[band], offset[band], rules[band] = scaling.scale, scaling.offset, scaling.rule
+    if not assets:
+        raise L2AMetadataError(
+            f"{item_location}: no Sentinel-2 band asset (keys: {sorted(item.get('assets', {}))}); "
+            f"known keys: B02..B12/SCL, {sorted(EARTH_SEARCH_ASSET_BANDS)}, B04_10m/SCL_20m"
+        )
     date = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00")).date()
     tile = props.get("s2:mgrs_tile") or props.get("grid:code", "").removeprefix("MGRS-")
     return L2AAcquisition(
-        tile=tile, date=date, item_id=item["id"], item_path=item_path, assets=assets,
-        scale=scale, offset=offset, cloud_cover=props.get("eo:cloud_cover"),
+        tile=tile, date=date, item_id=item["id"], item_path=item_location, assets=assets,
+        scale=scale, offset=offset, cloud_cover=props.get("eo:cloud_cover"), offset_rule=rules,
     )
 
 
 def read_grid(acquisition: L2AAcquisition, tile: str | None = None) -> TileGrid:
     """Return the 10 m grid of an acquisition (from its B02 file)."""
-    with rasterio.open(acquisition.band_path("B02")) as src:
+    with rasterio.Env(**GDAL_READ_OPTIONS), _open(acquisition.band_path("B02")) as src:
         if src.crs is None or src.crs.to_epsg() is None:
             raise ValueError(f"{src.name}: no EPSG CRS; L2A tiles are in UTM")
         return TileGrid(
@@ -158,13 +220,47 @@ def read_grid(acquisition: L2AAcquisition, tile: str | None = None) -> TileGrid:
         )
 
 
-#: GDAL settings of every read: no directory listing per open (one folder holds 11 files).
-GDAL_READ_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_NUM_THREADS": "1"}
+#: GDAL settings of every read: no directory listing per open (one folder holds 11 files); over
+#: HTTP, ranges merged into one request where adjacent, a block cache, and retries on 429/5xx.
+GDAL_READ_OPTIONS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_NUM_THREADS": "1",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES", "GDAL_HTTP_MAX_RETRY": "4",
+    "GDAL_HTTP_RETRY_DELAY": "1", "VSI_CACHE": "TRUE",
+}
 
 
-def _read_native(path: Path, window: Window | None, factor: int) -> np.ndarray:
-    """Read ``window`` (10 m pixel units) of a raster with pixels ``factor`` times larger."""
-    with rasterio.Env(**GDAL_READ_OPTIONS), rasterio.open(path) as src:
+def _check_driver(path: Path | str) -> None:
+    """Fail clearly when a JPEG 2000 band cannot be decoded by this GDAL build."""
+    if str(path).lower().endswith(".jp2"):
+        from rasterio.drivers import raster_driver_extensions
+
+        if raster_driver_extensions().get("jp2") is None:
+            raise L2AMetadataError(
+                f"{path}: a JPEG 2000 band, but this GDAL ({rasterio.__gdal_version__}) has no "
+                "JP2 driver (JP2OpenJPEG); install a rasterio/GDAL built with OpenJPEG, or read "
+                "the COG assets of the product's STAC item instead"
+            )
+
+
+def _open(path: Path | str) -> Any:
+    _check_driver(path)
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise FileNotFoundError(
+            f"{path}: cannot open the band raster ({err}); check the href / network access"
+        ) from None
+
+
+def _read_native(path: Path | str, window: Window | None, factor: int | None) -> np.ndarray:
+    """Read ``window`` (10 m pixel units) of a raster with pixels ``factor`` times larger.
+
+    ``factor`` None: the raster's own pixel size / 10 m (a 20 m band: 2), so a raster whose
+    pixels are not the band's native size (e.g. a decimated copy) is still placed right.
+    """
+    with rasterio.Env(**GDAL_READ_OPTIONS), _open(path) as src:
+        if factor is None:
+            factor = max(1, round(abs(src.transform.a) / 10.0))
         if window is None:
             window = Window(0, 0, src.width * factor, src.height * factor)
         col0, row0 = int(window.col_off), int(window.row_off)
@@ -199,9 +295,7 @@ def read_bands(
     for band in bands:
         if band not in BAND_RESOLUTION_M:
             raise ValueError(f"unknown Sentinel-2 band {band!r}; known: {list(BAND_RESOLUTION_M)}")
-        dn = _read_native(
-            acquisition.band_path(band), window, BAND_RESOLUTION_M[band] // 10
-        )
+        dn = _read_native(acquisition.band_path(band), window, None)
         refl = dn.astype(np.float32) * np.float32(acquisition.scale[band]) + np.float32(
             acquisition.offset[band]
         )
@@ -212,10 +306,41 @@ def read_bands(
 
 def read_scl(acquisition: L2AAcquisition, window: Window | None = None) -> np.ndarray:
     """Read the scene classification layer resampled to 10 m: uint8 (y, x)."""
-    path = acquisition.band_path(SCL_ASSET)
-    with rasterio.open(path) as src:
-        factor = max(1, round(src.transform.a / 10.0))
-    return _read_native(path, window, factor).astype(np.uint8)
+    return _read_native(acquisition.band_path(SCL_ASSET), window, None).astype(np.uint8)
+
+
+def scl_valid_mask(scl: np.ndarray, masked_classes: Sequence[int]) -> np.ndarray:
+    """Return True where the SCL class is not one of ``masked_classes`` (bool, same shape).
+
+    Raises:
+        ValueError: a masked class is not an SCL class (0..11), naming it and the classes.
+
+    """
+    unknown = sorted(set(masked_classes) - set(SCL_CLASSES))
+    if unknown:
+        raise ValueError(
+            f"masked SCL classes {unknown} are not SCL classes; allowed: "
+            + ", ".join(f"{k} {v}" for k, v in SCL_CLASSES.items())
+        )
+    return ~np.isin(scl, np.asarray(list(masked_classes), dtype=scl.dtype))
+
+
+def read_masked_bands(
+    acquisition: L2AAcquisition,
+    bands: Sequence[str],
+    masked_scl_classes: Sequence[int],
+    window: Window | None = None,
+) -> np.ndarray:
+    """Read reflectance at 10 m with NaN where the SCL class is masked (e.g. cloud, shadow, snow).
+
+    Returns:
+        float32 (band, y, x) like :func:`read_bands`, NaN where DN is 0 or SCL is masked.
+
+    """
+    reflectance = read_bands(acquisition, bands, window)
+    valid = scl_valid_mask(read_scl(acquisition, window), masked_scl_classes)
+    reflectance[:, ~valid] = np.nan
+    return reflectance
 
 
 def write_acquisition(
