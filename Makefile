@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # A CPU wheel of torch lies in /opt/wheels on the project's machines; elsewhere pip finds it on PyPI.
 PIP_FLAGS ?= --find-links /opt/wheels
 
-.PHONY: setup demo test test-slow lint bench compose-config clean
+.PHONY: setup browser demo test test-slow lint bench compose-config clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,14 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/eeflow demo
 
-test: setup
+# Debian's Chromium for the browser tests (tests/e2e/test_browser.py, driven by Playwright).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-slow: setup

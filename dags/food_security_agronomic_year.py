@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from operators.params import run_date_param
+from operators.params import optional_param, run_date_param
 
 CONFIG = "configs/food_security.yaml"
 MODELS = ["lstm", "tempcnn", "starrnn"]
@@ -164,9 +164,9 @@ def load_triples(**context: Any) -> dict[str, Any]:
         "config": Param(CONFIG, type="string", title="Config",
                         description="use-case YAML, relative to EEFLOW_HOME"),
         "run_date": run_date_param("Any day of the agronomic year to map"),
-        "tiles": Param([], type="array", items={"type": "string"}, title="Tiles to map",
-                       description="Sentinel-2 tile ids to map, e.g. 33UVP; empty = all "
-                       "configured tiles"),
+        "tiles": optional_param("array", "Sentinel-2 tile ids to map, e.g. 33UVP. Empty = all "
+                                "configured tiles.", items={"type": "string"},
+                                title="Tiles to map"),
         "model": Param("all", type="string", enum=["all", *MODELS], title="Model",
                        description="'all' trains the three models of the comparison table"),
     },

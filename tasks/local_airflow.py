@@ -30,7 +30,9 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
+
+from tasks.errors import EeflowError, ErrorFamily
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,22 @@ TERMINAL_STATES = frozenset({"success", "failed"})
 USER = "admin"
 
 
-class AirflowRunError(RuntimeError):
-    """An Airflow command, service or DAG run failed; the message carries the cause."""
+class AirflowRunError(EeflowError, RuntimeError):
+    """An Airflow command or service failed, or is not running; the message carries the cause."""
+
+    family: ClassVar[ErrorFamily] = ErrorFamily.UNAVAILABLE
+
+
+class AirflowRequestError(AirflowRunError):
+    """The Airflow API refused a request (HTTP 4xx: e.g. a param outside its schema)."""
+
+    family: ClassVar[ErrorFamily] = ErrorFamily.CONFIG
+
+
+class DagRunFailedError(AirflowRunError):
+    """A DAG run ended failed; the message names its failed tasks and their errors."""
+
+    family: ClassVar[ErrorFamily] = ErrorFamily.INPUT
 
 
 def airflow_home(home: Path) -> Path:
@@ -295,9 +311,10 @@ class LocalAirflow:
                 if err.code >= 500 and attempt + 1 < retries:
                     time.sleep(2 * (attempt + 1))
                     continue
-                raise AirflowRunError(
-                    f"{method} /api/v2{path} -> HTTP {err.code}: {detail}"
-                ) from err
+                kind = AirflowRequestError if 400 <= err.code < 500 else AirflowRunError
+                raise kind(f"{method} /api/v2{path} -> HTTP {err.code}: {detail}") from err
+            except urllib.error.URLError as err:
+                raise self._not_running(err) from err
         raise AirflowRunError(f"{method} /api/v2{path} failed after {retries} tries")
 
     def token(self) -> str:
@@ -308,9 +325,24 @@ class LocalAirflow:
                 f"{self.url}/auth/token", data=body, method="POST",
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                self._token = str(json.loads(response.read())["access_token"])
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    self._token = str(json.loads(response.read())["access_token"])
+            except urllib.error.HTTPError as err:
+                raise AirflowRequestError(
+                    f"the Airflow API at {self.url} refused the login of {USER!r} (HTTP "
+                    f"{err.code}); is it the Airflow of {self.home}? (eeflow airflow start "
+                    "--home ... --port ...)"
+                ) from err
+            except urllib.error.URLError as err:
+                raise self._not_running(err) from err
         return self._token
+
+    def _not_running(self, err: urllib.error.URLError) -> AirflowRunError:
+        return AirflowRunError(
+            f"no Airflow API server answers on {self.url} ({err.reason}); start it with "
+            f"`eeflow airflow start --home {self.home} --port {self.port}`"
+        )
 
     def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = 300) -> None:
         """Wait until the DAG processor has parsed ``dag_ids``; import errors raise."""
@@ -377,7 +409,7 @@ class LocalAirflow:
             expected = len(run_ids) if run_ids is not None else count or 1
             failed = [r for r in chosen if r["state"] == "failed"]
             if failed:
-                raise AirflowRunError(self.describe_failure(dag_id, failed[0]["dag_run_id"]))
+                raise DagRunFailedError(self.describe_failure(dag_id, failed[0]["dag_run_id"]))
             if len(chosen) >= expected and all(r["state"] in TERMINAL_STATES for r in chosen):
                 return chosen
             if time.monotonic() - last_report > 30:

@@ -40,7 +40,7 @@ def test_dag_wiring_params_and_defaults():
     assert dag.get_task("train").upstream_task_ids >= {"samples", "models_to_train"}
     params = dag.params
     assert params["config"] == "configs/food_security.yaml" and params["model"] == "all"
-    assert params["tiles"] == [] and params["run_date"] is None
+    assert params["tiles"] is None and params["run_date"] is None
     assert set(params.get_param("model").schema["enum"]) == {"all", "lstm", "tempcnn", "starrnn"}
     for task in dag.tasks:
         assert task.owner == "eeflow-food-security" and task.retries >= 1
