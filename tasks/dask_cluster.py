@@ -227,15 +227,48 @@ def _local_cluster(cfg: DaskConfig, kind: WorkerKind) -> Iterator[Any]:
     try:
         cluster = _start_local_cluster(cfg, kind, dashboard)
     except Exception as err:  # distributed raises bare RuntimeError/TimeoutError here
+        failure = f"{type(err).__name__}: {str(err).rstrip('.')}"
+        cause = main_reimport_error() if kind == "processes" else None
+        if cause is not None:
+            raise DaskClusterError(
+                f"the Dask local cluster ({cfg.n_workers} processes workers) did not start "
+                f"({failure}): a spawned worker re-imports this program's entry point "
+                f"{cause[0]}, and that fails with {cause[1]}. Set dask.workers: subprocess (or "
+                "threads, or auto, which picks subprocess inside Airflow tasks)"
+            ) from err
         raise DaskClusterError(
-            f"the Dask local cluster ({cfg.n_workers} {kind} workers) did not start: "
-            f"{type(err).__name__}: {str(err).rstrip('.')}. Causes seen: a worker process that "
-            "cannot import the host's entry point (use dask.workers: subprocess or threads), "
-            f"too little memory for dask.memory_limit={cfg.memory_limit!r}, or no free port on "
-            "127.0.0.1"
+            f"the Dask local cluster ({cfg.n_workers} {kind} workers) did not start: {failure}. "
+            f"Check that dask.memory_limit={cfg.memory_limit!r} fits the free memory and that "
+            "ports on 127.0.0.1 are free; the worker's own error is on stderr above"
         ) from err
     with cluster:
         yield cluster
+
+
+def main_reimport_error(timeout: float = 120) -> tuple[str, str] | None:
+    """Return (entry point, error) when a ``spawn`` child cannot re-import ``__main__``, else None.
+
+    ``multiprocessing``'s spawn start method runs the parent's main script again in each child
+    (as ``__mp_main__``). Under an Airflow task that is the ``airflow`` entry point, which fails
+    there; this probe replays that import in a fresh interpreter to name the real cause.
+    """
+    import subprocess
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return None
+    probe = ("import runpy, sys; sys.argv = [sys.argv[1]]; "
+             "runpy.run_path(sys.argv[0], run_name='__mp_main__')")
+    try:
+        proc = subprocess.run([sys.executable, "-c", probe, path], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode == 0:
+        return None
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln and not ln.startswith(" ")]
+    return path, (lines[-1] if lines else f"exit status {proc.returncode}")
 
 
 def _start_local_cluster(cfg: DaskConfig, kind: WorkerKind, dashboard: str | None) -> Any:
