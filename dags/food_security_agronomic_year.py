@@ -38,13 +38,11 @@ def _stage_inputs(context: dict[str, Any]) -> tuple[Any, dt.date]:
 
 @task
 def ingest(**context: Any) -> dict[str, Any]:
-    """Generate (generator source) or locate (directory source) the year's L2A tiles."""
-    cfg, run_date = _stage_inputs(context)
-    if cfg.ingest.source == "generator":
-        from tasks.sentinel2.generator import run_generate
+    """Generate (generator), locate (directory) or search + download (stac) the year's tiles."""
+    from tasks.food_security.ingest import ingest_year
 
-        return run_generate(cfg, run_date)
-    return {"source": cfg.ingest.source, "directory": cfg.ingest.directory}
+    cfg, run_date = _stage_inputs(context)
+    return ingest_year(cfg, run_date)
 
 
 @task

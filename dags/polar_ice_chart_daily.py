@@ -1,5 +1,7 @@
 """Daily sea-ice chart from the day's Sentinel-1 EW scenes, published and loaded as RDF.
 
+With a catalogue source (``ingest.source`` cdse_odata / stac) the run first waits, deferred in
+the triggerer, for the day's scenes over the area; a day without any is skipped, not failed.
 The scenes are harmonised, predicted and published, then exported as RDF (GeoSPARQL) and
 loaded into the triple store as the day's named graph.
 
@@ -15,6 +17,7 @@ import datetime as dt
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from operators.params import optional_param, run_date_param
+from operators.sensors import SceneAvailableSensor
 from operators.stage import EeflowStageOperator
 
 CONFIG = "configs/polar.yaml"
@@ -40,11 +43,12 @@ with DAG(
             key="predict.model",
         ),
         "source": optional_param("string", "Where the scenes come from.", key="ingest.source",
-                                 enum=["generator", "directory", "cdse_odata"]),
+                                 enum=["generator", "directory", "cdse_odata", "stac"]),
     },
     doc_md=__doc__,
 ) as dag:
     common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
+    wait_for_scenes = SceneAvailableSensor(task_id="wait_for_scenes", **common)
     ingest = EeflowStageOperator(
         task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common
     )
@@ -72,4 +76,4 @@ with DAG(
         stage_kwargs={"product": "ice_chart"},
         **common,
     )
-    ingest >> harmonise >> predict >> publish >> rdf_export >> load_triples
+    wait_for_scenes >> ingest >> harmonise >> predict >> publish >> rdf_export >> load_triples

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tasks.config.common import StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
+from tasks.config.ingestion import CatalogueConfig
 from tasks.config.lucas import LucasConfig
 
 CropModelName = Literal["lstm", "tempcnn", "starrnn"]
@@ -89,7 +90,7 @@ class GeneratorConfig(StrictModel):
 class IngestConfig(StrictModel):
     """Where the Sentinel-2 L2A tiles and the parcel map come from."""
 
-    source: Literal["generator", "directory"] = "generator"
+    source: Literal["generator", "directory", "stac"] = "generator"
     directory: str | None = Field(
         default=None,
         description="L2A archive with {tile}/{item_id}/{item_id}.json + one GeoTIFF per band "
@@ -104,6 +105,14 @@ class IngestConfig(StrictModel):
         default="SNAR_CODE", description="column with the INVEKOS crop code"
     )
     generator: GeneratorConfig = GeneratorConfig()
+    catalogue: CatalogueConfig = Field(
+        default_factory=lambda: CatalogueConfig(
+            provider="earth_search", collections=["sentinel-2-l2a"], cloud_cover_max=80.0,
+            max_products=500,
+        ),
+        description="STAC API, filters and download settings (source: stac); the tiles are the "
+        "ids of ingest.generator.tiles",
+    )
 
     @model_validator(mode="after")
     def _directory_needed(self) -> IngestConfig:
@@ -112,6 +121,17 @@ class IngestConfig(StrictModel):
                 "ingest.directory and ingest.parcel_map are required when ingest.source is "
                 "'directory'"
             )
+        if self.source == "stac":
+            if self.catalogue.protocol != "stac":
+                raise ValueError(
+                    f"ingest.catalogue.provider {self.catalogue.provider!r} is not a STAC API; "
+                    "allowed with ingest.source 'stac': earth_search, cdse_stac"
+                )
+            if not self.parcel_map:
+                raise ValueError(
+                    "ingest.parcel_map is required when ingest.source is 'stac' (the catalogue "
+                    "has imagery, not parcels)"
+                )
         return self
 
 
@@ -129,6 +149,11 @@ class HarmoniseConfig(StrictModel):
         "months (edge months: nearest); 'none' leaves NaN",
     )
     chunk: int = Field(default=256, ge=16, le=4096, description="spatial chunk edge in pixels")
+    max_empty_months: int = Field(
+        default=12, ge=1, le=12,
+        description="fail a tile when this many of its 12 months have no valid observation "
+        "anywhere on the tile (12: only a tile clouded all year fails)",
+    )
 
 
 class OutlierFilterConfig(StrictModel):
@@ -156,6 +181,11 @@ class LabelsConfig(StrictModel):
         default="empty",
         description="a tile that no parcel touches: raise, or write an all-unlabelled tile "
         "with a warning",
+    )
+    max_unknown_code_share: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="fail when more than this share of parcels has a crop code missing from the "
+        "code lists (the error lists the most frequent unknown codes)",
     )
 
 

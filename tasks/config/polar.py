@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from tasks.config.common import StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
+from tasks.config.ingestion import CatalogueConfig
 
 IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
 ClassScheme = Literal["five_class", "binary"]
@@ -27,15 +28,23 @@ class GeneratorConfig(StrictModel):
 
 
 class IngestConfig(StrictModel):
-    """Where a day's scenes come from."""
+    """Where a day's scenes come from.
 
-    source: Literal["generator", "directory", "cdse_odata"] = "generator"
+    ``cdse_odata`` searches an OData catalogue (``catalogue.provider`` cop_dataspace or creodias),
+    ``stac`` a STAC API (earth_search, cdse_stac); both download through
+    :mod:`tasks.ingestion` (resume, retries, checksums, safe extraction, fetch manifest).
+    """
+
+    source: Literal["generator", "directory", "cdse_odata", "stac"] = "generator"
     directory: str | None = Field(
         default=None, description="folder with *.SAFE / *.zip products (source: directory)"
     )
-    odata_url: str = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
     product_type: Literal["GRD"] = "GRD"
     mode: Literal["EW"] = "EW"
+    polarisations: list[Literal["HH", "HV", "VV", "VH"]] = Field(
+        default=["HH", "HV"], min_length=1,
+        description="polarisations a catalogue product must carry (dual-pol HH/HV for sea ice)",
+    )
     aoi_bbox: tuple[float, float, float, float] | None = Field(
         default=None, description="lon_min, lat_min, lon_max, lat_max (WGS84) of the area"
     )
@@ -44,6 +53,17 @@ class IngestConfig(StrictModel):
         default="EW_GRDM_1S", description="CDSE 'productType' attribute of the searched products"
     )
     max_products: int = Field(default=20, ge=1, le=1000, description="search page size / day cap")
+    catalogue: CatalogueConfig = Field(
+        default_factory=lambda: CatalogueConfig(collections=["sentinel-1-grd"]),
+        description="provider, endpoints, filters and download settings (cdse_odata / stac)",
+    )
+    wait_timeout_h: float = Field(
+        default=12.0, gt=0, le=168,
+        description="how long the DAG's sensor waits for the day's scenes before skipping the run",
+    )
+    wait_poll_s: float = Field(
+        default=900.0, ge=1, le=86400, description="seconds between the sensor's searches"
+    )
 
     @model_validator(mode="after")
     def _directory_needed(self) -> IngestConfig:
@@ -56,6 +76,14 @@ class IngestConfig(StrictModel):
                     f"aoi_bbox {self.aoi_bbox} must be lon_min<lon_max in [-180,180], "
                     "lat_min<lat_max in [-90,90]"
                 )
+        wanted = {"cdse_odata": "odata", "stac": "stac"}.get(self.source)
+        if wanted and self.catalogue.protocol != wanted:
+            allowed = {"odata": "cop_dataspace, creodias", "stac": "earth_search, cdse_stac"}
+            raise ValueError(
+                f"ingest.catalogue.provider {self.catalogue.provider!r} is a "
+                f"{self.catalogue.protocol} catalogue but ingest.source is {self.source!r}; "
+                f"allowed providers for {self.source!r}: {allowed[wanted]}"
+            )
         return self
 
 

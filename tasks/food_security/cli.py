@@ -45,6 +45,23 @@ def generate(config: ConfigOption, run_date: RunDateOption) -> None:
     _echo(run_generate(_config(config), run_date))
 
 
+@app.command("ingest")
+def ingest(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Ingest the agronomic year's L2A tiles from ingest.source (generator, directory, stac)."""
+    from tasks.food_security.ingest import ingest_year
+
+    _echo(ingest_year(_config(config), run_date))
+
+
+@app.command("search")
+def search(config: ConfigOption, run_date: RunDateOption) -> None:
+    """Search the STAC API (ingest.catalogue) for the configured tiles' L2A items of the year."""
+    from tasks.food_security.ingest import item_tile, search_year
+
+    products = search_year(_config(config), run_date)
+    _echo([{**p.summary(), "tile": item_tile(p.item or {})} for p in products])
+
+
 @app.command("harmonise")
 def harmonise(config: ConfigOption, run_date: RunDateOption) -> None:
     """Mask clouds/snow and composite 12 monthly medians per tile."""

@@ -61,6 +61,27 @@ def ingest(
 
 
 @app.command()
+def search(
+    config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
+) -> None:
+    """Search the configured catalogue (ingest.source cdse_odata / stac) for the day's scenes."""
+    from tasks.polar.ingest import describe_area, search_day
+    from tasks.storage import to_date
+
+    cfg = _cfg(config, set_)
+    if cfg.ingest.source not in ("cdse_odata", "stac"):
+        raise typer.BadParameter(
+            f"ingest.source is {cfg.ingest.source!r}; search needs a catalogue source: "
+            "--set ingest.source=cdse_odata or --set ingest.source=stac"
+        )
+    day = to_date(run_date or _today())
+    products, rejected = search_day(cfg, day)
+    _echo({"day": day.isoformat(), "area": describe_area(cfg),
+           "provider": cfg.ingest.catalogue.provider,
+           "products": [p.summary() for p in products], "rejected": rejected})
+
+
+@app.command()
 def harmonise(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:

@@ -7,8 +7,14 @@ Sources (``ingest.source``):
 * ``directory``: the ``*.SAFE`` folders / ``*.zip`` files of ``ingest.directory`` whose sensing
   start falls on the day (sidecar ``<name>.chart.geojson`` / ``<name>.land.geojson`` are taken
   along when present);
-* ``cdse_odata``: a Copernicus Data Space catalogue search and download
-  (:mod:`tasks.sentinel1.cdse`).
+* ``cdse_odata``: an OData catalogue search (``ingest.catalogue.provider`` cop_dataspace or
+  creodias) and download;
+* ``stac``: a STAC API search (earth_search, cdse_stac) and download.
+
+The catalogue sources search by area (``catalogue.area`` WKT / GeoJSON, else ``aoi_bbox``), the
+day, product type, mode, polarisations, orbit (:func:`search_day`) and fetch through
+:mod:`tasks.ingestion` (resume, retries, checksum, safe unzip); the manifest's ``fetched`` list
+records what was downloaded, never the token.
 
 Products of the wrong mode / type and products outside ``ingest.aoi_bbox`` are skipped and
 counted; a day with no usable product raises :class:`NoScenesError`. The folder is replaced
@@ -17,6 +23,7 @@ atomically and carries ``manifest.json`` with a ``scenes`` list (paths relative 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -28,7 +35,8 @@ from typing import Any
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.errors import EeflowError
-from tasks.sentinel1.cdse import aoi_overlaps, download_product, search_cdse
+from tasks.ingestion.products import CatalogueProduct
+from tasks.sentinel1.cdse import aoi_overlaps
 from tasks.sentinel1.safe import SafeError, open_safe
 from tasks.storage import atomic_dir, day_run_key, stage_dir, to_date, write_manifest
 
@@ -157,41 +165,124 @@ def _from_directory(cfg: PolarConfig, day: dt.date, out: Path) -> tuple[list[dic
     return scenes, skipped
 
 
-def _from_cdse(cfg: PolarConfig, day: dt.date, out: Path) -> tuple[list[dict], dict[str, Any]]:
-    records = search_cdse(
-        cfg.ingest.odata_url,
-        day,
-        aoi_bbox=cfg.ingest.aoi_bbox,
-        product_type=cfg.ingest.cdse_product_type,
-        mode=cfg.ingest.mode,
-        max_products=cfg.ingest.max_products,
-    )
-    scenes, skipped = [], {"other_day": 0, "outside_aoi": 0, "rejected": []}
-    for record in records:
-        if record.mode != cfg.ingest.mode or record.product_type != cfg.ingest.product_type:
-            skipped["rejected"].append(
-                f"{record.name}: mode {record.mode}, type {record.product_type}"
-            )
-            continue
-        if not aoi_overlaps(record.footprint, cfg.ingest.aoi_bbox):
-            skipped["outside_aoi"] += 1
-            continue
-        path = download_product(record, out)
-        product, reason = _check_product(path, cfg, day)
-        if product is None:
-            path.unlink(missing_ok=True)
-            skipped["rejected"].append(reason)
+def search_area(cfg: PolarConfig) -> Any | None:
+    """Return the search area (shapely, lon/lat): ``catalogue.area``, else ``aoi_bbox``, or None."""
+    from shapely.geometry import box
+
+    from tasks.config.ingestion import parse_area
+
+    if cfg.ingest.catalogue.area:
+        return parse_area(cfg.ingest.catalogue.area)
+    return box(*cfg.ingest.aoi_bbox) if cfg.ingest.aoi_bbox is not None else None
+
+
+def describe_area(cfg: PolarConfig) -> str:
+    """Short text of the search area for messages (bbox of the geometry, or 'anywhere')."""
+    area = search_area(cfg)
+    if area is None:
+        return "anywhere (no ingest.aoi_bbox / catalogue.area)"
+    return "bbox (" + ", ".join(f"{v:.3f}" for v in area.bounds) + ")"
+
+
+def _polarisations_ok(wanted: list[str], have: Any) -> bool:
+    if have is None:
+        return True
+    text = have if isinstance(have, str) else "&".join(have)
+    found = set(text.replace("+", "&").replace(" ", "&").split("&"))
+    return set(wanted) <= found
+
+
+def search_day(cfg: PolarConfig, day: dt.date) -> tuple[list[CatalogueProduct], list[str]]:
+    """Search the configured catalogue for the day's scenes over the area.
+
+    Returns:
+        (products that fit mode / type / polarisations / area / day, reasons for the others).
+
+    """
+    ing = cfg.ingest
+    catalogue = ing.catalogue
+    area = search_area(cfg)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    if ing.source == "cdse_odata":
+        from tasks.ingestion.odata import ODataQuery, search_odata
+
+        query = ODataQuery(
+            collection="SENTINEL-1", start=start, end=end,
+            area_wkt=area.wkt if area is not None else None,
+            product_type=ing.cdse_product_type, mode=ing.mode,
+            polarisation="&".join(ing.polarisations) if len(ing.polarisations) > 1 else None,
+            orbit_direction=catalogue.orbit_direction, relative_orbit=catalogue.relative_orbit,
+        )
+        found = search_odata(catalogue, query)
+    else:
+        from tasks.ingestion.stac import search_stac
+
+        found = search_stac(catalogue, collections=catalogue.collections or ["sentinel-1-grd"],
+                            start=start, end=end, area=area)
+    products, rejected = [], []
+    for product in found:
+        props = product.properties
+        mode = props.get("mode") or props.get("sar:instrument_mode")
+        ptype = props.get("product_type") or props.get("sar:product_type")
+        pols = props.get("polarisationChannels") or props.get("sar:polarizations")
+        if mode not in (None, ing.mode) or (ptype and not str(ptype).startswith(ing.product_type)):
+            rejected.append(f"{product.name}: mode {mode}, type {ptype} (want {ing.mode} "
+                            f"{ing.product_type})")
+        elif not _polarisations_ok(ing.polarisations, pols):
+            rejected.append(f"{product.name}: polarisations {pols} (want {ing.polarisations})")
+        elif product.start_time.astimezone(dt.UTC).date() != day:
+            rejected.append(f"{product.name}: sensed {product.start_time:%Y-%m-%d}, not {day}")
+        elif area is not None and not product.footprint.intersects(area):
+            rejected.append(f"{product.name}: footprint outside the search area")
+        elif not product.online:
+            rejected.append(f"{product.name}: offline in the catalogue (not downloadable now)")
+        else:
+            if "Product" in {a.key for a in product.assets}:  # CDSE STAC: the zip asset
+                product = dataclasses.replace(
+                    product, assets=tuple(a for a in product.assets if a.key == "Product"))
+            products.append(product)
+    return products, rejected
+
+
+def _from_catalogue(
+    cfg: PolarConfig, day: dt.date, out: Path
+) -> tuple[list[dict], dict[str, Any], list[dict]]:
+    from tasks.ingestion.credentials import access_token
+    from tasks.ingestion.fetch import fetch_product
+
+    catalogue = cfg.ingest.catalogue
+    token = access_token(catalogue)  # fails before the search when a token is needed and unset
+    products, rejected = search_day(cfg, day)
+    scenes, fetched = [], []
+    skipped: dict[str, Any] = {"other_day": 0, "outside_aoi": 0, "rejected": rejected}
+    for product in products[: cfg.ingest.max_products]:
+        entry = fetch_product(product, out, catalogue, token=token)
+        fetched.append(entry)
+        path = out / entry["path"]
+        checked, reason = _check_product(path, cfg, day)
+        if checked is None:
+            _remove_path(path)
+            skipped["rejected"].append(f"{product.name}: {reason}")
             continue
         scenes.append(
             {
-                "scene_id": product.scene_id,
+                "scene_id": checked.scene_id,
                 "product": path.name,
-                "start_time": product.start_time.isoformat(),
-                "source": "cdse_odata",
-                "catalogue_id": record.id,
+                "start_time": checked.start_time.isoformat(),
+                "source": cfg.ingest.source,
+                "catalogue_id": product.id,
+                "provider": catalogue.provider,
             }
         )
-    return scenes, skipped
+    return scenes, skipped, fetched
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
@@ -211,15 +302,18 @@ def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     source = cfg.ingest.source
     out_dir = stage_dir(cfg.resolved_root(), "polar", "ingest", key)
     skipped: dict[str, Any] = {"other_day": 0, "outside_aoi": 0, "rejected": []}
+    fetched: list[dict[str, Any]] = []
     with atomic_dir(out_dir) as tmp:
         if source == "generator":
             scenes = _generate(cfg, day, tmp)
         elif source == "directory":
             scenes, skipped = _from_directory(cfg, day, tmp)
         else:
-            scenes, skipped = _from_cdse(cfg, day, tmp)
+            scenes, skipped, fetched = _from_catalogue(cfg, day, tmp)
         if not scenes:
-            where = cfg.ingest.directory if source == "directory" else cfg.ingest.odata_url
+            where = (cfg.ingest.directory if source == "directory"
+                     else cfg.ingest.catalogue.resolved_search_url() if source != "generator"
+                     else None)
             detail = (
                 f"generator.scenes_per_day is {cfg.ingest.generator.scenes_per_day}"
                 if source == "generator"
@@ -234,7 +328,13 @@ def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
         write_manifest(
             tmp,
             stage="ingest",
-            inputs={"source": source, "directory": cfg.ingest.directory},
+            inputs={
+                "source": source,
+                "directory": cfg.ingest.directory,
+                **({"provider": cfg.ingest.catalogue.provider,
+                    "search_url": cfg.ingest.catalogue.resolved_search_url()}
+                   if source in ("cdse_odata", "stac") else {}),
+            },
             config_hash=config_hash(cfg.ingest),
             counts={
                 "scenes": len(scenes),
@@ -246,6 +346,7 @@ def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
                 "run_key": key,
                 "scenes": scenes,
                 "rejected": skipped["rejected"],
+                "fetched": fetched,
                 "seed": cfg.seed,
             },
         )

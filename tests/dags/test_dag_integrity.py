@@ -69,6 +69,7 @@ def test_polar_daily_schedule_and_catchup():
     dag = _dags_of(_import(DAGS / "polar_ice_chart_daily.py"))[0]
     assert dag.catchup is False
     assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_scenes",
         "ingest",
         "harmonise",
         "predict",
