@@ -304,6 +304,8 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
             summary[tile] = {"path": str(final / f"{tile}.zarr"),
                              "acquisitions": len(acquisitions[tile]), "observations": obs}
             summary[tile].update(_gap_statistics(tmp / f"{tile}.zarr"))
+            check_empty_months(tile, summary[tile]["no_data_months"], months,
+                               hcfg.max_empty_months)
         write_manifest(
             tmp, stage="harmonise", inputs={"archive": str(archive), "tiles": tiles},
             config_hash=config_hash(cfg),
@@ -312,6 +314,24 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
                    "masked_scl_classes": hcfg.masked_scl_classes},
         )
     return {"output": str(final), "agronomic_year": key, "tiles": summary}
+
+
+class EmptyTileError(EeflowError, ValueError):
+    """A tile has no valid observation in too many months (clouded, or the wrong tile)."""
+
+
+def check_empty_months(tile: str, no_data_months: list[int], months: list[str],
+                       max_empty: int) -> None:
+    """Raise when ``tile`` has no valid observation anywhere in ``max_empty`` or more months."""
+    if len(no_data_months) < max_empty:
+        return
+    names = [months[m] for m in no_data_months]
+    raise EmptyTileError(
+        f"tile {tile}: no valid (unmasked) observation in {len(names)} of {len(months)} months "
+        f"({', '.join(names)}), at least harmonise.max_empty_months {max_empty}; a map from it "
+        "would be empty. Check the tile's SCL masks / cloud cover, ingest more acquisitions, or "
+        "remove the tile from ingest.generator.tiles"
+    )
 
 
 def _gap_statistics(store: Path) -> dict[str, Any]:

@@ -55,6 +55,29 @@ class OutsideParcelMapError(EeflowError, ValueError):
     """A tile that no parcel of the parcel map touches."""
 
 
+class UnknownCropCodesError(EeflowError, ValueError):
+    """Too many parcels have crop codes missing from the code lists (wrong column or map)."""
+
+
+def check_unknown_share(tile: str, codes_column: str, n_parcels: int, unknown: int,
+                        unknown_codes: dict[str, int], max_share: float) -> None:
+    """Raise when more than ``max_share`` of a tile's parcels have unknown crop codes.
+
+    The message lists the ten most frequent unknown codes and what to check.
+    """
+    if n_parcels == 0 or unknown / n_parcels <= max_share:
+        return
+    top = sorted(unknown_codes.items(), key=lambda kv: -kv[1])[:10]
+    listed = ", ".join(f"{code!r} x{count}" for code, count in top)
+    raise UnknownCropCodesError(
+        f"tile {tile}: {unknown} of {n_parcels} parcels ({unknown / n_parcels:.0%}) have crop "
+        f"codes in column {codes_column!r} that the code lists do not know (more than "
+        f"labels.max_unknown_code_share {max_share:.0%}); most frequent: {listed}. Check "
+        "ingest.crop_code_column and that the parcel map is an INVEKOS map of the right year, "
+        "or extend the code list (tasks/food_security/codelists)"
+    )
+
+
 def parcel_map_path(cfg: FoodSecurityConfig, key: str) -> Path:
     """Return the parcel map (GeoParquet / GeoPackage) of agronomic year ``key``."""
     if cfg.ingest.source == "directory":
@@ -203,6 +226,9 @@ def label_tile(cfg: FoodSecurityConfig, tile: str, composite: Path, parcels: Any
     if mapped.unknown.any():
         log.warning("tile %s: %d parcels with unknown crop codes %s mapped to 'other'",
                     tile, int(mapped.unknown.sum()), mapped.unknown_codes)
+    check_unknown_share(tile, cfg.ingest.crop_code_column, len(mapped.unknown),
+                        int(mapped.unknown.sum()), mapped.unknown_codes,
+                        lcfg.max_unknown_code_share)
     report["unknown_code_parcels"] = int(mapped.unknown.sum())
     report["unknown_codes"] = mapped.unknown_codes
     ids = (candidates[PARCEL_ID_COLUMN].to_numpy(np.int64) if PARCEL_ID_COLUMN in candidates
