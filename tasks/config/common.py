@@ -31,6 +31,15 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+#: Deployment settings read from the environment (the compose stack sets them in every container):
+#: variable -> the config keys it sets, ``{value}`` standing for the variable's value. They apply
+#: after the YAML file and before explicit overrides, and only to configs that have the section
+#: (``store`` exists in linked_data configs only).
+ENV_OVERRIDES: dict[str, dict[str, str]] = {
+    "EEFLOW_DASK_ADDRESS": {"dask.cluster": "address", "dask.address": "{value}"},
+    "EEFLOW_SPARQL_ENDPOINT": {"store.mode": "http", "store.url": "{value}"},
+}
+
 #: Least memory a Dask worker may be given (``dask.memory_limit``), in bytes.
 MIN_WORKER_MEMORY = 256 * 2**20
 
@@ -51,7 +60,8 @@ class DaskConfig(StrictModel):
     """Where Dask work runs.
 
     ``local`` starts a LocalCluster in-process; ``address`` connects to a running scheduler
-    (e.g. the compose stack's ``tcp://dask-scheduler:8786``); ``kubernetes`` uses dask-kubernetes.
+    (e.g. the compose stack's ``tcp://dask-scheduler:8786``; ``$EEFLOW_DASK_ADDRESS`` sets both
+    keys); ``kubernetes`` uses dask-kubernetes.
     """
 
     cluster: Literal["local", "address", "kubernetes", "synchronous"] = "local"
@@ -220,6 +230,9 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> UseCaseCo
 def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Any:
     """Read, merge ``overrides`` (dotted keys allowed) and validate a use-case YAML file.
 
+    Deployment variables (:data:`ENV_OVERRIDES`: ``$EEFLOW_DASK_ADDRESS``,
+    ``$EEFLOW_SPARQL_ENDPOINT``) replace keys of the file; ``overrides`` replace both.
+
     Args:
         path: the YAML file, e.g. ``configs/polar.yaml``.
         overrides: values that replace keys of the file, e.g. ``{"train.epochs": 2}``.
@@ -238,9 +251,42 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    source = str(file)
+    applied = apply_env_overrides(data)
+    if applied:
+        source += " with $" + ", $".join(applied)
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
-    return validate_config(data, str(file))
+    return validate_config(data, source)
+
+
+def apply_env_overrides(
+    data: dict[str, Any], environ: dict[str, str] | None = None
+) -> list[str]:
+    """Set the config keys of the :data:`ENV_OVERRIDES` variables that are set (and not empty).
+
+    Args:
+        data: the parsed YAML mapping (changed in place).
+        environ: the environment (default: ``os.environ``).
+
+    Returns:
+        The names of the variables applied, for error messages and the log.
+
+    """
+    env = os.environ if environ is None else environ
+    use_case = data.get("use_case") if isinstance(data, dict) else None
+    if not isinstance(use_case, str) or use_case not in _REGISTRY:
+        return []  # validate_config names the problem
+    fields = _model_for(use_case).model_fields
+    applied = []
+    for name, keys in ENV_OVERRIDES.items():
+        value = env.get(name, "").strip()
+        if not value or not all(k.split(".")[0] in fields for k in keys):
+            continue
+        for dotted, template in keys.items():
+            set_dotted(data, dotted, template.replace("{value}", value))
+        applied.append(name)
+    return applied
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -66,10 +66,16 @@ def report(
     _echo(report_experiment(load_config(config), mode=mode))
 
 
+#: Default ports of the experiment UIs, clear of Airflow (8080), the serving API (8090), the SPARQL
+#: server (7878) and the Dask dashboard (8787), so that all run side by side on one machine.
+DASHBOARD_PORT = 8081
+MLFLOW_UI_PORT = 5000
+
+
 @app.command()
 def dashboard(
     config: ConfigOpt,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8080,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = DASHBOARD_PORT,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the config's study storage (Ctrl-C stops it)."""
@@ -81,6 +87,52 @@ def dashboard(
     url = storage_url(cfg)
     typer.echo(f"optuna-dashboard on http://{host}:{port} for {redact_url(url)}")
     run_server(open_storage(url, cfg.search), host=host, port=port)
+
+
+def mlflow_ui_command(cfg: Any, host: str, port: int) -> list[str]:
+    """Return the ``mlflow ui`` command line on the config's registry store.
+
+    The backend store is the registry's tracking URI (``$MLFLOW_TRACKING_URI`` or the
+    ``registry`` section; default the SQLite file under ``{data_root}/registry``), the default
+    artifact root its artifact folder: the values
+    :meth:`~tasks.experiments.registry.ModelRegistry.from_config` opens, resolved here without
+    connecting to the store (the UI does that).
+    """
+    import os
+    import sys
+
+    base = cfg.resolved_root() / "registry"
+    uri = (os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
+           or f"sqlite:///{base / 'mlflow.db'}")
+    artifacts = str(cfg.registry.artifact_root or base / "artifacts")
+    if "://" not in artifacts:
+        artifacts = Path(artifacts).resolve().as_uri()
+    exe = Path(sys.executable).with_name("mlflow")
+    return [str(exe) if exe.exists() else "mlflow", "ui",
+            "--backend-store-uri", uri,
+            "--default-artifact-root", artifacts,
+            "--host", host, "--port", str(port)]
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(
+    config: ConfigOpt,
+    port: Annotated[int, typer.Option(help="port to listen on")] = MLFLOW_UI_PORT,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the config's model registry (runs, versions, aliases; Ctrl-C stops)."""
+    import subprocess
+
+    from tasks.experiments.search import redact_url
+
+    command = mlflow_ui_command(load_config(config), host, port)
+    store = command[command.index("--backend-store-uri") + 1]
+    typer.echo(f"MLflow UI on http://{host}:{port} for {redact_url(store)}")
+    try:
+        code = subprocess.call(command)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
 
 
 @registry_app.command("list")
