@@ -199,6 +199,10 @@ def run_evaluate(
                     "models": len(results)},
             extra={"tile": tile, "agronomic_year": year},
         )
+    from tasks.stac.products import catalogue_evaluation
+
+    catalogue_evaluation(cfg.resolved_root(), USE_CASE, year, final,
+                         f"food_security_{year}_{tile}_evaluation", period=year)
     log.info("evaluation of %s written to %s (%.1f s)", year, final, time.perf_counter() - started)
     return {
         "agronomic_year": year,

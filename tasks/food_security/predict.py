@@ -23,7 +23,10 @@ writes to ``{root}/food_security/predict/{agronomic_year}/{tile}/`` (replaced at
 
   both have ``crop_class``, ``confidence`` and the geometry in the tile's CRS, which the RDF export
   (mapping ``crop_field_instances``) and the LUCAS evaluator read;
-- ``manifest.json`` (``instances``: the mode; ``inputs.parcel_map`` in ``parcels`` mode).
+- ``manifest.json`` (``instances``: the mode; ``inputs.parcel_map`` in ``parcels`` mode);
+
+and enters the map and the instances in the STAC catalogue (``{root}/catalogue``, collections
+``crop-maps`` and ``field-instances``, the tile's items of the year replaced).
 
 Memory holds one block of rows (plus the per-region or per-parcel tables). Connected regions are
 labelled per block and merged across block seams with a union-find, then polygonised block by block
@@ -427,6 +430,9 @@ def run_predict(
             extra={"tile": tile, "agronomic_year": year, "model": meta["model"],
                    "classes": class_names, "nodata_class": NODATA_CLASS, "instances": mode},
         )
+    from tasks.stac.products import catalogue_crop_map
+
+    catalogue_crop_map(cfg.resolved_root(), year, final, tile, str(meta["model"]))
     seconds = time.perf_counter() - started
     log.info("tile %s mapped in %.1f s: %d instances -> %s", tile, seconds,
              counts["instances"], final)

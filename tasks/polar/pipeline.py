@@ -101,13 +101,20 @@ def train_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
 def evaluate_stage(
     cfg: PolarConfig, run_date: DateLike, model_dir: str | None = None
 ) -> dict[str, Any]:
-    """Evaluate a trained model (default: the latest) on the validation part of its training set."""
+    """Evaluate a trained model (default: the latest) on the validation part of its training set.
+
+    The evaluation is also entered in the STAC catalogue (collection ``model-evaluations``).
+    """
     from tasks.polar.evaluate import evaluate_model
     from tasks.polar.patches import dataset_path
     from tasks.polar.train import latest_model
+    from tasks.stac.products import catalogue_evaluation
 
     model = Path(model_dir) if model_dir else latest_model(cfg.resolved_root())
-    return evaluate_model(model, dataset_path(cfg, cfg.train.patch_size), cfg=cfg)
+    result = evaluate_model(model, dataset_path(cfg, cfg.train.patch_size), cfg=cfg)
+    catalogue_evaluation(cfg.resolved_root(), "polar", model.name,
+                         Path(result["evaluation_dir"]), f"polar_{model.name}_evaluation")
+    return result
 
 
 def predict_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
@@ -120,42 +127,50 @@ def predict_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
 def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     """Publish the day's chart: copy COG, quicklook and polygons to ``polar/published/{day}``.
 
-    Also writes a STAC item per scene and updates ``polar/published/latest.json``. The day's
-    previous publication is replaced in one rename, so it stays in place if this step fails.
+    Polygons are RFC 7946 GeoJSON (CRS84) plus GeoParquet in the chart CRS. Also updates
+    ``polar/published/latest.json`` and the STAC catalogue (``{root}/catalogue``, collection
+    ``ice-charts``: the day's items replaced). The day's previous publication is replaced in one
+    rename, so it stays in place if this step fails.
     """
+    from tasks.stac.products import catalogue_ice_charts
+
     source = _day_dir(cfg, "predict", run_date)
     manifest = read_manifest(source)
     day = day_run_key(run_date)
     target = _day_dir(cfg, "published", run_date)
     products = sorted(
-        p for p in source.iterdir() if p.suffix in {".tif", ".png", ".geojson", ".json"}
+        p for p in source.iterdir()
+        if p.suffix in {".tif", ".png", ".geojson", ".parquet", ".json"}
     )
     charts = [p for p in products if p.suffix == ".tif"]
     if not charts:
         raise FileNotFoundError(
             f"{source} holds no chart GeoTIFF; the predict stage did not finish"
         )
+    model = manifest.get("model") or manifest.get("model_dir")
     with atomic_dir(target) as tmp:
         for product in products:
             if product.name != "manifest.json":
                 shutil.copy2(product, tmp / product.name)
-        items = [_stac_item(chart, day, tmp) for chart in charts]
-        for item in items:
-            atomic_write_json(tmp / f"{item['id']}.stac.json", item)
         write_manifest(
             tmp,
             stage="publish",
             inputs=[str(source)],
             config_hash=config_hash(cfg),
             counts={"charts": len(charts)},
-            extra={"model": manifest.get("model") or manifest.get("model_dir")},
+            extra={"model": model},
         )
     latest = update_latest(target.parent / "latest.json", day, target)
+    catalogue = catalogue_ice_charts(
+        cfg.resolved_root(), day, target, [target / c.name for c in charts],
+        model=Path(str(model)).name if model else None,
+    )
     log.info("published %d chart(s) for %s in %s", len(charts), day, target)
     return {
         "published_dir": str(target),
         "charts": [str(target / c.name) for c in charts],
         "latest_day": latest,
+        "stac_items": catalogue["items"],
     }
 
 
@@ -178,51 +193,6 @@ def update_latest(latest_json: Path, day: str, folder: Path) -> str:
             return current
         atomic_write_json(latest_json, {"day": day, "path": str(folder)})
         return day
-
-
-def _stac_item(chart: Path, day: str, folder: Path) -> dict[str, Any]:
-    """Build a STAC 1.0 item describing one published chart (bbox and geometry in WGS84)."""
-    import rasterio
-    from rasterio.warp import transform_bounds
-
-    with rasterio.open(chart) as src:
-        west, south, east, north = transform_bounds(
-            src.crs, "EPSG:4326", *src.bounds, densify_pts=21
-        )
-        epsg = src.crs.to_epsg()
-    stem = chart.stem
-    assets: dict[str, Any] = {
-        "chart": {
-            "href": chart.name,
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "roles": ["data"],
-        },
-    }
-    for suffix, media, role in (
-        (".png", "image/png", "overview"),
-        (".geojson", "application/geo+json", "data"),
-    ):
-        for candidate in sorted(folder.glob(f"{stem.removesuffix('_chart')}*{suffix}")):
-            assets[candidate.stem] = {"href": candidate.name, "type": media, "roles": [role]}
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": stem,
-        "bbox": [west, south, east, north],
-        "geometry": {
-            "type": "Polygon",
-            "coordinates": [
-                [[west, south], [east, south], [east, north], [west, north], [west, south]]
-            ],
-        },
-        "properties": {
-            "datetime": f"{day}T00:00:00Z",
-            "proj:epsg": epsg,
-            "eeflow:product": "ice_chart",
-        },
-        "assets": assets,
-        "links": [],
-    }
 
 
 def _is_small(value: Any) -> bool:

@@ -215,15 +215,26 @@ def write_chart_cog(scene: xr.Dataset, cell_classes: np.ndarray, stride: int, ou
 
 def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
                          max_pixels: int = 2048) -> int:
-    """Vectorise a chart GeoTIFF into simplified GeoJSON polygons with class name and CRS.
+    """Vectorise a chart GeoTIFF into class polygons: RFC 7946 GeoJSON + projected GeoParquet.
 
     The raster is read at most ``max_pixels`` on its long side (nearest neighbour); polygons are
-    simplified with a tolerance of one such pixel. Returns the number of features.
+    simplified with a tolerance of one such pixel. Two files are written:
+
+    - ``out_geojson``: RFC 7946 GeoJSON, CRS84 longitude/latitude, no ``crs`` member, exterior
+      rings counter-clockwise; edges densified before reprojection and polygons cut along the
+      antimeridian (a pole-covering polygon becomes one that spans -180..180), so lon/lat
+      geometries stay valid;
+    - ``out_geojson`` with suffix ``.parquet``: GeoParquet of the same polygons in the chart's own
+      CRS (e.g. EPSG:3413 metres), for exact area and overlay work.
+
+    Both carry ``class_code``, ``ice_class`` and ``area_km2`` (from the projected polygon).
+    Returns the number of features.
     """
+    import geopandas as gpd
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.features import shapes
-    from shapely.geometry import mapping, shape
+    from shapely.geometry import shape
 
     names = {c.code: c.name for c in chart_classes(class_scheme)}
     with rasterio.open(chart_tif) as src:
@@ -233,24 +244,85 @@ def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
         transform = src.transform * src.transform.scale(src.width / out_shape[1],
                                                         src.height / out_shape[0])
         crs = src.crs
+    if crs is None:
+        raise ValueError(f"{chart_tif}: chart without CRS; cannot write lon/lat polygons")
     tolerance = abs(transform.a)
-    features = []
+    rows: list[dict[str, Any]] = []
+    geometries = []
     classes_only = (chart != CHART_NODATA) & (chart != CHART_LAND)  # land is masked, not a class
     for geometry, value in shapes(chart, mask=classes_only, transform=transform):
         polygon = shape(geometry).simplify(tolerance, preserve_topology=True)
         if polygon.is_empty:
             continue
-        features.append({"type": "Feature", "geometry": mapping(polygon),
-                         "properties": {"class_code": int(value),
-                                        "ice_class": names.get(int(value), "unknown"),
-                                        "area_km2": round(polygon.area / 1e6, 4)}})
-    epsg = crs.to_epsg() if crs else None
-    crs_name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else (crs.to_wkt() if crs else None)
-    collection = {"type": "FeatureCollection", "name": chart_tif.stem,
-                  "crs": {"type": "name", "properties": {"name": crs_name}},
-                  "features": features}
-    out_geojson.write_text(json.dumps(collection))
+        geometries.append(polygon)
+        rows.append({"class_code": int(value), "ice_class": names.get(int(value), "unknown"),
+                     "area_km2": round(polygon.area / 1e6, 4)})
+    projected = gpd.GeoDataFrame(rows, geometry=geometries, crs=crs.to_wkt())
+    if crs.to_epsg():
+        projected = projected.set_crs(f"EPSG:{crs.to_epsg()}", allow_override=True)
+    parquet_tmp = out_geojson.with_name(f".{out_geojson.stem}.parquet.tmp")
+    projected.to_parquet(parquet_tmp, write_covering_bbox=True)
+    parquet_tmp.replace(out_geojson.with_suffix(".parquet"))
+    lonlat = [to_crs84(g, crs, max_segment=4 * tolerance) for g in geometries]
+    features = [{"type": "Feature", "geometry": json.loads(shapely_to_geojson(g)),
+                 "properties": row} for g, row in zip(lonlat, rows, strict=True)]
+    collection = {"type": "FeatureCollection", "name": chart_tif.stem, "features": features}
+    tmp = out_geojson.with_name(f".{out_geojson.name}.tmp")
+    tmp.write_text(json.dumps(collection))
+    tmp.replace(out_geojson)
     return len(features)
+
+
+def shapely_to_geojson(geometry: Any) -> str:
+    """GeoJSON text of a geometry with coordinates rounded to 1e-7 degree (about 1 cm)."""
+    import shapely
+
+    return str(shapely.to_geojson(shapely.set_precision(geometry, 1e-7, mode="pointwise")))
+
+
+def to_crs84(geometry: Any, crs: Any, max_segment: float) -> Any:
+    """Reproject a polygon from a projected CRS to CRS84 lon/lat, valid per RFC 7946.
+
+    Edges longer than ``max_segment`` (CRS units) are densified first, so straight projected
+    edges follow their true path. Where the polygon reaches the antimeridian it is cut there (a
+    1 cm wide cut along the meridian from the pole), which also opens a polygon around the pole
+    into one that spans longitudes -180..180. Rings are oriented counter-clockwise (exterior).
+    """
+    import shapely
+    from pyproj import CRS, Transformer
+
+    source = CRS.from_user_input(crs)
+    forward = Transformer.from_crs(source, "OGC:CRS84", always_xy=True)
+    if source.is_projected:
+        cut = _antimeridian_cut(source, geometry.bounds)
+        if cut is not None and geometry.intersects(cut):
+            geometry = geometry.difference(cut)
+    geometry = shapely.segmentize(geometry, max_segment)
+    lonlat = shapely.transform(
+        geometry, lambda xy: np.column_stack(forward.transform(xy[:, 0], xy[:, 1]))
+    )
+    lonlat = shapely.make_valid(lonlat) if not lonlat.is_valid else lonlat
+    return shapely.orient_polygons(lonlat, exterior_cw=False)
+
+
+def _antimeridian_cut(source: Any, bounds: tuple[float, float, float, float]) -> Any:
+    """Return a thin polygon along longitude 180 in ``source`` coordinates (None: none there)."""
+    import shapely
+    from pyproj import Transformer
+
+    inverse = Transformer.from_crs("OGC:CRS84", source, always_xy=True)
+    _, centre_lat = inverse.transform((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
+                                      direction="INVERSE")
+    north = not np.isfinite(centre_lat) or centre_lat >= 0
+    lats = np.linspace(90.0 if north else -90.0, 0.0, 721)
+    x, y = inverse.transform(np.full_like(lats, 180.0), lats)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if finite.sum() < 2:
+        return None
+    line = shapely.LineString(np.column_stack([x[finite], y[finite]]))
+    if not line.intersects(shapely.box(*bounds)):
+        return None
+    return line.buffer(0.01, cap_style="flat")
 
 
 def predict_scene(model_dir: Path, scene_zarr: Path, out_dir: Path,

@@ -55,7 +55,8 @@ def test_predict_scene_products(trained_model: Path, polar_scene_pair, tmp_path:
     with rasterio.open(result["chart"]) as src:
         assert src.profile["blockxsize"] == 512 or src.width < 512
     geo = json.loads(Path(result["polygons"]).read_text())
-    assert geo["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::3413"
+    assert "crs" not in geo  # RFC 7946: CRS84 lon/lat; the EPSG:3413 polygons are in the parquet
+    assert Path(result["polygons"]).with_suffix(".parquet").is_file()
     names = {f["properties"]["ice_class"] for f in geo["features"]}
     assert {"water", "ice"} <= names and "land" not in names  # land is masked
     assert Path(result["quicklook"]).stat().st_size > 1000

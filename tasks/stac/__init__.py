@@ -1,0 +1,1 @@
+"""STAC catalogue of the products eeflow publishes (:mod:`tasks.stac.catalogue`)."""
