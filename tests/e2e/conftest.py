@@ -7,13 +7,18 @@ every DAG run takes well under a minute of CPU.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tasks.local_airflow import LocalAirflow, free_port
+from tasks.local_airflow import AirflowRunError, LocalAirflow, free_port
 
 POLAR = {
     "use_case": "polar",
@@ -57,7 +62,29 @@ def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAir
         (Path(__file__).resolve().parents[2] / "configs" / "linked_data.yaml").read_text()
         .replace("data_root: work/data", "data_root: data")
     )
-    af = LocalAirflow(home, port=free_port(), services=("api-server", "scheduler", "dag-processor"))
-    with af:
+    # started as the README says, `eeflow airflow start`, which the tests thereby cover too
+    af = LocalAirflow(home, port=free_port())
+    log = (home / "airflow_start.log").open("wb")
+    start = subprocess.Popen(
+        [str(Path(sys.executable).parent / "eeflow"), "airflow", "start", "--home", str(home),
+         "--port", str(af.port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert start.poll() is None, (home / "airflow_start.log").read_text()[-3000:]
+            try:
+                af.api("GET", "/monitor/health", retries=1)
+                break
+            except AirflowRunError:
+                assert time.monotonic() < deadline, "eeflow airflow start did not come up"
+                time.sleep(2)
         af.wait_for_dags(DAGS)
         yield af
+    finally:
+        start.send_signal(signal.SIGTERM)  # stops every service it started
+        try:
+            assert start.wait(timeout=120) == 0
+        finally:
+            if start.poll() is None:
+                os.killpg(start.pid, signal.SIGKILL)
+            log.close()

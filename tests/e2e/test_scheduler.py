@@ -118,3 +118,12 @@ def test_trigger_schedule_and_backfill_under_the_scheduler(local_airflow: LocalA
     for key in keys:
         assert json.loads((fs_root / "evaluate" / key / "metrics.json").read_text())
 
+
+
+def test_eeflow_airflow_trigger_waits_for_the_run(local_airflow: LocalAirflow):
+    out = _shell(local_airflow, "airflow dags unpause linked_data && eeflow airflow trigger "
+                 "linked_data --conf '{\"products\": [\"vocabulary\"]}' --wait "
+                 "--home \"$EEFLOW_HOME\" --port \"$AIRFLOW__API__PORT\"")
+    assert out.strip().splitlines()[-1].endswith(": success")
+    graphs = local_airflow.home / "data" / "linked_data"
+    assert any(graphs.rglob("*.nt")), "the vocabulary was exported"
