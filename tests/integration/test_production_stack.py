@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import yaml
 
 from tasks.local_airflow import LocalAirflow, airflow_home, free_port
 from tests.integration.postgres import PostgresUnavailable, TempPostgres, ensure_postgres
+from tests.support.serving import serving_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
@@ -120,23 +119,7 @@ def test_serving_api_answers_an_authenticated_request(tmp_path: Path) -> None:
     env["EEFLOW_HOME"] = str(tmp_path)
     key = json.loads(_eeflow("serve", "keys", "create", "--project", "polar", "--config",
                              str(config), env=env))["api_key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", "serve", "run", "--host", "127.0.0.1", "--port",
-         str(port), "--config", str(config)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "eeflow serve run did not answer within 60 s"
-            time.sleep(0.3)
+    with serving_server(config, env) as url:
         body = {"bands": ["HH", "HV", "incidence"],
                 "inputs": np.full((2, 3, 32, 32), -20.0).tolist()}
         ok = httpx.post(f"{url}/v1/models/sea-ice/predict", headers={"X-API-Key": key},
@@ -145,8 +128,3 @@ def test_serving_api_answers_an_authenticated_request(tmp_path: Path) -> None:
         assert len(ok.json()["predictions"]) == 2
         denied = httpx.post(f"{url}/v1/models/sea-ice/predict", json=body, timeout=30)
         assert denied.status_code == 401
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises the captured SIGTERM: -15 is a clean stop
-    assert server.returncode in (0, -signal.SIGTERM), server.stdout.read() if server.stdout else ""

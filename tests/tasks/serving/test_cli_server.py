@@ -3,9 +3,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +15,7 @@ from tasks.config.common import ConfigError, load_config
 from tasks.serving.cli import app
 from tasks.serving.monitoring import drift_reading, js_divergence, population_stability_index
 from tasks.serving.request_log import read_records
+from tests.support.serving import serving_server
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -97,24 +95,8 @@ def test_real_uvicorn_server(serving_root: Path, tmp_path: Path) -> None:
     """``eeflow serve run`` on 127.0.0.1: docs, a prediction, bad input, clean shutdown, monitor."""
     config = str(write_config(tmp_path / "serving.yaml", serving_root, tmp_path))
     key = invoke("keys", "create", "--project", "polar", "--config", config)["api_key"]
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", "serve", "run", "--host", "127.0.0.1", "--port",
-         str(port), "--config", config], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 40
-        while True:
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start within 40 s"
-            time.sleep(0.2)
+    with serving_server(config, env, timeout=40) as url:
         assert "Swagger UI" in httpx.get(f"{url}/docs").text
         headers = {"X-API-Key": key}
         body = {"bands": ["HH", "HV", "incidence"],
@@ -127,9 +109,6 @@ def test_real_uvicorn_server(serving_root: Path, tmp_path: Path) -> None:
         assert bad.status_code == 422 and "not valid JSON" in bad.json()["message"]
         assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 401
         assert httpx.get(f"{url}/health").status_code == 200  # still up
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     logged = list(read_records(tmp_path / "log"))
     assert [(r["status"], r["outcome"]) for r in logged] == [(200, "ok"), (422, "rejected"),
                                                                (401, "rejected")]
