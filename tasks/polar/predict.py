@@ -11,6 +11,12 @@ written strip by strip at full resolution with land and invalid pixels masked.
 
 Chart codes (:mod:`tasks.polar.quicklook`): 0 no data, 1..n classes (binary: 1 water, 2 ice;
 five-class: the codes of ``ice_classes.csv``), 255 land.
+
+Before charting, a scene is checked against the model's ``input_contract``
+(:func:`check_scene_fits_model`): acquisition mode, pixel spacing, CRS and bands must be those the
+model was trained on, and no band the model reads may be all NaN (checked while the tiles are
+read, :class:`ScenePredictor`). A scene that does not fit raises :class:`SceneModelMismatch`
+instead of becoming a confident chart of nonsense.
 """
 
 from __future__ import annotations
@@ -28,13 +34,85 @@ import xarray as xr
 
 from tasks.config.common import config_hash, eeflow_home
 from tasks.config.polar import PolarConfig, PredictConfig
+from tasks.errors import EeflowError
 from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
-from tasks.polar.train import LoadedIceModel, latest_model, load_model
+from tasks.polar.train import (
+    LoadedIceModel,
+    input_contract,
+    latest_model,
+    load_model,
+    normalise_crs,
+    scene_acquisition,
+)
 from tasks.storage import atomic_dir, day_run_key, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
+
+#: Relative tolerance when comparing a scene's pixel spacing with the model's.
+PIXEL_SPACING_RTOL = 0.01
+
+
+class SceneModelMismatch(EeflowError, ValueError):
+    """A harmonised scene does not fit the model it was to be charted with."""
+
+
+def scene_model_mismatches(scene_attrs: dict[str, Any], scene_bands: list[str],
+                           contract: dict[str, Any]) -> list[str]:
+    """List how a scene differs from a model's ``input_contract`` (empty: it fits).
+
+    Args:
+        scene_attrs: attributes of the harmonised scene (:mod:`tasks.polar.schema`).
+        scene_bands: the scene's ``band`` coordinate.
+        contract: :func:`tasks.polar.train.input_contract` of the model.
+
+    Returns:
+        One line per mismatching field: the field, what the model expects, what the scene has.
+
+    """
+    found = scene_acquisition(scene_attrs)
+    problems = []
+    modes = [str(m).upper() for m in contract.get("modes", [])]
+    if modes and found["mode"] not in modes:
+        seen = found["mode"] or "unknown (no 'mode' attribute, scene_id names none)"
+        problems.append(f"acquisition mode: model expects {' or '.join(modes)}, scene is {seen}")
+    spacings = [float(v) for v in contract.get("pixel_spacings_m", [])]
+    spacing = found["pixel_spacing_m"]
+    if spacings and (spacing is None or not any(
+            abs(spacing - v) <= PIXEL_SPACING_RTOL * v for v in spacings)):
+        problems.append(f"pixel spacing: model expects {' or '.join(f'{v:g} m' for v in spacings)}"
+                        f", scene has {'unknown' if spacing is None else f'{spacing:g} m'}")
+    crs_list = [normalise_crs(c) for c in contract.get("crs", [])]
+    if crs_list and found["crs"] not in crs_list:
+        problems.append(f"CRS: model expects {' or '.join(crs_list)}, scene is "
+                        f"{found['crs'] or 'unknown'}")
+    missing = [b for b in contract.get("bands", []) if b not in scene_bands]
+    if missing:
+        problems.append(f"bands: model needs {list(contract['bands'])}, scene has {scene_bands} "
+                        f"({missing} missing)")
+    return problems
+
+
+def check_scene_fits_model(scene: xr.Dataset, scene_zarr: Path, model: LoadedIceModel) -> None:
+    """Refuse a scene whose mode, pixel spacing, CRS or bands differ from the model's training.
+
+    Raises:
+        SceneModelMismatch: naming the scene, the model and every mismatching field.
+
+    """
+    bands = [str(b) for b in scene[schema.BACKSCATTER_VAR]["band"].values]
+    contract = input_contract(model.meta)
+    contract.setdefault("bands", list(model.meta["bands"]))
+    problems = scene_model_mismatches(dict(scene.attrs), bands, contract)
+    if problems:
+        raise SceneModelMismatch(
+            f"scene {scene_zarr} does not fit model {model.model_dir}:\n  - "
+            + "\n  - ".join(problems)
+            + "\nharmonise the product with the settings the model was trained on (e.g. "
+            "harmonise.required_mode / pixel_spacing_m / target_crs), or chart it with a model "
+            "trained on such scenes (predict.model)"
+        )
 
 
 def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[float, ...]]:
@@ -100,16 +178,21 @@ class ScenePredictor:
         self.tile = max(self.stride, tile // self.stride * self.stride)
         self.bands = list(model.meta["bands"])
 
-    def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice) -> np.ndarray:
+    def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice,
+                        finite_bands: np.ndarray | None = None) -> np.ndarray:
         """Read (band, rows, cols) of the scene, normalised, NaN set to 0 (the band mean).
 
-        Rows / columns outside the scene are filled with the nearest edge values.
+        Rows / columns outside the scene are filled with the nearest edge values. When
+        ``finite_bands`` (bool, (band,)) is given, bands with a finite value in the window are
+        set True in it.
         """
         height, width = backscatter.sizes["y"], backscatter.sizes["x"]
         r0, r1 = max(rows.start, 0), min(rows.stop, height)
         c0, c1 = max(cols.start, 0), min(cols.stop, width)
         window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
                             dtype=np.float32)
+        if finite_bands is not None and window.size:
+            finite_bands |= np.isfinite(window).any(axis=(1, 2))
         window = normalise_bands(window, self.model.band_mean, self.model.band_std)
         pad = ((0, 0), (r0 - rows.start, rows.stop - r1), (c0 - cols.start, cols.stop - c1))
         if any(p for axis in pad for p in axis):
@@ -117,7 +200,13 @@ class ScenePredictor:
         return window
 
     def class_map(self, scene: xr.Dataset, progress: bool = True) -> np.ndarray:
-        """Per-cell model class index (ceil(H/stride), ceil(W/stride)) uint8 of a scene."""
+        """Per-cell model class index (ceil(H/stride), ceil(W/stride)) uint8 of a scene.
+
+        Raises:
+            SceneModelMismatch: a band the model reads has no finite value in the whole scene
+                (found while reading the tiles, so it costs no extra pass over the scene).
+
+        """
         from tqdm.auto import tqdm
 
         backscatter = scene[schema.BACKSCATTER_VAR].sel(band=self.bands)
@@ -130,6 +219,7 @@ class ScenePredictor:
         step = self.tile // s
 
         m, mc = self.margin, self.margin // s
+        finite_bands = np.zeros(len(self.bands), dtype=bool)
 
         def load(tile: tuple[int, int]) -> np.ndarray:
             r, c = tile
@@ -137,7 +227,7 @@ class ScenePredictor:
             cc = min(step, out.shape[1] - c)
             y0, x0 = r * s - self.offset - m, c * s - self.offset - m
             return self.read_normalised(backscatter, slice(y0, y0 + rr * s + halo + 2 * m),
-                                        slice(x0, x0 + cc * s + halo + 2 * m))
+                                        slice(x0, x0 + cc * s + halo + 2 * m), finite_bands)
 
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
             pending = pool.submit(load, tiles[0]) if tiles else None
@@ -149,6 +239,15 @@ class ScenePredictor:
                 classes = logits[0, :, mc:logits.shape[2] - mc, mc:logits.shape[3] - mc]
                 classes = classes.argmax(dim=0).to("cpu", torch.uint8).numpy()
                 out[r:r + classes.shape[0], c:c + classes.shape[1]] = classes
+        empty = [band for band, seen in zip(self.bands, finite_bands, strict=True) if not seen]
+        if empty:
+            scene_name = scene.attrs.get("scene_id", "scene")
+            raise SceneModelMismatch(
+                f"scene {scene_name}: band(s) {empty} are all NaN ({height} x {width} pixels, no "
+                f"finite value); model {self.model.model_dir} needs {self.bands}. Re-run "
+                "harmonise for that scene and check its source product (missing or zero "
+                "measurement / annotation data)"
+            )
         return out
 
     def classify_windows(self, scene: xr.Dataset, cells: np.ndarray,
@@ -348,11 +447,7 @@ def predict_scene(model_dir: Path, scene_zarr: Path, out_dir: Path,
     for var in (schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR, schema.VALID_MASK_VAR):
         if var not in scene:
             raise ValueError(f"{scene_zarr}: variable {var!r} missing; not a harmonised scene")
-    have = [str(b) for b in scene[schema.BACKSCATTER_VAR]["band"].values]
-    missing = [b for b in model.meta["bands"] if b not in have]
-    if missing:
-        raise ValueError(f"{scene_zarr}: bands {missing} needed by model {model.model_dir} "
-                         f"are missing (scene has {have})")
+    check_scene_fits_model(scene, scene_zarr, model)
     crs, transform = scene_georeference(scene, scene_zarr)
     scene_id = str(scene.attrs.get("scene_id", scene_zarr.stem))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,11 @@ version, validation metrics, code version), ``model.pt`` (the best weights as a 
 ``checkpoints/best.ckpt`` (Lightning), ``logs/csv/metrics.csv``, ``logs/tensorboard/``,
 ``learning_curve.png`` and, for ``vgg16_transfer`` without a given checkpoint, the pretraining run
 in ``pretrain/``. The folder appears in one rename when training has finished.
+
+``model.json`` ``input_contract`` records what scenes the model was trained on (acquisition
+modes, pixel spacings, CRSs of the training scenes); :mod:`tasks.polar.predict` refuses a scene
+outside it. Cards written before the field existed get it from their training set, or else from
+the harmonise defaults (:func:`input_contract`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import csv
 import datetime as dt
 import json
 import logging
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
-from tasks.config.polar import PolarConfig, TrainConfig
+from tasks.config.polar import HarmoniseConfig, PolarConfig, TrainConfig
 from tasks.datasets.ice_patches import IcePatchDataModule
 from tasks.models.ice_net import IceNet
 from tasks.models.registry import build_model
@@ -38,6 +44,102 @@ log = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
 WEIGHTS_FILE = "model.pt"
+INPUT_CONTRACT = "input_contract"
+
+#: Sentinel-1 product / scene names: ``S1A_EW_GRDM_...`` (mission, then acquisition mode).
+_S1_NAME_MODE = re.compile(r"^S1[A-D]_(EW|IW|SM|WV|S[1-6])_")
+
+
+def scene_acquisition(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Acquisition mode, pixel spacing (m) and CRS of a harmonised scene from its attributes.
+
+    ``mode`` comes from the ``mode`` attribute (written by harmonise), else from the Sentinel-1
+    name in ``scene_id`` / ``source_product``; ``pixel_spacing_m`` from the attribute, else the
+    geotransform's x step; ``crs`` normalised to ``EPSG:n`` where it has an EPSG code. Unknown
+    values are ``None``.
+    """
+    mode = attrs.get("mode") or None
+    if not mode:
+        for key in ("scene_id", "source_product"):
+            match = _S1_NAME_MODE.match(str(attrs.get(key, "")))
+            if match:
+                mode = match.group(1)
+                break
+    spacing = attrs.get("pixel_spacing_m")
+    transform = attrs.get("transform")
+    if spacing is None and transform is not None and len(transform) == 6:
+        spacing = abs(float(transform[1]))
+    return {"mode": str(mode).upper() if mode else None,
+            "pixel_spacing_m": float(spacing) if spacing is not None else None,
+            "crs": normalise_crs(attrs["crs"]) if attrs.get("crs") else None}
+
+
+def normalise_crs(crs: Any) -> str:
+    """``EPSG:n`` for a CRS with an EPSG code (any pyproj input), else its WKT."""
+    from pyproj import CRS
+
+    parsed = CRS.from_user_input(crs)
+    epsg = parsed.to_epsg()
+    return f"EPSG:{epsg}" if epsg else parsed.to_wkt()
+
+
+def training_input_contract(dataset_attrs: Mapping[str, Any],
+                            fallback: HarmoniseConfig) -> dict[str, Any]:
+    """Build the ``input_contract`` of a model trained on a patch set (its zarr attributes).
+
+    Modes, pixel spacings and CRSs are read from the attributes of the training scenes
+    (``scene_paths``); a field no scene states (or a scene that can no longer be opened) comes
+    from the harmonise settings ``fallback``, and ``source`` says which.
+    """
+    import zarr
+
+    found: dict[str, set[Any]] = {"mode": set(), "pixel_spacing_m": set(), "crs": set()}
+    for path in dataset_attrs.get("scene_paths", []):
+        try:
+            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        except (FileNotFoundError, OSError, ValueError) as err:
+            log.warning("input contract: training scene %s unreadable (%s); using harmonise "
+                        "settings for what it would say", path, err)
+            continue
+        for key, value in scene_acquisition(attrs).items():
+            if value is not None:
+                found[key].add(value)
+    defaults = {"mode": fallback.required_mode, "pixel_spacing_m": fallback.pixel_spacing_m,
+                "crs": normalise_crs(fallback.target_crs)}
+    contract: dict[str, Any] = {"source": {}}
+    for key, plural in (("mode", "modes"), ("pixel_spacing_m", "pixel_spacings_m"),
+                        ("crs", "crs")):
+        contract[plural] = sorted(found[key]) if found[key] else [defaults[key]]
+        contract["source"][plural] = "training scenes" if found[key] else "harmonise settings"
+    contract["bands"] = list(dataset_attrs.get("bands", []))
+    contract["patch_size"] = dataset_attrs.get("patch_size")
+    return contract
+
+
+def input_contract(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the scenes a model accepts (``modes``, ``pixel_spacings_m``, ``crs``, bands).
+
+    Cards written before ``input_contract`` existed: derived from the training set the card
+    names (``dataset_path``) when it is still there, else the harmonise defaults (EW, 40 m,
+    EPSG:3413: the only contract of those versions' pipeline), with a warning.
+    """
+    if INPUT_CONTRACT in meta:
+        return dict(meta[INPUT_CONTRACT])
+    from tasks.datasets.ice_patches import open_patch_set
+
+    defaults = HarmoniseConfig()
+    name = meta.get("name", "model")
+    try:
+        _, attrs = open_patch_set(Path(str(meta.get("dataset_path"))))
+    except (FileNotFoundError, OSError, ValueError):
+        log.warning("model card of %s has no %r and its training set %s is gone: assuming the "
+                    "harmonise defaults (%s, %s m, %s)", name, INPUT_CONTRACT,
+                    meta.get("dataset_path"), defaults.required_mode, defaults.pixel_spacing_m,
+                    defaults.target_crs)
+        attrs = {}
+    contract = training_input_contract(attrs, defaults)
+    contract["bands"], contract["patch_size"] = list(meta["bands"]), meta.get("patch_size")
+    return contract
 
 
 class IceClassifier(L.LightningModule):
@@ -254,11 +356,11 @@ def _fit(
                TensorBoardLogger(folder / "logs", name="tensorboard", version="",
                                  default_hp_metric=False)]
     trainer = L.Trainer(
-        max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=loggers,
+        max_epochs=tc.epochs, logger=loggers,
         callbacks=[checkpoint, EarlyStopping(tc.monitor, patience=tc.early_stopping_patience,
                                              mode=mode), *callbacks],
         enable_progress_bar=True, log_every_n_steps=1, default_root_dir=folder,
-        **trainer_kwargs,
+        **{**tc.trainer_kwargs(), **trainer_kwargs},  # train.devices/precision/strategy
     )
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
@@ -283,6 +385,8 @@ def _fit(
         "band_std": datamodule.band_std,
         "patch_size": tc.patch_size,
         "output_stride": module.net.output_stride,
+        INPUT_CONTRACT: {**training_input_contract(datamodule.attrs, cfg.harmonise),
+                         "bands": datamodule.bands, "patch_size": tc.patch_size},
         "hyperparameters": {
             "learning_rate": tc.learning_rate, "weight_decay": tc.weight_decay,
             "dropout": tc.dropout, "batch_size": tc.batch_size, "max_epochs": tc.epochs,
