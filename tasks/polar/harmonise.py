@@ -18,7 +18,9 @@ Per scene (:func:`harmonise_scene`):
 The result is a zarr v3 store following :mod:`tasks.polar.schema`: ``backscatter`` float32
 (band = HH, HV, incidence; y, x), ``land_mask`` and ``valid_mask`` uint8, with ``crs``,
 ``transform`` (GDAL geotransform of the north-up grid), ``scene_id``, ``start_time``,
-``pixel_spacing_m``, ``geocoding`` (residuals) attributes and a rioxarray ``spatial_ref``. Pixels
+``pixel_spacing_m``, ``geocoding`` (residuals), ``noise_lut_all_zero`` (polarisations whose
+noise LUT is all zeros: noise removal did nothing there, also logged and listed in the manifest's
+``warnings``) attributes and a rioxarray ``spatial_ref``. Pixels
 outside the image footprint are NaN with ``valid_mask`` 0. Scenes are processed in ``chunk`` x
 ``chunk`` map tiles as Dask tasks, each reading only the radar window its tile falls in and writing
 its own zarr chunk: memory per task is a few tiles, never the whole scene.
@@ -114,6 +116,28 @@ def to_db(sigma0: np.ndarray, db_floor: float) -> np.ndarray:
     """Convert linear sigma0 to dB, clipping at ``db_floor`` (also for values <= 0)."""
     floor = 10.0 ** (db_floor / 10.0)
     return (10.0 * np.log10(np.maximum(sigma0, floor))).astype(np.float32)
+
+
+def noise_lut_warnings(product: SafeProduct, noise_removal: bool) -> list[str]:
+    """Warn (log, and return the messages for the manifest) about all-zero noise LUTs.
+
+    A noise LUT of zeros (real in products of older IPF versions) makes thermal-noise removal
+    subtract nothing: sigma0 keeps the noise floor, biased high where the signal is weak (HV
+    over calm water and level ice). Nothing to warn about when ``noise_removal`` is off.
+    """
+    zero = product.zero_noise_luts(POLARISATIONS)
+    if not zero or not noise_removal:
+        return []
+    formats = sorted({product.noise(pol).format for pol in zero})
+    message = (
+        f"{product.name}: thermal-noise LUT of {', '.join(sorted(zero))} is all zeros "
+        f"({', '.join(zero[pol] for pol in sorted(zero))}; {' / '.join(formats)} format), so "
+        "noise removal subtracts nothing and sigma0 keeps the noise floor (biased high over "
+        "dark water / level ice, above all in HV). Use a reprocessed product with a noise LUT, "
+        "or read its weak-signal areas with care"
+    )
+    log.warning(message)
+    return [message]
 
 
 # ---------------------------------------------------------------------------- grid and land
@@ -397,6 +421,7 @@ def harmonise_scene(
     product = open_safe(safe_path)
     product.require_mode(cfg.required_mode).require_product_type("GRD")
     product.require_polarisations(POLARISATIONS)
+    warnings_found = noise_lut_warnings(product, cfg.noise_removal)
     grid = output_grid(product, cfg)
     land_source = land_mask_path or cfg.land_polygons
     land_geometries = _read_land_geometries(land_source, cfg.target_crs) if land_source else []
@@ -417,6 +442,8 @@ def harmonise_scene(
         "geocoding": dict(grid["geocoding"].residuals),
         "land_mask_source": str(land_source) if land_source else "none",
         "source_product": product.path.name,
+        "noise_lut_all_zero": sorted(product.zero_noise_luts(POLARISATIONS)),
+        "warnings": warnings_found,
     }
     out_zarr = Path(out_zarr)
     h, w = grid["shape"]
@@ -465,6 +492,8 @@ def harmonise_scene(
         "hh_db_mean": total["hh_db_sum"] / sea,
         "hv_db_mean": total["hv_db_sum"] / sea,
         "warp_share": total["warp_s"] / max(total["tile_s"], 1e-9),
+        "noise_lut_all_zero": attrs["noise_lut_all_zero"],
+        "warnings": warnings_found,
     }
 
 
@@ -518,7 +547,11 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
                 "scenes": len(summaries),
                 "valid_pixels": sum(s["valid_pixels"] for s in summaries),
             },
-            extra={"run_key": day, "scenes": summaries},
+            extra={
+                "run_key": day,
+                "scenes": summaries,
+                "warnings": [w for s in summaries for w in s["warnings"]],
+            },
         )
     return {
         "run_key": day,

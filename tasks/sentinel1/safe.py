@@ -20,6 +20,7 @@ import os
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -136,6 +137,20 @@ class Noise:
     file: str
     range_vectors: RangeVectors
     azimuth_blocks: tuple[AzimuthBlock, ...] = field(default_factory=tuple)
+    format: str = "IPF >= 2.9"
+
+    @property
+    def all_zero(self) -> bool:
+        """True when the noise power is 0 everywhere, so noise removal would subtract nothing.
+
+        That is every range LUT value 0, or (IPF >= 2.9) every azimuth LUT value 0; found in
+        real products of older IPF versions.
+        """
+        range_zero = not any(np.any(values != 0) for values in self.range_vectors.values)
+        azimuth_zero = bool(self.azimuth_blocks) and not any(
+            np.any(block.values != 0) for block in self.azimuth_blocks
+        )
+        return range_zero or azimuth_zero
 
 
 class _SafeFiles:
@@ -484,10 +499,10 @@ class SafeProduct:
             desc = self._files.describe(rel)
             root = self._files.parse_xml(rel)
             vectors = root.xpath(_local("noiseRangeVectorList/noiseRangeVector"))
-            lut_tag = "noiseRangeLut"
+            lut_tag, lut_format = "noiseRangeLut", "IPF >= 2.9"
             if not vectors:  # IPF < 2.9: noiseVectorList/noiseVector/noiseLut
                 vectors = root.xpath(_local("noiseVectorList/noiseVector"))
-                lut_tag = "noiseLut"
+                lut_tag, lut_format = "noiseLut", "IPF < 2.9"
             if not vectors:
                 raise SafeFormatError(
                     f"{desc}: neither noiseRangeVectorList/noiseRangeVector nor "
@@ -518,7 +533,8 @@ class SafeProduct:
                     )
                 )
             self._noises[pol] = Noise(
-                file=rel, range_vectors=range_vectors, azimuth_blocks=tuple(blocks)
+                file=rel, range_vectors=range_vectors, azimuth_blocks=tuple(blocks),
+                format=lut_format,
             )
         return self._noises[pol]
 
@@ -565,6 +581,18 @@ class SafeProduct:
             )
         rows, cols = window_axes(window, self.shape)
         return interpolate_range_vectors(cal.luts[kind], rows, cols)
+
+    def zero_noise_luts(self, polarisations: Sequence[str]) -> dict[str, str]:
+        """Polarisations among ``polarisations`` whose noise LUT is all zeros -> its file.
+
+        The file is the noise annotation's path inside the product; noise removal is a no-op for
+        these polarisations (:attr:`Noise.all_zero`).
+        """
+        return {
+            pol.upper(): self.noise(pol).file
+            for pol in polarisations
+            if self.noise(pol).all_zero
+        }
 
     def noise_lut(self, pol: str, window: Window | None = None) -> np.ndarray:
         """Thermal-noise power (float32, DN^2 units) on ``window``: range LUT x azimuth LUT."""

@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -179,3 +180,46 @@ def test_run_harmonise_day_with_land(eeflow_home):
     shutil.rmtree(ingest["output_dir"])
     with pytest.raises(FileNotFoundError, match="run the ingest stage first"):
         run_harmonise(cfg, "2026-01-15")
+
+
+def test_all_zero_noise_lut_warns_in_log_attrs_and_summary(clean_scene, tmp_path, caplog):
+    """A zero noise LUT (older IPF layout) is harmonised, but said in the log and the outputs."""
+    from tests.tasks.sentinel1.noise_edits import zero_noise_luts
+
+    safe = tmp_path / clean_scene.safe_path.name
+    shutil.copytree(clean_scene.safe_path, safe)
+    (edited,) = zero_noise_luts(safe, ["HV"], legacy_format=True)
+    with dask.config.set(scheduler="synchronous"), caplog.at_level("WARNING"):
+        summary = harmonise_scene(safe, tmp_path / "zero.zarr", HarmoniseConfig(chunk=64))
+    assert summary["noise_lut_all_zero"] == ["HV"]
+    (message,) = summary["warnings"]
+    assert f"{safe.stem}: thermal-noise LUT of HV is all zeros" in message
+    assert edited.name in message and "IPF < 2.9" in message
+    assert "noise removal subtracts nothing" in message and "reprocessed product" in message
+    assert message in caplog.text
+    attrs = xr.open_zarr(tmp_path / "zero.zarr").attrs
+    assert attrs["noise_lut_all_zero"] == ["HV"] and attrs["warnings"] == [message]
+    caplog.clear()
+    with dask.config.set(scheduler="synchronous"), caplog.at_level("WARNING"):
+        off = harmonise_scene(safe, tmp_path / "off.zarr",
+                              HarmoniseConfig(chunk=64, noise_removal=False))
+    assert off["warnings"] == [] and off["noise_lut_all_zero"] == ["HV"]
+    assert "all zeros" not in caplog.text
+
+
+def test_run_harmonise_manifest_lists_zero_noise_warning(eeflow_home):
+    from tests.tasks.sentinel1.noise_edits import zero_noise_luts
+
+    cfg = PolarConfig.model_validate({
+        "ingest": {"generator": {"lines": 96, "samples": 128, "scenes_per_day": 1}},
+        "harmonise": {"chunk": 64},
+        "dask": {"cluster": "synchronous"},
+    })
+    ingest = ingest_day(cfg, "2026-01-16")
+    product = Path(ingest["output_dir"]) / ingest["scenes"][0]["product"]
+    zero_noise_luts(product, ["HH", "HV"])
+    result = run_harmonise(cfg, "2026-01-16")
+    manifest = json.loads((Path(result["output_dir"]) / "manifest.json").read_text())
+    (warning,) = manifest["warnings"]
+    assert "thermal-noise LUT of HH, HV is all zeros" in warning
+    assert manifest["scenes"][0]["noise_lut_all_zero"] == ["HH", "HV"]

@@ -48,6 +48,7 @@ def test_real_calibration_and_noise_luts():
     assert lut[0, 40] == pytest.approx(663.5805, rel=1e-6)
     noise = p.noise("VV")
     assert len(noise.range_vectors.lines) == 27 and len(noise.azimuth_blocks) == 3
+    assert not noise.all_zero and p.zero_noise_luts(["VV"]) == {}
     power = p.noise_lut("VV", (slice(0, 1), slice(0, 1)))
     assert power[0, 0] == pytest.approx(2375.788 * 1.091791, rel=1e-5)
     # the IW1/IW2 block boundary is a step in the noise power
@@ -141,3 +142,30 @@ def test_truncated_tiff_names_the_file(small_scene, tmp_path):
 def test_missing_product_path():
     with pytest.raises(SafeFormatError, match="no such SAFE"):
         open_safe("/nonexistent/S1A_X.SAFE")
+
+
+@pytest.mark.parametrize("legacy_format", [False, True])
+def test_all_zero_noise_lut_is_reported(small_scene, tmp_path, legacy_format):
+    from tests.tasks.sentinel1.noise_edits import zero_noise_luts
+
+    safe = tmp_path / small_scene.safe_path.name
+    shutil.copytree(small_scene.safe_path, safe)
+    assert open_safe(safe).zero_noise_luts(["HH", "HV"]) == {}
+    assert not open_safe(safe).noise("HH").all_zero
+    (edited,) = zero_noise_luts(safe, ["HV"], legacy_format=legacy_format)
+    product = open_safe(safe)
+    noise = product.noise("HV")
+    assert noise.all_zero and not product.noise("HH").all_zero
+    assert noise.format == ("IPF < 2.9" if legacy_format else "IPF >= 2.9")
+    assert (len(noise.azimuth_blocks) == 0) == legacy_format
+    assert product.zero_noise_luts(["HH", "hv"]) == {
+        "HV": f"annotation/calibration/{edited.name}"}
+    assert not product.noise_lut("HV").any()  # what noise removal would subtract
+
+
+def test_azimuth_zero_noise_lut_counts_as_zero(small_scene):
+    import dataclasses
+
+    noise = open_safe(small_scene.safe_path).noise("HH")
+    zeroed = tuple(dataclasses.replace(b, values=b.values * 0) for b in noise.azimuth_blocks)
+    assert dataclasses.replace(noise, azimuth_blocks=zeroed).all_zero
