@@ -13,7 +13,9 @@ met, else the class of the nearest instance (``no_instance`` when none lies with
 Points are excluded, and counted per reason, in this order: ``missing_lc1``, ``unknown_lc1`` (code
 not in the mapping; or an error with ``on_unknown_lc1='error'``), ``not_comparable_lc1``,
 ``non_crop_lc1``, ``obs_type_filtered``, ``no_location`` (neither GPS nor theoretical location),
-``outside_map_extent`` (outside the bounding box of the map's instances / the raster).
+``outside_country`` (the location lies outside the bounding box of the point's NUTS0 country:
+latitude and longitude swapped, a lost sign, a wrong country code), ``outside_map_extent``
+(outside the bounding box of the map's instances / the raster).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 USED = "used"
 EXCLUSION_REASONS = (
     "missing_lc1", "unknown_lc1", "not_comparable_lc1", "non_crop_lc1", "obs_type_filtered",
-    "no_location", "outside_map_extent",
+    "no_location", "outside_country", "outside_map_extent",
 )
 
 
@@ -227,7 +229,44 @@ def classify_points(
         status[drop] = "obs_type_filtered"
     no_location = (points.geometry.isna() | points.geometry.is_empty).to_numpy()
     status[(status == USED) & no_location] = "no_location"
+    outside = outside_country(points) & (status == USED)
+    if outside.any():
+        countries = Counter(points["NUTS0"].to_numpy(dtype=object)[outside])
+        log.warning("%d LUCAS point(s) lie outside the bounding box of their NUTS0 country %s "
+                    "(latitude/longitude swapped or a wrong sign?); they are excluded (reason "
+                    "outside_country)", int(outside.sum()), dict(countries.most_common(5)))
+    status[outside] = "outside_country"
     return reference, status, unknown
+
+
+def outside_country(points: gpd.GeoDataFrame) -> np.ndarray:
+    """Flag points whose WGS84 location lies outside the bounding box of their NUTS0 country.
+
+    Points without ``NUTS0``, with a code not in ``codelists/country_bounds.csv`` or without a
+    location are not flagged (nothing to check them against).
+    """
+    flagged = np.zeros(len(points), dtype=bool)
+    if "NUTS0" not in points.columns or points.empty:
+        return flagged
+    bounds = country_bounds()
+    codes = points["NUTS0"].astype("string").str.strip().str.upper().fillna("")
+    box = bounds.reindex(codes.to_numpy()).to_numpy(dtype="float64")  # NaN rows: unknown code
+    geoms = points.geometry.to_crs("EPSG:4326").values
+    has = ~(geoms.isna() | geoms.is_empty)
+    lon = np.where(has, geoms.x, np.nan) if len(geoms) else np.zeros(0)
+    lat = np.where(has, geoms.y, np.nan) if len(geoms) else np.zeros(0)
+    known = np.isfinite(box).all(axis=1) & np.isfinite(lon) & np.isfinite(lat)
+    inside = ((lon >= box[:, 0]) & (lat >= box[:, 1]) & (lon <= box[:, 2])
+              & (lat <= box[:, 3]))
+    flagged[known & ~inside] = True
+    return flagged
+
+
+def country_bounds() -> pd.DataFrame:
+    """Bounding boxes (min_lon, min_lat, max_lon, max_lat) of LUCAS countries by NUTS0 code."""
+    path = Path(__file__).with_name("codelists") / "country_bounds.csv"
+    table = pd.read_csv(path, index_col="nuts0")
+    return table[["min_lon", "min_lat", "max_lon", "max_lat"]]
 
 
 def evaluate_against_lucas(
@@ -380,7 +419,7 @@ def points_with_same_class_within(
 #: inside the map): below it the coordinates are likely broken (text, degrees x10, lat/lon swapped).
 MIN_USABLE_SHARE = 0.5
 #: Exclusion reasons that say something is wrong with a point's location.
-LOCATION_REASONS = ("no_location", "outside_map_extent")
+LOCATION_REASONS = ("no_location", "outside_country", "outside_map_extent")
 
 
 def require_usable_points(report: LucasReport, min_share: float = MIN_USABLE_SHARE) -> None:
@@ -404,7 +443,8 @@ def require_usable_points(report: LucasReport, min_share: float = MIN_USABLE_SHA
             f"map {report.map_name!r} with (check the file and lucas.points_path)"
         )
     candidates = report.points_used + sum(report.excluded.get(r, 0) for r in LOCATION_REASONS)
-    located = candidates - report.excluded.get("no_location", 0)
+    located = (candidates - report.excluded.get("no_location", 0)
+               - report.excluded.get("outside_country", 0))
     share = located / candidates if candidates else 0.0
     if report.points_used == 0 or share < min_share:
         raise LucasInputError(

@@ -55,7 +55,7 @@ def _corrupt(src: Path, dst: Path, how: str) -> Path:
 
 @pytest.mark.parametrize(
     ("how", "reason"),
-    [("text", "no_location"), ("lat_x10", "no_location"), ("swapped", "outside_map_extent")],
+    [("text", "no_location"), ("lat_x10", "no_location"), ("swapped", "outside_country")],
 )
 def test_broken_coordinates_fail_with_counts_and_keep_the_good_report(
     lucas_dir, tmp_path, how, reason

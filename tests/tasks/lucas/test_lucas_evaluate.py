@@ -102,7 +102,8 @@ def test_exclusion_reasons_are_counted() -> None:
     assert report.points_used == 1
     assert report.excluded == {
         "missing_lc1": 1, "unknown_lc1": 1, "not_comparable_lc1": 1, "non_crop_lc1": 1,
-        "obs_type_filtered": 0, "no_location": 0, "outside_map_extent": 1,
+        "obs_type_filtered": 0, "no_location": 0, "outside_country": 0,
+        "outside_map_extent": 1,
     }
     assert report.unknown_lc1_codes == {"Q42": 1}
     with pytest.raises(LucasInputError, match=r"Q42.*on_unknown_lc1"):
@@ -166,3 +167,54 @@ def test_class_raster_map(lucas_dir: Path, layout: FarmlandLayout, tmp_path: Pat
     vector = evaluate_against_lucas(lucas_dir / "points.csv", lucas_dir / "truth.parquet")
     assert report.points_used == pytest.approx(vector.points_used, abs=3)
     assert report.within_radius.overall_accuracy > 0.95
+
+
+def test_points_outside_their_country_are_flagged_not_matched(tmp_path: Path) -> None:
+    """An Austrian point with latitude and longitude swapped lies in the Indian Ocean."""
+    pd.DataFrame({
+        "POINT_ID": [1, 2, 3, 4], "NUTS0": ["AT", "AT", "AT", "XX"],
+        "TH_LAT": [47.5, 15.0, 47.5001, 15.0], "TH_LONG": [15.0, 47.5, 15.0001, 47.5],
+        "LC1": ["B16", "B16", "B16", "B16"],
+    }).to_csv(tmp_path / "p.csv", index=False)
+    x, y = shapely.get_coordinates(
+        gpd.GeoSeries(gpd.points_from_xy([15.0], [47.5]), crs=4326).to_crs(UTM).values
+    )[0]
+    field = gpd.GeoDataFrame({"crop_class": ["maize"]},
+                             geometry=[shapely.box(x - 100, y - 100, x + 100, y + 100)], crs=UTM)
+    report = evaluate_against_lucas(tmp_path / "p.csv", field)
+    # point 2 (swapped, AT) is flagged; point 4 (unknown code XX) has nothing to be checked against
+    assert report.excluded["outside_country"] == 1
+    assert report.excluded["outside_map_extent"] == 1 and report.points_used == 2
+
+
+def test_mostly_swapped_coordinates_fail_with_counts_by_reason(tmp_path: Path) -> None:
+    from tasks.lucas.evaluate import require_usable_points
+
+    pd.DataFrame({
+        "POINT_ID": [1, 2, 3], "NUTS0": ["AT", "AT", "AT"],
+        "TH_LAT": [47.5, 15.0, 15.0001], "TH_LONG": [15.0, 47.5, 47.5001],
+        "LC1": ["B16", "B16", "B16"],
+    }).to_csv(tmp_path / "p.csv", index=False)
+    x, y = shapely.get_coordinates(
+        gpd.GeoSeries(gpd.points_from_xy([15.0], [47.5]), crs=4326).to_crs(UTM).values
+    )[0]
+    field = gpd.GeoDataFrame({"crop_class": ["maize"]},
+                             geometry=[shapely.box(x - 100, y - 100, x + 100, y + 100)], crs=UTM)
+    report = evaluate_against_lucas(tmp_path / "p.csv", field)
+    with pytest.raises(LucasInputError, match=r"'outside_country': 2.*not swapped"):
+        require_usable_points(report)
+
+
+def test_country_bounds_hold_each_country_and_not_its_neighbours_capital() -> None:
+    from tasks.lucas.evaluate import country_bounds
+
+    bounds = country_bounds()
+    assert len(bounds) == 28
+    capitals = {"AT": (16.37, 48.21), "BE": (4.35, 50.85), "ES": (-3.70, 40.42),
+                "PT": (-9.14, 38.72), "FI": (24.94, 60.17), "UK": (-0.13, 51.51),
+                "CY": (33.38, 35.17), "IE": (-6.26, 53.35)}
+    for code, (lon, lat) in capitals.items():
+        x0, y0, x1, y1 = bounds.loc[code]
+        assert x0 <= lon <= x1 and y0 <= lat <= y1, code
+    x0, y0, x1, y1 = bounds.loc["AT"]
+    assert not (x0 <= 2.35 <= x1 and y0 <= 48.86 <= y1)  # Paris is not in Austria's box
