@@ -117,3 +117,34 @@ def backfill(
         done = af.wait_for_runs(dag_id, runs, timeout=6 * 3600)
         for run in done:
             typer.echo(f"{dag_id} {run['logical_date'][:10]}: {run['state']}")
+
+
+@app.command("render")
+def render(
+    executor: Annotated[str, typer.Option(help="celery | kubernetes")],
+    out: Annotated[
+        Path | None, typer.Option(help="folder to write the files to (default: print them)")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace")] = "default",
+    volume_claim: Annotated[
+        str, typer.Option(help="PersistentVolumeClaim shared by task pods (kubernetes)")
+    ] = "eeflow-data",
+) -> None:
+    """Render the config of a CeleryExecutor or KubernetesExecutor deployment (tasks/kube.py).
+
+    celery: airflow.env + celery-worker.yaml (compose services); kubernetes: airflow.env,
+    pod_template.yaml and KubernetesPodOperator training pods (train-pod-*.yaml).
+    """
+    from tasks.kube import render_airflow
+
+    if executor not in ("celery", "kubernetes"):
+        raise typer.BadParameter(f"--executor must be celery or kubernetes, got {executor!r}")
+    files = render_airflow(executor, namespace=namespace, volume_claim=volume_claim)  # type: ignore[arg-type]
+    if out is None:
+        for name, text in files.items():
+            typer.echo(f"# --- {name} ---\n{text}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+        typer.echo(str(out / name))

@@ -81,8 +81,9 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
 
     ``local`` starts a local cluster with ``n_workers`` x ``threads_per_worker`` and a memory
     limit per worker, its workers started as ``dask.workers`` says (see the module docstring),
-    closed on exit; ``address`` connects to a running scheduler; ``kubernetes`` starts a
-    dask-kubernetes ``KubeCluster`` (the package must be installed); ``synchronous`` runs in the
+    closed on exit; ``address`` connects to a running scheduler; ``kubernetes`` creates the
+    ``DaskCluster`` of :func:`tasks.kube.dask_cluster_spec` through dask-kubernetes (the
+    ``kubernetes`` extra) and deletes it on exit; ``synchronous`` runs in the
     calling thread (debugging, tiny inputs).
     """
     import dask
@@ -107,17 +108,7 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
             yield client
         return
     if cfg.cluster == "kubernetes":
-        try:
-            from dask_kubernetes.operator import KubeCluster
-        except ImportError as err:
-            raise DaskClusterError(
-                "dask.cluster is 'kubernetes' but dask-kubernetes is not installed; "
-                "pip install dask-kubernetes, or use cluster: local / address"
-            ) from err
-        with (
-            KubeCluster(name="eeflow", n_workers=cfg.n_workers) as cluster,
-            Client(cluster) as client,
-        ):
+        with _kube_cluster(cfg) as cluster, Client(cluster) as client:
             yield client
         return
     kind, why = resolve_worker_kind(cfg)
@@ -143,6 +134,37 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
             # from here on only distributed's own close races can log (a scheduler stream read
             # cancelled, a write to a killed worker): not errors of this run
             logs.setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _kube_cluster(cfg: DaskConfig) -> Iterator[Any]:
+    """Create the ``DaskCluster`` of :func:`tasks.kube.dask_cluster_spec`; delete it on exit."""
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError as err:
+        raise DaskClusterError(
+            "dask.cluster is 'kubernetes' but dask-kubernetes is not installed; install the "
+            "extra (pip install 'eeflow[kubernetes]'), or set dask.cluster: local / address"
+        ) from err
+    from tasks.kube import dask_cluster_spec
+
+    spec = dask_cluster_spec(cfg)
+    kube = cfg.kubernetes
+    log.info("Dask: DaskCluster %s in namespace %s, %d worker(s) of %s (dask.cluster: kubernetes)",
+             kube.name, kube.namespace, cfg.n_workers, kube.image)
+    try:
+        cluster = KubeCluster(custom_cluster_spec=spec, namespace=kube.namespace,
+                              shutdown_on_close=True)
+    except Exception as err:  # kr8s / operator errors: no API server, no CRD, no permission
+        raise DaskClusterError(
+            f"cannot create the DaskCluster {kube.name!r} in namespace {kube.namespace!r} "
+            f"({type(err).__name__}: {err}); check that kubectl reaches the cluster, that the "
+            "dask-kubernetes operator is installed (its DaskCluster CRD), and dask.kubernetes "
+            "(render the spec with tasks.kube.dask_cluster_spec to inspect it)"
+        ) from err
+    with cluster:
+        cluster.wait_for_workers(cfg.n_workers, timeout=START_TIMEOUT_S * 5)
+        yield cluster
 
 
 class _DropComputeFailed(logging.Filter):

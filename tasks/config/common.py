@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.errors import EeflowError, ErrorFamily
 
@@ -56,12 +63,72 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+#: Kubernetes quantities: CPU ("2", "500m") and memory ("4Gi", "1500M"), as ``kubectl`` takes them.
+CPU_QUANTITY = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
+MEMORY_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+#: A Kubernetes object name (DNS-1123 label).
+KUBE_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class KubeResources(StrictModel):
+    """Requests (= limits) of one pod's container; unset keys follow the ``dask`` section."""
+
+    cpu: str | None = Field(
+        default=None, pattern=CPU_QUANTITY,
+        description="CPU per worker pod (e.g. 2 or 500m). Empty = dask.threads_per_worker",
+    )
+    memory: str | None = Field(
+        default=None, pattern=MEMORY_QUANTITY,
+        description="memory per worker pod (e.g. 4Gi). Empty = dask.memory_limit (none if auto)",
+    )
+    gpu: int = Field(default=0, ge=0, le=16, description="nvidia.com/gpu per worker pod")
+
+
+class DaskKubernetesConfig(StrictModel):
+    """The DaskCluster resource that ``dask.cluster: kubernetes`` creates (tasks/kube.py).
+
+    Needs the dask-kubernetes operator in the cluster and ``pip install eeflow[kubernetes]`` on
+    the client. Workers must see the same ``data_root``: mount a shared volume claim there.
+    """
+
+    name: str = Field(default="eeflow", pattern=KUBE_NAME, description="DaskCluster name")
+    namespace: str = Field(default="default", pattern=KUBE_NAME)
+    image: str = Field(
+        default="eeflow/dask:0.1.0", min_length=1,
+        description="scheduler and worker image, built from containers/dask.Dockerfile",
+    )
+    resources: KubeResources = KubeResources()
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment variables of scheduler and workers"
+    )
+    volume_claim: str | None = Field(
+        default=None, pattern=KUBE_NAME,
+        description="PersistentVolumeClaim (ReadWriteMany) mounted at mount_path in every pod. "
+        "Empty = no shared volume (stages then need a data_root the pods can reach)",
+    )
+    mount_path: str = Field(default="/opt/eeflow/work", pattern=r"^/")
+    idle_timeout_s: int = Field(
+        default=0, ge=0, description="delete the cluster after this idle time; 0 = never"
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        bad = [k for k in value if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"environment variable names must match [A-Za-z_][A-Za-z0-9_]*: {bad}")
+        return value
+
+
 class DaskConfig(StrictModel):
     """Where Dask work runs.
 
     ``local`` starts a LocalCluster in-process; ``address`` connects to a running scheduler
     (e.g. the compose stack's ``tcp://dask-scheduler:8786``; ``$EEFLOW_DASK_ADDRESS`` sets both
-    keys); ``kubernetes`` uses dask-kubernetes.
+    keys); ``kubernetes`` creates a dask-kubernetes ``DaskCluster`` from ``dask.kubernetes`` with
+    ``n_workers`` workers of ``threads_per_worker`` threads and ``memory_limit`` each.
     """
 
     cluster: Literal["local", "address", "kubernetes", "synchronous"] = "local"
@@ -80,6 +147,10 @@ class DaskConfig(StrictModel):
         "memory shared by the workers)",
     )
     dashboard: bool = False
+    kubernetes: DaskKubernetesConfig = Field(
+        default_factory=DaskKubernetesConfig,
+        description="DaskCluster spec of cluster: kubernetes (image, resources, env, volume)",
+    )
 
     @field_validator("memory_limit", mode="before")
     @classmethod
@@ -107,6 +178,51 @@ class DaskConfig(StrictModel):
         if value is not None and "://" not in value:
             raise ValueError("must be a scheduler URL such as tcp://host:8786")
         return value
+
+
+class LightningTrainerSettings(StrictModel):
+    """Where and how Lightning trains: accelerator, devices, precision, strategy (DDP).
+
+    Base of every use case's ``train`` section; :meth:`trainer_kwargs` gives the ``Trainer``
+    arguments. ``strategy: ddp`` with ``devices: N`` trains on N GPUs of one node (Lightning
+    starts one process per device by re-running the command, so run it from the CLI or the
+    trainer pod, see ``eeflow airflow render``).
+    """
+
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int | Literal["auto"] = Field(
+        default=1, description="devices per node: a count (>= 1) or auto (every visible one)"
+    )
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = Field(
+        default="32-true",
+        description="numeric precision: 32-true, 16-mixed (GPU), bf16-mixed (CPU / Ampere+ GPU), "
+        "64-true",
+    )
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
+        default="auto",
+        description="auto (single device), ddp (one process per device), ddp_spawn",
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _positive_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _precision_fits_accelerator(self) -> LightningTrainerSettings:
+        if self.accelerator == "cpu" and self.precision == "16-mixed":
+            raise ValueError(
+                "precision 16-mixed needs a GPU, but accelerator is cpu; use precision "
+                "bf16-mixed or 32-true on CPU, or accelerator gpu"
+            )
+        return self
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Return the ``lightning.Trainer`` arguments of these settings."""
+        return {"accelerator": self.accelerator, "devices": self.devices,
+                "precision": self.precision, "strategy": self.strategy}
 
 
 class UseCaseConfig(StrictModel):

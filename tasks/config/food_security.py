@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.config.common import StrictModel, UseCaseConfig
+from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 from tasks.config.ingestion import CatalogueConfig
 from tasks.config.lucas import LucasConfig
@@ -230,7 +230,7 @@ class GridConfig(StrictModel):
         return value
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(LightningTrainerSettings):
     """Lightning training of the weighted two-phase LSTM and baselines."""
 
     model: CropModelName = "lstm"
@@ -252,7 +252,6 @@ class TrainConfig(StrictModel):
     )
     optimizer: Literal["rmsprop"] = "rmsprop"
     dropout: float = Field(default=0.2, ge=0, lt=1.0)
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     num_workers: int = Field(default=0, ge=0, le=32)
     monitor: Literal["val_median_f1", "val_macro_f1", "val_accuracy", "val_loss"] = Field(
         default="val_median_f1", description="validation metric for early stopping / checkpoints"

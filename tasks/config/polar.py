@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tasks.config.common import StrictModel, UseCaseConfig
+from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 from tasks.config.ingestion import CatalogueConfig
 
@@ -145,7 +145,7 @@ class PatchConfig(StrictModel):
     )
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(LightningTrainerSettings):
     """Lightning training."""
 
     model: IceModelName = "adhoc_cnn"
@@ -159,7 +159,6 @@ class TrainConfig(StrictModel):
     augment: bool = True
     early_stopping_patience: int = Field(default=3, ge=1)
     val_fraction: float = Field(default=0.2, gt=0, lt=0.9)
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     num_workers: int = Field(default=0, ge=0, le=32)
     pretrained_checkpoint: str | None = Field(
         default=None, description="checkpoint to start from (vgg16_transfer)"

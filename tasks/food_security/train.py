@@ -178,8 +178,7 @@ def train_crop_model(
             )
             trainer = L.Trainer(
                 max_epochs=max_epochs,
-                accelerator=train_cfg.accelerator,
-                devices=1,
+                **train_cfg.trainer_kwargs(),  # accelerator, devices, precision, strategy
                 deterministic=True,
                 callbacks=[checkpoint, stopper, *callbacks],
                 logger=CSVLogger(out, name="logs", version=phase),
@@ -207,7 +206,7 @@ def train_crop_model(
                      monitor, float(checkpoint.best_model_score))
         assert best_path is not None  # the config requires at least one epoch
         module.set_class_weights(None)
-        final_scores = _validate(module, data, train_cfg.accelerator)
+        final_scores = _validate(module, data, train_cfg.accelerator, train_cfg.precision)
         shutil.copyfile(best_path, out / MODEL_FILE)
         if (out / "checkpoints" / "phase1" / "phase1.ckpt").exists():
             shutil.copyfile(out / "checkpoints" / "phase1" / "phase1.ckpt", out / "phase1.ckpt")
@@ -268,12 +267,13 @@ def train_crop_model(
     }
 
 
-def _validate(module: Any, data: Any, accelerator: str) -> dict[str, float]:
-    """Return the final model's validation scores (plain loss)."""
+def _validate(module: Any, data: Any, accelerator: str, precision: str) -> dict[str, float]:
+    """Return the final model's validation scores (plain loss), on one device."""
     import lightning as L
 
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False,
+        accelerator=accelerator, devices=1, precision=precision, logger=False,
+        enable_progress_bar=False,
         enable_model_summary=False, deterministic=True,
     )
     (scores,) = trainer.validate(module, datamodule=data, verbose=False)
