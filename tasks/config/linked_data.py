@@ -131,8 +131,29 @@ class FederationConfig(StrictModel):
     """Remote SPARQL endpoints joined with SERVICE (name -> query URL)."""
 
     endpoints: dict[str, str] = Field(
-        default_factory=dict, description="e.g. {lucas: http://127.0.0.1:7879/query}"
+        default_factory=dict,
+        description=(
+            "e.g. {lucas: http://127.0.0.1:7879/query}; the only endpoints `eeflow rdf federate` "
+            "and federated queries may reach (any other URL is refused)"
+        ),
     )
+    source_selection: Literal["void+ask", "ask", "all"] = Field(
+        default="void+ask",
+        description=(
+            "how federated queries pick the endpoints of each triple pattern. void+ask: the "
+            "endpoint's VoID property / class partitions when it publishes them, else an ASK "
+            "probe; ask: ASK probes only; all: no selection, every endpoint gets every pattern"
+        ),
+    )
+    probe_ttl_s: float = Field(
+        default=300.0, ge=0, le=30 * 86_400,
+        description="seconds a probe answer (ASK, VoID) is reused; 0: probe on every query",
+    )
+    probe_cache: str = Field(
+        default="linked_data/federation/source_cache.json",
+        description="probe answers kept across runs (under data_root); empty: in memory only",
+    )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="per probe request")
 
     @field_validator("endpoints")
     @classmethod

@@ -132,15 +132,57 @@ def query(
 @app.command()
 def federate(
     endpoint: Annotated[
-        str, typer.Option(help="remote LUCAS SPARQL endpoint URL or configured name")
-    ],
+        str,
+        typer.Option(
+            help="LUCAS endpoint: a name (or URL) from the config's federation.endpoints; "
+            "runs the shipped federated_lucas_unmatched query"
+        ),
+    ] = "",
+    query: Annotated[
+        str,
+        typer.Option(
+            "--query",
+            "-q",
+            help="a .rq file or shipped query (no SERVICE) to run over every configured "
+            "endpoint with source selection",
+        ),
+    ] = "",
     config: ConfigOpt = DEFAULT_CONFIG,
-    radius: Annotated[float, typer.Option(help="metres")] = 10.0,
+    radius: Annotated[float, typer.Option(help="metres (with --endpoint)")] = 10.0,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="name=value for --query (repeatable)")
+    ] = None,
+    sources: Annotated[
+        str,
+        typer.Option(
+            help="with --query: void+ask | ask | all (no selection); default: the config's "
+            "federation.source_selection"
+        ),
+    ] = "",
 ) -> None:
-    """LUCAS points of a remote endpoint with no same-class field within RADIUS in this store."""
-    from tasks.linked_data.federation import run_federated_query
+    """Federated queries over the endpoints of the config's ``federation.endpoints`` only.
 
-    _echo(run_federated_query(_cfg(config), endpoint, radius))
+    With --endpoint: LUCAS points of that endpoint with no same-class field within RADIUS in this
+    store. With --query: the query over all configured endpoints, each triple pattern sent only
+    to the endpoints that can answer it (VoID or cached ASK probes); prints the rows, the
+    rewritten query and the sources chosen per pattern.
+    """
+    from tasks.linked_data.federation import run_federated_file, run_federated_query
+
+    if bool(endpoint) == bool(query):
+        raise typer.BadParameter("give exactly one of --endpoint NAME or --query FILE")
+    if sources and sources not in ("void+ask", "ask", "all"):
+        raise typer.BadParameter(f"--sources {sources!r}: allowed: void+ask, ask, all")
+    if endpoint:
+        _echo(run_federated_query(_cfg(config), endpoint, radius))
+        return
+    values: dict[str, str] = {}
+    for item in param or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--param {item!r}: expected name=value")
+        key, value = item.split("=", 1)
+        values[key.strip()] = value
+    _echo(run_federated_file(_cfg(config), query, values, sources or None))
 
 
 @app.command()
