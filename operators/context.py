@@ -39,6 +39,34 @@ def overrides_from_params(
     }
 
 
+#: On-demand processing params (tasks/serving/process.py) -> config keys: the region is the
+#: catalogue search area of ingestion (WKT or GeoJSON, WGS84).
+REGION_PARAMS_TO_KEYS: dict[str, str] = {"region": "ingest.catalogue.area"}
+
+
+def window_from_params(params: Mapping[str, Any]) -> tuple[dt.date | None, dt.date | None]:
+    """Return the ``window_start`` / ``window_end`` params as dates (None when empty).
+
+    Raises:
+        ValueError: a param that is not a YYYY-MM-DD date, or a window that ends before it starts.
+
+    """
+    bounds: list[dt.date | None] = []
+    for name in ("window_start", "window_end"):
+        value = params.get(name)
+        if value in (None, ""):
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(dt.date.fromisoformat(str(value)[:10]))
+        except ValueError:
+            raise ValueError(f"param {name}={value!r} is not a date; give YYYY-MM-DD") from None
+    start, end = bounds
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"param window_end={end} is before window_start={start}; swap them")
+    return start, end
+
+
 def run_type(context: Mapping[str, Any]) -> str | None:
     """Return the run type (``manual``, ``scheduled``, ``backfill``, ...); None outside Airflow."""
     dag_run = context.get("dag_run")
@@ -51,14 +79,24 @@ def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
 
     Order: the ``run_date`` param (manual runs only: a scheduled or backfill run always processes
     its own interval, so a backfill over two years computes two years even when its conf carries
-    a ``run_date``), the data interval start (scheduled runs and backfills), the logical date, and
-    finally ``run_after`` (manual runs without a logical date, asset-triggered runs).
+    a ``run_date``), then ``window_start`` (manual runs), the data interval start (scheduled runs
+    and backfills), the logical date, and finally ``run_after`` (manual runs without a logical
+    date, asset-triggered runs). A manual run with a ``window_start`` / ``window_end`` window must
+    process a day inside it (on-demand processing triggers one run per day / agronomic year).
     """
     params = context.get("params") or {}
     kind = run_type(context)
-    if params.get("run_date"):
-        if kind in (None, "manual"):
-            return dt.date.fromisoformat(str(params["run_date"])[:10])
+    if kind in (None, "manual"):
+        start, end = window_from_params(params)
+        day = (dt.date.fromisoformat(str(params["run_date"])[:10]) if params.get("run_date")
+               else start)
+        if day is not None:
+            if (start is not None and day < start) or (end is not None and day > end):
+                raise ValueError(f"param run_date={day} lies outside the window "
+                                 f"window_start={start} .. window_end={end}; give a run_date "
+                                 "inside the window or leave it empty (= window_start)")
+            return day
+    elif params.get("run_date"):
         log.warning("ignoring param run_date=%s: a %s run processes its own data interval",
                     params["run_date"], kind)
     dag_run = context.get("dag_run")
@@ -80,5 +118,5 @@ def load_run_config(
 ) -> Any:
     """Load and validate the use-case config for this run, with the run's params applied."""
     params = context.get("params") or {}
-    overrides = overrides_from_params(params, param_to_key or {})
+    overrides = overrides_from_params(params, {**REGION_PARAMS_TO_KEYS, **(param_to_key or {})})
     return load_config(config_path(params, default_config), overrides)
