@@ -197,11 +197,12 @@ def to_term(kind: str, value: Any, name: str, base: str, endpoints: dict[str, st
     try:
         if kind == "iri" or kind == "endpoint":
             if kind == "endpoint":
-                text = endpoints.get(text, text)
-                if not text.startswith(("http://", "https://")):
-                    raise ValueError(
-                        f"not an http(s) URL nor a configured endpoint {sorted(endpoints)}"
-                    )
+                from tasks.linked_data.federation import FederationError, resolve_endpoint
+
+                try:  # only configured endpoints: a query never calls an arbitrary URL
+                    text = resolve_endpoint(text, endpoints)
+                except FederationError as err:
+                    raise ValueError(str(err)) from None
             return ox.NamedNode(text)
         if kind.startswith("concept:"):
             scheme = kind.split(":", 1)[1]
