@@ -78,7 +78,8 @@ def linked_data() -> None:
         from tasks.linked_data.store import load_product
 
         cfg = load_config(config_path(context["params"], CONFIG))
-        return load_product(cfg, exported["product"], exported["run_key"])
+        return load_product(cfg, exported["product"], exported["run_key"],
+                            entail=cfg.store.entail)
 
     load_triples.expand(exported=rdf_export.expand(item=product_set()))
 

@@ -63,6 +63,11 @@ class StoreConfig(StrictModel):
     update_url: str | None = Field(default=None, description="default: {url}/update")
     graph_store_url: str | None = Field(default=None, description="default: {url}/store")
     chunk_triples: int = Field(default=100_000, ge=1000, le=10_000_000)
+    entail: bool = Field(
+        default=True,
+        description="after each pipeline / DAG load, materialise the graph's RDFS and GeoSPARQL "
+        "entailment (superclasses, geometry properties) into {graph}/entailed",
+    )
     replace: Literal["atomic_diff", "staging_move"] = Field(
         default="atomic_diff",
         description=(

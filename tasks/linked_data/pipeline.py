@@ -55,4 +55,4 @@ def load_triples_stage(
     from tasks.linked_data.store import load_product
 
     ld = linked_data_config_for(cfg, linked_data_config)
-    return load_product(ld, product, run_key_for(product, run_date))
+    return load_product(ld, product, run_key_for(product, run_date), entail=ld.store.entail)

@@ -764,10 +764,12 @@ def load_product(
     started = time.perf_counter()
     try:
         triples = target.replace_graph(graph, rdf_file, fmt, expected)
-        if entail:
-            from tasks.linked_data.geosparql.entailment import materialise
+        from tasks.linked_data.geosparql.entailment import drop_entailment, materialise
 
+        if entail:
             entailed = materialise(target, graph)
+        else:  # an entailment of the previous load would no longer match the graph
+            drop_entailment(target, graph)
     finally:
         if own:
             target.close()

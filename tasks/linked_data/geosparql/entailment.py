@@ -216,6 +216,14 @@ def _graph_triples(store: Any, graph: str, predicates: frozenset[str]) -> Iterat
         yield ox.Triple(row["s"], row["p"], row["o"])
 
 
+def drop_entailment(store: Any, graph: str) -> None:
+    """Drop ``{graph}/entailed`` (a re-load without entailment must not leave a stale one)."""
+    from tasks.linked_data.store import EmbeddedStore
+
+    run_update = store.store.update if isinstance(store, EmbeddedStore) else store.update
+    run_update(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
+
+
 def materialise(store: Any, graph: str) -> int:
     """Replace ``{graph}/entailed`` by the entailment of ``graph``; return its triple count.
 

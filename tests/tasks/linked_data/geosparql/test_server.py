@@ -105,3 +105,23 @@ def test_cli_serve_rejects_unknown_engine(tmp_path):
     config.write_text(f"use_case: linked_data\ndata_root: {tmp_path / 'data'}\n")
     result = CliRunner().invoke(app, ["serve", "-c", str(config), "--engine", "jena"])
     assert result.exit_code != 0 and "allowed: eeflow, oxigraph" in result.output
+
+
+def test_pipeline_loads_materialise_entailment_unless_switched_off(ld_cfg, products):
+    """The DAGs' load_triples stage entails by default (store.entail), so conformance holds there."""
+    import datetime as dt
+
+    from tasks.linked_data.pipeline import load_triples_stage
+    from tasks.linked_data.store import open_store
+
+    export_product(ld_cfg, "crop_field_instances", YEAR)
+    day = dt.date(int(YEAR[:4]), 9, 1)
+    loaded = load_triples_stage(ld_cfg, day, product="crop_field_instances")
+    assert loaded["entailed"] > 0
+    off = ld_cfg.model_copy(update={"store": ld_cfg.store.model_copy(update={"entail": False})})
+    assert load_triples_stage(off, day, product="crop_field_instances")["entailed"] == 0
+    store = open_store(ld_cfg)
+    try:
+        assert store.graph_size(loaded["graph"] + "/entailed") == 0  # switched off: replaced
+    finally:
+        store.close()
