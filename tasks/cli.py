@@ -51,6 +51,10 @@ def _register_subcommands() -> None:
     from tasks.serving.cli import app as serve_app
 
     app.add_typer(serve_app, name="serve", help="Model serving API, API keys, monitoring.")
+    from tasks.serving.process_cli import app as process_app
+
+    app.add_typer(process_app, name="process",
+                  help="On-demand processing: a use case over a region and time window.")
 
 
 def echo_json(payload: Any) -> None:

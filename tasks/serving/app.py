@@ -10,6 +10,10 @@ Routes (OpenAPI docs at ``/docs``, schema at ``/openapi.json``)::
     POST /v1/models/{name}/predict                 predict with the default version
     POST /v1/models/{name}/versions/{ref}/predict  predict with a version number or alias
     GET  /v1/monitoring/summary                    counts, latency, class drift of the project
+    POST /v1/process                               on-demand processing: use case, region, time
+                                                   window, model -> job id (tasks/serving/process)
+    GET  /v1/process/{job_id}                      the job's Airflow runs and their states
+    GET  /v1/process/{job_id}/results              STAC items its runs published
 
 Every ``/v1`` request needs ``X-API-Key`` (401 when missing, malformed, unknown, revoked or
 expired; 403 when the model belongs to another project) and is written to the request log by
@@ -477,4 +481,7 @@ def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> Fast
             else None
         return service.summary(project=key.project, model=model, since=since)
 
+    from tasks.serving.process import ProcessJobs, add_process_routes
+
+    add_process_routes(app, ProcessJobs(cfg.resolved_root()), authenticate, ApiError, ERRORS)
     return app

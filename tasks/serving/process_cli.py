@@ -1,0 +1,74 @@
+"""``eeflow process submit|status``: on-demand processing from the shell (tasks/serving/process).
+
+The same :class:`~tasks.serving.process.ProcessJobs` as ``POST /v1/process``: the jobs lie under
+the serving config's data root and the runs are triggered through the Airflow API named by
+``EEFLOW_AIRFLOW_URL`` / ``EEFLOW_AIRFLOW_USERNAME`` / ``EEFLOW_AIRFLOW_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="serving config YAML")]
+DEFAULT_CONFIG = Path("configs/serving.yaml")
+
+
+def _jobs(config: Path):  # noqa: ANN202 (lazy import of the serving stack)
+    from tasks.config.common import load_config
+    from tasks.serving.process import ProcessJobs
+
+    return ProcessJobs(load_config(config).resolved_root())
+
+
+def _run(call, *args):  # noqa: ANN001, ANN202
+    from tasks.serving.process import ProcessError
+
+    try:
+        typer.echo(json.dumps(call(*args), indent=2, default=str))
+    except ProcessError as err:
+        typer.echo(f"error: {err.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("submit")
+def submit(
+    use_case: Annotated[str, typer.Option(help="polar | food_security")],
+    region: Annotated[str, typer.Option(help="WKT or GeoJSON (WGS84), or a .wkt/.geojson file")],
+    start: Annotated[str, typer.Option(help="first day of the window, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last day of the window, YYYY-MM-DD")],
+    model: Annotated[str | None, typer.Option(help="polar: predict.model; crops: all|lstm|...")]
+    = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Trigger the use case's DAG over a region and time window; print the job (its job_id)."""
+    from pydantic import ValidationError
+
+    from tasks.serving.process import ProcessRequest
+
+    path = Path(region)
+    text = path.read_text() if region.endswith((".wkt", ".geojson")) and path.is_file() else region
+    try:
+        request = ProcessRequest(use_case=use_case, region=text, window_start=start,
+                                 window_end=end, model=model)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'request'}: {e['msg']}"
+                             for e in err.errors())
+        raise typer.BadParameter(problems) from None
+    _run(_jobs(config).submit, request)
+
+
+@app.command("status")
+def status(
+    job_id: str,
+    results: Annotated[bool, typer.Option(help="list the STAC items the runs published")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Print a job with the Airflow state of each run (or, with --results, its products)."""
+    jobs = _jobs(config)
+    _run(jobs.results if results else jobs.status, job_id)
