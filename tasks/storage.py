@@ -28,6 +28,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tasks.fs import is_remote, normalise_s3_url, s3_filesystem
+from tasks.fs import join as fs_join
+
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
@@ -81,9 +84,32 @@ def stage_dir(root: str | os.PathLike[str], use_case: str, stage: str, run_key: 
     """Return ``{root}/{use_case}/{stage}/{run_key}`` (not created)."""
     from tasks.naming import safe_name
 
+    if is_remote(root):
+        raise ValueError(
+            f"stage_dir() builds local paths but data_root {root!r} is on S3; use "
+            "tasks.storage.stage_location() (and atomic_dir / read_manifest / resolve_stage_dir "
+            "on the URL it returns)"
+        )
     for kind, part in (("use_case", use_case), ("stage", stage), ("run_key", run_key)):
         safe_name(kind, part)
     return Path(root) / use_case / stage / run_key
+
+
+def stage_location(
+    root: str | os.PathLike[str], use_case: str, stage: str, run_key: str
+) -> Path | str:
+    """Return the output location of a stage: a :class:`Path` locally, an ``s3://`` URL on S3.
+
+    Local roots give exactly :func:`stage_dir`; ``s3://bucket/prefix`` gives
+    ``s3://bucket/prefix/{use_case}/{stage}/{run_key}``.
+    """
+    if not is_remote(root):
+        return stage_dir(root, use_case, stage, run_key)
+    from tasks.naming import safe_name
+
+    for kind, part in (("use_case", use_case), ("stage", stage), ("run_key", run_key)):
+        safe_name(kind, part)
+    return fs_join(normalise_s3_url(str(root)), use_case, stage, run_key)
 
 
 #: A temporary folder whose writer is on another host (or left no pid) counts as abandoned after
@@ -246,8 +272,13 @@ def _publish_by_pointer(tmp: Path, final: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(
+    final: str | os.PathLike[str], *, keep_versions: int = 1
+) -> Iterator[Path]:
     """Write a folder atomically.
+
+    ``final`` may be an ``s3://`` URL: see :func:`atomic_s3_dir` (``keep_versions`` applies there
+    only). Local paths take the path below.
 
     Yields a fresh temporary folder beside ``final`` (``.{name}.tmp-{host}-{pid}-{id}``). When the
     block succeeds the temporary folder takes the place of ``final`` in one atomic step (see
@@ -257,6 +288,10 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     temporary folder is removed and ``final`` is left untouched. Temporaries abandoned by killed
     writers are removed first (:func:`clean_stale_temporaries`).
     """
+    if is_remote(final):
+        with atomic_s3_dir(str(final), keep_versions=keep_versions) as local_tmp:
+            yield local_tmp
+        return
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(final):
@@ -347,7 +382,12 @@ def write_manifest(
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``manifest.json`` of a stage output; raise a clear error when it is missing."""
+    """Read ``manifest.json`` of a stage output; raise a clear error when it is missing.
+
+    On S3 the ``_CURRENT`` pointer names the published version whose manifest is read.
+    """
+    if is_remote(folder):
+        return _read_s3_manifest(str(folder))
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise FileNotFoundError(
@@ -355,3 +395,253 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
             "re-run the stage that produces it"
         )
     return json.loads(path.read_text())
+
+
+# --- S3 data roots --------------------------------------------------------------------------------
+#
+# S3 has no rename, so an output is published by a pointer: the files go under a fresh version
+# prefix ``{final}/.v-{host}-{pid}-{id}/`` and the small JSON object ``{final}/_CURRENT``, written
+# last in one PUT (atomic on S3), names the version readers use. A writer that fails before the
+# pointer PUT leaves the previous pointer, hence the previous output, untouched; of two concurrent
+# writers the last pointer wins and each reader sees one complete version.
+
+POINTER_NAME = "_CURRENT"
+POINTER_FORMAT = "eeflow-pointer/1"
+VERSION_PREFIX = ".v-"
+
+
+def _s3_path(url: str) -> str:
+    """Return ``bucket/key`` of an ``s3://`` URL (the form s3fs lists)."""
+    return url[len("s3://"):]
+
+
+def _read_pointer(fs: Any, final: str) -> dict[str, Any] | None:
+    """Return the ``_CURRENT`` pointer of ``final`` (an ``s3://`` URL), or None when unpublished."""
+    url = fs_join(final, POINTER_NAME)
+    try:
+        raw = fs.cat_file(url)
+    except FileNotFoundError:
+        return None
+    try:
+        pointer = json.loads(raw)
+        if pointer.get("format") != POINTER_FORMAT or not str(pointer["version"]).startswith(
+            VERSION_PREFIX
+        ):
+            raise ValueError(f"format {pointer.get('format')!r}")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{url} is not an eeflow output pointer ({err}); it should be JSON with format "
+            f"{POINTER_FORMAT!r} naming a {VERSION_PREFIX}* version; re-run the stage that "
+            "writes this output"
+        ) from None
+    return dict(pointer)
+
+
+def _referenced(pointer: Mapping[str, Any] | None) -> set[str]:
+    if not pointer:
+        return set()
+    return {str(pointer["version"]), *(str(v) for v in pointer.get("previous", []))}
+
+
+def _writer_gone(version: str) -> bool:
+    """Tell whether the writer of ``.v-{host}-{pid}-{id}`` is a dead process of this host."""
+    parts = version[len(VERSION_PREFIX):].split("-")
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False  # another thread of this process may be uploading it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def clean_stale_versions(final: str, *, fs: Any = None) -> list[str]:
+    """Remove version prefixes of ``final`` (an ``s3://`` URL) that failed or lost a race.
+
+    A version no pointer names is removed when its writer was a process of this host that is
+    gone, or when its newest object is older than ``STALE_TEMPORARY_AGE_S`` (a writer elsewhere
+    may still be uploading a younger one). Returns the version names removed.
+    """
+    fs = fs or s3_filesystem()
+    final = normalise_s3_url(final)
+    try:
+        entries = fs.ls(final, detail=True)
+    except FileNotFoundError:
+        return []
+    live = _referenced(_read_pointer(fs, final))
+    now = time.time()
+    removed: list[str] = []
+    for entry in entries:
+        name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+        if not name.startswith(VERSION_PREFIX) or name in live or entry.get("type") != "directory":
+            continue
+        prefix = fs_join(final, name)
+        abandoned = _writer_gone(name)
+        if not abandoned:
+            stamps = [
+                info["LastModified"].timestamp()
+                for info in fs.find(prefix, detail=True).values()
+                if info.get("LastModified") is not None
+            ]
+            abandoned = bool(stamps) and now - max(stamps) > STALE_TEMPORARY_AGE_S
+        if abandoned:
+            _remove_version(fs, final, name)
+            removed.append(name)
+    if removed:
+        log.warning("removed %d abandoned version(s) of %s: %s", len(removed), final, removed)
+    return removed
+
+
+def _remove_version(fs: Any, final: str, version: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(fs_join(final, version), recursive=True)
+
+
+def _upload(fs: Any, local: Path, target: str) -> list[str]:
+    """Upload every file under ``local`` to ``target`` (an ``s3://`` prefix); return the names."""
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    names = [p.relative_to(local).as_posix() for p in files]
+    if not files:
+        raise ValueError(
+            f"nothing to publish to {target}: the stage wrote no file into its output folder"
+        )
+    fs.put([str(p) for p in files], [fs_join(target, n) for n in names])
+    return names
+
+
+@contextlib.contextmanager
+def atomic_s3_dir(final: str, *, keep_versions: int = 1) -> Iterator[Path]:
+    """Write an S3 output folder atomically; yields a local temporary folder to fill.
+
+    When the block succeeds its files are uploaded under ``{final}/.v-{host}-{pid}-{id}/`` and the
+    pointer ``{final}/_CURRENT`` is written last. Afterwards the versions the previous pointer
+    named beyond the newest ``keep_versions`` (current included) are deleted. When the block or
+    the upload fails, the partial version is deleted and the pointer is untouched, so readers keep
+    the previous output. Credentials and endpoint: :func:`tasks.fs.s3_filesystem`.
+    """
+    if keep_versions < 1:
+        raise ValueError(f"keep_versions={keep_versions}: keep at least 1 (the current version)")
+    final = normalise_s3_url(final)
+    fs = s3_filesystem()
+    clean_stale_versions(final, fs=fs)
+    import tempfile
+
+    local_tmp = Path(tempfile.mkdtemp(prefix=f"eeflow-{final.rsplit('/', 1)[-1]}-"))
+    try:
+        yield local_tmp
+        version = f"{VERSION_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        try:
+            names = _upload(fs, local_tmp, fs_join(final, version))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _remove_version(fs, final, version)
+            raise
+        before = _read_pointer(fs, final)
+        history = [] if before is None else [before["version"], *before.get("previous", [])]
+        pointer = {
+            "format": POINTER_FORMAT,
+            "version": version,
+            "manifest": f"{version}/{MANIFEST_NAME}" if MANIFEST_NAME in names else None,
+            "files": len(names),
+            "previous": history[: keep_versions - 1],
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        try:
+            fs.pipe_file(
+                fs_join(final, POINTER_NAME),
+                json.dumps(pointer, indent=2, sort_keys=True).encode(),
+                ContentType="application/json",
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # an ambiguous PUT may have landed: check
+                if version not in _referenced(_read_pointer(fs, final)):
+                    _remove_version(fs, final, version)
+            raise
+        # drop what no pointer names any more (re-read: a concurrent writer may have won)
+        now_live = _referenced(_read_pointer(fs, final))
+        for stale in sorted((_referenced(before) | {version}) - now_live):
+            _remove_version(fs, final, stale)
+        log.info("published %s (%d files) as %s", final, len(names), version)
+    finally:
+        shutil.rmtree(local_tmp, ignore_errors=True)
+
+
+def resolve_stage_dir(folder: str | os.PathLike[str]) -> Path | str:
+    """Return where a stage output's files are: ``folder`` locally, the current version on S3.
+
+    On S3 the ``_CURRENT`` pointer of ``folder`` is read; a URL that already names a version
+    (with its own ``manifest.json``) is returned as it is.
+    """
+    if not is_remote(folder):
+        return Path(folder)
+    final = normalise_s3_url(str(folder))
+    fs = s3_filesystem()
+    pointer = _read_pointer(fs, final)
+    if pointer is not None:
+        return fs_join(final, pointer["version"])
+    if fs.exists(fs_join(final, MANIFEST_NAME)):
+        return final
+    raise FileNotFoundError(
+        f"{final} has no {POINTER_NAME} pointer: no complete eeflow stage output was published "
+        "there; re-run the stage that produces it"
+    )
+
+
+def open_output(folder: str | os.PathLike[str], name: str, mode: str = "rb") -> Any:
+    """Open the file ``name`` (relative, ``/``-separated) of a stage output for reading.
+
+    Locally this is ``open(folder / name)``; on S3 the file of the current version.
+    """
+    if "w" in mode or "a" in mode or "+" in mode:
+        raise ValueError(
+            f"open_output({name!r}, mode={mode!r}) only reads; write outputs inside atomic_dir"
+        )
+    where = resolve_stage_dir(folder)
+    if isinstance(where, Path):
+        return open(where / name, mode)  # noqa: SIM115 - the caller closes it
+    return s3_filesystem().open(fs_join(where, name), mode)
+
+
+def download_stage_dir(folder: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Return a local folder holding a stage output: ``folder`` itself locally, else a copy.
+
+    On S3 the current version is downloaded into ``dest`` (created; it must be empty), for
+    readers that need local files (zarr, GeoTIFF).
+    """
+    where = resolve_stage_dir(folder)
+    if isinstance(where, Path):
+        return where
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise FileExistsError(f"{dest} is not empty; give an empty folder to download {where} into")
+    fs = s3_filesystem()
+    remote = sorted(fs.find(where))
+    prefix = _s3_path(where).rstrip("/") + "/"
+    locals_ = [dest / p[len(prefix):] for p in remote]
+    for path in locals_:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fs.get(remote, [str(p) for p in locals_])
+    return dest
+
+
+def _read_s3_manifest(folder: str) -> dict[str, Any]:
+    fs = s3_filesystem()
+    for _attempt in range(3):
+        where = resolve_stage_dir(folder)
+        url = fs_join(str(where), MANIFEST_NAME)
+        try:
+            return dict(json.loads(fs.cat_file(url)))
+        except FileNotFoundError:
+            # the version was deleted after a newer pointer landed: read the newer one
+            if resolve_stage_dir(folder) == where:
+                break
+    raise FileNotFoundError(
+        f"{folder} has no {MANIFEST_NAME} ({url} is missing): it is not a complete eeflow "
+        "stage output; re-run the stage that produces it"
+    )

@@ -231,24 +231,50 @@ class UseCaseConfig(StrictModel):
     use_case: str
     data_root: str = Field(
         default="work/data",
-        description="Local folder for stage outputs; relative paths are resolved against "
-        "$EEFLOW_HOME (default: the current directory).",
+        description="Folder for stage outputs: a local path (relative paths are resolved against "
+        "$EEFLOW_HOME, default: the current directory) or s3://bucket/prefix (endpoint and "
+        "credentials from the environment: EEFLOW_S3_ENDPOINT or AWS_ENDPOINT_URL, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
     )
     seed: int = Field(default=42, ge=0)
     dask: DaskConfig = DaskConfig()
 
     @field_validator("data_root")
     @classmethod
-    def _local_root(cls, value: str) -> str:
+    def _local_or_s3_root(cls, value: str) -> str:
+        from tasks.fs import is_remote, normalise_s3_url
+
+        if is_remote(value):
+            return normalise_s3_url(value)
         if "://" in value and not value.startswith("file://"):
             raise ValueError(
-                "only local paths are supported as data_root for now; mount object storage "
-                "(e.g. with s3fs/rclone) and give its local path"
+                f"{value!r}: only local paths and s3://bucket/prefix are supported as data_root; "
+                "for other object stores mount them (e.g. with rclone) and give the local path"
             )
         return value.removeprefix("file://")
 
+    def is_remote_root(self) -> bool:
+        """Tell whether :attr:`data_root` is an ``s3://`` URL."""
+        from tasks.fs import is_remote
+
+        return is_remote(self.data_root)
+
+    def storage_root(self) -> Path | str:
+        """Return the data root for :func:`tasks.storage.stage_location`: a path or an s3:// URL."""
+        return self.data_root if self.is_remote_root() else self.resolved_root()
+
     def resolved_root(self) -> Path:
-        """Return :attr:`data_root` as an absolute path (relative to ``$EEFLOW_HOME`` or cwd)."""
+        """Return :attr:`data_root` as an absolute path (relative to ``$EEFLOW_HOME`` or cwd).
+
+        Raises ValueError for an ``s3://`` root: the caller works on local files only; stages
+        that write to S3 use :meth:`storage_root` with the helpers of :mod:`tasks.storage`.
+        """
+        if self.is_remote_root():
+            raise ValueError(
+                f"data_root {self.data_root!r} is on S3, but this step reads and writes local "
+                "files only (it calls resolved_root()); use a local data_root for it, or port it "
+                "to storage_root() + tasks.storage.stage_location/atomic_dir/read_manifest"
+            )
         root = Path(self.data_root).expanduser()
         if not root.is_absolute():
             root = eeflow_home() / root

@@ -72,5 +72,8 @@ def test_relative_data_root_resolves_against_eeflow_home(eeflow_home):
 
 
 def test_object_store_root_rejected_with_hint():
-    with pytest.raises(ConfigError, match="data_root.*only local paths"):
-        validate_config({"use_case": "polar", "data_root": "s3://bucket/x"})
+    with pytest.raises(ConfigError, match="data_root.*only local paths and s3://"):
+        validate_config({"use_case": "polar", "data_root": "gs://bucket/x"})
+    assert validate_config({"use_case": "polar", "data_root": "s3://bucket/x"}).data_root == (
+        "s3://bucket/x"
+    )

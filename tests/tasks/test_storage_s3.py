@@ -1,0 +1,310 @@
+"""Atomic publish of stage outputs on S3, against a moto S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks.config.common import ConfigError, validate_config
+from tasks.fs import S3CredentialsError, s3_filesystem
+from tasks.storage import (
+    POINTER_NAME,
+    atomic_dir,
+    clean_stale_versions,
+    download_stage_dir,
+    open_output,
+    read_manifest,
+    resolve_stage_dir,
+    stage_dir,
+    stage_location,
+    write_manifest,
+)
+
+SECRET = "moto-secret-never-logged"
+
+
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_root(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server; returns ``s3://bucket/eeflow``."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EEFLOW_S3_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"eeflow-{uuid.uuid4().hex[:12]}"
+    import boto3
+
+    boto3.client(
+        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+        aws_access_key_id="moto-key", aws_secret_access_key=SECRET,
+    ).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/eeflow"
+
+
+def write_output(folder: Path, text: str, *, chunks: int = 3) -> None:
+    """A small stage output: a manifest, a nested 'zarr' with a few chunk files."""
+    (folder / "scene.zarr").mkdir()
+    for i in range(chunks):
+        (folder / "scene.zarr" / f"c{i}").write_text(f"{text}-{i}")
+    write_manifest(folder, stage="ingest", inputs=[text], config_hash="h", counts={"scenes": 1})
+
+
+def versions(final: str) -> list[str]:
+    fs = s3_filesystem()
+    return sorted(
+        p.rsplit("/", 1)[-1] for p in fs.ls(final) if p.rsplit("/", 1)[-1].startswith(".v-")
+    )
+
+
+def pointer(final: str) -> dict:
+    return json.loads(s3_filesystem().cat_file(f"{final}/{POINTER_NAME}"))
+
+
+def test_config_accepts_s3_root_and_keeps_local_roots(eeflow_home: Path) -> None:
+    cfg = validate_config({"use_case": "polar", "data_root": "s3://my-bucket/eeflow/"})
+    assert cfg.data_root == "s3://my-bucket/eeflow"
+    assert cfg.storage_root() == "s3://my-bucket/eeflow"
+    with pytest.raises(ValueError, match="is on S3.*resolved_root"):
+        cfg.resolved_root()
+    local = validate_config({"use_case": "polar", "data_root": "out"})
+    assert local.storage_root() == local.resolved_root() == (eeflow_home / "out").resolve()
+    with pytest.raises(ConfigError, match="data_root.*Bad_Bucket.*not a valid S3 bucket"):
+        validate_config({"use_case": "polar", "data_root": "s3://Bad_Bucket/x"})
+    with pytest.raises(ConfigError, match="data_root.*only local paths and s3://"):
+        validate_config({"use_case": "polar", "data_root": "gs://bucket/x"})
+
+
+def test_stage_location_local_is_stage_dir_and_s3_is_url(tmp_path: Path) -> None:
+    assert stage_location(tmp_path, "polar", "ingest", "2026-11-25") == stage_dir(
+        tmp_path, "polar", "ingest", "2026-11-25"
+    )
+    assert (
+        stage_location("s3://b-1/root/", "polar", "ingest", "2026-11-25")
+        == "s3://b-1/root/polar/ingest/2026-11-25"
+    )
+    with pytest.raises(ValueError, match="is on S3; use tasks.storage.stage_location"):
+        stage_dir("s3://b-1/root", "polar", "ingest", "2026-11-25")
+    with pytest.raises(ValueError):
+        stage_location("s3://b-1/root", "polar", "../x", "2026-11-25")
+
+
+def test_missing_credentials_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    with pytest.raises(S3CredentialsError) as err:
+        with atomic_dir("s3://bucket-x/eeflow/polar/ingest/2026-11-25"):
+            pass
+    message = str(err.value)
+    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY are not set" in message
+    assert "EEFLOW_S3_ENDPOINT" in message
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    with pytest.raises(S3CredentialsError, match="AWS_SECRET_ACCESS_KEY is not set"):
+        read_manifest("s3://bucket-x/eeflow/polar/ingest/2026-11-25")
+
+
+def test_publish_and_read_back(s3_root: str, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    final = str(stage_location(s3_root, "polar", "ingest", "2026-11-25"))
+    with pytest.raises(FileNotFoundError, match="no _CURRENT pointer.*re-run the stage"):
+        read_manifest(final)
+    with atomic_dir(final) as tmp:
+        assert isinstance(tmp, Path) and tmp.is_dir()
+        write_output(tmp, "first")
+    assert not tmp.exists()  # the local temporary is gone
+    assert read_manifest(final)["inputs"] == ["first"]
+    (version,) = versions(final)
+    current = pointer(final)
+    assert current["version"] == version and current["files"] == 4
+    assert current["manifest"] == f"{version}/manifest.json" and current["previous"] == []
+    assert resolve_stage_dir(final) == f"{final}/{version}"
+    with open_output(final, "scene.zarr/c2") as handle:
+        assert handle.read() == b"first-2"
+    local = download_stage_dir(final, tmp_path / "copy")
+    assert (local / "scene.zarr" / "c0").read_text() == "first-0"
+    assert json.loads((local / "manifest.json").read_text())["inputs"] == ["first"]
+    assert SECRET not in caplog.text
+
+
+def test_republish_replaces_and_deletes_old_version(
+    s3_root: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EEFLOW_S3_ENDPOINT")  # the AWS variable works as well
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "first", chunks=5)
+    (first,) = versions(final)
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "second", chunks=2)
+    (second,) = versions(final)
+    assert second != first
+    assert read_manifest(final)["inputs"] == ["second"]
+    fs = s3_filesystem()
+    assert not fs.exists(f"{final}/{first}/manifest.json")
+    assert len(fs.find(f"{final}/{second}")) == 3  # the chunks of the old version are gone too
+
+    with atomic_dir(final, keep_versions=2) as tmp:
+        write_output(tmp, "third")
+    assert pointer(final)["previous"] == [second]
+    assert len(versions(final)) == 2
+    with atomic_dir(final, keep_versions=2) as tmp:
+        write_output(tmp, "fourth")
+    assert read_manifest(final)["inputs"] == ["fourth"]
+    assert len(versions(final)) == 2  # the older kept one went
+
+
+def test_failure_in_stage_body_leaves_old_output(s3_root: str) -> None:
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "good")
+    before = s3_filesystem().cat_file(f"{final}/{POINTER_NAME}")
+    with pytest.raises(RuntimeError, match="stage broke"):
+        with atomic_dir(final) as tmp:
+            write_output(tmp, "bad")
+            raise RuntimeError("stage broke")
+    assert not tmp.exists()
+    assert s3_filesystem().cat_file(f"{final}/{POINTER_NAME}") == before
+    assert read_manifest(final)["inputs"] == ["good"]
+    assert len(versions(final)) == 1
+
+
+def test_failure_mid_upload_keeps_old_output_and_pointer(s3_root: str, monkeypatch) -> None:
+    import s3fs
+
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "good")
+    (good,) = versions(final)
+    before = s3_filesystem().cat_file(f"{final}/{POINTER_NAME}")
+
+    real_put_file = s3fs.S3FileSystem._put_file
+    uploaded: list[str] = []
+
+    async def flaky_put_file(self, lpath, rpath, *args, **kwargs):
+        if len(uploaded) >= 2:
+            raise ConnectionError(f"connection reset while uploading {rpath}")
+        uploaded.append(rpath)
+        return await real_put_file(self, lpath, rpath, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_put_file", flaky_put_file)
+    with pytest.raises(ConnectionError, match="connection reset"):
+        with atomic_dir(final) as tmp:
+            write_output(tmp, "bad", chunks=6)
+    assert len(uploaded) == 2  # the upload really was half done
+    monkeypatch.setattr(s3fs.S3FileSystem, "_put_file", real_put_file)
+    assert s3_filesystem().cat_file(f"{final}/{POINTER_NAME}") == before
+    assert read_manifest(final)["inputs"] == ["good"]
+    with open_output(final, "scene.zarr/c1") as handle:
+        assert handle.read() == b"good-1"
+    assert versions(final) == [good]  # the partial version was removed
+
+
+def test_concurrent_writers_last_pointer_wins(s3_root: str) -> None:
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "old")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def writer(name: str) -> None:
+        try:
+            with atomic_dir(final) as tmp:
+                write_output(tmp, name, chunks=8)
+                barrier.wait(timeout=30)  # both upload at the same time
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    reader_errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(read_manifest(final)["inputs"][0])
+            except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+                reader_errors.append(err)
+                return
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("w1", "w2")]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    stop.set()
+    watcher.join(timeout=30)
+    assert not errors
+    winner = pointer(final)
+    content = read_manifest(final)["inputs"][0]
+    assert content in ("w1", "w2")
+    assert versions(final) == [winner["version"]]  # the loser's version and the old one are gone
+    files = s3_filesystem().find(f"{final}/{winner['version']}")
+    assert len(files) == 9
+    assert not reader_errors
+    assert set(seen) <= {"old", "w1", "w2"} and seen  # always a complete manifest
+
+
+def test_stale_versions_of_failed_runs_are_cleaned(s3_root: str, monkeypatch) -> None:
+    from tasks import storage
+
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        write_output(tmp, "good")
+    fs = s3_filesystem()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_version = f".v-{storage._HOST}-{int(dead.stdout)}-deadbeef0000"
+    foreign_version = ".v-otherhost-123-cafe00000000"
+    mine_version = f".v-{storage._HOST}-{storage.os.getpid()}-0123456789ab"
+    for version in (dead_version, foreign_version, mine_version):
+        fs.pipe_file(f"{final}/{version}/scene.zarr/c0", b"partial")
+    assert clean_stale_versions(final) == [dead_version]  # the others may still be uploading
+    monkeypatch.setattr(storage, "STALE_TEMPORARY_AGE_S", -1.0)  # everything is old now
+    assert clean_stale_versions(final) == [foreign_version, mine_version]
+    assert read_manifest(final)["inputs"] == ["good"]  # the published version is never removed
+    fs.pipe_file(f"{final}/{dead_version}/c0", b"partial")
+    with atomic_dir(final) as tmp:  # a publish cleans as well
+        write_output(tmp, "next")
+    assert len(versions(final)) == 1 and read_manifest(final)["inputs"] == ["next"]
+
+
+def test_empty_output_and_bad_pointer_are_refused(s3_root: str) -> None:
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with pytest.raises(ValueError, match="nothing to publish.*wrote no file"):
+        with atomic_dir(final):
+            pass
+    s3_filesystem().pipe_file(f"{final}/{POINTER_NAME}", b"not json")
+    with pytest.raises(ValueError, match="_CURRENT is not an eeflow output pointer"):
+        read_manifest(final)
