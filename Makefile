@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # A CPU wheel of torch lies in /opt/wheels on the project's machines; elsewhere pip finds it on PyPI.
 PIP_FLAGS ?= --find-links /opt/wheels
 
-.PHONY: setup browser demo test test-slow lint bench compose-config clean
+.PHONY: setup browser demo test test-slow lint bench compose-config clean mutation
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ test: setup browser
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# Mutation testing of the core science modules (mutmut, one module at a time in a temporary copy);
+# slow, not part of `make test`. MUTATION_ARGS="--module tasks/storage.py" picks modules.
+# Writes bench/results/mutation.json and bench/results/mutation_survivors.md.
+mutation: setup
+	$(BIN)/python bench/mutation.py $(MUTATION_ARGS)
 
 lint: setup
 	$(BIN)/ruff check tasks operators dags tests bench

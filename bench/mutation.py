@@ -1,0 +1,375 @@
+"""Mutation testing of eeflow's core science modules with mutmut 3, one module at a time.
+
+For each module the script copies the working tree (tracked + untracked, not ignored files) into a
+temporary folder, appends a ``[tool.mutmut]`` section naming that module and its tests, runs
+``mutmut run`` there (so the repository never gets a ``mutants/`` folder or a per-module config),
+reads mutmut's per-mutant exit codes and writes:
+
+* ``bench/results/mutation.json``: per module the mutant counts and every surviving mutant's name,
+  status and diff (merged into the file, so runs of single modules accumulate);
+* ``bench/results/mutation_survivors.md``: the survivors as a markdown list, equivalent ones marked
+  with the reason from ``EQUIVALENT``.
+
+Usage::
+
+    python bench/mutation.py                       # every module of MODULES (hours on 2 cores)
+    python bench/mutation.py --module tasks/storage.py --module tasks/sentinel1/lut.py
+    python bench/mutation.py --list
+
+``make mutation`` runs it; it is not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+
+# The core science modules of issue 19 and the tests that exercise them. mutmut's stats run maps
+# each mutant to the tests that call the mutated function, so a wider test list costs only the
+# one-off stats run.
+MODULES: dict[str, list[str]] = {
+    "tasks/storage.py": [
+        "tests/tasks/test_storage.py", "tests/tasks/test_storage_reference.py",
+        "tests/tasks/test_storage_s3.py", "tests/faults/test_atomic_publish.py",
+    ],
+    "tasks/sentinel1/lut.py": [
+        "tests/tasks/sentinel1/test_lut.py", "tests/tasks/sentinel1/test_lut_reference.py"
+    ],
+    "tasks/sentinel1/safe.py": ["tests/tasks/sentinel1"],
+    "tasks/sentinel1/geocode.py": ["tests/tasks/sentinel1"],
+    "tasks/sentinel1/swath_geometry.py": ["tests/tasks/sentinel1"],
+    "tasks/polar/harmonise.py": ["tests/tasks/polar"],
+    "tasks/polar/patches.py": ["tests/tasks/polar"],
+    "tasks/polar/predict.py": ["tests/tasks/polar"],
+    "tasks/polar/quicklook.py": ["tests/tasks/polar"],
+    "tasks/food_security/harmonise.py": ["tests/tasks/food_security/test_harmonise.py"],
+    "tasks/food_security/labels.py": ["tests/tasks/food_security/test_labels.py"],
+    "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples.py"],
+    "tasks/food_security/train.py": ["tests/tasks/food_security/test_train.py"],
+    "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_lucas_evaluate.py"],
+    "tasks/lucas/matching.py": ["tests/tasks/lucas/test_lucas_matching.py"],
+    "tasks/lucas/points.py": ["tests/tasks/lucas/test_lucas_points.py"],
+    "tasks/linked_data/export.py": ["tests/tasks/linked_data"],
+    "tasks/linked_data/geometry.py": ["tests/tasks/linked_data/test_geometry.py"],
+}
+
+# Surviving mutants that cannot change behaviour, with the reason. Keys are mutmut's mutant names
+# (stable while the function's source is unchanged); they count as "equivalent", not "survived".
+_EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
+    (
+        "slice(None, n), slice(n) and slice(0, None) give the same range as slice(0, n) once "
+        ".indices(n) is applied",
+        [
+            f"tasks.sentinel1.lut.x_window_axes__mutmut_{i}" for i in (4, 5, 6, 10, 11, 12)
+        ],
+    ),
+    (
+        'rows/cols keep their int dtype; they are only compared, subtracted from float64 lines '
+        'or passed to np.interp, which give the same float64 values',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_3',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_5',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_8',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_10',
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_3',
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_5',
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_8',
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_10',
+        ],
+    ),
+    (
+        'int lines: l1 - l0 is exact and span/weight are float64 through np.where(..., 1.0) and'
+        ' the division',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_13',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_15',
+        ],
+    ),
+    (
+        'the sort kind only matters for repeated annotated lines (S1 annotation lines are '
+        'strictly increasing); numpy parses kind case-insensitively',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_18',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_20',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_22',
+        ],
+    ),
+    (
+        'a row on an annotated line k gets lo=k-1, hi=k, weight=1 instead of lo=k, weight=0: '
+        'the same vector k',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_31',
+        ],
+    ),
+    (
+        'the removed/loosened clip bound can never bind: searchsorted(...) - 1 <= len(lines) - '
+        '1 and pos + 1 >= 0',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_38',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_43',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_47',
+        ],
+    ),
+    (
+        'rows at/after the last line get lo=n-2, hi=n-1, weight=1: the last vector again (n=1: '
+        'index -1 is the only vector)',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_44',
+        ],
+    ),
+    (
+        'hi >= 1 only changes hi for rows before the first line, where weight clips to 0 and '
+        'only lo counts',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_54',
+        ],
+    ),
+    (
+        'span falls back only when lo and hi are the same vector (l1 == l0), so the weight does'
+        ' not matter',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_84',
+        ],
+    ),
+    (
+        'weights leave [0, 1] only where lo == hi (outside the annotated lines), where (1-w)*a '
+        '+ w*a == a to float64 rounding, below float32 precision',
+        [
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_87',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_88',
+            'tasks.sentinel1.lut.x_interpolate_range_vectors__mutmut_95',
+        ],
+    ),
+    (
+        "with no row (or no column) inside, the np.ix_ assignment selects nothing: 'and' just "
+        'skips the no-op less often',
+        [
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_24',
+        ],
+    ),
+    (
+        'the profile is stored into the float32 array out, which casts it anyway',
+        [
+            'tasks.sentinel1.lut.x_interpolate_azimuth_blocks__mutmut_50',
+        ],
+    ),
+    (
+        "zip's strict flag: the lengths were checked equal just above"
+        ,
+        [
+            'tasks.sentinel1.lut.xǁRangeVectorsǁ__post_init____mutmut_11',
+            'tasks.sentinel1.lut.xǁRangeVectorsǁ__post_init____mutmut_14',
+            'tasks.sentinel1.lut.xǁRangeVectorsǁ__post_init____mutmut_15',
+        ],
+    ),
+]
+EQUIVALENT: dict[str, str] = {
+    name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
+}
+
+# mutmut exit codes (mutmut.stats.status_by_exit_code) folded into the categories of the report.
+_KILLED = {1, 3, 37}
+_SURVIVED = {0}
+_TIMEOUT = {36, -24, 24, 152, 255}
+_NO_TESTS = {5, 33}
+
+
+def _copy_tree(destination: Path) -> None:
+    """Copy the working tree's tracked and untracked-but-not-ignored files to ``destination``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        relative = raw.decode()
+        source = REPO / relative
+        if not source.is_file():  # deleted in the working tree
+            continue
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _mutmut_config(module: str, tests: list[str]) -> str:
+    """The ``[tool.mutmut]`` section for one module (TOML text)."""
+    def toml_list(items: list[str]) -> str:
+        return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {toml_list([module])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        'also_copy = ["tasks", "operators", "configs", "dags", "tests"]\n'
+    )
+
+
+def _classify(exit_code: int | None) -> str:
+    if exit_code in _KILLED:
+        return "killed"
+    if exit_code in _SURVIVED:
+        return "survived"
+    if exit_code in _TIMEOUT:
+        return "timeout"
+    if exit_code in _NO_TESTS:
+        return "no tests"
+    if exit_code is None:
+        return "not checked"
+    return "suspicious"
+
+
+_DIFF_SCRIPT = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path, names = sys.argv[1], sys.argv[2:]
+print(json.dumps({n: get_diff_for_mutant(n, path=path) for n in names}))
+"""
+
+
+def _diffs(work: Path, module: str, names: list[str], env: dict[str, str]) -> dict[str, str]:
+    """Return mutmut's diff of each mutant in ``names`` (one process for all of them)."""
+    shown = subprocess.run(
+        [sys.executable, "-c", _DIFF_SCRIPT, module, *names],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    )
+    return json.loads(shown.stdout)
+
+
+def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float) -> dict:
+    """Run mutmut on one module in a temporary copy of the tree and return its summary."""
+    with tempfile.TemporaryDirectory(prefix="eeflow-mutation-") as tmp:
+        work = Path(tmp)
+        _copy_tree(work)
+        with (work / "pyproject.toml").open("a") as pyproject:
+            pyproject.write(_mutmut_config(module, tests))
+        mutmut = [sys.executable, "-m", "mutmut"]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        started = dt.datetime.now(dt.UTC)
+        try:
+            completed = subprocess.run(
+                [*mutmut, "run", "--max-children", str(max_children)],
+                cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s,
+            )
+            run_error = None if completed.returncode == 0 else completed.stderr[-2000:]
+        except subprocess.TimeoutExpired:
+            run_error = f"mutmut run exceeded {timeout_s:.0f} s; partial results"
+        meta_path = work / "mutants" / (module + ".meta")
+        exit_codes: dict[str, int | None] = (
+            json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.exists() else {}
+        )
+        statuses = {}
+        for name, exit_code in exit_codes.items():
+            status = _classify(exit_code)
+            statuses[name] = "equivalent" if status == "survived" and name in EQUIVALENT else status
+        shown = [n for n, s in statuses.items() if s in {"survived", "equivalent", "suspicious"}]
+        diffs = _diffs(work, module, shown, env) if shown else {}
+        mutants = []
+        for name in sorted(statuses):
+            entry: dict = {"name": name, "status": statuses[name], "exit_code": exit_codes[name]}
+            if name in diffs:
+                entry["diff"] = diffs[name]
+            if name in EQUIVALENT:
+                entry["reason"] = EQUIVALENT[name]
+            mutants.append(entry)
+    counts = {s: sum(m["status"] == s for m in mutants) for s in
+              ("killed", "survived", "equivalent", "timeout", "no tests", "suspicious",
+               "not checked")}
+    non_equivalent = len(mutants) - counts["equivalent"]
+    # A timeout is a detected change of behaviour (mutmut counts it apart; so does this report).
+    detected = counts["killed"] + counts["timeout"]
+    return {
+        "module": module,
+        "tests": tests,
+        "date": started.date().isoformat(),
+        "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+        "mutants": len(mutants),
+        **counts,
+        # "no tests": no selected test calls the mutated function; counted as not killed here,
+        # and left out of the second figure (mutants the selected tests reach).
+        "kill_rate_non_equivalent": round(detected / non_equivalent, 4) if non_equivalent else None,
+        "kill_rate_reached": (
+            round(detected / (non_equivalent - counts["no tests"]), 4)
+            if non_equivalent > counts["no tests"] else None
+        ),
+        "error": run_error,
+        "not_killed": [m for m in mutants if m["status"] not in {"killed"}],
+    }
+
+
+def write_reports(summaries: list[dict]) -> None:
+    """Merge ``summaries`` into mutation.json and rewrite the survivors' markdown list."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS_DIR / "mutation.json"
+    by_module = json.loads(json_path.read_text()) if json_path.exists() else {}
+    by_module.update({s["module"]: s for s in summaries})
+    json_path.write_text(json.dumps(by_module, indent=1, sort_keys=True) + "\n")
+    lines = ["# Surviving mutants", "", "Written by `bench/mutation.py` (`make mutation`).", ""]
+    for module, summary in sorted(by_module.items()):
+        rate = summary["kill_rate_non_equivalent"]
+        lines += [
+            f"## {module} ({summary['date']})",
+            "",
+            f"{summary['mutants']} mutants: {summary['killed']} killed, "
+            f"{summary['timeout']} timeout, {summary['survived']} survived, "
+            f"{summary['equivalent']} equivalent, {summary['no tests']} not reached by the tests; "
+            "kill rate of the non-equivalent: "
+            + (f"{rate:.1%}" if rate is not None else "n/a")
+            + (f" ({summary['kill_rate_reached']:.1%} of those the tests reach)"
+               if summary["kill_rate_reached"] is not None else "")
+            + (f". Run error: {summary['error']}" if summary["error"] else ""),
+            "",
+        ]
+        for mutant in summary["not_killed"]:
+            if mutant["status"] in {"timeout", "no tests"}:
+                continue
+            reason = f" (equivalent: {mutant['reason']})" if mutant.get("reason") else ""
+            lines.append(f"- `{mutant['name']}`: {mutant['status']}{reason}")
+            diff = [d for d in mutant.get("diff", "").splitlines()
+                    if d.startswith(("+", "-")) and not d.startswith(("+++", "---"))]
+            if diff:
+                lines += ["  ```diff", *("  " + d for d in diff), "  ```"]
+        lines.append("")
+    (RESULTS_DIR / "mutation_survivors.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the chosen modules (default all of MODULES) and write the reports."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--module", action="append", choices=sorted(MODULES),
+                        help="module to mutate (repeatable); default: all")
+    parser.add_argument("--max-children", type=int, default=2,
+                        help="parallel mutant runs (the project machines have 2 shared cores)")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds one module's mutmut run may take")
+    parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(module, "<-", " ".join(tests))
+        return 0
+    for module in args.module or list(MODULES):
+        summary = run_module(module, MODULES[module], max_children=args.max_children,
+                             timeout_s=args.timeout)
+        print(f"{module}: {summary['mutants']} mutants, {summary['killed']} killed, "
+              f"{summary['timeout']} timeout, {summary['survived']} survived, "
+              f"{summary['equivalent']} equivalent, {summary['no tests']} no tests, "
+              f"rate {summary['kill_rate_non_equivalent']} (reached {summary['kill_rate_reached']})"
+              + (f" [error: {summary['error'][:200]}]" if summary["error"] else ""), flush=True)
+        write_reports([summary])  # after each module, so an interrupted run keeps what it did
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
