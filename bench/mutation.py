@@ -53,7 +53,10 @@ MODULES: dict[str, list[str]] = {
     "tasks/polar/predict.py": ["tests/tasks/polar"],
     "tasks/polar/quicklook.py": ["tests/tasks/polar"],
     "tasks/food_security/harmonise.py": ["tests/tasks/food_security/test_harmonise.py"],
-    "tasks/food_security/labels.py": ["tests/tasks/food_security/test_labels.py"],
+    "tasks/food_security/labels.py": [
+        "tests/tasks/food_security/test_labels.py",
+        "tests/tasks/food_security/test_labels_reference.py",
+    ],
     "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples.py"],
     "tasks/food_security/train.py": ["tests/tasks/food_security/test_train.py"],
     "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_lucas_evaluate.py"],

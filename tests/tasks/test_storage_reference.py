@@ -1,0 +1,188 @@
+"""Run keys and atomic publishing checked against what they must do (issue 19 mutants)."""
+
+import datetime as dt
+import errno
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tasks import storage
+from tasks.storage import (
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_stale_temporaries,
+    read_manifest,
+    stage_dir,
+    to_date,
+    write_manifest,
+)
+
+
+class _NoOffset(dt.tzinfo):
+    """A tzinfo that does not know its offset: the time counts as naive."""
+
+    def utcoffset(self, moment):
+        return None
+
+
+def test_to_date_converts_offsets_to_the_utc_day(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # a local zone that is not UTC
+    time.tzset()
+    try:
+        plus_two = dt.timezone(dt.timedelta(hours=2))
+        assert to_date(dt.datetime(2026, 11, 26, 0, 30, tzinfo=plus_two)) == dt.date(2026, 11, 25)
+        assert to_date("2026-11-26T00:30+02:00") == dt.date(2026, 11, 25)
+        assert to_date("2026-11-25T23:30Z") == dt.date(2026, 11, 25)
+        assert to_date(dt.datetime(2026, 11, 25, 23, 30)) == dt.date(2026, 11, 25)  # naive
+        no_offset = dt.datetime(2026, 11, 25, 23, 30, tzinfo=_NoOffset())
+        assert to_date(no_offset) == dt.date(2026, 11, 25)
+        with pytest.raises(ValueError, match=r"such as 2026-11-25T06:00Z\)"):
+            to_date("tomorrow")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("kind", ["use_case", "stage", "run_key"])
+def test_stage_dir_names_the_bad_component(tmp_path, kind):
+    parts = {"use_case": "polar", "stage": "predict", "run_key": "2026-11-25"}
+    parts[kind] = "../escape"
+    with pytest.raises(ValueError, match=rf"^{kind} name '\.\./escape'"):
+        stage_dir(tmp_path, **parts)
+
+
+def test_stage_dir_refuses_s3_roots():
+    with pytest.raises(ValueError, match=r"is on S3; use tasks\.storage\.stage_location\(\)"):
+        stage_dir("s3://bucket/prefix", "polar", "predict", "2026-11-25")
+
+
+def test_atomic_write_json_is_sorted_indented_and_stringifies(tmp_path):
+    path = atomic_write_json(tmp_path / "a" / "b" / "f.json", {"b": 1, "a": dt.date(2026, 1, 2)})
+    assert path.read_text() == '{\n  "a": "2026-01-02",\n  "b": 1\n}'
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.json"]
+
+
+def test_atomic_write_bytes_creates_missing_parents(tmp_path):
+    path = atomic_write_bytes(tmp_path / "x" / "y" / "z.bin", b"\x00\x01")
+    assert path.read_bytes() == b"\x00\x01"
+
+
+def test_manifest_records_inputs_and_missing_manifest_message(tmp_path):
+    write_manifest(tmp_path, stage="s", inputs={"scene": "a.zarr"}, config_hash="h")
+    assert read_manifest(tmp_path)["inputs"] == {"scene": "a.zarr"}
+    with pytest.raises(FileNotFoundError, match="re-run the stage that produces it"):
+        read_manifest(tmp_path / "none")
+
+
+def _no_renameat2(monkeypatch, code=errno.EINVAL):
+    def refuse(source, target, flags):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(storage, "_renameat2", refuse)
+
+
+def test_real_folder_is_replaced_when_renameat2_is_unsupported(tmp_path, monkeypatch):
+    final = tmp_path / "out"
+    with atomic_dir(final) as d:  # published by renameat2: a real folder
+        (d / "v").write_text("1")
+    _no_renameat2(monkeypatch)
+    with atomic_dir(final) as d:  # swapped through two renames, the old folder removed
+        (d / "v").write_text("2")
+    assert (final / "v").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_pointer_swap_when_renameat2_is_unsupported(tmp_path, monkeypatch):
+    _no_renameat2(monkeypatch)
+    final = tmp_path / "out"
+    for content in ("1", "2", "3"):
+        with atomic_dir(final) as d:
+            (d / "v").write_text(content)
+        assert final.is_symlink() and (final / "v").read_text() == content
+        live = os.readlink(final)
+        assert live.startswith(".out.v-")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live])
+
+
+def test_other_rename_errors_are_raised_not_hidden(tmp_path, monkeypatch):
+    _no_renameat2(monkeypatch, errno.EPERM)
+    with pytest.raises(PermissionError):
+        with atomic_dir(tmp_path / "out") as d:
+            (d / "v").write_text("1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_pointer_swap_keeps_the_previous_version(tmp_path, monkeypatch):
+    _no_renameat2(monkeypatch)
+    final = tmp_path / "out"
+    with atomic_dir(final) as d:
+        (d / "v").write_text("1")
+    live = os.readlink(final)
+
+    class SwapFailed(Exception):
+        pass
+
+    def failing_replace(source, target):
+        raise SwapFailed
+
+    monkeypatch.setattr(storage.os, "replace", failing_replace)
+    with pytest.raises(SwapFailed):
+        with atomic_dir(final) as d:
+            (d / "v").write_text("2")
+    monkeypatch.undo()
+    assert os.readlink(final) == live and (final / "v").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live])
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_clean_stale_temporaries_removes_exactly_the_abandoned(tmp_path, caplog):
+    final = tmp_path / "out"
+    host = storage._HOST
+    old = time.time() - storage.STALE_TEMPORARY_AGE_S - 60
+    live_version = tmp_path / ".out.v-otherhost-1-aaaa"
+    live_version.mkdir()
+    os.symlink(live_version.name, final)
+    os.utime(live_version, (old, old))
+    stale_version = tmp_path / ".out.v-otherhost-2-bbbb"
+    stale_version.mkdir()
+    os.utime(stale_version, (old, old))
+    dead_dir = tmp_path / f".out.tmp-{host}-{_dead_pid()}-cccc"
+    dead_dir.mkdir()
+    dead_file = tmp_path / f".out.tmp-{host}-{_dead_pid()}-dddd"
+    dead_file.write_text("partial")
+    mine = tmp_path / f".out.tmp-{host}-{os.getpid()}-eeee"
+    mine.mkdir()
+    young_foreign = tmp_path / ".out.tmp-otherhost-99999999-ffff"  # no such pid here
+    young_foreign.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        running = tmp_path / f".out.tmp-{host}-{sleeper.pid}-gggg"
+        running.mkdir()
+        with caplog.at_level(logging.WARNING, logger="tasks.storage"):
+            removed = clean_stale_temporaries(final)
+        assert sleeper.poll() is None  # only probed, never signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sorted(removed) == sorted([stale_version, dead_dir, dead_file])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["out", live_version.name, mine.name, young_foreign.name, running.name])
+    message = [r.getMessage() for r in caplog.records if "abandoned" in r.getMessage()]
+    assert len(message) == 1
+    assert message[0].startswith(f"removed 3 abandoned temporary folder(s) of {final}: [")
+    assert all(p.name in message[0] for p in removed)
+
+
+def test_a_vanished_temporary_is_not_abandoned(tmp_path):
+    gone = tmp_path / ".out.tmp-otherhost-12-abcd"
+    assert storage._is_abandoned(gone, ".out.tmp-", time.time()) is False
