@@ -28,9 +28,11 @@ its own zarr chunk: memory per task is a few tiles, never the whole scene.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
+import tempfile
 import time
 import uuid
 import warnings
@@ -52,7 +54,14 @@ from tasks.sentinel1.geocode import (
 )
 from tasks.sentinel1.lut import interpolate_range_vectors
 from tasks.sentinel1.safe import SafeProduct, open_safe
-from tasks.storage import atomic_dir, day_run_key, read_manifest, stage_dir, write_manifest
+from tasks.storage import (
+    atomic_dir,
+    day_run_key,
+    download_stage_dir,
+    read_manifest,
+    stage_location,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -511,8 +520,8 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     from tasks.dask_cluster import dask_client
 
     day = day_run_key(run_date)
-    root = cfg.resolved_root()
-    ingest_dir = stage_dir(root, "polar", "ingest", day)
+    root = cfg.storage_root()  # a local path or an s3:// URL
+    ingest_dir = stage_location(root, "polar", "ingest", day)
     try:
         ingest = read_manifest(ingest_dir)
     except FileNotFoundError as err:
@@ -523,25 +532,33 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     scenes = ingest.get("scenes", [])
     if not scenes:
         raise ValueError(f"ingest manifest {ingest_dir}/manifest.json lists no scenes for {day}")
-    out_dir = stage_dir(root, "polar", "harmonise", day)
+    out_dir = stage_location(root, "polar", "harmonise", day)
     summaries = []
-    with dask_client(cfg.dask), atomic_dir(out_dir) as tmp:
+    with contextlib.ExitStack() as stack:
+        # on S3 the ingest output is downloaded once; a local one is read where it is
+        if isinstance(ingest_dir, Path):
+            local_ingest = ingest_dir
+        else:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="eeflow-ingest-"))
+            local_ingest = download_stage_dir(ingest_dir, Path(scratch))
+        stack.enter_context(dask_client(cfg.dask))
+        tmp = stack.enter_context(atomic_dir(out_dir))
         for scene in scenes:
             land = scene.get("land_mask")
             summaries.append(
                 harmonise_scene(
-                    ingest_dir / scene["product"],
+                    local_ingest / scene["product"],
                     tmp / f"{scene['scene_id']}.zarr",
                     cfg.harmonise,
-                    land_mask_path=ingest_dir / land if land else None,
+                    land_mask_path=local_ingest / land if land else None,
                 )
             )
         for s in summaries:
-            s["zarr"] = str(out_dir / Path(s["zarr"]).name)
+            s["zarr"] = f"{out_dir}/{Path(s['zarr']).name}"
         write_manifest(
             tmp,
             stage="harmonise",
-            inputs=[str(ingest_dir / s["product"]) for s in scenes],
+            inputs=[f"{ingest_dir}/{s['product']}" for s in scenes],
             config_hash=config_hash(cfg.harmonise),
             counts={
                 "scenes": len(summaries),

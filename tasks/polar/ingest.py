@@ -38,7 +38,7 @@ from tasks.errors import EeflowError
 from tasks.ingestion.products import CatalogueProduct
 from tasks.sentinel1.cdse import aoi_overlaps
 from tasks.sentinel1.safe import SafeError, open_safe
-from tasks.storage import atomic_dir, day_run_key, stage_dir, to_date, write_manifest
+from tasks.storage import atomic_dir, day_run_key, stage_location, to_date, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     day = to_date(run_date)
     key = day_run_key(day)
     source = cfg.ingest.source
-    out_dir = stage_dir(cfg.resolved_root(), "polar", "ingest", key)
+    out_dir = stage_location(cfg.storage_root(), "polar", "ingest", key)  # path or s3:// URL
     skipped: dict[str, Any] = {"other_day": 0, "outside_aoi": 0, "rejected": []}
     fetched: list[dict[str, Any]] = []
     with atomic_dir(out_dir) as tmp:
