@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,8 +58,14 @@ def test_stage_dir_names_the_bad_component(tmp_path, kind):
 
 
 def test_stage_dir_refuses_s3_roots():
-    with pytest.raises(ValueError, match=r"is on S3; use tasks\.storage\.stage_location\(\)"):
+    expected = (
+        "stage_dir() builds local paths but data_root 's3://bucket/prefix' is on S3; use "
+        "tasks.storage.stage_location() (and atomic_dir / read_manifest / resolve_stage_dir "
+        "on the URL it returns)"
+    )
+    with pytest.raises(ValueError) as raised:
         stage_dir("s3://bucket/prefix", "polar", "predict", "2026-11-25")
+    assert str(raised.value) == expected
 
 
 def test_atomic_write_json_is_sorted_indented_and_stringifies(tmp_path):
@@ -97,12 +104,18 @@ def test_real_folder_is_replaced_when_renameat2_is_unsupported(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_pointer_swap_when_renameat2_is_unsupported(tmp_path, monkeypatch):
+def test_pointer_swap_when_renameat2_is_unsupported(tmp_path, monkeypatch, caplog):
     _no_renameat2(monkeypatch)
     final = tmp_path / "out"
     for content in ("1", "2", "3"):
-        with atomic_dir(final) as d:
-            (d / "v").write_text(content)
+        with caplog.at_level(logging.INFO, logger="tasks.storage"):
+            with atomic_dir(final) as d:
+                (d / "v").write_text(content)
+        assert caplog.messages[-1] == (
+            f"renameat2 not supported for {final} ([Errno {errno.EINVAL}] "
+            f"{os.strerror(errno.EINVAL)}): pointer swap"
+        )
+        caplog.clear()
         assert final.is_symlink() and (final / "v").read_text() == content
         live = os.readlink(final)
         assert live.startswith(".out.v-")
@@ -186,3 +199,48 @@ def test_clean_stale_temporaries_removes_exactly_the_abandoned(tmp_path, caplog)
 def test_a_vanished_temporary_is_not_abandoned(tmp_path):
     gone = tmp_path / ".out.tmp-otherhost-12-abcd"
     assert storage._is_abandoned(gone, ".out.tmp-", time.time()) is False
+
+
+@pytest.mark.skipif(storage._load_renameat2() is None, reason="renameat2 needs Linux + glibc")
+def test_renameat2_wrapper_exchanges_and_reports_errno_and_both_paths(tmp_path):
+    # called directly: the module-level _renameat2 is loaded once at import time
+    renameat2 = storage._load_renameat2()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("1")
+    second.write_text("2")
+    with pytest.raises(FileExistsError) as raised:
+        renameat2(first, second, storage._RENAME_NOREPLACE)
+    err = raised.value
+    assert (err.errno, err.strerror) == (errno.EEXIST, os.strerror(errno.EEXIST))
+    assert (err.filename, err.filename2) == (str(first), str(second))
+    renameat2(first, second, storage._RENAME_EXCHANGE)
+    assert (first.read_text(), second.read_text()) == ("2", "1")
+
+
+def test_code_version_asks_git_about_the_checkout_then_falls_back(monkeypatch):
+    import importlib.metadata
+
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append((args, kwargs))
+        return subprocess.CompletedProcess(args, 0, stdout="abc1234\n", stderr="")
+
+    monkeypatch.setattr(storage.subprocess, "run", fake_run)
+    assert storage.code_version() == "abc1234"
+    here = str(Path(storage.__file__).resolve().parent)
+    assert calls == [(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                      {"capture_output": True, "text": True, "timeout": 5, "check": True})]
+
+    def no_git(args, **kwargs):
+        raise subprocess.CalledProcessError(128, args)
+
+    monkeypatch.setattr(storage.subprocess, "run", no_git)
+    assert storage.code_version() == importlib.metadata.version("eeflow")
+
+    def not_installed(name):
+        assert name == "eeflow"
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert storage.code_version() == "unknown"
