@@ -147,3 +147,106 @@ def test_outlier_z_score_by_hand():
     two = np.concatenate([ndvi[:4], ndvi[:4] - 0.2])
     assert not robust_outlier_mask(two, np.zeros((8, 2), bool), np.repeat([0, 1], 4),
                                    2.0, 4).any()
+
+
+def test_tile_outside_the_parcel_map_is_empty_or_an_error(tmp_path, tile, caplog):
+    from tasks.food_security.labels import OutsideParcelMapError
+
+    store, parcels = tile
+    far = parcels.translate(xoff=10_000.0)
+    with caplog.at_level("WARNING", logger="tasks.food_security.labels"):
+        arrays, report, _ = label_tile(_cfg(tmp_path), "33UWP", store, far, tmp_path / "m")
+    for name in ("label", "declared_label"):
+        assert arrays[name].dtype == np.int16
+        np.testing.assert_array_equal(arrays[name], np.full((SIZE, SIZE), NO_LABEL))
+    assert arrays["parcel_id"].dtype == np.int64
+    np.testing.assert_array_equal(arrays["parcel_id"], np.full((SIZE, SIZE), -1))
+    assert report == {"parcels": 0, "unknown_code_parcels": 0, "unknown_codes": {},
+                      "outside_parcel_map": True, "removed": {rule: {} for rule in RULES},
+                      "kept": {}, "declared_pixels": {}}
+    (message,) = caplog.messages
+    assert message.startswith("tile 33UWP (bounds (500000.0, 5299880.0, 500120.0, 5300000.0) "
+                              "in EPSG:32633) lies entirely outside the parcel map ")
+    assert message.endswith("(bounds (510000, 5299880, 510120, 5300000)): writing it without "
+                            "labels")
+    cfg = _cfg(tmp_path, **{"labels.outside_parcel_map": "error"})
+    with pytest.raises(OutsideParcelMapError,
+                       match="; fix the parcel map or set labels.outside_parcel_map: empty$"):
+        label_tile(cfg, "33UWP", store, far, tmp_path / "m")
+
+
+def test_parcels_in_another_crs_names_and_index_ids(tmp_path, tile):
+    store, parcels = tile
+    reference, _, _ = label_tile(_cfg(tmp_path), "33UWP", store, parcels, tmp_path / "m")
+    # lon/lat parcels, no parcel-id column (ids from the index), an unknown code with a known name
+    other = parcels.to_crs("EPSG:4326").drop(columns="FS_KENNUNG")
+    other.index = [21, 22, 23, 24]
+    other["SNAR_CODE"] = [635, 172, 99998, 99999]
+    other["SNAR_BEZEICHNUNG"] = ["", "", "WINTERHARTWEIZEN (DURUM)", ""]
+    arrays, report, _ = label_tile(_cfg(tmp_path), "33UWP", store, other, tmp_path / "m")
+    np.testing.assert_array_equal(arrays["label"], reference["label"])
+    np.testing.assert_array_equal(arrays["declared_label"], reference["declared_label"])
+    ids = np.where(reference["parcel_id"] >= 0, reference["parcel_id"] + 10, -1)
+    np.testing.assert_array_equal(arrays["parcel_id"], ids)
+    assert report["unknown_code_parcels"] == 1 and report["unknown_codes"] == {"99999": 1}
+
+
+def test_too_many_unknown_codes_fail_with_the_codes_listed(tmp_path, tile):
+    from tasks.food_security.labels import UnknownCropCodesError
+
+    store, parcels = tile
+    parcels = parcels.assign(SNAR_CODE=[635, 99999, 99999, 88888])
+    with pytest.raises(UnknownCropCodesError) as raised:
+        label_tile(_cfg(tmp_path), "33UWP", store, parcels, tmp_path / "m")
+    assert str(raised.value) == (
+        "tile 33UWP: 3 of 4 parcels (75%) have crop codes in column 'SNAR_CODE' that the code "
+        "lists do not know (more than labels.max_unknown_code_share 50%); most frequent: "
+        "'99999' x2, '88888' x1. Check ingest.crop_code_column and that the parcel map is an "
+        "INVEKOS map of the right year, or extend the code list (tasks/food_security/codelists)"
+    )
+    # exactly at the share: accepted
+    at_share = parcels.assign(SNAR_CODE=[635, 172, 99999, 88888])
+    _, report, _ = label_tile(_cfg(tmp_path), "33UWP", store, at_share, tmp_path / "m")
+    assert report["unknown_code_parcels"] == 2
+
+
+def test_rasterise_uses_pixel_centres_and_minus_one_outside():
+    from affine import Affine
+
+    from tasks.food_security.labels import rasterise_parcels
+
+    transform = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 40.0)
+    empty = rasterise_parcels([], transform, (4, 4))
+    assert empty.dtype == np.int32 and (empty == -1).all()
+    assert (rasterise_parcels([None], transform, (4, 4)) == -1).all()
+    # covers pixel (0, 0)'s centre (5, 35) and touches (0, 1) / (1, 0) without their centres
+    got = rasterise_parcels([None, box(0.0, 28.0, 12.0, 40.0)], transform, (4, 4))
+    expected = np.full((4, 4), -1)
+    expected[0, 0] = 1  # position in the list, the None included
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_outlier_mask_edge_cases():
+    flat = np.full((5, 2), 0.5)
+    no_gap = np.zeros((5, 2), dtype=bool)
+    # mean |z| == max_z is not an outlier
+    assert not robust_outlier_mask(flat, no_gap, np.zeros(5, int), 0.0, 5).any()
+    # a pixel gap-filled in every month has no score: never an outlier
+    gap = no_gap.copy()
+    gap[0] = True
+    assert not robust_outlier_mask(flat, gap, np.zeros(5, int), 0.5, 5).any()
+    # a small class skipped first does not stop the filtering of the next class
+    series = np.concatenate([np.full((2, 2), 0.5), np.full((5, 2), 0.5)])
+    series[6] = 0.1
+    classes = np.array([0, 0, 1, 1, 1, 1, 1])
+    flagged = robust_outlier_mask(series, np.zeros((7, 2), bool), classes, 3.5, 5)
+    assert flagged.tolist() == [0, 0, 0, 0, 0, 0, 1]
+    # the MAD is per month: month 0 is spread (MAD 0.1), month 1 is tight (MAD floor 0.02)
+    spread = np.array([[0.3, 0.5], [0.4, 0.5], [0.5, 0.5], [0.6, 0.5], [0.7, 0.6]])
+    # pixel 4: month 0 |z| = 0.6745 * 0.2 / 0.1 = 1.349, month 1 = 0.6745 * 0.1 / 0.02 = 3.3725
+    z4 = (1.349 + 3.3725) / 2
+    got = robust_outlier_mask(spread, np.zeros((5, 2), bool), np.zeros(5, int), z4 - 0.01, 5)
+    assert got.tolist() == [0, 0, 0, 0, 1]
+    assert not robust_outlier_mask(spread, np.zeros((5, 2), bool), np.zeros(5, int),
+                                   z4 + 0.01, 5).any()
