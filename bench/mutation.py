@@ -70,6 +70,67 @@ MODULES: dict[str, list[str]] = {
 # (stable while the function's source is unchanged); they count as "equivalent", not "survived".
 _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     (
+        "one more hex digit in a temporary's random suffix: still unique, still three '-' parts",
+        ["tasks.storage.x__publish_by_pointer__mutmut_5",
+         "tasks.storage.x__publish_by_pointer__mutmut_11",
+         "tasks.storage.x__publish_by_pointer__mutmut_15",
+         "tasks.storage.x_atomic_write_bytes__mutmut_11"],
+    ),
+    (
+        "'>' vs '>=' on an age in float seconds against a 12 h limit: differs only on an exact tie",
+        ["tasks.storage.x__is_abandoned__mutmut_23",
+         "tasks.storage.x_clean_stale_versions__mutmut_75"],
+    ),
+    (
+        "ctypes argtypes None: Python int and bytes are passed as C int and char* anyway (x86-64 "
+        "and aarch64 calling conventions)",
+        ["tasks.storage.x__load_renameat2__mutmut_11"],
+    ),
+    (
+        "the link is unlinked only after os.replace(link, final) failed, so it still exists",
+        ["tasks.storage.x__publish_by_pointer__mutmut_29",
+         "tasks.storage.x__publish_by_pointer__mutmut_30"],
+    ),
+    (
+        "datetime.fromisoformat accepts 'Z' itself from Python 3.11 (requires-python >= 3.11)",
+        ["tasks.storage.x_to_date__mutmut_9", "tasks.storage.x_to_date__mutmut_10"],
+    ),
+    (
+        "np.errstate / warnings filters only silence floating-point warnings; the values are the "
+        "same",
+        [f"tasks.food_security.labels.x__ndvi_series__mutmut_{i}" for i in (28, 29, 30, 31)]
+        + [f"tasks.food_security.labels.x_robust_outlier_mask__mutmut_{i}" for i in (20, 22, 57)],
+    ),
+    (
+        "astype of an array that already has that dtype (NDVI of float32 bands is float32, "
+        "gap_filled is stored as bool; int64 id columns): same values",
+        ["tasks.food_security.labels.x__ndvi_series__mutmut_40",
+         "tasks.food_security.labels.x__ndvi_series__mutmut_41",
+         "tasks.food_security.labels.x_label_tile__mutmut_145",
+         "tasks.food_security.labels.x_label_tile__mutmut_147"],
+    ),
+    (
+        "zarr.open_group without mode='r' opens an existing store for reading the same way (the "
+        "callers check the store exists)",
+        ["tasks.food_security.labels.x__ndvi_series__mutmut_5",
+         "tasks.food_security.labels.x_tile_grid_from_composite__mutmut_5"],
+    ),
+    (
+        "zip's strict flag on np.unique's classes and counts, which always have the same length",
+        [f"tasks.food_security.labels.x_label_tile__mutmut_{i}"
+         for i in (197, 200, 201, 325, 328, 329)],
+    ),
+    (
+        "buffer_m >= 0: a 0 m buffer rasterises the same polygons, so the border mask is empty "
+        "and border_buffer stays {}",
+        ["tasks.food_security.labels.x_label_tile__mutmut_202"],
+    ),
+    (
+        "all_touched=None or omitted is rasterio's default all_touched=False",
+        ["tasks.food_security.labels.x_rasterise_parcels__mutmut_29",
+         "tasks.food_security.labels.x_rasterise_parcels__mutmut_35"],
+    ),
+    (
         "slice(None, n), slice(n) and slice(0, None) give the same range as slice(0, n) once "
         ".indices(n) is applied",
         [
@@ -287,6 +348,14 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
             if name in EQUIVALENT:
                 entry["reason"] = EQUIVALENT[name]
             mutants.append(entry)
+    summary = {"module": module, "tests": tests, "date": started.date().isoformat(),
+               "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+               "error": run_error}
+    return _summarise(summary, mutants)
+
+
+def _summarise(summary: dict, mutants: list[dict]) -> dict:
+    """Add the counts, kill rates and the list of mutants not killed to ``summary``."""
     counts = {s: sum(m["status"] == s for m in mutants) for s in
               ("killed", "survived", "equivalent", "timeout", "no tests", "suspicious",
                "not checked")}
@@ -295,10 +364,7 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
     # than a detected change, so it is reported apart and counted as not killed.
     detected = counts["killed"]
     return {
-        "module": module,
-        "tests": tests,
-        "date": started.date().isoformat(),
-        "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+        **summary,
         "mutants": len(mutants),
         **counts,
         # "no tests": no selected test calls the mutated function; counted as not killed here,
@@ -308,9 +374,26 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
             round(detected / (non_equivalent - counts["no tests"]), 4)
             if non_equivalent > counts["no tests"] else None
         ),
-        "error": run_error,
-        "not_killed": [m for m in mutants if m["status"] not in {"killed"}],
+        "not_killed": [m for m in mutants if m["status"] != "killed"],
     }
+
+
+def reclassify() -> list[dict]:
+    """Re-apply ``EQUIVALENT`` to the stored results (after reviewing survivors; no re-run)."""
+    stored = json.loads((RESULTS_DIR / "mutation.json").read_text())
+    summaries = []
+    for summary in stored.values():
+        not_killed = summary.pop("not_killed")
+        n_killed = summary["killed"]
+        for mutant in not_killed:
+            if mutant["status"] in {"survived", "equivalent"}:
+                mutant["status"] = "equivalent" if mutant["name"] in EQUIVALENT else "survived"
+                mutant.pop("reason", None)
+                if mutant["name"] in EQUIVALENT:
+                    mutant["reason"] = EQUIVALENT[mutant["name"]]
+        killed = [{"status": "killed"}] * n_killed
+        summaries.append(_summarise(summary, killed + not_killed))
+    return summaries
 
 
 def write_reports(summaries: list[dict]) -> None:
@@ -360,8 +443,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds one module's mutmut run may take")
     parser.add_argument("--tests", action="append", default=[],
                         help="extra test file/folder for the chosen modules (repeatable)")
+    parser.add_argument("--reclassify", action="store_true",
+                        help="re-apply EQUIVALENT to bench/results/mutation.json without a run")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = parser.parse_args(argv)
+    if args.reclassify:
+        write_reports(reclassify())
+        return 0
     if args.list:
         for module, tests in MODULES.items():
             print(module, "<-", " ".join(tests))

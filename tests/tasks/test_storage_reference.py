@@ -1,5 +1,6 @@
 """Run keys and atomic publishing checked against what they must do (issue 19 mutants)."""
 
+import ctypes
 import datetime as dt
 import errno
 import logging
@@ -40,8 +41,8 @@ def test_to_date_converts_offsets_to_the_utc_day(monkeypatch):
         assert to_date("2026-11-26T00:30+02:00") == dt.date(2026, 11, 25)
         assert to_date("2026-11-25T23:30Z") == dt.date(2026, 11, 25)
         assert to_date(dt.datetime(2026, 11, 25, 23, 30)) == dt.date(2026, 11, 25)  # naive
-        no_offset = dt.datetime(2026, 11, 25, 23, 30, tzinfo=_NoOffset())
-        assert to_date(no_offset) == dt.date(2026, 11, 25)
+        no_offset = dt.datetime(2026, 11, 25, 5, 30, tzinfo=_NoOffset())  # 24th 20:30 UTC
+        assert to_date(no_offset) == dt.date(2026, 11, 25)  # taken as it is
         with pytest.raises(ValueError, match=r"such as 2026-11-25T06:00Z\)"):
             to_date("tomorrow")
     finally:
@@ -183,7 +184,8 @@ def test_clean_stale_temporaries_removes_exactly_the_abandoned(tmp_path, caplog)
         running.mkdir()
         with caplog.at_level(logging.WARNING, logger="tasks.storage"):
             removed = clean_stale_temporaries(final)
-        assert sleeper.poll() is None  # only probed, never signalled
+        with pytest.raises(subprocess.TimeoutExpired):  # only probed, never signalled
+            sleeper.wait(timeout=1.0)
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -208,6 +210,7 @@ def test_renameat2_wrapper_exchanges_and_reports_errno_and_both_paths(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     first.write_text("1")
     second.write_text("2")
+    ctypes.set_errno(0)  # the errno must come from this call, not an earlier one
     with pytest.raises(FileExistsError) as raised:
         renameat2(first, second, storage._RENAME_NOREPLACE)
     err = raised.value
