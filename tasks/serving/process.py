@@ -53,7 +53,7 @@ class ProcessError(EeflowError, ValueError):
 
     family = ErrorFamily.CONFIG
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, message: str, *, status: int = 400, code: str = "bad_request") -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
@@ -134,10 +134,10 @@ class AirflowApi:
         """Build the client from ``EEFLOW_AIRFLOW_URL`` / ``_USERNAME`` / ``_PASSWORD``."""
         missing = [name for name in AIRFLOW_ENV if not os.environ.get(name)]
         if missing:
-            raise ProcessError(503, "airflow_not_configured",
-                               "on-demand processing needs the Airflow API: set "
+            raise ProcessError("on-demand processing needs the Airflow API: set "
                                f"{', '.join(missing)} (e.g. "
-                               "EEFLOW_AIRFLOW_URL=http://airflow-apiserver:8080)")
+                               "EEFLOW_AIRFLOW_URL=http://airflow-apiserver:8080)",
+                               status=503, code="airflow_not_configured")
         return cls(*(os.environ[name] for name in AIRFLOW_ENV))
 
     def _call(self, method: str, url: str, body: Any, token: str | None) -> Any:
@@ -151,14 +151,13 @@ class AirflowApi:
                 payload = response.read()
         except urllib.error.HTTPError as err:
             detail = err.read().decode(errors="replace")[:300]
-            raise ProcessError(502, "airflow_error",
-                               f"Airflow answered {method} {url} with HTTP {err.code}: {detail}"
-                               ) from None
+            raise ProcessError(f"Airflow answered {method} {url} with HTTP {err.code}: {detail}",
+                               status=502, code="airflow_error") from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise ProcessError(503, "airflow_unreachable",
-                               f"cannot reach Airflow at {self.url} ({reason}); check "
-                               "EEFLOW_AIRFLOW_URL and that the api-server runs") from None
+            raise ProcessError(f"cannot reach Airflow at {self.url} ({reason}); check "
+                               "EEFLOW_AIRFLOW_URL and that the api-server runs",
+                               status=503, code="airflow_unreachable") from None
         return json.loads(payload) if payload else None
 
     def token(self) -> str:
@@ -223,15 +222,15 @@ class ProcessJobs:
     def job(self, job_id: str, project: str | None = None) -> dict[str, Any]:
         """Return a job record; 404 when unknown, 403 when it belongs to another project."""
         if not job_id.isalnum():
-            raise ProcessError(404, "job_not_found", f"job {job_id!r} not found")
+            raise ProcessError(f"job {job_id!r} not found", status=404, code="job_not_found")
         path = self.folder / f"{job_id}.json"
         if not path.is_file():
-            raise ProcessError(404, "job_not_found",
-                               f"job {job_id!r} not found (no {path}); submit one first")
+            raise ProcessError(f"job {job_id!r} not found (no {path}); submit one first",
+                               status=404, code="job_not_found")
         job: dict[str, Any] = json.loads(path.read_text())
         if project is not None and job.get("project") != project:
-            raise ProcessError(403, "wrong_project",
-                               f"job {job_id!r} belongs to another project than {project!r}")
+            raise ProcessError(f"job {job_id!r} belongs to another project than {project!r}",
+                               status=403, code="wrong_project")
         return job
 
     def status(self, job_id: str, project: str | None = None) -> dict[str, Any]:
