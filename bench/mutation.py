@@ -70,6 +70,20 @@ MODULES: dict[str, list[str]] = {
 # (stable while the function's source is unchanged); they count as "equivalent", not "survived".
 _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     (
+        "always calling to_crs: reprojecting parcels already in the tile's CRS changes nothing",
+        ["tasks.food_security.labels.x_label_tile__mutmut_20",
+         "tasks.food_security.labels.x_label_tile__mutmut_22"],
+    ),
+    (
+        "np.full(shape, -1) without dtype is int64 on 64-bit Linux, the dtype it asked for",
+        ["tasks.food_security.labels.x_label_tile__mutmut_96",
+         "tasks.food_security.labels.x_label_tile__mutmut_99"],
+    ),
+    (
+        "np.nan_to_num's default nan is 0.0",
+        ["tasks.food_security.labels.x_robust_outlier_mask__mutmut_77"],
+    ),
+    (
         "one more hex digit in a temporary's random suffix: still unique, still three '-' parts",
         ["tasks.storage.x__publish_by_pointer__mutmut_5",
          "tasks.storage.x__publish_by_pointer__mutmut_11",
