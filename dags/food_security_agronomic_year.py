@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from operators.params import optional_param, run_date_param
+from operators.params import optional_param, region_and_window_params, run_date_param
 
 CONFIG = "configs/food_security.yaml"
 MODELS = ["lstm", "tempcnn", "starrnn"]
@@ -162,16 +162,7 @@ def load_triples(**context: Any) -> dict[str, Any]:
         "config": Param(CONFIG, type="string", title="Config",
                         description="use-case YAML, relative to EEFLOW_HOME"),
         "run_date": run_date_param("Any day of the agronomic year to map"),
-        "region": optional_param(
-            "string", "Area to process: WKT or GeoJSON (WGS84), e.g. from `eeflow process "
-            "submit`.", key="ingest.catalogue.area", title="Region"),
-        "window_start": optional_param(
-            "string", "First day of the requested time window (YYYY-MM-DD); a manual run "
-            "without run_date processes this day. Empty = no window.", format="date",
-            title="Window start"),
-        "window_end": optional_param(
-            "string", "Last day of the requested time window (YYYY-MM-DD); run_date must not "
-            "be later. Empty = no window.", format="date", title="Window end"),
+        **region_and_window_params(),
         "tiles": optional_param("array", "Sentinel-2 tile ids to map, e.g. 33UVP. Empty = all "
                                 "configured tiles.", items={"type": "string"},
                                 title="Tiles to map"),

@@ -16,7 +16,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
-from operators.params import optional_param, run_date_param
+from operators.params import optional_param, region_and_window_params, run_date_param
 from operators.sensors import SceneAvailableSensor
 from operators.stage import EeflowStageOperator
 
@@ -38,16 +38,7 @@ with DAG(
             CONFIG, type="string", description="use-case config (relative to EEFLOW_HOME)"
         ),
         "run_date": run_date_param("Day to chart"),
-        "region": optional_param(
-            "string", "Area to process: WKT or GeoJSON (WGS84), e.g. from `eeflow process "
-            "submit`.", key="ingest.catalogue.area", title="Region"),
-        "window_start": optional_param(
-            "string", "First day of the requested time window (YYYY-MM-DD); a manual run "
-            "without run_date processes this day. Empty = no window.", format="date",
-            title="Window start"),
-        "window_end": optional_param(
-            "string", "Last day of the requested time window (YYYY-MM-DD); run_date must not "
-            "be later. Empty = no window.", format="date", title="Window end"),
+        **region_and_window_params(),
         "model": optional_param(
             "string", "'registry:production', 'best:val_acc', 'latest' or a model folder.",
             key="predict.model",

@@ -44,3 +44,19 @@ def run_date_param(what: str) -> Param:
         format="date",
         title="Run date",
     )
+
+
+def region_and_window_params() -> dict[str, Param]:
+    """Make the on-demand processing params (``eeflow process submit``): region, time window."""
+    return {
+        "region": optional_param(
+            "string", "Area to process: WKT or GeoJSON (WGS84), e.g. from `eeflow process "
+            "submit`.", key="ingest.catalogue.area", title="Region"),
+        "window_start": optional_param(
+            "string", "First day of the requested time window (YYYY-MM-DD); a manual run "
+            "without run_date processes this day. Empty = no window.", format="date",
+            title="Window start"),
+        "window_end": optional_param(
+            "string", "Last day of the requested time window (YYYY-MM-DD); run_date must not "
+            "be later. Empty = no window.", format="date", title="Window end"),
+    }
