@@ -51,7 +51,7 @@ FOOD_SECURITY = {
 DAGS = ["polar_training", "polar_ice_chart_daily", "food_security_agronomic_year"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/e2e, not at the end of the whole run
 def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     """A running local Airflow whose EEFLOW_HOME holds the tiny configs; stopped at the end."""
     home: Path = tmp_path_factory.mktemp("airflow_e2e")
