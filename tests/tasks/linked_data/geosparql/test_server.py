@@ -108,7 +108,7 @@ def test_cli_serve_rejects_unknown_engine(tmp_path):
 
 
 def test_pipeline_loads_materialise_entailment_unless_switched_off(ld_cfg, products):
-    """The DAGs' load_triples stage entails by default (store.entail), so conformance holds there."""
+    """The DAGs' load_triples stage entails by default (store.entail): conformance holds."""
     import datetime as dt
 
     from tasks.linked_data.pipeline import load_triples_stage
