@@ -100,7 +100,8 @@ def demo(
     scenes of ``training_date`` and then ``polar_ice_chart_daily`` for ``chart_date`` over the
     REST API, as the UI's Trigger button does, and stops the services when both runs succeeded.
     """
-    from tasks.local_airflow import LocalAirflow, free_port
+    from tasks.local_airflow import LocalAirflow
+    from tasks.net import free_port
     from tasks.polar.pipeline import describe_outputs
 
     home = home.resolve()

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -171,13 +171,6 @@ def init_db(env: Mapping[str, str], timeout: float = 600) -> None:
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=60)) as db:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         log.info("Airflow metadata DB %s: journal_mode=%s", url, mode)
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -459,9 +452,3 @@ def utc_today() -> dt.date:
     """Today's date in UTC (the scheduler's calendar)."""
     return dt.datetime.now(dt.UTC).date()
 
-
-@contextlib.contextmanager
-def running_airflow(home: Path, **kwargs: Any) -> Iterator[LocalAirflow]:
-    """Start :class:`LocalAirflow` for ``home`` and stop it on exit."""
-    with LocalAirflow(home, **kwargs) as af:
-        yield af

@@ -39,6 +39,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tasks.net import free_port
+
 log = logging.getLogger(__name__)
 
 
@@ -54,13 +56,6 @@ def oxigraph_binary() -> str:
             "(the Python package ships the Oxigraph CLI)"
         )
     return found
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class OxigraphServer:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.local_airflow import AirflowRunError, LocalAirflow, free_port
+from tasks.local_airflow import AirflowRunError, LocalAirflow
+from tasks.net import free_port
 
 POLAR = {
     "use_case": "polar",

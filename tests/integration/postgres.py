@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.local_airflow import free_port
+from tasks.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = REPO / "containers" / "ensure-postgres.sh"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 import zarr
 
-from tasks.local_airflow import free_port
+from tasks.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tasks.local_airflow import free_port
+from tasks.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import pytest
 
 from tasks.config.common import ConfigError, validate_config
 from tasks.fs import S3CredentialsError, s3_filesystem
+from tasks.net import free_port
 from tasks.storage import (
     POINTER_NAME,
     atomic_dir,
@@ -30,13 +30,6 @@ from tasks.storage import (
 )
 
 SECRET = "moto-secret-never-logged"
-
-
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ from tasks.linked_data.federation import (
     run_federated_query,
     run_source_selected_query,
 )
-from tasks.linked_data.server import SparqlServer, free_port
+from tasks.linked_data.server import SparqlServer
 from tasks.linked_data.source_selection import (
     EndpointUnavailableError,
     FederationError,
     SourceSelector,
     pattern_key,
 )
+from tasks.net import free_port
 from tests.tasks.linked_data.linked_data_samples import YEAR
 
 PREFIXES = """PREFIX eeo: <https://w3id.org/eeflow/ontology#>

@@ -210,7 +210,7 @@ def test_http_server_chunked_parallel_load_and_queries(ld_cfg, products, tmp_pat
 
 
 def test_unreachable_store_retries_then_clear_error(ld_cfg, products):
-    from tasks.linked_data.server import free_port
+    from tasks.net import free_port
 
     export_product(ld_cfg, "ice_chart", DAY)
     cfg = ld_cfg.model_copy(

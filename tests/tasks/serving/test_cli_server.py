@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import httpx
@@ -83,12 +82,6 @@ def test_drift_measures() -> None:
     assert drift_reading(0.05) == "stable" and drift_reading(0.3) == "major shift"
     with pytest.raises(ValueError, match="2 and 3 classes"):
         population_stability_index([1, 1], [1, 1, 1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_real_uvicorn_server(serving_root: Path, tmp_path: Path) -> None:
