@@ -123,7 +123,7 @@ def evaluate(**context: Any) -> dict[str, Any]:
 @task
 def lucas_evaluate(**context: Any) -> dict[str, Any]:
     """Score the year's crop maps against LUCAS points with the 10 m same-label rule."""
-    from tasks.lucas.stage import lucas_stage
+    from tasks.lucas.stages import lucas_stage
 
     return lucas_stage(*_stage_inputs(context))
 
@@ -131,7 +131,7 @@ def lucas_evaluate(**context: Any) -> dict[str, Any]:
 @task
 def rdf_export(**context: Any) -> dict[str, Any]:
     """Field instances of every mapped tile -> RDF (GeoSPARQL) for the year's named graph."""
-    from tasks.linked_data.pipeline import rdf_export_stage
+    from tasks.linked_data.stages import rdf_export_stage
 
     return rdf_export_stage(*_stage_inputs(context), product="crop_field_instances")
 
@@ -139,7 +139,7 @@ def rdf_export(**context: Any) -> dict[str, Any]:
 @task
 def load_triples(**context: Any) -> dict[str, Any]:
     """Load (replace) the year's crop-field graph in the triple store."""
-    from tasks.linked_data.pipeline import load_triples_stage
+    from tasks.linked_data.stages import load_triples_stage
 
     return load_triples_stage(*_stage_inputs(context), product="crop_field_instances")
 

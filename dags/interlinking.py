@@ -76,7 +76,7 @@ def interlinking() -> None:
     def interlink(**context: Any) -> dict[str, Any]:
         from operators.context import config_path, run_date_from_context
         from tasks.config.common import DaskConfig, load_config
-        from tasks.interlinking.stage import interlinking_out_dir, run_interlinking
+        from tasks.interlinking.stages import interlinking_out_dir, run_interlinking
 
         params = context["params"]
         cfg = load_config(config_path(params, CONFIG))
@@ -101,7 +101,7 @@ def interlinking() -> None:
     def load_relations(linked: dict[str, Any], **context: Any) -> dict[str, Any]:
         from operators.context import config_path
         from tasks.config.common import load_config
-        from tasks.interlinking.stage import load_stage
+        from tasks.interlinking.stages import load_stage
 
         return load_stage(load_config(config_path(context["params"], CONFIG)), linked["out_dir"])
 

@@ -66,7 +66,7 @@ def linked_data() -> None:
     def rdf_export(item: dict[str, str], **context: Any) -> dict[str, Any]:
         from operators.context import config_path
         from tasks.config.common import load_config
-        from tasks.linked_data.pipeline import rdf_export_stage
+        from tasks.linked_data.stages import rdf_export_stage
 
         cfg = load_config(config_path(context["params"], CONFIG))
         return rdf_export_stage(cfg, item["run_date"], item["product"])

@@ -51,29 +51,29 @@ with DAG(
     common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
     wait_for_scenes = SceneAvailableSensor(task_id="wait_for_scenes", **common)
     ingest = EeflowStageOperator(
-        task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common
+        task_id="ingest", target="tasks.polar.stages:ingest_stage", **common
     )
     harmonise = EeflowStageOperator(
-        task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
+        task_id="harmonise", target="tasks.polar.stages:harmonise_stage", **common
     )
     predict = EeflowStageOperator(
-        task_id="predict", target="tasks.polar.pipeline:predict_stage", **common
+        task_id="predict", target="tasks.polar.stages:predict_stage", **common
     )
     publish = EeflowStageOperator(
         task_id="publish",
-        target="tasks.polar.pipeline:publish_stage",
+        target="tasks.polar.stages:publish_stage",
         outlets=[ICE_CHART],
         **common,
     )
     rdf_export = EeflowStageOperator(
         task_id="rdf_export",
-        target="tasks.linked_data.pipeline:rdf_export_stage",
+        target="tasks.linked_data.stages:rdf_export_stage",
         stage_kwargs={"product": "ice_chart"},
         **common,
     )
     load_triples = EeflowStageOperator(
         task_id="load_triples",
-        target="tasks.linked_data.pipeline:load_triples_stage",
+        target="tasks.linked_data.stages:load_triples_stage",
         stage_kwargs={"product": "ice_chart"},
         **common,
     )

@@ -58,23 +58,23 @@ with DAG(
 ) as dag:
     common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
     ingest = EeflowStageOperator(
-        task_id="ingest", target="tasks.polar.pipeline:ingest_stage", **common
+        task_id="ingest", target="tasks.polar.stages:ingest_stage", **common
     )
     harmonise = EeflowStageOperator(
-        task_id="harmonise", target="tasks.polar.pipeline:harmonise_stage", **common
+        task_id="harmonise", target="tasks.polar.stages:harmonise_stage", **common
     )
     labels = EeflowStageOperator(
-        task_id="labels", target="tasks.polar.pipeline:labels_stage", **common
+        task_id="labels", target="tasks.polar.stages:labels_stage", **common
     )
     patches = EeflowStageOperator(
-        task_id="patches", target="tasks.polar.pipeline:patches_stage", **common
+        task_id="patches", target="tasks.polar.stages:patches_stage", **common
     )
     train = EeflowStageOperator(
-        task_id="train", target="tasks.polar.pipeline:train_stage", **common
+        task_id="train", target="tasks.polar.stages:train_stage", **common
     )
     evaluate = EeflowStageOperator(
         task_id="evaluate",
-        target="tasks.polar.pipeline:evaluate_stage",
+        target="tasks.polar.stages:evaluate_stage",
         stage_kwargs={"model_dir": "{{ ti.xcom_pull(task_ids='train')['model_dir'] }}"},
         **common,
     )

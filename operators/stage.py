@@ -38,7 +38,7 @@ class EeflowStageOperator(BaseOperator):
     """Run ``target(config, run_date, **stage_kwargs)`` and push its small summary to XCom.
 
     Args:
-        target: ``"tasks.polar.pipeline:harmonise_stage"``-style dotted path; imported in
+        target: ``"tasks.polar.stages:harmonise_stage"``-style dotted path; imported in
             ``execute`` so parsing the DAG never imports heavy libraries.
         default_config: config file used when the run has no ``config`` param.
         param_to_key: DAG params that override config keys, e.g. ``{"epochs": "train.epochs"}``.

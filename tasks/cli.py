@@ -102,7 +102,7 @@ def demo(
     """
     from tasks.local_airflow import LocalAirflow
     from tasks.net import free_port
-    from tasks.polar.pipeline import describe_outputs
+    from tasks.polar.stages import describe_outputs
 
     home = home.resolve()
     af = LocalAirflow(home, port=port or free_port(),

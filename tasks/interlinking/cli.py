@@ -64,7 +64,7 @@ def run(
     """Interlink SOURCE x TARGET (exhaustive, or budgeted with --budget); write relations.nt."""
     from tasks.config.common import DaskConfig
     from tasks.interlinking.progressive import SELECTORS
-    from tasks.interlinking.stage import load_stage, run_interlinking
+    from tasks.interlinking.stages import load_stage, run_interlinking
 
     if selector not in SELECTORS:
         raise typer.BadParameter(f"{selector!r}; allowed: {', '.join(SELECTORS)}",
@@ -95,7 +95,7 @@ def load_command(
 ) -> None:
     """Load an interlinking output's triples into their named graph (replacing it)."""
     from tasks.config.common import load_config
-    from tasks.interlinking.stage import load_stage
+    from tasks.interlinking.stages import load_stage
 
     _echo(load_stage(load_config(config), out))
 
@@ -109,7 +109,7 @@ def generate(
     seed: SeedOpt = 0,
 ) -> None:
     """Generate parcels.parquet, fields.parquet (derived instances) and points.parquet."""
-    from tasks.interlinking.stage import generate_stage
+    from tasks.interlinking.stages import generate_stage
 
     _echo(generate_stage(out, n_parcels=parcels, seed=seed, n_points=points))
 
@@ -127,7 +127,7 @@ def compare_selectors(
     cell_factor: CellOpt = 1.0,
 ) -> None:
     """Recall / precision of every selector vs the exhaustive run; selectors.json + curve PNG."""
-    from tasks.interlinking.stage import compare_selectors_stage
+    from tasks.interlinking.stages import compare_selectors_stage
 
     try:
         values = tuple(float(f) for f in fractions.split(","))

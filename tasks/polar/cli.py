@@ -106,7 +106,7 @@ def daily(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Run the daily ice chart: ingest -> harmonise -> predict -> publish -> RDF."""
-    from tasks.polar.pipeline import daily_ice_chart
+    from tasks.polar.stages import daily_ice_chart
 
     _echo(daily_ice_chart(_cfg(config, set_), run_date or _today()))
 
@@ -118,7 +118,7 @@ def training(
     set_: SetOpt = None,
 ) -> None:
     """Training pipeline: ingest -> harmonise -> labels -> patches -> train -> evaluate."""
-    from tasks.polar.pipeline import training_pipeline
+    from tasks.polar.stages import training_pipeline
 
     _echo(training_pipeline(_cfg(config, set_), run_date or _today()))
 
@@ -128,7 +128,7 @@ def patches(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Extract the versioned patch training set from the day's harmonised scenes and labels."""
-    from tasks.polar.pipeline import patches_stage
+    from tasks.polar.stages import patches_stage
 
     _echo(patches_stage(_cfg(config, set_), run_date or _today()))
 
@@ -138,7 +138,7 @@ def train(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Train train.model on the patches.dataset_version training set (train.patch_size)."""
-    from tasks.polar.pipeline import train_stage
+    from tasks.polar.stages import train_stage
 
     _echo(train_stage(_cfg(config, set_), run_date or _today()))
 
@@ -153,7 +153,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a trained model on the validation part of its training set."""
-    from tasks.polar.pipeline import evaluate_stage
+    from tasks.polar.stages import evaluate_stage
 
     _echo(evaluate_stage(_cfg(config, set_), run_date or _today(), model_dir=model_dir))
 
@@ -163,7 +163,7 @@ def predict(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Chart the day's harmonised scenes with predict.model (COG, quicklook, GeoJSON)."""
-    from tasks.polar.pipeline import predict_stage
+    from tasks.polar.stages import predict_stage
 
     _echo(predict_stage(_cfg(config, set_), run_date or _today()))
 
@@ -173,6 +173,6 @@ def publish(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Publish the day's chart under polar/published/{day} (STAC items, latest.json)."""
-    from tasks.polar.pipeline import publish_stage
+    from tasks.polar.stages import publish_stage
 
     _echo(publish_stage(_cfg(config, set_), run_date or _today()))

@@ -19,7 +19,7 @@ import pytest
 from tasks.config.lucas import LucasConfig
 from tasks.geoparquet import GeoParquetError, check_geo_columns
 from tasks.lucas.points import LucasInputError
-from tasks.lucas.stage import run_lucas_evaluation
+from tasks.lucas.stages import run_lucas_evaluation
 from tasks.sentinel1.safe import (
     MissingPolarisationError,
     SafeFormatError,
@@ -120,7 +120,7 @@ def test_corrupt_zip_product_is_refused(small_scene, tmp_path):
 def test_corrupt_scene_fails_harmonise_and_keeps_the_previous_output(tmp_path):
     """A truncated measurement read by Dask process workers: exit 1, SafeFormatError, file named."""
     from tasks.config.common import load_config
-    from tasks.polar.pipeline import harmonise_stage, ingest_stage
+    from tasks.polar.stages import harmonise_stage, ingest_stage
     from tests.faults.conftest import run_cli
     from tests.faults.test_error_boundary import tiny_polar_yaml
 

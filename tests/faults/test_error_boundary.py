@@ -272,11 +272,11 @@ def _operator(target: str, config: str):
 def test_operator_fails_a_config_error_at_once_without_chain(tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    op = _operator("tasks.polar.pipeline:harmonise_stage", str(tmp_path / "missing.yaml"))
+    op = _operator("tasks.polar.stages:harmonise_stage", str(tmp_path / "missing.yaml"))
     with pytest.raises(AirflowFailException) as caught:
         op.execute({"params": {"run_date": DAY}})
     message = str(caught.value)
-    assert "harmonise (tasks.polar.pipeline:harmonise_stage)" in message
+    assert "harmonise (tasks.polar.stages:harmonise_stage)" in message
     assert "missing.yaml" in message and "config error" in message and DAY in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
@@ -284,13 +284,13 @@ def test_operator_fails_a_config_error_at_once_without_chain(tmp_path):
 def test_operator_retries_an_unavailable_store(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    import tasks.polar.pipeline
+    import tasks.polar.stages
 
     def down(cfg, run_date):
         raise StoreUnavailableError("http://oxigraph:7878/store did not answer after 4 tries")
 
-    monkeypatch.setattr(tasks.polar.pipeline, "ingest_stage", down)
-    op = _operator("tasks.polar.pipeline:ingest_stage", str(tiny_polar_yaml(tmp_path)))
+    monkeypatch.setattr(tasks.polar.stages, "ingest_stage", down)
+    op = _operator("tasks.polar.stages:ingest_stage", str(tiny_polar_yaml(tmp_path)))
     with pytest.raises(AirflowException) as caught:
         op.execute({"params": {"run_date": DAY}})
     assert not isinstance(caught.value, AirflowFailException)
@@ -304,7 +304,7 @@ def test_operator_retries_an_unavailable_store(tmp_path, monkeypatch):
 def harmonised_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with tiny.yaml and the ingest / harmonise / labels outputs of DAY."""
     from tasks.config.common import load_config
-    from tasks.polar.pipeline import harmonise_stage, ingest_stage, labels_stage
+    from tasks.polar.stages import harmonise_stage, ingest_stage, labels_stage
 
     folder = tmp_path_factory.mktemp("polar_day")
     cfg = load_config(tiny_polar_yaml(folder))

@@ -12,7 +12,7 @@ import yaml
 from tasks.linked_data.export import export_product
 from tasks.linked_data.query import QueryError, bind_parameters, load_query
 from tasks.naming import UnsafeNameError, safe_name
-from tasks.polar.pipeline import update_latest
+from tasks.polar.stages import update_latest
 from tasks.storage import day_run_key, stage_dir, to_date
 from tests.faults.conftest import run_cli, snapshot
 from tests.tasks.linked_data.linked_data_samples import YEAR

@@ -310,7 +310,7 @@ def test_polar_ingest_then_harmonise_on_s3(s3_root: str, eeflow_home: Path, tmp_
     from tasks.config.polar import PolarConfig
     from tasks.polar.harmonise import run_harmonise
     from tasks.polar.ingest import ingest_day
-    from tasks.polar.pipeline import labels_stage
+    from tasks.polar.stages import labels_stage
     from tasks.polar.schema import BACKSCATTER_VAR
 
     cfg = PolarConfig.model_validate({

@@ -12,7 +12,7 @@ from tasks.config.lucas import LucasConfig
 from tasks.lucas.cli import load_lucas_config
 from tasks.lucas.evaluate import evaluate_against_lucas
 from tasks.lucas.report import comparison_markdown
-from tasks.lucas.stage import run_lucas_evaluation
+from tasks.lucas.stages import run_lucas_evaluation
 from tasks.storage import read_manifest
 
 
@@ -77,7 +77,7 @@ def test_crop_pipeline_stage_reads_the_years_instances(lucas_dir: Path, tmp_path
     import shutil
 
     from tasks.config.common import validate_config
-    from tasks.lucas.stage import lucas_stage
+    from tasks.lucas.stages import lucas_stage
 
     monkeypatch.setenv("EEFLOW_HOME", str(tmp_path))
     cfg = validate_config({"use_case": "food_security", "data_root": "data"})

@@ -111,7 +111,7 @@ def test_pipeline_loads_materialise_entailment_unless_switched_off(ld_cfg, produ
     """The DAGs' load_triples stage entails by default (store.entail): conformance holds."""
     import datetime as dt
 
-    from tasks.linked_data.pipeline import load_triples_stage
+    from tasks.linked_data.stages import load_triples_stage
     from tasks.linked_data.store import open_store
 
     export_product(ld_cfg, "crop_field_instances", YEAR)

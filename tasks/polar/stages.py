@@ -201,7 +201,7 @@ def _is_small(value: Any) -> bool:
 
 def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     """Run the daily chart pipeline: ingest -> harmonise -> predict -> publish -> RDF -> store."""
-    from tasks.linked_data.pipeline import load_triples_stage, rdf_export_stage
+    from tasks.linked_data.stages import load_triples_stage, rdf_export_stage
 
     return {
         "ingest": ingest_stage(cfg, run_date),

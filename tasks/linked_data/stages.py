@@ -3,10 +3,10 @@
 They follow the stage signature of ``operators.stage.EeflowStageOperator``
 (``target(cfg, run_date, **kwargs)``) so the polar and crop DAGs add, e.g.::
 
-    EeflowStageOperator(task_id="rdf_export", target="tasks.linked_data.pipeline:rdf_export_stage",
+    EeflowStageOperator(task_id="rdf_export", target="tasks.linked_data.stages:rdf_export_stage",
                         stage_kwargs={"product": "ice_chart"}, **common)
     EeflowStageOperator(task_id="load_triples",
-                        target="tasks.linked_data.pipeline:load_triples_stage",
+                        target="tasks.linked_data.stages:load_triples_stage",
                         stage_kwargs={"product": "ice_chart"}, pool="triple_store", **common)
 
 ``cfg`` may be any use-case config: its ``data_root`` is used, the linked-data settings come from
