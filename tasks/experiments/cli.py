@@ -95,7 +95,7 @@ def mlflow_ui_command(cfg: Any, host: str, port: int) -> list[str]:
     The backend store is the registry's tracking URI (``$MLFLOW_TRACKING_URI`` or the
     ``registry`` section; default the SQLite file under ``{data_root}/registry``), the default
     artifact root its artifact folder: the values
-    :meth:`~tasks.experiments.registry.ModelRegistry.from_config` opens, resolved here without
+    :meth:`~tasks.model_registry.ModelRegistry.from_config` opens, resolved here without
     connecting to the store (the UI does that).
     """
     import os
@@ -138,7 +138,7 @@ def mlflow_ui(
 @registry_app.command("list")
 def registry_list(config: ConfigOpt) -> None:
     """List the registered versions of the config's use case."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     cfg = load_config(config)
     _echo([r.as_dict() for r in ModelRegistry.from_config(cfg).versions(cfg.use_case)])
@@ -151,7 +151,7 @@ def registry_register(
     alias: Annotated[str | None, typer.Option(help="give the new version this alias")] = None,
 ) -> None:
     """Register a trained model folder as a new version."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     cfg = load_config(config)
     _echo(ModelRegistry.from_config(cfg).register(cfg.use_case, model_dir, alias=alias).as_dict())
@@ -164,7 +164,7 @@ def registry_best(
     direction: Annotated[str, typer.Option(help="maximize | minimize")] = "maximize",
 ) -> None:
     """Print the version with the best metric."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     cfg = load_config(config)
     _echo(ModelRegistry.from_config(cfg).best_model(cfg.use_case, metric, direction).as_dict())
@@ -177,7 +177,7 @@ def registry_promote(
     alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
 ) -> None:
     """Point an alias (default ``production``) at a version."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     cfg = load_config(config)
     record = ModelRegistry.from_config(cfg).set_alias(cfg.use_case, alias or cfg.registry.alias,
@@ -191,7 +191,7 @@ def registry_resolve(
     alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
 ) -> None:
     """Print the verified local folder of the model an alias points at."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     cfg = load_config(config)
     typer.echo(str(ModelRegistry.from_config(cfg).resolve(cfg.use_case,

@@ -77,8 +77,8 @@ def register_best(cfg: Any, *, mode: str = "search") -> dict[str, Any]:
     The alias (``registry.alias``) moves to the new version only when ``registry.promote_best``
     and its metric beats the version holding the alias (or no version holds it).
     """
-    from tasks.experiments.registry import ModelRegistry, NoModelError
     from tasks.experiments.search import best_trial_or_none, default_study_name, load_study
+    from tasks.model_registry import ModelRegistry, NoModelError
 
     _check_mode(mode)
     name = default_study_name(cfg, mode)

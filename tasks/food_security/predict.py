@@ -50,14 +50,14 @@ from typing import Any
 import numpy as np
 
 from tasks.config.common import config_hash
-from tasks.config.food_security import FoodSecurityConfig
+from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
 from tasks.errors import EeflowError
-from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
 from tasks.food_security.parcel_instances import (
     ParcelAggregator,
     ParcelMapError,
     read_tile_parcels,
 )
+from tasks.model_registry import is_registry_reference, resolve_registry_reference
 from tasks.storage import agronomic_year_key, atomic_dir, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 USE_CASE = "food_security"
 NODATA_CLASS = 255
 COLOURS_CSV = Path(__file__).with_name("crop_colours.csv")
-MODEL_NAMES = ("lstm", "tempcnn", "starrnn")
+MODEL_NAMES = CROP_MODEL_NAMES
 
 
 class PredictInputError(EeflowError, ValueError):

@@ -35,7 +35,7 @@ import xarray as xr
 from tasks.config.common import config_hash, eeflow_home
 from tasks.config.polar import PolarConfig, PredictConfig
 from tasks.errors import EeflowError
-from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
+from tasks.model_registry import is_registry_reference, resolve_registry_reference
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
 from tasks.polar.train import (

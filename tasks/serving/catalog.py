@@ -3,7 +3,7 @@
 A model of ``source: registry`` lists every version of ``{prefix}-{use_case}`` in the MLflow
 registry (lookups reused for ``version_refresh_s`` seconds, so a promotion is seen within that
 time); a version is resolved to a verified local folder by
-:meth:`tasks.experiments.registry.ModelRegistry.resolve` and loaded once. A model of
+:meth:`tasks.model_registry.ModelRegistry.resolve` and loaded once. A model of
 ``source: folder`` serves its folder as version 1 under the model's ``default_version`` alias.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.serving import ServedModelConfig, ServingConfig
-from tasks.experiments.registry import ModelRegistry, NoModelError, read_model_json
+from tasks.model_registry import ModelRegistry, NoModelError, read_model_json
 from tasks.serving.predictors import Predictor, load_predictor
 
 

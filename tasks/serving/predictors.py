@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.experiments.registry import read_model_json
+from tasks.model_registry import read_model_json
 
 
 class InputError(ValueError):

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks.experiments.registry import (
+from tasks.experiments.stages import register_best
+from tasks.model_registry import (
     CorruptedModelError,
     ModelRegistry,
     NoModelError,
     RegistryError,
 )
-from tasks.experiments.stages import register_best
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_best_model_by_metric_and_aliases(registry_with_search, tmp_path):
 
 def test_registry_reference_of_a_config(registry_with_search):
     # before test_corrupted_checkpoint_is_refused, which damages version 1
-    from tasks.experiments.registry import is_registry_reference, resolve_registry_reference
+    from tasks.model_registry import is_registry_reference, resolve_registry_reference
 
     cfg, registry = registry_with_search
     register_best(cfg)  # idempotent: version 1 under "production"

@@ -48,7 +48,7 @@ def test_mlflow_ui_runs_mlflow_on_the_registry_store(tmp_path, monkeypatch):
     assert "MLflow UI on http://127.0.0.1:5055" in result.output
     # the same store the registry opens
     from tasks.config.common import load_config
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     registry = ModelRegistry.from_config(load_config(config))
     assert cmd[3] == registry.tracking_uri

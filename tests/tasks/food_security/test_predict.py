@@ -154,7 +154,7 @@ def registered_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory
 
     Version 1 (alias ``production``) scores 0.9 on ``val_score``, version 2 (``staging``) 0.1.
     """
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     root = tmp_path_factory.mktemp("fs_registry") / "root"
     shutil.copytree(trained_root, root)
@@ -196,7 +196,7 @@ def test_predict_with_registry_alias_maps_like_the_trained_folder(
 
 def test_registry_reference_errors_are_clear(registered_root: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.experiments.registry import NoModelError, RegistryError
+    from tasks.model_registry import NoModelError, RegistryError
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = tiny_config(registered_root)

@@ -53,7 +53,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def serving_root(trained_models: dict[str, Path],
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root whose registry holds sea-ice v1 (production), v2 (staging), crops v1."""
-    from tasks.experiments.registry import ModelRegistry
+    from tasks.model_registry import ModelRegistry
 
     root = tmp_path_factory.mktemp("serving_root")
     with pytest.MonkeyPatch.context() as patch:

@@ -404,17 +404,6 @@ class ModelRegistry:
         return folder
 
 
-def best_model(use_case: str, metric: str, direction: str = "maximize", *,
-               cfg: Any) -> ModelRecord:
-    """Return the registered model of ``use_case`` with the best ``metric`` (see the class)."""
-    return ModelRegistry.from_config(cfg).best_model(use_case, metric, direction)
-
-
-def resolve_model(use_case: str, alias: str = "production", *, cfg: Any) -> Path:
-    """Return a verified local model folder of ``use_case`` by alias (what the daily DAGs call)."""
-    return ModelRegistry.from_config(cfg).resolve(use_case, alias=alias)
-
-
 #: the forms of a model reference that name a registered model instead of a folder.
 REGISTRY_REFERENCE_FORMS = ("registry:<alias>", "best:<metric>")
 
