@@ -8,7 +8,7 @@ once here: a tile named twice is an error naming it, and every split tile must b
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,7 +17,10 @@ from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfi
 from tasks.config.ingestion import CatalogueConfig
 from tasks.config.lucas import LucasConfig
 
+#: The crop-type models (``train.model``, ``evaluate.models``, the crop DAG's ``model`` param).
 CropModelName = Literal["lstm", "tempcnn", "starrnn"]
+#: Every crop model name, in the order of the comparison table.
+CROP_MODEL_NAMES: tuple[CropModelName, ...] = get_args(CropModelName)
 
 #: Sentinel-2 MGRS tile id, e.g. ``33UWP`` (two digits, latitude band letter, two letters).
 TILE_PATTERN = r"^[0-9]{2}[C-X][A-Z]{2}$"
@@ -310,7 +313,7 @@ class EvaluateConfig(StrictModel):
 
     tile: str = Field(default="33UVP", pattern=TILE_PATTERN, description="held-out test tile")
     models: list[CropModelName] = Field(
-        default=["lstm", "tempcnn", "starrnn"], description="models of the comparison table"
+        default=list(CROP_MODEL_NAMES), description="models of the comparison table"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -10,7 +10,10 @@ from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseCo
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 from tasks.config.ingestion import CatalogueConfig
 
+#: The sea-ice models (``train.model``; the polar training DAG's ``model`` param).
 IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
+#: Every sea-ice model name.
+ICE_MODEL_NAMES: tuple[IceModelName, ...] = get_args(IceModelName)
 ClassScheme = Literal["five_class", "binary"]
 
 

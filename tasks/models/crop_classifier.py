@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks.config.food_security import CROP_MODEL_NAMES
 from tasks.models.lstm import LSTMClassifier
 from tasks.models.starrnn import StarRNNClassifier
 from tasks.models.tempcnn import TempCNNClassifier
-
-CROP_MODEL_NAMES: tuple[str, ...] = ("lstm", "tempcnn", "starrnn")
 
 
 def build_crop_network(

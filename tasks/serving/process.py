@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from tasks.config.food_security import CROP_MODEL_NAMES
 from tasks.errors import EeflowError, ErrorFamily
 from tasks.serving.keys import ApiKey
 from tasks.storage import agronomic_year, agronomic_year_key, atomic_write_json, day_run_key
@@ -43,7 +44,7 @@ USE_CASES: dict[str, tuple[str, tuple[str, ...], int]] = {
     "food_security": ("food_security_agronomic_year", ("crop-maps", "field-instances"), 5),
 }
 #: The crop DAG's ``model`` param chooses the models to train (and map).
-CROP_MODELS = ("all", "lstm", "tempcnn", "starrnn")
+CROP_MODELS = ("all", *CROP_MODEL_NAMES)
 #: Environment variables of the Airflow API connection.
 AIRFLOW_ENV = ("EEFLOW_AIRFLOW_URL", "EEFLOW_AIRFLOW_USERNAME", "EEFLOW_AIRFLOW_PASSWORD")
 
