@@ -36,7 +36,7 @@ from tasks.food_security.evaluate import (  # noqa: E402
 )
 from tasks.food_security.predict import load_crop_model  # noqa: E402
 from tasks.food_security.train import model_dir_for, train_crop_model  # noqa: E402
-from tasks.models.crop_classifier import classification_scores  # noqa: E402
+from tasks.trainers.scores import classification_scores  # noqa: E402
 
 
 def main() -> None:

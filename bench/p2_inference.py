@@ -86,7 +86,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from tasks.config.polar import PredictConfig
-    from tasks.models.registry import build_model
+    from tasks.models.ice_zoo import build_model
     from tasks.polar.predict import ScenePredictor, predict_scene
     from tasks.polar.train import load_model
 

@@ -45,7 +45,7 @@ def write_model(folder: Path) -> Path:
     """A polar model folder (model.json + model.pt) of the full-width ad-hoc CNN."""
     import torch
 
-    from tasks.models.registry import build_model
+    from tasks.models.ice_zoo import build_model
 
     torch.manual_seed(0)
     net = build_model("adhoc_cnn", 2, 3, 32, 0.5, 1.0)

@@ -131,7 +131,7 @@ def run_evaluate(
         PredictInputError: no requested model is trained, or labels / composites are missing.
 
     """
-    from tasks.models.crop_classifier import classification_scores
+    from tasks.trainers.scores import classification_scores
 
     started = time.perf_counter()
     year = agronomic_year_key(run_date)

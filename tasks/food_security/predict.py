@@ -115,7 +115,7 @@ def resolve_model_dir(cfg: FoodSecurityConfig, run_date: Any, model: str | None 
 
 def load_crop_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     """Load a trained model folder; return (CropClassifier in eval mode on CPU, model.json)."""
-    from tasks.models.crop_classifier import CropClassifier
+    from tasks.trainers.crops import CropClassifier
 
     model_dir = Path(model_dir)
     meta = json.loads((model_dir / "model.json").read_text())

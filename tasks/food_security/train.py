@@ -8,7 +8,7 @@ deterministic training. With ``train.weighted: false`` phase 1 uses the plain lo
 unweighted baseline).
 
 Output: ``{root}/food_security/models/{agronomic_year}/{model}/`` replaced atomically, holding
-``model.ckpt`` (Lightning checkpoint of :class:`tasks.models.crop_classifier.CropClassifier`),
+``model.ckpt`` (Lightning checkpoint of :class:`tasks.trainers.crops.CropClassifier`),
 ``phase1.ckpt``, ``model.json`` (classes, bands, normalisation, hyper-parameters, dataset
 version, metrics, code version), ``logs/{phase1,phase2}/metrics.csv``, ``learning_curve.png`` and
 ``manifest.json``.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.common import config_hash
-from tasks.config.food_security import FoodSecurityConfig
+from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
 from tasks.storage import (
     agronomic_year_key,
     atomic_dir,
@@ -108,7 +108,7 @@ def train_crop_model(
     from lightning.pytorch.loggers import CSVLogger
 
     from tasks.datasets.crop_samples import CropSamplesDataModule, inverse_frequency_weights
-    from tasks.models.crop_classifier import CROP_MODEL_NAMES, CropClassifier
+    from tasks.trainers.crops import CropClassifier
 
     train_cfg = cfg.train
     model_name = model or train_cfg.model

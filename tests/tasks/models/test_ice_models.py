@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.models.registry import ICE_MODELS, build_model
+from tasks.models.ice_zoo import ICE_MODELS, build_model
 from tasks.models.transfer import load_pretrained
 
 torch.set_num_threads(1)

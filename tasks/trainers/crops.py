@@ -4,6 +4,10 @@ The module owns the input normalisation (train-split band mean / std from the sa
 as buffers so a checkpoint is self-contained), the optional class weights of phase 1 of the
 weighted two-phase procedure, RMSprop, and the validation scores (loss, overall accuracy, median
 and macro F1 over the classes present) computed from a confusion matrix accumulated per epoch.
+The networks are in :mod:`tasks.models` (:func:`tasks.models.crop_zoo.build_crop_network`).
+
+Checkpoints hold only tensors and plain hyper-parameters (no class path), so those written when
+this module was ``tasks.models.crop_classifier`` load unchanged.
 """
 
 from __future__ import annotations
@@ -16,62 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.config.food_security import CROP_MODEL_NAMES
-from tasks.models.lstm import LSTMClassifier
-from tasks.models.starrnn import StarRNNClassifier
-from tasks.models.tempcnn import TempCNNClassifier
-
-
-def build_crop_network(
-    name: str,
-    n_bands: int,
-    n_classes: int,
-    n_timesteps: int = 12,
-    layers: int = 2,
-    cells: int = 100,
-    dropout: float = 0.2,
-) -> nn.Module:
-    """Return the network called ``name`` (``lstm``, ``tempcnn`` or ``starrnn``).
-
-    ``layers``/``cells`` size the recurrent models; TempCNN uses its paper architecture with
-    ``cells`` ignored.
-    """
-    if name == "lstm":
-        return LSTMClassifier(n_bands, n_classes, layers=layers, cells=cells, dropout=dropout)
-    if name == "starrnn":
-        return StarRNNClassifier(n_bands, n_classes, layers=layers, cells=cells, dropout=dropout)
-    if name == "tempcnn":
-        return TempCNNClassifier(n_bands, n_classes, n_timesteps=n_timesteps, dropout=dropout)
-    raise ValueError(f"unknown crop model {name!r}; allowed: {list(CROP_MODEL_NAMES)}")
-
-
-def classification_scores(confusion: np.ndarray) -> dict[str, Any]:
-    """Scores of a confusion matrix ``confusion[true, predicted]`` (counts).
-
-    Returns overall accuracy, per-class precision / recall / F1 / support, the median and macro F1
-    over classes with support > 0 (the paper's F1 figure is the median), all as fractions.
-    Classes with no reference pixel get F1 ``None``.
-    """
-    confusion = np.asarray(confusion, dtype=np.float64)
-    total = confusion.sum()
-    true_positive = np.diag(confusion)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
-        recall = np.where(support > 0, true_positive / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    present = support > 0
-    return {
-        "overall_accuracy": float(true_positive.sum() / total) if total else float("nan"),
-        "median_f1": float(np.median(f1[present])) if present.any() else float("nan"),
-        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
-        "precision": [float(p) if s else None for p, s in zip(precision, present, strict=True)],
-        "recall": [float(r) if s else None for r, s in zip(recall, present, strict=True)],
-        "f1": [float(v) if s else None for v, s in zip(f1, present, strict=True)],
-        "support": [int(s) for s in support],
-        "n_samples": int(total),
-    }
+from tasks.models.crop_zoo import build_crop_network
+from tasks.trainers.scores import classification_scores
 
 
 class DecoupledRMSprop(torch.optim.RMSprop):

@@ -2,12 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.models.crop_classifier import (
-    CropClassifier,
-    DecoupledRMSprop,
-    build_crop_network,
-    classification_scores,
-)
+from tasks.models.crop_zoo import build_crop_network
+from tasks.trainers.crops import CropClassifier, DecoupledRMSprop
+from tasks.trainers.scores import classification_scores
 
 
 def test_scores_of_a_known_confusion_matrix() -> None:
