@@ -62,7 +62,8 @@ MODULES: dict[str, list[str]] = {
     "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_lucas_evaluate.py"],
     "tasks/lucas/matching.py": ["tests/tasks/lucas/test_lucas_matching.py"],
     "tasks/lucas/points.py": ["tests/tasks/lucas/test_lucas_points.py"],
-    "tasks/linked_data/export.py": ["tests/tasks/linked_data"],
+    "tasks/linked_data/export/exporter.py": ["tests/tasks/linked_data"],
+    "tasks/linked_data/export/values.py": ["tests/tasks/linked_data"],
     "tasks/linked_data/geometry.py": ["tests/tasks/linked_data/test_geometry.py"],
 }
 

@@ -6,6 +6,7 @@ A mapping is a small, RML-like description (see ``mappings/*.yaml``)::
     use_case: food_security
     source: {format: geoparquet, file_pattern: '^(?P<tile>.+)_instances\\.parquet$'}
     temporal: agronomic_year               # how the catalogue's time extent is found
+    run_key: agronomic_year                # run key of a logical date (day | year | current)
     features:                              # one triples map per row set
       - subject: 'feature/crop/{run_key}/{tile}/{row}'
         types: [eeo:CropFieldInstance, geo:Feature]
@@ -164,6 +165,11 @@ class Mapping(_Strict):
     context: dict[str, str] = Field(default_factory=dict)
     temporal: str = Field(
         default="none", description="run_key_day | agronomic_year | column:NAME | none"
+    )
+    run_key: Literal["day", "agronomic_year", "year", "current"] | None = Field(
+        default=None,
+        description="run key of a logical date: the day, the agronomic year (Sep-Aug), the year, "
+        "or 'current' (one run, replaced on re-export)",
     )
     features: list[TriplesMapSpec] = Field(min_length=1)
     per_file: list[ResourceSpec] = Field(default_factory=list)
