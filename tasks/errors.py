@@ -3,7 +3,7 @@
 Every eeflow exception derives from :class:`EeflowError` (beside its builtin base, e.g.
 ``class SafeError(EeflowError, ValueError)``) and names its :class:`ErrorFamily`. Builtin and
 third-party exceptions are sorted into the same families by :func:`family_of`, so the CLI
-(``tasks/cli.py`` ``main``) and the Airflow operator (``operators/stage.py``) report every failure
+(``tasks.cli.main``) and the Airflow operator (``operators/stage.py``) report every failure
 the same way (:func:`describe_failure`): one message naming the stage, the input and the cause,
 an exit code per family, and the traceback only when ``EEFLOW_DEBUG=1`` is set.
 

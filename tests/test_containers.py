@@ -111,7 +111,7 @@ def _eeflow_command(argv: list[str]):
     """The click command of ``eeflow <argv...>`` and the words after it."""
     import typer.main
 
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     if "rdf" not in {g.name for g in app.registered_groups}:
         _register_subcommands()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,9 @@ RunDateOpt = Annotated[str | None, typer.Option(
 
 
 def _echo(payload: Any) -> None:
-    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    from tasks.console import echo_json
+
+    echo_json(payload)
 
 
 @app.command()

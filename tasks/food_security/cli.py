@@ -32,7 +32,7 @@ def _config(path: Path) -> Any:
 
 
 def _echo(payload: Any) -> None:
-    from tasks.cli import echo_json
+    from tasks.console import echo_json
 
     echo_json(payload)
 

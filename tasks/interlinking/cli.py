@@ -23,7 +23,7 @@ CellOpt = Annotated[float, typer.Option("--cell-factor", help="x the data-derive
 
 
 def _echo(payload: Any) -> None:
-    from tasks.cli import echo_json
+    from tasks.console import echo_json
 
     echo_json(payload)
 

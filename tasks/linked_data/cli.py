@@ -36,7 +36,7 @@ def _run_key(product: str, run_date: str, run_key: str) -> str:
 
 
 def _echo(payload: Any) -> None:
-    from tasks.cli import echo_json
+    from tasks.console import echo_json
 
     echo_json(payload)
 

@@ -45,7 +45,7 @@ def _cfg(config: Path, overrides: list[str] | None) -> Any:
 
 
 def _echo(payload: Any) -> None:
-    from tasks.cli import echo_json
+    from tasks.console import echo_json
 
     echo_json(payload)
 

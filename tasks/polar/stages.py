@@ -224,23 +224,3 @@ def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     result["train"] = train_stage(cfg, run_date)
     result["evaluate"] = evaluate_stage(cfg, run_date, result["train"].get("model_dir"))
     return result
-
-
-def describe_outputs(
-    home: Path, run_date: DateLike, config: str = "configs/polar.yaml"
-) -> dict[str, Any]:
-    """List the main outputs a user looks at after the demo."""
-    from tasks.config.common import load_config
-    from tasks.polar.train import latest_model
-
-    cfg = load_config(home / config)
-    published = _day_dir(cfg, "published", run_date)
-    model = latest_model(cfg.resolved_root())
-    return {
-        "ice_chart_cog": sorted(str(p) for p in published.glob("*.tif")),
-        "quicklook_png": sorted(str(p) for p in published.glob("*.png")),
-        "polygons_geojson": sorted(str(p) for p in published.glob("*.geojson")),
-        "model_dir": str(model),
-        "evaluation": sorted(str(p) for p in (model / "evaluation").glob("*")),
-        "airflow_home": str(home / "work" / "airflow"),
-    }

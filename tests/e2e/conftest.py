@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.local_airflow import AirflowRunError, LocalAirflow
+from tasks.cli.local_airflow import AirflowRunError, LocalAirflow
 from tasks.net import free_port
 
 POLAR = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.local_airflow import USER, LocalAirflow, ui_password
+from tasks.cli.local_airflow import USER, LocalAirflow, ui_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import zarr
 
-from tasks.local_airflow import LocalAirflow, utc_today
+from tasks.cli.local_airflow import LocalAirflow, utc_today
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 

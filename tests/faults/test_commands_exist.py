@@ -19,7 +19,7 @@ WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
 def _click_root():
     import typer.main
 
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     if not any(group.name == "polar" for group in app.registered_groups):
         _register_subcommands()

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tasks.local_airflow import LocalAirflow, airflow_home
+from tasks.cli.local_airflow import LocalAirflow, airflow_home
 from tasks.net import free_port
 from tests.integration.postgres import PostgresUnavailable, TempPostgres, ensure_postgres
 from tests.support.serving import serving_server

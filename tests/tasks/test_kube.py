@@ -183,7 +183,7 @@ def test_kubernetes_branch_without_the_extra_says_what_to_install(monkeypatch):
 def _click_command(words: list[str]):
     import typer.main
 
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     if "airflow" not in {g.name for g in app.registered_groups}:
         _register_subcommands()

@@ -103,7 +103,7 @@ def test_triples_round_trip_and_load_as_named_graph(tmp_path, two_files):
 
 
 def test_cli_generate_run_budget_and_compare(tmp_path):
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     _register_subcommands()
     runner = CliRunner()

@@ -45,7 +45,7 @@ def test_comparison_needs_the_same_points(lucas_dir: Path) -> None:
 
 
 def test_cli_evaluate(lucas_dir: Path, tmp_path: Path) -> None:
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     _register_subcommands()
     result = CliRunner().invoke(app, [

@@ -196,7 +196,7 @@ def test_openapi_lists_the_process_routes(service):
 def test_cli_submit_and_status(airflow, tmp_path):
     from typer.testing import CliRunner
 
-    from tasks.cli import _register_subcommands, app
+    from tasks.cli.root import _register_subcommands, app
 
     if "process" not in {g.name for g in app.registered_groups}:
         _register_subcommands()

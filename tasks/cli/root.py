@@ -1,4 +1,4 @@
-"""``eeflow`` command line: run any stage or pipeline without Airflow.
+"""``eeflow`` root command: the use-case command groups, ``config`` and the error boundary.
 
 Every use case has a sub-command group (``eeflow polar ...``, ``eeflow crops ...``); each stage
 command takes ``--config`` and ``--run-date`` and prints the output URIs and a summary as JSON.
@@ -6,7 +6,6 @@ command takes ``--config`` and ``--run-date`` and prints the output URIs and a s
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -14,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.cli.demo import demo
 from tasks.config.common import ConfigError, load_config
+from tasks.console import echo_json
 
 app = typer.Typer(
     help="eeflow: Copernicus data to sea-ice charts and crop maps.",
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and validate configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.command()(demo)
 
 
 def _register_subcommands() -> None:
@@ -42,7 +44,7 @@ def _register_subcommands() -> None:
     from tasks.lucas.cli import app as lucas_app
 
     app.add_typer(lucas_app, name="lucas", help="Evaluate crop maps against LUCAS points.")
-    from tasks.airflow_commands import app as airflow_app
+    from tasks.cli.airflow_commands import app as airflow_app
 
     app.add_typer(airflow_app, name="airflow", help="Local Airflow: start, trigger, backfill.")
     from tasks.interlinking.cli import app as interlink_app
@@ -55,11 +57,6 @@ def _register_subcommands() -> None:
 
     app.add_typer(process_app, name="process",
                   help="On-demand processing: a use case over a region and time window.")
-
-
-def echo_json(payload: Any) -> None:
-    """Print a result as indented JSON on stdout."""
-    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
 @config_app.command("validate")
@@ -80,50 +77,6 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="config files")]) 
 def show(path: Path) -> None:
     """Print a config with all defaults filled in."""
     echo_json(load_config(path).model_dump(mode="json"))
-
-
-@app.command()
-def demo(
-    training_date: Annotated[
-        str, typer.Option(help="day whose generated scenes train the model")
-    ] = "2026-01-14",
-    chart_date: Annotated[
-        str, typer.Option(help="day to chart with the trained model")
-    ] = "2026-01-15",
-    home: Annotated[Path, typer.Option(help="project folder (EEFLOW_HOME)")] = Path("."),
-    port: Annotated[int, typer.Option(help="API server port; 0 = any free port")] = 0,
-) -> None:
-    """Run the polar pipeline end to end under a real local Airflow scheduler, print the outputs.
-
-    Starts the local Airflow (SQLite in ``work/airflow``, LocalExecutor: api-server, scheduler,
-    dag-processor), waits until every DAG is parsed, triggers ``polar_training`` on generated
-    scenes of ``training_date`` and then ``polar_ice_chart_daily`` for ``chart_date`` over the
-    REST API, as the UI's Trigger button does, and stops the services when both runs succeeded.
-    """
-    from tasks.local_airflow import LocalAirflow
-    from tasks.net import free_port
-    from tasks.polar.stages import describe_outputs
-
-    home = home.resolve()
-    af = LocalAirflow(home, port=port or free_port(),
-                      services=("api-server", "scheduler", "dag-processor"))
-    typer.echo(f"[1/4] local Airflow in {af.env['AIRFLOW_HOME']} (SQLite, LocalExecutor), "
-               f"API on {af.url}")
-    with af:
-        dags = ["experiments", "food_security_agronomic_year", "linked_data",
-                "polar_ice_chart_daily", "polar_training"]
-        af.wait_for_dags(dags)
-        typer.echo(f"[2/4] DAGs parsed by the DAG processor: {', '.join(dags)}")
-        for step, dag_id, day in ((3, "polar_training", training_date),
-                                  (4, "polar_ice_chart_daily", chart_date)):
-            typer.echo(f"[{step}/4] {dag_id} for {day}: triggered, running under the scheduler ...")
-            af.set_paused(dag_id, False)
-            run_id = af.trigger(dag_id, {"run_date": day})
-            af.wait_for_runs(dag_id, [run_id])
-            af.set_paused(dag_id, True)
-    typer.echo("done. Outputs:")
-    echo_json(describe_outputs(home, chart_date))
-    typer.echo("See the runs in the UI: eeflow airflow start  (then open http://127.0.0.1:8080)")
 
 
 def command_path(argv: list[str]) -> tuple[str, str]:

@@ -36,7 +36,7 @@ from tasks.errors import EeflowError, ErrorFamily
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: Passed to sqlite3.connect by Airflow (``[database] sql_alchemy_connect_args``): wait up to
 #: 60 s for the write lock rather than failing at once with "database is locked".

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from tasks.local_airflow import USER, AirflowRunError, LocalAirflow, airflow_env, ui_password
+from tasks.cli.local_airflow import USER, AirflowRunError, LocalAirflow, airflow_env, ui_password
 
 app = typer.Typer(no_args_is_help=True)
 
