@@ -28,8 +28,8 @@ import psutil
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tasks.config.common import validate_config  # noqa: E402
+from tasks.domain.crops import S2_BANDS  # noqa: E402
 from tasks.food_security.harmonise import run_harmonise  # noqa: E402
-from tasks.food_security.schema import S2_BANDS  # noqa: E402
 from tasks.sentinel2.generator import run_generate  # noqa: E402
 from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl  # noqa: E402
 from tasks.storage import agronomic_year  # noqa: E402

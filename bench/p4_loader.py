@@ -28,7 +28,7 @@ import zarr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.datasets.crop_samples import CropSampleBatches  # noqa: E402
-from tasks.food_security.schema import CROP_CLASSES, S2_BANDS  # noqa: E402
+from tasks.domain.crops import CROP_CLASSES, S2_BANDS  # noqa: E402
 from tasks.trainers.crops import CropClassifier  # noqa: E402
 
 

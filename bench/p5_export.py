@@ -35,7 +35,7 @@ def make_fields(folder: Path, n: int, seed: int = 0, prefix: str = "T") -> list[
     import numpy as np
     import shapely
 
-    from tasks.food_security.schema import CROP_CLASSES
+    from tasks.domain.crops import CROP_CLASSES
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -84,7 +84,7 @@ def measure(folder: Path, repeats: int, naive_points: int) -> dict:
     naive = all_pairs_neighbourhood(geoms, crop_map.class_index, sample["x"].to_numpy(),
                                     sample["y"].to_numpy(), report.radius_m)
     per_point = (time.perf_counter() - t0) / naive_points
-    from tasks.food_security.schema import CROP_CLASSES
+    from tasks.domain.crops import CROP_CLASSES
     naive_nearest = [CROP_CLASSES[c] for c in naive.nearest_class]
     merged = ["barley" if c in ("winter_barley", "spring_barley") else c for c in naive_nearest]
     agree = float(np.mean(np.array(merged) == sample["nearest_class"].to_numpy(dtype=str)))

@@ -18,7 +18,7 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.polar import schema
+from tasks.domain import ice
 
 #: Edge (pixels) of the spatial blocks that go wholly to training or validation.
 SPLIT_BLOCK_PX = 256
@@ -74,9 +74,9 @@ def split_indices(
 
 def scheme_targets(codes: np.ndarray, class_scheme: str) -> np.ndarray:
     """Map five-class codes (1..5) to 0-based targets of ``class_scheme``."""
-    lookup = np.full(len(schema.ice_classes()) + 1, -1, dtype=np.int64)
-    for c in schema.ice_classes():
-        lookup[c.code] = schema.to_model_target(c.code, class_scheme)
+    lookup = np.full(len(ice.ice_classes()) + 1, -1, dtype=np.int64)
+    for c in ice.ice_classes():
+        lookup[c.code] = ice.to_model_target(c.code, class_scheme)
     targets = lookup[codes]
     if (targets < 0).any():
         raise ValueError(f"patch codes {sorted(set(codes[targets < 0].tolist()))} are not 1..5")
@@ -136,7 +136,7 @@ class IcePatchDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset_path = Path(dataset_path)
         self.class_scheme = class_scheme
-        self.class_names = schema.class_names(class_scheme)
+        self.class_names = ice.class_names(class_scheme)
         _, attrs = open_patch_set(self.dataset_path)
         self.attrs = attrs
         self.bands = list(bands or attrs["bands"])

@@ -32,8 +32,8 @@ from rasterio.windows import Window
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
 from tasks.dask_cluster import dask_client
+from tasks.domain.crops import S2_BANDS
 from tasks.errors import EeflowError
-from tasks.food_security.schema import S2_BANDS
 from tasks.sentinel2.l2a import L2AAcquisition, list_acquisitions, read_bands, read_grid, read_scl
 from tasks.sentinel2.tiles import TileGrid
 from tasks.storage import agronomic_year, agronomic_year_key, atomic_dir, stage_dir, write_manifest

@@ -4,7 +4,7 @@ Per tile (grid taken from the harmonise output of the same agronomic year):
 
 1. parcels intersecting the tile are rasterised (pixel-centre rule); each parcel's INVEKOS code
    (``ingest.crop_code_column``, default ``SNAR_CODE``; German name ``SNAR_BEZEICHNUNG`` as a
-   fallback) is mapped to one of the 16 classes by :mod:`tasks.food_security.codelists`; unknown
+   fallback) is mapped to one of the 16 classes by :mod:`tasks.domain.crop_codes`; unknown
    codes become ``other`` and are counted (``unknown_code_parcels``), never dropped;
 2. ``border_buffer``: pixels whose centre is within ``labels.buffer_m`` of the parcel border
    (outside the inward-buffered polygon) are dropped (mixed pixels, geolocation error);
@@ -32,9 +32,10 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
+from tasks.domain.crop_codes import map_crop_codes
+from tasks.domain.crops import CROP_CLASSES
 from tasks.errors import EeflowError
-from tasks.food_security.codelists import map_crop_codes
-from tasks.food_security.schema import CROP_CLASSES, NO_LABEL
+from tasks.food_security.schema import NO_LABEL
 from tasks.geoparquet import check_geo_columns
 from tasks.sentinel2.generator import CROP_NAME_COLUMN, PARCEL_ID_COLUMN, PARCELS_FILE
 from tasks.storage import (
@@ -74,7 +75,7 @@ def check_unknown_share(tile: str, codes_column: str, n_parcels: int, unknown: i
         f"codes in column {codes_column!r} that the code lists do not know (more than "
         f"labels.max_unknown_code_share {max_share:.0%}); most frequent: {listed}. Check "
         "ingest.crop_code_column and that the parcel map is an INVEKOS map of the right year, "
-        "or extend the code list (tasks/food_security/codelists)"
+        "or extend the code list (tasks/domain/codelists)"
     )
 
 

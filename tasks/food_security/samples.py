@@ -21,7 +21,8 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
-from tasks.food_security.schema import CROP_CLASSES, NO_LABEL, S2_BANDS
+from tasks.domain.crops import CROP_CLASSES, S2_BANDS
+from tasks.food_security.schema import NO_LABEL
 from tasks.storage import agronomic_year_key, atomic_dir, read_manifest, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ Attributes: ``crs``, ``transform`` (GDAL geotransform), ``tile``, ``agronomic_ye
 ``months`` (ISO ``YYYY-MM`` strings).
 
 Labels (``{root}/food_security/labels/{agronomic_year}/{tile}.zarr``): ``label`` int16 (y, x)
-class index into :data:`CROP_CLASSES` order, -1 = no (reliable) label; ``parcel_id`` int64 (y, x),
--1 = none. ``report.json`` beside: samples removed per rule and class.
+class index into :data:`tasks.domain.crops.CROP_CLASSES` order, -1 = no (reliable) label;
+``parcel_id`` int64 (y, x), -1 = none. ``report.json`` beside: samples removed per rule and class.
 
 Samples (``{root}/food_security/samples/{agronomic_year}/{split}.zarr``, split in train/val/test):
 ``x`` float32 (n, 12, band) reflectance time series; ``y`` int16 (n,) class index;
@@ -29,28 +29,4 @@ GeoTIFF per band, see :mod:`tasks.sentinel2.l2a`) and ``parcels.parquet`` (GeoPa
 
 from __future__ import annotations
 
-#: Sentinel-2 L2A bands used (10 m and 20 m bands resampled to 10 m).
-S2_BANDS: tuple[str, ...] = (
-    "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
-)
-
-#: The 16 crop classes of the paper, in model-output order.
-CROP_CLASSES: tuple[str, ...] = (
-    "grassland",
-    "maize",
-    "legumes",
-    "winter_caraway",
-    "winter_wheat",
-    "rapeseed",
-    "potato",
-    "rye",
-    "winter_barley",
-    "beet",
-    "spring_barley",
-    "soy",
-    "sunflower",
-    "permanent_plantations",
-    "triticale",
-    "other",
-)
 NO_LABEL = -1

@@ -1,7 +1,7 @@
 """The eeflow ontology plus SKOS concept schemes generated from the code-list files.
 
-Code lists stay data: ice types from ``tasks/polar/ice_classes.csv``, crop types from
-``tasks.food_security.schema.CROP_CLASSES``, LUCAS LC1 classes and their mapping to crop types from
+Code lists stay data: ice types from ``tasks/domain/codelists/ice_classes.csv``, crop types from
+``tasks.domain.crops.CROP_CLASSES``, LUCAS LC1 classes and their mapping to crop types from
 the LUCAS evaluator's table ``tasks/lucas/codelists/lc1_to_crop_class.csv`` (one source for the
 Python and the GeoSPARQL form of the 10 m rule; ``barley`` maps to winter and spring barley, the
 ``merge`` rule; ``non_crop`` / ``not_comparable`` codes get no crop match), product types from
@@ -48,14 +48,14 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def code_list(scheme: str) -> tuple[str, ...]:
     """Return the allowed codes of a code list (``ice_type``, ``crop_type``, ``lucas_lc1`` ...)."""
     if scheme == "ice_type":
-        from tasks.polar.schema import ice_classes
+        from tasks.domain.ice import ice_classes
 
         # the five classes plus their binary merge ("ice"; "water" is both), as charts of the
         # binary scheme carry the merged names
         names = [c.name for c in ice_classes()]
         return tuple(names + sorted({c.binary_name for c in ice_classes()} - set(names)))
     if scheme == "crop_type":
-        from tasks.food_security.schema import CROP_CLASSES
+        from tasks.domain.crops import CROP_CLASSES
 
         return tuple(CROP_CLASSES)
     if scheme == "lucas_lc1":
@@ -77,7 +77,7 @@ _SPECIAL_CLASSES: dict[str, tuple[str, ...]] = {
 @cache
 def lucas_lc1_mapping() -> tuple[dict[str, str], ...]:
     """Rows of the LUCAS LC1 table (lc1_code, lc1_label, reference_class, ...), validated."""
-    from tasks.food_security.schema import CROP_CLASSES
+    from tasks.domain.crops import CROP_CLASSES
 
     rows = _read_csv(LUCAS_MAPPING)
     for row in rows:
@@ -103,7 +103,7 @@ def _concepts(base: str) -> Iterator[tuple[URIRef, URIRef, URIRef | Literal]]:
         scheme_node = URIRef(scheme_iri(base, scheme))
         yield scheme_node, RDF.type, SKOS.ConceptScheme
         yield scheme_node, SKOS.prefLabel, Literal(scheme.replace("_", " "), lang="en")
-    from tasks.polar.schema import ice_classes
+    from tasks.domain.ice import ice_classes
 
     for ice in ice_classes():
         yield from _concept(base, "ice_type", ice.name, ice.label, notation=str(ice.code))

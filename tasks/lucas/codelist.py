@@ -2,7 +2,7 @@
 
 The table ``codelists/lc1_to_crop_class.csv`` (columns ``lc1_code, lc1_label, reference_class,
 note``) says, per LC1 code, which crop class a survey point of that code is compared with.
-``reference_class`` is a class of :data:`tasks.food_security.schema.CROP_CLASSES`, ``barley``
+``reference_class`` is a class of :data:`tasks.domain.crops.CROP_CLASSES`, ``barley``
 (resolved by ``barley_rule``), ``non_crop`` or ``not_comparable``. See ``codelists/SOURCES.md`` for
 the decisions.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.config.lucas import BarleyRule
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 
 CODELIST_DIR = Path(__file__).resolve().parent / "codelists"
 DEFAULT_MAPPING_FILE = CODELIST_DIR / "lc1_to_crop_class.csv"

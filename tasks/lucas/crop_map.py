@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS
 
+from tasks.domain.crops import CROP_CLASSES
 from tasks.errors import EeflowError
-from tasks.food_security.schema import CROP_CLASSES
 from tasks.geoparquet import check_geo_columns
 
 log = logging.getLogger(__name__)

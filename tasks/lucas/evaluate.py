@@ -32,7 +32,7 @@ from pydantic import BaseModel, PrivateAttr
 from pyproj import CRS, Transformer
 
 from tasks.config.lucas import LucasConfig
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 from tasks.lucas.codelist import NON_CROP, NOT_COMPARABLE, Lc1Mapping, load_lc1_mapping
 from tasks.lucas.crop_map import (
     CropMap,

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 from tasks.lucas.codelist import CODELIST_DIR
 
 #: share of parcels per class (Austria-like, INVEKOS 2018 order of magnitude).

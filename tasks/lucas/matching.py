@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 from tasks.lucas.crop_map import RasterCropMap, VectorCropMap
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from tasks.datasets.ice_patches import (
     spatial_blocks,
     split_indices,
 )
+from tasks.domain import ice
 from tasks.plots import plot_confusion_matrix
 from tasks.polar import schema
 from tasks.polar.predict import ScenePredictor
@@ -101,9 +102,9 @@ def _confusion_scenes(model: LoadedIceModel, scene_zarrs: Sequence[Path],
         raise ValueError("need one label raster per scene and at least one scene")
     scheme = model.meta["class_scheme"]
     n = len(model.meta["classes"])
-    lookup = np.full(len(schema.ice_classes()) + 1, -1, dtype=np.int64)
-    for c in schema.ice_classes():
-        lookup[c.code] = schema.to_model_target(c.code, scheme)
+    lookup = np.full(len(ice.ice_classes()) + 1, -1, dtype=np.int64)
+    for c in ice.ice_classes():
+        lookup[c.code] = ice.to_model_target(c.code, scheme)
     confusion = np.zeros((n, n), dtype=np.int64)
     predictor = ScenePredictor(model, tile=tile)
     s = predictor.stride

@@ -19,13 +19,13 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
+from tasks.domain.ice import ice_classes
 from tasks.polar.schema import (
     LABEL_BINARY_VAR,
     LABEL_VAR,
     LAND_MASK_VAR,
     NO_LABEL,
     VALID_MASK_VAR,
-    ice_classes,
 )
 from tasks.storage import atomic_dir, day_run_key, read_manifest, stage_dir, write_manifest
 
@@ -94,7 +94,7 @@ def rasterise_chart(chart_geojson: str | Path, like_dataset: Any) -> tuple[np.nd
     if unknown:
         raise ValueError(
             f"chart {chart_geojson}: unknown {CLASS_PROPERTY} codes {unknown}; allowed "
-            f"{sorted(codes)} (tasks/polar/ice_classes.csv)"
+            f"{sorted(codes)} (tasks/domain/codelists/ice_classes.csv)"
         )
     chart = chart.to_crs(crs)
     shapes = [

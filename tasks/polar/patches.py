@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.dask_cluster import dask_client
+from tasks.domain import ice
 from tasks.polar import schema
 from tasks.storage import atomic_dir, stage_dir, write_manifest
 
@@ -188,7 +189,7 @@ def find_candidates(
     window = tile.pixel_window(size, stride)
     land, valid = _read_window(scene_zarr, [schema.LAND_MASK_VAR, schema.VALID_MASK_VAR], window)
     (label,) = _read_window(label_zarr, [schema.LABEL_VAR], window)
-    n_codes = len(schema.ice_classes()) + 1
+    n_codes = len(ice.ice_classes()) + 1
 
     if label.max(initial=0) >= n_codes:
         raise ValueError(
@@ -324,8 +325,8 @@ def balance_candidates(
 
 
 def _binary_lookup() -> np.ndarray:
-    lookup = np.zeros(len(schema.ice_classes()) + 1, dtype=np.int64)
-    for c in schema.ice_classes():
+    lookup = np.zeros(len(ice.ice_classes()) + 1, dtype=np.int64)
+    for c in ice.ice_classes():
         lookup[c.code] = c.binary_code
     return lookup
 
@@ -645,7 +646,7 @@ def extract_patches(
 
 
 def _class_counts(codes: np.ndarray) -> dict[str, int]:
-    return {c.name: int((codes == c.code).sum()) for c in schema.ice_classes()}
+    return {c.name: int((codes == c.code).sum()) for c in ice.ice_classes()}
 
 
 def patches_dir(cfg: PolarConfig, dataset_version: str | None = None) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.polar import schema
+from tasks.domain import ice
 
 #: Chart raster code of pixels without data (outside the swath / invalid).
 CHART_NODATA = 0
@@ -38,11 +38,11 @@ def chart_classes(class_scheme: str) -> list[ChartClass]:
     ``ice_classes.csv``. Land is :data:`CHART_LAND`, no data :data:`CHART_NODATA`.
     """
     if class_scheme == "binary":
-        water = next(c for c in schema.ice_classes() if c.binary_code == 0)
+        water = next(c for c in ice.ice_classes() if c.binary_code == 0)
         classes = [ChartClass(1, "water", "Open water", water.colour),
                    ChartClass(2, "ice", "Sea ice", "#ffffff")]
     elif class_scheme == "five_class":
-        classes = [ChartClass(c.code, c.name, c.label, c.colour) for c in schema.ice_classes()]
+        classes = [ChartClass(c.code, c.name, c.label, c.colour) for c in ice.ice_classes()]
     else:
         raise ValueError(
             f"class scheme {class_scheme!r} unknown; allowed: ['five_class', 'binary']"

@@ -8,8 +8,9 @@ Harmonised scene (``{root}/polar/harmonise/{day}/{scene_id}.zarr``, zarr v3, wri
     (rioxarray) so ``rio.crs`` / ``rio.transform()`` work.
 
 Label raster (``{root}/polar/labels/{day}/{scene_id}.zarr``): ``label`` uint8 (y, x) with codes of
-``ice_classes.csv`` (0 = no label / land), and ``label_binary`` uint8 (0 = no label, 1 = water,
-2 = ice), same grid and attributes as the harmonised scene.
+``ice_classes.csv`` (0 = no label / land; classes in :mod:`tasks.domain.ice`), and
+``label_binary`` uint8 (0 = no label, 1 = water, 2 = ice), same grid and attributes as the
+harmonised scene.
 
 Training set (``{root}/polar/patches/{dataset_version}/patches_{size}.zarr``): ``x`` float32
 (n, band, size, size) raw values (dB / degrees), ``y`` uint8 (n,) five-class code (1..5),
@@ -19,11 +20,6 @@ Training set (``{root}/polar/patches/{dataset_version}/patches_{size}.zarr``): `
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
 BANDS: tuple[str, ...] = ("HH", "HV", "incidence")
 BACKSCATTER_VAR = "backscatter"
 LAND_MASK_VAR = "land_mask"
@@ -31,50 +27,3 @@ VALID_MASK_VAR = "valid_mask"
 LABEL_VAR = "label"
 LABEL_BINARY_VAR = "label_binary"
 NO_LABEL = 0
-
-
-@dataclass(frozen=True)
-class IceClass:
-    """One ice class of the five-class scheme and its binary (water/ice) merge."""
-
-    code: int
-    name: str
-    label: str
-    binary_code: int
-    binary_name: str
-    colour: str
-
-
-@cache
-def ice_classes() -> tuple[IceClass, ...]:
-    """Return the ice classes from ``ice_classes.csv`` (code list kept as data)."""
-    path = Path(__file__).with_name("ice_classes.csv")
-    with path.open(newline="") as fh:
-        return tuple(
-            IceClass(
-                code=int(row["code"]),
-                name=row["name"],
-                label=row["label"],
-                binary_code=int(row["binary_code"]),
-                binary_name=row["binary_name"],
-                colour=row["colour"],
-            )
-            for row in csv.DictReader(fh)
-        )
-
-
-def class_names(scheme: str) -> list[str]:
-    """Class names in model-output order for ``five_class`` or ``binary``."""
-    if scheme == "five_class":
-        return [c.name for c in ice_classes()]
-    if scheme == "binary":
-        return ["water", "ice"]
-    raise ValueError(f"class scheme {scheme!r} unknown; allowed: ['five_class', 'binary']")
-
-
-def to_model_target(code: int, scheme: str) -> int:
-    """Map a five-class code (1..5) to the model's 0-based target index for ``scheme``."""
-    by_code = {c.code: c for c in ice_classes()}
-    if code not in by_code:
-        raise ValueError(f"ice class code {code} unknown; allowed: {sorted(by_code)}")
-    return code - 1 if scheme == "five_class" else by_code[code].binary_code

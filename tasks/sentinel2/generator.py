@@ -44,8 +44,8 @@ from scipy import ndimage
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig, GeneratorConfig, TileConfig
-from tasks.food_security.codelists import load_crop_class_mapping
-from tasks.food_security.schema import CROP_CLASSES, S2_BANDS
+from tasks.domain.crop_codes import load_crop_class_mapping
+from tasks.domain.crops import CROP_CLASSES, S2_BANDS
 from tasks.sentinel2.l2a import write_acquisition
 from tasks.sentinel2.tiles import PIXEL_SIZE_M, TileGrid, synthetic_tile_grid
 from tasks.storage import agronomic_year, agronomic_year_key, atomic_dir, stage_dir, write_manifest

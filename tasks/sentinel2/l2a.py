@@ -284,7 +284,7 @@ def read_bands(
 
     Args:
         acquisition: the acquisition.
-        bands: band names, e.g. :data:`tasks.food_security.schema.S2_BANDS`.
+        bands: band names, e.g. :data:`tasks.domain.crops.S2_BANDS`.
         window: pixel window on the 10 m grid; None reads the whole tile.
 
     Returns:

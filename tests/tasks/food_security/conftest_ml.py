@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from tasks.config.food_security import FoodSecurityConfig
-from tasks.food_security.schema import CROP_CLASSES, S2_BANDS
+from tasks.domain.crops import CROP_CLASSES, S2_BANDS
 from tasks.storage import agronomic_year_key
 
 N_MONTHS = 12

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.config.food_security import FoodSecurityConfig
-from tasks.food_security.codelists import map_crop_codes
+from tasks.domain.crop_codes import map_crop_codes
 from tasks.food_security.harmonise import EmptyTileError, check_empty_months
 from tasks.food_security.labels import UnknownCropCodesError, check_unknown_share
 

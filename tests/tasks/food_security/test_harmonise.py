@@ -12,13 +12,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run  # noqa: E402
 
+from tasks.domain.crops import S2_BANDS  # noqa: E402
 from tasks.food_security.harmonise import (  # noqa: E402
     NoDataError,
     fill_gaps,
     monthly_median_composite,
     run_harmonise,
 )
-from tasks.food_security.schema import S2_BANDS  # noqa: E402
 from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl  # noqa: E402
 
 

@@ -13,13 +13,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from s2_pipeline_data import RUN_DATE, pipeline_run  # noqa: E402
 
+from tasks.domain.crops import CROP_CLASSES  # noqa: E402
 from tasks.food_security.labels import (  # noqa: E402
     RULES,
     OutsideParcelMapError,
     robust_outlier_mask,
     run_labels,
 )
-from tasks.food_security.schema import CROP_CLASSES, NO_LABEL  # noqa: E402
+from tasks.food_security.schema import NO_LABEL  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from s2_pipeline_data import small_config  # noqa: E402
 
+from tasks.domain.crops import CROP_CLASSES  # noqa: E402
 from tasks.food_security.labels import RULES, label_tile, robust_outlier_mask  # noqa: E402
-from tasks.food_security.schema import CROP_CLASSES, NO_LABEL  # noqa: E402
+from tasks.food_security.schema import NO_LABEL  # noqa: E402
 
 X0, Y0, PIXEL = 500_000.0, 5_300_000.0, 10.0
 SIZE = 12
@@ -202,7 +203,7 @@ def test_too_many_unknown_codes_fail_with_the_codes_listed(tmp_path, tile):
         "tile 33UWP: 3 of 4 parcels (75%) have crop codes in column 'SNAR_CODE' that the code "
         "lists do not know (more than labels.max_unknown_code_share 50%); most frequent: "
         "'99999' x2, '88888' x1. Check ingest.crop_code_column and that the parcel map is an "
-        "INVEKOS map of the right year, or extend the code list (tasks/food_security/codelists)"
+        "INVEKOS map of the right year, or extend the code list (tasks/domain/codelists)"
     )
     # exactly at the share: accepted
     at_share = parcels.assign(SNAR_CODE=[635, 172, 99999, 88888])

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run  # noqa: E402
 
+from tasks.domain.crops import CROP_CLASSES  # noqa: E402
 from tasks.food_security.samples import run_samples, select_pixels  # noqa: E402
-from tasks.food_security.schema import CROP_CLASSES  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def crop_fields(
     n_per_side: int = 4, size_m: float = 200.0, x0: float = 540_000.0, y0: float = 5_330_000.0
 ) -> gpd.GeoDataFrame:
     """A grid of square fields in UTM 33N separated by 10 m roads, cycling through classes."""
-    from tasks.food_security.schema import CROP_CLASSES
+    from tasks.domain.crops import CROP_CLASSES
 
     geoms, classes = [], []
     for i in range(n_per_side):

@@ -6,11 +6,11 @@ import pytest
 from rdflib import URIRef
 from rdflib.namespace import RDF, SKOS
 
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
+from tasks.domain.ice import ice_classes
 from tasks.linked_data.mapping import MappingError, available_products, load_mapping
 from tasks.linked_data.namespaces import DEFAULT_BASE, concept_iri
 from tasks.linked_data.vocabulary import code_list, vocabulary_graph
-from tasks.polar.schema import ice_classes
 
 
 def test_vocabulary_has_ontology_and_concepts_from_code_lists():

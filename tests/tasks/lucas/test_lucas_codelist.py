@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 from tasks.lucas.codelist import CODELIST_DIR, load_lc1_mapping
 
 

@@ -7,10 +7,11 @@ import rasterio
 import xarray as xr
 
 from tasks.config.polar import PolarConfig
+from tasks.domain.ice import ice_classes
 from tasks.polar.harmonise import run_harmonise
 from tasks.polar.ingest import ingest_day
 from tasks.polar.labels import binary_lookup, rasterise_chart, run_labels
-from tasks.polar.schema import LABEL_BINARY_VAR, LABEL_VAR, ice_classes
+from tasks.polar.schema import LABEL_BINARY_VAR, LABEL_VAR
 from tasks.storage import read_manifest
 
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "food_security"))
 
 from s2_pipeline_data import RUN_DATE, pipeline_run, small_config  # noqa: E402
 
-from tasks.food_security.codelists import load_crop_class_mapping  # noqa: E402
+from tasks.domain.crop_codes import load_crop_class_mapping  # noqa: E402
 from tasks.sentinel2.generator import (  # noqa: E402
     UNKNOWN_CODE,
     acquisition_dates,

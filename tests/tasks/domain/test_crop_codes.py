@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.food_security.codelists import load_crop_class_mapping, map_crop_codes
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crop_codes import load_crop_class_mapping, map_crop_codes
+from tasks.domain.crops import CROP_CLASSES
 from tasks.sentinel2.generator import load_crop_shares
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.food_security.schema import CROP_CLASSES
+from tasks.domain.crops import CROP_CLASSES
 
 CODELIST_DIR = Path(__file__).with_name("codelists")
 OTHER_CLASS = "other"
