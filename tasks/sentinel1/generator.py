@@ -4,8 +4,7 @@ Real scenes cannot be downloaded here, so demos, tests and model benchmarks use 
 :func:`generate_ew_grd_scene`. The product is a complete ``S1A_EW_GRDM_1SDH_..._XXXX.SAFE`` folder
 (``manifest.safe``, uint16 measurement GeoTIFFs with GCPs, product / calibration / noise
 annotation in the ESA schema) plus ground truth: a class raster (codes of
-``tasks/domain/codelists/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land
-polygons.
+``tasks/polar/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land polygons.
 
 Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENERATORS.md):
 
@@ -49,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +62,9 @@ from tasks.sentinel1.lut import (
 from tasks.sentinel1.safe_writer import (
     ProductHeader,
     write_calibration,
-    write_manifest,
     write_noise,
     write_product_annotation,
+    write_safe_manifest,
 )
 from tasks.sentinel1.swath_geometry import SwathGeometry, place_swath
 
@@ -396,6 +396,480 @@ def _write_geojson(path: Path, name: str, features: list[dict]) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _SceneGrid:
+    """Where the image pixels of one scene lie: swath, annotation tie-point grid and map grid."""
+
+    lines: int
+    samples: int
+    swath: SwathGeometry
+    to_polar: Any  # pyproj Transformer, WGS84 -> EPSG:3413
+    grid_lines: np.ndarray
+    grid_pixels: np.ndarray
+    geolocation: dict[str, np.ndarray]
+    transform: Any  # affine.Affine of the map grid
+    grid_shape: tuple[int, int]
+
+    def map_position(self, rows_1d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional map-grid (row, col) of image pixels on ``rows_1d`` x all samples.
+
+        Exact every 8 lines / pixels, bilinear in between (the swath bends by far less than a
+        millimetre over 8 pixels).
+        """
+        transform = self.transform
+        rows_f = rows_1d.astype(np.float64)
+        cols_f = np.arange(self.samples, dtype=np.float64)
+        lattice_r = np.unique(np.append(rows_f[::8], rows_f[-1]))
+        lattice_c = np.unique(np.append(cols_f[::8], cols_f[-1]))
+        lon, lat = self.swath.lonlat(lattice_r[:, None], lattice_c[None, :])
+        x, y = self.to_polar.transform(lon, lat)
+        col = (np.asarray(x) - transform.c) / transform.a - 0.5
+        row = (np.asarray(y) - transform.f) / transform.e - 0.5
+        return (
+            interpolate_lattice(row, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
+            interpolate_lattice(col, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
+        )
+
+    def incidence_vectors(self) -> RangeVectors:
+        """Incidence angle (degrees) at the tie-point grid, as range vectors per grid line."""
+        return RangeVectors(
+            self.grid_lines.astype(np.float64),
+            tuple(self.grid_pixels.astype(np.float64) for _ in self.grid_lines),
+            tuple(
+                _incidence_profile(self.grid_pixels / max(self.samples - 1, 1))
+                for _ in self.grid_lines
+            ),
+        )
+
+
+def _scene_grid(swath: SwathGeometry, lines: int, samples: int) -> _SceneGrid:
+    """Tie-point grid (as annotated, 15 decimals) and the EPSG:3413 map grid derived from it."""
+    from pyproj import Transformer
+
+    to_polar = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
+    grid_lines = np.unique(np.round(np.linspace(0, lines - 1, min(10, lines))).astype(int))
+    grid_pixels = np.unique(np.round(np.linspace(0, samples - 1, 21)).astype(int))
+    gl, gp = np.meshgrid(grid_lines, grid_pixels, indexing="ij")
+    glon, glat = swath.lonlat(gl.ravel(), gp.ravel())
+    # what the annotation holds (15 decimals): the map grid is derived from these exact numbers,
+    # as harmonise derives it from the annotation it reads
+    glon = np.array([float(f"{v:.15e}") for v in glon])
+    glat = np.array([float(f"{v:.15e}") for v in glat])
+    incidence_grid = _incidence_profile(gp.ravel() / max(samples - 1, 1))
+    elevation = np.degrees(
+        np.arcsin(np.sin(np.radians(incidence_grid)) * 6371.0 / (6371.0 + 693.0))
+    )
+    geolocation = {
+        "line": gl.ravel().astype(np.float64),
+        "pixel": gp.ravel().astype(np.float64),
+        "latitude": glat,
+        "longitude": glon,
+        "height": np.zeros(gl.size),
+        "incidence_angle": incidence_grid,
+        "elevation_angle": elevation,
+        "slant_range_time": 2 * SATELLITE_HEIGHT_M / np.cos(np.radians(elevation)) / 299_792_458.0,
+    }
+    tie_x, tie_y = to_polar.transform(glon, glat)
+    transform, grid_shape = map_grid(np.asarray(tie_x), np.asarray(tie_y), PIXEL_SPACING_M)
+    return _SceneGrid(
+        lines, samples, swath, to_polar, grid_lines, grid_pixels, geolocation, transform, grid_shape
+    )
+
+
+@dataclass
+class _Surface:
+    """The surface (land, ice classes, water, wind) as fields on the map grid, in its pixel units.
+
+    The image samples it where its curved geometry puts each pixel, the truth raster on the grid.
+    Thresholds are set by :func:`_set_class_shares` from the imaged area.
+    """
+
+    grid_shape: tuple[int, int]
+    size: float
+    land_field: _ValueNoise
+    conc_field: _ValueNoise
+    wind_field: _ValueNoise
+    lead_field: _ValueNoise
+    texture: dict[str, _ValueNoise]
+    floes: _Floes
+    type_score: np.ndarray
+    floe_offset: dict[str, np.ndarray]
+    land_angle: float
+    ice_angle: float
+    wind_bias: float
+    floe_code: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
+    land_threshold: float = np.inf
+    water_threshold: float = -np.inf
+    miz_threshold: float = -np.inf
+
+    def ramp(self, rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
+        """Large-scale gradient across the grid in direction ``angle`` (radians)."""
+        grid_h, grid_w = self.grid_shape
+        return (
+            ((rows - grid_h / 2) * math.sin(angle) + (cols - grid_w / 2) * math.cos(angle))
+            / self.size
+            * 3.0
+        ).astype(np.float32)
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
+        """Class code and surface fields at map-grid positions ``(rows, cols)`` (broadcast)."""
+        land = (
+            self.land_field(rows, cols) + self.ramp(rows, cols, self.land_angle)
+        ) > self.land_threshold
+        conc = self.conc_field(rows, cols) + self.ramp(rows, cols, self.ice_angle)
+        open_water = conc < self.water_threshold
+        miz = ~open_water & (conc < self.miz_threshold)
+        fi, fj, border = self.floes(rows, cols)
+        code = self.floe_code[fi, fj].copy()
+        leads = self.lead_field(rows, cols)
+        pack = ~open_water & ~miz
+        lead_open = pack & (border < 1.6) & (leads > 0.9)
+        lead_refrozen = pack & (border < 2.2) & (leads > 0.45) & ~lead_open
+        code[miz] = 2
+        code[lead_refrozen] = 3
+        code[open_water | lead_open] = 1
+        code[land] = 0
+        return {"code": code, "fi": fi, "fj": fj, "border": border, "lead_open": lead_open}
+
+
+def _draw_surface(
+    rng: np.random.Generator, grid_shape: tuple[int, int], size: float, difficulty: float
+) -> _Surface:
+    """Draw the random fields of the surface (thresholds not set yet)."""
+    world = grid_shape
+    big = [size / 1.5, size / 3, size / 6, size / 12, size / 24, 12.0, 5.0]
+    land_field = _ValueNoise(rng, world, big)
+    conc_field = _ValueNoise(rng, world, big[:6])
+    wind_field = _ValueNoise(rng, world, [size / 2, size / 5, size / 12, 20.0])
+    lead_field = _ValueNoise(rng, world, [size / 3, size / 8, 30.0])
+    texture_hh = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    texture_hv = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
+    floe_px = float(rng.uniform(30, 70)) if size >= 400 else float(np.clip(size / 6, 16, 70))
+    floes = _Floes(rng, world, floe_px)
+    regime = _ValueNoise(rng, floes.n_cells, [floes.n_cells[0] / 3 + 1, 4.0, 2.0])
+    ci, cj = np.meshgrid(np.arange(floes.n_cells[0]), np.arange(floes.n_cells[1]), indexing="ij")
+    type_score = 0.8 * regime(
+        ci.astype(np.float32), cj.astype(np.float32)
+    ) + 0.6 * rng.standard_normal(floes.n_cells).astype(np.float32)
+    floe_offset_hh = rng.standard_normal(floes.n_cells).astype(np.float32)
+    floe_offset_hv = (0.7 * floe_offset_hh + 0.71 * rng.standard_normal(floes.n_cells)).astype(
+        np.float32
+    )
+    land_angle, ice_angle = rng.uniform(0, 2 * np.pi, 2)
+    wind_bias = float(rng.normal(0.0, 0.8)) + 0.3 * difficulty
+    return _Surface(
+        grid_shape=grid_shape,
+        size=size,
+        land_field=land_field,
+        conc_field=conc_field,
+        wind_field=wind_field,
+        lead_field=lead_field,
+        texture={"HH": texture_hh, "HV": texture_hv},
+        floes=floes,
+        type_score=type_score,
+        floe_offset={"HH": floe_offset_hh, "HV": floe_offset_hv},
+        land_angle=land_angle,
+        ice_angle=ice_angle,
+        wind_bias=wind_bias,
+    )
+
+
+def _set_class_shares(
+    surface: _Surface, rng: np.random.Generator, grid: _SceneGrid, land_fraction: float
+) -> None:
+    """Set the floe classes and the land / water / MIZ thresholds from shares of the imaged area."""
+    lines, samples = grid.lines, grid.samples
+    step = max(1, int(max(lines, samples) // 300))
+    qr, qc = grid.map_position(np.arange(0, lines, step))  # thresholds: shares of the imaged area
+    qr, qc = qr[:, ::step], qc[:, ::step]
+    # pack ice of the imaged area: about 30 % young, 42 % level first-year, 28 % deformed
+    q_fi, q_fj, _ = surface.floes(qr, qc)
+    type_score = surface.type_score
+    young_max, level_max = np.quantile(type_score[q_fi, q_fj], [0.30, 0.72])
+    surface.floe_code = np.where(
+        type_score < young_max, 3, np.where(type_score < level_max, 4, 5)
+    ).astype(np.uint8)
+    land_q = surface.land_field(qr, qc) + surface.ramp(qr, qc, surface.land_angle)
+    land_threshold = np.quantile(land_q, 1 - land_fraction) if land_fraction > 0 else np.inf
+    conc_q = surface.conc_field(qr, qc) + surface.ramp(qr, qc, surface.ice_angle)
+    sea_q = conc_q[land_q <= land_threshold] if land_fraction > 0 else conc_q.ravel()
+    water_share = float(rng.uniform(0.15, 0.35))
+    water_threshold = np.quantile(sea_q, water_share) if sea_q.size else -np.inf
+    miz_threshold = (
+        np.quantile(sea_q, min(water_share + float(rng.uniform(0.07, 0.12)), 0.95))
+        if sea_q.size
+        else -np.inf
+    )
+    surface.land_threshold = land_threshold
+    surface.water_threshold = water_threshold
+    surface.miz_threshold = miz_threshold
+
+
+@dataclass(frozen=True)
+class _Radiometry:
+    """What turns surface classes into calibrated, speckled, noisy digital numbers."""
+
+    table: dict[str, SurfaceBackscatter]
+    difficulty: float
+    enl: float
+    incidence_vectors: RangeVectors
+    luts: dict[str, RangeVectors]
+    noise: dict[str, tuple[RangeVectors, list[AzimuthBlock]]]
+    margin_noise: _ValueNoise
+    nodata_cols: int
+
+
+def _sigma_db(
+    pol: str,
+    classes: dict[str, np.ndarray],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    incidence: np.ndarray,
+    wind: np.ndarray,
+    surface: _Surface,
+    radiometry: _Radiometry,
+) -> np.ndarray:
+    """Noise-free sigma0 (dB) of one polarisation at the image pixels of a block."""
+    table = radiometry.table
+    code, fi, fj, border = classes["code"], classes["fi"], classes["fj"], classes["border"]
+    tex, floe_offset = surface.texture[pol], surface.floe_offset[pol]
+    p = pol.lower()
+    base = np.zeros(code.shape, dtype=np.float32)
+    slope = np.zeros(code.shape, dtype=np.float32)
+    floe_std = np.zeros(code.shape, dtype=np.float32)
+    tex_std = np.zeros(code.shape, dtype=np.float32)
+    for surface_name in ("brash_pancake", "young", "level_first_year", "deformed", "land"):
+        s = table[surface_name]
+        sel = code == s.ice_class_code
+        base[sel] = getattr(s, f"{p}_db_35")
+        slope[sel] = getattr(s, f"{p}_slope_db_per_deg")
+        floe_std[sel] = s.floe_std_db
+        tex_std[sel] = s.texture_std_db
+    is_water = code == 1
+    calm, windy = table["calm_water"], table["windy_water"]
+    mix = wind[is_water]
+    base[is_water] = getattr(calm, f"{p}_db_35") * (1 - mix) + getattr(windy, f"{p}_db_35") * mix
+    slope[is_water] = (
+        getattr(calm, f"{p}_slope_db_per_deg") * (1 - mix)
+        + getattr(windy, f"{p}_slope_db_per_deg") * mix
+    )
+    tex_std[is_water] = calm.texture_std_db * (1 - mix) + windy.texture_std_db * mix
+    floe_std[is_water] = 0.0
+    rubble = (border < 1.2) & ((code == 4) | (code == 5))
+    return (
+        base
+        + slope * (incidence - 35.0)
+        + radiometry.difficulty * (floe_std * floe_offset[fi, fj] + tex_std * tex(rows, cols))
+        + np.where(rubble, 3.0 if pol == "HH" else 2.5, 0.0)
+    )
+
+
+def _digital_numbers(
+    pol: str,
+    sigma_db: np.ndarray,
+    rows_1d: np.ndarray,
+    brng: np.random.Generator,
+    radiometry: _Radiometry,
+) -> np.ndarray:
+    """Speckled, noisy DN (uint16) of one polarisation; the no-data margin at near range is 0."""
+    samples = sigma_db.shape[1]
+    enl = radiometry.enl
+    a_sigma = interpolate_range_vectors(
+        radiometry.luts["sigmaNought"], rows_1d, np.arange(samples)
+    )
+    rv, blocks = radiometry.noise[pol]
+    noise_power = interpolate_range_vectors(rv, rows_1d, np.arange(samples))
+    noise_power *= interpolate_azimuth_blocks(blocks, rows_1d, np.arange(samples))
+    sigma0 = np.power(10.0, sigma_db / 10.0, dtype=np.float32)
+    speckle = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
+    thermal = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
+    dn2 = a_sigma**2 * sigma0 * speckle + noise_power * thermal
+    dn = np.clip(np.rint(np.sqrt(dn2)), 1, 65535).astype(np.uint16)
+    image_rows = rows_1d.astype(np.float32)[:, None]
+    wobble = radiometry.margin_noise(image_rows, np.zeros_like(image_rows))
+    margin = np.maximum(1, radiometry.nodata_cols + np.rint(1.5 * wobble))
+    dn[np.arange(samples)[None, :] < margin] = 0
+    return dn
+
+
+def _write_image(
+    seed: int,
+    grid: _SceneGrid,
+    surface: _Surface,
+    radiometry: _Radiometry,
+    measurement_files: dict[str, Any],
+) -> dict[int, int]:
+    """Write the measurement rasters block by block; return pixel counts per class code."""
+    from rasterio.windows import Window
+
+    lines, samples = grid.lines, grid.samples
+    codes = {c: 0 for c in range(6)}
+    block_lines = int(np.clip(2_000_000 // samples, 16, 512))
+    for block, r0 in enumerate(range(0, lines, block_lines)):
+        r1 = min(lines, r0 + block_lines)
+        rows_1d = np.arange(r0, r1)
+        brng = np.random.default_rng([seed, 2, block])
+        rows, cols = grid.map_position(rows_1d)  # where the image pixels are on the map grid
+        classes = surface(rows, cols)
+        incidence = interpolate_range_vectors(
+            radiometry.incidence_vectors, rows_1d, np.arange(samples)
+        )
+        wind = 1.0 / (1.0 + np.exp(-(1.6 * surface.wind_field(rows, cols) + surface.wind_bias)))
+        wind = np.where(classes["lead_open"], 0.15 * wind, wind)
+        sigma_db = {
+            pol: _sigma_db(pol, classes, rows, cols, incidence, wind, surface, radiometry)
+            for pol in ("HH", "HV")
+        }
+        for pol, dst in measurement_files.items():
+            dn = _digital_numbers(pol, sigma_db[pol], rows_1d, brng, radiometry)
+            dst.write(dn, 1, window=Window(0, r0, samples, r1 - r0))
+        for c, n in zip(*np.unique(classes["code"], return_counts=True), strict=True):
+            codes[int(c)] += int(n)
+    return codes
+
+
+def _write_truth_raster(truth: Any, surface: _Surface) -> None:
+    """Write the truth: the same surface on the map grid (what a perfect geocoding would show)."""
+    from rasterio.windows import Window
+
+    grid_h, grid_w = surface.grid_shape
+    truth_block = int(np.clip(2_000_000 // grid_w, 16, 512))
+    truth_cols = np.arange(grid_w, dtype=np.float32)[None, :]
+    for t0 in range(0, grid_h, truth_block):
+        t1 = min(grid_h, t0 + truth_block)
+        truth_rows = np.arange(t0, t1, dtype=np.float32)[:, None]
+        truth.write(
+            surface(truth_rows, truth_cols)["code"], 1, window=Window(0, t0, grid_w, t1 - t0)
+        )
+
+
+def _open_measurements(
+    safe_dir: Path, header: ProductHeader, polarisations: Sequence[str], grid: _SceneGrid
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Open one GCP-georeferenced uint16 GeoTIFF per polarisation: (SAFE-relative paths, files)."""
+    import rasterio
+    from rasterio.control import GroundControlPoint
+
+    geolocation = grid.geolocation
+    measurement_paths = {}
+    measurement_files = {}
+    gcps = [
+        GroundControlPoint(
+            row=float(geolocation["line"][k]),
+            col=float(geolocation["pixel"][k]),
+            x=float(geolocation["longitude"][k]),
+            y=float(geolocation["latitude"][k]),
+            z=0.0,
+            id=str(k + 1),
+        )
+        for k in range(geolocation["line"].size)
+    ]
+    for number, pol in enumerate(polarisations, start=1):
+        rel = f"measurement/{header.file_stem(pol, number)}.tiff"
+        measurement_paths[pol] = rel
+        with warnings.catch_warnings():  # georeferencing comes as GCPs, set just below
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            dst = rasterio.open(
+                safe_dir / rel,
+                "w",
+                driver="GTiff",
+                width=grid.samples,
+                height=grid.lines,
+                count=1,
+                dtype="uint16",
+                tiled=False,
+                blockysize=1,
+            )
+        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+        measurement_files[pol] = dst
+    return measurement_paths, measurement_files
+
+
+def _open_truth(truth_path: Path, grid: _SceneGrid, seed: int) -> Any:
+    """Open the class-code truth raster (uint8 on the map grid; 0 = land)."""
+    import rasterio
+
+    grid_h, grid_w = grid.grid_shape
+    truth = rasterio.open(
+        truth_path,
+        "w",
+        driver="GTiff",
+        width=grid_w,
+        height=grid_h,
+        count=1,
+        dtype="uint8",
+        crs=CRS,
+        transform=grid.transform,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    truth.update_tags(classes="ice_classes.csv codes; 0 = land", generator_seed=str(seed))
+    return truth
+
+
+def _write_safe_metadata(
+    safe_dir: Path,
+    header: ProductHeader,
+    polarisations: Sequence[str],
+    grid: _SceneGrid,
+    radiometry: _Radiometry,
+    measurement_paths: dict[str, str],
+) -> None:
+    """Write the annotation, calibration and noise XML per polarisation and the SAFE manifest."""
+    lines, samples, swath = grid.lines, grid.samples, grid.swath
+    files: list[tuple[str, str, str]] = []
+    footprint_idx = [(0, 0), (0, samples - 1), (lines - 1, samples - 1), (lines - 1, 0)]
+    flon, flat = swath.lonlat(
+        np.array([r for r, _ in footprint_idx]), np.array([c for _, c in footprint_idx])
+    )
+    heading = float(swath.heading(np.array([(lines - 1) / 2]))[0])
+    for number, pol in enumerate(polarisations, start=1):
+        stem = header.file_stem(pol, number)
+        object_stem = stem.replace("-", "")
+        ann = f"annotation/{stem}.xml"
+        cal = f"annotation/calibration/calibration-{stem}.xml"
+        noi = f"annotation/calibration/noise-{stem}.xml"
+        write_product_annotation(
+            safe_dir / ann,
+            header,
+            pol,
+            number,
+            lines=lines,
+            samples=samples,
+            pixel_spacing_m=PIXEL_SPACING_M,
+            geolocation=grid.geolocation,
+            swath_bounds=_subswath_bounds(samples),
+            platform_heading_deg=heading,
+        )
+        write_calibration(safe_dir / cal, header, pol, number, radiometry.luts, lines)
+        noise_vectors, noise_blocks = radiometry.noise[pol]
+        write_noise(safe_dir / noi, header, pol, number, noise_vectors, noise_blocks, lines)
+        files += [
+            (f"product{object_stem}", "s1Level1ProductSchema", ann),
+            (f"noise{object_stem}", "s1Level1NoiseSchema", noi),
+            (f"calibration{object_stem}", "s1Level1CalibrationSchema", cal),
+            (object_stem, "s1Level1MeasurementSchema", measurement_paths[pol]),
+        ]
+    write_safe_manifest(
+        safe_dir,
+        header,
+        polarisations,
+        [(float(a), float(o)) for a, o in zip(flat, flon, strict=True)],
+        files,
+    )
+
+
+def _check_scene_args(lines: int, samples: int, land_fraction: float, enl: float) -> None:
+    if lines < 32 or samples < 64:
+        raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
+    if not 0.0 <= land_fraction < 0.95:
+        raise ValueError(f"land_fraction {land_fraction} must be in [0, 0.95)")
+    if enl <= 0:
+        raise ValueError(f"enl {enl} must be > 0")
+
+
 def generate_ew_grd_scene(
     out_dir: str | Path,
     *,
@@ -433,344 +907,58 @@ def generate_ew_grd_scene(
         :class:`GeneratedScene` with the paths and class fractions.
 
     """
-    import rasterio
-    from pyproj import Transformer
-    from rasterio.control import GroundControlPoint
-    from rasterio.windows import Window
-
-    if lines < 32 or samples < 64:
-        raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
-    if not 0.0 <= land_fraction < 0.95:
-        raise ValueError(f"land_fraction {land_fraction} must be in [0, 0.95)")
-    if enl <= 0:
-        raise ValueError(f"enl {enl} must be > 0")
+    _check_scene_args(lines, samples, land_fraction, enl)
     start_time = start_time if start_time.tzinfo else start_time.replace(tzinfo=dt.UTC)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # every draw from rng happens in this order: centre, datatake, noise vectors, surface fields,
+    # class shares, margin noise (the same seed gives the same files)
     rng = np.random.default_rng([seed, 1])
     table = surface_backscatter()
     difficulty = float(difficulty)
 
-    # ------------------------------------------------------------------ geometry
     if center_lonlat is None:
         center_lonlat = (float(rng.uniform(-10, 30)), float(rng.uniform(76, 81)))
     swath = place_swath(center_lonlat, lines, samples, PIXEL_SPACING_M)
-    to_polar = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
     stop_time = start_time + dt.timedelta(seconds=AZIMUTH_TIME_INTERVAL_S * (lines - 1))
     orbit = _absolute_orbit(mission, start_time)
     datatake = int(rng.integers(0x10000, 0xFFFFF))
     name = _product_name(mission, start_time, stop_time, orbit, datatake, seed)
     header = ProductHeader(mission, "EW", "GRD", start_time, stop_time, orbit, datatake)
-
-    grid_lines = np.unique(np.round(np.linspace(0, lines - 1, min(10, lines))).astype(int))
-    grid_pixels = np.unique(np.round(np.linspace(0, samples - 1, 21)).astype(int))
-    gl, gp = np.meshgrid(grid_lines, grid_pixels, indexing="ij")
-    glon, glat = swath.lonlat(gl.ravel(), gp.ravel())
-    # what the annotation holds (15 decimals): the map grid is derived from these exact numbers,
-    # as harmonise derives it from the annotation it reads
-    glon = np.array([float(f"{v:.15e}") for v in glon])
-    glat = np.array([float(f"{v:.15e}") for v in glat])
-    incidence_grid = _incidence_profile(gp.ravel() / max(samples - 1, 1))
-    elevation = np.degrees(
-        np.arcsin(np.sin(np.radians(incidence_grid)) * 6371.0 / (6371.0 + 693.0))
-    )
-    geolocation = {
-        "line": gl.ravel().astype(np.float64),
-        "pixel": gp.ravel().astype(np.float64),
-        "latitude": glat,
-        "longitude": glon,
-        "height": np.zeros(gl.size),
-        "incidence_angle": incidence_grid,
-        "elevation_angle": elevation,
-        "slant_range_time": 2 * SATELLITE_HEIGHT_M / np.cos(np.radians(elevation)) / 299_792_458.0,
-    }
-    tie_x, tie_y = to_polar.transform(glon, glat)
-    transform, (grid_h, grid_w) = map_grid(np.asarray(tie_x), np.asarray(tie_y), PIXEL_SPACING_M)
-
-    def map_position(rows_1d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fractional map-grid (row, col) of image pixels on ``rows_1d`` x all samples.
-
-        Exact every 8 lines / pixels, bilinear in between (the swath bends by far less than a
-        millimetre over 8 pixels).
-        """
-        rows_f = rows_1d.astype(np.float64)
-        cols_f = np.arange(samples, dtype=np.float64)
-        lattice_r = np.unique(np.append(rows_f[::8], rows_f[-1]))
-        lattice_c = np.unique(np.append(cols_f[::8], cols_f[-1]))
-        lon, lat = swath.lonlat(lattice_r[:, None], lattice_c[None, :])
-        x, y = to_polar.transform(lon, lat)
-        col = (np.asarray(x) - transform.c) / transform.a - 0.5
-        row = (np.asarray(y) - transform.f) / transform.e - 0.5
-        return (
-            interpolate_lattice(row, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
-            interpolate_lattice(col, lattice_r, lattice_c, rows_f, cols_f).astype(np.float32),
-        )
-
-    incidence_vectors = RangeVectors(
-        grid_lines.astype(np.float64),
-        tuple(grid_pixels.astype(np.float64) for _ in grid_lines),
-        tuple(_incidence_profile(grid_pixels / max(samples - 1, 1)) for _ in grid_lines),
-    )
+    grid = _scene_grid(swath, lines, samples)
     luts = _calibration_luts(lines, samples)
     noise = {
         pol: _noise_vectors(rng, lines, samples, luts["sigmaNought"], pol) for pol in polarisations
     }
+    surface = _draw_surface(rng, grid.grid_shape, float(min(lines, samples)), difficulty)
+    _set_class_shares(surface, rng, grid, land_fraction)
 
-    # ------------------------------------------------------------------ spatial fields
-    # the surface (land, ice, water) is a field on the map grid, in map-grid pixel units; the
-    # image samples it where its curved geometry puts each pixel, the truth raster on the grid
-    world = (grid_h, grid_w)
-    size = float(min(lines, samples))
-    big = [size / 1.5, size / 3, size / 6, size / 12, size / 24, 12.0, 5.0]
-    land_field = _ValueNoise(rng, world, big)
-    conc_field = _ValueNoise(rng, world, big[:6])
-    wind_field = _ValueNoise(rng, world, [size / 2, size / 5, size / 12, 20.0])
-    lead_field = _ValueNoise(rng, world, [size / 3, size / 8, 30.0])
-    texture_hh = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
-    texture_hv = _ValueNoise(rng, world, [24.0, 10.0, 4.0, 2.0], persistence=0.8)
-    floe_px = float(rng.uniform(30, 70)) if size >= 400 else float(np.clip(size / 6, 16, 70))
-    floes = _Floes(rng, world, floe_px)
-    regime = _ValueNoise(rng, floes.n_cells, [floes.n_cells[0] / 3 + 1, 4.0, 2.0])
-    ci, cj = np.meshgrid(np.arange(floes.n_cells[0]), np.arange(floes.n_cells[1]), indexing="ij")
-    type_score = 0.8 * regime(
-        ci.astype(np.float32), cj.astype(np.float32)
-    ) + 0.6 * rng.standard_normal(floes.n_cells).astype(np.float32)
-    floe_offset_hh = rng.standard_normal(floes.n_cells).astype(np.float32)
-    floe_offset_hv = (0.7 * floe_offset_hh + 0.71 * rng.standard_normal(floes.n_cells)).astype(
-        np.float32
-    )
-    land_angle, ice_angle = rng.uniform(0, 2 * np.pi, 2)
-    wind_bias = float(rng.normal(0.0, 0.8)) + 0.3 * difficulty
-
-    def ramp(rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
-        return (
-            ((rows - grid_h / 2) * math.sin(angle) + (cols - grid_w / 2) * math.cos(angle))
-            / size
-            * 3.0
-        ).astype(np.float32)
-
-    step = max(1, int(max(lines, samples) // 300))
-    qr, qc = map_position(np.arange(0, lines, step))  # thresholds: shares of the imaged area
-    qr, qc = qr[:, ::step], qc[:, ::step]
-    # pack ice of the imaged area: about 30 % young, 42 % level first-year, 28 % deformed
-    q_fi, q_fj, _ = floes(qr, qc)
-    young_max, level_max = np.quantile(type_score[q_fi, q_fj], [0.30, 0.72])
-    floe_code = np.where(
-        type_score < young_max, 3, np.where(type_score < level_max, 4, 5)
-    ).astype(np.uint8)
-    land_q = land_field(qr, qc) + ramp(qr, qc, land_angle)
-    land_threshold = np.quantile(land_q, 1 - land_fraction) if land_fraction > 0 else np.inf
-    conc_q = conc_field(qr, qc) + ramp(qr, qc, ice_angle)
-    sea_q = conc_q[land_q <= land_threshold] if land_fraction > 0 else conc_q.ravel()
-    water_share = float(rng.uniform(0.15, 0.35))
-    water_threshold = np.quantile(sea_q, water_share) if sea_q.size else -np.inf
-    miz_threshold = (
-        np.quantile(sea_q, min(water_share + float(rng.uniform(0.07, 0.12)), 0.95))
-        if sea_q.size
-        else -np.inf
-    )
-
-    # ------------------------------------------------------------------ files
     safe_dir = out_dir / f"{name}.SAFE"
     (safe_dir / "measurement").mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / f"{name}.truth.tif"
-    measurement_paths = {}
-    measurement_files = {}
-    gcps = [
-        GroundControlPoint(
-            row=float(geolocation["line"][k]),
-            col=float(geolocation["pixel"][k]),
-            x=float(glon[k]),
-            y=float(glat[k]),
-            z=0.0,
-            id=str(k + 1),
-        )
-        for k in range(gl.size)
-    ]
-    for number, pol in enumerate(polarisations, start=1):
-        rel = f"measurement/{header.file_stem(pol, number)}.tiff"
-        measurement_paths[pol] = rel
-        with warnings.catch_warnings():  # georeferencing comes as GCPs, set just below
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            dst = rasterio.open(
-                safe_dir / rel,
-                "w",
-                driver="GTiff",
-                width=samples,
-                height=lines,
-                count=1,
-                dtype="uint16",
-                tiled=False,
-                blockysize=1,
-            )
-        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
-        measurement_files[pol] = dst
-    truth = rasterio.open(
-        truth_path,
-        "w",
-        driver="GTiff",
-        width=grid_w,
-        height=grid_h,
-        count=1,
-        dtype="uint8",
-        crs=CRS,
-        transform=transform,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
+    measurement_paths, measurement_files = _open_measurements(
+        safe_dir, header, polarisations, grid
     )
-    truth.update_tags(classes="ice_classes.csv codes; 0 = land", generator_seed=str(seed))
-
-    def surface(rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
-        """Class code and surface fields at map-grid positions ``(rows, cols)`` (broadcast)."""
-        land = (land_field(rows, cols) + ramp(rows, cols, land_angle)) > land_threshold
-        conc = conc_field(rows, cols) + ramp(rows, cols, ice_angle)
-        open_water = conc < water_threshold
-        miz = ~open_water & (conc < miz_threshold)
-        fi, fj, border = floes(rows, cols)
-        code = floe_code[fi, fj].copy()
-        leads = lead_field(rows, cols)
-        pack = ~open_water & ~miz
-        lead_open = pack & (border < 1.6) & (leads > 0.9)
-        lead_refrozen = pack & (border < 2.2) & (leads > 0.45) & ~lead_open
-        code[miz] = 2
-        code[lead_refrozen] = 3
-        code[open_water | lead_open] = 1
-        code[land] = 0
-        return {"code": code, "fi": fi, "fj": fj, "border": border, "lead_open": lead_open}
-
-    codes = {c: 0 for c in range(6)}
-    block_lines = int(np.clip(2_000_000 // samples, 16, 512))
-    nodata_cols = max(2, samples // 200)
-    margin_noise = _ValueNoise(rng, (lines, 1), [20.0, 6.0])
-    water = table["calm_water"], table["windy_water"]
+    truth = _open_truth(truth_path, grid, seed)
+    radiometry = _Radiometry(
+        table=table,
+        difficulty=difficulty,
+        enl=enl,
+        incidence_vectors=grid.incidence_vectors(),
+        luts=luts,
+        noise=noise,
+        margin_noise=_ValueNoise(rng, (lines, 1), [20.0, 6.0]),
+        nodata_cols=max(2, samples // 200),
+    )
     try:
-        for block, r0 in enumerate(range(0, lines, block_lines)):
-            r1 = min(lines, r0 + block_lines)
-            rows_1d = np.arange(r0, r1)
-            brng = np.random.default_rng([seed, 2, block])
-            rows, cols = map_position(rows_1d)  # where the image pixels are on the map grid
-            field = surface(rows, cols)
-            code, fi, fj, border = field["code"], field["fi"], field["fj"], field["border"]
-            lead_open = field["lead_open"]
-            incidence = interpolate_range_vectors(incidence_vectors, rows_1d, np.arange(samples))
-            wind = 1.0 / (1.0 + np.exp(-(1.6 * wind_field(rows, cols) + wind_bias)))
-            wind = np.where(lead_open, 0.15 * wind, wind)
-            sigma_db = {}
-            for pol, tex, floe_offset in (
-                ("HH", texture_hh, floe_offset_hh),
-                ("HV", texture_hv, floe_offset_hv),
-            ):
-                p = pol.lower()
-                base = np.zeros(code.shape, dtype=np.float32)
-                slope = np.zeros(code.shape, dtype=np.float32)
-                floe_std = np.zeros(code.shape, dtype=np.float32)
-                tex_std = np.zeros(code.shape, dtype=np.float32)
-                for surface_name in (
-                    "brash_pancake", "young", "level_first_year", "deformed", "land"
-                ):
-                    s = table[surface_name]
-                    sel = code == s.ice_class_code
-                    base[sel] = getattr(s, f"{p}_db_35")
-                    slope[sel] = getattr(s, f"{p}_slope_db_per_deg")
-                    floe_std[sel] = s.floe_std_db
-                    tex_std[sel] = s.texture_std_db
-                is_water = code == 1
-                calm, windy = water
-                mix = wind[is_water]
-                base[is_water] = (
-                    getattr(calm, f"{p}_db_35") * (1 - mix) + getattr(windy, f"{p}_db_35") * mix
-                )
-                slope[is_water] = (
-                    getattr(calm, f"{p}_slope_db_per_deg") * (1 - mix)
-                    + getattr(windy, f"{p}_slope_db_per_deg") * mix
-                )
-                tex_std[is_water] = calm.texture_std_db * (1 - mix) + windy.texture_std_db * mix
-                floe_std[is_water] = 0.0
-                rubble = (border < 1.2) & ((code == 4) | (code == 5))
-                value = (
-                    base
-                    + slope * (incidence - 35.0)
-                    + difficulty * (floe_std * floe_offset[fi, fj] + tex_std * tex(rows, cols))
-                    + np.where(rubble, 3.0 if pol == "HH" else 2.5, 0.0)
-                )
-                sigma_db[pol] = value
-            image_rows = rows_1d.astype(np.float32)[:, None]
-            for pol in polarisations:
-                a_sigma = interpolate_range_vectors(
-                    luts["sigmaNought"], rows_1d, np.arange(samples)
-                )
-                rv, blocks = noise[pol]
-                noise_power = interpolate_range_vectors(rv, rows_1d, np.arange(samples))
-                noise_power *= interpolate_azimuth_blocks(blocks, rows_1d, np.arange(samples))
-                sigma0 = np.power(10.0, sigma_db[pol] / 10.0, dtype=np.float32)
-                speckle = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
-                thermal = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
-                dn2 = a_sigma**2 * sigma0 * speckle + noise_power * thermal
-                dn = np.clip(np.rint(np.sqrt(dn2)), 1, 65535).astype(np.uint16)
-                wobble = margin_noise(image_rows, np.zeros_like(image_rows))
-                margin = np.maximum(1, nodata_cols + np.rint(1.5 * wobble))
-                dn[np.arange(samples)[None, :] < margin] = 0
-                measurement_files[pol].write(dn, 1, window=Window(0, r0, samples, r1 - r0))
-            for c, n in zip(*np.unique(code, return_counts=True), strict=True):
-                codes[int(c)] += int(n)
-        # the truth: the same surface on the map grid (what a perfect geocoding would show)
-        truth_block = int(np.clip(2_000_000 // grid_w, 16, 512))
-        truth_cols = np.arange(grid_w, dtype=np.float32)[None, :]
-        for t0 in range(0, grid_h, truth_block):
-            t1 = min(grid_h, t0 + truth_block)
-            truth_rows = np.arange(t0, t1, dtype=np.float32)[:, None]
-            truth.write(
-                surface(truth_rows, truth_cols)["code"], 1, window=Window(0, t0, grid_w, t1 - t0)
-            )
+        codes = _write_image(seed, grid, surface, radiometry, measurement_files)
+        _write_truth_raster(truth, surface)
     finally:
         for dst in measurement_files.values():
             dst.close()
         truth.close()
+    _write_safe_metadata(safe_dir, header, polarisations, grid, radiometry, measurement_paths)
 
-    # ------------------------------------------------------------------ annotation + manifest
-    files: list[tuple[str, str, str]] = []
-    footprint_idx = [(0, 0), (0, samples - 1), (lines - 1, samples - 1), (lines - 1, 0)]
-    flon, flat = swath.lonlat(
-        np.array([r for r, _ in footprint_idx]), np.array([c for _, c in footprint_idx])
-    )
-    heading = float(swath.heading(np.array([(lines - 1) / 2]))[0])
-    for number, pol in enumerate(polarisations, start=1):
-        stem = header.file_stem(pol, number)
-        object_stem = stem.replace("-", "")
-        ann = f"annotation/{stem}.xml"
-        cal = f"annotation/calibration/calibration-{stem}.xml"
-        noi = f"annotation/calibration/noise-{stem}.xml"
-        write_product_annotation(
-            safe_dir / ann,
-            header,
-            pol,
-            number,
-            lines=lines,
-            samples=samples,
-            pixel_spacing_m=PIXEL_SPACING_M,
-            geolocation=geolocation,
-            swath_bounds=_subswath_bounds(samples),
-            platform_heading_deg=heading,
-        )
-        write_calibration(safe_dir / cal, header, pol, number, luts, lines)
-        write_noise(safe_dir / noi, header, pol, number, noise[pol][0], noise[pol][1], lines)
-        files += [
-            (f"product{object_stem}", "s1Level1ProductSchema", ann),
-            (f"noise{object_stem}", "s1Level1NoiseSchema", noi),
-            (f"calibration{object_stem}", "s1Level1CalibrationSchema", cal),
-            (object_stem, "s1Level1MeasurementSchema", measurement_paths[pol]),
-        ]
-    write_manifest(
-        safe_dir,
-        header,
-        polarisations,
-        [(float(a), float(o)) for a, o in zip(flat, flon, strict=True)],
-        files,
-    )
-
-    # ------------------------------------------------------------------ truth vectors
     chart_path, land_path = _write_truth_vectors(truth_path, out_dir, name)
     total = float(lines * samples)
     names = {0: "land", **{c.code: c.name for c in _ice_classes()}}
@@ -786,15 +974,15 @@ def generate_ew_grd_scene(
         stop_time=stop_time,
         shape=(lines, samples),
         crs=CRS,
-        transform=tuple(transform.to_gdal()),
+        transform=tuple(grid.transform.to_gdal()),
         class_fractions=fractions,
-        grid_shape=(grid_h, grid_w),
+        grid_shape=grid.grid_shape,
         geometry=swath,
     )
 
 
 def _ice_classes() -> tuple:
-    from tasks.domain.ice import ice_classes
+    from tasks.polar.schema import ice_classes
 
     return ice_classes()
 

@@ -276,7 +276,7 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(
+def write_safe_manifest(
     safe_dir: Path,
     header: ProductHeader,
     polarisations: Sequence[str],
