@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from tasks.config.common import load_config
+from tasks.config.common import UseCaseConfig, eeflow_home, load_config
 
 log = logging.getLogger(__name__)
 
 
-def eeflow_home() -> Path:
-    """Return the project folder that configs and relative data roots are resolved against."""
-    return Path(os.environ.get("EEFLOW_HOME", Path(__file__).resolve().parents[1]))
+C = TypeVar("C", bound=UseCaseConfig)
+D = TypeVar("D", bound=UseCaseConfig)
 
 
 def config_path(params: Mapping[str, Any], default: str) -> Path:
@@ -113,10 +111,36 @@ def run_date_from_context(context: Mapping[str, Any]) -> dt.date:
     raise ValueError("the task context has no run_date param, data interval or logical date")
 
 
+@overload
 def load_run_config(
-    context: Mapping[str, Any], default_config: str, param_to_key: Mapping[str, str] | None = None
-) -> Any:
-    """Load and validate the use-case config for this run, with the run's params applied."""
+    context: Mapping[str, Any], default_config: str,
+    param_to_key: Mapping[str, str] | None = None, *, expect: None = None,
+) -> UseCaseConfig: ...
+
+
+@overload
+def load_run_config(
+    context: Mapping[str, Any], default_config: str,
+    param_to_key: Mapping[str, str] | None = None, *, expect: type[C],
+) -> C: ...
+
+
+@overload
+def load_run_config(
+    context: Mapping[str, Any], default_config: str,
+    param_to_key: Mapping[str, str] | None = None, *, expect: tuple[type[C], type[D]],
+) -> C | D: ...
+
+
+def load_run_config(
+    context: Mapping[str, Any], default_config: str, param_to_key: Mapping[str, str] | None = None,
+    *, expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None = None,
+) -> UseCaseConfig:
+    """Load and validate the use-case config for this run, with the run's params applied.
+
+    ``expect`` (a config model, or a pair) refuses a ``config`` param of another use case with a
+    ConfigError naming the file, its use case and the expected one; the return type follows it.
+    """
     params = context.get("params") or {}
     overrides = overrides_from_params(params, {**REGION_PARAMS_TO_KEYS, **(param_to_key or {})})
-    return load_config(config_path(params, default_config), overrides)
+    return load_config(config_path(params, default_config), overrides, expect=expect)

@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import yaml
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 from tasks.errors import EeflowError, ErrorFamily
 
 T = TypeVar("T", bound="UseCaseConfig")
+U = TypeVar("U", bound="UseCaseConfig")
 
 #: use-case name -> "module:Class" of its config model (imported lazily).
 _REGISTRY: dict[str, str] = {
@@ -282,7 +283,14 @@ class UseCaseConfig(StrictModel):
 
 
 def eeflow_home() -> Path:
-    """Return the folder relative config and data paths resolve against: ``$EEFLOW_HOME`` or cwd."""
+    """Return the folder relative config and data paths resolve against: ``$EEFLOW_HOME`` or cwd.
+
+    The one definition for the CLI and Airflow alike. Every deployment sets ``$EEFLOW_HOME`` (the
+    images, docker-compose.yaml, ``eeflow airflow`` and the Kubernetes pods: the project folder);
+    without it, paths resolve against the current directory, as the command line expects. The
+    folder of the installed package is never used: in a non-editable install it is
+    site-packages, where no configs/ lie.
+    """
     return Path(os.environ.get("EEFLOW_HOME", Path.cwd()))
 
 
@@ -369,7 +377,42 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> UseCaseCo
         raise format_validation_error(err, model, source) from None
 
 
-def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Any:
+@overload
+def load_config(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, *, expect: None = None
+) -> UseCaseConfig: ...
+
+
+@overload
+def load_config(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, *, expect: type[T]
+) -> T: ...
+
+
+@overload
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    *,
+    expect: tuple[type[T], type[U]],
+) -> T | U: ...
+
+
+@overload
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    *,
+    expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None,
+) -> UseCaseConfig: ...
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    *,
+    expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None = None,
+) -> UseCaseConfig:
     """Read, merge ``overrides`` (dotted keys allowed) and validate a use-case YAML file.
 
     Deployment variables (:data:`ENV_OVERRIDES`: ``$EEFLOW_DASK_ADDRESS``,
@@ -378,12 +421,15 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     Args:
         path: the YAML file, e.g. ``configs/polar.yaml``.
         overrides: values that replace keys of the file, e.g. ``{"train.epochs": 2}``.
+        expect: the config model(s) the caller takes, e.g. ``PolarConfig``; the return type
+            follows it. Without it any registered use case is accepted (``eeflow config``).
 
     Returns:
         The validated config model of the file's use case.
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or a key/value is invalid.
+        ConfigError: the file is missing, is not YAML, a key/value is invalid, or the file's use
+            case is not the expected one.
 
     """
     file = Path(path)
@@ -399,7 +445,43 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         source += " with $" + ", $".join(applied)
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
-    return validate_config(data, source)
+    if expect is not None:
+        expect_use_case(data, expect, source)
+    config = validate_config(data, source)
+    if expect is not None and not isinstance(config, expect):
+        raise ConfigError(
+            f"{source}: use_case {config.use_case!r} validates as {type(config).__name__}, "
+            f"expected {expect}"
+        )
+    return config
+
+
+def _use_case_of(model: type[UseCaseConfig]) -> str:
+    """Return the ``use_case`` value a config model takes (its Literal's one value)."""
+    default = model.model_fields["use_case"].default
+    return str(default)
+
+
+def expect_use_case(
+    data: dict[str, Any],
+    expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...],
+    source: str,
+) -> None:
+    """Refuse a config mapping whose ``use_case`` is not the one of ``expect`` (one or several).
+
+    Raises:
+        ConfigError: naming the file, its use case and the expected one(s).
+
+    """
+    models = expect if isinstance(expect, tuple) else (expect,)
+    wanted = [_use_case_of(m) for m in models]
+    got = data.get("use_case") if isinstance(data, dict) else None
+    if isinstance(got, str) and got in _REGISTRY and got not in wanted:
+        expected = " or ".join(repr(w) for w in wanted)
+        raise ConfigError(
+            f"{source}: use_case is {got!r}, expected {expected}; give a "
+            f"{' or '.join(wanted)} config (e.g. configs/{wanted[0]}.yaml)"
+        )
 
 
 def apply_env_overrides(

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.config.common import load_config
+from tasks.config.food_security import FoodSecurityConfig
+from tasks.config.options import ConfigOption, SetOption, load_cli_config
+from tasks.config.polar import PolarConfig
 
 app = typer.Typer(help="Optuna search, LOCO ablation and the MLflow model registry.",
                   no_args_is_help=True)
@@ -15,9 +17,14 @@ registry_app = typer.Typer(help="List, register, promote and resolve models.",
                            no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", help="use-case config (configs/*.yaml)")]
+ConfigOpt = ConfigOption
 RunDateOpt = Annotated[str | None, typer.Option(
     "--run-date", help="day of the training data (crops: any day of the agronomic year)")]
+
+
+def _cfg(config: Path, set_: list[str] | None) -> PolarConfig | FoodSecurityConfig:
+    """Load a polar or food_security config with the ``--set`` overrides applied."""
+    return load_cli_config(config, set_, expect=(PolarConfig, FoodSecurityConfig))
 
 
 def _echo(payload: Any) -> None:
@@ -34,11 +41,12 @@ def search(
     workers: Annotated[int, typer.Option(help="parallel workers (Dask)")] = 1,
     dataset: Annotated[str | None, typer.Option(help="training set (polar zarr)")] = None,
     register: Annotated[bool, typer.Option(help="register the best model")] = True,
+    set_: SetOption = None,
 ) -> None:
     """Run (or resume) the search study, write its report and register the best model."""
     from tasks.experiments.stages import run_experiment
 
-    _echo(run_experiment(load_config(config), run_date, mode="search", trials=trials,
+    _echo(run_experiment(_cfg(config, set_), run_date, mode="search", trials=trials,
                          workers=workers, register=register, dataset_path=dataset))
 
 
@@ -48,11 +56,12 @@ def ablation(
     run_date: RunDateOpt = None,
     workers: Annotated[int, typer.Option(help="parallel workers (Dask)")] = 1,
     dataset: Annotated[str | None, typer.Option(help="training set (polar zarr)")] = None,
+    set_: SetOption = None,
 ) -> None:
     """Run (or resume) the LOCO ablation and write its table and bar plot."""
     from tasks.experiments.stages import run_experiment
 
-    _echo(run_experiment(load_config(config), run_date, mode="ablation", workers=workers,
+    _echo(run_experiment(_cfg(config, set_), run_date, mode="ablation", workers=workers,
                          register=False, dataset_path=dataset))
 
 
@@ -60,11 +69,12 @@ def ablation(
 def report(
     config: ConfigOpt,
     mode: Annotated[str, typer.Option(help="search | ablation")] = "search",
+    set_: SetOption = None,
 ) -> None:
     """Write the report of the search study or the ablation table of the config."""
     from tasks.experiments.stages import report_experiment
 
-    _echo(report_experiment(load_config(config), mode=mode))
+    _echo(report_experiment(_cfg(config, set_), mode=mode))
 
 
 #: Default ports of the experiment UIs, clear of Airflow (8080), the serving API (8090), the SPARQL
@@ -78,13 +88,14 @@ def dashboard(
     config: ConfigOpt,
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = DASHBOARD_PORT,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    set_: SetOption = None,
 ) -> None:
     """Open optuna-dashboard on the config's study storage (Ctrl-C stops it)."""
     from optuna_dashboard import run_server
 
     from tasks.experiments.search import open_storage, redact_url, storage_url
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     url = storage_url(cfg)
     typer.echo(f"optuna-dashboard on http://{host}:{port} for {redact_url(url)}")
     run_server(open_storage(url, cfg.search), host=host, port=port)
@@ -120,13 +131,14 @@ def mlflow_ui(
     config: ConfigOpt,
     port: Annotated[int, typer.Option(help="port to listen on")] = MLFLOW_UI_PORT,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    set_: SetOption = None,
 ) -> None:
     """Open the MLflow UI on the config's model registry (runs, versions, aliases; Ctrl-C stops)."""
     import subprocess
 
     from tasks.experiments.search import redact_url
 
-    command = mlflow_ui_command(load_config(config), host, port)
+    command = mlflow_ui_command(_cfg(config, set_), host, port)
     store = command[command.index("--backend-store-uri") + 1]
     typer.echo(f"MLflow UI on http://{host}:{port} for {redact_url(store)}")
     try:
@@ -137,11 +149,11 @@ def mlflow_ui(
 
 
 @registry_app.command("list")
-def registry_list(config: ConfigOpt) -> None:
+def registry_list(config: ConfigOpt, set_: SetOption = None) -> None:
     """List the registered versions of the config's use case."""
     from tasks.model_registry import ModelRegistry
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     _echo([r.as_dict() for r in ModelRegistry.from_config(cfg).versions(cfg.use_case)])
 
 
@@ -150,11 +162,12 @@ def registry_register(
     config: ConfigOpt,
     model_dir: Annotated[Path, typer.Argument(help="folder with model.json + checkpoint")],
     alias: Annotated[str | None, typer.Option(help="give the new version this alias")] = None,
+    set_: SetOption = None,
 ) -> None:
     """Register a trained model folder as a new version."""
     from tasks.model_registry import ModelRegistry
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     _echo(ModelRegistry.from_config(cfg).register(cfg.use_case, model_dir, alias=alias).as_dict())
 
 
@@ -163,11 +176,12 @@ def registry_best(
     config: ConfigOpt,
     metric: Annotated[str, typer.Option(help="metric to rank by")],
     direction: Annotated[str, typer.Option(help="maximize | minimize")] = "maximize",
+    set_: SetOption = None,
 ) -> None:
     """Print the version with the best metric."""
     from tasks.model_registry import ModelRegistry
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     _echo(ModelRegistry.from_config(cfg).best_model(cfg.use_case, metric, direction).as_dict())
 
 
@@ -176,11 +190,12 @@ def registry_promote(
     config: ConfigOpt,
     version: Annotated[int, typer.Option(help="version to promote")],
     alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
+    set_: SetOption = None,
 ) -> None:
     """Point an alias (default ``production``) at a version."""
     from tasks.model_registry import ModelRegistry
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     record = ModelRegistry.from_config(cfg).set_alias(cfg.use_case, alias or cfg.registry.alias,
                                                       version)
     _echo(record.as_dict())
@@ -190,10 +205,11 @@ def registry_promote(
 def registry_resolve(
     config: ConfigOpt,
     alias: Annotated[str | None, typer.Option(help="default: registry.alias")] = None,
+    set_: SetOption = None,
 ) -> None:
     """Print the verified local folder of the model an alias points at."""
     from tasks.model_registry import ModelRegistry
 
-    cfg = load_config(config)
+    cfg = _cfg(config, set_)
     typer.echo(str(ModelRegistry.from_config(cfg).resolve(cfg.use_case,
                                                          alias=alias or cfg.registry.alias)))

@@ -1,7 +1,8 @@
 """``eeflow crops ...``: the food-security stages from the command line (no Airflow needed).
 
-Every command takes ``--config`` and ``--run-date`` (any day of the agronomic year, which runs
-from 1 September to 31 August) and prints the stage's summary as JSON.
+Every command takes ``--config``, ``--set key.path=value`` (repeatable) and ``--run-date`` (any day
+of the agronomic year, which runs from 1 September to 31 August) and prints the stage's summary as
+JSON.
 """
 
 from __future__ import annotations
@@ -11,24 +12,19 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
+from tasks.config.options import ConfigOption, SetOption, load_cli_config
+
+MODEL_CHOICES = " | ".join(CROP_MODEL_NAMES)
 app = typer.Typer(help="Crop-type maps from Sentinel-2 L2A time series.", no_args_is_help=True)
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="use-case YAML, e.g. configs/food_security.yaml")
-]
 RunDateOption = Annotated[
     str, typer.Option("--run-date", help="a day of the agronomic year, e.g. 2017-09-01")
 ]
 
 
-def _config(path: Path) -> Any:
-    from tasks.config.common import ConfigError, load_config
-    from tasks.config.food_security import FoodSecurityConfig
-
-    cfg = load_config(path)
-    if not isinstance(cfg, FoodSecurityConfig):
-        raise ConfigError(f"{path}: use_case is {cfg.use_case!r}, expected 'food_security'")
-    return cfg
+def _config(path: Path, set_: list[str] | None = None) -> FoodSecurityConfig:
+    return load_cli_config(path, set_, expect=FoodSecurityConfig)
 
 
 def _echo(payload: Any) -> None:
@@ -38,72 +34,74 @@ def _echo(payload: Any) -> None:
 
 
 @app.command("generate")
-def generate(config: ConfigOption, run_date: RunDateOption) -> None:
+def generate(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Generate synthetic Sentinel-2 L2A tiles and the parcel map of an agronomic year."""
     from tasks.sentinel2.generator import run_generate
 
-    _echo(run_generate(_config(config), run_date))
+    _echo(run_generate(_config(config, set_), run_date))
 
 
 @app.command("ingest")
-def ingest(config: ConfigOption, run_date: RunDateOption) -> None:
+def ingest(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Ingest the agronomic year's L2A tiles from ingest.source (generator, directory, stac)."""
     from tasks.food_security.ingest import ingest_year
 
-    _echo(ingest_year(_config(config), run_date))
+    _echo(ingest_year(_config(config, set_), run_date))
 
 
 @app.command("search")
-def search(config: ConfigOption, run_date: RunDateOption) -> None:
+def search(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Search the STAC API (ingest.catalogue) for the configured tiles' L2A items of the year."""
     from tasks.food_security.ingest import item_tile, search_year
 
-    products = search_year(_config(config), run_date)
+    products = search_year(_config(config, set_), run_date)
     _echo([{**p.summary(), "tile": item_tile(p.item or {})} for p in products])
 
 
 @app.command("harmonise")
-def harmonise(config: ConfigOption, run_date: RunDateOption) -> None:
+def harmonise(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Mask clouds/snow and composite 12 monthly medians per tile."""
     from tasks.food_security.harmonise import run_harmonise
 
-    _echo(run_harmonise(_config(config), run_date))
+    _echo(run_harmonise(_config(config, set_), run_date))
 
 
 @app.command("labels")
-def labels(config: ConfigOption, run_date: RunDateOption) -> None:
+def labels(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Rasterise the parcel map and select reliable labels."""
     from tasks.food_security.labels import run_labels
 
-    _echo(run_labels(_config(config), run_date))
+    _echo(run_labels(_config(config, set_), run_date))
 
 
 @app.command("samples")
-def samples(config: ConfigOption, run_date: RunDateOption) -> None:
+def samples(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Build the train/val/test pixel time-series dataset split by tile."""
     from tasks.food_security.samples import run_samples
 
-    _echo(run_samples(_config(config), run_date))
+    _echo(run_samples(_config(config, set_), run_date))
 
 
 @app.command("train")
 def train(
     config: ConfigOption,
     run_date: RunDateOption,
+    set_: SetOption = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="lstm | tempcnn | starrnn (default: train.model)")
+        str | None, typer.Option("--model", help=f"{MODEL_CHOICES} (default: train.model)")
     ] = None,
 ) -> None:
     """Train a crop model with the weighted two-phase procedure (models/{year}/{model}/)."""
     from tasks.food_security.train import train_crop_model
 
-    _echo(train_crop_model(_config(config), run_date, model=model))
+    _echo(train_crop_model(_config(config, set_), run_date, model=model))
 
 
 @app.command("predict")
 def predict(
     config: ConfigOption,
     run_date: RunDateOption,
+    set_: SetOption = None,
     tile: Annotated[str | None, typer.Option("--tile", help="default: predict.tile")] = None,
     model: Annotated[
         str | None,
@@ -114,13 +112,14 @@ def predict(
     """Map a tile: crop-map COG, confidence COG, PNG quicklook, field instances GeoParquet."""
     from tasks.food_security.predict import run_predict
 
-    _echo(run_predict(_config(config), run_date, tile=tile, model=model))
+    _echo(run_predict(_config(config, set_), run_date, tile=tile, model=model))
 
 
 @app.command("evaluate")
 def evaluate(
     config: ConfigOption,
     run_date: RunDateOption,
+    set_: SetOption = None,
     model: Annotated[
         list[str] | None, typer.Option("--model", help="repeat to choose models (default: all)")
     ] = None,
@@ -128,4 +127,4 @@ def evaluate(
     """Score the year's models on the held-out tile; write the comparison table."""
     from tasks.food_security.evaluate import run_evaluate
 
-    _echo(run_evaluate(_config(config), run_date, models=model or None))
+    _echo(run_evaluate(_config(config, set_), run_date, models=model or None))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from tasks.config.options import ConfigOption, SetOption
+
+if TYPE_CHECKING:
+    from tasks.config.linked_data import LinkedDataConfig
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -20,6 +25,14 @@ CrsOpt = Annotated[str, typer.Option("--target-crs", help="reproject both sets i
                                      "e.g. EPSG:32633 (default: they must share one)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the random selector / tie breaks")]
 CellOpt = Annotated[float, typer.Option("--cell-factor", help="x the data-derived grid cell size")]
+
+
+def _linked_data_config(config: Path, set_: list[str] | None) -> LinkedDataConfig:
+    """Load the linked_data config (its store) of ``--load`` / ``load`` with ``--set`` applied."""
+    from tasks.config.linked_data import LinkedDataConfig
+    from tasks.config.options import load_cli_config
+
+    return load_cli_config(config, set_, expect=LinkedDataConfig)
 
 
 def _echo(payload: Any) -> None:
@@ -57,14 +70,13 @@ def run(
     ] = False,
     load: Annotated[bool, typer.Option(
         "--load", help="load the triples into the store of --config as their named graph")] = False,
-    config: Annotated[Path, typer.Option(
-        "--config", "-c", help="linked_data YAML (store settings, for --load)")] = Path(
-        "configs/linked_data.yaml"),
+    config: ConfigOption = Path("configs/linked_data.yaml"),
+    set_: SetOption = None,
 ) -> None:
     """Interlink SOURCE x TARGET (exhaustive, or budgeted with --budget); write relations.nt."""
     from tasks.config.common import DaskConfig
     from tasks.interlinking.progressive import SELECTORS
-    from tasks.interlinking.stages import load_stage, run_interlinking
+    from tasks.interlinking.run import load_stage, run_interlinking
 
     if selector not in SELECTORS:
         raise typer.BadParameter(f"{selector!r}; allowed: {', '.join(SELECTORS)}",
@@ -81,23 +93,20 @@ def run(
         graph=graph or None, include_disjoint=include_disjoint,
     )
     if load:
-        from tasks.config.common import load_config
-
-        summary["load"] = load_stage(load_config(config), out)
+        summary["load"] = load_stage(_linked_data_config(config, set_), out)
     _echo(summary)
 
 
 @app.command("load")
 def load_command(
     out: Annotated[Path, typer.Argument(help="folder written by `eeflow interlink run`")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="linked_data YAML")] = Path(
-        "configs/linked_data.yaml"),
+    config: ConfigOption = Path("configs/linked_data.yaml"),
+    set_: SetOption = None,
 ) -> None:
     """Load an interlinking output's triples into their named graph (replacing it)."""
-    from tasks.config.common import load_config
-    from tasks.interlinking.stages import load_stage
+    from tasks.interlinking.run import load_stage
 
-    _echo(load_stage(load_config(config), out))
+    _echo(load_stage(_linked_data_config(config, set_), out))
 
 
 @app.command()
@@ -109,7 +118,7 @@ def generate(
     seed: SeedOpt = 0,
 ) -> None:
     """Generate parcels.parquet, fields.parquet (derived instances) and points.parquet."""
-    from tasks.interlinking.stages import generate_stage
+    from tasks.interlinking.run import generate_stage
 
     _echo(generate_stage(out, n_parcels=parcels, seed=seed, n_points=points))
 
@@ -127,7 +136,7 @@ def compare_selectors(
     cell_factor: CellOpt = 1.0,
 ) -> None:
     """Recall / precision of every selector vs the exhaustive run; selectors.json + curve PNG."""
-    from tasks.interlinking.stages import compare_selectors_stage
+    from tasks.interlinking.run import compare_selectors_stage
 
     try:
         values = tuple(float(f) for f in fractions.split(","))

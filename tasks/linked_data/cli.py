@@ -8,11 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.config.linked_data import LinkedDataConfig
+from tasks.config.options import ConfigOption, SetOption, load_cli_config
+
 app = typer.Typer(
     no_args_is_help=True, help="Linked geospatial data: RDF export, store, GeoSPARQL."
 )
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="linked_data YAML")]
+ConfigOpt = ConfigOption
 RunDateOpt = Annotated[
     str, typer.Option("--run-date", "-d", help="logical date, YYYY-MM-DD (default: today, UTC)")
 ]
@@ -23,10 +26,8 @@ ProductOpt = Annotated[str, typer.Option("--product", "-p", help="product type")
 DEFAULT_CONFIG = Path("configs/linked_data.yaml")
 
 
-def _cfg(config: Path) -> Any:
-    from tasks.config.common import load_config
-
-    return load_config(config)
+def _cfg(config: Path, set_: list[str] | None = None) -> LinkedDataConfig:
+    return load_cli_config(config, set_, expect=LinkedDataConfig)
 
 
 def _run_key(product: str, run_date: str, run_key: str) -> str:
@@ -45,6 +46,7 @@ def _echo(payload: Any) -> None:
 def export(
     product: ProductOpt,
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     run_date: RunDateOpt = "",
     run_key: RunKeyOpt = "",
     inputs: Annotated[
@@ -58,7 +60,7 @@ def export(
 
     _echo(
         export_product(
-            _cfg(config),
+            _cfg(config, set_),
             product,
             _run_key(product, run_date, run_key),
             list(inputs) if inputs else None,
@@ -72,6 +74,7 @@ def export(
 def load(
     product: ProductOpt,
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     run_date: RunDateOpt = "",
     run_key: RunKeyOpt = "",
     entail: Annotated[
@@ -83,7 +86,7 @@ def load(
 
     _echo(
         load_product(
-            _cfg(config), product, _run_key(product, run_date, run_key), entail=entail
+            _cfg(config, set_), product, _run_key(product, run_date, run_key), entail=entail
         )
     )
 
@@ -91,6 +94,7 @@ def load(
 @app.command()
 def publish(
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     run_date: RunDateOpt = "",
     products: Annotated[list[str] | None, typer.Option("--product", "-p")] = None,
 ) -> None:
@@ -98,7 +102,7 @@ def publish(
     from tasks.linked_data.export import export_product
     from tasks.linked_data.store import load_product
 
-    cfg = _cfg(config)
+    cfg = _cfg(config, set_)
     results = []
     for product in products or cfg.products:
         key = _run_key(product, run_date, "")
@@ -113,6 +117,7 @@ def publish(
 def query(
     name: Annotated[str, typer.Argument(help="shipped query name or a .rq file")],
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="name=value (repeatable)")
     ] = None,
@@ -126,7 +131,7 @@ def query(
             raise typer.BadParameter(f"--param {item!r}: expected name=value")
         key, value = item.split("=", 1)
         values[key.strip()] = value
-    _echo(run_named_query(_cfg(config), name, values))
+    _echo(run_named_query(_cfg(config, set_), name, values))
 
 
 @app.command()
@@ -148,6 +153,7 @@ def federate(
         ),
     ] = "",
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     radius: Annotated[float, typer.Option(help="metres (with --endpoint)")] = 10.0,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="name=value for --query (repeatable)")
@@ -174,7 +180,7 @@ def federate(
     if sources and sources not in ("void+ask", "ask", "all"):
         raise typer.BadParameter(f"--sources {sources!r}: allowed: void+ask, ask, all")
     if endpoint:
-        _echo(run_federated_query(_cfg(config), endpoint, radius))
+        _echo(run_federated_query(_cfg(config, set_), endpoint, radius))
         return
     values: dict[str, str] = {}
     for item in param or []:
@@ -182,12 +188,13 @@ def federate(
             raise typer.BadParameter(f"--param {item!r}: expected name=value")
         key, value = item.split("=", 1)
         values[key.strip()] = value
-    _echo(run_federated_file(_cfg(config), query, values, sources or None))
+    _echo(run_federated_file(_cfg(config, set_), query, values, sources or None))
 
 
 @app.command()
 def serve(
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
     location: Annotated[
         Path | None, typer.Option(help="store folder (default: {root}/linked_data/server)")
     ] = None,
@@ -208,7 +215,7 @@ def serve(
     """
     import os
 
-    cfg = _cfg(config)
+    cfg = _cfg(config, set_)
     folder = location or cfg.resolved_root() / "linked_data" / "server"
     folder.mkdir(parents=True, exist_ok=True)
     if engine not in ("eeflow", "oxigraph"):

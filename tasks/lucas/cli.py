@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.config.options import SetOption, parse_overrides
+
 app = typer.Typer(no_args_is_help=True, help="Evaluate crop maps against LUCAS survey points.")
 
 ConfigOpt = Annotated[
@@ -27,8 +29,13 @@ RunDateOpt = Annotated[
 ]
 
 
-def load_lucas_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Any, str | None]:
+def load_lucas_config(
+    path: Path | None, overrides: dict[str, Any], sets: dict[str, Any] | None = None
+) -> tuple[Any, str | None]:
     """Read the LUCAS settings (standalone section or a use case's ``lucas`` key) + overrides.
+
+    ``sets`` (``--set key.path=value``) replace keys of the file given: dotted keys of the use
+    case (``lucas.radius_m``) for a use-case YAML, keys of the section (``radius_m``) otherwise.
 
     Returns:
         (LucasConfig, the use case's data root or None).
@@ -37,17 +44,19 @@ def load_lucas_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Any
     import yaml
     from pydantic import ValidationError
 
-    from tasks.config.common import ConfigError, format_validation_error, load_config
+    from tasks.config.common import ConfigError, format_validation_error, load_config, set_dotted
     from tasks.config.lucas import LucasConfig
 
     data: dict[str, Any] = {}
     root = None
+    from_use_case = False
     if path is not None:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         raw = yaml.safe_load(path.read_text()) or {}
         if isinstance(raw, dict) and "use_case" in raw:
-            use_case = load_config(path)
+            use_case = load_config(path, sets)
+            from_use_case = True
             root = str(use_case.resolved_root())
             section = getattr(use_case, "lucas", None)
             data = section.model_dump() if section is not None else {}
@@ -55,6 +64,9 @@ def load_lucas_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Any
             data = raw
         else:
             raise ConfigError(f"{path}: the top level must be a mapping")
+    if not from_use_case:
+        for dotted, value in (sets or {}).items():
+            set_dotted(data, dotted, value)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return LucasConfig.model_validate(data), root
@@ -92,6 +104,7 @@ def evaluate(
     ] = None,
     config: ConfigOpt = None,
     run_date: RunDateOpt = "",
+    set_: SetOption = None,
     root: Annotated[
         Path | None,
         typer.Option(
@@ -106,7 +119,8 @@ def evaluate(
 
     cfg, config_root = load_lucas_config(
         config, {"radius_m": radius, "barley_rule": barley_rule,
-                 "min_usable_share": min_usable_share}
+                 "min_usable_share": min_usable_share},
+        parse_overrides(set_),
     )
     data_root = root or Path(
         config_root or eeflow_home() / "work" / "data"

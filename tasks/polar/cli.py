@@ -8,18 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.config.common import load_config
+from tasks.config.options import ConfigOption, SetOption, load_cli_config
+from tasks.config.polar import PolarConfig
 
 app = typer.Typer(no_args_is_help=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="use-case YAML")]
+ConfigOpt = ConfigOption
 RunDateOpt = Annotated[
     str, typer.Option("--run-date", "-d", help="logical date, YYYY-MM-DD (default: today, UTC)")
 ]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="override a config key, e.g. --set train.epochs=2 (repeatable)"),
-]
+SetOpt = SetOption
 DEFAULT_CONFIG = Path("configs/polar.yaml")
 
 
@@ -27,21 +25,8 @@ def _today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``key.path=value`` strings; values are read as YAML scalars (numbers, booleans...)."""
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set {item!r}: expected key.path=value")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
-def _cfg(config: Path, overrides: list[str] | None) -> Any:
-    return load_config(config, parse_overrides(overrides))
+def _cfg(config: Path, overrides: list[str] | None) -> PolarConfig:
+    return load_cli_config(config, overrides, expect=PolarConfig)
 
 
 def _echo(payload: Any) -> None:

@@ -13,17 +13,20 @@ from typing import Annotated
 
 import typer
 
+from tasks.config.options import ConfigOption, SetOption
+
 app = typer.Typer(no_args_is_help=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="serving config YAML")]
+ConfigOpt = ConfigOption
 DEFAULT_CONFIG = Path("configs/serving.yaml")
 
 
-def _jobs(config: Path):  # noqa: ANN202 (lazy import of the serving stack)
-    from tasks.config.common import load_config
+def _jobs(config: Path, set_: list[str] | None = None):  # noqa: ANN202 (lazy serving import)
+    from tasks.config.options import load_cli_config
+    from tasks.config.serving import ServingConfig
     from tasks.serving.process import ProcessJobs
 
-    return ProcessJobs(load_config(config).resolved_root())
+    return ProcessJobs(load_cli_config(config, set_, expect=ServingConfig).resolved_root())
 
 
 def _run(call, *args):  # noqa: ANN001, ANN202
@@ -45,6 +48,7 @@ def submit(
     model: Annotated[str | None, typer.Option(help="polar: predict.model; crops: all|lstm|...")]
     = None,
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
 ) -> None:
     """Trigger the use case's DAG over a region and time window; print the job (its job_id)."""
     from pydantic import ValidationError
@@ -60,7 +64,7 @@ def submit(
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'request'}: {e['msg']}"
                              for e in err.errors())
         raise typer.BadParameter(problems) from None
-    _run(_jobs(config).submit, request)
+    _run(_jobs(config, set_).submit, request)
 
 
 @app.command("status")
@@ -68,7 +72,8 @@ def status(
     job_id: str,
     results: Annotated[bool, typer.Option(help="list the STAC items the runs published")] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOption = None,
 ) -> None:
     """Print a job with the Airflow state of each run (or, with --results, its products)."""
-    jobs = _jobs(config)
+    jobs = _jobs(config, set_)
     _run(jobs.results if results else jobs.status, job_id)

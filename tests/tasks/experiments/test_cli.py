@@ -35,7 +35,7 @@ def test_dashboard_serves_the_study_on_localhost(finished_search, monkeypatch):
     # the command wires the config's storage into optuna-dashboard ...
     from tasks.experiments import cli
 
-    monkeypatch.setattr(cli, "load_config", lambda path: cfg)
+    monkeypatch.setattr(cli, "_cfg", lambda path, set_: cfg)
     result = CliRunner().invoke(app, ["dashboard", "--config", "x.yaml", "--port", "8999"])
     assert result.exit_code == 0, result.output
     assert calls == {"host": "127.0.0.1", "port": 8999}
