@@ -51,7 +51,8 @@ class SceneAvailableTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Search, sleep, search again ... then yield one ``found`` or ``timeout`` event."""
         from tasks.errors import EeflowError
-        from tasks.ingestion.availability import Availability, check_polar_day, poll_decision
+        from tasks.ingestion.availability import Availability, poll_decision
+        from tasks.polar.ingest import check_polar_day
 
         cfg = await asyncio.to_thread(_load, self.config, self.overrides)
         day = dt.date.fromisoformat(self.day)
@@ -96,7 +97,7 @@ class SceneAvailableSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         """One search (used only if the sensor is run without deferral)."""
-        from tasks.ingestion.availability import check_polar_day
+        from tasks.polar.ingest import check_polar_day
 
         cfg, day, _, _ = self._inputs(context)
         return check_polar_day(cfg, day).found != 0
@@ -109,7 +110,7 @@ class SceneAvailableSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         """Succeed at once (non-catalogue source or scene found), else defer to the trigger."""
-        from tasks.ingestion.availability import check_polar_day
+        from tasks.polar.ingest import check_polar_day
 
         cfg, day, path, overrides = self._inputs(context)
         availability = check_polar_day(cfg, day)

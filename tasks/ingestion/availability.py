@@ -1,13 +1,13 @@
 """Is there a scene for DAY over AREA yet? The pure logic behind the DAG's waiting sensor.
 
-:func:`check_polar_day` runs the configured catalogue search once; :func:`poll_decision` says
-what a poller does next (found / wait / give up) from the clock alone, so it is tested without
-Airflow. The trigger in :mod:`operators.sensors` calls both in the triggerer.
+A use case's search (:func:`tasks.polar.ingest.check_polar_day`) runs its configured catalogue
+search once and returns an :class:`Availability`; :func:`poll_decision` says what a poller does
+next (found / wait / give up) from the clock alone, so it is tested without Airflow. The trigger
+in :mod:`operators.sensors` calls both in the triggerer.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,19 +35,6 @@ class Availability:
         """JSON payload of a trigger event."""
         return {"status": status, "day": self.day, "area": self.area, "found": self.found,
                 "names": list(self.names), "message": self.message()}
-
-
-def check_polar_day(cfg: Any, day: dt.date) -> Availability:
-    """Search the polar catalogue once for ``day``; no search for non-catalogue sources."""
-    from tasks.polar.ingest import describe_area, search_day
-
-    area = describe_area(cfg)
-    if cfg.ingest.source not in CATALOGUE_SOURCES:
-        return Availability(day.isoformat(), area, found=-1,
-                            names=(f"source {cfg.ingest.source!r} needs no waiting",))
-    products, rejected = search_day(cfg, day)
-    return Availability(day.isoformat(), area, len(products),
-                        tuple(p.name for p in products), tuple(rejected))
 
 
 def poll_decision(

@@ -35,6 +35,7 @@ from typing import Any
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.errors import EeflowError
+from tasks.ingestion.availability import CATALOGUE_SOURCES, Availability
 from tasks.ingestion.products import CatalogueProduct
 from tasks.sentinel1.cdse import aoi_overlaps
 from tasks.sentinel1.safe import SafeError, open_safe
@@ -243,6 +244,17 @@ def search_day(cfg: PolarConfig, day: dt.date) -> tuple[list[CatalogueProduct], 
                     product, assets=tuple(a for a in product.assets if a.key == "Product"))
             products.append(product)
     return products, rejected
+
+
+def check_polar_day(cfg: PolarConfig, day: dt.date) -> Availability:
+    """Search the polar catalogue once for ``day``; no search for non-catalogue sources."""
+    area = describe_area(cfg)
+    if cfg.ingest.source not in CATALOGUE_SOURCES:
+        return Availability(day.isoformat(), area, found=-1,
+                            names=(f"source {cfg.ingest.source!r} needs no waiting",))
+    products, rejected = search_day(cfg, day)
+    return Availability(day.isoformat(), area, len(products),
+                        tuple(p.name for p in products), tuple(rejected))
 
 
 def _from_catalogue(

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tasks.config.polar import PolarConfig
-from tasks.ingestion.availability import Availability, check_polar_day, poll_decision
+from tasks.ingestion.availability import Availability, poll_decision
 from tasks.ingestion.credentials import MissingCredentialsError
-from tasks.polar.ingest import ingest_day, search_day
+from tasks.polar.ingest import check_polar_day, ingest_day, search_day
 from tasks.sentinel1.safe import open_safe
 from tasks.storage import read_manifest
 
