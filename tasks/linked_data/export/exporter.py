@@ -23,6 +23,7 @@ from tasks.linked_data.export.values import (
 )
 from tasks.linked_data.export.wkt import wkt_literals
 from tasks.linked_data.mapping import (
+    GeometrySpec,
     Mapping,
     MappingError,
     PropertySpec,
@@ -63,22 +64,84 @@ class RdfExporter:
         where = f"mapping {self.mapping.path} (input {file_label})"
         reject = np.zeros(n_rows, dtype=bool)
         reasons: list[str | None] = [None] * n_rows
-        if self.mapping.id_column and tmap.rows_from is None:
-            if self.mapping.id_column not in table.column_names:
+        row_ids = self._row_ids(tmap, batch, where, reject, reasons)
+        prepared = self._prepare_properties(tmap, table, where, reject, reasons, stats)
+        geoms = batch.geometry if tmap.geometry is not None else None
+        all_bounds = (
+            _check_geometries(geoms, batch.source_crs, reject, reasons)
+            if geoms is not None
+            else None
+        )
+        _record_rejected(stats, file_label, batch, row_ids, reject, reasons)
+        kept = int((~reject).sum())
+        if kept == 0:
+            return
+        keep: pa.Array | None = pa.array(~reject) if kept < n_rows else None
+        columns = {
+            name: _kept_rows(table.column(name).combine_chunks(), keep)
+            for name in table.column_names
+        }
+        columns["row"] = _kept_rows(row_ids, keep)
+        subjects = TermArray.iris(
+            render_template(
+                tmap.subject, context, columns, kept, base=self.base, iri=True, where=where
+            )
+        )
+        self._write_types_and_properties(
+            sink, tmap, table, prepared, subjects, keep, context, columns, where
+        )
+        stats.features += kept
+        if geoms is not None and tmap.geometry is not None and all_bounds is not None:
+            native = batch.native_geometry
+            native = None if native is None else _kept_rows(native, keep)
+            self._write_geometries(
+                sink,
+                tmap.geometry,
+                subjects,
+                _KeptGeometries(geoms[~reject], all_bounds[~reject], native),
+                context,
+                columns,
+                where,
+                stats,
+            )
+
+    def _row_ids(
+        self,
+        tmap: TriplesMapSpec,
+        batch: RowBatch,
+        where: str,
+        reject: np.ndarray,
+        reasons: list[str | None],
+    ) -> pa.Array:
+        """Row ids (strings) of a batch; rows without an id are marked in ``reject``."""
+        table = batch.table
+        id_column = self.mapping.id_column
+        if id_column and tmap.rows_from is None:
+            if id_column not in table.column_names:
                 raise MappingError(
-                    f"{where}: id_column {self.mapping.id_column!r} is not an input column; "
+                    f"{where}: id_column {id_column!r} is not an input column; "
                     f"columns: {table.column_names}"
                 )
-            row_ids = pc.cast(table.column(self.mapping.id_column).combine_chunks(), pa.string())
+            row_ids = pc.cast(table.column(id_column).combine_chunks(), pa.string())
             missing_id = row_ids.is_null().to_numpy(zero_copy_only=False)
             reject |= missing_id
             for index in np.flatnonzero(missing_id):
-                reasons[index] = f"{self.mapping.id_column} is empty"
-        elif tmap.rows_from is not None and "key" in table.column_names:
-            row_ids = pc.cast(table.column("key").combine_chunks(), pa.string())
-        else:
-            row_ids = pa.array(batch.source_rows).cast(pa.string())
+                reasons[index] = f"{id_column} is empty"
+            return row_ids
+        if tmap.rows_from is not None and "key" in table.column_names:
+            return pc.cast(table.column("key").combine_chunks(), pa.string())
+        return pa.array(batch.source_rows).cast(pa.string())
 
+    def _prepare_properties(
+        self,
+        tmap: TriplesMapSpec,
+        table: pa.Table,
+        where: str,
+        reject: np.ndarray,
+        reasons: list[str | None],
+        stats: ExportStats,
+    ) -> list[PreparedProperty]:
+        """Convert the column properties of a batch (constant ones get no objects yet)."""
         prepared: list[PreparedProperty] = []
         for prop in tmap.properties:
             predicate = self.mapping.expanded(prop.predicate)
@@ -94,69 +157,22 @@ class RdfExporter:
                     convert_values(prop, values, self.mapping, self.base, reject, reasons, stats),
                 )
             )
+        return prepared
 
-        geoms = batch.geometry if tmap.geometry is not None else None
-        if geoms is not None:
-            missing = pd.isna(geoms)
-            for index in np.flatnonzero(missing & ~reject):
-                reasons[index] = "geometry is missing or not parsable (WKT/WKB/coordinates)"
-            reject |= missing
-            present = ~reject
-            empty = np.zeros(n_rows, bool)
-            empty[present] = shapely.is_empty(geoms[present])
-            for index in np.flatnonzero(empty & ~reject):
-                reasons[index] = "geometry is empty"
-            reject |= empty
-            outside = np.zeros(n_rows, bool)
-            all_bounds = np.full((n_rows, 4), np.nan)
-            if (~reject).any():
-                bounds = shapely.bounds(geoms[~reject])
-                all_bounds[~reject] = bounds
-                outside[~reject] = (
-                    (bounds[:, 0] < -180)
-                    | (bounds[:, 2] > 180)
-                    | (bounds[:, 1] < -90)
-                    | (bounds[:, 3] > 90)
-                )
-            for index in np.flatnonzero(outside):
-                reasons[index] = (
-                    "coordinates outside lon/lat range after reprojection: missing or wrong CRS "
-                    f"(input CRS taken as {batch.source_crs}); set source.crs in the mapping"
-                )
-            reject |= outside
-            invalid = np.zeros(n_rows, bool)
-            invalid[~reject] = ~shapely.is_valid(geoms[~reject])
-            for index in np.flatnonzero(invalid):
-                reasons[index] = f"invalid geometry: {shapely.is_valid_reason(geoms[index])}"
-            reject |= invalid
-
-        display_ids = row_ids.to_pylist() if reject.any() else []
-        for index in np.flatnonzero(reject):
-            stats.rejected.append(
-                {
-                    "input": file_label,
-                    "row": str(index if batch.source_rows is None else batch.source_rows[index]),
-                    "id": str(display_ids[index]),
-                    "reason": str(reasons[index]),
-                }
-            )
-        kept = int((~reject).sum())
-        if kept == 0:
-            return
-        keep: pa.Array | None = pa.array(~reject) if kept < n_rows else None
-
-        def kept_rows(values: Any) -> Any:
-            return values if keep is None else values.filter(keep)
-
-        columns = {
-            name: kept_rows(table.column(name).combine_chunks()) for name in table.column_names
-        }
-        columns["row"] = kept_rows(row_ids)
-        subjects = TermArray.iris(
-            render_template(
-                tmap.subject, context, columns, kept, base=self.base, iri=True, where=where
-            )
-        )
+    def _write_types_and_properties(
+        self,
+        sink: TripleSink,
+        tmap: TriplesMapSpec,
+        table: pa.Table,
+        prepared: list[PreparedProperty],
+        subjects: TermArray,
+        keep: pa.Array | None,
+        context: dict[str, str],
+        columns: dict[str, pa.Array],
+        where: str,
+    ) -> None:
+        """Write ``rdf:type`` and every property of the kept rows."""
+        kept = len(columns["row"])
         for type_curie in tmap.types:
             constant = TermArray.constant_iri(self.mapping.expanded(type_curie), kept)
             sink.write(subjects, RDF_TYPE, constant)
@@ -168,48 +184,47 @@ class RdfExporter:
             if prop.column is None:
                 objects = [self._constant_object(prop, context, columns, kept, where)]
             else:
-                objects = [kept_rows(o) for o in prep.objects]
+                objects = [_kept_rows(o, keep) for o in prep.objects]
             for obj in objects:
                 sink.write(subjects, prep.predicate, obj)
-        stats.features += kept
-        if geoms is not None and tmap.geometry is not None:
-            kept_geoms = geoms[~reject]
-            native = batch.native_geometry
-            geometry_nodes = TermArray.iris(
-                render_template(
-                    tmap.geometry.subject,
-                    context,
-                    columns,
-                    kept,
-                    base=self.base,
-                    iri=True,
-                    where=where,
-                )
+
+    def _write_geometries(
+        self,
+        sink: TripleSink,
+        spec: GeometrySpec,
+        subjects: TermArray,
+        kept_geoms: _KeptGeometries,
+        context: dict[str, str],
+        columns: dict[str, pa.Array],
+        where: str,
+        stats: ExportStats,
+    ) -> None:
+        """Write the geo:Geometry nodes (WKT, grid cells) of the kept rows; grow the bbox."""
+        kept = len(columns["row"])
+        geometry_nodes = TermArray.iris(
+            render_template(
+                spec.subject, context, columns, kept, base=self.base, iri=True, where=where
             )
-            sink.write(subjects, GEO + "hasGeometry", geometry_nodes)
-            sink.write(geometry_nodes, RDF_TYPE, TermArray.constant_iri(GEO + "Geometry", kept))
+        )
+        sink.write(subjects, GEO + "hasGeometry", geometry_nodes)
+        sink.write(geometry_nodes, RDF_TYPE, TermArray.constant_iri(GEO + "Geometry", kept))
+        sink.write(
+            geometry_nodes,
+            GEO + "asWKT",
+            TermArray.literals(
+                wkt_literals(kept_geoms.geoms, self.wkt_precision, kept_geoms.native),
+                WKT_LITERAL,
+                needs_escape=False,
+            ),
+        )
+        if spec.grid_cells:
+            rows, labels = grid_cells(kept_geoms.geoms, bounds=kept_geoms.bounds)
             sink.write(
-                geometry_nodes,
-                GEO + "asWKT",
-                TermArray.literals(
-                    wkt_literals(
-                        kept_geoms,
-                        self.wkt_precision,
-                        None if native is None else kept_rows(native),
-                    ),
-                    WKT_LITERAL,
-                    needs_escape=False,
-                ),
+                geometry_nodes.take(pa.array(rows)),
+                EEO + "gridCell",
+                TermArray.literals(labels, needs_escape=False),
             )
-            kept_bounds = all_bounds[~reject]
-            if tmap.geometry.grid_cells:
-                rows, labels = grid_cells(kept_geoms, bounds=kept_bounds)
-                sink.write(
-                    geometry_nodes.take(pa.array(rows)),
-                    EEO + "gridCell",
-                    TermArray.literals(labels, needs_escape=False),
-                )
-            stats.add_bounds(kept_bounds)
+        stats.add_bounds(kept_geoms.bounds)
 
     def _constant_object(
         self,
@@ -261,3 +276,77 @@ class RdfExporter:
                     self.mapping.expanded(prop.predicate),
                     self._constant_object(prop, context, {}, 1, where),
                 )
+
+
+@dataclass(frozen=True)
+class _KeptGeometries:
+    """Geometries of the kept rows with their bounds and (optional) GeoArrow native array."""
+
+    geoms: np.ndarray
+    bounds: np.ndarray
+    native: pa.Array | None
+
+
+def _kept_rows(values: Any, keep: pa.Array | None) -> Any:
+    return values if keep is None else values.filter(keep)
+
+
+def _check_geometries(
+    geoms: np.ndarray, source_crs: str | None, reject: np.ndarray, reasons: list[str | None]
+) -> np.ndarray:
+    """Mark missing, empty, out-of-range and invalid geometries; return bounds (NaN if rejected)."""
+    n_rows = len(reject)
+    missing = pd.isna(geoms)
+    for index in np.flatnonzero(missing & ~reject):
+        reasons[index] = "geometry is missing or not parsable (WKT/WKB/coordinates)"
+    reject |= missing
+    present = ~reject
+    empty = np.zeros(n_rows, bool)
+    empty[present] = shapely.is_empty(geoms[present])
+    for index in np.flatnonzero(empty & ~reject):
+        reasons[index] = "geometry is empty"
+    reject |= empty
+    outside = np.zeros(n_rows, bool)
+    all_bounds = np.full((n_rows, 4), np.nan)
+    if (~reject).any():
+        bounds = shapely.bounds(geoms[~reject])
+        all_bounds[~reject] = bounds
+        outside[~reject] = (
+            (bounds[:, 0] < -180)
+            | (bounds[:, 2] > 180)
+            | (bounds[:, 1] < -90)
+            | (bounds[:, 3] > 90)
+        )
+    for index in np.flatnonzero(outside):
+        reasons[index] = (
+            "coordinates outside lon/lat range after reprojection: missing or wrong CRS "
+            f"(input CRS taken as {source_crs}); set source.crs in the mapping"
+        )
+    reject |= outside
+    invalid = np.zeros(n_rows, bool)
+    invalid[~reject] = ~shapely.is_valid(geoms[~reject])
+    for index in np.flatnonzero(invalid):
+        reasons[index] = f"invalid geometry: {shapely.is_valid_reason(geoms[index])}"
+    reject |= invalid
+    return all_bounds
+
+
+def _record_rejected(
+    stats: ExportStats,
+    file_label: str,
+    batch: RowBatch,
+    row_ids: pa.Array,
+    reject: np.ndarray,
+    reasons: list[str | None],
+) -> None:
+    """Append the rejected rows of a batch (input, row, id, reason) to ``stats.rejected``."""
+    display_ids = row_ids.to_pylist() if reject.any() else []
+    for index in np.flatnonzero(reject):
+        stats.rejected.append(
+            {
+                "input": file_label,
+                "row": str(index if batch.source_rows is None else batch.source_rows[index]),
+                "id": str(display_ids[index]),
+                "reason": str(reasons[index]),
+            }
+        )

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,88 @@ def _batches(path: Path, mapping: Mapping, batch_rows: int) -> Iterator[RowBatch
         ) from err
 
 
+@dataclass
+class _WrittenRdf:
+    """What one product run wrote into its (temporary) run directory."""
+
+    rdf_path: Path
+    graph: str
+    fmt: RdfFormatName
+    counts: dict[str, int]
+    source_labels: list[str]
+
+
+def _write_vocabulary_rdf(tmp: Path, base: str) -> _WrittenRdf:
+    """Ontology + code lists, always N-Triples."""
+    nt_path = tmp / "vocabulary.nt"
+    triples = write_vocabulary(nt_path, base)
+    return _WrittenRdf(
+        nt_path,
+        vocabulary_graph_iri(base),
+        "nt",
+        {"triples": triples, "features": 0, "rejected": 0},
+        [],
+    )
+
+
+def _write_product_rdf(
+    cfg: Any,
+    product: str,
+    run_key: str,
+    inputs: list[str | Path] | None,
+    rdf_path: Path,
+    fmt: RdfFormatName,
+    engine: str,
+) -> _WrittenRdf:
+    """Map a product run's inputs into ``rdf_path`` and ``rejected.csv`` beside it."""
+    root = cfg.resolved_root()
+    base = cfg.base_iri
+    mapping = load_mapping(cfg.mappings.get(product, product))
+    graph = graph_iri(base, mapping.use_case, product, run_key)
+    paths = (
+        [Path(p) for p in inputs]
+        if inputs
+        else find_inputs(root, cfg.inputs.for_product(product), run_key, mapping)
+    )
+    with rdf_path.open("wb", buffering=1 << 20) as out:
+        sink = open_sink(out, fmt, engine, graph)
+        stats = export_rows(
+            mapping,
+            paths,
+            run_key,
+            sink,
+            base=base,
+            batch_rows=cfg.export.batch_rows,
+            wkt_precision=cfg.export.wkt_precision,
+            relative_to=root,
+            fmt=fmt,
+        )
+        sink.close()
+    _write_rejected(rdf_path.parent / "rejected.csv", stats)
+    counts = {
+        "triples": stats.triples,
+        "features": stats.features,
+        "rejected": len(stats.rejected),
+    }
+    return _WrittenRdf(rdf_path, graph, fmt, counts, [str(p) for p in paths])
+
+
+def _write_rejected(path: Path, stats: ExportStats) -> None:
+    """``rejected.csv`` (input, row, id, reason); the first five are logged as warnings."""
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["input", "row", "id", "reason"])
+        writer.writeheader()
+        writer.writerows(stats.rejected)
+    for item in stats.rejected[:5]:
+        log.warning(
+            "rejected row %s (id %s) of %s: %s",
+            item["row"],
+            item["id"],
+            item["input"],
+            item["reason"],
+        )
+
+
 def export_product(
     cfg: Any,
     product: str,
@@ -175,84 +258,38 @@ def export_product(
     run_key = safe_name("run_key", run_key)
     fmt = fmt or cfg.export.format
     engine = engine or cfg.export.engine
-    root = cfg.resolved_root()
-    base = cfg.base_iri
-    out_dir = stage_dir(root, "linked_data", "rdf", run_key) / product
+    out_dir = stage_dir(cfg.resolved_root(), "linked_data", "rdf", run_key) / product
     with atomic_dir(out_dir) as tmp:
-        rdf_path = tmp / f"{product}.{EXTENSIONS[fmt]}"
         if product == "vocabulary":
-            graph = vocabulary_graph_iri(base)
-            nt_path = tmp / "vocabulary.nt"
-            triples = write_vocabulary(nt_path, base)
-            rdf_path = nt_path
-            summary_counts = {"triples": triples, "features": 0, "rejected": 0}
-            source_labels: list[str] = []
-            fmt = "nt"
+            written = _write_vocabulary_rdf(tmp, cfg.base_iri)
         else:
-            mapping = load_mapping(cfg.mappings.get(product, product))
-            graph = graph_iri(base, mapping.use_case, product, run_key)
-            paths = (
-                [Path(p) for p in inputs]
-                if inputs
-                else find_inputs(root, cfg.inputs.for_product(product), run_key, mapping)
-            )
-            with rdf_path.open("wb", buffering=1 << 20) as out:
-                sink = open_sink(out, fmt, engine, graph)
-                stats = export_rows(
-                    mapping,
-                    paths,
-                    run_key,
-                    sink,
-                    base=base,
-                    batch_rows=cfg.export.batch_rows,
-                    wkt_precision=cfg.export.wkt_precision,
-                    relative_to=root,
-                    fmt=fmt,
-                )
-                sink.close()
-            with (tmp / "rejected.csv").open("w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=["input", "row", "id", "reason"])
-                writer.writeheader()
-                writer.writerows(stats.rejected)
-            for item in stats.rejected[:5]:
-                log.warning(
-                    "rejected row %s (id %s) of %s: %s",
-                    item["row"],
-                    item["id"],
-                    item["input"],
-                    item["reason"],
-                )
-            summary_counts = {
-                "triples": stats.triples,
-                "features": stats.features,
-                "rejected": len(stats.rejected),
-            }
-            source_labels = [str(p) for p in paths]
+            rdf_path = tmp / f"{product}.{EXTENSIONS[fmt]}"
+            written = _write_product_rdf(cfg, product, run_key, inputs, rdf_path, fmt, engine)
         write_manifest(
             tmp,
             stage="rdf",
-            inputs=source_labels,
+            inputs=written.source_labels,
             config_hash=config_hash(cfg),
-            counts=summary_counts,
+            counts=written.counts,
             extra={
                 "product": product,
                 "run_key": run_key,
-                "graph": graph,
-                "format": fmt,
+                "graph": written.graph,
+                "format": written.fmt,
                 "engine": engine,
-                "rdf_file": rdf_path.name,
+                "rdf_file": written.rdf_path.name,
             },
         )
-    final = out_dir / rdf_path.name
+    final = out_dir / written.rdf_path.name
     log.info(
-        "rdf export %s %s: %s triples -> %s", product, run_key, summary_counts["triples"], final
+        "rdf export %s %s: %s triples -> %s", product, run_key, written.counts["triples"], final
     )
     return {
         "rdf": str(final),
-        "graph": graph,
-        "format": fmt,
+        "graph": written.graph,
+        "format": written.fmt,
         "product": product,
         "run_key": run_key,
-        **summary_counts,
+        **written.counts,
         "rejected_csv": str(out_dir / "rejected.csv") if product != "vocabulary" else None,
     }
