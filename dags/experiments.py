@@ -9,11 +9,11 @@ report -> register the best model in the MLflow registry (search only; it gets t
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from operators.params import optional_param, run_date_param
+from operators.stage import EeflowStageOperator
 
 PARAMS = {
     "use_case": Param("polar", type="string", enum=["polar", "food_security"]),
@@ -26,18 +26,9 @@ PARAMS = {
     "run_date": run_date_param("Day of the training data (crops: any day of the agronomic year)"),
     "dataset": optional_param("string", "Polar: training-set zarr. Empty = the run's patches."),
 }
-
-
-def _load(context: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-    """Config, run date and params of this run (imports kept out of DAG parsing)."""
-    from operators.context import load_run_config, run_date_from_context
-
-    params = context["params"]
-    cfg = load_run_config(context, f"configs/{params['use_case']}.yaml")
-    if cfg.use_case != params["use_case"]:
-        raise ValueError(f"config {params['config']} is for {cfg.use_case!r}, the run asks "
-                         f"{params['use_case']!r}")
-    return cfg, run_date_from_context(context), params
+#: The stages read the config of the run's use case (the ``config`` param overrides it).
+CONFIG = "configs/{{ params.use_case }}.yaml"
+STAGES = "tasks.experiments.stages"
 
 
 @dag(
@@ -54,48 +45,21 @@ def _load(context: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
 )
 def experiments() -> None:
     """Wire prepare -> mapped workers -> report -> register."""
+    run = {"use_case": "use_case", "mode": "mode"}
 
-    @task
-    def prepare(**context: Any) -> dict[str, Any]:
-        from tasks.experiments.stages import prepare_experiment
+    def stage(task_id: str, function: str, *params: str, **kwargs: object) -> EeflowStageOperator:
+        return EeflowStageOperator(
+            task_id=task_id, target=f"{STAGES}:{function}", default_config=CONFIG,
+            param_to_kwarg={**run, **{name: name for name in params}}, **kwargs)
 
-        cfg, run_date, params = _load(context)
-        return prepare_experiment(cfg, run_date, mode=params["mode"],
-                                  trials=params["trials"] or None, workers=params["workers"],
-                                  dataset_path=params["dataset"] or None)
-
-    @task
-    def worker_indices(plan: dict[str, Any]) -> list[int]:
-        return list(plan["workers"])
-
-    @task(retries=2)
-    def run_trials(worker_index: int, **context: Any) -> dict[str, Any]:
-        from tasks.experiments.stages import run_experiment_worker
-
-        cfg, run_date, params = _load(context)
-        return run_experiment_worker(cfg, run_date, mode=params["mode"],
-                                     worker_index=worker_index,
-                                     dataset_path=params["dataset"] or None)
-
-    @task(trigger_rule="all_done")
-    def report(results: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-        from tasks.experiments.stages import report_experiment
-
-        cfg, _, params = _load(context)
-        return report_experiment(cfg, mode=params["mode"])
-
-    @task
-    def register(summary: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from tasks.experiments.stages import register_best
-
-        cfg, _, params = _load(context)
-        if params["mode"] != "search":
-            return {"registered": False, "reason": "ablation runs are not registered"}
-        return register_best(cfg, mode="search")
-
-    plan = prepare()
-    results = run_trials.expand(worker_index=worker_indices(plan))
-    register(report(results))
+    plan = stage("prepare", "prepare_stage", "trials", "workers", "dataset")
+    indices = stage("worker_indices", "worker_indices", "workers", "dataset")
+    trials = EeflowStageOperator.partial(
+        task_id="run_trials", target=f"{STAGES}:run_trials_stage", default_config=CONFIG,
+        retries=2,
+    ).expand(stage_kwargs=indices.output)
+    report = stage("report", "report_stage", trigger_rule="all_done")
+    plan >> indices >> trials >> report >> stage("register", "register_stage")
 
 
 experiments_dag = experiments()

@@ -10,9 +10,10 @@ a time (the embedded store allows one writer).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
+
+from operators.stage import EeflowStageOperator
 
 CONFIG = "configs/linked_data.yaml"
 SELECTORS = ["random", "cf", "js", "chi2", "mbro", "cf_mbro", "js_mbro", "chi2_mbro"]
@@ -71,41 +72,18 @@ SELECTORS = ["random", "cf", "js", "chi2", "mbro", "cf_mbro", "js_mbro", "chi2_m
 )
 def interlinking() -> None:
     """Wire: interlink -> load_relations."""
-
-    @task
-    def interlink(**context: Any) -> dict[str, Any]:
-        from operators.context import config_path, run_date_from_context
-        from tasks.config.common import DaskConfig, load_config
-        from tasks.interlinking.stages import interlinking_out_dir, run_interlinking
-
-        params = context["params"]
-        cfg = load_config(config_path(params, CONFIG))
-        missing = [name for name in ("source", "target") if not params.get(name)]
-        if missing:
-            raise ValueError(f"params {missing} are empty; trigger the DAG with the geometry "
-                             "files to interlink (paths relative to data_root)")
-        root = cfg.resolved_root()
-        source, target = root / params["source"], root / params["target"]
-        day = run_date_from_context(context).isoformat()
-        workers = params.get("workers")
-        summary = run_interlinking(
-            source, target, interlinking_out_dir(root, day, source, target),
-            target_crs=params.get("target_crs") or None, budget=params.get("budget"),
-            selector=params["selector"],
-            dask=DaskConfig(cluster="local", n_workers=workers) if workers else None,
-        )
-        return {"out_dir": summary["out_dir"], "graph": summary["graph"],
-                "triples": summary["counts"]["triples"]}
-
-    @task(max_active_tis_per_dag=1)
-    def load_relations(linked: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from operators.context import config_path
-        from tasks.config.common import load_config
-        from tasks.interlinking.stages import load_stage
-
-        return load_stage(load_config(config_path(context["params"], CONFIG)), linked["out_dir"])
-
-    load_relations(interlink())
+    stages = "tasks.interlinking.stages"
+    linked = EeflowStageOperator(
+        task_id="interlink", target=f"{stages}:interlink_stage", default_config=CONFIG,
+        param_to_kwarg={name: name for name in ("source", "target", "target_crs", "budget",
+                                                "selector", "workers")},
+    )
+    loaded = EeflowStageOperator(
+        task_id="load_relations", target=f"{stages}:load_relations_stage", default_config=CONFIG,
+        stage_kwargs={"out_dir": "{{ ti.xcom_pull(task_ids='interlink')['out_dir'] }}"},
+        max_active_tis_per_dag=1,
+    )
+    linked >> loaded
 
 
 interlinking_dag = interlinking()

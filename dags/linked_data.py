@@ -8,11 +8,11 @@ one writer). Params choose the products and the logical date their run keys deri
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from operators.params import run_date_param
+from operators.stage import EeflowStageOperator
 
 CONFIG = "configs/linked_data.yaml"
 PRODUCTS = [
@@ -54,34 +54,19 @@ PRODUCTS = [
 )
 def linked_data() -> None:
     """Wire: product set -> rdf_export (mapped) -> load_triples (mapped, one at a time)."""
-
-    @task
-    def product_set(**context: Any) -> list[dict[str, str]]:
-        from operators.context import run_date_from_context
-
-        run_date = run_date_from_context(context).isoformat()
-        return [{"product": p, "run_date": run_date} for p in context["params"]["products"]]
-
-    @task(map_index_template="{{ task.op_kwargs['item']['product'] }}")
-    def rdf_export(item: dict[str, str], **context: Any) -> dict[str, Any]:
-        from operators.context import config_path
-        from tasks.config.common import load_config
-        from tasks.linked_data.stages import rdf_export_stage
-
-        cfg = load_config(config_path(context["params"], CONFIG))
-        return rdf_export_stage(cfg, item["run_date"], item["product"])
-
-    @task(max_active_tis_per_dag=1)
-    def load_triples(exported: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from operators.context import config_path
-        from tasks.config.common import load_config
-        from tasks.linked_data.store import load_product
-
-        cfg = load_config(config_path(context["params"], CONFIG))
-        return load_product(cfg, exported["product"], exported["run_key"],
-                            entail=cfg.store.entail)
-
-    load_triples.expand(exported=rdf_export.expand(item=product_set()))
+    stages = "tasks.linked_data.stages"
+    products = EeflowStageOperator(
+        task_id="product_set", target=f"{stages}:product_set", default_config=CONFIG,
+        param_to_kwarg={"products": "products"})
+    exported = EeflowStageOperator.partial(
+        task_id="rdf_export", target=f"{stages}:rdf_export_stage", default_config=CONFIG,
+        map_index_template="{{ task.stage_kwargs['product'] }}",
+    ).expand(stage_kwargs=products.output)
+    loaded = EeflowStageOperator.partial(
+        task_id="load_triples", target=f"{stages}:load_triples_stage", default_config=CONFIG,
+        max_active_tis_per_dag=1,
+    ).expand(stage_kwargs=products.output)
+    exported >> loaded
 
 
 linked_data_dag = linked_data()

@@ -23,6 +23,23 @@ def import_target(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def xcom_payload(result: Any, target: str) -> Any:
+    """Return the XCom form of a stage's typed result; refuse anything else.
+
+    Raises:
+        TypeError: the stage returned something other than a ``StageResult`` / ``StagePlan``.
+
+    """
+    from tasks.stage_result import StagePlan, StageResult
+
+    if isinstance(result, StageResult):
+        return result.as_dict()
+    if isinstance(result, StagePlan):
+        return result.as_list()
+    raise TypeError(f"{target} returned a {type(result).__name__}; stage functions return a "
+                    "tasks.stage_result.StageResult (or a StagePlan for a mapped stage)")
+
+
 def check_small(result: Any, target: str) -> Any:
     """Refuse results that are not small JSON (URIs and counts only go through XCom)."""
     payload = json.dumps(result, default=str)
@@ -35,18 +52,27 @@ def check_small(result: Any, target: str) -> Any:
 
 
 class EeflowStageOperator(BaseOperator):
-    """Run ``target(config, run_date, **stage_kwargs)`` and push its small summary to XCom.
+    """Run ``target(config, run_date, **stage_kwargs)`` and push its small result to XCom.
+
+    The target returns a :class:`tasks.stage_result.StageResult` (its ``as_dict()`` goes to
+    XCom) or, for a planning stage, a :class:`tasks.stage_result.StagePlan` (its list of kwargs
+    fans out a mapped stage: ``EeflowStageOperator.partial(...).expand(stage_kwargs=
+    plan.output)``). Anything else fails the task.
 
     Args:
         target: ``"tasks.polar.stages:harmonise_stage"``-style dotted path; imported in
             ``execute`` so parsing the DAG never imports heavy libraries.
-        default_config: config file used when the run has no ``config`` param.
+        default_config: config file used when the run has no ``config`` param (templated,
+            e.g. ``"configs/{{ params.use_case }}.yaml"``).
         param_to_key: DAG params that override config keys, e.g. ``{"epochs": "train.epochs"}``.
-        stage_kwargs: extra keyword arguments (templated).
+        param_to_kwarg: DAG params passed to the stage as keyword arguments, e.g.
+            ``{"model": "model"}`` (the param's value as the run has it, None when unset).
+        stage_kwargs: extra keyword arguments (templated; the expanded field of mapped stages).
+            They win over ``param_to_kwarg``.
 
     """
 
-    template_fields = ("stage_kwargs",)
+    template_fields = ("stage_kwargs", "default_config")
     ui_color = "#d8ecf7"
 
     def __init__(
@@ -55,6 +81,7 @@ class EeflowStageOperator(BaseOperator):
         target: str,
         default_config: str,
         param_to_key: Mapping[str, str] | None = None,
+        param_to_kwarg: Mapping[str, str] | None = None,
         stage_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -62,6 +89,7 @@ class EeflowStageOperator(BaseOperator):
         self.target = target
         self.default_config = default_config
         self.param_to_key = dict(param_to_key or {})
+        self.param_to_kwarg = dict(param_to_kwarg or {})
         self.stage_kwargs = dict(stage_kwargs or {})
 
     def execute(self, context: Any) -> Any:
@@ -79,8 +107,11 @@ class EeflowStageOperator(BaseOperator):
             cfg = load_run_config(context, self.default_config, self.param_to_key)
             run_date = run_date_from_context(context)
             self.log.info("running %s for %s", self.target, run_date)
-            result = import_target(self.target)(cfg, run_date, **self.stage_kwargs)
-            return check_small(result, self.target)
+            params = context.get("params") or {}
+            kwargs = {kwarg: params.get(name) for name, kwarg in self.param_to_kwarg.items()}
+            kwargs.update(self.stage_kwargs)
+            result = import_target(self.target)(cfg, run_date, **kwargs)
+            return check_small(xcom_payload(result, self.target), self.target)
         except Exception as err:
             params = context.get("params") or {}
             inputs = f"config {config_path(params, self.default_config)}"

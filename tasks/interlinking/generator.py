@@ -54,7 +54,7 @@ class GeneratedSets:
     def write(self, folder: str | Path) -> dict[str, Path]:
         """Write ``parcels.parquet``, ``fields.parquet`` and ``points.parquet`` (GeoParquet).
 
-        Not atomic by itself; :func:`tasks.interlinking.stages.generate_stage` writes into an
+        Not atomic by itself; :func:`tasks.interlinking.run.generate_stage` writes into an
         atomic folder.
         """
         folder = Path(folder)

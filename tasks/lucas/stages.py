@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.common import config_hash, eeflow_home
+from tasks.config.food_security import FoodSecurityConfig
 from tasks.config.lucas import LucasConfig
 from tasks.lucas.codelist import load_lc1_mapping
 from tasks.lucas.evaluate import (
@@ -43,6 +44,7 @@ from tasks.lucas.report import (
     plot_confusion,
 )
 from tasks.naming import is_safe_name, safe_name
+from tasks.stage_result import StageResult
 from tasks.storage import (
     agronomic_year_key,
     atomic_dir,
@@ -193,7 +195,7 @@ def write_comparison(year_dir: Path, run_key: str) -> list[str]:
     return [r.map_name for r in reports]
 
 
-def lucas_stage(cfg: Any, run_date: dt.date | str) -> dict[str, Any]:
+def lucas_stage(cfg: FoodSecurityConfig, run_date: dt.date | str) -> StageResult:
     """Crop-pipeline stage: evaluate the year's field-instance maps against LUCAS points.
 
     Reads every ``{root}/food_security/predict/{agronomic_year}/{tile}/{tile}_instances.parquet``
@@ -204,7 +206,8 @@ def lucas_stage(cfg: Any, run_date: dt.date | str) -> dict[str, Any]:
     run_key = agronomic_year_key(run_date)
     if not cfg.lucas.points_path:
         log.warning("lucas.points_path is not set: LUCAS evaluation of %s skipped", run_key)
-        return {"skipped": "lucas.points_path is not configured", "agronomic_year": run_key}
+        return StageResult(summary={"skipped": "lucas.points_path is not configured",
+                                    "agronomic_year": run_key})
     points = Path(cfg.lucas.points_path.replace("{agronomic_year}", run_key)).expanduser()
     if not points.is_absolute():
         points = eeflow_home() / points
@@ -217,4 +220,5 @@ def lucas_stage(cfg: Any, run_date: dt.date | str) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no field instances under {predicted}; run the predict stage for {run_key} first"
         )
-    return run_lucas_evaluation(cfg.lucas, points, maps, root, run_date)
+    return StageResult.from_dict(run_lucas_evaluation(cfg.lucas, points, maps, root, run_date),
+                                 outputs=("output", "comparison"))

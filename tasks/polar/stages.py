@@ -1,4 +1,4 @@
-"""The polar pipelines as uniform ``stage(cfg, run_date) -> summary`` calls.
+"""The polar pipelines as uniform ``stage(cfg, run_date) -> StageResult`` calls.
 
 Airflow's ``EeflowStageOperator`` and the ``eeflow polar`` CLI both call these, so a DAG run and a
 command-line run execute the same code. Each stage finds its inputs in the layout
@@ -16,6 +16,7 @@ from typing import Any
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
+from tasks.stage_result import StageResult
 from tasks.storage import (
     atomic_dir,
     atomic_write_json,
@@ -30,6 +31,15 @@ from tasks.storage import (
 log = logging.getLogger(__name__)
 
 DateLike = dt.date | dt.datetime | str
+
+#: Keys of the science functions' results that name an output (file or folder); the rest of a
+#: result is its summary.
+OUTPUT_KEYS = ("output_dir", "dataset_dir", "model_dir", "evaluation_dir", "png", "out_dir",
+               "published_dir", "charts")
+
+
+def _result(payload: dict[str, Any]) -> StageResult:
+    return StageResult.from_dict(payload, outputs=OUTPUT_KEYS)
 
 
 def _day_dir(cfg: PolarConfig, stage: str, run_date: DateLike) -> Path:
@@ -47,28 +57,28 @@ def _zarrs(cfg: PolarConfig, stage: str, run_date: DateLike) -> list[Path]:
     return found
 
 
-def ingest_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def ingest_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Find (or generate) the day's EW GRD scenes into ``polar/ingest/{day}``."""
     from tasks.polar.ingest import ingest_day
 
-    return ingest_day(cfg, to_date(run_date))
+    return _result(ingest_day(cfg, to_date(run_date)))
 
 
-def harmonise_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def harmonise_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Calibrate, denoise, multilook the day's scenes into ``polar/harmonise/{day}``."""
     from tasks.polar.harmonise import run_harmonise
 
-    return run_harmonise(cfg, to_date(run_date))
+    return _result(run_harmonise(cfg, to_date(run_date)))
 
 
-def labels_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def labels_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Rasterise the day's ice-chart polygons into ``polar/labels/{day}``."""
     from tasks.polar.labels import run_labels
 
-    return run_labels(cfg, to_date(run_date))
+    return _result(run_labels(cfg, to_date(run_date)))
 
 
-def patches_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def patches_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Extract the versioned training set from the day's harmonised scenes and labels."""
     from tasks.polar.patches import run_patches
 
@@ -79,10 +89,10 @@ def patches_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
         raise FileNotFoundError(
             f"labels missing for harmonised scenes: {missing}; run labels first"
         )
-    return run_patches(cfg, scenes, labels)
+    return _result(run_patches(cfg, scenes, labels))
 
 
-def train_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def train_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Train the configured model on the configured training-set version and patch size."""
     from tasks.polar.patches import dataset_path
     from tasks.polar.train import train_model
@@ -95,12 +105,12 @@ def train_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
             f"{cfg.train.patch_size}"
         )
     result = train_model(cfg, dataset)
-    return {k: v for k, v in result.items() if _is_small(v)}
+    return _result({k: v for k, v in result.items() if _is_small(v)})
 
 
 def evaluate_stage(
     cfg: PolarConfig, run_date: DateLike, model_dir: str | None = None
-) -> dict[str, Any]:
+) -> StageResult:
     """Evaluate a trained model (default: the latest) on the validation part of its training set.
 
     The evaluation is also entered in the STAC catalogue (collection ``model-evaluations``).
@@ -114,17 +124,17 @@ def evaluate_stage(
     result = evaluate_model(model, dataset_path(cfg, cfg.train.patch_size), cfg=cfg)
     catalogue_evaluation(cfg.resolved_root(), "polar", model.name,
                          Path(result["evaluation_dir"]), f"polar_{model.name}_evaluation")
-    return result
+    return _result(result)
 
 
-def predict_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def predict_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Dense inference over the day's harmonised scenes into ``polar/predict/{day}``."""
     from tasks.polar.predict import run_predict
 
-    return run_predict(cfg, to_date(run_date))  # the model is what predict.model names
+    return _result(run_predict(cfg, to_date(run_date)))  # the model: what predict.model names
 
 
-def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Publish the day's chart: copy COG, quicklook and polygons to ``polar/published/{day}``.
 
     Polygons are RFC 7946 GeoJSON (CRS84) plus GeoParquet in the chart CRS. Also updates
@@ -166,12 +176,10 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
         model=Path(str(model)).name if model else None,
     )
     log.info("published %d chart(s) for %s in %s", len(charts), day, target)
-    return {
-        "published_dir": str(target),
-        "charts": [str(target / c.name) for c in charts],
-        "latest_day": latest,
-        "stac_items": catalogue["items"],
-    }
+    return StageResult(
+        outputs={"published_dir": str(target), "charts": [str(target / c.name) for c in charts]},
+        summary={"latest_day": latest, "stac_items": catalogue["items"]},
+    )
 
 
 def update_latest(latest_json: Path, day: str, folder: Path) -> str:
@@ -199,23 +207,23 @@ def _is_small(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | dict | list)
 
 
-def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Run the daily chart pipeline: ingest -> harmonise -> predict -> publish -> RDF -> store."""
     from tasks.linked_data.stages import load_triples_stage, rdf_export_stage
 
-    return {
+    return StageResult(summary={
         "ingest": ingest_stage(cfg, run_date),
         "harmonise": harmonise_stage(cfg, run_date),
         "predict": predict_stage(cfg, run_date),
         "publish": publish_stage(cfg, run_date),
         "rdf_export": rdf_export_stage(cfg, run_date, "ice_chart"),
         "load_triples": load_triples_stage(cfg, run_date, "ice_chart"),
-    }
+    })
 
 
-def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
+def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Run ingest -> harmonise -> labels -> patches -> train -> evaluate for one day's scenes."""
-    result: dict[str, Any] = {
+    result: dict[str, StageResult] = {
         "ingest": ingest_stage(cfg, run_date),
         "harmonise": harmonise_stage(cfg, run_date),
         "labels": labels_stage(cfg, run_date),
@@ -223,4 +231,4 @@ def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> dict[str, Any]:
     }
     result["train"] = train_stage(cfg, run_date)
     result["evaluate"] = evaluate_stage(cfg, run_date, result["train"].get("model_dir"))
-    return result
+    return StageResult(summary=result)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "experiments.py"
@@ -43,6 +45,20 @@ def test_wiring_prepare_mapped_workers_report_register():
 def test_parse_imports_nothing_heavy():
     heavy = ("torch", "lightning", "optuna", "mlflow")
     source = DAG_FILE.read_text()
-    header = source.split("def _load", 1)[0]
-    assert not any(f"import {h}" in header or f"from {h}" in header for h in heavy)
-    assert "tasks.experiments" not in header
+    assert not any(f"import {h}" in source or f"from {h}" in source for h in heavy)
+    code = (f"import importlib.util, sys; s = importlib.util.spec_from_file_location('d', "
+            f"{str(DAG_FILE)!r}); m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
+            f"print(sorted(k for k in sys.modules if k.split('.')[0] in {heavy!r} "
+            "or k.startswith('tasks.experiments')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=DAG_FILE.parents[1], check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_stages_get_the_run_params_and_the_use_case_config():
+    dag = _dag()
+    prepare = dag.get_task("prepare")
+    assert prepare.default_config == "configs/{{ params.use_case }}.yaml"
+    assert prepare.param_to_kwarg == {"use_case": "use_case", "mode": "mode", "trials": "trials",
+                                      "workers": "workers", "dataset": "dataset"}
+    assert dag.get_task("run_trials").partial_kwargs["retries"] == 2

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from airflow.sdk.exceptions import AirflowFailException
+
+from tests.dags.conftest import run_task
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "food_security_agronomic_year.py"
 DAG_ID = "food_security_agronomic_year"
-sys.path.insert(0, str(REPO / "tests" / "tasks" / "food_security"))
 
 
 def _dag_module():
@@ -99,7 +101,7 @@ def _tiny_training_config(home: Path) -> Path:
 
 def test_tasks_run_per_year_on_their_own_data_and_rerun_identically(eeflow_home: Path):
     """Train -> predict -> evaluate tasks of two backfilled years (stores made by fixtures)."""
-    from conftest_ml import write_sample_year, write_tile_year
+    from tests.tasks.food_security.conftest_ml import write_sample_year, write_tile_year
 
     module = _dag_module()
     _tiny_training_config(eeflow_home)
@@ -115,12 +117,14 @@ def test_tasks_run_per_year_on_their_own_data_and_rerun_identically(eeflow_home:
         context = {"params": {"config": "configs/food_security.yaml", "run_date": "",
                               "tiles": ["33UVP"], "model": "lstm"},
                    "data_interval_start": start, "logical_date": start}
-        models = module.models_to_train.function(**context)
-        assert models == ["lstm"]
-        trained = module.train.function(model="lstm", **context)
-        tiles = module.tiles_to_map.function(**context)
-        mapped = [module.predict.function(tile=t, **context) for t in tiles]
-        evaluated = module.evaluate.function(**context)
+        dag = module.agronomic_year_dag
+        models = run_task(dag, "models_to_train", context)
+        assert models == [{"model": "lstm"}]
+        trained = run_task(dag, "train", context, **models[0])
+        tiles = run_task(dag, "tiles_to_map", context)
+        assert tiles == [{"tile": "33UVP", "model": "lstm"}]
+        mapped = [run_task(dag, "predict", context, **kwargs) for kwargs in tiles]
+        evaluated = run_task(dag, "evaluate", context)
         summary = {"train": trained, "predict": mapped, "evaluate": evaluated}
         json.dumps(summary)  # XCom-sized, JSON-serialisable
         return summary
@@ -137,7 +141,7 @@ def test_tasks_run_per_year_on_their_own_data_and_rerun_identically(eeflow_home:
     metrics = {key: (root / f"food_security/evaluate/{key}/metrics.json").read_text()
                for key in years}
     again = run_year(years["2017-09_2018-08"])
-    assert again["train"]["val_metric"] == first["2017-09_2018-08"]["train"]["val_metric"]
+    assert again["train"]["monitor_value"] == first["2017-09_2018-08"]["train"]["monitor_value"]
     assert (root / "food_security/evaluate/2017-09_2018-08/metrics.json").read_text() == \
         metrics["2017-09_2018-08"]
     for stage in ("models", "predict", "evaluate"):
@@ -151,5 +155,5 @@ def test_tiles_param_naming_an_unknown_or_repeated_tile_fails(eeflow_home: Path)
     for tiles, message in ((["33UVP", "33UVP"], "twice"), (["99ZZZ"], "not configured")):
         context = {"params": {"config": "configs/food_security.yaml", "run_date": "",
                               "tiles": tiles, "model": "all"}, "data_interval_start": start}
-        with pytest.raises(ValueError, match=message):
-            module.tiles_to_map.function(**context)
+        with pytest.raises(AirflowFailException, match=message):
+            run_task(module.agronomic_year_dag, "tiles_to_map", context)

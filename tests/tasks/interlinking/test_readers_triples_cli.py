@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tasks.config.linked_data import LinkedDataConfig
 from tasks.interlinking.readers import CrsMismatchError, read_geometry_sets
-from tasks.interlinking.stages import load_stage, run_interlinking
+from tasks.interlinking.run import load_stage, run_interlinking
 
 GEO = "http://www.opengis.net/ont/geosparql#"
 
