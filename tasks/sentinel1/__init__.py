@@ -1,0 +1,1 @@
+"""Sentinel-1 EW GRD: SAFE reading and writing, calibration, geocoding, search, synthetic scenes."""
