@@ -26,7 +26,8 @@ def _from_airflow(conn_id: str) -> str | None:
         from airflow.sdk import BaseHook  # Airflow 3
     except ImportError:
         try:
-            from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+            # Airflow 2 location; Airflow 3 (the installed one) no longer exports it there
+            from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
         except ImportError:
             return None
     try:

@@ -163,7 +163,7 @@ def link_strip(task: StripTask, grid: EquiGrid, max_pairs: int = 2_000_000) -> S
     ranges_b = grid.cell_ranges(bounds_b)
     dims_a = shapely.get_dimensions(task.source)
     dims_b = shapely.get_dimensions(task.target)
-    parts: list[tuple[np.ndarray, ...]] = []
+    parts: list[_Columns] = []
     candidates = 0
     for source, target in candidate_pairs(ranges_a, ranges_b, task.lo, task.hi, grid.ny,
                                           max_pairs):
@@ -177,11 +177,15 @@ def link_strip(task: StripTask, grid: EquiGrid, max_pairs: int = 2_000_000) -> S
     return StripResult(*_concat(parts), candidates=candidates)
 
 
-def _concat(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # source, target, de9im, masks
+
+
+def _concat(parts: list[_Columns]) -> _Columns:
     if not parts:
         return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, "S9"),
                 np.empty(0, np.uint16))
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+    source, target, de9im, masks = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return source, target, de9im, masks
 
 
 def strip_tasks(

@@ -391,9 +391,12 @@ class EmbeddedStore:
 
     def graph_size(self, graph: str) -> int:
         """Count the triples in ``graph``."""
+        import pyoxigraph as ox
+
         result = self.store.query(
             f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
         )
+        assert isinstance(result, ox.QuerySolutions)  # a SELECT query
         return int(next(iter(result))["n"].value)
 
     def query(self, sparql: str, **kwargs: Any) -> Any:

@@ -175,9 +175,10 @@ def iter_search_pages(url: str, fetch: Fetch = _http_json, max_pages: int = 50) 
     for _ in range(max_pages):
         page = fetch(url)
         yield page
-        url = page.get("@odata.nextLink")
-        if not url:
+        next_url = page.get("@odata.nextLink")
+        if not next_url:
             return
+        url = next_url
 
 
 def search_cdse(

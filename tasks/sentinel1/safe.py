@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from lxml import etree
@@ -237,6 +237,10 @@ class _SafeFiles:
             ) from err
 
 
+@overload
+def _text(node: etree._Element, xpath: str, file: str, required: Literal[True] = True) -> str: ...
+@overload
+def _text(node: etree._Element, xpath: str, file: str, required: bool) -> str | None: ...
 def _text(node: etree._Element, xpath: str, file: str, required: bool = True) -> str | None:
     found = node.xpath(xpath)
     if not found:
@@ -398,8 +402,11 @@ class SafeProduct:
         desc = self._files.describe(rel)
         root = self._files.parse_xml(rel)
 
-        def text(path: str, required: bool = True) -> str | None:
-            return _text(root, _local(path), desc, required)
+        def text(path: str) -> str:
+            return _text(root, _local(path), desc)
+
+        def optional_text(path: str) -> str | None:
+            return _text(root, _local(path), desc, required=False)
 
         points = root.xpath(_local("geolocationGrid/geolocationGridPointList/geolocationGridPoint"))
         if not points:
@@ -425,7 +432,7 @@ class SafeProduct:
             incidence_angle=np.array(cols["incidenceAngle"]),
         )
         info = "imageAnnotation/imageInformation/"
-        mid = text(info + "incidenceAngleMidSwath", required=False)
+        mid = optional_text(info + "incidenceAngleMidSwath")
         try:
             return ProductAnnotation(
                 file=rel,
@@ -442,7 +449,7 @@ class SafeProduct:
                 range_pixel_spacing=float(text(info + "rangePixelSpacing")),
                 azimuth_pixel_spacing=float(text(info + "azimuthPixelSpacing")),
                 incidence_angle_mid_swath=float(mid) if mid else None,
-                pass_direction=text("generalAnnotation/productInformation/pass", required=False),
+                pass_direction=optional_text("generalAnnotation/productInformation/pass"),
                 geolocation=grid,
             )
         except ValueError as err:

@@ -127,7 +127,7 @@ def place_swath(
     def centre_lat(u: np.ndarray) -> np.ndarray:
         out = []
         for value in np.atleast_1d(u):
-            geo = SwathGeometry(u_mid=float(value), **base)  # type: ignore[arg-type]
+            geo = SwathGeometry(u_mid=float(value), **base)
             out.append(float(geo.lonlat(np.array(mid[0]), np.array(mid[1]))[1]))
         return np.array(out)
 
@@ -152,7 +152,7 @@ def place_swath(
             b = m
     u_mid = 0.5 * (a + b)
     lon_at_zero = float(
-        SwathGeometry(u_mid=u_mid, **base).lonlat(np.array(mid[0]), np.array(mid[1]))[0]  # type: ignore[arg-type]
+        SwathGeometry(u_mid=u_mid, **base).lonlat(np.array(mid[0]), np.array(mid[1]))[0]
     )
     base["lon_shift_deg"] = lon_c - lon_at_zero
-    return SwathGeometry(u_mid=u_mid, **base)  # type: ignore[arg-type]
+    return SwathGeometry(u_mid=u_mid, **base)

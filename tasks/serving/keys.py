@@ -172,7 +172,8 @@ class ApiKeyStore:
 
     def list(self, project: str | None = None) -> list[ApiKey]:
         """Return the stored keys (of ``project`` if given), oldest first."""
-        query, args = "SELECT * FROM api_keys", ()
+        query = "SELECT * FROM api_keys"
+        args: tuple[str, ...] = ()
         if project:
             query, args = query + " WHERE project = ?", (project,)
         rows = self._connect().execute(query + " ORDER BY created_at", args).fetchall()

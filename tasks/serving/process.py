@@ -139,7 +139,8 @@ class AirflowApi:
                                f"{', '.join(missing)} (e.g. "
                                "EEFLOW_AIRFLOW_URL=http://airflow-apiserver:8080)",
                                status=503, code="airflow_not_configured")
-        return cls(*(os.environ[name] for name in AIRFLOW_ENV))
+        url, username, password = (os.environ[name] for name in AIRFLOW_ENV)
+        return cls(url, username, password)
 
     def _call(self, method: str, url: str, body: Any, token: str | None) -> Any:
         headers = {"Content-Type": "application/json"}

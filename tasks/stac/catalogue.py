@@ -36,7 +36,7 @@ from typing import Any
 import pystac
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
 
 from tasks.naming import safe_name
 from tasks.storage import atomic_write_json, output_lock
@@ -132,16 +132,16 @@ def _raster_bands(path: Path) -> tuple[list[RasterBand], dict[str, Any]]:
     return bands, proj
 
 
-def _nodata(value: float | None) -> float | str | None:
+def _nodata(value: float | None) -> float | NoDataStrings | None:
     """``raster:bands`` nodata: a number, or ``"nan"`` / ``"inf"`` / ``"-inf"`` (JSON has none)."""
     import math
 
     if value is None:
         return None
     if math.isnan(value):
-        return "nan"
+        return NoDataStrings.NAN
     if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+        return NoDataStrings.INF if value > 0 else NoDataStrings.NINF
     return value
 
 
