@@ -43,6 +43,7 @@ import pickle
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,192 @@ def _label_block(classes: np.ndarray, first_id: int) -> tuple[np.ndarray, int]:
     return ids, next_id - first_id
 
 
+@dataclass
+class _TileInputs:
+    """The model and the composites of one tile, checked against each other."""
+
+    tile: str
+    year: str
+    model_dir: Path
+    module: Any
+    meta: dict[str, Any]
+    class_names: list[str]
+    source: TileComposites
+    transform: Any  # affine.Affine of the composites
+
+
+def _tile_inputs(
+    cfg: FoodSecurityConfig, run_date: Any, tile: str, model: str | None
+) -> _TileInputs:
+    """Load the model and open the tile's composites; raise PredictInputError if they differ."""
+    from rasterio.transform import Affine
+
+    year = agronomic_year_key(run_date)
+    model_dir = resolve_model_dir(cfg, run_date, model)
+    module, meta = load_crop_model(model_dir)
+    if meta.get("agronomic_year") not in (None, year):
+        log.warning("using a model trained for %s to map %s", meta["agronomic_year"], year)
+    class_names: list[str] = list(meta["classes"])
+    if len(class_names) >= NODATA_CLASS:
+        raise PredictInputError(f"{len(class_names)} classes do not fit a uint8 map")
+    source = TileComposites(composites_path(cfg, run_date, tile), list(meta["bands"]),
+                            int(meta["n_timesteps"]))
+    if source.agronomic_year not in (None, year):
+        raise PredictInputError(
+            f"{source.path} holds agronomic year {source.agronomic_year}, not {year}"
+        )
+    transform = Affine.from_gdal(*source.transform)
+    return _TileInputs(tile, year, model_dir, module, meta, class_names, source, transform)
+
+
+@dataclass
+class _TileParcels:
+    """``predict.instances: parcels``: the parcel map and the per-parcel vote aggregator."""
+
+    parcel_map: Path
+    aggregator: ParcelAggregator
+    parcel_ids: np.ndarray
+
+
+def _tile_parcels(cfg: FoodSecurityConfig, inputs: _TileInputs) -> _TileParcels:
+    """Read the parcels on the tile (PredictInputError if the parcel map is unusable)."""
+    source = inputs.source
+    parcel_map = predict_parcel_map_path(cfg, inputs.year)
+    try:
+        parcels = read_tile_parcels(parcel_map, source.crs, inputs.transform, source.height,
+                                    source.width)
+    except ParcelMapError as err:
+        raise PredictInputError(str(err)) from err
+    parcel_ids = parcels["parcel_id"].to_numpy()
+    aggregator = ParcelAggregator(parcels.geometry.values, inputs.transform, source.width,
+                                  len(inputs.class_names))
+    return _TileParcels(parcel_map, aggregator, parcel_ids)
+
+
+class _RegionLabels:
+    """Connected same-class regions of the class map, labelled block by block.
+
+    Regions touching across a block seam are joined (union-find); ids are global int32.
+    """
+
+    def __init__(self) -> None:
+        self.regions = _UnionFind()
+        self.region_class: list[np.ndarray] = []
+        self.region_pixels: list[np.ndarray] = []
+        self.region_conf_sum: list[np.ndarray] = []
+        self.n_regions = 0
+        self.previous_row: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add_block(self, classes: np.ndarray, confidence: np.ndarray, tile: str) -> np.ndarray:
+        """Label the regions of one block of rows; return their ids (-1: no data)."""
+        ids, count = _label_block(classes, self.n_regions)
+        self.regions.grow(count)
+        valid = ids >= 0
+        local = ids[valid] - self.n_regions
+        self.region_pixels.append(np.bincount(local, minlength=count))
+        self.region_conf_sum.append(
+            np.bincount(local, weights=confidence[valid].astype(np.float64),
+                        minlength=count)
+        )
+        first_class = np.zeros(count, dtype=np.uint8)
+        first_class[local] = classes[valid]
+        self.region_class.append(first_class)
+        if self.previous_row is not None:
+            prev_ids, prev_classes = self.previous_row
+            seam = (prev_ids >= 0) & (ids[0] >= 0) & (prev_classes == classes[0])
+            pairs = zip(prev_ids[seam].tolist(), ids[0][seam].tolist(), strict=True)
+            for a, b in set(pairs):
+                self.regions.union(a, b)
+        self.previous_row = (ids[-1].copy(), classes[-1].copy())
+        self.n_regions += count
+        if self.n_regions >= 2**31 - 1:
+            raise PredictInputError(f"tile {tile}: too many regions for int32 ids")
+        return ids
+
+
+def _classify_tile(
+    cfg: FoodSecurityConfig,
+    inputs: _TileInputs,
+    parcels: _TileParcels | None,
+    out: Path,
+    block_rows: int,
+) -> tuple[np.ndarray, _RegionLabels]:
+    """Classify the tile block by block into ``.classes.tif``, ``.confidence.tif`` (+ ``.ids.tif``).
+
+    Returns pixel counts per class code and the regions (unused in ``parcels`` mode, where the
+    votes go to the parcel aggregator).
+    """
+    import rasterio
+    from tqdm import tqdm
+
+    source = inputs.source
+    height, width = source.height, source.width
+    aggregator = parcels.aggregator if parcels is not None else None
+    profile = {
+        "driver": "GTiff", "height": height, "width": width, "count": 1,
+        "crs": source.crs, "transform": inputs.transform, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+    }
+    pixel_counts = np.zeros(NODATA_CLASS + 1, dtype=np.int64)
+    regions = _RegionLabels()
+    with ExitStack() as rasters:
+        cls_ds = rasters.enter_context(
+            rasterio.open(out / ".classes.tif", "w", dtype="uint8", nodata=NODATA_CLASS,
+                          **profile))
+        conf_ds = rasters.enter_context(
+            rasterio.open(out / ".confidence.tif", "w", dtype="float32", nodata=np.nan,
+                          **profile))
+        ids_ds = None if aggregator else rasters.enter_context(
+            rasterio.open(out / ".ids.tif", "w", dtype="int32", nodata=-1, **profile))
+        for start in tqdm(range(0, height, block_rows), desc=f"predict {inputs.tile}",
+                          unit="block"):
+            stop = min(start + block_rows, height)
+            on_batch = None
+            if aggregator is not None:
+                parcel_of_pixel = aggregator.rasterise_rows(start, stop).ravel()
+                on_batch = partial(_add_parcel_probabilities, aggregator, parcel_of_pixel)
+            classes, confidence = classify_pixels(
+                inputs.module, source.read_rows(start, stop), cfg.predict.batch_size, on_batch
+            )
+            classes = classes.reshape(stop - start, width)
+            confidence = confidence.reshape(stop - start, width)
+            window = rasterio.windows.Window(0, start, width, stop - start)
+            cls_ds.write(classes, 1, window=window)
+            conf_ds.write(confidence, 1, window=window)
+            pixel_counts += np.bincount(classes.ravel(), minlength=NODATA_CLASS + 1)
+            if aggregator is not None:
+                aggregator.add_votes(parcel_of_pixel, classes, NODATA_CLASS)
+                continue
+            ids = regions.add_block(classes, confidence, inputs.tile)
+            assert ids_ds is not None
+            ids_ds.write(ids.astype(np.int32), 1, window=window)
+    return pixel_counts, regions
+
+
+def _tile_instances(
+    cfg: FoodSecurityConfig,
+    inputs: _TileInputs,
+    parcels: _TileParcels | None,
+    regions: _RegionLabels,
+    out: Path,
+    block_rows: int,
+) -> tuple[Any, dict[str, int]]:
+    """Field instances (GeoDataFrame) and their counts: per parcel, or per connected region."""
+    if parcels is not None:
+        return parcels.aggregator.instances(
+            parcels.parcel_ids, inputs.class_names, inputs.source.crs,
+            cfg.predict.min_instance_pixels
+        )
+    ids_tmp = out / ".ids.tif"
+    fields, instance_counts = _field_instances(
+        ids_tmp, regions.regions, regions.region_class, regions.region_pixels,
+        regions.region_conf_sum, inputs.class_names, inputs.transform, inputs.source.crs,
+        block_rows, cfg.predict.min_instance_pixels,
+    )
+    ids_tmp.unlink()
+    return fields, instance_counts
+
+
 def run_predict(
     cfg: FoodSecurityConfig,
     run_date: Any,
@@ -290,126 +477,27 @@ def run_predict(
             (``parcels`` mode) parcel map missing, without CRS or with non-polygon parcels.
 
     """
-    import rasterio
-    from rasterio.transform import Affine
-    from tqdm import tqdm
-
     started = time.perf_counter()
     tile = tile or cfg.predict.tile
-    year = agronomic_year_key(run_date)
-    model_dir = resolve_model_dir(cfg, run_date, model)
-    module, meta = load_crop_model(model_dir)
-    if meta.get("agronomic_year") not in (None, year):
-        log.warning("using a model trained for %s to map %s", meta["agronomic_year"], year)
-    class_names: list[str] = list(meta["classes"])
-    if len(class_names) >= NODATA_CLASS:
-        raise PredictInputError(f"{len(class_names)} classes do not fit a uint8 map")
-    source = TileComposites(composites_path(cfg, run_date, tile), list(meta["bands"]),
-                            int(meta["n_timesteps"]))
-    if source.agronomic_year not in (None, year):
-        raise PredictInputError(
-            f"{source.path} holds agronomic year {source.agronomic_year}, not {year}"
-        )
-    transform = Affine.from_gdal(*source.transform)
+    inputs = _tile_inputs(cfg, run_date, tile, model)
+    year, meta, class_names, source = inputs.year, inputs.meta, inputs.class_names, inputs.source
     height, width = source.height, source.width
     block_rows = min(cfg.predict.block_rows, height)
     mode = cfg.predict.instances
-    parcel_map: Path | None = None
-    aggregator: ParcelAggregator | None = None
-    parcel_ids: np.ndarray | None = None
-    if mode == "parcels":
-        parcel_map = predict_parcel_map_path(cfg, year)
-        try:
-            parcels = read_tile_parcels(parcel_map, source.crs, transform, height, width)
-        except ParcelMapError as err:
-            raise PredictInputError(str(err)) from err
-        parcel_ids = parcels["parcel_id"].to_numpy()
-        aggregator = ParcelAggregator(parcels.geometry.values, transform, width,
-                                      len(class_names))
+    parcels = _tile_parcels(cfg, inputs) if mode == "parcels" else None
     final = stage_dir(cfg.resolved_root(), USE_CASE, "predict", year) / tile
     log.info("mapping tile %s of %s (%d x %d px) with %s from %s; instances: %s", tile, year,
-             height, width, meta["model"], model_dir, mode)
+             height, width, meta["model"], inputs.model_dir, mode)
     with atomic_dir(final) as out:
-        profile = {
-            "driver": "GTiff", "height": height, "width": width, "count": 1,
-            "crs": source.crs, "transform": transform, "tiled": True,
-            "blockxsize": 256, "blockysize": 256, "compress": "deflate",
-        }
+        pixel_counts, regions = _classify_tile(cfg, inputs, parcels, out, block_rows)
         class_tmp, conf_tmp = out / ".classes.tif", out / ".confidence.tif"
-        ids_tmp = out / ".ids.tif"
-        pixel_counts = np.zeros(NODATA_CLASS + 1, dtype=np.int64)
-        regions = _UnionFind()
-        region_class: list[np.ndarray] = []
-        region_pixels: list[np.ndarray] = []
-        region_conf_sum: list[np.ndarray] = []
-        n_regions = 0
-        previous_row: tuple[np.ndarray, np.ndarray] | None = None
-        with ExitStack() as rasters:
-            cls_ds = rasters.enter_context(
-                rasterio.open(class_tmp, "w", dtype="uint8", nodata=NODATA_CLASS, **profile))
-            conf_ds = rasters.enter_context(
-                rasterio.open(conf_tmp, "w", dtype="float32", nodata=np.nan, **profile))
-            ids_ds = None if aggregator else rasters.enter_context(
-                rasterio.open(ids_tmp, "w", dtype="int32", nodata=-1, **profile))
-            for start in tqdm(range(0, height, block_rows), desc=f"predict {tile}", unit="block"):
-                stop = min(start + block_rows, height)
-                on_batch = None
-                if aggregator is not None:
-                    parcel_of_pixel = aggregator.rasterise_rows(start, stop).ravel()
-                    on_batch = partial(_add_parcel_probabilities, aggregator, parcel_of_pixel)
-                classes, confidence = classify_pixels(
-                    module, source.read_rows(start, stop), cfg.predict.batch_size, on_batch
-                )
-                classes = classes.reshape(stop - start, width)
-                confidence = confidence.reshape(stop - start, width)
-                window = rasterio.windows.Window(0, start, width, stop - start)
-                cls_ds.write(classes, 1, window=window)
-                conf_ds.write(confidence, 1, window=window)
-                pixel_counts += np.bincount(classes.ravel(), minlength=NODATA_CLASS + 1)
-                if aggregator is not None:
-                    aggregator.add_votes(parcel_of_pixel, classes, NODATA_CLASS)
-                    continue
-                ids, count = _label_block(classes, n_regions)
-                regions.grow(count)
-                valid = ids >= 0
-                local = ids[valid] - n_regions
-                region_pixels.append(np.bincount(local, minlength=count))
-                region_conf_sum.append(
-                    np.bincount(local, weights=confidence[valid].astype(np.float64),
-                                minlength=count)
-                )
-                first_class = np.zeros(count, dtype=np.uint8)
-                first_class[local] = classes[valid]
-                region_class.append(first_class)
-                if previous_row is not None:
-                    prev_ids, prev_classes = previous_row
-                    seam = (prev_ids >= 0) & (ids[0] >= 0) & (prev_classes == classes[0])
-                    pairs = zip(prev_ids[seam].tolist(), ids[0][seam].tolist(), strict=True)
-                    for a, b in set(pairs):
-                        regions.union(a, b)
-                previous_row = (ids[-1].copy(), classes[-1].copy())
-                n_regions += count
-                if n_regions >= 2**31 - 1:
-                    raise PredictInputError(f"tile {tile}: too many regions for int32 ids")
-                assert ids_ds is not None
-                ids_ds.write(ids.astype(np.int32), 1, window=window)
         crop_map = out / "crop_map.tif"
         confidence_map = out / "confidence.tif"
         _write_cog(class_tmp, crop_map, "nearest", class_names)
         _write_cog(conf_tmp, confidence_map, "average", None)
         class_tmp.unlink()
         conf_tmp.unlink()
-        if aggregator is not None:
-            assert parcel_ids is not None
-            fields, instance_counts = aggregator.instances(
-                parcel_ids, class_names, source.crs, cfg.predict.min_instance_pixels
-            )
-        else:
-            fields, instance_counts = _field_instances(
-                ids_tmp, regions, region_class, region_pixels, region_conf_sum, class_names,
-                transform, source.crs, block_rows, cfg.predict.min_instance_pixels,
-            )
-            ids_tmp.unlink()
+        fields, instance_counts = _tile_instances(cfg, inputs, parcels, regions, out, block_rows)
         fields_path = out / f"{tile}_instances.parquet"
         fields.to_parquet(fields_path, write_covering_bbox=True)
         plot_crop_map(crop_map, out / "crop_map.png", class_names,
@@ -422,9 +510,10 @@ def run_predict(
             "pixels_per_class": per_class,
             **instance_counts,
         }
+        parcel_map = parcels.parcel_map if parcels is not None else None
         write_manifest(
             out, stage="predict",
-            inputs={"composites": str(source.path), "model": str(model_dir),
+            inputs={"composites": str(source.path), "model": str(inputs.model_dir),
                     **({"parcel_map": str(parcel_map)} if parcel_map else {})},
             config_hash=config_hash(cfg), counts=counts,
             extra={"tile": tile, "agronomic_year": year, "model": meta["model"],
