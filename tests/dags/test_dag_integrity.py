@@ -108,3 +108,26 @@ def test_trigger_form_submits_with_its_defaults(path):
                 assert "empty" in (param.description or "").lower(), (
                     f"{dag.dag_id}.{name}: the description must say what empty means "
                     "(the config's value, or that the run fails)")
+
+
+def test_every_dag_is_stage_operator_wiring():
+    """One idiom: every task is an EeflowStageOperator (mapped or not) or the scene sensor,
+    calling a function of a ``tasks.<use case>.stages`` module."""
+    from operators.sensors import SceneAvailableSensor
+    from operators.stage import EeflowStageOperator, import_target
+
+    for path in DAG_FILES:
+        for dag in _dags_of(_import(path)):
+            for task in dag.tasks:
+                name = f"{dag.dag_id}.{task.task_id}"
+                if isinstance(task, SceneAvailableSensor):
+                    continue
+                if isinstance(task, EeflowStageOperator):
+                    target = task.target
+                else:
+                    assert task.operator_class is EeflowStageOperator, name
+                    target = task.partial_kwargs["target"]
+                module, _, function = target.partition(":")
+                assert module.startswith("tasks.") and module.endswith(".stages"), name
+                assert callable(import_target(target)), name
+                assert function, name

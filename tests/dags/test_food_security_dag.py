@@ -17,7 +17,7 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.dags.conftest import run_task
+from tests.dags.stage_tasks import run_task
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "food_security_agronomic_year.py"

@@ -9,6 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from tests.dags.stage_tasks import run_task
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -32,11 +35,13 @@ def test_interlink_then_load_tasks(eeflow_home: Path, generated):
               "target": "inputs/fields.parquet", "target_crs": None, "budget": None,
               "selector": "chi2_mbro", "workers": None, "run_date": "2026-02-01"}
     context = {"params": params, "logical_date": dt.datetime(2026, 2, 1, tzinfo=dt.UTC)}
-    linked = dag.get_task("interlink").python_callable(**context)
+    linked = run_task(dag, "interlink", context)
     json.dumps(linked)  # XCom-sized
     assert linked["out_dir"].endswith("linked_data/interlinking/2026-02-01/parcels__fields")
-    loaded = dag.get_task("load_relations").python_callable(linked, **context)
+    assert dag.get_task("load_relations").stage_kwargs == {
+        "out_dir": "{{ ti.xcom_pull(task_ids='interlink')['out_dir'] }}"}
+    loaded = run_task(dag, "load_relations", context, out_dir=linked["out_dir"])
     assert loaded["graph"] == linked["graph"] and loaded["triples"] == linked["triples"] > 0
-    with pytest.raises(ValueError, match=r"\['target'\] are empty"):
-        dag.get_task("interlink").python_callable(params={**params, "target": None},
-                                                  logical_date=context["logical_date"])
+    with pytest.raises(AirflowFailException, match=r"\['target'\] are empty"):
+        run_task(dag, "interlink", {"params": {**params, "target": None},
+                                    "logical_date": context["logical_date"]})
