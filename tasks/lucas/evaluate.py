@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +270,130 @@ def country_bounds() -> pd.DataFrame:
     return table[["min_lon", "min_lat", "max_lon", "max_lat"]]
 
 
+def _project_points(table: gpd.GeoDataFrame, crs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of the points in the evaluation CRS (NaN where a point has no location)."""
+    x = np.full(len(table), np.nan)
+    y = np.full(len(table), np.nan)
+    located = ~(table.geometry.isna() | table.geometry.is_empty).to_numpy()
+    if located.any():
+        to_map = Transformer.from_crs(table.crs, crs, always_xy=True)
+        geoms = table.geometry.values[located]
+        x[located], y[located] = to_map.transform(geoms.x, geoms.y)
+    return x, y
+
+
+@dataclass(frozen=True)
+class _RuleOutcomes:
+    """Per used point: reference class and the evaluation class each rule predicts."""
+
+    ref_used: np.ndarray
+    correct: np.ndarray
+    nearest_eval: np.ndarray
+    predicted_within: np.ndarray
+
+
+def _apply_rules(mapping: Lc1Mapping, hood: Any, reference_used: np.ndarray) -> _RuleOutcomes:
+    """Radius rule (any same-class instance within the radius) and nearest-instance rule."""
+    eval_classes = mapping.evaluation_classes
+    eval_of_map = np.array([mapping.map_class_to_evaluation[c] for c in CROP_CLASSES], object)
+    # (16, n_eval) indicator: map class -> evaluation class
+    to_eval = np.zeros((len(CROP_CLASSES), len(eval_classes)), bool)
+    for i, name in enumerate(eval_of_map):
+        to_eval[i, eval_classes.index(name)] = True
+    within_eval = (hood.within.astype("int64") @ to_eval.astype("int64")) > 0
+    n_used = len(reference_used)
+    ref_col = np.array([eval_classes.index(r) for r in reference_used], "int64")
+    correct = within_eval[np.arange(n_used), ref_col] if n_used else np.zeros(0, bool)
+    nearest_eval = np.where(hood.nearest_class >= 0,
+                            eval_of_map[np.maximum(hood.nearest_class, 0)], NO_INSTANCE)
+    predicted_within = np.where(correct, reference_used, nearest_eval)
+    return _RuleOutcomes(reference_used, correct, nearest_eval, predicted_within)
+
+
+def _point_results(
+    table: gpd.GeoDataFrame,
+    reference: np.ndarray,
+    status: np.ndarray,
+    xy: tuple[np.ndarray, np.ndarray],
+    used: np.ndarray,
+    outcomes: _RuleOutcomes,
+    hood: Any,
+) -> pd.DataFrame:
+    """Build the per-point table of the report (rule columns empty for points not used)."""
+    x, y = xy
+    results = pd.DataFrame({
+        POINT_ID: table[POINT_ID].to_numpy(),
+        "LC1": table["LC1"].astype("string").to_numpy(),
+        "reference_class": reference,
+        "status": status,
+        LOCATION_SOURCE: table[LOCATION_SOURCE].astype(str).to_numpy(),
+        "x": x, "y": y,
+    })
+    results["correct_within_radius"] = pd.array([pd.NA] * len(table), dtype="boolean")
+    results["predicted_within_radius"] = pd.array([None] * len(table), dtype="string")
+    results["nearest_class"] = pd.array([None] * len(table), dtype="string")
+    results["correct_nearest"] = pd.array([pd.NA] * len(table), dtype="boolean")
+    results["nearest_distance_m"] = np.nan
+    results["n_within_radius"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    if used.size:
+        results.loc[used, "correct_within_radius"] = outcomes.correct
+        results.loc[used, "predicted_within_radius"] = outcomes.predicted_within.astype(str)
+        results.loc[used, "nearest_class"] = outcomes.nearest_eval.astype(str)
+        results.loc[used, "correct_nearest"] = outcomes.nearest_eval == outcomes.ref_used
+        results.loc[used, "nearest_distance_m"] = hood.nearest_distance_m
+        results.loc[used, "n_within_radius"] = hood.n_within
+    return results
+
+
+def _build_report(
+    crop_map: CropMap,
+    points_source: str,
+    config: LucasConfig,
+    evaluation_crs: str,
+    mapping: Lc1Mapping,
+    table: gpd.GeoDataFrame,
+    status: np.ndarray,
+    unknown: Any,
+    outcomes: _RuleOutcomes,
+) -> LucasReport:
+    """Build the report: counts, class coverage, scores of both rules (no per-point table)."""
+    eval_classes = mapping.evaluation_classes
+    ref_used = outcomes.ref_used
+
+    map_classes = {mapping.map_class_to_evaluation[CROP_CLASSES[c]]
+                   for c in map_side_classes(crop_map)}
+    lucas_classes = set(ref_used.tolist())
+    coded = mapping.lucas_side_classes()
+    excluded = {reason: int((status == reason).sum()) for reason in EXCLUSION_REASONS}
+    sources = Counter(table[LOCATION_SOURCE].astype(str).tolist())
+
+    return LucasReport(
+        map_name=crop_map.name,
+        map_source=crop_map.source,
+        points_source=points_source,
+        radius_m=config.radius_m,
+        nearest_max_distance_m=config.nearest_max_distance_m,
+        barley_rule=config.barley_rule,
+        evaluation_crs=evaluation_crs,
+        mapping_file=mapping.source,
+        points_total=len(table),
+        points_used=int(ref_used.size),
+        excluded=excluded,
+        location_sources=dict(sources),
+        gps_fallback_to_theoretical=int(
+            ((table[LOCATION_SOURCE] == "theoretical").to_numpy()
+             & ({"GPS_LAT", "GPS_LONG"} <= set(table.columns))).sum()
+        ),
+        unknown_lc1_codes=dict(unknown),
+        classes_absent_from_map=sorted(lucas_classes - map_classes),
+        classes_absent_from_lucas=sorted(map_classes - lucas_classes),
+        classes_without_lc1_code=[c for c in eval_classes if c not in coded],
+        within_radius=rule_result(f"within_{config.radius_m:g}m", ref_used,
+                                  outcomes.predicted_within, eval_classes),
+        nearest=rule_result("nearest_instance", ref_used, outcomes.nearest_eval, eval_classes),
+    )
+
+
 def evaluate_against_lucas(
     points: gpd.GeoDataFrame | str | Path,
     map_instances: CropMap | gpd.GeoDataFrame | str | Path,
@@ -307,13 +432,7 @@ def evaluate_against_lucas(
     crop_map = _reproject_map(crop_map, crs)
 
     reference, status, unknown = classify_points(table, mapping, config)
-    x = np.full(len(table), np.nan)
-    y = np.full(len(table), np.nan)
-    located = ~(table.geometry.isna() | table.geometry.is_empty).to_numpy()
-    if located.any():
-        to_map = Transformer.from_crs(table.crs, crs, always_xy=True)
-        geoms = table.geometry.values[located]
-        x[located], y[located] = to_map.transform(geoms.x, geoms.y)
+    x, y = _project_points(table, crs)
     x0, y0, x1, y1 = crop_map.bounds
     inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     status[(status == USED) & ~inside] = "outside_map_extent"
@@ -322,73 +441,11 @@ def evaluate_against_lucas(
 
     hood = neighbourhood(crop_map, x[used], y[used], config.radius_m,
                          config.nearest_max_distance_m)
-    eval_classes = mapping.evaluation_classes
-    eval_of_map = np.array([mapping.map_class_to_evaluation[c] for c in CROP_CLASSES], object)
-    # (16, n_eval) indicator: map class -> evaluation class
-    to_eval = np.zeros((len(CROP_CLASSES), len(eval_classes)), bool)
-    for i, name in enumerate(eval_of_map):
-        to_eval[i, eval_classes.index(name)] = True
-    within_eval = (hood.within.astype("int64") @ to_eval.astype("int64")) > 0
-    ref_used = reference[used]
-    ref_col = np.array([eval_classes.index(r) for r in ref_used], "int64")
-    correct = within_eval[np.arange(used.size), ref_col] if used.size else np.zeros(0, bool)
-    nearest_eval = np.where(hood.nearest_class >= 0,
-                            eval_of_map[np.maximum(hood.nearest_class, 0)], NO_INSTANCE)
-    predicted_within = np.where(correct, ref_used, nearest_eval)
-
-    map_classes = {mapping.map_class_to_evaluation[CROP_CLASSES[c]]
-                   for c in map_side_classes(crop_map)}
-    lucas_classes = set(ref_used.tolist())
-    coded = mapping.lucas_side_classes()
-    excluded = {reason: int((status == reason).sum()) for reason in EXCLUSION_REASONS}
-    sources = Counter(table[LOCATION_SOURCE].astype(str).tolist())
-
-    results = pd.DataFrame({
-        POINT_ID: table[POINT_ID].to_numpy(),
-        "LC1": table["LC1"].astype("string").to_numpy(),
-        "reference_class": reference,
-        "status": status,
-        LOCATION_SOURCE: table[LOCATION_SOURCE].astype(str).to_numpy(),
-        "x": x, "y": y,
-    })
-    results["correct_within_radius"] = pd.array([pd.NA] * len(table), dtype="boolean")
-    results["predicted_within_radius"] = pd.array([None] * len(table), dtype="string")
-    results["nearest_class"] = pd.array([None] * len(table), dtype="string")
-    results["correct_nearest"] = pd.array([pd.NA] * len(table), dtype="boolean")
-    results["nearest_distance_m"] = np.nan
-    results["n_within_radius"] = pd.array([pd.NA] * len(table), dtype="Int64")
-    if used.size:
-        results.loc[used, "correct_within_radius"] = correct
-        results.loc[used, "predicted_within_radius"] = predicted_within.astype(str)
-        results.loc[used, "nearest_class"] = nearest_eval.astype(str)
-        results.loc[used, "correct_nearest"] = nearest_eval == ref_used
-        results.loc[used, "nearest_distance_m"] = hood.nearest_distance_m
-        results.loc[used, "n_within_radius"] = hood.n_within
-
-    report = LucasReport(
-        map_name=crop_map.name,
-        map_source=crop_map.source,
-        points_source=points_source,
-        radius_m=config.radius_m,
-        nearest_max_distance_m=config.nearest_max_distance_m,
-        barley_rule=config.barley_rule,
-        evaluation_crs=crs.to_string(),
-        mapping_file=mapping.source,
-        points_total=len(table),
-        points_used=int(used.size),
-        excluded=excluded,
-        location_sources=dict(sources),
-        gps_fallback_to_theoretical=int(
-            ((table[LOCATION_SOURCE] == "theoretical").to_numpy()
-             & ({"GPS_LAT", "GPS_LONG"} <= set(table.columns))).sum()
-        ),
-        unknown_lc1_codes=dict(unknown),
-        classes_absent_from_map=sorted(lucas_classes - map_classes),
-        classes_absent_from_lucas=sorted(map_classes - lucas_classes),
-        classes_without_lc1_code=[c for c in eval_classes if c not in coded],
-        within_radius=rule_result(f"within_{config.radius_m:g}m", ref_used, predicted_within,
-                                  eval_classes),
-        nearest=rule_result("nearest_instance", ref_used, nearest_eval, eval_classes),
+    outcomes = _apply_rules(mapping, hood, reference[used])
+    results = _point_results(table, reference, status, (x, y), used, outcomes, hood)
+    report = _build_report(
+        crop_map, points_source, config, crs.to_string(), mapping, table, status, unknown,
+        outcomes,
     )
     report._point_results = results
     if report.classes_absent_from_map:

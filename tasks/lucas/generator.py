@@ -294,6 +294,79 @@ def _legend() -> dict[str, str]:
         return {row["code"]: row["label"] for row in csv.DictReader(handle)}
 
 
+def _theoretical_points(rng: np.random.Generator, layout: FarmlandLayout, n_points: int,
+                        grid_spacing_m: float | None) -> np.ndarray:
+    """Theoretical positions (n, 2) in the layout CRS: a randomly offset grid, subsampled."""
+    x0, y0, x1, y1 = layout.bounds
+    if grid_spacing_m is None:
+        grid_spacing_m = float(np.sqrt((x1 - x0) * (y1 - y0) / n_points))
+    gx = np.arange(x0 + rng.uniform(0, grid_spacing_m), x1, grid_spacing_m)
+    gy = np.arange(y0 + rng.uniform(0, grid_spacing_m), y1, grid_spacing_m)
+    grid = np.array(np.meshgrid(gx, gy)).reshape(2, -1).T
+    if len(grid) < n_points:
+        extra = rng.uniform([x0, y0], [x1, y1], size=(n_points - len(grid), 2))
+        grid = np.vstack([grid, extra])
+    return grid[rng.choice(len(grid), n_points, replace=False)]
+
+
+def _road_side_position(rng: np.random.Generator, rect: np.ndarray,
+                        block_box: tuple[float, float, float, float],
+                        px: float, py: float) -> tuple[int, float]:
+    """Observer on the nearest road-facing side of the parcel: (axis, coordinate on that axis)."""
+    bx0, bx1, by0, by1 = block_box
+    r = rect
+    # sides of the parcel that face a road: (distance, axis, edge value, outward sign)
+    sides = []
+    for axis, lo, hi, blo, bhi, p in ((0, r[0], r[2], bx0, bx1, px), (1, r[1], r[3], by0,
+                                                                         by1, py)):
+        if np.isclose(lo, blo):
+            sides.append((p - lo, axis, lo, -1.0))
+        if np.isclose(hi, bhi):
+            sides.append((hi - p, axis, hi, 1.0))
+    _, axis, edge, sign = min(sides)
+    return axis, edge + sign * rng.uniform(-1.0, 3.0)
+
+
+def _observe_points(rng: np.random.Generator, layout: FarmlandLayout, th: np.ndarray,
+                    in_field_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LC1, LU1, parcel area (ha) and observer position (n, 2) of each theoretical point."""
+    n_points = len(th)
+    ce, re_ = layout.col_edges, layout.row_edges
+    ncols = layout.ncols
+    gps = th.copy()
+    lc1 = np.empty(n_points, dtype=object)
+    lu1 = np.empty(n_points, dtype=object)
+    area = np.full(n_points, 8.0)
+    for i, (px, py) in enumerate(th):
+        col = int(np.clip(np.searchsorted(ce, px) - 1, 0, ncols - 1))
+        row = int(np.clip(np.searchsorted(re_, py) - 1, 0, len(re_) - 2))
+        bx0, bx1 = ce[col] + layout.col_road[col], ce[col + 1] - layout.col_road[col + 1]
+        by0, by1 = re_[row] + layout.row_road[row], re_[row + 1] - layout.row_road[row + 1]
+        on_road = not (bx0 <= px <= bx1 and by0 <= py <= by1)
+        kind = layout.block_kind[row * ncols + col]
+        if on_road:
+            lc1[i], lu1[i] = "A22", "U410"
+            continue
+        if kind != "farm":
+            _, codes, land_use = NON_FARM[kind]
+            lc1[i], lu1[i] = _pick(rng, codes, 1)[0], land_use
+            continue
+        block = row * ncols + col
+        first, count = layout.block_first_parcel[block], layout.block_n_parcels[block]
+        rects = layout.parcel_rect[first:first + count]
+        inside = np.flatnonzero((rects[:, 0] <= px) & (px <= rects[:, 2])
+                                & (rects[:, 1] <= py) & (py <= rects[:, 3]))
+        parcel = first + int(inside[0]) if inside.size else first
+        r = layout.parcel_rect[parcel]
+        lc1[i] = _pick(rng, CLASS_LC1[CROP_CLASSES[layout.parcel_class[parcel]]], 1)[0]
+        lu1[i] = "U111"
+        area[i] = round((r[2] - r[0]) * (r[3] - r[1]) / 1e4, 1)
+        if rng.random() >= in_field_share:
+            axis, value = _road_side_position(rng, r, (bx0, bx1, by0, by1), px, py)
+            gps[i, axis] = value
+    return lc1, lu1, area, gps
+
+
 def generate_lucas_points(
     layout: FarmlandLayout,
     n_points: int,
@@ -328,57 +401,9 @@ def generate_lucas_points(
     """
     rng = np.random.default_rng(seed)
     x0, y0, x1, y1 = layout.bounds
-    if grid_spacing_m is None:
-        grid_spacing_m = float(np.sqrt((x1 - x0) * (y1 - y0) / n_points))
-    gx = np.arange(x0 + rng.uniform(0, grid_spacing_m), x1, grid_spacing_m)
-    gy = np.arange(y0 + rng.uniform(0, grid_spacing_m), y1, grid_spacing_m)
-    grid = np.array(np.meshgrid(gx, gy)).reshape(2, -1).T
-    if len(grid) < n_points:
-        extra = rng.uniform([x0, y0], [x1, y1], size=(n_points - len(grid), 2))
-        grid = np.vstack([grid, extra])
-    th = grid[rng.choice(len(grid), n_points, replace=False)]
+    th = _theoretical_points(rng, layout, n_points, grid_spacing_m)
     legend = _legend()
-    ce, re_ = layout.col_edges, layout.row_edges
-    ncols = layout.ncols
-    gps = th.copy()
-    lc1 = np.empty(n_points, dtype=object)
-    lu1 = np.empty(n_points, dtype=object)
-    area = np.full(n_points, 8.0)
-    for i, (px, py) in enumerate(th):
-        col = int(np.clip(np.searchsorted(ce, px) - 1, 0, ncols - 1))
-        row = int(np.clip(np.searchsorted(re_, py) - 1, 0, len(re_) - 2))
-        bx0, bx1 = ce[col] + layout.col_road[col], ce[col + 1] - layout.col_road[col + 1]
-        by0, by1 = re_[row] + layout.row_road[row], re_[row + 1] - layout.row_road[row + 1]
-        on_road = not (bx0 <= px <= bx1 and by0 <= py <= by1)
-        kind = layout.block_kind[row * ncols + col]
-        if on_road:
-            lc1[i], lu1[i] = "A22", "U410"
-            continue
-        if kind != "farm":
-            _, codes, land_use = NON_FARM[kind]
-            lc1[i], lu1[i] = _pick(rng, codes, 1)[0], land_use
-            continue
-        block = row * ncols + col
-        first, count = layout.block_first_parcel[block], layout.block_n_parcels[block]
-        rects = layout.parcel_rect[first:first + count]
-        inside = np.flatnonzero((rects[:, 0] <= px) & (px <= rects[:, 2])
-                                & (rects[:, 1] <= py) & (py <= rects[:, 3]))
-        parcel = first + int(inside[0]) if inside.size else first
-        r = layout.parcel_rect[parcel]
-        lc1[i] = _pick(rng, CLASS_LC1[CROP_CLASSES[layout.parcel_class[parcel]]], 1)[0]
-        lu1[i] = "U111"
-        area[i] = round((r[2] - r[0]) * (r[3] - r[1]) / 1e4, 1)
-        if rng.random() >= in_field_share:
-            # sides of the parcel that face a road: (distance, axis, edge value, outward sign)
-            sides = []
-            for axis, lo, hi, blo, bhi, p in ((0, r[0], r[2], bx0, bx1, px), (1, r[1], r[3], by0,
-                                                                                 by1, py)):
-                if np.isclose(lo, blo):
-                    sides.append((p - lo, axis, lo, -1.0))
-                if np.isclose(hi, bhi):
-                    sides.append((hi - p, axis, hi, 1.0))
-            _, axis, edge, sign = min(sides)
-            gps[i, axis] = edge + sign * rng.uniform(-1.0, 3.0)
+    lc1, lu1, area, gps = _observe_points(rng, layout, th, in_field_share)
     gps += rng.normal(0.0, gps_noise_m, gps.shape)
     if outside_extent_share > 0:
         out = rng.random(n_points) < outside_extent_share
