@@ -84,9 +84,9 @@ def main() -> None:
         result = train_model(run_cfg, Path(data["datasets"][size]))
         seconds = time.perf_counter() - t
         evaluation = evaluate_model(Path(result["model_dir"]), Path(data["datasets"][size]))
-        rows.append({"model": model, "patch": size, "val_acc": result["val_acc"],
+        rows.append({"model": model, "patch": size, "val_acc": result["metrics"]["val_acc"],
                      "macro_f1": evaluation["metrics"]["macro_f1"],
-                     "epochs": result["epochs_trained"], "seconds": round(seconds, 0),
+                     "epochs": result["epochs"]["train"], "seconds": round(seconds, 0),
                      "width": extra.get("width_multiplier", 1.0),
                      "n_val": evaluation["metrics"]["n_samples"],
                      "model_dir": result["model_dir"]})

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import EeflowError
+from tasks.trainers.card import ModelCard, ModelCardError
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,9 @@ def read_model_json(model_dir: Path) -> dict[str, Any]:
             "function (expected model.json + checkpoint)"
         )
     try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptedModelError(f"{path} is not valid JSON: {err}") from None
+        info = ModelCard.load(path).document  # checks the card; returns the whole file
+    except ModelCardError as err:
+        raise CorruptedModelError(str(err)) from None
     checkpoint = model_dir / checkpoint_name(info)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{model_dir}: checkpoint {checkpoint.name} named by "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -156,3 +157,136 @@ def plot_confusion_matrix(
     finally:
         plt.close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class CurvePanel:
+    """One panel of a learning curve: the logged metrics it plots and its axes.
+
+    ``series`` pairs a metric name of the Lightning CSV log with a colour (``None``: the axes'
+    colour cycle).
+    """
+
+    series: tuple[tuple[str, str | None], ...]
+    ylabel: str
+    title: str | None = None
+    ylim: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class CurveStyle:
+    """The look of a learning curve (each use case keeps its own; the PNGs are products).
+
+    Attributes:
+        panels: the panels, left to right.
+        figsize: figure size, inches.
+        label: legend label of a line, formatted with ``metric``, ``stage`` (the metric name
+            before ``_``) and ``phase``.
+        linestyles: line format per phase (``None``: matplotlib's default).
+        markersize: marker size (``None``: default).
+        legend_fontsize: legend font size (``None``: default).
+        first_epoch: x value of the first epoch (0 or 1); later phases continue the count.
+        missing_epoch: epoch of a CSV row without one (``None``: the row is skipped).
+        skip_nan: leave NaN values out of the lines.
+        plot_empty: write the figure even when no CSV has a value (else return ``None``).
+
+    """
+
+    panels: tuple[CurvePanel, ...]
+    figsize: tuple[float, float]
+    label: str = "{stage}"
+    linestyles: tuple[str | None, ...] = (None,)
+    markersize: float | None = None
+    legend_fontsize: float | None = None
+    first_epoch: int = 0
+    missing_epoch: int | None = None
+    skip_nan: bool = False
+    plot_empty: bool = False
+
+
+def _curve_series(csv_path: Path, keys: Sequence[str], style: CurveStyle,
+                  offset: int) -> dict[str, dict[int, float]]:
+    """Return ``{metric: {epoch (x value): value}}`` of one CSV log (later rows win)."""
+    import csv
+    import math
+
+    series: dict[str, dict[int, float]] = {}
+    if not csv_path.is_file():
+        return series
+    with csv_path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row.get("epoch"):
+                epoch = int(float(row["epoch"]))
+            elif style.missing_epoch is None:
+                continue
+            else:
+                epoch = style.missing_epoch
+            for key in keys:
+                if not row.get(key):
+                    continue
+                value = float(row[key])
+                if not (style.skip_nan and math.isnan(value)):
+                    series.setdefault(key, {})[epoch + offset + style.first_epoch] = value
+    return series
+
+
+def plot_learning_curve(phases: Sequence[tuple[str, Path]], png: Path, title: str,
+                        style: CurveStyle) -> Path | None:
+    """Plot per-epoch metrics of Lightning ``CSVLogger`` files into ``png`` (100 dpi).
+
+    Args:
+        phases: ``(phase name, metrics.csv)`` in training order; the epochs of a phase continue
+            those of the one before, and a grey line separates consecutive phases.
+        png: the PNG to write.
+        title: figure title.
+        style: the panels and look (:class:`CurveStyle`).
+
+    Returns:
+        ``png``, or ``None`` when no log holds a value and ``style.plot_empty`` is false.
+
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [key for panel in style.panels for key, _ in panel.series]
+    offset, collected = 0, []
+    for index, (phase, csv_path) in enumerate(phases):
+        series = _curve_series(csv_path, keys, style, offset)
+        if not series:
+            continue
+        collected.append((index, phase, series))
+        offset = max(e for s in series.values() for e in s) + 1 - style.first_epoch
+    if not collected and not style.plot_empty:
+        return None
+    fig, axes = plt.subplots(1, len(style.panels), figsize=style.figsize)
+    for index, phase, series in collected:
+        fmt = style.linestyles[min(index, len(style.linestyles) - 1)]
+        for panel, ax in zip(style.panels, axes, strict=True):
+            for key, colour in panel.series:
+                points = sorted(series.get(key, {}).items())
+                if not points:
+                    continue
+                kwargs: dict[str, object] = {"marker": "o", "label": style.label.format(
+                    metric=key, stage=key.split("_")[0], phase=phase)}
+                if colour is not None:
+                    kwargs["color"] = colour
+                if style.markersize is not None:
+                    kwargs["ms"] = style.markersize
+                ax.plot(*zip(*points, strict=True), *([fmt] if fmt else []), **kwargs)
+        if index < len(phases) - 1:
+            last_epoch = max(e for s in series.values() for e in s)
+            for ax in axes:
+                ax.axvline(last_epoch + 0.5, color="grey", lw=0.8)
+    for panel, ax in zip(style.panels, axes, strict=True):
+        ax.set(xlabel="epoch", ylabel=panel.ylabel,
+               **({"title": panel.title} if panel.title else {}),
+               **({"ylim": panel.ylim} if panel.ylim else {}))
+        ax.legend(**({"fontsize": style.legend_fontsize} if style.legend_fontsize else {}))
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png

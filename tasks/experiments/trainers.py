@@ -1,15 +1,16 @@
 """Objective adapters: one way to call each use case's training function from a trial.
 
-A :class:`TrainingAdapter` wraps ``train(cfg, callbacks, output_dir) -> dict`` where ``cfg`` is the
-trial's config (search values or ablation overrides applied), ``callbacks`` are extra Lightning
-callbacks (Optuna pruning) and ``output_dir`` is the trial's model folder. The training function
-must return its validation ``metrics`` (a mapping) and/or ``monitor`` + ``val_metric``, and the
-``model_dir`` it wrote. The polar and crop training functions are imported only when a trial runs.
+A :class:`TrainingAdapter` wraps ``train(cfg, callbacks, output_dir) -> result`` where ``cfg`` is
+the trial's config (search values or ablation overrides applied), ``callbacks`` are extra
+Lightning callbacks (Optuna pruning) and ``output_dir`` is the trial's model folder. The polar and
+crop training functions follow one contract (:mod:`tasks.trainers.contract`: ``output_dir`` is the
+model folder itself, the result a :class:`~tasks.trainers.contract.TrainResult` with validation
+``metrics``, ``monitor``, ``monitor_value`` and ``model_dir``); other training functions (tests)
+return at least ``metrics``. They are imported only when a trial runs.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +58,11 @@ class TrainingAdapter:
 
 
 def result_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """Return the validation metrics of a training result (crop: ``metrics``; polar: ``val_*``)."""
+    """Return the validation ``metrics`` of a training result, the monitored value included."""
     metrics = {str(k): float(v) for k, v in dict(result.get("metrics") or {}).items()
                if isinstance(v, int | float)}
-    metrics.update({k: float(v) for k, v in result.items() if k.startswith("val_")
-                    and k != "val_metric" and isinstance(v, int | float)})
-    for value_key in ("val_metric", "monitor_value"):  # crop / polar name of the monitored value
-        if result.get("monitor") and isinstance(result.get(value_key), int | float):
-            metrics.setdefault(str(result["monitor"]), float(result[value_key]))
+    if result.get("monitor") and isinstance(result.get("monitor_value"), int | float):
+        metrics.setdefault(str(result["monitor"]), float(result["monitor_value"]))
     return metrics
 
 
@@ -84,20 +82,8 @@ def metric_from_result(result: Mapping[str, Any], metric: str) -> float:
     return float(metrics[metric])
 
 
-def _require_keywords(function: Callable[..., Any], names: Sequence[str], where: str) -> None:
-    params = inspect.signature(function).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise TypeError(
-            f"{where} has no keyword argument(s) {missing}; the experiments layer needs them "
-            "to pass the Optuna pruning callback and the trial's output folder"
-        )
-
-
 def polar_adapter(cfg: Any, dataset_path: str | Path | None = None) -> TrainingAdapter:
-    """Adapter for ``tasks.polar.train.train_model(cfg, dataset_path, out_dir=, callbacks=)``.
+    """Adapter for ``tasks.polar.train.train_model(cfg, dataset_path, output_dir=, callbacks=)``.
 
     Args:
         cfg: the polar config.
@@ -112,7 +98,6 @@ def polar_adapter(cfg: Any, dataset_path: str | Path | None = None) -> TrainingA
     def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
         from tasks.polar.train import train_model
 
-        _require_keywords(train_model, ["out_dir", "callbacks"], "tasks.polar.train.train_model")
         path = dataset
         if not dataset_path:  # patch size / version may be search or ablation parameters
             path = default_dataset_path(trial_cfg)
@@ -121,8 +106,10 @@ def polar_adapter(cfg: Any, dataset_path: str | Path | None = None) -> TrainingA
                 f"polar training set {path} does not exist; build it first "
                 "(eeflow polar patches --run-date ...)"
             )
-        # polar's out_dir is the parent of the model folder; the result names the folder
-        return train_model(trial_cfg, path, out_dir=output_dir, callbacks=list(callbacks))
+        result = train_model(trial_cfg, path, output_dir=output_dir, callbacks=list(callbacks))
+        # search / ablation reports have never listed polar sample counts (the patch set is
+        # fixed); trials record n_samples only for the crop data variants
+        return {k: v for k, v in result.items() if k != "n_samples"}
 
     return TrainingAdapter(
         use_case="polar",
@@ -146,10 +133,8 @@ def crop_adapter(cfg: Any, run_date: Any) -> TrainingAdapter:
     def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
         from tasks.food_security.train import train_crop_model
 
-        _require_keywords(train_crop_model, ["callbacks", "output_dir"],
-                          "tasks.food_security.train.train_crop_model")
-        return train_crop_model(trial_cfg, run_date, callbacks=list(callbacks),
-                                output_dir=output_dir)
+        return train_crop_model(trial_cfg, run_date, output_dir=output_dir,
+                                callbacks=list(callbacks))
 
     return TrainingAdapter(
         use_case="food_security",

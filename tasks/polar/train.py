@@ -15,10 +15,10 @@ the harmonise defaults (:func:`input_contract`).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -38,7 +38,10 @@ from tasks.datasets.ice_patches import IcePatchDataModule
 from tasks.models.ice_net import IceNet
 from tasks.models.ice_zoo import build_model
 from tasks.models.transfer import load_pretrained
+from tasks.plots import CurvePanel, CurveStyle, plot_learning_curve
 from tasks.storage import atomic_dir, code_version
+from tasks.trainers.card import SCHEMA_VERSION, ModelCard
+from tasks.trainers.contract import TrainResult
 from tasks.trainers.ice import IceClassifier
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,13 @@ log = logging.getLogger(__name__)
 MODEL_JSON = "model.json"
 WEIGHTS_FILE = "model.pt"
 INPUT_CONTRACT = "input_contract"
+
+#: ``learning_curve.png``: train / val loss and accuracy per epoch.
+CURVE_STYLE = CurveStyle(
+    panels=(CurvePanel((("train_loss", None), ("val_loss", None)), ylabel="loss"),
+            CurvePanel((("train_acc", None), ("val_acc", None)), ylabel="acc")),
+    figsize=(9, 3.5),
+)
 
 #: Sentinel-1 product / scene names: ``S1A_EW_GRDM_...`` (mission, then acquisition mode).
 _S1_NAME_MODE = re.compile(r"^S1[A-D]_(EW|IW|SM|WV|S[1-6])_")
@@ -241,50 +251,9 @@ def _evaluate_val(net: IceNet, datamodule: IcePatchDataModule,
             "n_val": len(targets)}
 
 
-def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> Path | None:
-    """Plot per-epoch train / validation loss and accuracy from a Lightning CSVLogger file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not metrics_csv.is_file():
-        return None
-    per_epoch: dict[int, dict[str, float]] = {}
-    with metrics_csv.open() as fh:
-        for row in csv.DictReader(fh):
-            if not row.get("epoch"):
-                continue
-            entry = per_epoch.setdefault(int(float(row["epoch"])), {})
-            entry.update({k: float(v) for k, v in row.items() if v and k not in ("epoch", "step")})
-    if not per_epoch:
-        return None
-    epochs = sorted(per_epoch)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
-        for stage in ("train", "val"):
-            values = [(e, per_epoch[e][f"{stage}_{key}"]) for e in epochs
-                      if f"{stage}_{key}" in per_epoch[e]]
-            if values:
-                ax.plot(*zip(*values, strict=True), marker="o", label=stage)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
-
-
-def _fit(
-    cfg: PolarConfig, dataset_path: Path, folder: Path, final_folder: Path,
-    callbacks: Sequence[Callback], trainer_kwargs: dict[str, Any],
-) -> dict[str, Any]:
-    """Train ``cfg.train`` into ``folder`` (the temporary twin of ``final_folder``)."""
+def _datamodule(cfg: PolarConfig, dataset_path: Path) -> IcePatchDataModule:
+    """Open the patch set (set up, with train / val split) and check its patch size."""
     tc = cfg.train
-    L.seed_everything(cfg.seed, workers=True)
     datamodule = IcePatchDataModule(
         dataset_path, class_scheme=tc.class_scheme, bands=list(tc.input_bands),
         batch_size=tc.batch_size, val_fraction=tc.val_fraction, augment=tc.augment,
@@ -293,18 +262,21 @@ def _fit(
     if datamodule.patch_size != tc.patch_size:
         raise ValueError(f"{dataset_path} holds {datamodule.patch_size} px patches but "
                          f"train.patch_size is {tc.patch_size}")
-    architecture = "vgg16" if tc.model == "vgg16_transfer" else tc.model
     datamodule.setup()
-    class_weights = None
-    if tc.class_weighting:
-        counts = np.bincount(datamodule.train_set.targets.numpy(), minlength=datamodule.n_classes)
-        class_weights = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
-    module = IceClassifier(architecture, datamodule.n_classes, len(datamodule.bands),
-                           tc.patch_size, tc.dropout, tc.learning_rate, tc.weight_decay,
-                           tc.width_multiplier, class_weights)
-    transfer = None
-    if tc.model == "vgg16_transfer":
-        transfer = _initialise_transfer(cfg, dataset_path, folder, module.net, trainer_kwargs)
+    return datamodule
+
+
+def _class_weights(tc: TrainConfig, datamodule: IcePatchDataModule) -> list[float] | None:
+    """Inverse class frequencies of the train split (``train.class_weighting``), else None."""
+    if not tc.class_weighting:
+        return None
+    counts = np.bincount(datamodule.train_set.targets.numpy(), minlength=datamodule.n_classes)
+    return (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
+
+
+def _trainer(tc: TrainConfig, folder: Path, callbacks: Sequence[Callback],
+             trainer_kwargs: dict[str, Any]) -> tuple[L.Trainer, ModelCheckpoint]:
+    """Lightning trainer with best-checkpointing and early stopping on ``train.monitor``."""
     mode = "min" if tc.monitor == "val_loss" else "max"
     checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", filename="best",
                                  monitor=tc.monitor, mode=mode, save_top_k=1)
@@ -318,6 +290,26 @@ def _fit(
         enable_progress_bar=True, log_every_n_steps=1, default_root_dir=folder,
         **{**tc.trainer_kwargs(), **trainer_kwargs},  # train.devices/precision/strategy
     )
+    return trainer, checkpoint
+
+
+def _fit(
+    cfg: PolarConfig, dataset_path: Path, folder: Path, final_folder: Path,
+    callbacks: Sequence[Callback], trainer_kwargs: dict[str, Any],
+) -> TrainResult:
+    """Train ``cfg.train`` into ``folder`` (the temporary twin of ``final_folder``)."""
+    tc = cfg.train
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = _datamodule(cfg, dataset_path)
+    architecture = "vgg16" if tc.model == "vgg16_transfer" else tc.model
+    class_weights = _class_weights(tc, datamodule)
+    module = IceClassifier(architecture, datamodule.n_classes, len(datamodule.bands),
+                           tc.patch_size, tc.dropout, tc.learning_rate, tc.weight_decay,
+                           tc.width_multiplier, class_weights)
+    transfer = None
+    if tc.model == "vgg16_transfer":
+        transfer = _initialise_transfer(cfg, dataset_path, folder, module.net, trainer_kwargs)
+    trainer, checkpoint = _trainer(tc, folder, callbacks, trainer_kwargs)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     train_seconds = time.perf_counter() - started
@@ -327,20 +319,43 @@ def _fit(
         load_pretrained(net, best, strict=True)
     torch.save(net.state_dict(), folder / WEIGHTS_FILE)
     metrics = _evaluate_val(net, datamodule, module.loss)
-    curve = plot_learning_curve(folder / "logs" / "csv" / "metrics.csv",
+    curve = plot_learning_curve([("train", folder / "logs" / "csv" / "metrics.csv")],
                                 folder / "learning_curve.png",
-                                f"{tc.model} {tc.patch_size}px {tc.class_scheme}")
-    monitor_value = metrics[tc.monitor]
-    meta = {
+                                f"{tc.model} {tc.patch_size}px {tc.class_scheme}", CURVE_STYLE)
+    meta = _model_json(cfg, dataset_path, datamodule, module.net, class_weights, metrics)
+    meta.update({
+        "epochs_trained": int(trainer.current_epoch),
+        "train_seconds": round(train_seconds, 2),
+        "accelerator": type(trainer.accelerator).__name__,
+        "weights": WEIGHTS_FILE,
+        "checkpoint": "checkpoints/best.ckpt" if best is not None else None,
+        "learning_curve": curve.name if curve else None,
+        "transfer": transfer,
+        "code_version": code_version(),
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+    })
+    card = model_card(meta)
+    card.write(folder, meta)
+    log.info("trained %s: %s=%.4f val_acc=%.4f in %.1f s -> %s", tc.model, tc.monitor,
+             meta["monitor_value"], metrics["val_acc"], train_seconds, final_folder)
+    return _result(card, meta, final_folder)
+
+
+def _model_json(cfg: PolarConfig, dataset_path: Path, datamodule: IcePatchDataModule,
+                net: IceNet, class_weights: list[float] | None,
+                metrics: dict[str, float]) -> dict[str, Any]:
+    """Return the polar keys of ``model.json`` known before the run facts (epochs, files)."""
+    tc = cfg.train
+    return {
         "name": tc.model,
-        "architecture": architecture,
+        "architecture": "vgg16" if tc.model == "vgg16_transfer" else tc.model,
         "class_scheme": tc.class_scheme,
         "classes": datamodule.class_names,
         "bands": datamodule.bands,
         "band_mean": datamodule.band_mean,
         "band_std": datamodule.band_std,
         "patch_size": tc.patch_size,
-        "output_stride": module.net.output_stride,
+        "output_stride": net.output_stride,
         INPUT_CONTRACT: {**training_input_contract(datamodule.attrs, cfg.harmonise),
                          "bands": datamodule.bands, "patch_size": tc.patch_size},
         "hyperparameters": {
@@ -358,23 +373,27 @@ def _fit(
         "n_val": metrics["n_val"],
         "val_metrics": {"val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"]},
         "monitor": tc.monitor,
-        "monitor_value": monitor_value,
-        "epochs_trained": int(trainer.current_epoch),
-        "train_seconds": round(train_seconds, 2),
-        "accelerator": type(trainer.accelerator).__name__,
-        "weights": WEIGHTS_FILE,
-        "checkpoint": "checkpoints/best.ckpt" if best is not None else None,
-        "learning_curve": curve.name if curve else None,
-        "transfer": transfer,
-        "code_version": code_version(),
-        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "monitor_value": metrics[tc.monitor],
     }
-    (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    log.info("trained %s: %s=%.4f val_acc=%.4f in %.1f s -> %s", tc.model, tc.monitor,
-             monitor_value, metrics["val_acc"], train_seconds, final_folder)
-    return {"model_dir": str(final_folder), "monitor": tc.monitor, "monitor_value": monitor_value,
-            **meta["val_metrics"], "epochs_trained": meta["epochs_trained"],
-            "train_seconds": meta["train_seconds"], "transfer": transfer}
+
+
+def model_card(meta: Mapping[str, Any]) -> ModelCard:
+    """Return the :class:`ModelCard` of a polar ``model.json``'s keys (``meta``)."""
+    card = ModelCard.from_document(meta, source="polar model.json")
+    return card.model_copy(update={"schema_version": SCHEMA_VERSION})
+
+
+def _result(card: ModelCard, meta: Mapping[str, Any], final_folder: Path) -> TrainResult:
+    return TrainResult(
+        use_case="polar", model=card.model, model_dir=str(final_folder),
+        model_json=str(final_folder / MODEL_JSON),
+        checkpoint=str(final_folder / meta["checkpoint"]) if meta["checkpoint"] else None,
+        monitor=str(card.monitor), monitor_value=float(meta["monitor_value"]),
+        metrics=dict(card.metrics), epochs=dict(card.epochs),
+        n_samples={"train": int(meta["n_train"]), "val": int(meta["n_val"])},
+        dataset=str(meta["dataset_path"]), seconds=float(meta["train_seconds"]),
+        extra={"transfer": meta["transfer"]},
+    )
 
 
 def _initialise_transfer(cfg: PolarConfig, dataset_path: Path, folder: Path, net: IceNet,
@@ -408,30 +427,33 @@ def _initialise_transfer(cfg: PolarConfig, dataset_path: Path, folder: Path, net
 def train_model(
     cfg: PolarConfig,
     dataset_path: Path,
-    out_dir: Path | None = None,
     *,
+    output_dir: str | os.PathLike[str] | None = None,
     callbacks: Sequence[Callback] = (),
     trainer_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train ``cfg.train.model`` on a patch training set and publish the model folder atomically.
+
+    Follows the training contract of :mod:`tasks.trainers.contract`.
 
     Args:
         cfg: the polar config (``train`` section and ``seed`` are used).
         dataset_path: ``patches_{size}.zarr`` of a training-set version.
-        out_dir: parent of the model folder (default ``{root}/polar/models``).
+        output_dir: the model folder to write (replaced atomically); default a new
+            ``{root}/polar/models/{model}_{patch}_{scheme}_{timestamp}``.
         callbacks: extra Lightning callbacks (e.g. an Optuna pruning callback reading
             ``cfg.train.monitor``).
         trainer_kwargs: extra ``lightning.Trainer`` arguments (``fast_dev_run``,
             ``limit_train_batches`` ...).
 
     Returns:
-        ``{"model_dir", "monitor", "monitor_value", "val_acc", "val_loss", "epochs_trained",
-        "train_seconds", "transfer"}``; ``monitor_value`` is the best-checkpoint value of
-        ``cfg.train.monitor`` recomputed on the validation set.
+        The :class:`~tasks.trainers.contract.TrainResult`; ``monitor_value`` is the
+        best-checkpoint value of ``cfg.train.monitor`` recomputed on the validation set,
+        ``metrics`` holds ``val_acc`` and ``val_loss``, ``extra`` the ``transfer`` report.
 
     """
-    parent = Path(out_dir) if out_dir is not None else models_root(cfg)
-    final = _model_folder(parent, cfg.train)
+    final = (Path(output_dir) if output_dir is not None
+             else _model_folder(models_root(cfg), cfg.train))
     with atomic_dir(final) as tmp:
         return _fit(cfg, Path(dataset_path), tmp, final, list(callbacks),
                     dict(trainer_kwargs or {}))

@@ -118,7 +118,7 @@ def toy_train(cfg: ToyConfig, callbacks: Sequence[Any], output_dir: Path) -> dic
             "metrics": {"validation": metrics}, "code_version": "test",
         })
     return {"model_dir": str(output_dir), "metrics": metrics, "monitor": tc.monitor,
-            "val_metric": metrics[tc.monitor]}
+            "monitor_value": metrics[tc.monitor]}
 
 
 def toy_adapter(cfg: ToyConfig) -> TrainingAdapter:

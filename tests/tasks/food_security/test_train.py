@@ -14,6 +14,8 @@ from tasks.datasets.crop_samples import (  # noqa: E402
     inverse_frequency_weights,
 )
 from tasks.food_security.train import train_crop_model  # noqa: E402
+from tasks.trainers.card import ModelCard  # noqa: E402
+from tasks.trainers.contract import TRAIN_RESULT_KEYS  # noqa: E402
 
 RUN_DATE = "2017-09-01"
 
@@ -62,7 +64,14 @@ def test_train_writes_model_folder_and_is_reproducible(sample_root: Path) -> Non
     assert meta["dataset_version"] == "test-v1"
     assert meta["class_weights_phase1"][3] > meta["class_weights_phase1"][0]
     assert result["monitor"] == "val_median_f1"
-    assert 0.0 <= result["val_metric"] <= 1.0
+    assert 0.0 <= result["monitor_value"] <= 1.0
+    assert set(result) == TRAIN_RESULT_KEYS and result["use_case"] == "food_security"
+    assert result["monitor_value"] == result["metrics"]["val_median_f1"]
+    assert result["metrics"] == meta["metrics"]["validation"]
+    assert result["extra"] == {"agronomic_year": "2017-09_2018-08"}
+    card = ModelCard.load(folder)
+    assert card.schema_version == 2 and card.use_case == "food_security"
+    assert card.metrics == result["metrics"] and card.epochs == result["epochs"]
     first_state = torch.load(folder / "model.ckpt", weights_only=False)["state_dict"]
     # same year again: same weights, same metrics, one folder (replaced atomically)
     again = train_crop_model(cfg, RUN_DATE)
@@ -95,6 +104,7 @@ def test_train_accepts_extra_callbacks(sample_root: Path) -> None:
     out = sample_root / "trial-0"
     result = train_crop_model(cfg, RUN_DATE, callbacks=[recorder], output_dir=out)
     assert len(recorder.values) >= 2 and result["model_dir"] == str(out)
+    assert (out / "model.json").is_file()  # output_dir is the model folder itself
 
 
 def test_train_without_samples_names_the_missing_store(tmp_path: Path) -> None:

@@ -30,4 +30,4 @@ def test_trainer_gets_devices_precision_and_strategy(tmp_path: Path) -> None:
     result = train_crop_model(cfg, RUN_DATE, callbacks=[seen])
     assert seen.seen == {"strategy": "DDPStrategy", "precision": "bf16-mixed", "devices": 1,
                          "accelerator": "CPUAccelerator"}
-    assert 0.0 <= result["val_metric"] <= 1.0
+    assert 0.0 <= result["monitor_value"] <= 1.0

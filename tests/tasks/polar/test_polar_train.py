@@ -11,6 +11,8 @@ from polar_synthetic_scene import tiny_polar_config
 
 from tasks.datasets.ice_patches import IcePatchDataModule, split_indices
 from tasks.polar.train import latest_model, load_model, train_model
+from tasks.trainers.card import ModelCard
+from tasks.trainers.contract import TRAIN_RESULT_KEYS
 
 torch.set_num_threads(1)
 
@@ -53,7 +55,14 @@ def test_train_model_writes_model_folder(polar_patch_dataset: dict, tmp_path: Pa
     assert meta["classes"] == ["water", "ice"] and meta["bands"] == ["HH", "HV", "incidence"]
     assert meta["dataset_version"] == "vtest" and meta["patch_size"] == 32
     assert result["monitor"] == "val_loss" and result["monitor_value"] == meta["monitor_value"]
-    assert result["val_acc"] > 0.8  # the fixture classes are well separated
+    assert result["metrics"]["val_acc"] > 0.8  # the fixture classes are well separated
+    assert set(result) == TRAIN_RESULT_KEYS and result["use_case"] == "polar"
+    assert result["metrics"] == meta["val_metrics"] and result["epochs"] == {
+        "train": meta["epochs_trained"]}
+    assert result["model_json"] == str(folder / "model.json")
+    card = ModelCard.load(folder)
+    assert card.schema_version == 2 and card.use_case == "polar" and card.metrics == result[
+        "metrics"] and card.monitor_value == result["monitor_value"]
     assert recorder.values  # extra callbacks run
     for name in ("model.pt", "checkpoints/best.ckpt", "logs/csv/metrics.csv", "learning_curve.png"):
         assert (folder / name).is_file(), name
@@ -63,7 +72,7 @@ def test_train_model_writes_model_folder(polar_patch_dataset: dict, tmp_path: Pa
     assert loaded.net.training is False and loaded.band_mean.shape == (3,)
     # deterministic: same seed, same result
     again = train_model(cfg, Path(polar_patch_dataset["datasets"][32]))
-    assert again["val_loss"] == pytest.approx(result["val_loss"], rel=1e-5)
+    assert again["metrics"]["val_loss"] == pytest.approx(result["metrics"]["val_loss"], rel=1e-5)
     assert latest_model(tmp_path) == Path(again["model_dir"]) != folder
 
 
@@ -85,7 +94,17 @@ def test_transfer_pretrains_then_fine_tunes(polar_patch_dataset: dict, tmp_path:
         "pretrained_checkpoint": str(folder / "pretrain")})
     second = train_model(cfg2, Path(polar_patch_dataset["datasets"][20]),
                          trainer_kwargs={"fast_dev_run": True})
-    assert second["transfer"]["loaded"] == transfer["loaded"]
+    assert second["extra"]["transfer"]["loaded"] == transfer["loaded"]
+
+
+def test_output_dir_is_the_model_folder(polar_patch_dataset: dict, tmp_path: Path) -> None:
+    cfg = tiny_polar_config(tmp_path, train={"model": "adhoc_cnn", "width_multiplier": 0.25})
+    out = tmp_path / "trial-0"
+    result = train_model(cfg, Path(polar_patch_dataset["datasets"][32]), output_dir=out,
+                         trainer_kwargs={"fast_dev_run": True})
+    assert result["model_dir"] == str(out) and (out / "model.json").is_file()
+    assert set(result) == TRAIN_RESULT_KEYS
+    assert not (tmp_path / "polar" / "models").exists()
 
 
 def test_train_errors(polar_patch_dataset: dict, tmp_path: Path) -> None:
