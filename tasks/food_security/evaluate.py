@@ -109,6 +109,70 @@ def tile_confusion(
     return confusion
 
 
+def _trained_models(
+    cfg: FoodSecurityConfig, run_date: Any, names: list[str], year: str
+) -> tuple[dict[str, Path], list[str]]:
+    """Model folders of ``names`` trained for the year, and the names without one."""
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        try:
+            found[name] = resolve_model_dir(cfg, run_date, name)
+        except PredictInputError:
+            missing.append(name)
+    if not found:
+        raise PredictInputError(
+            f"no trained model of {names} for agronomic year {year}; run the train stage first"
+        )
+    if missing:
+        log.warning("models %s are not trained for %s; the comparison lists them as missing",
+                    missing, year)
+    return found, missing
+
+
+def _score_models(
+    cfg: FoodSecurityConfig, run_date: Any, tile: str, year: str, found: dict[str, Path]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Confusion matrix and scores of each model on the tile; the class names of the last one."""
+    from tasks.trainers.scores import classification_scores
+
+    results: dict[str, dict[str, Any]] = {}
+    class_names: list[str] = []
+    for name, folder in found.items():
+        module, meta = load_crop_model(folder)
+        class_names = list(meta["classes"])
+        confusion = tile_confusion(
+            module, meta, composites_path(cfg, run_date, tile), labels_path(cfg, run_date, tile),
+            cfg.predict.block_rows, cfg.predict.batch_size,
+        )
+        if confusion.sum() == 0:
+            raise PredictInputError(
+                f"tile {tile} of {year} has no labelled pixel to evaluate on; check the labels "
+                "report (tile outside the parcel map?) or choose another evaluate.tile"
+            )
+        scores = classification_scores(confusion)
+        results[name] = {**scores, "confusion": confusion.tolist(), "model_dir": str(folder),
+                         "hyperparameters": meta.get("hyperparameters", {})}
+        log.info("%s on %s: OA %.4f, median F1 %.4f", name, tile,
+                 scores["overall_accuracy"], scores["median_f1"])
+    return results, class_names
+
+
+def _plot_confusions(
+    out: Path, results: dict[str, dict[str, Any]], class_names: list[str], tile: str, year: str
+) -> None:
+    """One ``confusion_<model>.png`` per model (row-normalised, empty classes dropped)."""
+    for name, result in results.items():
+        plot_confusion_matrix(np.asarray(result["confusion"]), class_names,
+                              out / f"confusion_{name}.png",
+                              f"{MODEL_LABELS.get(name, name)} on tile {tile}, {year}\nOA "
+                              f"{100 * result['overall_accuracy']:.1f} %, median F1 "
+                              f"{100 * result['median_f1']:.1f} %",
+                              drop_empty_classes=True,
+                              axis_labels=("predicted class", "reference class"),
+                              colour_label="fraction of reference pixels")
+
+
 def run_evaluate(
     cfg: FoodSecurityConfig,
     run_date: Any,
@@ -131,45 +195,12 @@ def run_evaluate(
         PredictInputError: no requested model is trained, or labels / composites are missing.
 
     """
-    from tasks.trainers.scores import classification_scores
-
     started = time.perf_counter()
     year = agronomic_year_key(run_date)
     tile = tile or cfg.evaluate.tile
     names = list(dict.fromkeys(models or cfg.evaluate.models))
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for name in names:
-        try:
-            found[name] = resolve_model_dir(cfg, run_date, name)
-        except PredictInputError:
-            missing.append(name)
-    if not found:
-        raise PredictInputError(
-            f"no trained model of {names} for agronomic year {year}; run the train stage first"
-        )
-    if missing:
-        log.warning("models %s are not trained for %s; the comparison lists them as missing",
-                    missing, year)
-    results: dict[str, dict[str, Any]] = {}
-    class_names: list[str] = []
-    for name, folder in found.items():
-        module, meta = load_crop_model(folder)
-        class_names = list(meta["classes"])
-        confusion = tile_confusion(
-            module, meta, composites_path(cfg, run_date, tile), labels_path(cfg, run_date, tile),
-            cfg.predict.block_rows, cfg.predict.batch_size,
-        )
-        if confusion.sum() == 0:
-            raise PredictInputError(
-                f"tile {tile} of {year} has no labelled pixel to evaluate on; check the labels "
-                "report (tile outside the parcel map?) or choose another evaluate.tile"
-            )
-        scores = classification_scores(confusion)
-        results[name] = {**scores, "confusion": confusion.tolist(), "model_dir": str(folder),
-                         "hyperparameters": meta.get("hyperparameters", {})}
-        log.info("%s on %s: OA %.4f, median F1 %.4f", name, tile,
-                 scores["overall_accuracy"], scores["median_f1"])
+    found, missing = _trained_models(cfg, run_date, names, year)
+    results, class_names = _score_models(cfg, run_date, tile, year, found)
     table = comparison_table(results, class_names)
     final = stage_dir(cfg.resolved_root(), USE_CASE, "evaluate", year)
     with atomic_dir(final) as out:
@@ -180,15 +211,7 @@ def run_evaluate(
         atomic_write_json(out / "comparison.json", {"tile": tile, "agronomic_year": year,
                                                     "rows": table, "missing_models": missing})
         (out / "comparison.md").write_text(comparison_markdown(table, tile, year, missing))
-        for name, result in results.items():
-            plot_confusion_matrix(np.asarray(result["confusion"]), class_names,
-                                  out / f"confusion_{name}.png",
-                                  f"{MODEL_LABELS.get(name, name)} on tile {tile}, {year}\nOA "
-                                  f"{100 * result['overall_accuracy']:.1f} %, median F1 "
-                                  f"{100 * result['median_f1']:.1f} %",
-                                  drop_empty_classes=True,
-                                  axis_labels=("predicted class", "reference class"),
-                                  colour_label="fraction of reference pixels")
+        _plot_confusions(out, results, class_names, tile, year)
         write_manifest(
             out, stage="evaluate",
             inputs={"labels": str(labels_path(cfg, run_date, tile)),
