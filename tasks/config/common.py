@@ -445,43 +445,32 @@ def load_config(
         source += " with $" + ", $".join(applied)
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
-    if expect is not None:
-        expect_use_case(data, expect, source)
     config = validate_config(data, source)
-    if expect is not None and not isinstance(config, expect):
-        raise ConfigError(
-            f"{source}: use_case {config.use_case!r} validates as {type(config).__name__}, "
-            f"expected {expect}"
-        )
+    if expect is not None:
+        expect_use_case(config, expect, source)
     return config
 
 
-def _use_case_of(model: type[UseCaseConfig]) -> str:
-    """Return the ``use_case`` value a config model takes (its Literal's one value)."""
-    default = model.model_fields["use_case"].default
-    return str(default)
-
-
 def expect_use_case(
-    data: dict[str, Any],
+    config: UseCaseConfig,
     expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...],
     source: str,
 ) -> None:
-    """Refuse a config mapping whose ``use_case`` is not the one of ``expect`` (one or several).
+    """Refuse a validated config that is not of the model ``expect`` (one or several).
 
     Raises:
         ConfigError: naming the file, its use case and the expected one(s).
 
     """
     models = expect if isinstance(expect, tuple) else (expect,)
-    wanted = [_use_case_of(m) for m in models]
-    got = data.get("use_case") if isinstance(data, dict) else None
-    if isinstance(got, str) and got in _REGISTRY and got not in wanted:
-        expected = " or ".join(repr(w) for w in wanted)
-        raise ConfigError(
-            f"{source}: use_case is {got!r}, expected {expected}; give a "
-            f"{' or '.join(wanted)} config (e.g. configs/{wanted[0]}.yaml)"
-        )
+    if isinstance(config, models):
+        return
+    wanted = [str(m.model_fields["use_case"].default) for m in models]
+    expected = " or ".join(repr(w) for w in wanted)
+    raise ConfigError(
+        f"{source}: use_case is {config.use_case!r}, expected {expected}; give a "
+        f"{' or '.join(wanted)} config (e.g. configs/{wanted[0]}.yaml)"
+    )
 
 
 def apply_env_overrides(

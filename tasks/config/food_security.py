@@ -313,8 +313,18 @@ class EvaluateConfig(StrictModel):
 
     tile: str = Field(default="33UVP", pattern=TILE_PATTERN, description="held-out test tile")
     models: list[CropModelName] = Field(
-        default=list(CROP_MODEL_NAMES), description="models of the comparison table"
+        default=list(CROP_MODEL_NAMES), min_length=1,
+        description="models of the comparison table; the crop DAG's model param 'all' trains "
+        "and maps these",
     )
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: list[str]) -> list[str]:
+        repeated = sorted({m for m in value if value.count(m) > 1}, key=value.index)
+        if repeated:
+            raise ValueError(f"models {repeated} are listed twice; list each model once")
+        return value
 
 
 class FoodSecurityConfig(UseCaseConfig):
@@ -370,6 +380,21 @@ class FoodSecurityConfig(UseCaseConfig):
                     f"ingest.generator.outside_parcel_map names tile {tile!r} which is not "
                     f"configured; configured tiles: {ids}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _predicted_model_trained(self) -> FoodSecurityConfig:
+        """Refuse a predict.model whose crop model the DAG does not train (evaluate.models)."""
+        choice = self.predict.model
+        name = self.train.model if choice == "latest" else choice
+        if name in CROP_MODEL_NAMES and name not in self.evaluate.models:
+            via = f"'latest' maps with train.model {name!r}" if choice == "latest" else (
+                f"{name!r} maps with that model")
+            raise ValueError(
+                f"predict.model {via}, which evaluate.models {self.evaluate.models} does not "
+                f"train (the crop DAG's model 'all' trains and maps evaluate.models); add "
+                f"{name!r} to evaluate.models or choose a predict.model among them"
+            )
         return self
 
     def tile_ids(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseConfig
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
@@ -15,6 +15,8 @@ IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
 #: Every sea-ice model name.
 ICE_MODEL_NAMES: tuple[IceModelName, ...] = get_args(IceModelName)
 ClassScheme = Literal["five_class", "binary"]
+#: Patch edges (pixels) of the published training sets.
+PatchSize = Literal[20, 32]
 
 
 class GeneratorConfig(StrictModel):
@@ -136,7 +138,10 @@ class HarmoniseConfig(StrictModel):
 class PatchConfig(StrictModel):
     """Training-patch extraction."""
 
-    sizes: list[Literal[20, 32]] = Field(default=[32, 20], min_length=1)
+    sizes: list[PatchSize] = Field(
+        default=[32, 20], min_length=1,
+        description="patch edges (pixels) of the training sets built; train.patch_size is one",
+    )
     stride: int | None = Field(default=None, ge=1, le=512, description="default: patch size")
     min_purity: float = Field(default=0.9, gt=0.0, le=1.0)
     balance: Literal["none", "undersample"] = "undersample"
@@ -147,12 +152,20 @@ class PatchConfig(StrictModel):
         default=1024, ge=64, le=8192, description="edge of the scene tiles one Dask task reads"
     )
 
+    @field_validator("sizes")
+    @classmethod
+    def _distinct_sizes(cls, value: list[int]) -> list[int]:
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"sizes {repeated} are listed twice; list each patch size once")
+        return value
+
 
 class TrainConfig(LightningTrainerSettings):
     """Lightning training."""
 
     model: IceModelName = "adhoc_cnn"
-    patch_size: Literal[20, 32] = 32
+    patch_size: PatchSize = Field(default=32, description="one of patches.sizes")
     class_scheme: ClassScheme = "binary"
     epochs: int = Field(default=8, ge=1, le=1000)
     batch_size: int = Field(default=64, ge=1, le=8192)
@@ -211,3 +224,14 @@ class PolarConfig(UseCaseConfig):
     search: SearchConfig = SearchConfig()
     ablation: AblationConfig = AblationConfig()
     registry: RegistryConfig = RegistryConfig()
+
+    @model_validator(mode="after")
+    def _patch_size_built(self) -> PolarConfig:
+        if self.train.patch_size not in self.patches.sizes:
+            raise ValueError(
+                f"train.patch_size {self.train.patch_size} is not one of patches.sizes "
+                f"{self.patches.sizes}: the patches stage builds no {self.train.patch_size} px "
+                f"training set; add {self.train.patch_size} to patches.sizes or set "
+                f"train.patch_size to one of {self.patches.sizes}"
+            )
+        return self

@@ -18,6 +18,8 @@ from tasks.config.common import StrictModel, UseCaseConfig, eeflow_home
 from tasks.config.experiments import RegistryConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+#: Where the request log goes.
+SinkName = Literal["jsonl", "parquet", "kafka"]
 
 
 class ServerConfig(StrictModel):
@@ -51,7 +53,7 @@ class RequestLogConfig(StrictModel):
     must be listed.
     """
 
-    sinks: list[Literal["jsonl", "parquet", "kafka"]] = Field(default_factory=lambda: ["jsonl"])
+    sinks: list[SinkName] = Field(default_factory=lambda: list[SinkName](["jsonl"]))
     folder: str = Field(default="serving/requests",
                         description="log folder; relative paths are under data_root")
     parquet_flush_records: int = Field(default=1000, ge=1,

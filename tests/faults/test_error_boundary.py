@@ -31,6 +31,7 @@ def tiny_polar_yaml(folder: Path, **dask: object) -> Path:
                    "generator": {"lines": 200, "samples": 240, "scenes_per_day": 1}},
         "harmonise": {"chunk": 128},
         "patches": {"sizes": [20], "max_per_class": 50},
+        "train": {"patch_size": 20},
     }))
     return path
 
