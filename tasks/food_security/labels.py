@@ -181,6 +181,86 @@ def _ndvi_series(store: Path) -> tuple[np.ndarray, np.ndarray]:
     return ndvi.astype(np.float32), np.asarray(group["gap_filled"][:]).astype(bool)
 
 
+def _outside_parcel_map(
+    lcfg: Any, tile: str, bounds: Any, crs: str, map_path: Path, frame: Any,
+    shape: tuple[int, int], report: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """No parcel on the tile: raise, or (``labels.outside_parcel_map: empty``) empty arrays."""
+    message = (
+        f"tile {tile} (bounds {bounds.bounds} in {crs}) lies entirely outside the parcel map "
+        f"{map_path} (bounds {tuple(round(v) for v in frame.total_bounds)})"
+    )
+    if lcfg.outside_parcel_map == "error":
+        raise OutsideParcelMapError(
+            message + "; fix the parcel map or set labels.outside_parcel_map: empty"
+        )
+    log.warning("%s: writing it without labels", message)
+    report["outside_parcel_map"] = True
+    empty = np.full(shape, NO_LABEL, dtype=np.int16)
+    return {"label": empty, "declared_label": empty.copy(),
+            "parcel_id": np.full(shape, -1, dtype=np.int64)}
+
+
+def _map_tile_codes(cfg: FoodSecurityConfig, tile: str, candidates: Any,
+                    report: dict[str, Any]) -> Any:
+    """Crop classes of the tile's parcels; unknown codes are counted (and bounded) in ``report``."""
+    names = candidates[CROP_NAME_COLUMN].tolist() if CROP_NAME_COLUMN in candidates else None
+    mapped = map_crop_codes(candidates[cfg.ingest.crop_code_column].tolist(), names)
+    if mapped.unknown.any():
+        log.warning("tile %s: %d parcels with unknown crop codes %s mapped to 'other'",
+                    tile, int(mapped.unknown.sum()), mapped.unknown_codes)
+    check_unknown_share(tile, cfg.ingest.crop_code_column, len(mapped.unknown),
+                        int(mapped.unknown.sum()), mapped.unknown_codes,
+                        cfg.labels.max_unknown_code_share)
+    report["unknown_code_parcels"] = int(mapped.unknown.sum())
+    report["unknown_codes"] = mapped.unknown_codes
+    return mapped
+
+
+def _count_removed(report: dict[str, Any], rule: str, declared: np.ndarray,
+                   mask: np.ndarray) -> None:
+    classes, counts = np.unique(declared[mask], return_counts=True)
+    report["removed"][rule] = {CROP_CLASSES[c]: int(n) for c, n in zip(classes, counts,
+                                                                      strict=True)}
+
+
+def _reliable_pixels(lcfg: Any, geoms: list[Any], transform: Any, position: np.ndarray,
+                     declared: np.ndarray, composite: Path, report: dict[str, Any]) -> np.ndarray:
+    """Parcel pixels kept as labels after the border, size, observation and outlier rules."""
+    shape = position.shape
+    inside = position >= 0
+    pos = np.maximum(position, 0)
+    keep = inside.copy()
+    if lcfg.buffer_m > 0:
+        inner = rasterise_parcels([g.buffer(-lcfg.buffer_m) for g in geoms], transform, shape)
+        border = keep & (inner != position)
+        _count_removed(report, "border_buffer", declared, border)
+        keep &= ~border
+    pixels_per_parcel = np.bincount(position[keep], minlength=len(geoms))
+    tiny = keep & (pixels_per_parcel[pos] < lcfg.min_parcel_pixels)
+    _count_removed(report, "tiny_parcel", declared, tiny)
+    keep &= ~tiny
+    ndvi, gap = _ndvi_series(composite)
+    rows, cols = np.nonzero(keep)
+    series = ndvi[:, rows, cols].T  # (n, month)
+    series_gap = gap[:, rows, cols].T
+    no_obs = ~np.isfinite(series).any(axis=1) | series_gap.all(axis=1)
+    no_obs_mask = np.zeros(shape, dtype=bool)
+    no_obs_mask[rows[no_obs], cols[no_obs]] = True
+    _count_removed(report, "no_observation", declared, no_obs_mask)
+    keep &= ~no_obs_mask
+    if lcfg.outlier_filter.enabled:
+        ok = ~no_obs
+        flagged = robust_outlier_mask(series[ok], series_gap[ok], declared[rows[ok], cols[ok]],
+                                      lcfg.outlier_filter.max_robust_z,
+                                      lcfg.outlier_filter.min_class_pixels)
+        out_mask = np.zeros(shape, dtype=bool)
+        out_mask[rows[ok][flagged], cols[ok][flagged]] = True
+        _count_removed(report, "outlier", declared, out_mask)
+        keep &= ~out_mask
+    return keep
+
+
 def label_tile(cfg: FoodSecurityConfig, tile: str, composite: Path, parcels: Any,
                map_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """Rasterise and select reliable labels of one tile (see module docstring).
@@ -209,29 +289,9 @@ def label_tile(cfg: FoodSecurityConfig, tile: str, composite: Path, parcels: Any
     }
     grid_attrs = {"crs": crs, "transform": list(transform.to_gdal()), "tile": tile}
     if len(candidates) == 0:
-        message = (
-            f"tile {tile} (bounds {bounds.bounds} in {crs}) lies entirely outside the parcel map "
-            f"{map_path} (bounds {tuple(round(v) for v in frame.total_bounds)})"
-        )
-        if lcfg.outside_parcel_map == "error":
-            raise OutsideParcelMapError(
-                message + "; fix the parcel map or set labels.outside_parcel_map: empty"
-            )
-        log.warning("%s: writing it without labels", message)
-        report["outside_parcel_map"] = True
-        empty = np.full(shape, NO_LABEL, dtype=np.int16)
-        return ({"label": empty, "declared_label": empty.copy(),
-                 "parcel_id": np.full(shape, -1, dtype=np.int64)}, report, grid_attrs)
-    names = candidates[CROP_NAME_COLUMN].tolist() if CROP_NAME_COLUMN in candidates else None
-    mapped = map_crop_codes(candidates[cfg.ingest.crop_code_column].tolist(), names)
-    if mapped.unknown.any():
-        log.warning("tile %s: %d parcels with unknown crop codes %s mapped to 'other'",
-                    tile, int(mapped.unknown.sum()), mapped.unknown_codes)
-    check_unknown_share(tile, cfg.ingest.crop_code_column, len(mapped.unknown),
-                        int(mapped.unknown.sum()), mapped.unknown_codes,
-                        lcfg.max_unknown_code_share)
-    report["unknown_code_parcels"] = int(mapped.unknown.sum())
-    report["unknown_codes"] = mapped.unknown_codes
+        arrays = _outside_parcel_map(lcfg, tile, bounds, crs, map_path, frame, shape, report)
+        return arrays, report, grid_attrs
+    mapped = _map_tile_codes(cfg, tile, candidates, report)
     ids = (candidates[PARCEL_ID_COLUMN].to_numpy(np.int64) if PARCEL_ID_COLUMN in candidates
            else candidates.index.to_numpy(np.int64))
     geoms = list(candidates.geometry)
@@ -240,40 +300,7 @@ def label_tile(cfg: FoodSecurityConfig, tile: str, composite: Path, parcels: Any
     pos = np.maximum(position, 0)
     declared = np.where(inside, mapped.class_index[pos], NO_LABEL).astype(np.int16)
     parcel_id = np.where(inside, ids[pos], -1).astype(np.int64)
-    keep = inside.copy()
-
-    def count_removed(rule: str, mask: np.ndarray) -> None:
-        classes, counts = np.unique(declared[mask], return_counts=True)
-        report["removed"][rule] = {CROP_CLASSES[c]: int(n) for c, n in zip(classes, counts,
-                                                                          strict=True)}
-
-    if lcfg.buffer_m > 0:
-        inner = rasterise_parcels([g.buffer(-lcfg.buffer_m) for g in geoms], transform, shape)
-        border = keep & (inner != position)
-        count_removed("border_buffer", border)
-        keep &= ~border
-    pixels_per_parcel = np.bincount(position[keep], minlength=len(geoms))
-    tiny = keep & (pixels_per_parcel[pos] < lcfg.min_parcel_pixels)
-    count_removed("tiny_parcel", tiny)
-    keep &= ~tiny
-    ndvi, gap = _ndvi_series(composite)
-    rows, cols = np.nonzero(keep)
-    series = ndvi[:, rows, cols].T  # (n, month)
-    series_gap = gap[:, rows, cols].T
-    no_obs = ~np.isfinite(series).any(axis=1) | series_gap.all(axis=1)
-    no_obs_mask = np.zeros(shape, dtype=bool)
-    no_obs_mask[rows[no_obs], cols[no_obs]] = True
-    count_removed("no_observation", no_obs_mask)
-    keep &= ~no_obs_mask
-    if lcfg.outlier_filter.enabled:
-        ok = ~no_obs
-        flagged = robust_outlier_mask(series[ok], series_gap[ok], declared[rows[ok], cols[ok]],
-                                      lcfg.outlier_filter.max_robust_z,
-                                      lcfg.outlier_filter.min_class_pixels)
-        out_mask = np.zeros(shape, dtype=bool)
-        out_mask[rows[ok][flagged], cols[ok][flagged]] = True
-        count_removed("outlier", out_mask)
-        keep &= ~out_mask
+    keep = _reliable_pixels(lcfg, geoms, transform, position, declared, composite, report)
     label = np.where(keep, declared, NO_LABEL).astype(np.int16)
     for key, arr in (("kept", label), ("declared_pixels", declared)):
         classes, counts = np.unique(arr[arr >= 0], return_counts=True)

@@ -513,6 +513,59 @@ class _PatchStore:
         return mean.tolist(), np.maximum(std, 1e-6).tolist()
 
 
+def _find_all_candidates(
+    client: Any, tiles: list[Tile], scene_paths: list[str], label_paths: list[str], size: int,
+    stride: int, min_purity: float, window: int,
+) -> np.ndarray:
+    """Candidate patches of all tiles: (scene, tile, row, col, class), by (scene, row, col)."""
+    jobs = [(scene_paths[t.scene_index], label_paths[t.scene_index], t, size, stride, min_purity)
+            for t in tiles]
+    found = []
+    for tile_index, rows in enumerate(tqdm(
+        _ordered_results(client, find_candidates, jobs, window), total=len(jobs),
+        desc=f"candidates {size}px", disable=None,
+    )):
+        meta = np.column_stack([
+            np.full(len(rows), tiles[tile_index].scene_index, np.int32),
+            np.full(len(rows), tile_index, np.int32),
+        ])
+        found.append(np.concatenate([meta, rows], axis=1))
+    candidates = np.concatenate(found) if found else np.zeros((0, 5), np.int32)
+    # balancing sees candidates in (scene, row, col) order: the choice does not depend on tiling
+    return candidates[np.lexsort((candidates[:, 3], candidates[:, 2], candidates[:, 0]))]
+
+
+def _cut_chosen(
+    client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray, out_zarr: Path,
+    size: int, stride: int, window: int,
+) -> _PatchStore:
+    """Cut the chosen patches tile by tile into the output zarr; return the (closed) store."""
+    writer = _PatchStore(Path(out_zarr), len(chosen), len(schema.BANDS), size)
+    tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
+    bounds = list(starts) + [len(chosen)]
+    # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
+    task_out = str(out_zarr) if client is not None else None
+    cut_jobs = [
+        (scene_paths[tiles[t].scene_index], tiles[t], chosen[bounds[i]:bounds[i + 1], 2:4], size,
+         stride, task_out, int(bounds[i]), writer.chunk_n)
+        for i, t in enumerate(tile_ids)
+    ]
+    try:
+        for part in tqdm(_ordered_results(client, cut_and_store, cut_jobs, window),
+                         total=len(cut_jobs), desc=f"extract {size}px", disable=None):
+            writer.add(part)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    if writer.written != len(chosen):
+        raise RuntimeError(f"wrote {writer.written} of {len(chosen)} patches to {out_zarr}")
+    writer.y[:] = chosen[:, 4].astype(np.uint8)
+    writer.scene[:] = chosen[:, 0].astype(np.int16)
+    writer.origin[:] = chosen[:, 2:4] * stride
+    return writer
+
+
 def extract_patches(
     scene_zarrs: Sequence[Path],
     label_zarrs: Sequence[Path],
@@ -569,21 +622,8 @@ def extract_patches(
     window = 4 * (len(client.scheduler_info()["workers"]) if client is not None else 1)
     log.info("patches %dpx: %d tiles over %d scenes", size, len(tiles), len(scene_paths))
 
-    jobs = [(scene_paths[t.scene_index], label_paths[t.scene_index], t, size, stride, min_purity)
-            for t in tiles]
-    found = []
-    for tile_index, rows in enumerate(tqdm(
-        _ordered_results(client, find_candidates, jobs, window), total=len(jobs),
-        desc=f"candidates {size}px", disable=None,
-    )):
-        meta = np.column_stack([
-            np.full(len(rows), tiles[tile_index].scene_index, np.int32),
-            np.full(len(rows), tile_index, np.int32),
-        ])
-        found.append(np.concatenate([meta, rows], axis=1))
-    candidates = np.concatenate(found) if found else np.zeros((0, 5), np.int32)
-    # balancing sees candidates in (scene, row, col) order: the choice does not depend on tiling
-    candidates = candidates[np.lexsort((candidates[:, 3], candidates[:, 2], candidates[:, 0]))]
+    candidates = _find_all_candidates(client, tiles, scene_paths, label_paths, size, stride,
+                                      min_purity, window)
     candidate_counts = _class_counts(candidates[:, 4])
     chosen = balance_candidates(candidates, balance=balance, max_per_class=max_per_class,
                                 class_scheme=class_scheme, seed=seed)
@@ -595,29 +635,7 @@ def extract_patches(
     log.info("patches %dpx: %d candidates, %d chosen (%s)", size, len(candidates), len(chosen),
              balance)
 
-    writer = _PatchStore(Path(out_zarr), len(chosen), len(schema.BANDS), size)
-    tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
-    bounds = list(starts) + [len(chosen)]
-    # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
-    task_out = str(out_zarr) if client is not None else None
-    cut_jobs = [
-        (scene_paths[tiles[t].scene_index], tiles[t], chosen[bounds[i]:bounds[i + 1], 2:4], size,
-         stride, task_out, int(bounds[i]), writer.chunk_n)
-        for i, t in enumerate(tile_ids)
-    ]
-    try:
-        for part in tqdm(_ordered_results(client, cut_and_store, cut_jobs, window),
-                         total=len(cut_jobs), desc=f"extract {size}px", disable=None):
-            writer.add(part)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    if writer.written != len(chosen):
-        raise RuntimeError(f"wrote {writer.written} of {len(chosen)} patches to {out_zarr}")
-    writer.y[:] = chosen[:, 4].astype(np.uint8)
-    writer.scene[:] = chosen[:, 0].astype(np.int16)
-    writer.origin[:] = chosen[:, 2:4] * stride
+    writer = _cut_chosen(client, tiles, scene_paths, chosen, out_zarr, size, stride, window)
     mean, std = writer.stats(size)
     class_counts = _class_counts(chosen[:, 4])
     scene_ids = [str(_open_group(p).attrs.get("scene_id", Path(p).stem)) for p in scene_paths]
