@@ -107,6 +107,156 @@ def _run_polygons(
     return shapely.polygons(shapely.linearrings(coords, indices=ring))
 
 
+@dataclass(frozen=True)
+class _Lattice:
+    """The jittered lattice (vertex coordinates ``vx``/``vy``, (rows+1, cols+1)) and its runs."""
+
+    xs: np.ndarray
+    widths: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+    rows: int
+    cols: int
+    run_row: np.ndarray
+    run_col: np.ndarray
+    run_len: np.ndarray
+    parcels: np.ndarray  # run polygons
+
+
+def _lattice(rng: np.random.Generator, n_parcels: int, origin: tuple[float, float],
+             cell_m: float) -> _Lattice:
+    """Draw the lattice (skewed spacings, jittered vertices) and cut its rows into parcels."""
+    mean_run = 2.2  # mean of min(geometric(0.45), 8), cut at row ends
+    side = max(int(np.sqrt(n_parcels * mean_run)), 3)
+    rows, cols = side, side
+    widths = _spacings(rng, cols, cell_m)
+    heights = _spacings(rng, rows, cell_m)
+    xs = origin[0] + np.r_[0.0, np.cumsum(widths)]
+    ys = origin[1] + np.r_[0.0, np.cumsum(heights)]
+    vx, vy = np.meshgrid(xs, ys)
+    local_w = np.minimum(np.r_[widths[0], widths], np.r_[widths, widths[-1]])
+    local_h = np.minimum(np.r_[heights[0], heights], np.r_[heights, heights[-1]])
+    vx = vx + rng.uniform(-0.15, 0.15, vx.shape) * local_w[None, :]
+    vy = vy + rng.uniform(-0.15, 0.15, vy.shape) * local_h[:, None]
+    run_row, run_col, run_len = _runs(rng, rows, cols)
+    parcels_geom = _run_polygons(vx, vy, run_row, run_col, run_len)
+    return _Lattice(xs, widths, vx, vy, rows, cols, run_row, run_col, run_len, parcels_geom)
+
+
+def _field_kinds(rng: np.random.Generator, lattice: _Lattice) -> np.ndarray:
+    """Kind of field instance per parcel (``absorbed``: merged into its left neighbour)."""
+    n = lattice.parcels.size
+    run_row = lattice.run_row
+    kind = rng.choice(len(KINDS), size=n, p=KIND_SHARES)
+    kind_name = np.asarray(KINDS)[kind]
+    # merges need a right-hand neighbour in the same row that is not merged itself
+    right_exists = np.r_[run_row[1:] == run_row[:-1], False]
+    merged = (kind_name == "merged") & right_exists
+    merged &= ~np.r_[False, merged[:-1]]  # no chains: a merged parcel's neighbour is absorbed
+    absorbed = np.r_[False, merged[:-1]]
+    kind_name = np.where((kind_name == "merged") & ~merged, "equal", kind_name)
+    kind_name = np.where(absorbed, "absorbed", kind_name)
+    return np.where((kind_name == "split") & (lattice.run_len < 2), "equal", kind_name)
+
+
+def _piece(rows_: np.ndarray, geoms: np.ndarray, name: str,
+           second: np.ndarray | None = None) -> pd.DataFrame:
+    return pd.DataFrame({
+        "kind": name, "parcel_row": rows_.astype(np.int64),
+        "parcel_row_2": (second if second is not None else np.full(rows_.size, -1)
+                         ).astype(np.int64),
+        "intended": INTENDED[name], "geometry": geoms,
+    })
+
+
+def _derived_fields(rng: np.random.Generator, lattice: _Lattice,
+                    kind_name: np.ndarray) -> list[pd.DataFrame]:
+    """Equal, shrunk, shifted, split and merged field instances of the parcels."""
+    parcels_geom, vx, vy = lattice.parcels, lattice.vx, lattice.vy
+    run_row, run_col, run_len = lattice.run_row, lattice.run_col, lattice.run_len
+    pieces: list[pd.DataFrame] = []
+    equal = np.flatnonzero(kind_name == "equal")
+    equal_geoms = parcels_geom[equal].copy()
+    flip = rng.random(equal.size) < 0.5
+    equal_geoms[flip] = shapely.reverse(equal_geoms[flip])
+    pieces.append(_piece(equal, equal_geoms, "equal"))
+
+    shrunk = np.flatnonzero(kind_name == "shrunk")
+    shrunk_box = shapely.bounds(parcels_geom[shrunk])
+    shrunk_side = np.minimum(shrunk_box[:, 2] - shrunk_box[:, 0],
+                             shrunk_box[:, 3] - shrunk_box[:, 1])
+    inset = 0.1 * shrunk_side * rng.uniform(0.2, 1.0, shrunk.size)  # never empties a parcel
+    pieces.append(
+        _piece(shrunk, shapely.buffer(parcels_geom[shrunk], -inset, join_style="mitre"), "shrunk")
+    )
+
+    shifted = np.flatnonzero(kind_name == "shifted")
+    box = shapely.bounds(parcels_geom[shifted])
+    size = np.minimum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])[:, None]
+    offset = rng.uniform(0.1, 0.4, (shifted.size, 2)) * size * rng.choice([-1, 1],
+                                                                          (shifted.size, 2))
+    moved = shapely.transform(
+        parcels_geom[shifted],
+        lambda xy: xy + np.repeat(offset, shapely.get_num_coordinates(parcels_geom[shifted]),
+                                  axis=0),
+    )
+    pieces.append(_piece(shifted, moved, "shifted"))
+
+    split = np.flatnonzero(kind_name == "split")
+    cut = 1 + np.floor(rng.random(split.size) * (run_len[split] - 1)).astype(np.int64)
+    left = _run_polygons(vx, vy, run_row[split], run_col[split], cut)
+    right = _run_polygons(vx, vy, run_row[split], run_col[split] + cut, run_len[split] - cut)
+    pieces.append(_piece(np.r_[split, split], np.r_[left, right], "split"))
+
+    merge = np.flatnonzero(kind_name == "merged")
+    pieces.append(_piece(merge, _run_polygons(vx, vy, run_row[merge], run_col[merge],
+                                              run_len[merge] + run_len[merge + 1]), "merged",
+                         second=merge + 1))
+    return pieces
+
+
+def _ditches(rng: np.random.Generator, lattice: _Lattice) -> pd.DataFrame:
+    """Lines along lattice rows' middles, longer than any parcel: they cross what they meet."""
+    rows, cols, vy = lattice.rows, lattice.cols, lattice.vy
+    xs, widths = lattice.xs, lattice.widths
+    n_ditches = max(lattice.parcels.size // 100, 1)
+    ditch_row = rng.integers(0, rows, n_ditches)
+    ditch_cells = rng.integers(9, 15, n_ditches)  # longer than any parcel run: always crosses
+    ditch_start = rng.integers(0, max(cols - 14, 1), n_ditches)
+    ditch_end = np.minimum(ditch_start + ditch_cells, cols)
+    mid_y0 = (vy[ditch_row, ditch_start] + vy[ditch_row + 1, ditch_start]) / 2
+    mid_y1 = (vy[ditch_row, ditch_end] + vy[ditch_row + 1, ditch_end]) / 2
+    line_coords = np.stack([
+        np.column_stack([xs[ditch_start] + 0.3 * widths[ditch_start], mid_y0]),
+        np.column_stack([xs[ditch_end] - 0.3 * widths[ditch_end - 1], mid_y1]),
+    ], axis=1)
+    return _piece(np.full(n_ditches, -1), shapely.linestrings(line_coords), "ditch")
+
+
+def _points(rng: np.random.Generator, lattice: _Lattice, n_points: int,
+            crs: str) -> gpd.GeoDataFrame:
+    """LUCAS-like points: inside a random parcel, or (a tenth) on a lattice vertex."""
+    vx, vy, run_len = lattice.vx, lattice.vy, lattice.run_len
+    on_vertex = rng.random(n_points) < 0.1
+    host = rng.integers(0, lattice.parcels.size, n_points)
+    cell_offset = np.floor(rng.random(n_points) * run_len[host]).astype(np.int64)
+    r, c = lattice.run_row[host], lattice.run_col[host] + cell_offset
+    u, v = rng.uniform(0.15, 0.85, n_points), rng.uniform(0.15, 0.85, n_points)
+
+    def bilinear(grid: np.ndarray) -> np.ndarray:
+        return ((1 - u) * (1 - v) * grid[r, c] + u * (1 - v) * grid[r, c + 1]
+                + (1 - u) * v * grid[r + 1, c] + u * v * grid[r + 1, c + 1])
+
+    px = np.where(on_vertex, vx[r, c], bilinear(vx))
+    py = np.where(on_vertex, vy[r, c], bilinear(vy))
+    return gpd.GeoDataFrame(
+        {"point_id": np.arange(n_points, dtype=np.int64),
+         "kind": np.where(on_vertex, "on_vertex", "inside"),
+         "parcel_row": np.where(on_vertex, -1, host).astype(np.int64)},
+        geometry=shapely.points(px, py), crs=crs,
+    )
+
+
 def generate_sets(
     n_parcels: int,
     seed: int = 0,
@@ -136,117 +286,19 @@ def generate_sets(
     if n_parcels < 4:
         raise ValueError(f"n_parcels must be >= 4, got {n_parcels}")
     rng = np.random.default_rng(seed)
-    mean_run = 2.2  # mean of min(geometric(0.45), 8), cut at row ends
-    side = max(int(np.sqrt(n_parcels * mean_run)), 3)
-    rows, cols = side, side
-    widths = _spacings(rng, cols, cell_m)
-    heights = _spacings(rng, rows, cell_m)
-    xs = origin[0] + np.r_[0.0, np.cumsum(widths)]
-    ys = origin[1] + np.r_[0.0, np.cumsum(heights)]
-    vx, vy = np.meshgrid(xs, ys)
-    local_w = np.minimum(np.r_[widths[0], widths], np.r_[widths, widths[-1]])
-    local_h = np.minimum(np.r_[heights[0], heights], np.r_[heights, heights[-1]])
-    vx = vx + rng.uniform(-0.15, 0.15, vx.shape) * local_w[None, :]
-    vy = vy + rng.uniform(-0.15, 0.15, vy.shape) * local_h[:, None]
-    run_row, run_col, run_len = _runs(rng, rows, cols)
-    parcels_geom = _run_polygons(vx, vy, run_row, run_col, run_len)
-    n = parcels_geom.size
+    lattice = _lattice(rng, n_parcels, origin, cell_m)
+    n = lattice.parcels.size
     parcels = gpd.GeoDataFrame(
-        {"parcel_id": np.arange(n, dtype=np.int64), "cells": run_len.astype(np.int16)},
-        geometry=parcels_geom, crs=crs,
+        {"parcel_id": np.arange(n, dtype=np.int64), "cells": lattice.run_len.astype(np.int16)},
+        geometry=lattice.parcels, crs=crs,
     )
-
-    kind = rng.choice(len(KINDS), size=n, p=KIND_SHARES)
-    kind_name = np.asarray(KINDS)[kind]
-    # merges need a right-hand neighbour in the same row that is not merged itself
-    right_exists = np.r_[run_row[1:] == run_row[:-1], False]
-    merged = (kind_name == "merged") & right_exists
-    merged &= ~np.r_[False, merged[:-1]]  # no chains: a merged parcel's neighbour is absorbed
-    absorbed = np.r_[False, merged[:-1]]
-    kind_name = np.where((kind_name == "merged") & ~merged, "equal", kind_name)
-    kind_name = np.where(absorbed, "absorbed", kind_name)
-    kind_name = np.where((kind_name == "split") & (run_len < 2), "equal", kind_name)
-
-    pieces: list[pd.DataFrame] = []
-
-    def add(rows_: np.ndarray, geoms: np.ndarray, name: str, second: np.ndarray | None = None
-            ) -> None:
-        pieces.append(pd.DataFrame({
-            "kind": name, "parcel_row": rows_.astype(np.int64),
-            "parcel_row_2": (second if second is not None else np.full(rows_.size, -1)
-                             ).astype(np.int64),
-            "intended": INTENDED[name], "geometry": geoms,
-        }))
-
-    equal = np.flatnonzero(kind_name == "equal")
-    equal_geoms = parcels_geom[equal].copy()
-    flip = rng.random(equal.size) < 0.5
-    equal_geoms[flip] = shapely.reverse(equal_geoms[flip])
-    add(equal, equal_geoms, "equal")
-
-    shrunk = np.flatnonzero(kind_name == "shrunk")
-    shrunk_box = shapely.bounds(parcels_geom[shrunk])
-    shrunk_side = np.minimum(shrunk_box[:, 2] - shrunk_box[:, 0],
-                             shrunk_box[:, 3] - shrunk_box[:, 1])
-    inset = 0.1 * shrunk_side * rng.uniform(0.2, 1.0, shrunk.size)  # never empties a parcel
-    add(shrunk, shapely.buffer(parcels_geom[shrunk], -inset, join_style="mitre"), "shrunk")
-
-    shifted = np.flatnonzero(kind_name == "shifted")
-    box = shapely.bounds(parcels_geom[shifted])
-    size = np.minimum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])[:, None]
-    offset = rng.uniform(0.1, 0.4, (shifted.size, 2)) * size * rng.choice([-1, 1],
-                                                                          (shifted.size, 2))
-    moved = shapely.transform(
-        parcels_geom[shifted],
-        lambda xy: xy + np.repeat(offset, shapely.get_num_coordinates(parcels_geom[shifted]),
-                                  axis=0),
-    )
-    add(shifted, moved, "shifted")
-
-    split = np.flatnonzero(kind_name == "split")
-    cut = 1 + np.floor(rng.random(split.size) * (run_len[split] - 1)).astype(np.int64)
-    left = _run_polygons(vx, vy, run_row[split], run_col[split], cut)
-    right = _run_polygons(vx, vy, run_row[split], run_col[split] + cut, run_len[split] - cut)
-    add(np.r_[split, split], np.r_[left, right], "split")
-
-    merge = np.flatnonzero(kind_name == "merged")
-    add(merge, _run_polygons(vx, vy, run_row[merge], run_col[merge],
-                             run_len[merge] + run_len[merge + 1]), "merged", second=merge + 1)
-
-    n_ditches = max(n // 100, 1)
-    ditch_row = rng.integers(0, rows, n_ditches)
-    ditch_cells = rng.integers(9, 15, n_ditches)  # longer than any parcel run: always crosses
-    ditch_start = rng.integers(0, max(cols - 14, 1), n_ditches)
-    ditch_end = np.minimum(ditch_start + ditch_cells, cols)
-    mid_y0 = (vy[ditch_row, ditch_start] + vy[ditch_row + 1, ditch_start]) / 2
-    mid_y1 = (vy[ditch_row, ditch_end] + vy[ditch_row + 1, ditch_end]) / 2
-    line_coords = np.stack([
-        np.column_stack([xs[ditch_start] + 0.3 * widths[ditch_start], mid_y0]),
-        np.column_stack([xs[ditch_end] - 0.3 * widths[ditch_end - 1], mid_y1]),
-    ], axis=1)
-    add(np.full(n_ditches, -1), shapely.linestrings(line_coords), "ditch")
-
+    kind_name = _field_kinds(rng, lattice)
+    pieces = _derived_fields(rng, lattice, kind_name)
+    pieces.append(_ditches(rng, lattice))
     fields_frame = pd.concat(pieces, ignore_index=True)
     fields = gpd.GeoDataFrame(fields_frame, geometry="geometry", crs=crs)
     fields.insert(0, "field_id", np.arange(len(fields), dtype=np.int64))
 
     n_points = n_parcels // 10 if n_points is None else n_points
-    on_vertex = rng.random(n_points) < 0.1
-    host = rng.integers(0, n, n_points)
-    cell_offset = np.floor(rng.random(n_points) * run_len[host]).astype(np.int64)
-    r, c = run_row[host], run_col[host] + cell_offset
-    u, v = rng.uniform(0.15, 0.85, n_points), rng.uniform(0.15, 0.85, n_points)
-
-    def bilinear(grid: np.ndarray) -> np.ndarray:
-        return ((1 - u) * (1 - v) * grid[r, c] + u * (1 - v) * grid[r, c + 1]
-                + (1 - u) * v * grid[r + 1, c] + u * v * grid[r + 1, c + 1])
-
-    px = np.where(on_vertex, vx[r, c], bilinear(vx))
-    py = np.where(on_vertex, vy[r, c], bilinear(vy))
-    points = gpd.GeoDataFrame(
-        {"point_id": np.arange(n_points, dtype=np.int64),
-         "kind": np.where(on_vertex, "on_vertex", "inside"),
-         "parcel_row": np.where(on_vertex, -1, host).astype(np.int64)},
-        geometry=shapely.points(px, py), crs=crs,
-    )
+    points = _points(rng, lattice, n_points, crs)
     return GeneratedSets(parcels, fields, points, crs)
