@@ -2,7 +2,6 @@ import csv
 from pathlib import Path
 
 import pytest
-from experiments_toy import fast_adapter, toy_adapter, toy_config
 
 from tasks.config.common import ConfigError
 from tasks.experiments.ablation import (
@@ -13,6 +12,7 @@ from tasks.experiments.ablation import (
     write_ablation_report,
 )
 from tasks.experiments.search import load_study
+from tests.tasks.experiments.experiments_toy import fast_adapter, toy_adapter, toy_config
 
 
 def _cfg(tmp_path, components, seeds=(1, 2)):

@@ -9,29 +9,26 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "food_security"))
-from conftest_ml import field_layout, write_tile_year  # noqa: E402
-
-from tasks.config.common import load_config  # noqa: E402
-from tasks.config.food_security import FoodSecurityConfig  # noqa: E402
-from tasks.experiments.ablation import run_ablation_worker, write_ablation_report  # noqa: E402
-from tasks.experiments.ablation_crops import (  # noqa: E402
+from tasks.config.common import load_config
+from tasks.config.food_security import FoodSecurityConfig
+from tasks.experiments.ablation import run_ablation_worker, write_ablation_report
+from tasks.experiments.ablation_crops import (
     RELIABLE_LABELS_COMPONENT,
     UNFILTERED_LABEL_OVERRIDES,
     build_dataset_variant,
     dataset_variant_adapter,
     needs_variant,
 )
-from tasks.experiments.search import load_study  # noqa: E402
-from tasks.experiments.spaces import apply_overrides  # noqa: E402
-from tasks.experiments.trainers import crop_adapter  # noqa: E402
-from tasks.storage import read_manifest  # noqa: E402
+from tasks.experiments.search import load_study
+from tasks.experiments.spaces import apply_overrides
+from tasks.experiments.trainers import crop_adapter
+from tasks.storage import read_manifest
+from tests.tasks.food_security.conftest_ml import field_layout, write_tile_year
 
 RUN_DATE = "2017-09-01"
 YEAR = "2017-09_2018-08"

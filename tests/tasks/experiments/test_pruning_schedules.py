@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 import pytest
-from experiments_toy import toy_config
 from optuna.trial import TrialState
 
 from tasks.config.common import ConfigError
@@ -28,6 +27,7 @@ from tasks.experiments.search import (
     summarise_trials,
 )
 from tasks.experiments.trainers import TrainingAdapter
+from tests.tasks.experiments.experiments_toy import toy_config
 
 EPOCHS = 27
 N_TRIALS = 24

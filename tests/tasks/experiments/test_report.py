@@ -2,10 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
-from experiments_toy import toy_config
 
 from tasks.experiments.report import ReportError, write_study_report
 from tasks.experiments.search import SearchError, prepare_study
+from tests.tasks.experiments.experiments_toy import toy_config
 
 
 def test_study_report_has_best_trial_importances_and_plots(finished_search):
@@ -26,7 +26,7 @@ def test_study_report_has_best_trial_importances_and_plots(finished_search):
 
 
 def test_report_of_missing_or_empty_study(tmp_path):
-    from experiments_toy import toy_adapter
+    from tests.tasks.experiments.experiments_toy import toy_adapter
 
     cfg = toy_config(tmp_path)
     with pytest.raises(SearchError, match="no study 'toy-search'"):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from experiments_toy import fast_adapter, toy_adapter, toy_config
 from optuna.trial import TrialState
 
 from tasks.experiments.pruning import MetricNotLoggedError
@@ -22,6 +21,7 @@ from tasks.experiments.search import (
     storage_url,
     trial_counts,
 )
+from tests.tasks.experiments.experiments_toy import fast_adapter, toy_adapter, toy_config
 
 TOY = Path(__file__).resolve().parent / "experiments_toy.py"
 REPO = Path(__file__).resolve().parents[3]

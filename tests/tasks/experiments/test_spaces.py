@@ -1,5 +1,4 @@
 import pytest
-from experiments_toy import ToyConfig, toy_adapter, toy_config
 
 from tasks.config.common import ConfigError, load_config
 from tasks.config.experiments import ParameterSpec, SearchConfig
@@ -10,6 +9,7 @@ from tasks.experiments.spaces import (
     check_space,
     grid_points,
 )
+from tests.tasks.experiments.experiments_toy import ToyConfig, toy_adapter, toy_config
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -1,24 +1,21 @@
 import json
 import shutil
-import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_ml import tiny_config as shared_tiny_config  # noqa: E402
-from conftest_ml import write_sample_year, write_tile_year  # noqa: E402
-
-from tasks.food_security.evaluate import run_evaluate  # noqa: E402
-from tasks.food_security.predict import (  # noqa: E402
+from tasks.food_security.evaluate import run_evaluate
+from tasks.food_security.predict import (
     PredictInputError,
     TileComposites,
     classify_pixels,
     load_crop_model,
 )
-from tasks.food_security.train import train_crop_model  # noqa: E402
+from tasks.food_security.train import train_crop_model
+from tests.tasks.food_security.conftest_ml import tiny_config as shared_tiny_config
+from tests.tasks.food_security.conftest_ml import write_sample_year, write_tile_year
 
 RUN_DATE = "2018-08-31"
 YEAR = "2017-09_2018-08"

@@ -1,25 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run  # noqa: E402
-
-from tasks.domain.crops import S2_BANDS  # noqa: E402
-from tasks.food_security.harmonise import (  # noqa: E402
+from tasks.domain.crops import S2_BANDS
+from tasks.food_security.harmonise import (
     NoDataError,
     fill_gaps,
     monthly_median_composite,
     run_harmonise,
 )
-from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl  # noqa: E402
+from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl
+from tests.tasks.food_security.s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run
 
 
 def test_median_of_valid_observations_only():

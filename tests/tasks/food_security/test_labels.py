@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -9,18 +8,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from s2_pipeline_data import RUN_DATE, pipeline_run  # noqa: E402
-
-from tasks.domain.crops import CROP_CLASSES  # noqa: E402
-from tasks.food_security.labels import (  # noqa: E402
+from tasks.domain.crops import CROP_CLASSES
+from tasks.food_security.labels import (
     RULES,
     OutsideParcelMapError,
     robust_outlier_mask,
     run_labels,
 )
-from tasks.food_security.schema import NO_LABEL  # noqa: E402
+from tasks.food_security.schema import NO_LABEL
+from tests.tasks.food_security.s2_pipeline_data import RUN_DATE, pipeline_run
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,16 @@ The tile is 12 x 12 pixels of 10 m; four parcels sit on pixel edges, so the pixe
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
 import xarray as xr
 from shapely.geometry import box
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from s2_pipeline_data import small_config  # noqa: E402
-
-from tasks.domain.crops import CROP_CLASSES  # noqa: E402
-from tasks.food_security.labels import RULES, label_tile, robust_outlier_mask  # noqa: E402
-from tasks.food_security.schema import NO_LABEL  # noqa: E402
+from tasks.domain.crops import CROP_CLASSES
+from tasks.food_security.labels import RULES, label_tile, robust_outlier_mask
+from tasks.food_security.schema import NO_LABEL
+from tests.tasks.food_security.s2_pipeline_data import small_config
 
 X0, Y0, PIXEL = 500_000.0, 5_300_000.0, 10.0
 SIZE = 12

@@ -1,6 +1,5 @@
 import json
 import shutil
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -8,11 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_ml import tiny_config as shared_tiny_config  # noqa: E402
-from conftest_ml import write_sample_year, write_tile_year  # noqa: E402
-
-from tasks.food_security.predict import (  # noqa: E402
+from tasks.food_security.predict import (
     NODATA_CLASS,
     PredictInputError,
     TileComposites,
@@ -21,7 +16,9 @@ from tasks.food_security.predict import (  # noqa: E402
     resolve_model_dir,
     run_predict,
 )
-from tasks.food_security.train import train_crop_model  # noqa: E402
+from tasks.food_security.train import train_crop_model
+from tests.tasks.food_security.conftest_ml import tiny_config as shared_tiny_config
+from tests.tasks.food_security.conftest_ml import write_sample_year, write_tile_year
 
 RUN_DATE = "2017-10-15"
 YEAR = "2017-09_2018-08"

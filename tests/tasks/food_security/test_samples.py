@@ -1,18 +1,12 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run  # noqa: E402
-
-from tasks.domain.crops import CROP_CLASSES  # noqa: E402
-from tasks.food_security.samples import run_samples, select_pixels  # noqa: E402
+from tasks.domain.crops import CROP_CLASSES
+from tasks.food_security.samples import run_samples, select_pixels
+from tests.tasks.food_security.s2_pipeline_data import RUN_DATE, YEAR_KEY, pipeline_run
 
 
 @pytest.fixture(scope="module")

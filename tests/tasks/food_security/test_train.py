@@ -1,21 +1,18 @@
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_ml import tiny_config, write_sample_year  # noqa: E402
-
-from tasks.datasets.crop_samples import (  # noqa: E402
+from tasks.datasets.crop_samples import (
     CropSampleBatches,
     SampleStoreError,
     inverse_frequency_weights,
 )
-from tasks.food_security.train import train_crop_model  # noqa: E402
-from tasks.trainers.card import ModelCard  # noqa: E402
-from tasks.trainers.contract import TRAIN_RESULT_KEYS  # noqa: E402
+from tasks.food_security.train import train_crop_model
+from tasks.trainers.card import ModelCard
+from tasks.trainers.contract import TRAIN_RESULT_KEYS
+from tests.tasks.food_security.conftest_ml import tiny_config, write_sample_year
 
 RUN_DATE = "2017-09-01"
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_ml import tiny_config, write_sample_year  # noqa: E402
-
-from tasks.food_security.train import train_crop_model  # noqa: E402
+from tasks.food_security.train import train_crop_model
+from tests.tasks.food_security.conftest_ml import tiny_config, write_sample_year
 
 RUN_DATE = "2017-09-01"
 
