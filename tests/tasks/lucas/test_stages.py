@@ -78,6 +78,7 @@ def test_crop_pipeline_stage_reads_the_years_instances(lucas_dir: Path, tmp_path
 
     from tasks.config.common import validate_config
     from tasks.lucas.stages import lucas_stage
+    from tasks.stage_result import StageResult
 
     monkeypatch.setenv("EEFLOW_HOME", str(tmp_path))
     cfg = validate_config({"use_case": "food_security", "data_root": "data"})
@@ -94,3 +95,5 @@ def test_crop_pipeline_stage_reads_the_years_instances(lucas_dir: Path, tmp_path
     shutil.copy(lucas_dir / "model.parquet", tile_dir / "33UVP_instances.parquet")
     summary = lucas_stage(cfg, "2018-06-30")
     assert set(summary["reports"]) == {"33UVP"} and summary["points_used"]["33UVP"] > 0
+    assert isinstance(summary, StageResult) and set(summary.outputs) == {"output", "comparison"}
+    assert all(Path(str(uri)).exists() for uri in summary.outputs.values())
