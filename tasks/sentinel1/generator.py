@@ -861,6 +861,38 @@ def _write_safe_metadata(
     )
 
 
+def _write_rasters(
+    safe_dir: Path,
+    truth_path: Path,
+    header: ProductHeader,
+    polarisations: Sequence[str],
+    grid: _SceneGrid,
+    surface: _Surface,
+    radiometry: _Radiometry,
+    seed: int,
+) -> tuple[dict[str, str], dict[int, int]]:
+    """Write the measurement GeoTIFFs and the truth raster: (SAFE paths, pixels per class code)."""
+    measurement_paths, measurement_files = _open_measurements(
+        safe_dir, header, polarisations, grid
+    )
+    truth = _open_truth(truth_path, grid, seed)
+    try:
+        codes = _write_image(seed, grid, surface, radiometry, measurement_files)
+        _write_truth_raster(truth, surface)
+    finally:
+        for dst in measurement_files.values():
+            dst.close()
+        truth.close()
+    return measurement_paths, codes
+
+
+def _class_fractions(codes: dict[int, int], n_pixels: int) -> dict[str, float]:
+    """Share of the image pixels per class name (``land`` for code 0), 6 decimals."""
+    total = float(n_pixels)
+    names = {0: "land", **{c.code: c.name for c in _ice_classes()}}
+    return {names[c]: round(n / total, 6) for c, n in codes.items() if c in names}
+
+
 def _check_scene_args(lines: int, samples: int, land_fraction: float, enl: float) -> None:
     if lines < 32 or samples < 64:
         raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
@@ -933,13 +965,6 @@ def generate_ew_grd_scene(
     surface = _draw_surface(rng, grid.grid_shape, float(min(lines, samples)), difficulty)
     _set_class_shares(surface, rng, grid, land_fraction)
 
-    safe_dir = out_dir / f"{name}.SAFE"
-    (safe_dir / "measurement").mkdir(parents=True, exist_ok=True)
-    truth_path = out_dir / f"{name}.truth.tif"
-    measurement_paths, measurement_files = _open_measurements(
-        safe_dir, header, polarisations, grid
-    )
-    truth = _open_truth(truth_path, grid, seed)
     radiometry = _Radiometry(
         table=table,
         difficulty=difficulty,
@@ -950,19 +975,16 @@ def generate_ew_grd_scene(
         margin_noise=_ValueNoise(rng, (lines, 1), [20.0, 6.0]),
         nodata_cols=max(2, samples // 200),
     )
-    try:
-        codes = _write_image(seed, grid, surface, radiometry, measurement_files)
-        _write_truth_raster(truth, surface)
-    finally:
-        for dst in measurement_files.values():
-            dst.close()
-        truth.close()
+    safe_dir = out_dir / f"{name}.SAFE"
+    (safe_dir / "measurement").mkdir(parents=True, exist_ok=True)
+    truth_path = out_dir / f"{name}.truth.tif"
+    measurement_paths, codes = _write_rasters(
+        safe_dir, truth_path, header, polarisations, grid, surface, radiometry, seed
+    )
     _write_safe_metadata(safe_dir, header, polarisations, grid, radiometry, measurement_paths)
 
     chart_path, land_path = _write_truth_vectors(truth_path, out_dir, name)
-    total = float(lines * samples)
-    names = {0: "land", **{c.code: c.name for c in _ice_classes()}}
-    fractions = {names[c]: round(n / total, 6) for c, n in codes.items() if c in names}
+    fractions = _class_fractions(codes, lines * samples)
     log.info("generated %s (%dx%d): %s", name, lines, samples, fractions)
     return GeneratedScene(
         scene_id=name,

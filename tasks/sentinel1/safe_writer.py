@@ -103,6 +103,92 @@ def _line_time(header: ProductHeader, line: float, lines: int) -> str:
     return _iso(header.start_time + span * float(line))
 
 
+def _general_annotation(root: etree._Element, header: ProductHeader,
+                        platform_heading_deg: float) -> None:
+    general = _sub(root, "generalAnnotation")
+    info = _sub(general, "productInformation")
+    _sub(info, "pass", header.pass_direction)
+    _sub(info, "timelinessCategory", "Fast-24h")
+    _sub(info, "platformHeading", f"{platform_heading_deg:.15e}")
+    _sub(info, "projection", "Ground Range")
+    _sub(info, "rangeSamplingRate", "2.502314816000000e+07")
+    _sub(info, "radarFrequency", "5.405000454334350e+09")
+    _sub(info, "azimuthSteeringRate", "2.390895448000000e+00")
+
+
+def _image_information(image: etree._Element, header: ProductHeader, lines: int, samples: int,
+                       pixel_spacing_m: float, geolocation: dict[str, np.ndarray]) -> None:
+    image_info = _sub(image, "imageInformation")
+    _sub(image_info, "productFirstLineUtcTime", _iso(header.start_time))
+    _sub(image_info, "productLastLineUtcTime", _iso(header.stop_time))
+    _sub(image_info, "ascendingNodeTime", _iso(header.start_time - dt.timedelta(minutes=38)))
+    _sub(image_info, "anchorTime", _iso(header.start_time))
+    _sub(image_info, "productComposition", "Slice")
+    _sub(image_info, "sliceNumber", 1)
+    _sub(image_info, "slantRangeTime", f"{float(np.min(geolocation['slant_range_time'])):.15e}")
+    _sub(image_info, "pixelValue", "Detected")
+    _sub(image_info, "outputPixels", "16 bit Unsigned Integer")
+    _sub(image_info, "rangePixelSpacing", f"{pixel_spacing_m:.6e}")
+    _sub(image_info, "azimuthPixelSpacing", f"{pixel_spacing_m:.6e}")
+    interval = (header.stop_time - header.start_time).total_seconds() / max(lines - 1, 1)
+    _sub(image_info, "azimuthTimeInterval", f"{interval:.15e}")
+    _sub(image_info, "azimuthFrequency", f"{1.0 / interval:.15e}")
+    _sub(image_info, "numberOfSamples", samples)
+    _sub(image_info, "numberOfLines", lines)
+    _sub(image_info, "zeroDopMinusAcqTime", "2.002251400000000e+02")
+    mid = np.interp(
+        samples / 2,
+        geolocation["pixel"][: np.sum(geolocation["line"] == 0)],
+        geolocation["incidence_angle"][: np.sum(geolocation["line"] == 0)],
+    )
+    _sub(image_info, "incidenceAngleMidSwath", f"{mid:.15e}")
+
+
+def _processing_information(image: etree._Element,
+                            swath_bounds: Sequence[tuple[str, int, int]]) -> None:
+    processing = _sub(image, "processingInformation")
+    _sub(processing, "thermalNoiseCorrectionPerformed", "false")
+    _sub(processing, "applicationLutId", "EW_Default")
+    params = _sub(processing, "swathProcParamsList", count=str(len(swath_bounds)))
+    for swath, _, _ in swath_bounds:
+        p = _sub(params, "swathProcParams")
+        _sub(p, "swath", swath)
+        _sub(p, "processorScalingFactor", "1.026920e+12")
+
+
+def _geolocation_grid(root: etree._Element, header: ProductHeader,
+                      geolocation: dict[str, np.ndarray], lines: int) -> None:
+    grid = _sub(root, "geolocationGrid")
+    points = _sub(grid, "geolocationGridPointList", count=str(geolocation["line"].size))
+    for i in range(geolocation["line"].size):
+        point = _sub(points, "geolocationGridPoint")
+        _sub(point, "azimuthTime", _line_time(header, geolocation["line"][i], lines))
+        _sub(point, "slantRangeTime", f"{geolocation['slant_range_time'][i]:.15e}")
+        _sub(point, "line", int(geolocation["line"][i]))
+        _sub(point, "pixel", int(geolocation["pixel"][i]))
+        _sub(point, "latitude", f"{geolocation['latitude'][i]:.15e}")
+        _sub(point, "longitude", f"{geolocation['longitude'][i]:.15e}")
+        _sub(point, "height", f"{geolocation['height'][i]:.15e}")
+        _sub(point, "incidenceAngle", f"{geolocation['incidence_angle'][i]:.15e}")
+        _sub(point, "elevationAngle", f"{geolocation['elevation_angle'][i]:.15e}")
+
+
+def _swath_merging(root: etree._Element, header: ProductHeader,
+                   swath_bounds: Sequence[tuple[str, int, int]], lines: int) -> None:
+    merging = _sub(root, "swathMerging")
+    merges = _sub(merging, "swathMergeList", count=str(len(swath_bounds)))
+    for swath, first, last in swath_bounds:
+        merge = _sub(merges, "swathMerge")
+        _sub(merge, "swath", swath)
+        bounds_list = _sub(merge, "swathBoundsList", count="1")
+        bounds = _sub(bounds_list, "swathBounds")
+        _sub(bounds, "azimuthTime", _iso(header.start_time))
+        _sub(bounds, "firstAzimuthLine", 0)
+        _sub(bounds, "firstRangeSample", first)
+        _sub(bounds, "lastAzimuthLine", lines - 1)
+        _sub(bounds, "lastRangeSample", last)
+
+
 def write_product_annotation(
     path: Path,
     header: ProductHeader,
@@ -136,73 +222,12 @@ def write_product_annotation(
     _ads_header(root, header, pol, image_number)
     quality = _sub(root, "qualityInformation")
     _sub(quality, "productQualityIndex", "0.000000000000000e+00")
-    general = _sub(root, "generalAnnotation")
-    info = _sub(general, "productInformation")
-    _sub(info, "pass", header.pass_direction)
-    _sub(info, "timelinessCategory", "Fast-24h")
-    _sub(info, "platformHeading", f"{platform_heading_deg:.15e}")
-    _sub(info, "projection", "Ground Range")
-    _sub(info, "rangeSamplingRate", "2.502314816000000e+07")
-    _sub(info, "radarFrequency", "5.405000454334350e+09")
-    _sub(info, "azimuthSteeringRate", "2.390895448000000e+00")
+    _general_annotation(root, header, platform_heading_deg)
     image = _sub(root, "imageAnnotation")
-    image_info = _sub(image, "imageInformation")
-    _sub(image_info, "productFirstLineUtcTime", _iso(header.start_time))
-    _sub(image_info, "productLastLineUtcTime", _iso(header.stop_time))
-    _sub(image_info, "ascendingNodeTime", _iso(header.start_time - dt.timedelta(minutes=38)))
-    _sub(image_info, "anchorTime", _iso(header.start_time))
-    _sub(image_info, "productComposition", "Slice")
-    _sub(image_info, "sliceNumber", 1)
-    _sub(image_info, "slantRangeTime", f"{float(np.min(geolocation['slant_range_time'])):.15e}")
-    _sub(image_info, "pixelValue", "Detected")
-    _sub(image_info, "outputPixels", "16 bit Unsigned Integer")
-    _sub(image_info, "rangePixelSpacing", f"{pixel_spacing_m:.6e}")
-    _sub(image_info, "azimuthPixelSpacing", f"{pixel_spacing_m:.6e}")
-    interval = (header.stop_time - header.start_time).total_seconds() / max(lines - 1, 1)
-    _sub(image_info, "azimuthTimeInterval", f"{interval:.15e}")
-    _sub(image_info, "azimuthFrequency", f"{1.0 / interval:.15e}")
-    _sub(image_info, "numberOfSamples", samples)
-    _sub(image_info, "numberOfLines", lines)
-    _sub(image_info, "zeroDopMinusAcqTime", "2.002251400000000e+02")
-    mid = np.interp(
-        samples / 2,
-        geolocation["pixel"][: np.sum(geolocation["line"] == 0)],
-        geolocation["incidence_angle"][: np.sum(geolocation["line"] == 0)],
-    )
-    _sub(image_info, "incidenceAngleMidSwath", f"{mid:.15e}")
-    processing = _sub(image, "processingInformation")
-    _sub(processing, "thermalNoiseCorrectionPerformed", "false")
-    _sub(processing, "applicationLutId", "EW_Default")
-    params = _sub(processing, "swathProcParamsList", count=str(len(swath_bounds)))
-    for swath, _, _ in swath_bounds:
-        p = _sub(params, "swathProcParams")
-        _sub(p, "swath", swath)
-        _sub(p, "processorScalingFactor", "1.026920e+12")
-    grid = _sub(root, "geolocationGrid")
-    points = _sub(grid, "geolocationGridPointList", count=str(geolocation["line"].size))
-    for i in range(geolocation["line"].size):
-        point = _sub(points, "geolocationGridPoint")
-        _sub(point, "azimuthTime", _line_time(header, geolocation["line"][i], lines))
-        _sub(point, "slantRangeTime", f"{geolocation['slant_range_time'][i]:.15e}")
-        _sub(point, "line", int(geolocation["line"][i]))
-        _sub(point, "pixel", int(geolocation["pixel"][i]))
-        _sub(point, "latitude", f"{geolocation['latitude'][i]:.15e}")
-        _sub(point, "longitude", f"{geolocation['longitude'][i]:.15e}")
-        _sub(point, "height", f"{geolocation['height'][i]:.15e}")
-        _sub(point, "incidenceAngle", f"{geolocation['incidence_angle'][i]:.15e}")
-        _sub(point, "elevationAngle", f"{geolocation['elevation_angle'][i]:.15e}")
-    merging = _sub(root, "swathMerging")
-    merges = _sub(merging, "swathMergeList", count=str(len(swath_bounds)))
-    for swath, first, last in swath_bounds:
-        merge = _sub(merges, "swathMerge")
-        _sub(merge, "swath", swath)
-        bounds_list = _sub(merge, "swathBoundsList", count="1")
-        bounds = _sub(bounds_list, "swathBounds")
-        _sub(bounds, "azimuthTime", _iso(header.start_time))
-        _sub(bounds, "firstAzimuthLine", 0)
-        _sub(bounds, "firstRangeSample", first)
-        _sub(bounds, "lastAzimuthLine", lines - 1)
-        _sub(bounds, "lastRangeSample", last)
+    _image_information(image, header, lines, samples, pixel_spacing_m, geolocation)
+    _processing_information(image, swath_bounds)
+    _geolocation_grid(root, header, geolocation, lines)
+    _swath_merging(root, header, swath_bounds, lines)
     return _write(root, path)
 
 
@@ -269,34 +294,28 @@ def write_noise(
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5()  # noqa: S324 - the SAFE format specifies MD5 checksums
+    digest = hashlib.md5()  # the SAFE format specifies MD5 checksums
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def write_safe_manifest(
-    safe_dir: Path,
-    header: ProductHeader,
-    polarisations: Sequence[str],
-    footprint_latlon: Sequence[tuple[float, float]],
-    files: Sequence[tuple[str, str, str]],
-) -> Path:
-    """Write ``manifest.safe`` (XFDU) listing ``files`` = ``(data object ID, repID, href)``.
-
-    Sizes and MD5 checksums are computed from the files already written under ``safe_dir``.
-    """
-    x = f"{{{NS['xfdu']}}}"
-    safe = f"{{{NS['safe']}}}"
-    s1 = f"{{{NS['s1']}}}"
-    l1 = f"{{{NS['s1sarl1']}}}"
-    gml = f"{{{NS['gml']}}}"
-    root = etree.Element(
-        f"{x}XFDU",
-        nsmap=NS,
-        version="esa/safe/sentinel-1.0/sentinel-1/sar/level-1/grd/standard/ewdp",
+def _wrapped(meta: etree._Element, object_id: str, text_info: str,
+             category: str = "DMD") -> etree._Element:
+    """Add a metadataObject to the manifest's metadataSection; return its ``xmlData``."""
+    obj = _sub(
+        meta, "metadataObject", ID=object_id, classification="DESCRIPTION", category=category
     )
+    wrap = _sub(
+        obj, "metadataWrap", mimeType="text/xml", vocabularyName="SAFE", textInfo=text_info
+    )
+    return _sub(wrap, "xmlData")
+
+
+def _manifest_content_units(root: etree._Element, header: ProductHeader,
+                            files: Sequence[tuple[str, str, str]]) -> None:
+    x = f"{{{NS['xfdu']}}}"
     package = _sub(root, "informationPackageMap")
     unit = _sub(
         package,
@@ -311,19 +330,13 @@ def write_safe_manifest(
         kind = "Measurement Data Unit" if rep_id == "s1Level1MeasurementSchema" else "Metadata Unit"
         sub = _sub(unit, f"{x}contentUnit", unitType=kind, repID=rep_id)
         _sub(sub, "dataObjectPointer", dataObjectID=object_id)
-    meta = _sub(root, "metadataSection")
 
-    def wrapped(object_id: str, text_info: str, category: str = "DMD") -> etree._Element:
-        obj = _sub(
-            meta, "metadataObject", ID=object_id, classification="DESCRIPTION", category=category
-        )
-        wrap = _sub(
-            obj, "metadataWrap", mimeType="text/xml", vocabularyName="SAFE", textInfo=text_info
-        )
-        return _sub(wrap, "xmlData")
 
+def _manifest_processing_and_platform(meta: etree._Element, header: ProductHeader) -> None:
+    safe = f"{{{NS['safe']}}}"
+    l1 = f"{{{NS['s1sarl1']}}}"
     proc = _sub(
-        wrapped("processing", "Processing", "PDI"),
+        _wrapped(meta, "processing", "Processing", "PDI"),
         f"{safe}processing",
         name="SentinelOne product generation (eeflow synthetic scene generator)",
         start=_iso(header.stop_time),
@@ -337,7 +350,7 @@ def write_safe_manifest(
         site="synthetic",
         country="n/a",
     )
-    platform = _sub(wrapped("platform", "Platform Description"), f"{safe}platform")
+    platform = _sub(_wrapped(meta, "platform", "Platform Description"), f"{safe}platform")
     _sub(
         platform, f"{safe}nssdcIdentifier", "2014-016A" if header.mission == "S1A" else "2016-025A"
     )
@@ -347,7 +360,15 @@ def write_safe_manifest(
     _sub(instrument, f"{safe}familyName", "Synthetic Aperture Radar", abbreviation="SAR")
     mode = _sub(_sub(_sub(instrument, f"{safe}extension"), f"{l1}instrumentMode"), f"{l1}mode")
     mode.text = header.mode
-    orbit = _sub(wrapped("measurementOrbitReference", "Orbit Reference"), f"{safe}orbitReference")
+
+
+def _manifest_orbit_and_product(meta: etree._Element, header: ProductHeader,
+                                polarisations: Sequence[str]) -> None:
+    safe = f"{{{NS['safe']}}}"
+    s1 = f"{{{NS['s1']}}}"
+    l1 = f"{{{NS['s1sarl1']}}}"
+    orbit = _sub(_wrapped(meta, "measurementOrbitReference", "Orbit Reference"),
+                 f"{safe}orbitReference")
     _sub(orbit, f"{safe}orbitNumber", header.absolute_orbit, type="start")
     _sub(orbit, f"{safe}orbitNumber", header.absolute_orbit, type="stop")
     relative = (header.absolute_orbit - 73) % 175 + 1
@@ -356,7 +377,7 @@ def write_safe_manifest(
     props = _sub(_sub(orbit, f"{safe}extension"), f"{s1}orbitProperties")
     _sub(props, f"{s1}pass", header.pass_direction.upper())
     general = _sub(
-        wrapped("generalProductInformation", "General Product Information"),
+        _wrapped(meta, "generalProductInformation", "General Product Information"),
         f"{l1}standAloneProductInformation",
     )
     _sub(general, f"{l1}instrumentConfigurationID", 6)
@@ -368,11 +389,18 @@ def write_safe_manifest(
     _sub(general, f"{l1}productComposition", "Slice")
     _sub(general, f"{l1}productType", header.product_type)
     _sub(general, f"{l1}productTimelinessCategory", "Fast-24h")
-    period = _sub(wrapped("acquisitionPeriod", "Acquisition Period"), f"{safe}acquisitionPeriod")
+
+
+def _manifest_period_and_frame(meta: etree._Element, header: ProductHeader,
+                               footprint_latlon: Sequence[tuple[float, float]]) -> None:
+    safe = f"{{{NS['safe']}}}"
+    gml = f"{{{NS['gml']}}}"
+    period = _sub(_wrapped(meta, "acquisitionPeriod", "Acquisition Period"),
+                  f"{safe}acquisitionPeriod")
     _sub(period, f"{safe}startTime", _iso(header.start_time))
     _sub(period, f"{safe}stopTime", _iso(header.stop_time))
     frame = _sub(
-        _sub(wrapped("measurementFrameSet", "Frame Set"), f"{safe}frameSet"), f"{safe}frame"
+        _sub(_wrapped(meta, "measurementFrameSet", "Frame Set"), f"{safe}frameSet"), f"{safe}frame"
     )
     footprint = _sub(
         frame, f"{safe}footPrint", srsName="http://www.opengis.net/gml/srs/epsg.xml#4326"
@@ -382,6 +410,10 @@ def write_safe_manifest(
         f"{gml}coordinates",
         " ".join(f"{lat:.6f},{lon:.6f}" for lat, lon in footprint_latlon),
     )
+
+
+def _manifest_data_objects(root: etree._Element, safe_dir: Path,
+                           files: Sequence[tuple[str, str, str]]) -> None:
     data = _sub(root, "dataObjectSection")
     for object_id, rep_id, href in files:
         path = safe_dir / href
@@ -390,4 +422,29 @@ def write_safe_manifest(
         stream = _sub(obj, "byteStream", mimeType=mime, size=str(path.stat().st_size))
         _sub(stream, "fileLocation", locatorType="URL", href=f"./{href}")
         _sub(stream, "checksum", _md5(path), checksumName="MD5")
+
+
+def write_safe_manifest(
+    safe_dir: Path,
+    header: ProductHeader,
+    polarisations: Sequence[str],
+    footprint_latlon: Sequence[tuple[float, float]],
+    files: Sequence[tuple[str, str, str]],
+) -> Path:
+    """Write ``manifest.safe`` (XFDU) listing ``files`` = ``(data object ID, repID, href)``.
+
+    Sizes and MD5 checksums are computed from the files already written under ``safe_dir``.
+    """
+    x = f"{{{NS['xfdu']}}}"
+    root = etree.Element(
+        f"{x}XFDU",
+        nsmap=NS,
+        version="esa/safe/sentinel-1.0/sentinel-1/sar/level-1/grd/standard/ewdp",
+    )
+    _manifest_content_units(root, header, files)
+    meta = _sub(root, "metadataSection")
+    _manifest_processing_and_platform(meta, header)
+    _manifest_orbit_and_product(meta, header, polarisations)
+    _manifest_period_and_frame(meta, header, footprint_latlon)
+    _manifest_data_objects(root, safe_dir, files)
     return _write(root, safe_dir / "manifest.safe")
