@@ -188,60 +188,94 @@ def grid_prefilter(
     return f"VALUES ?grid_cell {{ {cells} }} ?{geometry} <{EEO}gridCell> ?grid_cell ."
 
 
+def _iri_term(kind: str, text: str, endpoints: dict[str, str]) -> Any:
+    import pyoxigraph as ox
+
+    if kind == "endpoint":
+        from tasks.linked_data.federation import FederationError, resolve_endpoint
+
+        try:  # only configured endpoints: a query never calls an arbitrary URL
+            text = resolve_endpoint(text, endpoints)
+        except FederationError as err:
+            raise ValueError(str(err)) from None
+    return ox.NamedNode(text)
+
+
+def _concept_term(kind: str, text: str, base: str) -> Any:
+    import pyoxigraph as ox
+
+    scheme = kind.split(":", 1)[1]
+    allowed = [*code_list(scheme), *(["ice"] if scheme == "ice_type" else [])]
+    if text not in allowed:
+        raise ValueError(f"not in code list {scheme}: {allowed}")
+    return ox.NamedNode(concept_iri(base, scheme, text))
+
+
+def _wkt_term(text: str) -> Any:
+    import pyoxigraph as ox
+    import shapely
+
+    match = re.match(r"^<([^>]*)>\s*(.*)$", text, re.S)
+    body = text
+    if match:
+        if match.group(1) != CRS84:
+            raise ValueError(f"only CRS84 WKT is supported (<{CRS84}>)")
+        body = match.group(2)
+    geometry = shapely.from_wkt(body)
+    if geometry is None or geometry.is_empty or not geometry.is_valid:
+        raise ValueError("empty or invalid geometry")
+    return ox.Literal(
+        f"<{CRS84}> {shapely.to_wkt(geometry, trim=True)}",
+        datatype=ox.NamedNode(WKT_LITERAL),
+    )
+
+
+def _double_term(kind: str, text: str, name: str) -> Any:
+    import pyoxigraph as ox
+
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    if (kind == "distance" or name in DISTANCE_PARAMS) and number < 0:
+        raise ValueError("a distance in metres must be 0 or more")
+    return ox.Literal(repr(number), datatype=ox.NamedNode(XSD + "double"))
+
+
+def _parse_term(kind: str, text: str, name: str, base: str, endpoints: dict[str, str]) -> Any:
+    """Term of a declared kind, None for an unknown kind (raises ValueError for a bad value)."""
+    import pyoxigraph as ox
+
+    if kind == "iri" or kind == "endpoint":
+        return _iri_term(kind, text, endpoints)
+    if kind.startswith("concept:"):
+        return _concept_term(kind, text, base)
+    if kind == "wkt":
+        return _wkt_term(text)
+    if kind == "date":
+        return ox.Literal(
+            dt.date.fromisoformat(text).isoformat(), datatype=ox.NamedNode(XSD + "date")
+        )
+    if kind in ("double", "distance"):
+        return _double_term(kind, text, name)
+    if kind == "integer":
+        return ox.Literal(str(int(text)), datatype=ox.NamedNode(XSD + "integer"))
+    if kind == "string":
+        return ox.Literal(text)
+    return None
+
+
 def to_term(kind: str, value: Any, name: str, base: str, endpoints: dict[str, str]) -> Any:
     """Parse a user value into a pyoxigraph term of the declared kind (raises QueryError)."""
-    import pyoxigraph as ox
     import shapely
 
     text = str(value).strip()
     try:
-        if kind == "iri" or kind == "endpoint":
-            if kind == "endpoint":
-                from tasks.linked_data.federation import FederationError, resolve_endpoint
-
-                try:  # only configured endpoints: a query never calls an arbitrary URL
-                    text = resolve_endpoint(text, endpoints)
-                except FederationError as err:
-                    raise ValueError(str(err)) from None
-            return ox.NamedNode(text)
-        if kind.startswith("concept:"):
-            scheme = kind.split(":", 1)[1]
-            allowed = [*code_list(scheme), *(["ice"] if scheme == "ice_type" else [])]
-            if text not in allowed:
-                raise ValueError(f"not in code list {scheme}: {allowed}")
-            return ox.NamedNode(concept_iri(base, scheme, text))
-        if kind == "wkt":
-            match = re.match(r"^<([^>]*)>\s*(.*)$", text, re.S)
-            body = text
-            if match:
-                if match.group(1) != CRS84:
-                    raise ValueError(f"only CRS84 WKT is supported (<{CRS84}>)")
-                body = match.group(2)
-            geometry = shapely.from_wkt(body)
-            if geometry is None or geometry.is_empty or not geometry.is_valid:
-                raise ValueError("empty or invalid geometry")
-            return ox.Literal(
-                f"<{CRS84}> {shapely.to_wkt(geometry, trim=True)}",
-                datatype=ox.NamedNode(WKT_LITERAL),
-            )
-        if kind == "date":
-            return ox.Literal(
-                dt.date.fromisoformat(text).isoformat(), datatype=ox.NamedNode(XSD + "date")
-            )
-        if kind in ("double", "distance"):
-            number = float(text)
-            if not math.isfinite(number):
-                raise ValueError("not finite")
-            if (kind == "distance" or name in DISTANCE_PARAMS) and number < 0:
-                raise ValueError("a distance in metres must be 0 or more")
-            return ox.Literal(repr(number), datatype=ox.NamedNode(XSD + "double"))
-        if kind == "integer":
-            return ox.Literal(str(int(text)), datatype=ox.NamedNode(XSD + "integer"))
-        if kind == "string":
-            return ox.Literal(text)
+        term = _parse_term(kind, text, name, base, endpoints)
     except (ValueError, TypeError, shapely.errors.GEOSException) as err:
         raise QueryError(f"parameter {name}={text[:120]!r} is not a valid {kind}: {err}") from None
-    raise QueryError(f"parameter {name}: unknown declared type {kind!r}")
+    if term is None:
+        raise QueryError(f"parameter {name}: unknown declared type {kind!r}")
+    return term
 
 
 def bind_parameters(

@@ -310,6 +310,45 @@ class SparqlService:
         raise RequestError(405, f"method {method} not allowed on the graph store")
 
 
+def _form(body: bytes, content_type: str, params: dict[str, list[str]],
+          key: str = "query") -> dict[str, list[str]]:
+    """Query-string parameters, plus a form-encoded body or a raw SPARQL body as ``key``."""
+    media = content_type.split(";")[0].strip().lower()
+    form = dict(params)
+    if media == "application/x-www-form-urlencoded":
+        form.update(parse_qs(body.decode(), keep_blank_values=True))
+    elif media in ("application/sparql-query", "application/sparql-update"):
+        form[key] = [body.decode()]
+    return form
+
+
+def _route(service: SparqlService, command: str, path: str, params: dict[str, list[str]],
+           body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+    """Answer one request to /query, /update or /store: (status, media type, body)."""
+    if path == "/query":
+        form = _form(body, content_type, params)
+        if "query" not in form:
+            raise RequestError(400, "no query: send ?query=, a query= form field or "
+                               "an application/sparql-query body")
+        media, payload = service.query(
+            form["query"][0], accept, form.get("default-graph-uri", []),
+            form.get("named-graph-uri", []),
+        )
+        return 200, media, payload
+    if path == "/update":
+        if command != "POST":
+            raise RequestError(405, "SPARQL updates are POSTed to /update")
+        form = _form(body, content_type, params, key="update")
+        if "update" not in form:
+            raise RequestError(400, "no update: send an update= form field or an "
+                               "application/sparql-update body")
+        service.update(form["update"][0])
+        return 204, "text/plain", b""
+    if path == "/store":
+        return service.graph_store(command, params, body, content_type, accept)
+    raise RequestError(404, f"no such endpoint {path}; use /query, /update or /store")
+
+
 def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "eeflow-sparql/1"
@@ -317,7 +356,7 @@ def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
         wbufsize = 1 << 16  # headers + body leave in one write (flushed after each request)
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:  # the base class names it format
             log.debug("%s " + format, self.address_string(), *args)
 
         def _body(self) -> bytes:
@@ -336,53 +375,18 @@ def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             params = parse_qs(url.query, keep_blank_values=True)
             body = self._body()
-            content_type = self.headers.get("Content-Type", "")
-            accept = self.headers.get("Accept", "")
             try:
-                if url.path == "/query":
-                    form = self._form(body, content_type, params)
-                    if "query" not in form:
-                        raise RequestError(400, "no query: send ?query=, a query= form field or "
-                                           "an application/sparql-query body")
-                    media, payload = service.query(
-                        form["query"][0], accept, form.get("default-graph-uri", []),
-                        form.get("named-graph-uri", []),
-                    )
-                    self._answer(200, media, payload)
-                elif url.path == "/update":
-                    if self.command != "POST":
-                        raise RequestError(405, "SPARQL updates are POSTed to /update")
-                    form = self._form(body, content_type, params, key="update")
-                    if "update" not in form:
-                        raise RequestError(400, "no update: send an update= form field or an "
-                                           "application/sparql-update body")
-                    service.update(form["update"][0])
-                    self._answer(204, "text/plain", b"")
-                elif url.path == "/store":
-                    self._answer(*service.graph_store(
-                        self.command, params, body, content_type, accept
-                    ))
-                else:
-                    raise RequestError(404, f"no such endpoint {url.path}; use /query, "
-                                       "/update or /store")
+                self._answer(*_route(service, self.command, url.path, params, body,
+                                     self.headers.get("Content-Type", ""),
+                                     self.headers.get("Accept", "")))
             except RequestError as err:
                 self._answer(err.status, "text/plain; charset=utf-8", str(err).encode())
-            except Exception as err:  # noqa: BLE001 - a server answers, never dies on a request
+            except Exception as err:  # a server answers, never dies on a request
                 log.exception("SPARQL server error on %s %s", self.command, self.path)
                 self._answer(500, "text/plain; charset=utf-8", f"{type(err).__name__}: {err}"
                              .encode())
 
-        def _form(self, body: bytes, content_type: str, params: dict[str, list[str]],
-                  key: str = "query") -> dict[str, list[str]]:
-            media = content_type.split(";")[0].strip().lower()
-            form = dict(params)
-            if media == "application/x-www-form-urlencoded":
-                form.update(parse_qs(body.decode(), keep_blank_values=True))
-            elif media in ("application/sparql-query", "application/sparql-update"):
-                form[key] = [body.decode()]
-            return form
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch  # noqa: N815
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 
     return Handler
 

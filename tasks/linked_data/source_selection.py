@@ -274,6 +274,11 @@ class _Rewriter:
         if not isinstance(node, CompValue):
             return self.term(node)
         name = node.name
+        text = self._operator_expr(node, name)
+        return text if text is not None else self._call_expr(node, name)
+
+    def _operator_expr(self, node: Any, name: str) -> str | None:
+        """Write logical, relational, arithmetic and unary expressions; None for anything else."""
         if name == "ConditionalOrExpression":
             return "(" + " || ".join(self.expr(e) for e in [node.expr, *node.other]) + ")"
         if name == "ConditionalAndExpression":
@@ -291,6 +296,10 @@ class _Rewriter:
         if name in ("UnaryNot", "UnaryMinus", "UnaryPlus"):
             sign = {"UnaryNot": "!", "UnaryMinus": "-", "UnaryPlus": "+"}[name]
             return f"({sign}{self.expr(node.expr)})"
+        return None
+
+    def _call_expr(self, node: Any, name: str) -> str:
+        """Write function calls, EXISTS and built-ins (aggregates are refused)."""
         if name == "Function":
             if node.distinct:
                 raise FederationError("DISTINCT in a function call (an aggregate) is not supported")

@@ -298,8 +298,9 @@ def _topology_vocabulary() -> list[Requirement]:
     ]
 
 
-def _geometry_extension() -> list[Requirement]:
-    reqs = [
+def _geometry_classes() -> list[Requirement]:
+    """Return requirements 7-9: geo:Geometry, feature and geometry properties."""
+    reqs: list[Requirement] = [
         Requirement(7, "/req/geometry-extension/geometry-class", "Geometry Extension",
                     "geo:Geometry", [
                         Check(f"instances {v}", _ask(f"ex:gA_{v} a geo:Geometry"))
@@ -328,6 +329,12 @@ def _geometry_extension() -> list[Requirement]:
         ]
     reqs.append(Requirement(9, "/req/geometry-extension/geometry-properties",
                             "Geometry Extension", "geometry properties", props))
+    return reqs
+
+
+def _wkt_literal_requirements() -> list[Requirement]:
+    """Return requirements 10-14: geo:wktLiteral (CRS, default CRS, axis order, empty, asWKT)."""
+    reqs: list[Requirement] = []
     reqs.append(Requirement(10, "/req/geometry-extension/wkt-literal", "Geometry Extension",
                             "geo:wktLiteral with an optional CRS IRI", [
         Check("CRS IRI + WKT", _true(
@@ -369,6 +376,12 @@ def _geometry_extension() -> list[Requirement]:
                             "Geometry Extension", "geo:asWKT", [
         Check("asWKT", _ask("ex:gA_wkt geo:asWKT ?w FILTER(DATATYPE(?w) = geo:wktLiteral)")),
     ]))
+    return reqs
+
+
+def _gml_literal_requirements() -> list[Requirement]:
+    """Return requirements 15-18: geo:gmlLiteral (functions, empty, profile, asGML)."""
+    reqs: list[Requirement] = []
     reqs.append(Requirement(15, "/req/geometry-extension/gml-literal", "Geometry Extension",
                             "geo:gmlLiteral in functions", [
         Check("gml within gml", _true(
@@ -396,44 +409,55 @@ def _geometry_extension() -> list[Requirement]:
                             "Geometry Extension", "geo:asGML", [
         Check("asGML", _ask("ex:gA_gml geo:asGML ?g FILTER(DATATYPE(?g) = geo:gmlLiteral)")),
     ]))
-    functions = []
+    return reqs
+
+
+def _query_function_checks(v: str) -> list[Check]:
+    """Check non-topological query functions on literals of one variant (wkt, gml, mixed)."""
+    a, b, c, d, f, h = (literal(n, v) for n in "ABCDFH")
+    return [
+        Check(f"distance metre {v}", _true(
+            f"ABS(geof:distance({h}, {b}, uom:metre) - 0) < 0.001")),
+        Check(f"distance degree {v}", _true(
+            f"ABS(geof:distance({a}, {literal('E', v)}, uom:degree) - 8.48528137) < 1e-6")),
+        Check(f"intersection {v}", _result_equals(
+            f"geof:intersection({a}, {d})", "POLYGON((3 3, 4 3, 4 4, 3 4, 3 3))", v)),
+        Check(f"union {v}", _result_equals(
+            f"geof:union({a}, {c})", "POLYGON((0 0, 4 0, 6 0, 6 2, 4 2, 4 4, 0 4, 0 0))", v)),
+        Check(f"difference {v}", _result_equals(
+            f"geof:difference({a}, {f})",
+            "POLYGON((2 0, 4 0, 4 4, 0 4, 0 2, 2 2, 2 0))", v)),
+        Check(f"symDifference {v}", _result_equals(
+            f"geof:symDifference({f}, {b})",
+            "POLYGON((0 0, 2 0, 2 1, 1 1, 1 2, 0 2, 0 0))", v)),
+        Check(f"boundary {v}", _result_equals(
+            f"geof:boundary({b})", "LINESTRING(1 1, 2 1, 2 2, 1 2, 1 1)", v)),
+        Check(f"envelope {v}", _result_equals(
+            f"geof:envelope(geof:union({b}, {h}))", "POLYGON((1 1, 2 1, 2 2, 1 2, 1 1))", v)),
+        Check(f"convexHull {v}", _result_equals(
+            f"geof:convexHull(geof:union({b}, {literal('E', v)}))",
+            "POLYGON((1 1, 2 1, 11 10, 11 11, 10 11, 1 2, 1 1))", v)),
+        Check(f"buffer degree {v}", _true(
+            f"geof:sfContains(geof:buffer({h}, 0.5, uom:degree), "
+            '"POINT(1.8 1.8)"^^geo:wktLiteral) && geof:sfDisjoint(geof:buffer('
+            f'{h}, 0.5, uom:degree), "POINT(1.9 1.9)"^^geo:wktLiteral)')),
+        Check(f"buffer metre {v}", _true(
+            f"geof:sfContains(geof:buffer({h}, 1000, uom:metre), "
+            '"POINT(1.5 1.508)"^^geo:wktLiteral) && geof:sfDisjoint(geof:buffer('
+            f'{h}, 1000, uom:metre), "POINT(1.5 1.51)"^^geo:wktLiteral)')),
+        Check(f"buffer radian {v}", _true(
+            f"geof:sfContains(geof:buffer({h}, 0.00872, uom:radian), "
+            '"POINT(1.8 1.8)"^^geo:wktLiteral)')),
+        Check(f"getSRID {v}", _true(f"isLiteral(geof:getSRID({a}))")),
+    ]
+
+
+def _query_function_requirements() -> list[Requirement]:
+    """Return requirement 19: non-topological query functions."""
+    reqs: list[Requirement] = []
+    functions: list[Check] = []
     for v in VARIANTS:
-        a, b, c, d, f, h = (literal(n, v) for n in "ABCDFH")
-        functions += [
-            Check(f"distance metre {v}", _true(
-                f"ABS(geof:distance({h}, {b}, uom:metre) - 0) < 0.001")),
-            Check(f"distance degree {v}", _true(
-                f"ABS(geof:distance({a}, {literal('E', v)}, uom:degree) - 8.48528137) < 1e-6")),
-            Check(f"intersection {v}", _result_equals(
-                f"geof:intersection({a}, {d})", "POLYGON((3 3, 4 3, 4 4, 3 4, 3 3))", v)),
-            Check(f"union {v}", _result_equals(
-                f"geof:union({a}, {c})", "POLYGON((0 0, 4 0, 6 0, 6 2, 4 2, 4 4, 0 4, 0 0))", v)),
-            Check(f"difference {v}", _result_equals(
-                f"geof:difference({a}, {f})",
-                "POLYGON((2 0, 4 0, 4 4, 0 4, 0 2, 2 2, 2 0))", v)),
-            Check(f"symDifference {v}", _result_equals(
-                f"geof:symDifference({f}, {b})",
-                "POLYGON((0 0, 2 0, 2 1, 1 1, 1 2, 0 2, 0 0))", v)),
-            Check(f"boundary {v}", _result_equals(
-                f"geof:boundary({b})", "LINESTRING(1 1, 2 1, 2 2, 1 2, 1 1)", v)),
-            Check(f"envelope {v}", _result_equals(
-                f"geof:envelope(geof:union({b}, {h}))", "POLYGON((1 1, 2 1, 2 2, 1 2, 1 1))", v)),
-            Check(f"convexHull {v}", _result_equals(
-                f"geof:convexHull(geof:union({b}, {literal('E', v)}))",
-                "POLYGON((1 1, 2 1, 11 10, 11 11, 10 11, 1 2, 1 1))", v)),
-            Check(f"buffer degree {v}", _true(
-                f"geof:sfContains(geof:buffer({h}, 0.5, uom:degree), "
-                '"POINT(1.8 1.8)"^^geo:wktLiteral) && geof:sfDisjoint(geof:buffer('
-                f'{h}, 0.5, uom:degree), "POINT(1.9 1.9)"^^geo:wktLiteral)')),
-            Check(f"buffer metre {v}", _true(
-                f"geof:sfContains(geof:buffer({h}, 1000, uom:metre), "
-                '"POINT(1.5 1.508)"^^geo:wktLiteral) && geof:sfDisjoint(geof:buffer('
-                f'{h}, 1000, uom:metre), "POINT(1.5 1.51)"^^geo:wktLiteral)')),
-            Check(f"buffer radian {v}", _true(
-                f"geof:sfContains(geof:buffer({h}, 0.00872, uom:radian), "
-                '"POINT(1.8 1.8)"^^geo:wktLiteral)')),
-            Check(f"getSRID {v}", _true(f"isLiteral(geof:getSRID({a}))")),
-        ]
+        functions += _query_function_checks(v)
     functions += [
         Check("distance metre, one degree on the equator", _true(
             'ABS(geof:distance("POINT(0 0)"^^geo:wktLiteral, "POINT(1 0)"^^geo:wktLiteral, '
@@ -450,6 +474,12 @@ def _geometry_extension() -> list[Requirement]:
     ]
     reqs.append(Requirement(19, "/req/geometry-extension/query-functions", "Geometry Extension",
                             "non-topological query functions", functions))
+    return reqs
+
+
+def _srid_requirements() -> list[Requirement]:
+    """Return requirement 20: geof:getSRID."""
+    reqs: list[Requirement] = []
     reqs.append(Requirement(20, "/req/geometry-extension/srid-function", "Geometry Extension",
                             "geof:getSRID", [
         Check("wkt default", _true(
@@ -459,6 +489,16 @@ def _geometry_extension() -> list[Requirement]:
         Check("gml", _true(f'geof:getSRID({literal("A", "gml")}) = "{EPSG4326}"^^xsd:anyURI')),
     ]))
     return reqs
+
+
+def _geometry_extension() -> list[Requirement]:
+    return [
+        *_geometry_classes(),
+        *_wkt_literal_requirements(),
+        *_gml_literal_requirements(),
+        *_query_function_requirements(),
+        *_srid_requirements(),
+    ]
 
 
 def _geometry_topology() -> list[Requirement]:

@@ -137,18 +137,31 @@ def element_to_geometry(element: Any) -> shapely.Geometry:
     if name in ("Polygon", "PolygonPatch"):
         return _polygon(element)
     if name == "Surface":
-        patches = _descendants(element, "PolygonPatch")
-        if len(patches) == 1:
-            return _polygon(patches[0])
-        return shapely.MultiPolygon([_polygon(p) for p in patches])
+        return _surface(element)
     if name == "Envelope":
-        lower = _children(element, "lowerCorner")
-        upper = _children(element, "upperCorner")
-        if not lower or not upper:
-            return shapely.from_wkt("POLYGON EMPTY")
-        x0, y0 = (float(v) for v in (lower[0].text or "").split()[:2])
-        x1, y1 = (float(v) for v in (upper[0].text or "").split()[:2])
-        return shapely.box(x0, y0, x1, y1)
+        return _envelope(element)
+    return _collection(element, name)
+
+
+def _surface(element: Any) -> shapely.Geometry:
+    patches = _descendants(element, "PolygonPatch")
+    if len(patches) == 1:
+        return _polygon(patches[0])
+    return shapely.MultiPolygon([_polygon(p) for p in patches])
+
+
+def _envelope(element: Any) -> shapely.Geometry:
+    lower = _children(element, "lowerCorner")
+    upper = _children(element, "upperCorner")
+    if not lower or not upper:
+        return shapely.from_wkt("POLYGON EMPTY")
+    x0, y0 = (float(v) for v in (lower[0].text or "").split()[:2])
+    x1, y1 = (float(v) for v in (upper[0].text or "").split()[:2])
+    return shapely.box(x0, y0, x1, y1)
+
+
+def _collection(element: Any, name: str) -> shapely.Geometry:
+    """Multi-geometries and collections of the profile (their members converted first)."""
     parts = [element_to_geometry(member) for member in _members(element)]
     if name == "MultiPoint":
         return shapely.MultiPoint(parts) if parts else shapely.from_wkt("MULTIPOINT EMPTY")
