@@ -4,7 +4,8 @@ Real scenes cannot be downloaded here, so demos, tests and model benchmarks use 
 :func:`generate_ew_grd_scene`. The product is a complete ``S1A_EW_GRDM_1SDH_..._XXXX.SAFE`` folder
 (``manifest.safe``, uint16 measurement GeoTIFFs with GCPs, product / calibration / noise
 annotation in the ESA schema) plus ground truth: a class raster (codes of
-``tasks/polar/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land polygons.
+``tasks/domain/codelists/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land
+polygons.
 
 Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENERATORS.md):
 
@@ -1004,7 +1005,7 @@ def generate_ew_grd_scene(
 
 
 def _ice_classes() -> tuple:
-    from tasks.polar.schema import ice_classes
+    from tasks.domain.ice import ice_classes
 
     return ice_classes()
 
