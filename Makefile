@@ -41,6 +41,7 @@ mutation: setup
 
 lint: setup
 	$(BIN)/ruff check tasks operators dags tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint containers/*.Dockerfile
 
 compose-config:
