@@ -254,6 +254,15 @@ class UseCaseConfig(StrictModel):
             )
         return value.removeprefix("file://")
 
+    def load_references(self, source: str) -> None:
+        """Load the files this config names (e.g. its linked-data config); called by load_config.
+
+        Args:
+            source: the config file, for error messages.
+
+        """
+        del source  # a use case that names other config files overrides this
+
     def is_remote_root(self) -> bool:
         """Tell whether :attr:`data_root` is an ``s3://`` URL."""
         from tasks.fs import is_remote
@@ -448,6 +457,7 @@ def load_config(
     config = validate_config(data, source)
     if expect is not None:
         expect_use_case(config, expect, source)
+    config.load_references(source)
     return config
 
 
@@ -514,7 +524,15 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
+#: Top-level keys left out of :func:`config_hash`: references to other config files, which do not
+#: change what a use case's stages compute (the RDF stages hash their own linked_data config).
+UNHASHED_KEYS = frozenset({"linked_data"})
+
+
 def config_hash(config: BaseModel) -> str:
     """Return a short, stable hash of a validated config (for manifests and cache keys)."""
-    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    dumped = config.model_dump(mode="json")
+    if isinstance(config, UseCaseConfig):
+        dumped = {k: v for k, v in dumped.items() if k not in UNHASHED_KEYS}
+    payload = json.dumps(dumped, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

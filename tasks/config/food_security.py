@@ -12,9 +12,10 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseConfig
+from tasks.config.common import LightningTrainerSettings, StrictModel
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 from tasks.config.ingestion import CatalogueConfig
+from tasks.config.linked_data import LinksLinkedData
 from tasks.config.lucas import LucasConfig
 
 #: The crop-type models (``train.model``, ``evaluate.models``, the crop DAG's ``model`` param).
@@ -327,7 +328,7 @@ class EvaluateConfig(StrictModel):
         return value
 
 
-class FoodSecurityConfig(UseCaseConfig):
+class FoodSecurityConfig(LinksLinkedData):
     """The food-security crop-type mapping use case (one run per agronomic year)."""
 
     use_case: Literal["food_security"] = "food_security"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -194,3 +195,103 @@ class LinkedDataConfig(UseCaseConfig):
         ):
             raise ValueError(f"base_iri {self.base_iri!r} must be an http(s) IRI ending in / or #")
         return self
+
+
+class LinkedDataLink(StrictModel):
+    """The linked-data config a use case's ``rdf_export`` / ``load_triples`` stages use.
+
+    Written in the use-case YAML as ``linked_data: {config: configs/linked_data.yaml}``;
+    :func:`tasks.config.common.load_config` loads and validates that file into :attr:`settings`
+    with the use case's ``data_root`` (a missing file is a ConfigError naming the key), so the
+    stages receive it typed and never read a file themselves.
+    """
+
+    config: str = Field(
+        min_length=1,
+        description="linked_data YAML of the RDF export and triple store; relative paths are "
+        "resolved against $EEFLOW_HOME (default: the current directory)",
+    )
+    settings: LinkedDataConfig | None = Field(
+        default=None,
+        description="the loaded file, with the use case's data_root (set by load_config; not "
+        "written in YAML)",
+    )
+
+
+class LinksLinkedData(UseCaseConfig):
+    """A use case whose products are exported to RDF: it names its linked-data config."""
+
+    linked_data: LinkedDataLink | None = Field(
+        default=None,
+        description="the linked-data config of the rdf_export / load_triples stages, e.g. "
+        "{config: configs/linked_data.yaml}; the stages fail when it is not named",
+    )
+
+    def load_references(self, source: str) -> None:
+        """Load the ``linked_data.config`` file into ``linked_data.settings`` (once).
+
+        Raises:
+            ConfigError: the file is missing or invalid (named with the key ``linked_data.config``
+                of ``source``), or is not a linked_data config.
+
+        """
+        link = self.linked_data
+        if link is None or link.settings is not None:
+            return
+        root = self.data_root if self.is_remote_root() else str(self.resolved_root())
+        link.settings = load_linked_data_config(
+            link.config, root, f"{source}: key 'linked_data.config'"
+        )
+
+    def linked_data_settings(self) -> LinkedDataConfig:
+        """Return the loaded linked-data config of the RDF stages.
+
+        Raises:
+            ConfigError: the config names no ``linked_data.config``, or was not loaded with
+                :func:`tasks.config.common.load_config`.
+
+        """
+        from tasks.config.common import ConfigError
+
+        link = self.linked_data
+        if link is None:
+            raise ConfigError(
+                f"the {self.use_case} config names no linked-data config; add "
+                "'linked_data: {config: configs/linked_data.yaml}' to it (the rdf_export and "
+                "load_triples stages need the store and export settings)"
+            )
+        if link.settings is None:
+            raise ConfigError(
+                f"linked_data.config {link.config!r} of the {self.use_case} config is not loaded; "
+                "load the config with tasks.config.load_config (or call load_references)"
+            )
+        return link.settings
+
+
+def load_linked_data_config(
+    path: str | Path, data_root: str | None = None, source: str = "linked_data config"
+) -> LinkedDataConfig:
+    """Load a linked_data YAML (relative to ``$EEFLOW_HOME``), its ``data_root`` replaced.
+
+    Args:
+        path: the file, e.g. ``configs/linked_data.yaml``.
+        data_root: the data root of the use case whose products are exported (None: the file's).
+        source: what names the file, for the error message.
+
+    Raises:
+        ConfigError: the file is missing or invalid, or not a linked_data config.
+
+    """
+    from tasks.config.common import ConfigError, eeflow_home, load_config
+
+    file = Path(path).expanduser()
+    if not file.is_absolute():
+        file = eeflow_home() / file
+    if not file.is_file():
+        raise ConfigError(
+            f"{source}: file {file} does not exist (got {str(path)!r}; relative paths are "
+            "resolved against $EEFLOW_HOME or the current directory)"
+        )
+    overrides = {"data_root": data_root} if data_root is not None else {}
+    return load_config(file, overrides, expect=LinkedDataConfig)
+

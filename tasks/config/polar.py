@@ -6,9 +6,10 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.config.common import LightningTrainerSettings, StrictModel, UseCaseConfig
+from tasks.config.common import LightningTrainerSettings, StrictModel
 from tasks.config.experiments import AblationConfig, RegistryConfig, SearchConfig
 from tasks.config.ingestion import CatalogueConfig
+from tasks.config.linked_data import LinksLinkedData
 
 #: The sea-ice models (``train.model``; the polar training DAG's ``model`` param).
 IceModelName = Literal["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]
@@ -212,7 +213,7 @@ class PredictConfig(StrictModel):
     )
 
 
-class PolarConfig(UseCaseConfig):
+class PolarConfig(LinksLinkedData):
     """The polar sea-ice chart use case."""
 
     use_case: Literal["polar"] = "polar"

@@ -9,9 +9,9 @@ They follow the stage signature of ``operators.stage.EeflowStageOperator``
                         target="tasks.linked_data.stages:load_triples_stage",
                         stage_kwargs={"product": "ice_chart"}, pool="triple_store", **common)
 
-``cfg`` may be any use-case config: its ``data_root`` is used, the linked-data settings come from
-``configs/linked_data.yaml`` (or ``linked_data_config``). The ``linked_data`` DAG fans the two
-stages out over its product set (:func:`product_set`). Each returns a
+``cfg`` is the linked_data config, or a use-case config whose ``linked_data.config`` names one:
+load_config loaded it at the edge with the use case's ``data_root``. The ``linked_data`` DAG fans
+the two stages out over its product set (:func:`product_set`). Each returns a
 :class:`~tasks.stage_result.StageResult`.
 """
 
@@ -19,28 +19,39 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 
 from tasks.config.common import UseCaseConfig
 from tasks.config.linked_data import LinkedDataConfig
 from tasks.stage_result import StagePlan, StageResult
 
-DEFAULT_LINKED_DATA_CONFIG = "configs/linked_data.yaml"
-
 
 def linked_data_config_for(
     cfg: UseCaseConfig | None, linked_data_config: str | None = None
 ) -> LinkedDataConfig:
-    """Return the linked-data config, with ``cfg``'s data root for another use case's cfg."""
-    from tasks.config.common import eeflow_home, load_config
+    """Return the linked-data config of ``cfg``: itself, or the one its ``linked_data`` names.
+
+    ``linked_data_config`` (a file) replaces the config's own for this call, with ``cfg``'s data
+    root.
+
+    Raises:
+        ConfigError: ``cfg`` names no linked-data config (or was not loaded by load_config), or
+            the file given is missing or invalid.
+
+    """
+    from tasks.config.common import ConfigError
+    from tasks.config.linked_data import LinksLinkedData, load_linked_data_config
 
     if isinstance(cfg, LinkedDataConfig):
         return cfg
-    path = Path(linked_data_config or DEFAULT_LINKED_DATA_CONFIG)
-    if not path.is_absolute():
-        path = eeflow_home() / path
-    overrides = {"data_root": str(cfg.resolved_root())} if cfg is not None else {}
-    return load_config(path, overrides) if path.is_file() else LinkedDataConfig(**overrides)
+    if linked_data_config is not None:
+        root = None if cfg is None else (
+            cfg.data_root if cfg.is_remote_root() else str(cfg.resolved_root()))
+        return load_linked_data_config(linked_data_config, root, "linked_data_config")
+    if not isinstance(cfg, LinksLinkedData):
+        use_case = "no" if cfg is None else f"the {cfg.use_case}"
+        raise ConfigError(f"{use_case} config has no linked-data settings; pass the linked_data "
+                          "config or a polar / food_security config naming one")
+    return cfg.linked_data_settings()
 
 
 def product_set(

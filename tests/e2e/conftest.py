@@ -25,6 +25,7 @@ POLAR = {
     "use_case": "polar",
     "data_root": "data",
     "seed": 7,
+    "linked_data": {"config": "configs/linked_data.yaml"},
     # the local cluster starts its own workers inside the Airflow task (dask.workers: auto)
     "dask": {"cluster": "local", "n_workers": 2, "memory_limit": "1GiB"},
     "ingest": {"generator": {"lines": 320, "samples": 320, "scenes_per_day": 1}},
@@ -38,6 +39,7 @@ FOOD_SECURITY = {
     "use_case": "food_security",
     "data_root": "data",
     "seed": 3,
+    "linked_data": {"config": "configs/linked_data.yaml"},
     "dask": {"cluster": "local", "n_workers": 1, "memory_limit": "1GiB"},
     "ingest": {"generator": {"size_px": 48, "tiles": [
         {"id": "33UWP", "revisit_days": 10, "parcels": 20},

@@ -6,7 +6,7 @@ from tasks.config import ConfigError, config_hash, load_config
 from tasks.config.common import validate_config
 from tasks.config.polar import PolarConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_polar_config_is_valid():
