@@ -257,8 +257,8 @@ class ModelRegistry:
                       dict(info.get("hyperparameters") or {}).items()}
             for key, value in params.items():
                 self.client.log_param(run_id, key, value)
-            for key, value in all_metrics.items():
-                self.client.log_metric(run_id, key, value)
+            for key, number in all_metrics.items():
+                self.client.log_metric(run_id, key, number)
             staging = self.cache_dir / f".staging-{run_id}"
             shutil.copytree(folder, staging / "model", dirs_exist_ok=True)
             (staging / "model" / FILES_JSON).write_text(

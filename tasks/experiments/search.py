@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tasks.config.common import ConfigError, eeflow_home
-from tasks.config.experiments import OPTUNA_STORAGE_ENV, SearchConfig
+from tasks.config.experiments import OPTUNA_STORAGE_ENV, Direction, SearchConfig
 from tasks.errors import EeflowError
 from tasks.experiments.spaces import (
     SearchSpaceError,
@@ -262,7 +262,7 @@ def hyperband_bracket(study: Any, trial: Any) -> int | None:
         return None
 
 
-def resolve_direction(direction: str | None, metric: str) -> str:
+def resolve_direction(direction: Direction | None, metric: str) -> Direction:
     """Return ``direction`` or, when unset, ``minimize`` for a loss metric and else ``maximize``."""
     if direction:
         return direction

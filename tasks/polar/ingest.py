@@ -29,8 +29,9 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 
 class NoScenesError(EeflowError, RuntimeError):
     """No usable scene exists for the day (the message names the day, source and reasons)."""
+
+
+class SkippedProducts(TypedDict):
+    """Products of the day that were not ingested, by reason."""
+
+    other_day: int
+    outside_aoi: int
+    rejected: list[str]
 
 
 def scene_seed(seed: int, day: dt.date, index: int) -> int:
@@ -130,17 +139,21 @@ def _check_product(path: Path, cfg: PolarConfig, day: dt.date) -> tuple[Any | No
     return product, None
 
 
-def _from_directory(cfg: PolarConfig, day: dt.date, out: Path) -> tuple[list[dict], dict[str, Any]]:
+def _from_directory(
+    cfg: PolarConfig, day: dt.date, out: Path
+) -> tuple[list[dict], SkippedProducts]:
     folder = Path(cfg.ingest.directory or "")
     if not folder.is_dir():
         raise FileNotFoundError(
             f"ingest.directory {folder} does not exist; give a folder with *.SAFE / *.zip products"
         )
     candidates = sorted(p for p in folder.iterdir() if p.suffix in (".SAFE", ".zip"))
-    scenes, skipped = [], {"other_day": 0, "outside_aoi": 0, "rejected": []}
+    scenes: list[dict] = []
+    skipped: SkippedProducts = {"other_day": 0, "outside_aoi": 0, "rejected": []}
     for path in candidates:
         product, reason = _check_product(path, cfg, day)
         if product is None:
+            assert reason is not None  # (None, reason) or (product, None)
             if reason == "other day":
                 skipped["other_day"] += 1
             elif "aoi_bbox" in reason:
@@ -185,7 +198,7 @@ def describe_area(cfg: PolarConfig) -> str:
     return "bbox (" + ", ".join(f"{v:.3f}" for v in area.bounds) + ")"
 
 
-def _polarisations_ok(wanted: list[str], have: Any) -> bool:
+def _polarisations_ok(wanted: Sequence[str], have: Any) -> bool:
     if have is None:
         return True
     text = have if isinstance(have, str) else "&".join(have)
@@ -259,7 +272,7 @@ def check_polar_day(cfg: PolarConfig, day: dt.date) -> Availability:
 
 def _from_catalogue(
     cfg: PolarConfig, day: dt.date, out: Path
-) -> tuple[list[dict], dict[str, Any], list[dict]]:
+) -> tuple[list[dict], SkippedProducts, list[dict]]:
     from tasks.ingestion.credentials import access_token
     from tasks.ingestion.fetch import fetch_product
 
@@ -267,7 +280,7 @@ def _from_catalogue(
     token = access_token(catalogue)  # fails before the search when a token is needed and unset
     products, rejected = search_day(cfg, day)
     scenes, fetched = [], []
-    skipped: dict[str, Any] = {"other_day": 0, "outside_aoi": 0, "rejected": rejected}
+    skipped: SkippedProducts = {"other_day": 0, "outside_aoi": 0, "rejected": rejected}
     for product in products[: cfg.ingest.max_products]:
         entry = fetch_product(product, out, catalogue, token=token)
         fetched.append(entry)
@@ -313,7 +326,7 @@ def ingest_day(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     key = day_run_key(day)
     source = cfg.ingest.source
     out_dir = stage_location(cfg.storage_root(), "polar", "ingest", key)  # path or s3:// URL
-    skipped: dict[str, Any] = {"other_day": 0, "outside_aoi": 0, "rejected": []}
+    skipped: SkippedProducts = {"other_day": 0, "outside_aoi": 0, "rejected": []}
     fetched: list[dict[str, Any]] = []
     with atomic_dir(out_dir) as tmp:
         if source == "generator":

@@ -116,7 +116,7 @@ def _line(element: Any) -> shapely.Geometry:
 
 def _members(element: Any) -> list[Any]:
     """Geometry elements inside ``*Member`` / ``*Members`` properties of an aggregate."""
-    found = []
+    found: list[Any] = []
     for prop in element:
         if _local(prop.tag).endswith(("Member", "Members")):
             found.extend(child for child in prop if isinstance(child.tag, str))
