@@ -22,13 +22,11 @@ import yaml
 import zarr
 
 from tasks.net import free_port
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config, write_synthetic_scene
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "tasks" / "polar"))
-
-from polar_synthetic_scene import tiny_polar_config, write_synthetic_scene  # noqa: E402
 
 
 def _dask_exe() -> str:

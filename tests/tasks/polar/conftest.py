@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from polar_synthetic_scene import tiny_polar_config, write_synthetic_scene  # noqa: E402,F401
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config, write_synthetic_scene  # noqa: F401
 
 
 @pytest.fixture(scope="session")

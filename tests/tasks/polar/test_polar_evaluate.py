@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from polar_synthetic_scene import tiny_polar_config
 
 from tasks.polar.evaluate import evaluate_model, metrics_from_confusion
 from tasks.polar.train import train_model
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 torch.set_num_threads(1)
 

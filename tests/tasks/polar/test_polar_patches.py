@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from polar_synthetic_scene import tiny_polar_config
 
 from tasks.polar import schema
 from tasks.polar.patches import extract_patches, run_patches
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 
 def test_run_patches_writes_contract(polar_patch_dataset: dict) -> None:

@@ -9,7 +9,6 @@ import pytest
 import rasterio
 import torch
 import xarray as xr
-from polar_synthetic_scene import tiny_polar_config
 from scipy.ndimage import binary_erosion
 
 from tasks.config.polar import PredictConfig
@@ -22,6 +21,7 @@ from tasks.polar.predict import (
 )
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA
 from tasks.polar.train import input_contract, load_model, train_model
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 torch.set_num_threads(1)
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from polar_synthetic_scene import tiny_polar_config
 
 from tasks.datasets.ice_patches import IcePatchDataModule, split_indices
 from tasks.polar.train import latest_model, load_model, train_model
 from tasks.trainers.card import ModelCard
 from tasks.trainers.contract import TRAIN_RESULT_KEYS
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 torch.set_num_threads(1)
 

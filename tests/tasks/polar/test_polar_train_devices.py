@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from polar_synthetic_scene import tiny_polar_config
 
 from tasks.polar.train import train_model
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 torch.set_num_threads(1)
 

@@ -1,25 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "food_security"))
-
-from s2_pipeline_data import RUN_DATE, pipeline_run, small_config  # noqa: E402
-
-from tasks.domain.crop_codes import load_crop_class_mapping  # noqa: E402
-from tasks.sentinel2.generator import (  # noqa: E402
+from tasks.domain.crop_codes import load_crop_class_mapping
+from tasks.sentinel2.generator import (
     UNKNOWN_CODE,
     acquisition_dates,
     assign_crops,
     run_generate,
 )
-from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl  # noqa: E402
+from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl
+from tests.tasks.food_security.s2_pipeline_data import RUN_DATE, pipeline_run, small_config
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,14 @@ under the serving data root, as the training pipelines would.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "polar"))
-sys.path.insert(0, str(HERE.parent / "food_security"))
-
-from conftest_ml import tiny_config, write_sample_year  # noqa: E402
-from polar_synthetic_scene import tiny_polar_config  # noqa: E402
-
-from tests.tasks.serving.serving_fixtures import (  # noqa: E402
+from tests.tasks.food_security.conftest_ml import tiny_config, write_sample_year
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
+from tests.tasks.serving.serving_fixtures import (
     RUN_DATE,
     serving_config,
     write_patch_set,
