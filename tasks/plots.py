@@ -54,6 +54,70 @@ def _count_text(value: float) -> str:
     return f"{int(value)}" if float(value).is_integer() else f"{value:.3g}"
 
 
+def _without_empty_classes(
+    counts: np.ndarray, row_names: list[str], col_names: list[str], path: str | Path
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop classes with no count in their row nor their column (square matrices only)."""
+    if counts.shape[0] != counts.shape[1] or row_names != col_names:
+        raise ValueError("drop_empty_classes needs a square matrix with the same classes on "
+                         "both axes; give predicted_labels=None")
+    shown = np.flatnonzero((counts.sum(axis=0) > 0) | (counts.sum(axis=1) > 0))
+    if shown.size == 0:
+        raise ValueError(f"confusion matrix for {path} holds no count; nothing to plot")
+    return (counts[np.ix_(shown, shown)], [row_names[i] for i in shown],
+            [col_names[i] for i in shown])
+
+
+def _confusion_png(
+    counts: np.ndarray,
+    share: np.ndarray,
+    colours: np.ndarray,
+    vmax: float,
+    row_names: list[str],
+    col_names: list[str],
+    title: str,
+    *,
+    show_zero_cells: bool,
+    cell_text: CellText,
+    axis_labels: tuple[str, str],
+    colour_label: str,
+    dpi: int,
+) -> bytes:
+    """Render the (already filtered) matrix as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = counts.shape
+    width = max(4.5, 3.5 + 0.6 * n_cols)
+    height = max(3.5, 2.0 + 0.5 * n_rows)
+    fig, ax = plt.subplots(figsize=(width, height))
+    try:
+        image = ax.imshow(colours, cmap="Blues", vmin=0, vmax=vmax)
+        for i in range(n_rows):
+            for j in range(n_cols):
+                if not (counts[i, j] or show_zero_cells):
+                    continue
+                text = _count_text(counts[i, j])
+                if cell_text == "counts_and_share":
+                    text += f"\n{share[i, j]:.0%}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if colours[i, j] > 0.6 * vmax else "black")
+        ax.set_xticks(range(n_cols), col_names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(n_rows), row_names, fontsize=8)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
 def plot_confusion_matrix(
     matrix: np.ndarray,
     labels: Sequence[str],
@@ -107,15 +171,7 @@ def plot_confusion_matrix(
     if cell_text not in ("counts", "counts_and_share"):
         raise ValueError(f"cell_text {cell_text!r}; allowed: ['counts', 'counts_and_share']")
     if drop_empty_classes:
-        if counts.shape[0] != counts.shape[1] or row_names != col_names:
-            raise ValueError("drop_empty_classes needs a square matrix with the same classes on "
-                             "both axes; give predicted_labels=None")
-        shown = np.flatnonzero((counts.sum(axis=0) > 0) | (counts.sum(axis=1) > 0))
-        if shown.size == 0:
-            raise ValueError(f"confusion matrix for {path} holds no count; nothing to plot")
-        counts = counts[np.ix_(shown, shown)]
-        row_names = [row_names[i] for i in shown]
-        col_names = [col_names[i] for i in shown]
+        counts, row_names, col_names = _without_empty_classes(counts, row_names, col_names, path)
     support = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
     colours = share if normalise else counts
@@ -124,39 +180,13 @@ def plot_confusion_matrix(
         row_names = [f"{name} ({_count_text(n)})" for name, n in
                      zip(row_names, support[:, 0], strict=True)]
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_rows, n_cols = counts.shape
-    width = max(4.5, 3.5 + 0.6 * n_cols)
-    height = max(3.5, 2.0 + 0.5 * n_rows)
-    fig, ax = plt.subplots(figsize=(width, height))
-    try:
-        image = ax.imshow(colours, cmap="Blues", vmin=0, vmax=vmax)
-        for i in range(n_rows):
-            for j in range(n_cols):
-                if not (counts[i, j] or show_zero_cells):
-                    continue
-                text = _count_text(counts[i, j])
-                if cell_text == "counts_and_share":
-                    text += f"\n{share[i, j]:.0%}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if colours[i, j] > 0.6 * vmax else "black")
-        ax.set_xticks(range(n_cols), col_names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(n_rows), row_names, fontsize=8)
-        ax.set_xlabel(axis_labels[0])
-        ax.set_ylabel(axis_labels[1])
-        ax.set_title(title, fontsize=9)
-        default_label = "share of the reference class" if normalise else "count"
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=colour_label or default_label)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    png = _confusion_png(
+        counts, share, colours, vmax, row_names, col_names, title,
+        show_zero_cells=show_zero_cells, cell_text=cell_text, axis_labels=axis_labels,
+        colour_label=colour_label or ("share of the reference class" if normalise else "count"),
+        dpi=dpi,
+    )
+    return atomic_write_bytes(path, png)
 
 
 @dataclass(frozen=True)

@@ -371,6 +371,111 @@ async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _state_of(request: Request) -> dict[str, Any]:
+    entry = getattr(request.state, "serving", None)
+    return entry if isinstance(entry, dict) else {}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Answer API, validation and routing errors as ``{"error", "message"}`` JSON."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> JSONResponse:
+        _state_of(request)["error"] = err.message
+        return JSONResponse({"error": err.code, "message": err.message}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        message = _validation_message(err, "request ")
+        _state_of(request)["error"] = message
+        return JSONResponse({"error": "invalid_request", "message": message}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        message = f"{request.method} {request.url.path}: {err.detail}; see /docs for the routes"
+        _state_of(request)["error"] = message
+        return JSONResponse({"error": "http_error", "message": message},
+                            status_code=err.status_code)
+
+
+def _add_model_routes(app: FastAPI, service: ServingService, key_type: Any) -> None:
+    """``/health`` and the model / version metadata routes (``key_type``: the key dependency)."""
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness: the service answers (no key needed)."""
+        return {"status": "ok", "models": len(service.catalog.models)}
+
+    @app.get("/v1/models", tags=["models"], responses=ERRORS)
+    def list_models(key: key_type) -> dict[str, Any]:
+        """List the models of the key's project with their versions, aliases and metrics."""
+        return {"project": key.project, "models": [
+            {"model": m.name, "use_case": m.use_case, "project": m.project,
+             "default_version": m.cfg.default_version,
+             "versions": [v.as_dict() for v in m.versions()]}
+            for m in service.catalog.of_project(key.project)]}
+
+    @app.get("/v1/models/{name}", tags=["models"], responses=ERRORS)
+    def get_model(name: str, request: Request,
+                  key: key_type) -> dict[str, Any]:
+        """One model: versions with aliases and metrics."""
+        served = service.model_for(name, key, _state_of(request))
+        return {"model": served.name, "use_case": served.use_case, "project": served.project,
+                "default_version": served.cfg.default_version,
+                "versions": [v.as_dict() for v in served.versions()]}
+
+    @app.get("/v1/models/{name}/versions/{ref}", tags=["models"], responses=ERRORS)
+    def get_version(name: str, ref: str, request: Request,
+                    key: key_type) -> dict[str, Any]:
+        """One version (number or alias): metrics, input spec, classes, training config."""
+        state = _state_of(request)
+        served = service.model_for(name, key, state)
+        return service.describe(served, service.version_of(served, ref, state))
+
+
+def _add_predict_routes(app: FastAPI, service: ServingService, key_type: Any) -> None:
+    """Batch prediction with the default version or a version number / alias."""
+    body_doc = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": PredictRequest.model_json_schema()}}}}
+
+    async def _predict(name: str, ref: str | None, request: Request, key: ApiKey) -> JSONResponse:
+        state = _state_of(request)
+        served = service.model_for(name, key, state)
+        version = await run_in_threadpool(service.version_of, served, ref, state)
+        body = await request.body()
+        result = await run_in_threadpool(service.predict, served, version, body, state)
+        return JSONResponse(result)
+
+    @app.post("/v1/models/{name}/predict", tags=["predict"], openapi_extra=body_doc,
+              responses={200: {"model": PredictResponse}, **ERRORS})
+    async def predict_default(name: str, request: Request,
+                              key: key_type) -> JSONResponse:
+        """Classify a batch with the model's default version (``default_version``)."""
+        return await _predict(name, None, request, key)
+
+    @app.post("/v1/models/{name}/versions/{ref}/predict", tags=["predict"],
+              openapi_extra=body_doc, responses={200: {"model": PredictResponse}, **ERRORS})
+    async def predict_version(name: str, ref: str, request: Request,
+                              key: key_type) -> JSONResponse:
+        """Classify a batch with a version number or alias (e.g. ``3`` or ``production``)."""
+        return await _predict(name, ref, request, key)
+
+
+def _add_monitoring_route(app: FastAPI, service: ServingService, key_type: Any) -> None:
+    """``/v1/monitoring/summary`` of the key's project."""
+
+    @app.get("/v1/monitoring/summary", tags=["monitoring"], responses=ERRORS)
+    def monitoring_summary(
+        key: key_type,
+        model: Annotated[str | None, Query(description="only this model")] = None,
+        since_hours: Annotated[float | None, Query(gt=0, description="only the last hours")] = None,
+    ) -> dict[str, Any]:
+        """Request counts, latency percentiles, predicted vs training classes of your project."""
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=since_hours) if since_hours \
+            else None
+        return service.summary(project=key.project, model=model, since=since)
+
+
 def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> FastAPI:
     """Build the FastAPI app of a serving config (``app.state.service`` holds the service)."""
     service = ServingService(cfg, kafka_producer=kafka_producer)
@@ -386,100 +491,15 @@ def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> Fast
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="project API key (eeflow serve keys create)")
 
-    def state_of(request: Request) -> dict[str, Any]:
-        entry = getattr(request.state, "serving", None)
-        return entry if isinstance(entry, dict) else {}
-
     def authenticate(request: Request,
                      key: Annotated[str | None, Security(key_header)] = None) -> ApiKey:
-        return service.authenticate(key, state_of(request))
+        return service.authenticate(key, _state_of(request))
 
-    Key = Annotated[ApiKey, Depends(authenticate)]
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, err: ApiError) -> JSONResponse:
-        state_of(request)["error"] = err.message
-        return JSONResponse({"error": err.code, "message": err.message}, status_code=err.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        message = _validation_message(err, "request ")
-        state_of(request)["error"] = message
-        return JSONResponse({"error": "invalid_request", "message": message}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        message = f"{request.method} {request.url.path}: {err.detail}; see /docs for the routes"
-        state_of(request)["error"] = message
-        return JSONResponse({"error": "http_error", "message": message},
-                            status_code=err.status_code)
-
-    @app.get("/health", tags=["service"])
-    def health() -> dict[str, Any]:
-        """Liveness: the service answers (no key needed)."""
-        return {"status": "ok", "models": len(service.catalog.models)}
-
-    @app.get("/v1/models", tags=["models"], responses=ERRORS)
-    def list_models(key: Key) -> dict[str, Any]:
-        """List the models of the key's project with their versions, aliases and metrics."""
-        return {"project": key.project, "models": [
-            {"model": m.name, "use_case": m.use_case, "project": m.project,
-             "default_version": m.cfg.default_version,
-             "versions": [v.as_dict() for v in m.versions()]}
-            for m in service.catalog.of_project(key.project)]}
-
-    @app.get("/v1/models/{name}", tags=["models"], responses=ERRORS)
-    def get_model(name: str, request: Request,
-                  key: Key) -> dict[str, Any]:
-        """One model: versions with aliases and metrics."""
-        served = service.model_for(name, key, state_of(request))
-        return {"model": served.name, "use_case": served.use_case, "project": served.project,
-                "default_version": served.cfg.default_version,
-                "versions": [v.as_dict() for v in served.versions()]}
-
-    @app.get("/v1/models/{name}/versions/{ref}", tags=["models"], responses=ERRORS)
-    def get_version(name: str, ref: str, request: Request,
-                    key: Key) -> dict[str, Any]:
-        """One version (number or alias): metrics, input spec, classes, training config."""
-        state = state_of(request)
-        served = service.model_for(name, key, state)
-        return service.describe(served, service.version_of(served, ref, state))
-
-    body_doc = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": PredictRequest.model_json_schema()}}}}
-
-    async def _predict(name: str, ref: str | None, request: Request, key: ApiKey) -> JSONResponse:
-        state = state_of(request)
-        served = service.model_for(name, key, state)
-        version = await run_in_threadpool(service.version_of, served, ref, state)
-        body = await request.body()
-        result = await run_in_threadpool(service.predict, served, version, body, state)
-        return JSONResponse(result)
-
-    @app.post("/v1/models/{name}/predict", tags=["predict"], openapi_extra=body_doc,
-              responses={200: {"model": PredictResponse}, **ERRORS})
-    async def predict_default(name: str, request: Request,
-                              key: Key) -> JSONResponse:
-        """Classify a batch with the model's default version (``default_version``)."""
-        return await _predict(name, None, request, key)
-
-    @app.post("/v1/models/{name}/versions/{ref}/predict", tags=["predict"],
-              openapi_extra=body_doc, responses={200: {"model": PredictResponse}, **ERRORS})
-    async def predict_version(name: str, ref: str, request: Request,
-                              key: Key) -> JSONResponse:
-        """Classify a batch with a version number or alias (e.g. ``3`` or ``production``)."""
-        return await _predict(name, ref, request, key)
-
-    @app.get("/v1/monitoring/summary", tags=["monitoring"], responses=ERRORS)
-    def monitoring_summary(
-        key: Key,
-        model: Annotated[str | None, Query(description="only this model")] = None,
-        since_hours: Annotated[float | None, Query(gt=0, description="only the last hours")] = None,
-    ) -> dict[str, Any]:
-        """Request counts, latency percentiles, predicted vs training classes of your project."""
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=since_hours) if since_hours \
-            else None
-        return service.summary(project=key.project, model=model, since=since)
+    key_type = Annotated[ApiKey, Depends(authenticate)]
+    _add_error_handlers(app)
+    _add_model_routes(app, service, key_type)
+    _add_predict_routes(app, service, key_type)
+    _add_monitoring_route(app, service, key_type)
 
     from tasks.serving.process import ProcessJobs, add_process_routes
 
