@@ -9,6 +9,7 @@ report -> register the best model in the MLflow registry (search only; it gets t
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import Param, dag
 
@@ -47,7 +48,7 @@ def experiments() -> None:
     """Wire prepare -> mapped workers -> report -> register."""
     run = {"use_case": "use_case", "mode": "mode"}
 
-    def stage(task_id: str, function: str, *params: str, **kwargs: object) -> EeflowStageOperator:
+    def stage(task_id: str, function: str, *params: str, **kwargs: Any) -> EeflowStageOperator:
         return EeflowStageOperator(
             task_id=task_id, target=f"{STAGES}:{function}", default_config=CONFIG,
             param_to_kwarg={**run, **{name: name for name in params}}, **kwargs)

@@ -12,8 +12,9 @@ Backfill several years (each becomes one run of this DAG)::
 
 Trigger by hand with ``run_date`` (any day of the year to map) or let the logical date choose.
 Params: ``config`` (YAML, relative to ``$EEFLOW_HOME``), ``tiles`` (tiles to map; empty = every
-configured tile), ``model`` (``all`` trains LSTM, TempCNN and StarRNN for the comparison table;
-one name trains and maps with that model only).
+configured tile), ``model`` (``all`` trains the config's ``evaluate.models`` for the comparison
+table; one name trains and maps with that model only). The stages, the model choice and the tile
+validation live in :mod:`tasks.food_security.stages`; this file holds the wiring.
 """
 
 from __future__ import annotations
@@ -62,15 +63,13 @@ STAGES = "tasks.food_security.stages"
 )
 def food_security_agronomic_year() -> None:
     """Wire ingest -> harmonise -> labels -> samples -> train -> predict -> evaluate / RDF."""
-    common = {"default_config": CONFIG}
-
     def stage(task_id: str, function: str, **kwargs: Any) -> EeflowStageOperator:
-        return EeflowStageOperator(task_id=task_id, target=f"{STAGES}:{function}", **common,
-                                   **kwargs)
+        return EeflowStageOperator(task_id=task_id, target=f"{STAGES}:{function}",
+                                   default_config=CONFIG, **kwargs)
 
     def mapped(task_id: str, function: str, plan: EeflowStageOperator, **kwargs: Any) -> Any:
         return EeflowStageOperator.partial(
-            task_id=task_id, target=f"{STAGES}:{function}", **common, **kwargs
+            task_id=task_id, target=f"{STAGES}:{function}", default_config=CONFIG, **kwargs
         ).expand(stage_kwargs=plan.output)
 
     prepared = stage("samples", "samples_stage", doc_md="Pixel time-series samples split by tile.")

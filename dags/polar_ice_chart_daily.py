@@ -13,6 +13,7 @@ the previous run of that day in place. Trigger by hand with a ``run_date`` to ch
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
@@ -48,7 +49,7 @@ with DAG(
     },
     doc_md=__doc__,
 ) as dag:
-    common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
+    common: dict[str, Any] = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
     wait_for_scenes = SceneAvailableSensor(task_id="wait_for_scenes", **common)
     ingest = EeflowStageOperator(
         task_id="ingest", target="tasks.polar.stages:ingest_stage", **common

@@ -8,6 +8,7 @@ the scenes (generated or ingested) used for training.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import DAG, Param
 
@@ -56,7 +57,7 @@ with DAG(
     },
     doc_md=__doc__,
 ) as dag:
-    common = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
+    common: dict[str, Any] = {"default_config": CONFIG, "param_to_key": PARAMS_TO_KEYS}
     ingest = EeflowStageOperator(
         task_id="ingest", target="tasks.polar.stages:ingest_stage", **common
     )

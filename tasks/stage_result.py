@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-#: A JSON value (what XCom and the CLI carry).
+#: A JSON value (what XCom and the CLI carry); read-only containers, so ``dict[str, int]`` is one.
 JsonValue: TypeAlias = (
-    str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+    str | int | float | bool | None | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
 )
 #: One output of a stage: a URI (local path, ``s3://...``) or a list of them.
 OutputUri: TypeAlias = str | list[str]

@@ -140,8 +140,9 @@ def run_experiment(cfg: ExperimentConfig, run_date: Any = None, *, mode: str = "
     )
     report = report_experiment(cfg, mode=mode)
     registered = register_best(cfg, mode=mode) if (register and mode == "search") else None
-    return StageResult(summary={"plan": plan, "workers": results, "report": report,
-                                "registered": registered})
+    return StageResult(summary={"plan": plan.as_dict(), "workers": results,
+                                "report": report.as_dict(),
+                                "registered": registered.as_dict() if registered else None})
 
 
 def _worker_entry(*, worker_index: int, prepare: bool, cfg: ExperimentConfig, run_date: Any,

@@ -212,12 +212,12 @@ def daily_ice_chart(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     from tasks.linked_data.stages import load_triples_stage, rdf_export_stage
 
     return StageResult(summary={
-        "ingest": ingest_stage(cfg, run_date),
-        "harmonise": harmonise_stage(cfg, run_date),
-        "predict": predict_stage(cfg, run_date),
-        "publish": publish_stage(cfg, run_date),
-        "rdf_export": rdf_export_stage(cfg, run_date, "ice_chart"),
-        "load_triples": load_triples_stage(cfg, run_date, "ice_chart"),
+        "ingest": ingest_stage(cfg, run_date).as_dict(),
+        "harmonise": harmonise_stage(cfg, run_date).as_dict(),
+        "predict": predict_stage(cfg, run_date).as_dict(),
+        "publish": publish_stage(cfg, run_date).as_dict(),
+        "rdf_export": rdf_export_stage(cfg, run_date, "ice_chart").as_dict(),
+        "load_triples": load_triples_stage(cfg, run_date, "ice_chart").as_dict(),
     })
 
 
@@ -231,4 +231,4 @@ def training_pipeline(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     }
     result["train"] = train_stage(cfg, run_date)
     result["evaluate"] = evaluate_stage(cfg, run_date, result["train"].get("model_dir"))
-    return StageResult(summary=result)
+    return StageResult(summary={name: stage.as_dict() for name, stage in result.items()})
