@@ -135,6 +135,63 @@ def _open(
     raise DownloadError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
+def _check_status(response: requests.Response, url: str, part: Path, have: int,
+                  expected_size: int) -> bool:
+    """Raise for a refused, transient or permanent answer; True when the file is complete."""
+    status = response.status_code
+    if status in RETRY_STATUS:
+        raise _Retry(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
+    if status in (401, 403):
+        raise DownloadAuthError(
+            f"{url}: HTTP {status}: the server refused the access token (expired or without "
+            "rights); fetch a new token and set it again"
+        )
+    if status == 416 and have:
+        if expected_size in (0, have):
+            return True  # already complete
+        part.unlink()
+        raise _Retry("HTTP 416 on resume: restarting from byte 0")
+    if status not in (200, 206):
+        raise DownloadError(
+            f"{url}: HTTP {status} {response.reason}; check the product id and the "
+            "catalogue's download URL (ingest.catalogue.download_url)"
+        )
+    return False
+
+
+def _write_mode(response: requests.Response, url: str, part: Path, have: int,
+                resumed_from: list[int]) -> str:
+    """``ab`` to append a resumed range, ``wb`` when the server sent the whole file again."""
+    mode = "ab"
+    if response.status_code == 200 and have:
+        log.info("%s: server ignored the Range request; restarting from byte 0", url)
+        mode = "wb"
+    elif response.status_code == 206:
+        start = response.headers.get("Content-Range", "").split(" ")[-1].split("-")[0]
+        if start != str(have):
+            part.unlink(missing_ok=True)
+            raise _Retry(f"Content-Range {response.headers.get('Content-Range')!r} != {have}")
+        resumed_from.append(have)
+    return mode
+
+
+def _stream_body(response: requests.Response, part: Path, mode: str, chunk_bytes: int) -> None:
+    """Write the response body to ``part``; a dropped or short transfer raises _Retry."""
+    length = int(response.headers.get("Content-Length") or 0)
+    written = 0
+    try:
+        with part.open(mode) as fh:
+            for chunk in response.iter_content(chunk_bytes):
+                fh.write(chunk)
+                written += len(chunk)
+    except (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError) as err:
+        reason = f"connection dropped after {written} bytes: {type(err).__name__}"
+        raise _Retry(reason) from None
+    if length and written < length:
+        raise _Retry(f"connection closed after {written} of {length} bytes")
+
+
 def _attempt(
     session: requests.Session,
     url: str,
@@ -156,47 +213,64 @@ def _attempt(
     except (requests.ConnectionError, requests.Timeout) as err:
         raise _Retry(f"connection failed: {type(err).__name__}") from None
     with response:
-        status = response.status_code
-        if status in RETRY_STATUS:
-            raise _Retry(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
-        if status in (401, 403):
-            raise DownloadAuthError(
-                f"{url}: HTTP {status}: the server refused the access token (expired or without "
-                "rights); fetch a new token and set it again"
-            )
-        if status == 416 and have:
-            if expected_size in (0, have):
-                return  # already complete
-            part.unlink()
-            raise _Retry("HTTP 416 on resume: restarting from byte 0")
-        if status not in (200, 206):
-            raise DownloadError(
-                f"{url}: HTTP {status} {response.reason}; check the product id and the "
-                "catalogue's download URL (ingest.catalogue.download_url)"
-            )
-        mode = "ab"
-        if status == 200 and have:
-            log.info("%s: server ignored the Range request; restarting from byte 0", url)
-            mode = "wb"
-        elif status == 206:
-            start = response.headers.get("Content-Range", "").split(" ")[-1].split("-")[0]
-            if start != str(have):
-                part.unlink(missing_ok=True)
-                raise _Retry(f"Content-Range {response.headers.get('Content-Range')!r} != {have}")
-            resumed_from.append(have)
-        length = int(response.headers.get("Content-Length") or 0)
-        written = 0
+        if _check_status(response, url, part, have, expected_size):
+            return
+        mode = _write_mode(response, url, part, have, resumed_from)
+        _stream_body(response, part, mode, settings.chunk_bytes)
+
+
+def _fetch_with_retries(
+    session: requests.Session,
+    url: str,
+    part: Path,
+    token: str | None,
+    expected_size: int,
+    settings: DownloadConfig,
+    sleep: Callable[[float], None],
+    safe_url: str,
+) -> tuple[int, list[int]]:
+    """Run attempts with backoff until ``part`` is complete: (attempts, resume offsets)."""
+    attempts = 0
+    resumed_from: list[int] = []
+    while True:
+        attempts += 1
         try:
-            with part.open(mode) as fh:
-                for chunk in response.iter_content(settings.chunk_bytes):
-                    fh.write(chunk)
-                    written += len(chunk)
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as err:
-            reason = f"connection dropped after {written} bytes: {type(err).__name__}"
-            raise _Retry(reason) from None
-        if length and written < length:
-            raise _Retry(f"connection closed after {written} of {length} bytes")
+            _attempt(session, url, part, token, expected_size, settings, resumed_from)
+            return attempts, resumed_from
+        except _Retry as retry:
+            if attempts > settings.retries:
+                raise DownloadError(
+                    f"{safe_url}: gave up after {attempts} attempts; last: {retry}. The "
+                    f"partial file {part} is kept and the next run resumes it; check the "
+                    "service status or raise ingest.catalogue.download.retries"
+                ) from None
+            delay = backoff_delay(attempts, settings, retry.retry_after)
+            log.warning("%s: %s; retry %d/%d in %.1f s", safe_url, retry, attempts,
+                        settings.retries, delay)
+            sleep(delay)
+
+
+def _verify(part: Path, dest: Path, expected_size: int, algorithm: str | None,
+            checksums: dict[str, str], settings: DownloadConfig, result: DownloadResult) -> None:
+    """Check size and checksum of ``part`` (removed on mismatch); record the checksum."""
+    size = result.bytes
+    if expected_size and size != expected_size:
+        part.unlink()
+        raise ChecksumError(
+            f"{dest.name}: got {size} bytes, the catalogue announces {expected_size}; the file "
+            "was removed, re-run to fetch it again"
+        )
+    if algorithm is not None:
+        digest = file_digest(part, algorithm, settings.chunk_bytes)
+        if digest != checksums[algorithm]:
+            part.unlink()
+            raise ChecksumError(
+                f"{dest.name}: {algorithm} checksum {digest} does not match the catalogue's "
+                f"{checksums[algorithm]}; the file was removed (corrupted transfer or changed "
+                "product), re-run to fetch it again"
+            )
+        result.checksum_algorithm, result.checksum, result.checksum_verified = (
+            algorithm, digest, True)
 
 
 def download(
@@ -242,47 +316,16 @@ def download(
     session = session or requests.Session()
     safe_url = redact(url, token)
     started = time.perf_counter()
-    attempts = 0
-    resumed_from: list[int] = []
     try:
-        while True:
-            attempts += 1
-            try:
-                _attempt(session, url, part, token, expected_size, settings, resumed_from)
-                break
-            except _Retry as retry:
-                if attempts > settings.retries:
-                    raise DownloadError(
-                        f"{safe_url}: gave up after {attempts} attempts; last: {retry}. The "
-                        f"partial file {part} is kept and the next run resumes it; check the "
-                        "service status or raise ingest.catalogue.download.retries"
-                    ) from None
-                delay = backoff_delay(attempts, settings, retry.retry_after)
-                log.warning("%s: %s; retry %d/%d in %.1f s", safe_url, retry, attempts,
-                            settings.retries, delay)
-                sleep(delay)
+        attempts, resumed_from = _fetch_with_retries(
+            session, url, part, token, expected_size, settings, sleep, safe_url
+        )
     finally:
         if own_session:
             session.close()
     size = part.stat().st_size
-    if expected_size and size != expected_size:
-        part.unlink()
-        raise ChecksumError(
-            f"{dest.name}: got {size} bytes, the catalogue announces {expected_size}; the file "
-            "was removed, re-run to fetch it again"
-        )
     result = DownloadResult(dest, safe_url, size, 0.0, attempts, resumed_from)
-    if algorithm is not None:
-        digest = file_digest(part, algorithm, settings.chunk_bytes)
-        if digest != checksums[algorithm]:
-            part.unlink()
-            raise ChecksumError(
-                f"{dest.name}: {algorithm} checksum {digest} does not match the catalogue's "
-                f"{checksums[algorithm]}; the file was removed (corrupted transfer or changed "
-                "product), re-run to fetch it again"
-            )
-        result.checksum_algorithm, result.checksum, result.checksum_verified = (
-            algorithm, digest, True)
+    _verify(part, dest, expected_size, algorithm, checksums, settings, result)
     os.replace(part, dest)
     result.seconds = time.perf_counter() - started
     log.info("fetched %s (%d bytes, %d attempt(s), checksum %s)", dest.name, size, attempts,

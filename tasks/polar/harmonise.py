@@ -394,6 +394,53 @@ def _template(grid: dict[str, Any], cfg: HarmoniseConfig, attrs: dict[str, Any])
     return ds
 
 
+def _scene_attrs(product: SafeProduct, grid: dict[str, Any], cfg: HarmoniseConfig,
+                 land_source: Any, warnings_found: list[str]) -> dict[str, Any]:
+    """Return the store attributes (grid, scene, processing, geocoding residuals)."""
+    return {
+        "crs": cfg.target_crs,
+        "transform": list(grid["transform"].to_gdal()),
+        "scene_id": product.scene_id,
+        "start_time": product.start_time.isoformat(),
+        "stop_time": product.stop_time.isoformat(),
+        "pixel_spacing_m": grid["pixel_spacing_m"],
+        "mission": product.mission,
+        "mode": product.mode,
+        "multilook": cfg.multilook,
+        "noise_removal": int(cfg.noise_removal),
+        "affine_rms_m": grid["affine_rms_m"],
+        "geocoding": dict(grid["geocoding"].residuals),
+        "land_mask_source": str(land_source) if land_source else "none",
+        "source_product": product.path.name,
+        "noise_lut_all_zero": sorted(product.zero_noise_luts(POLARISATIONS)),
+        "warnings": warnings_found,
+    }
+
+
+def _compute_tiles(product: SafeProduct, grid: dict[str, Any], cfg: HarmoniseConfig,
+                   land_geometries: list[Any], tmp: Path) -> tuple[dict[str, float], ...]:
+    """Process every ``cfg.chunk`` tile into the store at ``tmp`` (Dask); return tile stats."""
+    import dask
+
+    h, w = grid["shape"]
+    grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
+    run_token = uuid.uuid4().hex
+    tasks = [
+        dask.delayed(_process_tile)(
+            str(product.path),
+            run_token,
+            str(tmp),
+            cfg.model_dump(mode="json"),
+            grid_ref,
+            (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk)),
+            land_geometries,
+        )
+        for r0 in range(0, h, cfg.chunk)
+        for c0 in range(0, w, cfg.chunk)
+    ]
+    return dask.compute(*tasks)
+
+
 def harmonise_scene(
     safe_path: str | Path,
     out_zarr: str | Path,
@@ -424,7 +471,6 @@ def harmonise_scene(
             ``cfg.max_geocoding_residual_m`` (names the scene and the residual).
 
     """
-    import dask
     import zarr
 
     product = open_safe(safe_path)
@@ -436,24 +482,7 @@ def harmonise_scene(
     land_geometries = _read_land_geometries(land_source, cfg.target_crs) if land_source else []
     if not land_source:
         log.warning("%s: no land polygons given; land_mask is all 0", product.name)
-    attrs = {
-        "crs": cfg.target_crs,
-        "transform": list(grid["transform"].to_gdal()),
-        "scene_id": product.scene_id,
-        "start_time": product.start_time.isoformat(),
-        "stop_time": product.stop_time.isoformat(),
-        "pixel_spacing_m": grid["pixel_spacing_m"],
-        "mission": product.mission,
-        "mode": product.mode,
-        "multilook": cfg.multilook,
-        "noise_removal": int(cfg.noise_removal),
-        "affine_rms_m": grid["affine_rms_m"],
-        "geocoding": dict(grid["geocoding"].residuals),
-        "land_mask_source": str(land_source) if land_source else "none",
-        "source_product": product.path.name,
-        "noise_lut_all_zero": sorted(product.zero_noise_luts(POLARISATIONS)),
-        "warnings": warnings_found,
-    }
+    attrs = _scene_attrs(product, grid, cfg, land_source, warnings_found)
     out_zarr = Path(out_zarr)
     h, w = grid["shape"]
     log.info(
@@ -469,22 +498,7 @@ def harmonise_scene(
         _template(grid, cfg, attrs).to_zarr(
             tmp, mode="w", compute=False, zarr_format=3, consolidated=False
         )
-        grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
-        run_token = uuid.uuid4().hex
-        tasks = [
-            dask.delayed(_process_tile)(
-                str(product.path),
-                run_token,
-                str(tmp),
-                cfg.model_dump(mode="json"),
-                grid_ref,
-                (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk)),
-                land_geometries,
-            )
-            for r0 in range(0, h, cfg.chunk)
-            for c0 in range(0, w, cfg.chunk)
-        ]
-        stats = dask.compute(*tasks)
+        stats = _compute_tiles(product, grid, cfg, land_geometries, tmp)
         with warnings.catch_warnings():  # consolidated metadata is a zarr v3 extension
             warnings.simplefilter("ignore", UserWarning)
             zarr.consolidate_metadata(str(tmp))
