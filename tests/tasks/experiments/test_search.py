@@ -135,7 +135,7 @@ def test_storage_from_environment_and_redaction(tmp_path, monkeypatch):
 
 def _spawn(cfg, **extra):
     spec = {"config": cfg.model_dump(mode="json"), **extra}
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{TOY.parent}", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(TOY), json.dumps(spec)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
