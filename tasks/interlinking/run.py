@@ -1,8 +1,8 @@
 """Interlinking runs: interlink (exhaustive or budgeted), compare selectors, generate test data.
 
 Each run reads its input files, writes one output folder atomically (``tasks.storage.atomic_dir``)
-with a ``manifest.json``, and returns the output paths and a small summary (JSON-able), so the CLI
-and the DAG call the same functions.
+with a ``manifest.json``, and returns the output paths and a small summary (JSON-able). The CLI
+calls them directly, the ``interlinking`` DAG through :mod:`tasks.interlinking.stages`.
 
 ``run`` output folder: ``relations.nt`` (GeoSPARQL triples, source -> target), ``pairs.parquet``
 (one row per verified pair: source / target row and IRI, DE-9IM matrix, relation mask) and the
