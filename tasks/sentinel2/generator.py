@@ -431,19 +431,14 @@ def surface_reflectance(scene: TileScene, date: dt.date, rng: np.random.Generato
     return np.clip(refl, 0.0005, 1.2).astype(np.float32)
 
 
-def add_atmosphere(refl: np.ndarray, scene: TileScene, date: dt.date,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Add clouds, shadows, snow and swath nodata.
+def _up2(a: np.ndarray) -> np.ndarray:
+    """20 m -> 10 m: repeat every pixel 2 x 2."""
+    return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
 
-    Returns:
-        (reflectance float32 (band, y, x), SCL uint8 (y/2, x/2) at 20 m, nodata bool (y, x),
-        cloud cover fraction).
 
-    """
-    size = refl.shape[1]
-    half = size // 2
-    month = date.month
-    cfg = scene.tile_cfg
+def _clouds(rng: np.random.Generator, cfg: TileConfig, month: int,
+            half: int) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Cloud cover of the date, the cloud field at 20 m, its mask and threshold."""
     mean_cover = min(0.97, MONTHLY_CLOUD_COVER[month] * cfg.cloudiness)
     if month in cfg.clouded_months:
         cover = 1.0
@@ -462,12 +457,12 @@ def add_atmosphere(refl: np.ndarray, scene: TileScene, date: dt.date,
         cloud = field > threshold
     else:
         threshold = float(field.max()) + 1.0
-    cirrus = cloud & (smooth_noise(rng, (half, half), [max(half / 6, 2)], [1.0]) > 1.0)
-    opacity = np.clip((field - threshold) / 0.6, 0.35, 1.0)
-    opacity = np.where(cirrus, 0.25, opacity)
-    opacity = np.where(cloud, opacity, 0.0).astype(np.float32)
-    shift = (4 + int(rng.integers(0, 4)), -3 - int(rng.integers(0, 3)))
-    shadow = np.roll(cloud & ~cirrus, shift, axis=(0, 1)) & ~cloud
+    return cover, field, cloud, threshold
+
+
+def _snow_and_nodata(rng: np.random.Generator, month: int, half: int,
+                     cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Snow (not under clouds) and a swath-edge no-data wedge, both at 20 m."""
     snow = np.zeros((half, half), dtype=bool)
     if rng.random() < MONTHLY_SNOW_PROBABILITY.get(month, 0.0):
         snow_field = smooth_noise(rng, (half, half), [max(half / 4, 2)], [1.0])
@@ -476,26 +471,56 @@ def add_atmosphere(refl: np.ndarray, scene: TileScene, date: dt.date,
     if rng.random() < 0.08:
         yy, xx = np.mgrid[0:half, 0:half]
         nodata20 = (xx + yy * rng.uniform(0.2, 0.6)) < half * rng.uniform(0.1, 0.5)
+    return snow, nodata20
 
-    def up(a: np.ndarray) -> np.ndarray:
-        return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
 
-    spec = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in SPECTRUM.items()}
-    out = refl.copy()
-    snow10 = up(snow)
-    out = np.where(snow10, 0.1 * out + 0.9 * spec["snow"], out)
-    out = np.where(up(shadow), out * 0.45, out)
-    op10 = up(opacity)
-    out = (1 - op10) * out + op10 * spec["cloud"] * np.float32(rng.uniform(0.85, 1.25))
+def _scene_classification(refl: np.ndarray, masks: dict[str, np.ndarray], field: np.ndarray,
+                          threshold: float) -> np.ndarray:
+    """SCL uint8 at 20 m: vegetation / bare by NDVI, then snow, shadow, clouds, no data."""
     green_nir, red = refl[6, ::2, ::2], refl[2, ::2, ::2]
     ndvi = (green_nir - red) / np.maximum(green_nir + red, 1e-6)
     scl = np.where(ndvi > 0.35, 4, 5).astype(np.uint8)
-    scl[snow] = 11
-    scl[shadow] = 3
+    cloud = masks["cloud"]
+    scl[masks["snow"]] = 11
+    scl[masks["shadow"]] = 3
     scl[cloud] = np.where(field[cloud] - threshold > 0.25, 9, 8)
-    scl[cirrus] = 10
-    scl[nodata20] = 0
-    return out.astype(np.float32), scl, up(nodata20), cover
+    scl[masks["cirrus"]] = 10
+    scl[masks["nodata"]] = 0
+    return scl
+
+
+def add_atmosphere(refl: np.ndarray, scene: TileScene, date: dt.date,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Add clouds, shadows, snow and swath nodata.
+
+    Returns:
+        (reflectance float32 (band, y, x), SCL uint8 (y/2, x/2) at 20 m, nodata bool (y, x),
+        cloud cover fraction).
+
+    """
+    size = refl.shape[1]
+    half = size // 2
+    month = date.month
+    cover, field, cloud, threshold = _clouds(rng, scene.tile_cfg, month, half)
+    cirrus = cloud & (smooth_noise(rng, (half, half), [max(half / 6, 2)], [1.0]) > 1.0)
+    opacity = np.clip((field - threshold) / 0.6, 0.35, 1.0)
+    opacity = np.where(cirrus, 0.25, opacity)
+    opacity = np.where(cloud, opacity, 0.0).astype(np.float32)
+    shift = (4 + int(rng.integers(0, 4)), -3 - int(rng.integers(0, 3)))
+    shadow = np.roll(cloud & ~cirrus, shift, axis=(0, 1)) & ~cloud
+    snow, nodata20 = _snow_and_nodata(rng, month, half, cloud)
+
+    spec = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in SPECTRUM.items()}
+    out = refl.copy()
+    snow10 = _up2(snow)
+    out = np.where(snow10, 0.1 * out + 0.9 * spec["snow"], out)
+    out = np.where(_up2(shadow), out * 0.45, out)
+    op10 = _up2(opacity)
+    out = (1 - op10) * out + op10 * spec["cloud"] * np.float32(rng.uniform(0.85, 1.25))
+    masks = {"snow": snow, "shadow": shadow, "cloud": cloud, "cirrus": cirrus,
+             "nodata": nodata20}
+    scl = _scene_classification(refl, masks, field, threshold)
+    return out.astype(np.float32), scl, _up2(nodata20), cover
 
 
 def acquisition_dates(tile_cfg: TileConfig, start: dt.date, end: dt.date,

@@ -343,6 +343,67 @@ def read_masked_bands(
     return reflectance
 
 
+def _write_band_files(folder: Path, grid: TileGrid, reflectance: np.ndarray,
+                      bands: Sequence[str], processing_baseline: str,
+                      nodata_10m: np.ndarray | None) -> dict[str, dict[str, object]]:
+    """One uint16 DN GeoTIFF per band at its native resolution; return the STAC assets."""
+    offset_dn = -boa_add_offset(processing_baseline)
+    assets: dict[str, dict[str, object]] = {}
+    for index, band in enumerate(bands):
+        factor = BAND_RESOLUTION_M[band] // 10
+        refl = reflectance[index]
+        nod = nodata_10m
+        if factor > 1:
+            h, w = refl.shape
+            refl = refl.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+            nod = None if nodata_10m is None else nodata_10m[::factor, ::factor]
+        dn = np.clip(np.rint(refl * QUANTIFICATION_VALUE) + offset_dn, 1, 65535).astype(np.uint16)
+        if nod is not None:
+            dn[nod] = NODATA_DN
+        _write_tif(folder / f"{band}.tif", dn, grid, factor)
+        assets[band] = _asset(f"{band}.tif", BAND_RESOLUTION_M[band], "uint16", offset_dn)
+    return assets
+
+
+def _stac_item(item_id: str, grid: TileGrid, date: dt.date, platform: str,
+               processing_baseline: str, cloudy: float, assets: dict[str, dict[str, object]],
+               footprint_lonlat: list[list[float]] | None) -> dict[str, Any]:
+    """Build the acquisition's STAC item (eo, projection, raster extensions)."""
+    left, bottom, right, top = grid.bounds
+    ring = footprint_lonlat or []
+    lons = [p[0] for p in ring] or [0.0]
+    lats = [p[1] for p in ring] or [0.0]
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
+        "id": item_id,
+        "collection": "sentinel-2-l2a",
+        "geometry": {"type": "Polygon", "coordinates": [ring]} if ring else None,
+        "bbox": [min(lons), min(lats), max(lons), max(lats)] if ring else None,
+        "properties": {
+            "datetime": f"{date.isoformat()}T10:00:00Z",
+            "platform": "sentinel-2a" if platform == "S2A" else "sentinel-2b",
+            "constellation": "sentinel-2",
+            "instruments": ["msi"],
+            "eo:cloud_cover": round(float(cloudy), 3),
+            "s2:processing_baseline": processing_baseline,
+            "s2:mgrs_tile": grid.tile,
+            "grid:code": f"MGRS-{grid.tile}",
+            "proj:epsg": grid.epsg,
+            "proj:bbox": [left, bottom, right, top],
+            "earthsearch:boa_offset_applied": False,
+            "eeflow:synthetic": True,
+        },
+        "assets": assets,
+        "links": [],
+    }
+
+
 def write_acquisition(
     archive: str | os.PathLike[str],
     grid: TileGrid,
@@ -377,58 +438,14 @@ def write_acquisition(
     item_id = item_id_for(grid.tile, date, platform)
     folder = Path(archive) / grid.tile / item_id
     folder.mkdir(parents=True, exist_ok=True)
-    offset_dn = -boa_add_offset(processing_baseline)
-    assets: dict[str, dict[str, object]] = {}
-    for index, band in enumerate(bands):
-        factor = BAND_RESOLUTION_M[band] // 10
-        refl = reflectance[index]
-        nod = nodata_10m
-        if factor > 1:
-            h, w = refl.shape
-            refl = refl.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-            nod = None if nodata_10m is None else nodata_10m[::factor, ::factor]
-        dn = np.clip(np.rint(refl * QUANTIFICATION_VALUE) + offset_dn, 1, 65535).astype(np.uint16)
-        if nod is not None:
-            dn[nod] = NODATA_DN
-        _write_tif(folder / f"{band}.tif", dn, grid, factor)
-        assets[band] = _asset(f"{band}.tif", BAND_RESOLUTION_M[band], "uint16", offset_dn)
+    assets = _write_band_files(folder, grid, reflectance, bands, processing_baseline,
+                               nodata_10m)
     scl = scl_20m.astype(np.uint8)
     _write_tif(folder / f"{SCL_ASSET}.tif", scl, grid, 2)
     assets[SCL_ASSET] = _asset(f"{SCL_ASSET}.tif", 20, "uint8", None)
     cloudy = np.isin(scl, (3, 8, 9, 10)).mean() * 100.0
-    left, bottom, right, top = grid.bounds
-    ring = footprint_lonlat or []
-    lons = [p[0] for p in ring] or [0.0]
-    lats = [p[1] for p in ring] or [0.0]
-    item = {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": [
-            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-        ],
-        "id": item_id,
-        "collection": "sentinel-2-l2a",
-        "geometry": {"type": "Polygon", "coordinates": [ring]} if ring else None,
-        "bbox": [min(lons), min(lats), max(lons), max(lats)] if ring else None,
-        "properties": {
-            "datetime": f"{date.isoformat()}T10:00:00Z",
-            "platform": "sentinel-2a" if platform == "S2A" else "sentinel-2b",
-            "constellation": "sentinel-2",
-            "instruments": ["msi"],
-            "eo:cloud_cover": round(float(cloudy), 3),
-            "s2:processing_baseline": processing_baseline,
-            "s2:mgrs_tile": grid.tile,
-            "grid:code": f"MGRS-{grid.tile}",
-            "proj:epsg": grid.epsg,
-            "proj:bbox": [left, bottom, right, top],
-            "earthsearch:boa_offset_applied": False,
-            "eeflow:synthetic": True,
-        },
-        "assets": assets,
-        "links": [],
-    }
+    item = _stac_item(item_id, grid, date, platform, processing_baseline, float(cloudy), assets,
+                      footprint_lonlat)
     item_path = folder / f"{item_id}.json"
     item_path.write_text(json.dumps(item, indent=1))
     return item_path

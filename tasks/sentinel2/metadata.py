@@ -150,6 +150,44 @@ class L2AProductMetadata:
 _EXTENSIONS = {"JPEG2000": ".jp2", "GEOTIFF": ".tif"}
 
 
+def _boa_add_offsets(root: ET.Element, path: Path) -> dict[str, int]:
+    """BOA_ADD_OFFSET (DN) per band name (``B02`` ...), from the band ids of the metadata."""
+    band_of_id = {
+        s.get("bandId"): _band_name(s.get("physicalBand", ""))
+        for s in _findall(root, "Spectral_Information")
+        if s.get("physicalBand")
+    }
+    offsets: dict[str, int] = {}
+    for element in _findall(root, "BOA_ADD_OFFSET"):
+        band_id = element.get("band_id")
+        if band_id not in band_of_id:
+            raise L2AMetadataError(
+                f"{path}: BOA_ADD_OFFSET for band_id {band_id!r} that no Spectral_Information names"
+            )
+        offsets[band_of_id[band_id]] = int(float((element.text or "").strip()))
+    return offsets
+
+
+def _image_files(root: ET.Element, path: Path) -> tuple[str, dict[tuple[str, int], str]]:
+    """Image format and the raster file (relative path) per (band or SCL, resolution m)."""
+    granule = _find(root, "Granule")
+    image_format = (granule.get("imageFormat") if granule is not None else None) or "JPEG2000"
+    extension = _EXTENSIONS.get(image_format.upper())
+    if extension is None:
+        raise L2AMetadataError(
+            f"{path}: Granule imageFormat {image_format!r} unknown; known: {sorted(_EXTENSIONS)}"
+        )
+    files: dict[tuple[str, int], str] = {}
+    for element in _findall(root, "IMAGE_FILE"):
+        relative = (element.text or "").strip()
+        match = re.search(r"_([A-Z0-9]{2,3})_(\d{2})m$", relative)
+        if match:
+            files[(match.group(1), int(match.group(2)))] = relative + extension
+    if not files:
+        raise L2AMetadataError(f"{path}: no IMAGE_FILE entries; the product lists no rasters")
+    return image_format, files
+
+
 def read_product_metadata(path: str | Path) -> L2AProductMetadata:
     """Parse a real L2A product metadata file (``MTD_MSIL2A.xml``).
 
@@ -169,19 +207,7 @@ def read_product_metadata(path: str | Path) -> L2AProductMetadata:
         )
     baseline = _text(root, "PROCESSING_BASELINE", path)
     parse_baseline(baseline, str(path))
-    band_of_id = {
-        s.get("bandId"): _band_name(s.get("physicalBand", ""))
-        for s in _findall(root, "Spectral_Information")
-        if s.get("physicalBand")
-    }
-    offsets: dict[str, int] = {}
-    for element in _findall(root, "BOA_ADD_OFFSET"):
-        band_id = element.get("band_id")
-        if band_id not in band_of_id:
-            raise L2AMetadataError(
-                f"{path}: BOA_ADD_OFFSET for band_id {band_id!r} that no Spectral_Information names"
-            )
-        offsets[band_of_id[band_id]] = int(float((element.text or "").strip()))
+    offsets = _boa_add_offsets(root, path)
     specials = {
         _text(s, "SPECIAL_VALUE_TEXT", path): int(_text(s, "SPECIAL_VALUE_INDEX", path))
         for s in _findall(root, "Special_Values")
@@ -192,21 +218,7 @@ def read_product_metadata(path: str | Path) -> L2AProductMetadata:
         ).removeprefix("SC_").lower()
         for s in _findall(root, "Scene_Classification_ID")
     }
-    granule = _find(root, "Granule")
-    image_format = (granule.get("imageFormat") if granule is not None else None) or "JPEG2000"
-    extension = _EXTENSIONS.get(image_format.upper())
-    if extension is None:
-        raise L2AMetadataError(
-            f"{path}: Granule imageFormat {image_format!r} unknown; known: {sorted(_EXTENSIONS)}"
-        )
-    files: dict[tuple[str, int], str] = {}
-    for element in _findall(root, "IMAGE_FILE"):
-        relative = (element.text or "").strip()
-        match = re.search(r"_([A-Z0-9]{2,3})_(\d{2})m$", relative)
-        if match:
-            files[(match.group(1), int(match.group(2)))] = relative + extension
-    if not files:
-        raise L2AMetadataError(f"{path}: no IMAGE_FILE entries; the product lists no rasters")
+    image_format, files = _image_files(root, path)
     footprint: list[tuple[float, float]] = []
     ext_pos = _find(root, "EXT_POS_LIST")
     if ext_pos is not None and ext_pos.text:
