@@ -34,7 +34,7 @@ def serve(payload: bytes) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             view = memoryview(payload)
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))

@@ -70,7 +70,7 @@ def child(size: int, mode: str) -> None:
     result = {"size": size, "mode": mode}
     peak_workers = 0
 
-    def worker_rss(client) -> int:  # noqa: ANN001
+    def worker_rss(client) -> int:
         if client is None:
             return 0
         return max(client.run(peak_rss_bytes).values())

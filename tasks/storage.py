@@ -603,7 +603,7 @@ def open_output(folder: str | os.PathLike[str], name: str, mode: str = "rb") -> 
         )
     where = resolve_stage_dir(folder)
     if isinstance(where, Path):
-        return open(where / name, mode)  # noqa: SIM115 - the caller closes it
+        return open(where / name, mode)  # the caller closes it
     return s3_filesystem().open(fs_join(where, name), mode)
 
 

@@ -119,7 +119,7 @@ def wkb_to_crs84(wkb: pa.Array, source_crs: str | None) -> NativeGeometry | None
         native = ga.as_geoarrow(wrapped)
         depth = _NESTING[code]
         offsets, coords = _levels(native.storage, depth)
-    except Exception as err:  # noqa: BLE001 - any parse problem: the GEOS path reports rows
+    except Exception as err:  # any parse problem: the GEOS path reports rows
         log.debug("GeoArrow fast path not used (%s); falling back to GEOS", err)
         return None
     x = np.asarray(coords.field("x"))

@@ -32,7 +32,7 @@ def read_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt files
+    except Exception as err:  # torch raises many types for corrupt files
         raise ValueError(f"checkpoint {path} is not a readable torch checkpoint: {err}") from err
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

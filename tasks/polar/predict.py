@@ -131,7 +131,7 @@ def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[
             rio_crs = scene.rio.crs or scene[schema.BACKSCATTER_VAR].rio.crs
             crs = crs or (rio_crs.to_string() if rio_crs else None)
             transform = transform or scene.rio.transform().to_gdal()
-        except Exception:  # noqa: BLE001 - any failure means no georeference
+        except Exception:  # any failure means no georeference
             pass
     if not crs or transform is None or len(transform) != 6:
         raise ValueError(f"{scene_zarr}: no CRS / geotransform (attributes 'crs' and "

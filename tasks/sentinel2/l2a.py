@@ -136,7 +136,7 @@ def read_item(item_path: Path | str) -> L2AAcquisition:
     if urlparse(location).scheme in ("http", "https"):
         from urllib.request import urlopen
 
-        with urlopen(location, timeout=60) as response:  # noqa: S310 (http(s) checked above)
+        with urlopen(location, timeout=60) as response:  # http(s) checked above
             item = json.loads(response.read())
     else:
         item = json.loads(Path(location).read_text())

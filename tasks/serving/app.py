@@ -340,7 +340,7 @@ class RequestLogMiddleware:
             if not status["sent"]:
                 await _send_json(tracking_send, 413, {"error": "body_too_large",
                                                       "message": entry["error"]})
-        except Exception as err:  # noqa: BLE001 - answer 500, keep serving
+        except Exception as err:  # answer 500, keep serving
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             entry["error"] = f"internal error: {type(err).__name__}: {err}"
             if not status["sent"]:

@@ -21,7 +21,7 @@ ConfigOpt = ConfigOption
 DEFAULT_CONFIG = Path("configs/serving.yaml")
 
 
-def _jobs(config: Path, set_: list[str] | None = None):  # noqa: ANN202 (lazy serving import)
+def _jobs(config: Path, set_: list[str] | None = None):  # lazy serving import
     from tasks.config.options import load_cli_config
     from tasks.config.serving import ServingConfig
     from tasks.serving.process import ProcessJobs
@@ -29,7 +29,7 @@ def _jobs(config: Path, set_: list[str] | None = None):  # noqa: ANN202 (lazy se
     return ProcessJobs(load_cli_config(config, set_, expect=ServingConfig).resolved_root())
 
 
-def _run(call, *args):  # noqa: ANN001, ANN202
+def _run(call, *args):
     from tasks.serving.process import ProcessError
 
     try:

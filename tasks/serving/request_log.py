@@ -195,7 +195,7 @@ class RequestLog:
         for name, sink in self.sinks.items():
             try:
                 sink.write(record)
-            except Exception:  # noqa: BLE001 - logging must not take the service down
+            except Exception:  # logging must not take the service down
                 self.failures += 1
                 logging.getLogger(__name__).exception("request log sink %s failed", name)
 

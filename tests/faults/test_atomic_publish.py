@@ -32,7 +32,7 @@ def _writer(final: str, label: str, barrier: object, results: object) -> None:
             (tmp / "manifest.json").write_text(f'{{"writer": "{label}"}}')
             barrier.wait(timeout=30)  # type: ignore[attr-defined]  # all finish together
         results.put((label, "ok"))  # type: ignore[attr-defined]
-    except BaseException as err:  # noqa: BLE001 - reported to the parent
+    except BaseException as err:  # reported to the parent
         results.put((label, f"{type(err).__name__}: {err}"))  # type: ignore[attr-defined]
 
 

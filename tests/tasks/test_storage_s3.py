@@ -236,7 +236,7 @@ def test_concurrent_writers_last_pointer_wins(s3_root: str) -> None:
             with atomic_dir(final) as tmp:
                 write_output(tmp, name, chunks=8)
                 barrier.wait(timeout=30)  # both upload at the same time
-        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as err:  # reported by the assertion below
             errors.append(err)
 
     reader_errors: list[BaseException] = []
@@ -245,7 +245,7 @@ def test_concurrent_writers_last_pointer_wins(s3_root: str) -> None:
         while not stop.is_set():
             try:
                 seen.append(read_manifest(final)["inputs"][0])
-            except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as err:  # reported by the assertion below
                 reader_errors.append(err)
                 return
 

@@ -129,7 +129,7 @@ def _row_count(path: Path, mapping: Mapping) -> int | None:
 
     try:
         return pq.ParquetFile(path).metadata.num_rows
-    except Exception:  # noqa: BLE001 - the reader reports a broken file with its own message
+    except Exception:  # the reader reports a broken file with its own message
         return None
 
 

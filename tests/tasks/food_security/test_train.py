@@ -93,7 +93,7 @@ def test_train_accepts_extra_callbacks(sample_root: Path) -> None:
         def __init__(self) -> None:
             self.values: list[float] = []
 
-        def on_validation_end(self, trainer, pl_module) -> None:  # noqa: ANN001 (as Optuna)
+        def on_validation_end(self, trainer, pl_module) -> None:  # as Optuna
             self.values.append(float(trainer.callback_metrics["val_median_f1"]))
 
     recorder = EpochRecorder()

@@ -13,7 +13,7 @@ RUN_DATE = "2017-09-01"
 
 
 class TrainerSeen(Callback):
-    def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+    def on_fit_start(self, trainer, pl_module) -> None:
         self.seen = {"strategy": type(trainer.strategy).__name__,
                      "precision": trainer.precision, "devices": trainer.num_devices,
                      "accelerator": type(trainer.accelerator).__name__}

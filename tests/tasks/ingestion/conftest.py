@@ -139,7 +139,7 @@ def ew_product_page(zip_bytes: bytes, product_id: str) -> dict[str, Any]:
         Name=EW_SAFE.name,
         ContentLength=len(zip_bytes),
         Checksum=[
-            {"Value": hashlib.md5(zip_bytes).hexdigest(), "Algorithm": "MD5"},  # noqa: S324
+            {"Value": hashlib.md5(zip_bytes).hexdigest(), "Algorithm": "MD5"},
             {"Value": blake3(zip_bytes).hexdigest(), "Algorithm": "BLAKE3"},
         ],
         ContentDate={"Start": "2022-11-30T01:43:42.546Z", "End": "2022-11-30T01:44:46.000Z"},

@@ -22,7 +22,7 @@ def test_dropped_connection_resumes_with_range(server, tmp_path):
     server.faults["/f.bin"] = [("drop", 300_000)]
     sleeps = []
     result = download(f"{server.base}/f.bin", tmp_path / "f.bin", settings=SETTINGS,
-                      checksums={"md5": hashlib.md5(PAYLOAD).hexdigest()},  # noqa: S324
+                      checksums={"md5": hashlib.md5(PAYLOAD).hexdigest()},
                       expected_size=len(PAYLOAD), sleep=sleeps.append)
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
     assert result.attempts == 2 and len(result.resumed_from) == 1

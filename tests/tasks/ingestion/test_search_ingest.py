@@ -20,7 +20,7 @@ from tasks.storage import read_manifest
 
 from .conftest import EW_NAME, RECORDINGS, ew_product_page
 
-TOKEN = "tok-SECRET-7f3a9c"  # noqa: S105 - a test value that must never be written anywhere
+TOKEN = "tok-SECRET-7f3a9c"  # a test value that must never be written anywhere
 PRODUCT_ID = "0b5c3c36-1b4f-4b8f-9d64-4d1c9a8f2e11"
 DAY = "2022-11-30"
 

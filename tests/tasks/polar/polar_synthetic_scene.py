@@ -133,7 +133,7 @@ def write_synthetic_scene(
     return scene_path, label_path
 
 
-def _affine(transform: tuple[float, ...]):  # noqa: ANN202
+def _affine(transform: tuple[float, ...]):
     from affine import Affine
 
     return Affine.from_gdal(*transform)

@@ -38,7 +38,7 @@ class _Recorder(Callback):
     def __init__(self) -> None:
         self.values: list[float] = []
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
         self.values.append(float(trainer.callback_metrics["val_loss"]))
 
 

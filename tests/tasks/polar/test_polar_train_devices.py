@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 
 
 class TrainerSeen(Callback):
-    def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+    def on_fit_start(self, trainer, pl_module) -> None:
         self.seen = {"strategy": type(trainer.strategy).__name__,
                      "precision": trainer.precision, "devices": trainer.num_devices,
                      "accelerator": type(trainer.accelerator).__name__}

@@ -89,7 +89,7 @@ def test_download_from_a_local_server(tmp_path, monkeypatch):
     headers_seen = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             headers_seen["auth"] = self.headers.get("Authorization")
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))

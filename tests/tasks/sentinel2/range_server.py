@@ -25,7 +25,7 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
     sent: Counter[str]
     requests: list[tuple[str, str | None]]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:  # stdlib signature
         """Keep test output quiet."""
 
     def _ranges(self, size: int) -> list[tuple[int, int]] | None:
@@ -46,11 +46,11 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
                 out.append((start, end))
         return out
 
-    def do_HEAD(self) -> None:  # noqa: N802 (stdlib name)
+    def do_HEAD(self) -> None:  # stdlib name
         """Answer with the size and ``Accept-Ranges: bytes``."""
         self._serve(head=True)
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+    def do_GET(self) -> None:  # stdlib name
         """Answer with the file, one range or several ranges of it."""
         self._serve(head=False)
 

@@ -37,7 +37,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
     def _body(self) -> dict:
         return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self.path == "/auth/token":
             body = self._body()
             if body != {"username": "admin", "password": "s3cret"}:
@@ -57,7 +57,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
             return self._json(200, run)
         return self._json(404, {"detail": "no route"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.headers.get("Authorization") != "Bearer tok":
             return self._json(401, {"detail": "Not authenticated"})
         run_id = self.path.rsplit("/", 1)[-1]
