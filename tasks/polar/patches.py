@@ -566,6 +566,31 @@ def _cut_chosen(
     return writer
 
 
+def _finish_store(writer: _PatchStore, out_zarr: Path | str, chosen: np.ndarray,
+                  candidate_counts: dict[str, int], scene_paths: list[str],
+                  label_paths: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """Write the dataset attributes (band statistics, counts, settings, sources); summarise."""
+    size = settings["patch_size"]
+    mean, std = writer.stats(size)
+    class_counts = _class_counts(chosen[:, 4])
+    scene_ids = [str(_open_group(p).attrs.get("scene_id", Path(p).stem)) for p in scene_paths]
+    writer.group.update_attributes({  # one metadata write
+        "band_mean": mean,
+        "band_std": std,
+        "class_counts": class_counts,
+        "candidate_counts": candidate_counts,
+        "bands": list(schema.BANDS),
+        **settings,
+        "scenes": scene_ids,
+        "scene_paths": scene_paths,
+        "label_paths": label_paths,
+        "n_patches": int(len(chosen)),
+    })
+    zarr.consolidate_metadata(Path(out_zarr))
+    return {"path": str(out_zarr), "n_patches": int(len(chosen)), "class_counts": class_counts,
+            "candidate_counts": candidate_counts, "band_mean": mean, "band_std": std}
+
+
 def extract_patches(
     scene_zarrs: Sequence[Path],
     label_zarrs: Sequence[Path],
@@ -636,15 +661,7 @@ def extract_patches(
              balance)
 
     writer = _cut_chosen(client, tiles, scene_paths, chosen, out_zarr, size, stride, window)
-    mean, std = writer.stats(size)
-    class_counts = _class_counts(chosen[:, 4])
-    scene_ids = [str(_open_group(p).attrs.get("scene_id", Path(p).stem)) for p in scene_paths]
-    writer.group.update_attributes({  # one metadata write
-        "band_mean": mean,
-        "band_std": std,
-        "class_counts": class_counts,
-        "candidate_counts": candidate_counts,
-        "bands": list(schema.BANDS),
+    settings = {
         "patch_size": size,
         "stride": stride,
         "min_purity": min_purity,
@@ -653,14 +670,9 @@ def extract_patches(
         "max_per_class": max_per_class,
         "seed": seed,
         "dataset_version": dataset_version,
-        "scenes": scene_ids,
-        "scene_paths": scene_paths,
-        "label_paths": label_paths,
-        "n_patches": int(len(chosen)),
-    })
-    zarr.consolidate_metadata(Path(out_zarr))
-    return {"path": str(out_zarr), "n_patches": int(len(chosen)), "class_counts": class_counts,
-            "candidate_counts": candidate_counts, "band_mean": mean, "band_std": std}
+    }
+    return _finish_store(writer, out_zarr, chosen, candidate_counts, scene_paths,
+                         label_paths, settings)
 
 
 def _class_counts(codes: np.ndarray) -> dict[str, int]:

@@ -894,6 +894,16 @@ def _class_fractions(codes: dict[int, int], n_pixels: int) -> dict[str, float]:
     return {names[c]: round(n / total, 6) for c, n in codes.items() if c in names}
 
 
+def _product_identity(rng: np.random.Generator, mission: str, start_time: dt.datetime,
+                      lines: int, seed: int) -> tuple[str, ProductHeader]:
+    """Product name and header: stop time from the lines, orbit from the date, drawn datatake."""
+    stop_time = start_time + dt.timedelta(seconds=AZIMUTH_TIME_INTERVAL_S * (lines - 1))
+    orbit = _absolute_orbit(mission, start_time)
+    datatake = int(rng.integers(0x10000, 0xFFFFF))
+    name = _product_name(mission, start_time, stop_time, orbit, datatake, seed)
+    return name, ProductHeader(mission, "EW", "GRD", start_time, stop_time, orbit, datatake)
+
+
 def _check_scene_args(lines: int, samples: int, land_fraction: float, enl: float) -> None:
     if lines < 32 or samples < 64:
         raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
@@ -953,11 +963,8 @@ def generate_ew_grd_scene(
     if center_lonlat is None:
         center_lonlat = (float(rng.uniform(-10, 30)), float(rng.uniform(76, 81)))
     swath = place_swath(center_lonlat, lines, samples, PIXEL_SPACING_M)
-    stop_time = start_time + dt.timedelta(seconds=AZIMUTH_TIME_INTERVAL_S * (lines - 1))
-    orbit = _absolute_orbit(mission, start_time)
-    datatake = int(rng.integers(0x10000, 0xFFFFF))
-    name = _product_name(mission, start_time, stop_time, orbit, datatake, seed)
-    header = ProductHeader(mission, "EW", "GRD", start_time, stop_time, orbit, datatake)
+    name, header = _product_identity(rng, mission, start_time, lines, seed)
+    stop_time = header.stop_time
     grid = _scene_grid(swath, lines, samples)
     luts = _calibration_luts(lines, samples)
     noise = {
@@ -1005,7 +1012,7 @@ def generate_ew_grd_scene(
 
 
 def _ice_classes() -> tuple:
-    from tasks.domain.ice import ice_classes
+    from tasks.polar.schema import ice_classes
 
     return ice_classes()
 
