@@ -1012,7 +1012,7 @@ def generate_ew_grd_scene(
 
 
 def _ice_classes() -> tuple:
-    from tasks.polar.schema import ice_classes
+    from tasks.domain.ice import ice_classes
 
     return ice_classes()
 
