@@ -26,10 +26,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.fs import is_remote, normalise_s3_url, s3_filesystem
 from tasks.fs import join as fs_join
+
+if TYPE_CHECKING:
+    import zarr
 
 log = logging.getLogger(__name__)
 
@@ -645,3 +648,21 @@ def _read_s3_manifest(folder: str) -> dict[str, Any]:
         f"{folder} has no {MANIFEST_NAME} ({url} is missing): it is not a complete eeflow "
         "stage output; re-run the stage that produces it"
     )
+
+
+def zarr_array(group: zarr.Group, name: str) -> zarr.Array:
+    """``group[name]``, the array a stage's store layout puts there.
+
+    zarr types a member as ``Array | Group``; this is the typed access (a group there is an error).
+    """
+    import zarr
+
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{name!r} of zarr store {group.store_path} is a group, not an array")
+    return node
+
+
+def zarr_attrs(node: zarr.Group | zarr.Array) -> dict[str, Any]:
+    """Return the attributes of a zarr group or array as a plain dict (JSON, checked by callers)."""
+    return dict(node.attrs)

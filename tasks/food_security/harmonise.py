@@ -36,7 +36,14 @@ from tasks.domain.crops import S2_BANDS
 from tasks.errors import EeflowError
 from tasks.sentinel2.l2a import L2AAcquisition, list_acquisitions, read_bands, read_grid, read_scl
 from tasks.sentinel2.tiles import TileGrid
-from tasks.storage import agronomic_year, agronomic_year_key, atomic_dir, stage_dir, write_manifest
+from tasks.storage import (
+    agronomic_year,
+    agronomic_year_key,
+    atomic_dir,
+    stage_dir,
+    write_manifest,
+    zarr_array,
+)
 
 log = logging.getLogger(__name__)
 N_MONTHS = 12
@@ -178,9 +185,9 @@ def composite_chunk(job: ChunkJob) -> dict[str, int]:
     filled, gap_filled = fill_gaps(reflectance, job.gap_fill)
     group = zarr.open_group(job.zarr_path, mode="r+")
     rows, cols = slice(row0, row0 + height), slice(col0, col0 + width)
-    group["reflectance"][:, :, rows, cols] = filled
-    group["valid_count"][:, rows, cols] = counts
-    group["gap_filled"][:, rows, cols] = gap_filled
+    zarr_array(group, "reflectance")[:, :, rows, cols] = filled
+    zarr_array(group, "valid_count")[:, rows, cols] = counts
+    zarr_array(group, "gap_filled")[:, rows, cols] = gap_filled
     return {"observations": observations, "pixels": height * width}
 
 
@@ -338,8 +345,8 @@ def _gap_statistics(store: Path) -> dict[str, Any]:
     import zarr
 
     group = zarr.open_group(str(store), mode="r")
-    gap = np.asarray(group["gap_filled"][:])
-    count = np.asarray(group["valid_count"][:])
+    gap = np.asarray(zarr_array(group, "gap_filled")[:])
+    count = np.asarray(zarr_array(group, "valid_count")[:])
     return {
         "gap_filled_fraction": round(float(gap.mean()), 6),
         "no_data_months": [int(m) for m in np.flatnonzero(count.max(axis=(1, 2)) == 0)],

@@ -23,7 +23,15 @@ from tasks.config.common import config_hash
 from tasks.config.food_security import FoodSecurityConfig
 from tasks.domain.crops import CROP_CLASSES, S2_BANDS
 from tasks.food_security.schema import NO_LABEL
-from tasks.storage import agronomic_year_key, atomic_dir, read_manifest, stage_dir, write_manifest
+from tasks.storage import (
+    agronomic_year_key,
+    atomic_dir,
+    read_manifest,
+    stage_dir,
+    write_manifest,
+    zarr_array,
+    zarr_attrs,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -67,15 +75,15 @@ def gather_tile_samples(composite: Path, label_store: Path, pixels: np.ndarray,
 
     comp = zarr.open_group(str(composite), mode="r")
     lab = zarr.open_group(str(label_store), mode="r")
-    refl = comp["reflectance"]
-    gap = comp["gap_filled"]
+    refl = zarr_array(comp, "reflectance")
+    gap = zarr_array(comp, "gap_filled")
     height, width = refl.shape[2:]
     rows, cols = np.divmod(pixels, width)
     n = len(pixels)
     x = np.empty((n, refl.shape[0], refl.shape[1]), dtype=np.float32)
     gap_out = np.empty((n, refl.shape[0]), dtype=np.uint8)
-    label = np.asarray(lab["label"][:])
-    parcel = np.asarray(lab["parcel_id"][:])
+    label = np.asarray(zarr_array(lab, "label")[:])
+    parcel = np.asarray(zarr_array(lab, "parcel_id")[:])
     for row0 in range(0, height, block_rows):
         sel = np.flatnonzero((rows >= row0) & (rows < row0 + block_rows))
         if len(sel) == 0:
@@ -158,12 +166,12 @@ def run_samples(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str, A
                 raise FileNotFoundError(
                     f"{store} is missing: tile {tile} has no labels for {key}; re-run labels"
                 )
-            labels[tile] = np.asarray(zarr.open_group(str(store), mode="r")["label"][:])
+            labels[tile] = np.asarray(zarr_array(zarr.open_group(str(store), mode="r"), "label")[:])
         chosen = select_pixels(labels, scfg.max_per_class, rng)
         gathered[split] = {}
         for tile, pixels in chosen.items():
             composite = harmonised / f"{tile}.zarr"
-            months = list(zarr.open_group(str(composite), mode="r").attrs["months"])
+            months = list(zarr_attrs(zarr.open_group(str(composite), mode="r"))["months"])
             gathered[split][tile] = gather_tile_samples(composite, labelled / f"{tile}.zarr",
                                                         pixels, cfg.harmonise.chunk)
         log.info("samples %s %s: %d", key, split,

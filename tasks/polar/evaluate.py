@@ -31,7 +31,7 @@ from tasks.plots import plot_confusion_matrix
 from tasks.polar import schema
 from tasks.polar.predict import ScenePredictor
 from tasks.polar.train import LoadedIceModel, load_model
-from tasks.storage import atomic_dir, code_version
+from tasks.storage import atomic_dir, code_version, zarr_array
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _confusion_patches(model: LoadedIceModel, dataset_path: Path, split: str,
     if missing:
         raise ValueError(f"{dataset_path}: bands {missing} needed by the model are missing")
     band_index = [attrs["bands"].index(b) for b in meta["bands"]]
-    codes = np.asarray(group["y"][:], dtype=np.int64)
+    codes = np.asarray(zarr_array(group, "y")[:], dtype=np.int64)
     index = np.arange(len(codes))
     if split == "val":
         hp = meta["hyperparameters"]
@@ -88,8 +88,8 @@ def _confusion_patches(model: LoadedIceModel, dataset_path: Path, split: str,
     with torch.inference_mode():
         for start in range(0, len(index), batch_size):
             chunk = index[start:start + batch_size]
-            x = (np.asarray(group["x"].get_orthogonal_selection(
-                (chunk, band_index, slice(None), slice(None)))) - mean) / std
+            x = (np.asarray(zarr_array(group, "x").get_orthogonal_selection(
+                (chunk, np.asarray(band_index), slice(None), slice(None)))) - mean) / std
             predicted = model.net(torch.from_numpy(x.astype(np.float32))).argmax(1).numpy()
             np.add.at(confusion, (targets[start:start + batch_size], predicted), 1)
     return confusion, {"source": "patches", "dataset": str(dataset_path), "split": split,

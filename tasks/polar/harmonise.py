@@ -61,6 +61,7 @@ from tasks.storage import (
     read_manifest,
     stage_location,
     write_manifest,
+    zarr_array,
 )
 
 log = logging.getLogger(__name__)
@@ -339,9 +340,9 @@ def _process_tile(
         warp_s += time.perf_counter() - sampling_started
     land = rasterise_land(land_geometries, grid["transform"], slice(r0, r1), slice(c0, c1))
     group = zarr.open_group(out_zarr, mode="r+")
-    group[BACKSCATTER_VAR][:, r0:r1, c0:c1] = backscatter
-    group[LAND_MASK_VAR][r0:r1, c0:c1] = land
-    group[VALID_MASK_VAR][r0:r1, c0:c1] = valid_mask
+    zarr_array(group, BACKSCATTER_VAR)[:, r0:r1, c0:c1] = backscatter
+    zarr_array(group, LAND_MASK_VAR)[r0:r1, c0:c1] = land
+    zarr_array(group, VALID_MASK_VAR)[r0:r1, c0:c1] = valid_mask
     ok = (valid_mask == 1) & (land == 0)
     return {
         "valid_pixels": float(valid_mask.sum()),
