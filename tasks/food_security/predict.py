@@ -451,6 +451,31 @@ def _tile_instances(
     return fields, instance_counts
 
 
+def _write_tile_products(
+    cfg: FoodSecurityConfig,
+    inputs: _TileInputs,
+    parcels: _TileParcels | None,
+    regions: _RegionLabels,
+    out: Path,
+    block_rows: int,
+) -> dict[str, int]:
+    """Class and confidence COGs, field instances (GeoParquet) and the PNG quicklook."""
+    tile, class_names = inputs.tile, inputs.class_names
+    class_tmp, conf_tmp = out / ".classes.tif", out / ".confidence.tif"
+    crop_map = out / "crop_map.tif"
+    confidence_map = out / "confidence.tif"
+    _write_cog(class_tmp, crop_map, "nearest", class_names)
+    _write_cog(conf_tmp, confidence_map, "average", None)
+    class_tmp.unlink()
+    conf_tmp.unlink()
+    fields, instance_counts = _tile_instances(cfg, inputs, parcels, regions, out, block_rows)
+    fields_path = out / f"{tile}_instances.parquet"
+    fields.to_parquet(fields_path, write_covering_bbox=True)
+    plot_crop_map(crop_map, out / "crop_map.png", class_names,
+                  f"{inputs.meta['model']} crop map, tile {tile}, {inputs.year}")
+    return instance_counts
+
+
 def run_predict(
     cfg: FoodSecurityConfig,
     run_date: Any,
@@ -490,18 +515,7 @@ def run_predict(
              height, width, meta["model"], inputs.model_dir, mode)
     with atomic_dir(final) as out:
         pixel_counts, regions = _classify_tile(cfg, inputs, parcels, out, block_rows)
-        class_tmp, conf_tmp = out / ".classes.tif", out / ".confidence.tif"
-        crop_map = out / "crop_map.tif"
-        confidence_map = out / "confidence.tif"
-        _write_cog(class_tmp, crop_map, "nearest", class_names)
-        _write_cog(conf_tmp, confidence_map, "average", None)
-        class_tmp.unlink()
-        conf_tmp.unlink()
-        fields, instance_counts = _tile_instances(cfg, inputs, parcels, regions, out, block_rows)
-        fields_path = out / f"{tile}_instances.parquet"
-        fields.to_parquet(fields_path, write_covering_bbox=True)
-        plot_crop_map(crop_map, out / "crop_map.png", class_names,
-                                  f"{meta['model']} crop map, tile {tile}, {year}")
+        instance_counts = _write_tile_products(cfg, inputs, parcels, regions, out, block_rows)
         per_class = {class_names[i]: int(c) for i, c in enumerate(pixel_counts[:len(class_names)])
                      if c}
         counts = {
