@@ -1,53 +1,85 @@
 """Overhead of the search machinery (RDB storage, heartbeats, pruning callback) per trial.
 
-Baseline: the same tiny Lightning training called directly N times (no Optuna). Search: N trials
-of a random search with the median pruner's callback on a SQLite study. Reports the wall time per
-trial of both, the overhead as a fraction of trial time, and peak RSS.
-Run: .venv/bin/python bench/experiments_overhead.py [n_trials] [epochs]
+Baseline: the same Lightning training called directly N times (no Optuna). Search: N trials of a
+random search with the **median pruner** on a SQLite study; ``n_warmup_steps`` is set to the
+epoch count so the pruner's callback reports and asks ``should_prune`` every epoch but never
+prunes, and every trial runs the same work as a baseline trial. The trial is the toy MLP
+(tests/tasks/experiments/experiments_toy.py) padded with ``--sleep-per-epoch`` seconds per epoch
+to a realistic length (>= 30 s in the full run: 10 epochs x 3 s + training), the padding standing
+in for a real model's compute; the search's heartbeat thread and storage writes run alongside as
+in a real study. Reports wall and user + system CPU per trial of both, the overhead as a share
+of the baseline trial (goal < 2 %), and peak RSS.
+
+Run: .venv/bin/python bench/experiments_overhead.py [--trials 6] [--epochs 10]
+     [--sleep-per-epoch 3.0] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/tasks/experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 logging.disable(logging.WARNING)
 
+from common import Timer, add_quick_flag, report  # noqa: E402
 from experiments_toy import toy_adapter, toy_config, toy_train  # noqa: E402
 
 from tasks.experiments.search import run_search_worker  # noqa: E402
 
+GOAL = 0.02
 
-def main(n_trials: int = 12, epochs: int = 8) -> None:
+
+def main() -> None:
     import optuna
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--sleep-per-epoch", type=float, default=3.0,
+                        help="padding per epoch (s) so a trial lasts >= 30 s")
+    add_quick_flag(parser)
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.epochs, args.sleep_per_epoch = 3, 2, 0.5
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
-    cfg = toy_config(root, n_trials=n_trials, sampler="random", pruner="none",
+    cfg = toy_config(root, n_trials=args.trials, sampler="random", pruner="median",
+                     n_startup_trials=0, n_warmup_steps=args.epochs,
                      space={"train.learning_rate": {"type": "categorical", "choices": [0.3]}})
-    cfg.train.epochs = epochs
+    cfg.train.epochs = args.epochs
+    cfg.train.sleep_per_epoch_s = args.sleep_per_epoch
     toy_train(cfg, [], root / "warmup")  # imports and first-fit costs out of both timings
-    started = time.perf_counter()
-    for i in range(n_trials):
-        toy_train(cfg, [], root / "baseline" / str(i))
-    baseline = (time.perf_counter() - started) / n_trials
-    started = time.perf_counter()
-    result = run_search_worker(cfg, toy_adapter(cfg))
-    search = (time.perf_counter() - started) / n_trials
-    assert result["counts"]["complete"] == n_trials
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"trials: {n_trials} x {epochs} epochs (toy MLP, 256 samples, CPU)")
-    print(f"baseline (direct training): {baseline * 1000:.0f} ms per trial")
-    print(f"search (SQLite study, heartbeat, pruning callback): {search * 1000:.0f} ms per trial")
-    print(f"overhead: {(search - baseline) * 1000:.0f} ms per trial = "
-          f"{(search - baseline) / search:.1%} of trial time")
-    print(f"peak RSS: {rss_mib:.0f} MiB")
+    with Timer() as base:
+        for i in range(args.trials):
+            toy_train(cfg, [], root / "baseline" / str(i))
+    with Timer() as search:
+        result = run_search_worker(cfg, toy_adapter(cfg))
+    assert result["counts"]["complete"] == args.trials, result["counts"]
+    per_trial = base.wall_s / args.trials
+    overhead = (search.wall_s - base.wall_s) / args.trials
+    ratio = overhead / per_trial
+    print(f"trials: {args.trials} x {args.epochs} epochs (toy MLP, 256 samples, CPU, "
+          f"{args.sleep_per_epoch} s padding per epoch)")
+    print(f"baseline (direct training): {per_trial:.2f} s per trial "
+          f"({base.cpu_s / args.trials:.2f} CPU-s)")
+    print(f"search (SQLite study, heartbeat, median pruner callback): "
+          f"{search.wall_s / args.trials:.2f} s per trial ({search.cpu_s / args.trials:.2f} CPU-s)")
+    print(f"overhead: {overhead * 1000:.0f} ms per trial = {ratio:.2%} of a baseline trial")
+    report("experiments_overhead", ratio,
+           f"< {GOAL:.0%} per trial on trials >= 30 s (ratio: overhead / baseline trial)",
+           ratio < GOAL and per_trial >= 30,
+           {"trials": args.trials, "epochs": args.epochs,
+            "sleep_per_epoch_s": args.sleep_per_epoch, "baseline_trial_s": per_trial,
+            "overhead_per_trial_s": overhead,
+            "overhead_cpu_per_trial_s": (search.cpu_s - base.cpu_s) / args.trials,
+            "baseline": base.as_dict(), "search": search.as_dict()},
+           baseline="the same training called directly, no Optuna", quick=args.quick)
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    main()
