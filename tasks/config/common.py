@@ -2,8 +2,10 @@
 
 A use-case module (``tasks/config/polar.py`` ...) defines a model derived from
 :class:`UseCaseConfig` and registers it with :func:`register_use_case`. :func:`load_config` reads a
-YAML file, picks the model from its ``use_case`` key and validates it. Every validation problem is
-reported as ``<file>: <key.path>: <message> (got <value>)`` and, for unknown keys, the allowed keys.
+YAML file, picks the model from its ``use_case`` key and validates it; ``expect=PolarConfig`` types
+the result and refuses a file of another use case. Every validation problem is reported as
+``<file>: <key.path>: <message> (got <value>)`` and, for unknown keys, the allowed keys. Relative
+paths resolve against :func:`eeflow_home` (``$EEFLOW_HOME`` or the current directory).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import logging
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.config.common import config_hash
 from tasks.errors import EeflowError
@@ -36,6 +36,9 @@ from tasks.experiments.spaces import apply_overrides
 from tasks.experiments.trainers import TrainingAdapter
 from tasks.storage import atomic_dir, write_manifest
 
+if TYPE_CHECKING:
+    from tasks.config.use_cases import ExperimentConfig
+
 log = logging.getLogger(__name__)
 
 FULL = "full"
@@ -45,7 +48,7 @@ class AblationError(EeflowError, ValueError):
     """The ablation section is unusable (no components) or the study has no results yet."""
 
 
-def ablation_runs(cfg: Any) -> list[dict[str, Any]]:
+def ablation_runs(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Return the runs of the ablation: ``{"component", "seed"}`` for the full model and each part.
 
     Raises:
@@ -62,7 +65,7 @@ def ablation_runs(cfg: Any) -> list[dict[str, Any]]:
     return [{"component": name, "seed": seed} for name in names for seed in ablation.seeds]
 
 
-def component_overrides(cfg: Any, component: str, seed: int) -> dict[str, Any]:
+def component_overrides(cfg: ExperimentConfig, component: str, seed: int) -> dict[str, Any]:
     """Return the dotted overrides of one ablation run (the component's changes and the seed)."""
     overrides: dict[str, Any] = {}
     if component != FULL:
@@ -71,7 +74,7 @@ def component_overrides(cfg: Any, component: str, seed: int) -> dict[str, Any]:
     return overrides
 
 
-def prepare_ablation(cfg: Any, adapter: TrainingAdapter) -> dict[str, Any]:
+def prepare_ablation(cfg: ExperimentConfig, adapter: TrainingAdapter) -> dict[str, Any]:
     """Create (or re-open) the ablation study and enqueue every run once.
 
     Every component's overrides are validated against the config first, so a misspelt key fails
@@ -110,7 +113,7 @@ def prepare_ablation(cfg: Any, adapter: TrainingAdapter) -> dict[str, Any]:
 
 
 def run_ablation_worker(
-    cfg: Any,
+    cfg: ExperimentConfig,
     adapter: TrainingAdapter,
     *,
     worker_index: int = 0,
@@ -159,7 +162,7 @@ def run_ablation_worker(
             "counts": trial_counts(study).__dict__}
 
 
-def ablation_table(cfg: Any, study: Any) -> list[dict[str, Any]]:
+def ablation_table(cfg: ExperimentConfig, study: Any) -> list[dict[str, Any]]:
     """Return one row per component: mean/std of the metric over seeds and the change vs full.
 
     ``delta`` is ``component - full`` in the metric's units; ``harm`` is the loss of quality from
@@ -211,7 +214,9 @@ def ablation_table(cfg: Any, study: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def write_ablation_report(cfg: Any, out_dir: str | Path | None = None) -> dict[str, Any]:
+def write_ablation_report(
+    cfg: ExperimentConfig, out_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Write ``ablation.csv``, ``ablation.md`` and ``ablation.png`` of the ablation study.
 
     Output: ``{root}/{use_case}/experiments/{study}/report`` (atomic) with ``manifest.json``.

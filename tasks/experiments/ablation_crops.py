@@ -32,10 +32,14 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tasks.errors import EeflowError
 from tasks.storage import atomic_dir, read_manifest, stage_dir, write_manifest
+
+if TYPE_CHECKING:
+    from tasks.config.food_security import FoodSecurityConfig
+    from tasks.config.use_cases import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +60,12 @@ class DatasetVariantError(EeflowError, RuntimeError):
     """A dataset variant cannot be built (the base year's inputs are missing)."""
 
 
-def dataset_sections(cfg: Any) -> dict[str, Any]:
+def dataset_sections(cfg: FoodSecurityConfig) -> dict[str, Any]:
     """Return the ``labels`` and ``samples`` sections of ``cfg`` as JSON-able data."""
     return {name: getattr(cfg, name).model_dump(mode="json") for name in DATASET_SECTIONS}
 
 
-def variant_key(cfg: Any, data_seed: int) -> str:
+def variant_key(cfg: FoodSecurityConfig, data_seed: int) -> str:
     """Return a short stable hash of ``cfg``'s dataset sections (the variant's folder name).
 
     ``data_seed`` is the seed the samples are drawn with (the base config's: the training seed of
@@ -73,12 +77,12 @@ def variant_key(cfg: Any, data_seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def needs_variant(base_cfg: Any, trial_cfg: Any) -> bool:
+def needs_variant(base_cfg: FoodSecurityConfig, trial_cfg: FoodSecurityConfig) -> bool:
     """Tell whether ``trial_cfg`` trains on other data than ``base_cfg`` (labels / samples)."""
     return dataset_sections(base_cfg) != dataset_sections(trial_cfg)
 
 
-def variants_dir(cfg: Any) -> Path:
+def variants_dir(cfg: FoodSecurityConfig) -> Path:
     """Return ``{root}/food_security/experiments/datasets``."""
     return cfg.resolved_root() / USE_CASE / "experiments" / "datasets"
 
@@ -103,8 +107,8 @@ def _link(target: Path, link: Path) -> None:
     link.symlink_to(target, target_is_directory=True)
 
 
-def build_dataset_variant(base_cfg: Any, trial_cfg: Any, year: str, *,
-                          fixed_validation: bool = True) -> dict[str, Any]:
+def build_dataset_variant(base_cfg: FoodSecurityConfig, trial_cfg: FoodSecurityConfig, year: str,
+                          *, fixed_validation: bool = True) -> dict[str, Any]:
     """Build (once) the training folder of ``trial_cfg``'s labels / samples settings for ``year``.
 
     Args:
@@ -175,7 +179,7 @@ def build_dataset_variant(base_cfg: Any, trial_cfg: Any, year: str, *,
     return {**summary, "samples_dir": str(training), "built": True}
 
 
-def dataset_variant_adapter(base_cfg: Any, adapter: Any, *,
+def dataset_variant_adapter(base_cfg: ExperimentConfig, adapter: Any, *,
                             fixed_validation: bool = True) -> Any:
     """Wrap a crop training adapter: trials with other labels / samples settings get their data.
 
@@ -186,11 +190,12 @@ def dataset_variant_adapter(base_cfg: Any, adapter: Any, *,
     """
     if adapter.use_case != USE_CASE or getattr(base_cfg.train, "samples_dir", None):
         return adapter
+    crop_cfg = cast("FoodSecurityConfig", base_cfg)  # the adapter is the crop use case's
     base_samples = Path(adapter.dataset)
     inner = adapter.train
 
     def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
-        if not needs_variant(base_cfg, trial_cfg):
+        if not needs_variant(crop_cfg, trial_cfg):
             return inner(trial_cfg, callbacks, output_dir)
         try:
             year = str(read_manifest(base_samples)["agronomic_year"])
@@ -199,7 +204,7 @@ def dataset_variant_adapter(base_cfg: Any, adapter: Any, *,
                 f"the crop samples {base_samples} have no manifest with the agronomic year "
                 f"({err}); run 'eeflow food_security samples' for the year first"
             ) from None
-        variant = build_dataset_variant(base_cfg, trial_cfg, year,
+        variant = build_dataset_variant(crop_cfg, trial_cfg, year,
                                         fixed_validation=fixed_validation)
         updated = trial_cfg.model_copy(deep=True)
         updated.train.samples_dir = variant["samples_dir"]

@@ -101,7 +101,7 @@ def dashboard(
     run_server(open_storage(url, cfg.search), host=host, port=port)
 
 
-def mlflow_ui_command(cfg: Any, host: str, port: int) -> list[str]:
+def mlflow_ui_command(cfg: PolarConfig | FoodSecurityConfig, host: str, port: int) -> list[str]:
     """Return the ``mlflow ui`` command line on the config's registry store.
 
     The backend store is the registry's tracking URI (``$MLFLOW_TRACKING_URI`` or the

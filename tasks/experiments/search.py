@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tasks.config.common import ConfigError, eeflow_home
@@ -44,6 +44,10 @@ from tasks.experiments.trainers import (
     metric_from_result,
     result_metrics,
 )
+
+if TYPE_CHECKING:
+    from tasks.config.common import DaskConfig
+    from tasks.config.use_cases import ExperimentConfig
 
 log = logging.getLogger(__name__)
 # heartbeats, stale-trial re-queueing and GPSampler are marked experimental by Optuna; we rely on
@@ -92,18 +96,18 @@ class TrialCounts:
         return self.complete + self.pruned
 
 
-def experiments_dir(cfg: Any) -> Path:
+def experiments_dir(cfg: ExperimentConfig) -> Path:
     """Return ``{root}/{use_case}/experiments``."""
     return cfg.resolved_root() / cfg.use_case / "experiments"
 
 
-def default_study_name(cfg: Any, kind: str = "search") -> str:
+def default_study_name(cfg: ExperimentConfig, kind: str = "search") -> str:
     """Return ``search.study_name`` / ``ablation.study_name`` or ``'{use_case}-{kind}'``."""
     section = cfg.search if kind == "search" else cfg.ablation
     return section.study_name or f"{cfg.use_case}-{kind}"
 
 
-def storage_url(cfg: Any) -> str:
+def storage_url(cfg: ExperimentConfig) -> str:
     """Return the Optuna storage URL: ``$EEFLOW_OPTUNA_STORAGE`` or a SQLite file under data_root.
 
     The SQLite file is ``search.sqlite_path`` or ``{root}/{use_case}/experiments/optuna.db``.
@@ -415,7 +419,7 @@ def space_json(space: Mapping[str, Any]) -> str:
     return json.dumps({k: v.model_dump(mode="json") for k, v in space.items()}, sort_keys=True)
 
 
-def load_study(cfg: Any, study_name: str, *, sampler: Any = None, pruner: Any = None,
+def load_study(cfg: ExperimentConfig, study_name: str, *, sampler: Any = None, pruner: Any = None,
                storage: Any = None) -> Any:
     """Load an existing study of ``cfg``'s storage; a clear error when it does not exist.
 
@@ -436,7 +440,7 @@ def load_study(cfg: Any, study_name: str, *, sampler: Any = None, pruner: Any = 
         ) from None
 
 
-def prepare_study(cfg: Any, adapter: TrainingAdapter, *, n_trials: int | None = None
+def prepare_study(cfg: ExperimentConfig, adapter: TrainingAdapter, *, n_trials: int | None = None
                   ) -> dict[str, Any]:
     """Create (or re-open) the search study of ``cfg`` and enqueue the grid points once.
 
@@ -499,13 +503,13 @@ def prepare_study(cfg: Any, adapter: TrainingAdapter, *, n_trials: int | None = 
             "enqueued": enqueued}
 
 
-def trials_dir(cfg: Any, study_name: str) -> Path:
+def trials_dir(cfg: ExperimentConfig, study_name: str) -> Path:
     """Return ``{root}/{use_case}/experiments/{study_name}/trials`` (one folder per trial)."""
     return experiments_dir(cfg) / study_name / "trials"
 
 
 def make_objective(
-    cfg: Any,
+    cfg: ExperimentConfig,
     adapter: TrainingAdapter,
     *,
     metric: str,
@@ -562,7 +566,7 @@ def make_objective(
 
 
 def run_search_worker(
-    cfg: Any,
+    cfg: ExperimentConfig,
     adapter: TrainingAdapter,
     *,
     worker_index: int = 0,
@@ -631,7 +635,7 @@ def best_trial_or_none(study: Any) -> Any:
 
 
 def run_parallel_workers(
-    worker: Callable[..., dict[str, Any]], n_workers: int, dask_cfg: Any,
+    worker: Callable[..., dict[str, Any]], n_workers: int, dask_cfg: DaskConfig,
     **worker_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Run ``worker(worker_index=i, **worker_kwargs)`` for ``i < n_workers`` on Dask workers.

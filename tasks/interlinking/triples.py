@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.config.linked_data import LinkedDataConfig
 from tasks.interlinking.relations import RELATION_NAMES, RELATIONS
 
 #: Relations written unless asked otherwise (all but disjoint).
@@ -79,7 +80,7 @@ def write_ntriples(
 
 
 def load_relations_graph(
-    cfg: Any, rdf_file: str | Path, graph: str, store: Any = None
+    cfg: LinkedDataConfig, rdf_file: str | Path, graph: str, store: Any = None
 ) -> dict[str, Any]:
     """Load a relations file into its own named graph with the linked-data store code.
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tasks.config.linked_data import LinkedDataConfig
 from tasks.linked_data.query import run_named_query, term_value
 from tasks.linked_data.source_selection import (
     EndpointUnavailableError,
@@ -55,7 +56,7 @@ def resolve_endpoint(endpoint: str, endpoints: dict[str, str]) -> str:
 
 
 def run_federated_query(
-    cfg: Any,
+    cfg: LinkedDataConfig,
     endpoint: str,
     radius_m: float = 10.0,
     name: str = "federated_lucas_unmatched",
@@ -78,7 +79,7 @@ def run_federated_query(
     return run_named_query(cfg, name, {"lucas_endpoint": url, "radius": radius_m}, store)
 
 
-def selector_for(cfg: Any, mode: str | None = None) -> SourceSelector:
+def selector_for(cfg: LinkedDataConfig, mode: str | None = None) -> SourceSelector:
     """Make a :class:`SourceSelector` on the configured endpoints (probes cached per config)."""
     federation = cfg.federation
     cache = (
@@ -144,7 +145,10 @@ def run_source_selected_query(
 
 
 def run_federated_file(
-    cfg: Any, name_or_path: str, params: dict[str, Any] | None = None, mode: str | None = None
+    cfg: LinkedDataConfig,
+    name_or_path: str,
+    params: dict[str, Any] | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Run a query file (or shipped query) with parameters over every configured endpoint.
 

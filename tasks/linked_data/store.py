@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
-from tasks.config.linked_data import StoreConfig
+from tasks.config.linked_data import LinkedDataConfig, StoreConfig
 from tasks.errors import EeflowError, ErrorFamily
 
 log = logging.getLogger(__name__)
@@ -702,7 +702,7 @@ class HttpStore:
         self.session.close()
 
 
-def open_store(cfg: Any, read_only: bool = False) -> TripleStore:
+def open_store(cfg: LinkedDataConfig, read_only: bool = False) -> TripleStore:
     """Open the configured store (``cfg`` is a LinkedDataConfig)."""
     if cfg.store.mode == "http":
         return HttpStore(cfg.store)
@@ -713,7 +713,7 @@ def open_store(cfg: Any, read_only: bool = False) -> TripleStore:
 
 
 def load_product(
-    cfg: Any,
+    cfg: LinkedDataConfig,
     product: str,
     run_key: str,
     rdf_path: str | Path | None = None,

@@ -19,6 +19,7 @@ from tasks.config.options import ConfigOption, SetOption
 
 if TYPE_CHECKING:
     from tasks.config.serving import ServingConfig
+    from tasks.serving.keys import ApiKeyStore
 
 app = typer.Typer(no_args_is_help=True, help="Model serving API, API keys, monitoring.")
 keys_app = typer.Typer(no_args_is_help=True, help="Project API keys (stored hashed).")
@@ -42,7 +43,7 @@ def _echo(payload: Any) -> None:
     echo_json(payload)
 
 
-def _store(cfg: Any) -> Any:
+def _store(cfg: ServingConfig) -> ApiKeyStore:
     from tasks.serving.keys import ApiKeyStore
 
     return ApiKeyStore(cfg.under_root(cfg.keys_file))
