@@ -10,7 +10,8 @@ unweighted baseline).
 Output: ``{root}/food_security/models/{agronomic_year}/{model}/`` replaced atomically, holding
 ``model.ckpt`` (Lightning checkpoint of :class:`tasks.trainers.crops.CropClassifier`),
 ``phase1.ckpt``, ``model.json`` (classes, bands, normalisation, hyper-parameters, dataset
-version, metrics, code version), ``logs/{phase1,phase2}/metrics.csv``, ``learning_curve.png`` and
+version, metrics, code version; the common :class:`~tasks.trainers.card.ModelCard` under
+``card``), ``logs/{phase1,phase2}/metrics.csv``, ``learning_curve.png`` and
 ``manifest.json``.
 """
 
@@ -22,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,17 +145,17 @@ def train_crop_model(
         model_name, year, info.n_samples, data.val_info.n_samples, len(info.class_names),
         len(info.bands), info.class_counts,
     )
-    hyperparameters = _network_hyperparameters(train_cfg, model_name, info)
+    run = _CropRun(cfg, model_name, year, samples_dir, data, class_weights,
+                   _network_hyperparameters(train_cfg, model_name, info))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = CropClassifier(band_mean=info.band_mean, band_std=info.band_std, **hyperparameters)
+    module = CropClassifier(band_mean=info.band_mean, band_std=info.band_std,
+                            **run.hyperparameters)
 
     with atomic_dir(final_dir) as out:
-        phase_results, best_path = _run_phases(cfg, model_name, module, data, class_weights,
-                                               out, callbacks)
+        phase_results, best_path = _run_phases(run, module, out, callbacks)
         module.set_class_weights(None)
         final_scores = _validate(module, data, train_cfg.accelerator, train_cfg.precision)
-        card = _publish(cfg, out, model_name, year, samples_dir, data, hyperparameters,
-                        class_weights, best_path, phase_results, final_scores)
+        card = _publish(run, out, best_path, phase_results, final_scores)
     seconds = time.perf_counter() - started
     log.info("model %s of %s written to %s (%s = %.4f, %.1f s)", model_name, year, final_dir,
              train_cfg.monitor, final_scores[train_cfg.monitor], seconds)
@@ -165,6 +167,19 @@ def train_crop_model(
         n_samples={"train": info.n_samples, "val": data.val_info.n_samples},
         dataset=str(samples_dir), seconds=round(seconds, 2), extra={"agronomic_year": year},
     )
+
+
+@dataclass(frozen=True)
+class _CropRun:
+    """What the sections of one :func:`train_crop_model` call share."""
+
+    cfg: FoodSecurityConfig
+    model_name: str
+    year: str
+    samples_dir: Path
+    data: Any  # CropSamplesDataModule
+    class_weights: list[float]
+    hyperparameters: dict[str, Any]
 
 
 def _network_hyperparameters(train_cfg: Any, model_name: str, info: Any) -> dict[str, Any]:
@@ -184,8 +199,7 @@ def _network_hyperparameters(train_cfg: Any, model_name: str, info: Any) -> dict
 
 
 def _run_phases(
-    cfg: FoodSecurityConfig, model_name: str, module: Any, data: Any,
-    class_weights: list[float], out: Path, callbacks: Sequence[Any],
+    run: _CropRun, module: Any, out: Path, callbacks: Sequence[Any],
 ) -> tuple[dict[str, dict[str, Any]], Path]:
     """Run phase 1 (weighted loss) and phase 2 (plain loss) into ``out``.
 
@@ -195,6 +209,7 @@ def _run_phases(
     import lightning as L
     import torch
 
+    cfg, data = run.cfg, run.data
     train_cfg = cfg.train
     phases: list[tuple[str, int, bool]] = []
     if train_cfg.epochs_phase1 > 0:
@@ -207,14 +222,14 @@ def _run_phases(
     for index, (phase, max_epochs, weighted) in enumerate(phases):
         L.seed_everything(cfg.seed + index, workers=True, verbose=False)
         data.seed = cfg.seed + 1000 * index  # phase 2 sees new shuffles, not phase 1's
-        module.set_class_weights(class_weights if weighted else None)
+        module.set_class_weights(run.class_weights if weighted else None)
         trainer, checkpoint = _phase_trainer(train_cfg, phase, index, max_epochs, out, callbacks)
         log.info("%s: %s loss, up to %d epochs", phase, "weighted" if weighted else "plain",
                  max_epochs)
         trainer.fit(module, datamodule=data)
         if not checkpoint.best_model_path:
             raise RuntimeError(
-                f"{phase} of {model_name} saved no checkpoint; the validation metric "
+                f"{phase} of {run.model_name} saved no checkpoint; the validation metric "
                 f"{monitor!r} was never logged (is val.zarr empty?)"
             )
         best_path = Path(checkpoint.best_model_path)
@@ -265,13 +280,13 @@ def _phase_trainer(train_cfg: Any, phase: str, index: int, max_epochs: int, out:
 
 
 def _publish(
-    cfg: FoodSecurityConfig, out: Path, model_name: str, year: str, samples_dir: Path,
-    data: Any, hyperparameters: dict[str, Any], class_weights: list[float], best_path: Path,
-    phase_results: dict[str, dict[str, Any]], final_scores: dict[str, float],
+    run: _CropRun, out: Path, best_path: Path, phase_results: dict[str, dict[str, Any]],
+    final_scores: dict[str, float],
 ) -> ModelCard:
     """Write the model folder's files: checkpoints, learning curve, ``model.json``, manifest."""
+    cfg, model_name, year, samples_dir = run.cfg, run.model_name, run.year, run.samples_dir
     train_cfg = cfg.train
-    info = data.train_info
+    info = run.data.train_info
     shutil.copyfile(best_path, out / MODEL_FILE)
     if (out / "checkpoints" / "phase1" / "phase1.ckpt").exists():
         shutil.copyfile(out / "checkpoints" / "phase1" / "phase1.ckpt", out / "phase1.ckpt")
@@ -290,7 +305,7 @@ def _publish(
         "n_timesteps": info.n_timesteps,
         "normalisation": {"band_mean": info.band_mean, "band_std": info.band_std},
         "hyperparameters": {
-            **hyperparameters,
+            **run.hyperparameters,
             "optimizer": train_cfg.optimizer,
             "batch_size": train_cfg.batch_size,
             "weighted": train_cfg.weighted,
@@ -299,7 +314,7 @@ def _publish(
             "early_stopping_patience": train_cfg.early_stopping_patience,
             "seed": cfg.seed,
         },
-        "class_weights_phase1": class_weights,
+        "class_weights_phase1": run.class_weights,
         "train_class_counts": info.class_counts,
         "dataset_version": info.dataset_version,
         "samples_dir": str(samples_dir),
@@ -315,7 +330,7 @@ def _publish(
         stage="train",
         inputs={"samples": str(samples_dir)},
         config_hash=config_hash(cfg),
-        counts={"train_samples": info.n_samples, "val_samples": data.val_info.n_samples},
+        counts={"train_samples": info.n_samples, "val_samples": run.data.val_info.n_samples},
         extra={"model": model_name, "agronomic_year": year, "learning_curve": curve.name},
     )
     return card

@@ -2,7 +2,8 @@
 
 A model folder ``{root}/polar/models/{model}_{patch}_{scheme}_{timestamp}/`` holds:
 ``model.json`` (name, classes, bands, normalisation, patch size, hyperparameters, data-set
-version, validation metrics, code version), ``model.pt`` (the best weights as a plain state dict),
+version, validation metrics, code version; the common :class:`~tasks.trainers.card.ModelCard`
+under ``card``), ``model.pt`` (the best weights as a plain state dict),
 ``checkpoints/best.ckpt`` (Lightning), ``logs/csv/metrics.csv``, ``logs/tensorboard/``,
 ``learning_curve.png`` and, for ``vgg16_transfer`` without a given checkpoint, the pretraining run
 in ``pretrain/``. The folder appears in one rename when training has finished.
