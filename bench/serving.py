@@ -16,9 +16,9 @@ Service: ``--clients`` concurrent async httpx clients (default 50) POST the same
 ``--batch`` patches (base64 float32, ``inputs_b64``) for ``--seconds`` (default 30) with a valid
 key; every response must be 200. Then one client alone for 100 requests (latency without queueing).
 
-Prints ``SERVING: ratio=<bare throughput / service throughput>, ...`` and writes
-``bench/results/serving.json``.
-Run: .venv/bin/python bench/serving.py [--seconds 30] [--clients 50] [--batch 16]
+Prints ``serving: ratio=<bare throughput / service throughput>, ...`` (the bare model call is
+the baseline; no goal, measured) and writes ``bench/results/serving.json``.
+Run: .venv/bin/python bench/serving.py [--seconds 30] [--clients 50] [--batch 16] [--quick]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import add_quick_flag, report  # noqa: E402
 
 
 def write_model(folder: Path) -> Path:
@@ -136,7 +139,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--bare-threads", type=int, default=os.cpu_count() or 1,
                         help="threads calling the bare model (default: the CPU count)")
+    add_quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.bare_seconds, args.clients = 3.0, 1.5, 5
     import torch
 
     torch.set_num_threads(1)  # the server gets OMP_NUM_THREADS=1 too: concurrency from threads
@@ -188,7 +194,7 @@ def main() -> None:
             raise RuntimeError(f"warm-up request failed: {warm.status_code} {warm.text}")
         print(f"{args.clients} clients for {args.seconds:.0f} s ...", flush=True)
         service = asyncio.run(load(url, headers, body, args.clients, args.seconds))
-        serial = asyncio.run(load(url, headers, body, 1, 5.0))
+        serial = asyncio.run(load(url, headers, body, 1, min(5.0, args.seconds)))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -208,10 +214,10 @@ def main() -> None:
         "ratio_bare_over_service_throughput": round(ratio, 3),
         "overhead_ms_one_client": round(serial["p50_ms"] - bare_result["p50_ms"], 2),
     }
-    out = REPO / "bench" / "results" / "serving.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    report("serving", ratio, "none (measured)", None, result,
+           baseline="the bare model call (Predictor.predict_proba) on the same batch",
+           quick=args.quick)
     print(f"SERVING: ratio={ratio:.2f}, service_rps={service['throughput_rps']}, "
           f"bare_rps={bare_result['throughput_rps']}, p50_ms={service['p50_ms']}, "
           f"p99_ms={service['p99_ms']}, one_client_p50_ms={serial['p50_ms']}, "
