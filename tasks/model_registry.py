@@ -24,10 +24,18 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.errors import EeflowError
 from tasks.trainers.card import ModelCard, ModelCardError
+
+if TYPE_CHECKING:
+    from tasks.config.food_security import FoodSecurityConfig
+    from tasks.config.polar import PolarConfig
+    from tasks.config.serving import ServingConfig
+
+    #: A config with a ``registry`` section and a data root.
+    RegistryOwner = PolarConfig | FoodSecurityConfig | ServingConfig
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +184,7 @@ class ModelRegistry:
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> ModelRegistry:
+    def from_config(cls, cfg: RegistryOwner) -> ModelRegistry:
         """Open the registry of a config (``registry`` section; ``$MLFLOW_TRACKING_URI`` wins)."""
         reg = cfg.registry
         base = cfg.resolved_root() / "registry"
@@ -414,7 +422,7 @@ def is_registry_reference(reference: str) -> bool:
     return reference.startswith(("registry:", "best:"))
 
 
-def resolve_registry_reference(use_case: str, reference: str, *, cfg: Any) -> Path:
+def resolve_registry_reference(use_case: str, reference: str, *, cfg: RegistryOwner) -> Path:
     """Return a verified local model folder for a registry reference of a config.
 
     ``registry:<alias>`` is the version under that alias (e.g. ``registry:production``);

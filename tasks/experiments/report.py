@@ -11,7 +11,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.config.common import config_hash
 from tasks.errors import EeflowError
@@ -26,6 +26,9 @@ from tasks.experiments.search import (
     trial_counts,
 )
 from tasks.storage import atomic_dir, atomic_write_json, write_manifest
+
+if TYPE_CHECKING:
+    from tasks.config.use_cases import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def _plots(study: Any, out: Path, importances: dict[str, float]) -> list[str]:
     return written
 
 
-def write_study_report(cfg: Any, study_name: str | None = None,
+def write_study_report(cfg: ExperimentConfig, study_name: str | None = None,
                        out_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the report of a search study and return its paths and the best trial.
 

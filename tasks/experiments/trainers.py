@@ -14,9 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.errors import EeflowError, ErrorFamily
+
+if TYPE_CHECKING:
+    from tasks.config.food_security import FoodSecurityConfig
+    from tasks.config.polar import PolarConfig
+    from tasks.config.use_cases import ExperimentConfig
 
 
 class MetricNotLoggedError(EeflowError, KeyError):
@@ -82,7 +87,7 @@ def metric_from_result(result: Mapping[str, Any], metric: str) -> float:
     return float(metrics[metric])
 
 
-def polar_adapter(cfg: Any, dataset_path: str | Path | None = None) -> TrainingAdapter:
+def polar_adapter(cfg: PolarConfig, dataset_path: str | Path | None = None) -> TrainingAdapter:
     """Adapter for ``tasks.polar.train.train_model(cfg, dataset_path, output_dir=, callbacks=)``.
 
     Args:
@@ -120,7 +125,7 @@ def polar_adapter(cfg: Any, dataset_path: str | Path | None = None) -> TrainingA
     )
 
 
-def crop_adapter(cfg: Any, run_date: Any) -> TrainingAdapter:
+def crop_adapter(cfg: FoodSecurityConfig, run_date: Any) -> TrainingAdapter:
     """Adapter for ``tasks.food_security.train.train_crop_model(cfg, run_date, ...)``.
 
     Args:
@@ -145,7 +150,7 @@ def crop_adapter(cfg: Any, run_date: Any) -> TrainingAdapter:
     )
 
 
-def adapter_for(cfg: Any, run_date: Any = None, dataset_path: str | Path | None = None
+def adapter_for(cfg: ExperimentConfig, run_date: Any = None, dataset_path: str | Path | None = None
                 ) -> TrainingAdapter:
     """Return the adapter of ``cfg.use_case`` (``polar`` or ``food_security``).
 

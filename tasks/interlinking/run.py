@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tasks.config.common import DaskConfig
+from tasks.config.linked_data import LinkedDataConfig
 from tasks.interlinking.readers import GeometrySet, read_geometry_sets
 from tasks.linked_data.namespaces import DEFAULT_BASE, iri_segment
 from tasks.storage import atomic_dir, write_manifest
@@ -171,7 +172,7 @@ def run_interlinking(
             "counts": counts, "seconds": seconds}
 
 
-def load_stage(cfg: Any, out_dir: str | Path, store: Any = None) -> dict[str, Any]:
+def load_stage(cfg: LinkedDataConfig, out_dir: str | Path, store: Any = None) -> dict[str, Any]:
     """Load a ``run`` output folder's relations into their named graph (replacing it)."""
     from tasks.interlinking.triples import load_relations_graph
     from tasks.storage import read_manifest

@@ -40,7 +40,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.errors import EeflowError
 from tasks.linked_data.export import METRES_PER_DEG_LAT, cell_label, grid_cells
@@ -53,6 +53,9 @@ from tasks.linked_data.namespaces import (
     concept_iri,
 )
 from tasks.linked_data.vocabulary import code_list
+
+if TYPE_CHECKING:
+    from tasks.config.linked_data import LinkedDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +427,7 @@ def serves_geosparql(store: Any) -> bool:
 
 
 def run_named_query(
-    cfg: Any,
+    cfg: LinkedDataConfig,
     name: str,
     params: dict[str, Any],
     store: Any = None,

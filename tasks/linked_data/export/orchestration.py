@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +28,9 @@ from tasks.linked_data.namespaces import graph_iri, vocabulary_graph_iri
 from tasks.linked_data.readers import RowBatch, json_rows, read_rows
 from tasks.linked_data.terms import RdfFormatName, TripleSink, open_sink
 from tasks.linked_data.vocabulary import write_vocabulary
+
+if TYPE_CHECKING:
+    from tasks.config.linked_data import LinkedDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +172,7 @@ def _write_vocabulary_rdf(tmp: Path, base: str) -> _WrittenRdf:
 
 
 def _write_product_rdf(
-    cfg: Any,
+    cfg: LinkedDataConfig,
     product: str,
     run_key: str,
     inputs: list[str | Path] | None,
@@ -227,7 +230,7 @@ def _write_rejected(path: Path, stats: ExportStats) -> None:
 
 
 def export_product(
-    cfg: Any,
+    cfg: LinkedDataConfig,
     product: str,
     run_key: str,
     inputs: list[str | Path] | None = None,
