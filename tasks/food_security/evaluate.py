@@ -37,6 +37,8 @@ from tasks.storage import (
     atomic_write_json,
     stage_dir,
     write_manifest,
+    zarr_array,
+    zarr_attrs,
 )
 
 log = logging.getLogger(__name__)
@@ -76,8 +78,8 @@ def tile_confusion(
     group = zarr.open_group(str(labels), mode="r")
     if "label" not in group:
         raise PredictInputError(f"{labels} has no 'label' array")
-    label_array = group["label"]
-    label_classes = group.attrs.get("class_names")
+    label_array = zarr_array(group, "label")
+    label_classes = zarr_attrs(group).get("class_names")
     if label_classes is not None and list(label_classes) != class_names:
         raise PredictInputError(
             f"{labels} uses classes {list(label_classes)}, the model {class_names}"

@@ -45,6 +45,8 @@ from tasks.storage import (
     read_manifest,
     stage_dir,
     write_manifest,
+    zarr_array,
+    zarr_attrs,
 )
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,8 @@ def tile_grid_from_composite(store: Path) -> tuple[str, Any, int, int]:
     from affine import Affine
 
     group = zarr.open_group(str(store), mode="r")
-    attrs = dict(group.attrs)
-    height, width = group["valid_count"].shape[1:]
+    attrs = zarr_attrs(group)
+    height, width = zarr_array(group, "valid_count").shape[1:]
     return attrs["crs"], Affine.from_gdal(*attrs["transform"]), int(height), int(width)
 
 
@@ -172,13 +174,13 @@ def _ndvi_series(store: Path) -> tuple[np.ndarray, np.ndarray]:
     import zarr
 
     group = zarr.open_group(str(store), mode="r")
-    bands = list(group.attrs["bands"])
-    refl = group["reflectance"]
+    bands = list(zarr_attrs(group)["bands"])
+    refl = zarr_array(group, "reflectance")
     red = np.asarray(refl[:, bands.index("B04")])
     nir = np.asarray(refl[:, bands.index("B08")])
     with np.errstate(invalid="ignore", divide="ignore"):
         ndvi = (nir - red) / (nir + red)
-    return ndvi.astype(np.float32), np.asarray(group["gap_filled"][:]).astype(bool)
+    return ndvi.astype(np.float32), np.asarray(zarr_array(group, "gap_filled")[:]).astype(bool)
 
 
 def _outside_parcel_map(

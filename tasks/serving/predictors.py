@@ -126,10 +126,12 @@ def _polar_training_counts(meta: dict[str, Any]) -> tuple[list[int] | None, str]
     if not path or not Path(path).exists():
         return None, f"training set {path!r} of model.json is not readable here"
     from tasks.datasets.ice_patches import open_patch_set, scheme_targets
+    from tasks.storage import zarr_array
 
     try:
         group, _ = open_patch_set(Path(path))
-        targets = scheme_targets(np.asarray(group["y"][:], np.int64), meta["class_scheme"])
+        y = np.asarray(zarr_array(group, "y")[:], np.int64)
+        targets = scheme_targets(y, meta["class_scheme"])
     except (OSError, ValueError, KeyError) as err:
         return None, f"training set {path} unreadable: {err}"
     counts = np.bincount(targets, minlength=len(meta["classes"])).tolist()
