@@ -1,8 +1,13 @@
 """Harmonise: cloud/snow masking and 12 monthly median composites per tile and agronomic year.
 
-For every tile the acquisitions of the agronomic year (1 September .. 31 August) are read window
-by window (one Dask task per spatial chunk, so memory is bounded by one chunk's month stack, not
-by the tile or the year). A pixel observation is valid when its SCL class is not in
+For every tile the acquisitions of the agronomic year (1 September .. 31 August) are read region
+by region (:func:`region_shape`: the whole tile up to :data:`REGION_MAX_PX` pixels, else blocks of
+whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by two
+months of one region's uint16 DN, not by the tile or the year). Within a region each band and SCL
+file is opened and decoded once, 20 m rasters are resampled once, reader threads read the next
+month while the current one is composited, and the median is computed on the DN
+(:func:`median_kernel`); a single region is composited in-process, without starting a cluster.
+A pixel observation is valid when its SCL class is not in
 ``harmonise.masked_scl_classes`` (default 0 nodata, 1 saturated, 3 shadow, 8/9 cloud, 10 cirrus,
 11 snow) and every band has data. Per pixel, band and month the composite is the median of the
 valid observations (the mean of the two middle values for an even count).
@@ -21,12 +26,16 @@ Output per :mod:`tasks.food_security.schema`: ``{root}/food_security/harmonise/{
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from dataclasses import dataclass
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 
 from tasks.config.common import config_hash
@@ -34,7 +43,15 @@ from tasks.config.food_security import FoodSecurityConfig
 from tasks.dask_cluster import dask_client
 from tasks.domain.crops import S2_BANDS
 from tasks.errors import EeflowError
-from tasks.sentinel2.l2a import L2AAcquisition, list_acquisitions, read_bands, read_grid, read_scl
+from tasks.sentinel2.l2a import (
+    GDAL_READ_OPTIONS,
+    NODATA_DN,
+    SCL_ASSET,
+    L2AAcquisition,
+    list_acquisitions,
+    read_acquisition_dn,
+    read_grid,
+)
 from tasks.sentinel2.tiles import TileGrid
 from tasks.storage import (
     agronomic_year,
@@ -101,6 +118,102 @@ def monthly_median_composite(
     return median.astype(np.float32), count
 
 
+#: Largest number of observations per month sorted by a compare-exchange network; more use np.sort.
+NETWORK_MAX = 24
+#: Pixels per block of the median kernel (all bands of a block stay in the CPU caches).
+KERNEL_BLOCK_PX = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sort network for ``n`` inputs: compare-exchange pairs (i < j)."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
+def _sorted_planes(planes: list[np.ndarray]) -> list[np.ndarray]:
+    """Sort equally shaped arrays elementwise across the list (ascending), network or np.sort.
+
+    The arrays are scratch: they are overwritten and the result may hold any of them.
+    """
+    n = len(planes)
+    if n > NETWORK_MAX:
+        return list(np.sort(np.stack(planes), axis=0))
+    planes = list(planes)
+    spare = np.empty_like(planes[0]) if n > 1 else planes[0]
+    for i, j in sorting_network(n):
+        np.minimum(planes[i], planes[j], out=spare)
+        np.maximum(planes[i], planes[j], out=planes[j])
+        planes[i], spare = spare, planes[i]
+    return planes
+
+
+def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
+                  scale: np.ndarray | None = None,
+                  offset: np.ndarray | None = None, *,
+                  masked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Median over time of the valid observations (the kernel of :func:`composite_region`).
+
+    The same result, bit for bit, as :func:`monthly_median_composite`: per pixel and band the
+    valid keys are sorted (invalid ones replaced by ``sentinel``, which sorts last), the two
+    middle order statistics ``lo = (count - 1) // 2`` and ``hi = count // 2`` are taken and the
+    median is ``0.5 * (lo + hi)`` in float32. Sorting runs as a compare-exchange network of
+    elementwise min/max over blocks of :data:`KERNEL_BLOCK_PX` pixels.
+
+    Args:
+        keys: (time, band, pixel) values whose order is that of the reflectance: uint16 DN when
+            every observation of a band shares one positive scale and offset (reflectance is
+            then ``float32(dn) * scale + offset``, a monotone map), else float32 reflectance.
+        valid: bool (time, pixel).
+        sentinel: a value >= every key (65535 for DN, inf for reflectance).
+        scale: float32 (band,) when ``keys`` are DN; None when they are reflectance.
+        offset: float32 (band,) with ``scale``.
+        masked: ``keys`` already hold ``sentinel`` where not valid; they are then sorted in
+            place (overwritten).
+
+    Returns:
+        (median float32 (band, pixel), NaN where no valid observation; count uint16 (pixel)).
+
+    """
+    n_time, n_band, n_px = keys.shape
+    count = valid.sum(axis=0, dtype=np.uint16) if n_time else np.zeros(n_px, np.uint16)
+    median = np.full((n_band, n_px), np.nan, dtype=np.float32)
+    if n_time == 0:
+        return median, count
+    lo_index = np.maximum((count.astype(np.int16) - 1) // 2, 0).astype(np.uint8)
+    hi_index = np.minimum(count // 2, n_time - 1).astype(np.uint8)
+    for p0 in range(0, n_px, KERNEL_BLOCK_PX):
+        p1 = min(p0 + KERNEL_BLOCK_PX, n_px)
+        if masked:
+            planes = [keys[t, :, p0:p1] for t in range(n_time)]
+        else:
+            planes = [np.where(valid[t, p0:p1], keys[t, :, p0:p1], keys.dtype.type(sentinel))
+                      for t in range(n_time)]
+        planes = _sorted_planes(planes)
+        lo, hi = planes[0].copy(), planes[0].copy()
+        lo_block, hi_block = lo_index[p0:p1], hi_index[p0:p1]
+        for k in range(1, n_time):
+            np.copyto(lo, planes[k], where=lo_block == k)
+            np.copyto(hi, planes[k], where=hi_block == k)
+        if scale is not None and offset is not None:
+            lo = lo.astype(np.float32) * scale[:, None] + offset[:, None]
+            hi = hi.astype(np.float32) * scale[:, None] + offset[:, None]
+        block = 0.5 * (lo + hi)
+        block[:, count[p0:p1] == 0] = np.nan
+        median[:, p0:p1] = block
+    return median, count
+
+
 def fill_gaps(composite: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Fill months without data (see module docstring).
 
@@ -116,79 +229,156 @@ def fill_gaps(composite: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarra
     gap_filled = missing.astype(np.uint8)
     if method == "none" or not missing.any():
         return composite, gap_filled
+    if method not in ("linear", "nearest"):
+        raise ValueError(f"gap_fill {method!r} is not one of linear, nearest, none")
+    # only pixel-months without data at pixels with data in another month change
     n_months = composite.shape[0]
-    months = np.arange(n_months)[:, None, None]
-    has = ~missing
+    shape = composite.shape
+    flat = np.ascontiguousarray(composite, dtype=np.float32).reshape(n_months, shape[1], -1)
+    missing_flat = missing.reshape(n_months, -1)
+    has = ~missing_flat
+    months = np.arange(n_months)[:, None]
     big = n_months * 10
     # index of the previous / next month with data for every month (or -1 / big)
-    prev_idx = np.where(has, months, -1)
-    prev_idx = np.maximum.accumulate(prev_idx, axis=0)
-    next_idx = np.where(has, months, big)
-    next_idx = np.minimum.accumulate(next_idx[::-1], axis=0)[::-1]
-    any_data = has.any(axis=0)
-    prev_ok, next_ok = prev_idx >= 0, next_idx < big
-    p = np.clip(prev_idx, 0, n_months - 1)
-    n = np.clip(next_idx, 0, n_months - 1)
-    prev_val = np.take_along_axis(composite, p[:, None], 0)
-    next_val = np.take_along_axis(composite, n[:, None], 0)
-    if method == "linear":
-        span = np.where(prev_ok & next_ok, n - p, 1).astype(np.float32)
-        weight = np.where(prev_ok & next_ok, (months - p) / np.maximum(span, 1), 0.0)
-        weight = weight.astype(np.float32)
-        both = prev_val + weight[:, None] * (next_val - prev_val)
-        value = np.where((prev_ok & next_ok)[:, None], both,
-                         np.where(prev_ok[:, None], prev_val, next_val))
-    elif method == "nearest":
-        d_prev = np.where(prev_ok, months - p, big)
-        d_next = np.where(next_ok, n - months, big)
-        value = np.where((d_prev <= d_next)[:, None], prev_val, next_val)
-    else:
-        raise ValueError(f"gap_fill {method!r} is not one of linear, nearest, none")
-    fill = missing & any_data[None]
-    out = np.where(fill[:, None], value, composite).astype(np.float32)
-    return out, gap_filled
+    prev_idx = np.maximum.accumulate(np.where(has, months, -1), axis=0)
+    next_idx = np.minimum.accumulate(np.where(has, months, big)[::-1], axis=0)[::-1]
+    out = flat.copy()
+    for month in range(n_months):
+        pixels = np.flatnonzero(missing_flat[month] & has.any(axis=0))
+        if pixels.size == 0:
+            continue
+        prev_ok, next_ok = prev_idx[month, pixels] >= 0, next_idx[month, pixels] < big
+        p = np.clip(prev_idx[month, pixels], 0, n_months - 1)
+        n = np.clip(next_idx[month, pixels], 0, n_months - 1)
+        prev_val = flat[p, :, pixels]  # (pixel, band)
+        next_val = flat[n, :, pixels]
+        if method == "linear":
+            span = np.where(prev_ok & next_ok, n - p, 1).astype(np.float32)
+            weight = np.where(prev_ok & next_ok, (month - p) / np.maximum(span, 1), 0.0)
+            weight = weight.astype(np.float32)
+            both = prev_val + weight[:, None] * (next_val - prev_val)
+            value = np.where((prev_ok & next_ok)[:, None], both,
+                             np.where(prev_ok[:, None], prev_val, next_val))
+        else:
+            d_prev = np.where(prev_ok, month - p, big)
+            d_next = np.where(next_ok, n - month, big)
+            value = np.where((d_prev <= d_next)[:, None], prev_val, next_val)
+        out[month][:, pixels] = value.astype(np.float32).T
+    return out.reshape(shape), gap_filled
+
+
+#: Most pixels of one region job (its month stack: dates x bands x pixels of uint16 DN).
+REGION_MAX_PX = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class ChunkJob:
-    """One spatial chunk of one tile: what to read and where to write."""
+class RegionJob:
+    """One region of one tile (whole zarr chunks): what to read and where to write."""
 
     zarr_path: str
     window: tuple[int, int, int, int]  # row0, col0, height, width
     acquisitions_by_month: tuple[tuple[L2AAcquisition, ...], ...]
     masked_scl: tuple[int, ...]
     gap_fill: str
+    #: threads reading band files (GDAL decodes without the GIL) next to the compositing thread
+    threads: int = 1
 
 
-def composite_chunk(job: ChunkJob) -> dict[str, int]:
-    """Composite one chunk over the 12 months and write it into the tile's zarr arrays."""
+def _month_keys(dn: np.ndarray, valid: np.ndarray, acquisitions: tuple[L2AAcquisition, ...]
+                ) -> tuple[np.ndarray, float | int, np.ndarray | None, np.ndarray | None]:
+    """Sort keys of a month: the DN when each band has one positive scale/offset, else reflectance.
+
+    ``dn`` (time, band, pixel) holds 65535 where an observation is not ``valid``; the keys hold
+    the sentinel there too.
+
+    Returns:
+        (keys, sentinel, scale, offset) for :func:`median_kernel`.
+
+    """
+    scale = np.empty(len(S2_BANDS), np.float32)
+    offset = np.empty(len(S2_BANDS), np.float32)
+    uniform = True
+    for b, band in enumerate(S2_BANDS):
+        pairs = {(np.float32(a.scale[band]), np.float32(a.offset[band])) for a in acquisitions}
+        uniform = uniform and len(pairs) == 1 and next(iter(pairs))[0] > 0
+        scale[b], offset[b] = next(iter(pairs))
+    if uniform:
+        return dn, 65535, scale, offset
+    refl = np.empty(dn.shape, np.float32)
+    for t, acquisition in enumerate(acquisitions):
+        for b, band in enumerate(S2_BANDS):
+            refl[t, b] = dn[t, b].astype(np.float32) * np.float32(
+                acquisition.scale[band]) + np.float32(acquisition.offset[band])
+        refl[t][:, ~valid[t]] = np.inf
+    return refl, np.inf, None, None
+
+
+def composite_region(job: RegionJob) -> dict[str, Any]:
+    """Composite one region over the 12 months and write it into the tile's zarr arrays.
+
+    Each band and SCL file of the region's acquisitions is opened and decoded once
+    (:func:`tasks.sentinel2.l2a.read_acquisition_dn`), 20 m rasters resampled once, by
+    ``job.threads`` reader threads that read the next month while this thread composites the
+    current one (:func:`median_kernel` on the DN).
+
+    Returns:
+        ``{"observations", "pixels", "gap_filled", "max_count"}``: pixel observations read, region
+        pixels, gap-filled pixel-months and the largest valid count of each month.
+
+    """
     import zarr
 
     row0, col0, height, width = job.window
     window = Window(col0, row0, width, height)
-    reflectance = np.full((N_MONTHS, len(S2_BANDS), height, width), np.nan, dtype=np.float32)
-    counts = np.zeros((N_MONTHS, height, width), dtype=np.uint16)
+    n_px, n_band = height * width, len(S2_BANDS)
+    clear = np.ones(256, dtype=bool)
+    clear[list(job.masked_scl)] = False
+    reflectance = np.full((N_MONTHS, n_band, n_px), np.nan, dtype=np.float32)
+    counts = np.zeros((N_MONTHS, n_px), dtype=np.uint16)
     observations = 0
-    masked = np.asarray(job.masked_scl, dtype=np.uint8)
-    for month, acquisitions in enumerate(job.acquisitions_by_month):
-        if not acquisitions:
-            continue
-        stack = np.empty((len(acquisitions), len(S2_BANDS), height, width), dtype=np.float32)
-        valid = np.empty((len(acquisitions), height, width), dtype=bool)
-        for t, acquisition in enumerate(acquisitions):
-            stack[t] = read_bands(acquisition, S2_BANDS, window)
-            scl = read_scl(acquisition, window)
-            valid[t] = ~np.isin(scl, masked) & np.isfinite(stack[t]).all(axis=0)
-        observations += stack.shape[0] * height * width
-        reflectance[month], counts[month] = monthly_median_composite(stack, valid)
-        del stack, valid
-    filled, gap_filled = fill_gaps(reflectance, job.gap_fill)
+
+    def read(acquisition: L2AAcquisition, dn: np.ndarray, valid: np.ndarray) -> None:
+        scl = read_acquisition_dn(acquisition, S2_BANDS, window, dn.reshape(n_band, height, width))
+        ok = clear[scl].reshape(n_px)
+        for b in range(n_band):
+            ok &= dn[b] != NODATA_DN
+        valid[:] = ok
+        np.copyto(dn, np.uint16(65535), where=~ok)  # the sort sentinel (see _month_keys)
+
+    def submit(month: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        acquisitions = job.acquisitions_by_month[month]
+        dn = np.empty((len(acquisitions), n_band, n_px), dtype=np.uint16)
+        valid = np.empty((len(acquisitions), n_px), dtype=bool)
+        return dn, valid, [pool.submit(read, a, dn[t], valid[t])
+                           for t, a in enumerate(acquisitions)]
+
+    with ThreadPoolExecutor(max(1, job.threads)) as pool:
+        pending = submit(0)
+        for month in range(N_MONTHS):
+            dn, valid, futures = pending
+            if month + 1 < N_MONTHS:
+                pending = submit(month + 1)  # read ahead while this month composites
+            for future in futures:
+                future.result()
+            acquisitions = job.acquisitions_by_month[month]
+            if not acquisitions:
+                continue
+            observations += len(acquisitions) * n_px
+            keys, sentinel, scale, offset = _month_keys(dn, valid, acquisitions)
+            reflectance[month], counts[month] = median_kernel(
+                keys, valid, sentinel, scale, offset, masked=True)
+            del dn, valid, keys
+    shape = (height, width)
+    filled, gap_filled = fill_gaps(reflectance.reshape(N_MONTHS, n_band, *shape), job.gap_fill)
+    counts_2d = counts.reshape(N_MONTHS, *shape)
     group = zarr.open_group(job.zarr_path, mode="r+")
     rows, cols = slice(row0, row0 + height), slice(col0, col0 + width)
     zarr_array(group, "reflectance")[:, :, rows, cols] = filled
-    zarr_array(group, "valid_count")[:, rows, cols] = counts
+    zarr_array(group, "valid_count")[:, rows, cols] = counts_2d
     zarr_array(group, "gap_filled")[:, rows, cols] = gap_filled
-    return {"observations": observations, "pixels": height * width}
+    return {"observations": observations, "pixels": n_px,
+            "gap_filled": int(gap_filled.sum(dtype=np.int64)),
+            "max_count": [int(m) for m in counts.max(axis=1)]}
 
 
 def create_tile_store(path: Path, grid: TileGrid, months: list[str], key: str,
@@ -230,21 +420,47 @@ def create_tile_store(path: Path, grid: TileGrid, months: list[str], key: str,
     ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False)
 
 
-def tile_chunk_jobs(store: Path, grid: TileGrid, acquisitions: list[L2AAcquisition],
-                    season_start: dt.date, chunk: int, masked_scl: list[int],
-                    gap_fill: str) -> list[ChunkJob]:
-    """Split a tile into chunk jobs, each with its acquisitions grouped by month."""
+def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tuple[int, int]:
+    """Rows and columns of the regions a tile is composited in.
+
+    A tile of at most :data:`REGION_MAX_PX` pixels is one region. A larger one is cut into
+    regions of whole zarr chunks that also hold whole GeoTIFF blocks of every band (a 20 m block
+    of 256 pixels spans 512 pixels at 10 m), so each block is decoded once; where those blocks
+    would need regions of over 4 x :data:`REGION_MAX_PX` pixels, regions are single chunks.
+    """
+    if grid.height * grid.width <= REGION_MAX_PX:
+        return grid.height, grid.width
+    rows, cols = chunk, chunk
+    with rasterio.Env(**GDAL_READ_OPTIONS):
+        for band in (*S2_BANDS, SCL_ASSET):
+            with rasterio.open(acquisition.band_path(band)) as src:
+                factor = max(1, round(abs(src.transform.a) / 10.0))
+                block_rows, block_cols = src.block_shapes[0]
+                rows = math.lcm(rows, block_rows * factor)
+                cols = math.lcm(cols, block_cols * factor)
+    if rows * cols > 4 * REGION_MAX_PX:
+        return chunk, chunk
+    while rows * cols * 4 <= REGION_MAX_PX:
+        rows, cols = rows * 2, cols * 2
+    return rows, cols
+
+
+def tile_region_jobs(store: Path, grid: TileGrid, acquisitions: list[L2AAcquisition],
+                     season_start: dt.date, chunk: int, masked_scl: list[int],
+                     gap_fill: str, threads: int = 1) -> list[RegionJob]:
+    """Split a tile into region jobs (:func:`region_shape`), acquisitions grouped by month."""
     by_month: list[list[L2AAcquisition]] = [[] for _ in range(N_MONTHS)]
     for acquisition in acquisitions:
         by_month[month_index(acquisition.date, season_start)].append(acquisition)
     frozen = tuple(tuple(m) for m in by_month)
+    step_rows, step_cols = region_shape(grid, acquisitions[0], chunk)
     jobs = []
-    for row0 in range(0, grid.height, chunk):
-        for col0 in range(0, grid.width, chunk):
-            jobs.append(ChunkJob(
-                str(store), (row0, col0, min(chunk, grid.height - row0),
-                             min(chunk, grid.width - col0)),
-                frozen, tuple(masked_scl), gap_fill,
+    for row0 in range(0, grid.height, step_rows):
+        for col0 in range(0, grid.width, step_cols):
+            jobs.append(RegionJob(
+                str(store), (row0, col0, min(step_rows, grid.height - row0),
+                             min(step_cols, grid.width - col0)),
+                frozen, tuple(masked_scl), gap_fill, threads,
             ))
     return jobs
 
@@ -270,8 +486,6 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
         NoDataError: no configured tile has an acquisition in the year (names year and tiles).
 
     """
-    import dask
-
     start, end = agronomic_year(run_date)
     key = agronomic_year_key(run_date)
     archive = l2a_archive(cfg, key)
@@ -294,23 +508,23 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
     final = stage_dir(cfg.resolved_root(), cfg.use_case, "harmonise", key)
     summary: dict[str, dict[str, Any]] = {}
     with atomic_dir(final) as tmp:
-        jobs: list[tuple[str, ChunkJob]] = []
+        jobs: list[tuple[str, RegionJob]] = []
+        shapes = {}
         for tile in tiles:
             grid = read_grid(acquisitions[tile][0], tile)
+            shapes[tile] = (grid.height, grid.width)
             store = tmp / f"{tile}.zarr"
             create_tile_store(store, grid, months, key, hcfg.chunk)
-            jobs += [(tile, j) for j in tile_chunk_jobs(
+            jobs += [(tile, j) for j in tile_region_jobs(
                 store, grid, acquisitions[tile], start, hcfg.chunk,
-                hcfg.masked_scl_classes, hcfg.gap_fill)]
-        log.info("harmonise %s: %d tiles, %d chunk jobs", key, len(tiles), len(jobs))
-        with dask_client(cfg.dask):
-            results = dask.compute(*[dask.delayed(composite_chunk)(j) for _, j in jobs])
+                hcfg.masked_scl_classes, hcfg.gap_fill, cfg.dask.threads_per_worker)]
+        results = _run_region_jobs(cfg, key, [j for _, j in jobs])
         for tile in tiles:
-            obs = sum(r["observations"] for (t, _), r in zip(jobs, results, strict=True)
-                      if t == tile)
+            mine = [r for (t, _), r in zip(jobs, results, strict=True) if t == tile]
             summary[tile] = {"path": str(final / f"{tile}.zarr"),
-                             "acquisitions": len(acquisitions[tile]), "observations": obs}
-            summary[tile].update(_gap_statistics(tmp / f"{tile}.zarr"))
+                             "acquisitions": len(acquisitions[tile]),
+                             "observations": sum(r["observations"] for r in mine)}
+            summary[tile].update(_gap_statistics(mine, shapes[tile]))
             check_empty_months(tile, summary[tile]["no_data_months"], months,
                                hcfg.max_empty_months)
         write_manifest(
@@ -341,13 +555,32 @@ def check_empty_months(tile: str, no_data_months: list[int], months: list[str],
     )
 
 
-def _gap_statistics(store: Path) -> dict[str, Any]:
-    import zarr
+def _run_region_jobs(cfg: FoodSecurityConfig, key: str,
+                     jobs: list[RegionJob]) -> list[dict[str, Any]]:
+    """Run the region jobs on the configured Dask cluster.
 
-    group = zarr.open_group(str(store), mode="r")
-    gap = np.asarray(zarr_array(group, "gap_filled")[:])
-    count = np.asarray(zarr_array(group, "valid_count")[:])
+    A single region on a local (or synchronous) cluster runs in this process with the cluster's
+    ``n_workers x threads_per_worker`` reader threads instead: one task cannot use a second
+    worker process, and starting one would cost more than the region takes.
+    """
+    import dask
+
+    if len(jobs) == 1 and cfg.dask.cluster in ("local", "synchronous"):
+        threads = cfg.dask.n_workers * cfg.dask.threads_per_worker
+        log.info("harmonise %s: 1 region, composited in-process with %d reader thread(s) "
+                 "(no cluster started for one task)", key, threads)
+        return [composite_region(replace(jobs[0], threads=threads))]
+    log.info("harmonise %s: %d region jobs", key, len(jobs))
+    with dask_client(cfg.dask):
+        return list(dask.compute(*[dask.delayed(composite_region)(j) for j in jobs]))
+
+
+def _gap_statistics(results: list[dict[str, Any]], shape: tuple[int, int]) -> dict[str, Any]:
+    """Gap-filled fraction and months without any valid observation, from the region results."""
+    total = N_MONTHS * shape[0] * shape[1]
+    max_count = np.max([r["max_count"] for r in results], axis=0)
     return {
-        "gap_filled_fraction": round(float(gap.mean()), 6),
-        "no_data_months": [int(m) for m in np.flatnonzero(count.max(axis=(1, 2)) == 0)],
+        # an exact integer sum over the pixel count: the same float as the mean of the array
+        "gap_filled_fraction": round(sum(r["gap_filled"] for r in results) / total, 6),
+        "no_data_months": [int(m) for m in np.flatnonzero(max_count == 0)],
     }

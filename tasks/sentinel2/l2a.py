@@ -259,20 +259,83 @@ def _read_native(path: Path | str, window: Window | None, factor: int | None) ->
     pixels are not the band's native size (e.g. a decimated copy) is still placed right.
     """
     with rasterio.Env(**GDAL_READ_OPTIONS), _open(path) as src:
-        if factor is None:
-            factor = max(1, round(abs(src.transform.a) / 10.0))
-        if window is None:
-            window = Window(0, 0, src.width * factor, src.height * factor)
-        col0, row0 = int(window.col_off), int(window.row_off)
-        width, height = int(window.width), int(window.height)
-        if factor == 1:
+        return read_window_10m(src, window, factor)
+
+
+def read_window_10m(src: Any, window: Window | None, factor: int | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Read ``window`` (10 m pixel units) of the open raster ``src``, resampled to 10 m.
+
+    The coarse pixels a window needs are read (decoded) once and each is repeated ``factor`` x
+    ``factor`` times (nearest neighbour); ``factor`` None: the raster's pixel size / 10 m.
+
+    Args:
+        src: an open rasterio dataset (band 1 is read).
+        window: pixel window on the 10 m grid; None: the whole raster.
+        factor: 10 m pixels per raster pixel along each axis.
+        out: optional array (height, width) of the raster's dtype to read into.
+
+    Returns:
+        ``out`` (or a new array) with the window's values at 10 m.
+
+    """
+    if factor is None:
+        factor = max(1, round(abs(src.transform.a) / 10.0))
+    if window is None:
+        window = Window(0, 0, src.width * factor, src.height * factor)
+    col0, row0 = int(window.col_off), int(window.row_off)
+    width, height = int(window.width), int(window.height)
+    if factor == 1:
+        if out is None:
             return src.read(1, window=Window(col0, row0, width, height))
-        c0, r0 = col0 // factor, row0 // factor
-        c1, r1 = -(-(col0 + width) // factor), -(-(row0 + height) // factor)
-        coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+        return src.read(1, window=Window(col0, row0, width, height), out=out)
+    c0, r0 = col0 // factor, row0 // factor
+    c1, r1 = -(-(col0 + width) // factor), -(-(row0 + height) // factor)
+    coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
     dr, dc = row0 - r0 * factor, col0 - c0 * factor
-    return fine[dr:dr + height, dc:dc + width]
+    target = np.empty((height, width), coarse.dtype) if out is None else out
+    aligned = (dr == 0 and dc == 0 and coarse.shape == (height // factor, width // factor)
+               and height % factor == 0 and width % factor == 0)
+    if aligned and target.flags.c_contiguous:
+        # one pass: each coarse pixel written to its factor x factor block
+        blocks = target.reshape(height // factor, factor, width // factor, factor)
+        blocks[...] = coarse[:, None, :, None]
+        return target
+    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    target[...] = fine[dr:dr + height, dc:dc + width]
+    return target
+
+
+def read_acquisition_dn(acquisition: L2AAcquisition, bands: Sequence[str], window: Window,
+                        out: np.ndarray) -> np.ndarray:
+    """Read raw DN of ``bands`` and the SCL at 10 m, each file opened and decoded once.
+
+    Args:
+        acquisition: the acquisition.
+        bands: band names (``out``'s first axis).
+        window: pixel window on the 10 m grid.
+        out: uint16 (band, height, width) that receives the DN (0 = nodata); 20 m bands are
+            resampled as in :func:`read_bands`.
+
+    Returns:
+        The SCL, uint8 (height, width), as :func:`read_scl` returns it.
+
+    Raises:
+        L2AMetadataError: a band raster is not uint16 DN.
+
+    """
+    with rasterio.Env(**GDAL_READ_OPTIONS):
+        for index, band in enumerate(bands):
+            if band not in BAND_RESOLUTION_M:
+                raise ValueError(
+                    f"unknown Sentinel-2 band {band!r}; known: {list(BAND_RESOLUTION_M)}")
+            with _open(acquisition.band_path(band)) as src:
+                if src.dtypes[0] != "uint16":
+                    raise L2AMetadataError(
+                        f"{src.name}: band raster of type {src.dtypes[0]}, expected uint16 DN")
+                read_window_10m(src, window, None, out[index])
+        with _open(acquisition.band_path(SCL_ASSET)) as src:
+            return read_window_10m(src, window, None).astype(np.uint8)
 
 
 def read_bands(
