@@ -81,3 +81,19 @@ def test_bad_files_name_the_file(tmp_path: Path) -> None:
         load(wrong)
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.json")
+
+
+def test_files_written_by_the_old_training_load() -> None:
+    """model.json files written by train_model / train_crop_model of commit 49904e5."""
+    polar = load(CARDS / "polar_vgg16_transfer_written_v1.json")
+    doc = polar.document
+    assert polar.use_case == "polar" and polar.model == "vgg16_transfer"
+    assert polar.architecture == "vgg16" and polar.monitor_value == doc["monitor_value"]
+    assert polar.metrics == doc["val_metrics"] and polar.epochs == {"train": doc["epochs_trained"]}
+    assert polar.input_contract == doc["input_contract"]
+    crops = load(CARDS / "food_security_lstm_written_v1.json")
+    doc = crops.document
+    assert crops.use_case == "food_security" and crops.model == "lstm"
+    assert crops.metrics == doc["metrics"]["validation"]
+    assert crops.monitor_value == doc["metrics"]["validation"][doc["monitor"]["metric"]]
+    assert crops.epochs == {p: r["epochs_run"] for p, r in doc["metrics"]["phases"].items()}
