@@ -13,7 +13,12 @@ Steps (all on CPU, torch threads = --threads, default 2):
      (``unfold``) and classified in batches of 1024 -- a stronger baseline, extrapolated;
   6. VGG-16 modified and VGG-16 dense on one 1024 px tile, extrapolated to the scene.
 
-    .venv/bin/python bench/p2_inference.py [--size 10000] [--threads 2]
+Headline ratio: batched sliding windows (step 5, the strongest simple baseline: what a competent
+user writes with torch, ``unfold`` + batches) / dense inference time; the naive per-patch reader is
+an extra row. Goal: the 10,000 x 10,000 scene end to end in <= 60 s wall on the 2 cores (a
+smaller ``--size`` is held to 60 s scaled by its pixel count). CPU = user + system.
+
+    .venv/bin/python bench/p2_inference.py [--size 10000] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "p2"
 sys.path.insert(0, str(REPO / "tests" / "tasks" / "polar"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import Timer, add_quick_flag, report  # noqa: E402
+
+GOAL_S_10K = 60.0
 
 
 def peak_rss_mb() -> float:
@@ -44,11 +54,12 @@ def scene(size: int) -> Path:
     from polar_synthetic_scene import write_synthetic_scene
 
     folder = OUT / f"scene_{size}"
-    path = folder / "harmonise" / f"P2_{size}.zarr"
-    if not (path / "zarr.json").exists() or not (folder / "labels" / f"P2_{size}.zarr").exists():
+    scene_id = f"S1A_EW_GRDM_P2_{size}"  # the id names the mode: predict's input guard needs EW
+    path = folder / "harmonise" / f"{scene_id}.zarr"
+    if not (path / "zarr.json").exists() or not (folder / "labels" / f"{scene_id}.zarr").exists():
         shutil.rmtree(folder, ignore_errors=True)
         t = time.perf_counter()
-        write_synthetic_scene(folder, f"P2_{size}", size, size, seed=7, chunk=1024, blob_px=600.0)
+        write_synthetic_scene(folder, scene_id, size, size, seed=7, chunk=1024, blob_px=600.0)
         print(f"wrote {size}x{size} scene in {time.perf_counter() - t:.0f} s", flush=True)
     return path
 
@@ -80,7 +91,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--naive-cells", type=int, default=3000)
     parser.add_argument("--skip-vgg", action="store_true")
+    add_quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.naive_cells, args.skip_vgg = 1024, 200, True
     import torch
     import xarray as xr
 
@@ -96,10 +110,10 @@ def main() -> None:
     out = OUT / "products"
     shutil.rmtree(out, ignore_errors=True)
     rss_before = peak_rss_mb()
-    t, cpu = time.perf_counter(), time.process_time()
-    result = predict_scene(mdir, scene_path, out, PredictConfig(tile=1024))
-    dense_total = time.perf_counter() - t
-    dense_cpu = time.process_time() - cpu
+    with Timer() as timer:
+        result = predict_scene(mdir, scene_path, out, PredictConfig(tile=1024))
+    dense_total = timer.wall_s
+    dense_cpu = timer.cpu_s
     dense_infer = result["inference_seconds"]
     rss_dense = peak_rss_mb()
     ds = xr.open_zarr(scene_path)
@@ -153,6 +167,13 @@ def main() -> None:
             rows[f"{name}_dense_s_extrapolated"] = round(per_tile * (args.size / tile) ** 2, 0)
     print(json.dumps(rows, indent=1))
     (OUT / "result.json").write_text(json.dumps(rows, indent=1))
+    goal_s = GOAL_S_10K * (args.size / 10_000) ** 2
+    rows["goal_s_for_size"] = round(goal_s, 2)
+    report("p2_inference", sliding_total / dense_infer,
+           f"end to end <= {GOAL_S_10K:g} s wall for 10,000^2 (scaled: {goal_s:.1f} s here)",
+           dense_total <= goal_s, rows,
+           baseline="batched sliding windows (unfold + batches of 1024), extrapolated",
+           quick=args.quick)
 
 
 if __name__ == "__main__":
