@@ -59,7 +59,14 @@ from tasks.food_security.parcel_instances import (
     read_tile_parcels,
 )
 from tasks.model_registry import is_registry_reference, resolve_registry_reference
-from tasks.storage import agronomic_year_key, atomic_dir, stage_dir, write_manifest
+from tasks.storage import (
+    agronomic_year_key,
+    atomic_dir,
+    stage_dir,
+    write_manifest,
+    zarr_array,
+    zarr_attrs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +167,8 @@ class TileComposites:
         if "reflectance" not in group:
             raise PredictInputError(f"{path} has no 'reflectance' array")
         self.path = path
-        self.reflectance = group["reflectance"]
-        attrs = dict(group.attrs)
+        self.reflectance = zarr_array(group, "reflectance")
+        attrs = zarr_attrs(group)
         missing = [k for k in ("crs", "transform", "bands") if k not in attrs]
         if missing:
             raise PredictInputError(f"{path} lacks attributes {missing}")
@@ -580,7 +587,7 @@ def _write_cog(source: Path, target: Path, resampling: str, class_names: list[st
     if class_names is not None:
         colours = crop_colours()
         with rasterio.open(source, "r+") as ds:
-            table = {NODATA_CLASS: (0, 0, 0, 0)}
+            table: dict[int, tuple[int, ...]] = {NODATA_CLASS: (0, 0, 0, 0)}
             for i, name in enumerate(class_names):
                 hex_colour = colours.get(name, "#000000").lstrip("#")
                 table[i] = tuple(int(hex_colour[k : k + 2], 16) for k in (0, 2, 4)) + (255,)
