@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("EEFLOW_HOME", str(OUT))
     from tasks.config.polar import PolarConfig
-    from tasks.polar import pipeline
+    from tasks.polar import stages
     from tasks.polar.evaluate import evaluate_model
     from tasks.polar.patches import run_patches
     from tasks.polar.train import train_model
@@ -63,7 +63,7 @@ def main() -> None:
         day = (dt.date(2026, 1, 10) + dt.timedelta(days=day_index)).isoformat()
         if not list((OUT / "data" / "polar" / "labels" / day).glob("*.zarr")):
             for stage in ("ingest_stage", "harmonise_stage", "labels_stage"):
-                getattr(pipeline, stage)(cfg, day)
+                getattr(stages, stage)(cfg, day)
         scenes += sorted((OUT / "data" / "polar" / "harmonise" / day).glob("*.zarr"))
         labels += sorted((OUT / "data" / "polar" / "labels" / day).glob("*.zarr"))
     data = run_patches(cfg, scenes, labels)
