@@ -2,15 +2,23 @@
 
 Each size runs in a fresh subprocess (peak RSS per run). Baseline in the same run: reading both
 measurement GeoTIFFs and writing the same float32 volume to zarr with the same chunks and codec.
-Usage: .venv/bin/python bench/s1_generate_harmonise.py [size ...]   (default: 1200 3000)
+Headline ratio: baseline / harmonise wall time at the largest size (< 1: harmonise slower; no goal,
+measured); CPU = user + system of the child (harmonise runs on 2 Dask threads in it).
+Usage: .venv/bin/python bench/s1_generate_harmonise.py [size ...] [--quick]   (default: 1200 3000)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_quick_flag, report  # noqa: E402
 
 CHILD = r"""
 import datetime as dt, json, resource, sys, time, warnings
@@ -39,24 +47,40 @@ for r0 in range(0, size, 512):
     z[:, r0:r1, :] = block
 t_base = time.perf_counter() - t0
 t0 = time.perf_counter()
+cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 with dask.config.set(scheduler="threads", num_workers=2):
     harmonise_scene(scene.safe_path, out / "h.zarr", HarmoniseConfig(chunk=512),
                     land_mask_path=scene.land_mask_path)
 t_h = time.perf_counter() - t0
+cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu_h = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"size": size, "generate_s": t_gen, "generate_peak_rss_mb": rss_gen,
-                  "baseline_read_write_s": t_base, "harmonise_s": t_h, "peak_rss_mb": rss}))
+                  "baseline_read_write_s": t_base, "harmonise_s": t_h, "harmonise_cpu_s": cpu_h,
+                  "peak_rss_mb": rss}))
 """
 
 
-def main(sizes: list[int]) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", type=int, nargs="*", default=[1200, 3000])
+    add_quick_flag(parser)
+    args = parser.parse_args()
+    sizes = [600] if args.quick else args.sizes
+    rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run([sys.executable, "-c", CHILD, str(size), tmp], check=True,
                                  capture_output=True, text=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             print(json.dumps(result))
+            rows.append(result)
+    last = rows[-1]
+    report("s1_generate_harmonise", last["baseline_read_write_s"] / last["harmonise_s"],
+           "none (measured)", None, {"rows": rows},
+           baseline="rasterio read of both measurement GeoTIFFs + zarr write of the same volume",
+           quick=args.quick)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1200, 3000])
+    main()
