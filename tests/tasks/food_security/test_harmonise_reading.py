@@ -1,0 +1,158 @@
+"""The harmonise reading path (regions, DN median kernel) against straightforward references."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+from rasterio.transform import Affine
+
+import tasks.sentinel2.l2a as l2a
+from tasks.domain.crops import S2_BANDS
+from tasks.food_security.harmonise import (
+    N_MONTHS,
+    RegionJob,
+    composite_region,
+    create_tile_store,
+    median_kernel,
+    month_index,
+    monthly_median_composite,
+    season_months,
+    sorting_network,
+    tile_region_jobs,
+)
+from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl, write_acquisition
+from tasks.sentinel2.tiles import TileGrid
+
+MASKED = (0, 1, 3, 8, 9, 10, 11)
+SEASON = dt.date(2017, 9, 1)
+SIZE = 64
+# month 0: 4 dates (even count); month 1: 3 dates under two processing baselines (offsets
+# 0 and -0.1: reflectance keys, not DN); month 2: one date; the other months: none
+DATES = [(dt.date(2017, 9, d), "04.00") for d in (3, 9, 15, 27)] + [
+    (dt.date(2017, 10, 2), "03.01"), (dt.date(2017, 10, 12), "04.00"),
+    (dt.date(2017, 10, 22), "04.00"), (dt.date(2017, 11, 5), "04.00")]
+
+
+@pytest.fixture(scope="module")
+def tiny_tile(tmp_path_factory):
+    """A generated 64 x 64 px tile: coarse reflectance levels (many ties), clouds, no-data."""
+    archive = tmp_path_factory.mktemp("l2a")
+    grid = TileGrid(tile="33UWP", epsg=32633, transform=Affine(10, 0, 500000, 0, -10, 5600000),
+                    width=SIZE, height=SIZE)
+    rng = np.random.default_rng(7)
+    for date, baseline in DATES:
+        refl = (rng.integers(1, 12, (len(S2_BANDS), SIZE, SIZE)) / 40).astype(np.float32)
+        scl = rng.choice(np.array([4, 4, 4, 5, 8, 3, 0, 11], np.uint8), (SIZE // 2, SIZE // 2))
+        nodata = np.zeros((SIZE, SIZE), bool)
+        nodata[:5, :7] = rng.random() < 0.5
+        write_acquisition(archive, grid, date, refl, scl, bands=S2_BANDS,
+                          processing_baseline=baseline, nodata_10m=nodata)
+    acquisitions = list_acquisitions(archive, "33UWP", SEASON, dt.date(2018, 8, 31))
+    assert len(acquisitions) == len(DATES)
+    return grid, acquisitions
+
+
+def reference_composite(acquisitions):
+    """Per month np.nanmedian of the clear observations, read file by file the old way."""
+    median = np.full((N_MONTHS, len(S2_BANDS), SIZE, SIZE), np.nan, np.float32)
+    count = np.zeros((N_MONTHS, SIZE, SIZE), np.uint16)
+    for month in range(N_MONTHS):
+        mine = [a for a in acquisitions if month_index(a.date, SEASON) == month]
+        if not mine:
+            continue
+        refl = np.stack([read_bands(a, S2_BANDS) for a in mine])
+        valid = np.stack([~np.isin(read_scl(a), MASKED) for a in mine])
+        valid &= np.isfinite(refl).all(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            median[month] = np.nanmedian(np.where(valid[:, None], refl, np.nan), axis=0)
+        count[month] = valid.sum(axis=0)
+    return median, count
+
+
+def run_region(tmp_path, grid, acquisitions, threads=2):
+    store = tmp_path / "t.zarr"
+    create_tile_store(store, grid, season_months(SEASON), "2017-09_2018-08", 32)
+    jobs = tile_region_jobs(store, grid, acquisitions, SEASON, 32, list(MASKED), "none", threads)
+    assert [j.window for j in jobs] == [(0, 0, SIZE, SIZE)]  # a small tile is one region
+    result = composite_region(jobs[0])
+    group = zarr.open_group(str(store), mode="r")
+    return result, np.asarray(group["reflectance"][:]), np.asarray(group["valid_count"][:])
+
+
+def test_region_composite_equals_nanmedian_reference(tiny_tile, tmp_path):
+    grid, acquisitions = tiny_tile
+    result, median, count = run_region(tmp_path, grid, acquisitions)
+    ref_median, ref_count = reference_composite(acquisitions)
+    assert median.dtype == np.float32 and count.dtype == np.uint16
+    assert np.array_equal(count, ref_count)
+    assert np.array_equal(median, ref_median, equal_nan=True)  # bit for bit, NaN where empty
+    assert (count[0] > 0).any() and (count[0] % 2 == 0).any()  # even counts were exercised
+    assert result["observations"] == len(DATES) * SIZE * SIZE
+    assert result["max_count"] == [int(m) for m in ref_count.max(axis=(1, 2))]
+
+
+def test_each_file_is_opened_once(tiny_tile, tmp_path, monkeypatch):
+    grid, acquisitions = tiny_tile
+    opened: collections.Counter[str] = collections.Counter()
+    real_open = l2a._open
+
+    def counting_open(path):
+        opened[str(path)] += 1
+        return real_open(path)
+
+    monkeypatch.setattr(l2a, "_open", counting_open)
+    run_region(tmp_path, grid, acquisitions)
+    expected = {str(a.band_path(b)) for a in acquisitions for b in (*S2_BANDS, "SCL")}
+    assert set(opened) == expected
+    assert set(opened.values()) == {1}
+
+
+def test_sorting_network_sorts_every_zero_one_input():
+    for n in range(1, 13):
+        net = sorting_network(n)
+        for bits in itertools.product((0, 1), repeat=n):
+            v = list(bits)
+            for i, j in net:
+                v[i], v[j] = min(v[i], v[j]), max(v[i], v[j])
+            assert v == sorted(v), n
+
+
+@pytest.mark.parametrize("n_time", [0, 1, 2, 5, 6, 9, 16, 30])
+def test_median_kernel_matches_float_sort(n_time):
+    rng = np.random.default_rng(n_time)
+    dn = (rng.integers(0, 30, (n_time, 3, 50, 40)) * 41 + 1000).astype(np.uint16)
+    valid = rng.random((n_time, 50, 40)) < 0.6
+    scale, offset = np.float32(1e-4), np.float32(-0.1)
+    refl = dn.astype(np.float32) * scale + offset
+    expected, expected_count = monthly_median_composite(refl, valid)
+    keys = np.where(valid[:, None], dn, 65535).reshape(n_time, 3, 50 * 40)
+    flat_valid = valid.reshape(n_time, 50 * 40)
+    median, count = median_kernel(keys, flat_valid, 65535, np.full(3, scale),
+                                  np.full(3, offset), masked=True)
+    assert np.array_equal(count, expected_count.reshape(-1))
+    assert np.array_equal(median, expected.reshape(3, -1), equal_nan=True)
+    median, _ = median_kernel(refl.reshape(n_time, 3, 50 * 40), flat_valid, np.inf)
+    assert np.array_equal(median, expected.reshape(3, -1), equal_nan=True)
+
+
+def test_regions_of_a_large_tile_hold_whole_chunks(tiny_tile, tmp_path, monkeypatch):
+    import tasks.food_security.harmonise as harmonise
+
+    grid, acquisitions = tiny_tile
+    monkeypatch.setattr(harmonise, "REGION_MAX_PX", 16 * 16)
+    jobs = tile_region_jobs(tmp_path / "t.zarr", grid, acquisitions, SEASON, 32,
+                            list(MASKED), "none")
+    assert isinstance(jobs[0], RegionJob)
+    covered = np.zeros((SIZE, SIZE), int)
+    for job in jobs:
+        row0, col0, height, width = job.window
+        assert row0 % 32 == 0 and col0 % 32 == 0
+        covered[row0:row0 + height, col0:col0 + width] += 1
+    assert (covered == 1).all()
