@@ -7,8 +7,12 @@ the binary (water / ice) scheme with the same seed; validation accuracy is on th
 stratified validation split (and written with its confusion matrix to ``evaluation/``).
 VGG variants run at --vgg-width of the published channel widths to fit the 2-core CPU budget.
 
+Headline ratio: the best VGG variant's / the ad-hoc CNN's validation accuracy (the small CNN is
+the baseline; no goal, measured). ``--quick``: one 400 px scene, one epoch, the ad-hoc CNN and
+VGG-16 modified (32 px) only, in its own output folder (a smoke run, not a quality figure).
+
     .venv/bin/python bench/polar_models.py [--size 2000] [--days 2] [--scenes 2] [--epochs 5]
-        [--max-per-class 500]
+        [--max-per-class 500] [--quick]
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "polar_models"
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import add_quick_flag, report  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +42,12 @@ def main() -> None:
     parser.add_argument("--max-per-class", type=int, default=500)
     parser.add_argument("--vgg-width", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=2)
+    add_quick_flag(parser)
     args = parser.parse_args()
+    global OUT
+    if args.quick:
+        OUT = OUT.with_name("polar_models_quick")
+        args.size, args.days, args.scenes, args.epochs, args.max_per_class = 400, 1, 1, 1, 50
     import torch
 
     torch.set_num_threads(args.threads)
@@ -76,6 +89,8 @@ def main() -> None:
         ("vgg16_modified", 32, {"augment": True, "width_multiplier": args.vgg_width}),
         ("vgg16_modified", 20, {"augment": True, "width_multiplier": args.vgg_width}),
     ]
+    if args.quick:
+        runs = [runs[0], runs[3]]
     rows = []
     for model, size, extra in runs:
         run_cfg = PolarConfig.model_validate(
@@ -98,6 +113,12 @@ def main() -> None:
               f"{r['epochs']} | {r['seconds']:.0f} | {r['width']} |")
     (OUT / "result.json").write_text(json.dumps({"patches": data["n_patches"], "rows": rows},
                                                 indent=1))
+    adhoc = next(r["val_acc"] for r in rows if r["model"] == "adhoc_cnn")
+    best_vgg = max(r["val_acc"] for r in rows if r["model"] != "adhoc_cnn")
+    report("polar_models", best_vgg / adhoc if adhoc else None,
+           "none (measured: model quality)", None,
+           {"patches": data["n_patches"], "rows": rows, "size": args.size, "days": args.days},
+           baseline="the ad-hoc CNN (validation accuracy, same data and seed)", quick=args.quick)
 
 
 if __name__ == "__main__":
