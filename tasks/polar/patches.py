@@ -39,7 +39,7 @@ from tasks.config.polar import PolarConfig
 from tasks.dask_cluster import dask_client
 from tasks.domain import ice
 from tasks.polar import schema
-from tasks.storage import atomic_dir, stage_dir, write_manifest
+from tasks.storage import atomic_dir, stage_dir, write_manifest, zarr_array
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ def check_scene_pair(scene_zarr: Path, label_zarr: Path) -> tuple[int, int]:
                 f"{scene_zarr}: variable {var!r} missing; a harmonised scene needs "
                 f"{[schema.BACKSCATTER_VAR, schema.LAND_MASK_VAR, schema.VALID_MASK_VAR]}"
             )
-    backscatter = scene[schema.BACKSCATTER_VAR]
-    dims = tuple(backscatter.metadata.dimension_names or ())
+    backscatter = zarr_array(scene, schema.BACKSCATTER_VAR)
+    dims = tuple(getattr(backscatter.metadata, "dimension_names", None) or ())  # zarr v3 only
     if dims != ("band", "y", "x") or "band" not in scene:
         raise ValueError(f"{scene_zarr}: 'backscatter' must have dimensions (band, y, x) and a "
                          "'band' coordinate")
-    bands = [str(b) for b in scene["band"][:]]
+    bands = [str(b) for b in np.asarray(zarr_array(scene, "band")[:])]
     missing = [b for b in schema.BANDS if b not in bands]
     if missing:
         raise ValueError(f"{scene_zarr}: bands {missing} missing from 'backscatter' (has {bands})")
@@ -103,12 +103,12 @@ def check_scene_pair(scene_zarr: Path, label_zarr: Path) -> tuple[int, int]:
                                         schema.VALID_MASK_VAR), scene_zarr),
                                (labels, (schema.LABEL_VAR,), label_zarr)):
         for name in names:
-            encoded = {"scale_factor", "add_offset"} & set(group[name].attrs)
+            encoded = {"scale_factor", "add_offset"} & set(zarr_array(group, name).attrs)
             if encoded:
                 raise ValueError(f"{path}: {name!r} is stored with CF encoding {sorted(encoded)}; "
                                  "write harmonised scenes / labels without scale or offset")
-    scene_shape = tuple(backscatter.shape[1:])
-    label_shape = tuple(labels[schema.LABEL_VAR].shape)
+    scene_shape = (backscatter.shape[1], backscatter.shape[2])  # (band, y, x) checked above
+    label_shape = tuple(zarr_array(labels, schema.LABEL_VAR).shape)
     if scene_shape != label_shape:
         raise ValueError(
             f"{label_zarr}: grid {label_shape} differs from scene {scene_zarr} grid {scene_shape}; "
@@ -142,19 +142,19 @@ def _open_array(path: str, name: str) -> zarr.Array:
     try:
         stamp = metadata.stat().st_mtime_ns
     except FileNotFoundError:
-        return _open_group(path)[name]  # not a local zarr v3 array: open it uncached
+        return zarr_array(_open_group(path), name)  # not a local zarr v3 array: uncached
     return _open_array_cached(path, name, stamp)
 
 
 @functools.lru_cache(maxsize=256)
 def _open_array_cached(path: str, name: str, stamp: int) -> zarr.Array:
     del stamp  # part of the cache key only
-    return _open_group(path)[name]
+    return zarr_array(_open_group(path), name)
 
 
 @functools.lru_cache(maxsize=64)
 def _band_order(path: str) -> tuple[int, ...]:
-    bands = [str(b) for b in _open_group(path)["band"][:]]
+    bands = [str(b) for b in np.asarray(zarr_array(_open_group(path), "band")[:])]
     return tuple(bands.index(b) for b in schema.BANDS)
 
 
@@ -171,10 +171,10 @@ def _read_window(
         array = _open_array(path, name)
         if array.ndim == 3:
             order = list(_band_order(path))
-            values = array[:, window[0], window[1]]
+            values = np.asarray(array[:, window[0], window[1]])
             out.append(values[order] if order != list(range(len(order))) else values)
         else:
-            out.append(array[window[0], window[1]])
+            out.append(np.asarray(array[window[0], window[1]]))
     return out
 
 
@@ -215,7 +215,8 @@ def _patch_counts(
     bad_pixels: np.ndarray, label: np.ndarray, size: int, stride: int, n_codes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per patch of the grid: any bad pixel (rows, cols) and label counts (rows, cols, n_codes)."""
-    bad = sliding_window_view(bad_pixels, (size, size))[::stride, ::stride].any(axis=(2, 3))
+    bad_grid = sliding_window_view(bad_pixels, (size, size))[::stride, ::stride]
+    bad = np.asarray(bad_grid.any(axis=(2, 3)))
     label_grid = sliding_window_view(label, (size, size))[::stride, ::stride]
     n_rows, n_cols = label_grid.shape[:2]
     flat_labels = np.ascontiguousarray(label_grid).reshape(n_rows * n_cols, size * size)
