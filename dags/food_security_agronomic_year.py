@@ -63,42 +63,46 @@ STAGES = "tasks.food_security.stages"
 )
 def food_security_agronomic_year() -> None:
     """Wire ingest -> harmonise -> labels -> samples -> train -> predict -> evaluate / RDF."""
-    def stage(task_id: str, function: str, **kwargs: Any) -> EeflowStageOperator:
-        return EeflowStageOperator(task_id=task_id, target=f"{STAGES}:{function}",
-                                   default_config=CONFIG, **kwargs)
 
-    def mapped(task_id: str, function: str, plan: EeflowStageOperator, **kwargs: Any) -> Any:
+    def stage(task_id: str, function: str, doc: str, **kwargs: Any) -> EeflowStageOperator:
+        return EeflowStageOperator(task_id=task_id, target=f"{STAGES}:{function}",
+                                   default_config=CONFIG, doc_md=doc, **kwargs)
+
+    def mapped(task_id: str, function: str, doc: str, plan: EeflowStageOperator) -> Any:
+        """One task per item of ``plan``'s list of stage kwargs."""
         return EeflowStageOperator.partial(
-            task_id=task_id, target=f"{STAGES}:{function}", default_config=CONFIG, **kwargs
+            task_id=task_id, target=f"{STAGES}:{function}", default_config=CONFIG, doc_md=doc
         ).expand(stage_kwargs=plan.output)
 
-    prepared = stage("samples", "samples_stage", doc_md="Pixel time-series samples split by tile.")
-    (stage("ingest", "ingest_stage", doc_md="Generate (generator), locate (directory) or search + "
-           "download (stac) the year's tiles.")
-     >> stage("harmonise", "harmonise_stage",
-              doc_md="Cloud-masked monthly median composites of every tile.")
-     >> stage("labels", "labels_stage",
-              doc_md="Rasterised parcel labels with reliable-label selection.")
-     >> prepared)
-    models = stage("models_to_train", "models_to_train", param_to_kwarg={"model": "model"},
-                   doc_md="List the model names this run trains (one mapped train task each).")
-    trained = mapped("train", "train_stage", models,
-                     doc_md="Weighted two-phase training of one model.")
-    prepared >> trained
+    ingest = stage("ingest", "ingest_stage", "Generate (generator), locate (directory) or "
+                   "search + download (stac) the year's tiles.")
+    harmonise = stage("harmonise", "harmonise_stage",
+                      "Cloud-masked monthly median composites of every tile.")
+    labels = stage("labels", "labels_stage",
+                   "Rasterised parcel labels with reliable-label selection.")
+    samples = stage("samples", "samples_stage", "Pixel time-series samples split by tile.")
+    models = stage("models_to_train", "models_to_train",
+                   "List the model names this run trains (one mapped train task each).",
+                   param_to_kwarg={"model": "model"})
+    train = mapped("train", "train_stage", "Weighted two-phase training of one model.", models)
     tiles = stage("tiles_to_map", "tiles_to_map",
-                  param_to_kwarg={"tiles": "tiles", "model": "model"},
-                  doc_md="List the tiles this run maps (one mapped predict task each).")
-    predicted = mapped("predict", "predict_stage", tiles,
-                       doc_md="Crop map COG, quicklook and field instances of one tile.")
-    evaluate = stage("evaluate", "evaluate_stage", param_to_kwarg={"model": "model"},
-                     doc_md="OA / F1 on the held-out tile and the model comparison table.")
-    trained >> predicted >> evaluate
-    predicted >> stage("lucas_evaluate", "lucas_stage", doc_md="Score the year's crop maps "
-                       "against LUCAS points with the 10 m same-label rule.")
-    predicted >> stage("rdf_export", "rdf_export_stage", doc_md="Field instances of every mapped "
-                       "tile -> RDF (GeoSPARQL) for the year's named graph.") >> stage(
-        "load_triples", "load_triples_stage",
-        doc_md="Load (replace) the year's crop-field graph in the triple store.")
+                  "List the tiles this run maps (one mapped predict task each).",
+                  param_to_kwarg={"tiles": "tiles", "model": "model"})
+    predict = mapped("predict", "predict_stage",
+                     "Crop map COG, quicklook and field instances of one tile.", tiles)
+    evaluate = stage("evaluate", "evaluate_stage",
+                     "OA / F1 on the held-out tile and the model comparison table.",
+                     param_to_kwarg={"model": "model"})
+    lucas = stage("lucas_evaluate", "lucas_stage",
+                  "Score the year's crop maps against LUCAS points with the 10 m same-label rule.")
+    rdf_export = stage("rdf_export", "rdf_export_stage", "Field instances of every mapped tile "
+                       "-> RDF (GeoSPARQL) for the year's named graph.")
+    load_triples = stage("load_triples", "load_triples_stage",
+                         "Load (replace) the year's crop-field graph in the triple store.")
+
+    ingest >> harmonise >> labels >> samples >> train >> predict >> evaluate
+    predict >> lucas
+    predict >> rdf_export >> load_triples
 
 
 agronomic_year_dag = food_security_agronomic_year()
