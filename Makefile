@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # A CPU wheel of torch lies in /opt/wheels on the project's machines; elsewhere pip finds it on PyPI.
 PIP_FLAGS ?= --find-links /opt/wheels
 
-.PHONY: setup browser demo test test-slow lint bench compose-config clean mutation
+.PHONY: setup browser demo test test-slow lint bench bench-quick bench-run compose-config clean mutation
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,30 @@ test: setup browser
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# Benchmarks (bench/*.py): each prints `P<n>: ratio=..., goal=..., met=yes/no` against the best
+# plain baseline measured in the same run and writes bench/results/<name>.json (--quick runs:
+# <name>.quick.json). A missed goal is not an error, a crashed benchmark is (listed at the end).
+#   make bench-quick   a small version of every benchmark in sequence (< 5 min on 2 idle cores)
+#   make bench         the full benchmarks (hours)
+BENCH_SKIP := bench/common.py bench/mutation.py bench/compare_outputs.py
+BENCHES := $(sort $(filter-out $(BENCH_SKIP),$(wildcard bench/*.py)))
+BENCH_ARGS ?=
+
+bench-quick: setup
+	@$(MAKE) --no-print-directory bench-run BENCH_ARGS=--quick
+
+bench: setup
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run:
+	@start=$$(date +%s); failed=""; \
+	for b in $(BENCHES); do \
+	  echo "== $$b $(BENCH_ARGS)"; \
+	  $(BIN)/python $$b $(BENCH_ARGS) || failed="$$failed $$b"; \
+	done; \
+	echo "== benchmarks took $$(( $$(date +%s) - start )) s; load average: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	if [ -n "$$failed" ]; then echo "== crashed:$$failed"; exit 1; fi
 
 # Mutation testing of the core science modules (mutmut, one module at a time in a temporary copy);
 # slow, not part of `make test`. MUTATION_ARGS="--module tasks/storage.py" picks modules.
