@@ -1,6 +1,6 @@
 """GeoSPARQL 1.0 conformance per class: eeflow vs plain Oxigraph, in the same run.
 
-Runs the standard's 30 requirements (tasks/linked_data/geosparql/conformance.py: one entry per
+Runs the standard's 30 requirements (tasks/linked_data/geosparql_conformance.py: one entry per
 requirement, WKT / GML / mixed variants as checks) on four targets:
 
 * eeflow embedded: pyoxigraph + eeflow's geof: functions, query rewrite, entailment at load;
@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def conformance_runs() -> list[dict]:
-    from tasks.linked_data.geosparql import conformance as c
+    from tasks.linked_data import geosparql_conformance as c
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +104,7 @@ def scan_cost(n: int) -> dict:
 
 
 def markdown(runs: list[dict], scan: dict) -> str:
-    from tasks.linked_data.geosparql.conformance import CLASSES
+    from tasks.linked_data.geosparql_conformance import CLASSES
 
     lines = ["| conformance class | " + " | ".join(r["target"] for r in runs) + " |",
              "|---|" + "---|" * len(runs)]

@@ -1,8 +1,9 @@
-"""The package architecture of tasks/ holds: import contracts kept, no cycles between packages.
+"""The package architecture of tasks/ holds: import contracts kept, no cycles at any level.
 
 The contracts are in pyproject.toml (``[tool.importlinter]``): the layers of tasks/ (each package
 imports only the ones below it), tasks/ never importing Airflow, operators/ or dags/, and no import
-cycles between the packages of tasks/. Lazy imports inside functions count like any other.
+cycles between sibling packages / modules, in tasks/ and inside each of its packages (e.g.
+tasks.linked_data.store, .server, .geosparql). Lazy imports inside functions count like any other.
 """
 
 from __future__ import annotations
@@ -27,9 +28,25 @@ def test_import_contracts_are_kept():
     )
 
 
-def _package_of(module: str) -> str:
-    """``tasks.polar.predict`` -> ``tasks.polar``; ``tasks.errors`` -> ``tasks.errors``."""
-    return ".".join(module.split(".")[:2])
+def _child_of(package: str, module: str) -> str:
+    """The direct child of ``package`` holding ``module``.
+
+    (``tasks.linked_data``, ``tasks.linked_data.geosparql.engine``) -> its ``.geosparql``.
+    """
+    return ".".join(module.split(".")[: package.count(".") + 2])
+
+
+def _sibling_edges(graph: grimp.ImportGraph, package: str) -> dict[tuple[str, str], str]:
+    """(importer child, imported child) of ``package`` -> one import behind it, as an example."""
+    edges: dict[tuple[str, str], str] = {}
+    inside = package + "."
+    for importer in sorted(m for m in graph.modules if m.startswith(inside)):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            if imported.startswith(inside):
+                source, target = _child_of(package, importer), _child_of(package, imported)
+                if source != target:
+                    edges.setdefault((source, target), f"{importer} -> {imported}")
+    return edges
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -73,17 +90,40 @@ def test_cycles_are_found():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_no_import_cycle_between_the_packages_of_tasks():
+def test_sibling_edges_group_by_direct_child():
+    graph = grimp.ImportGraph()
+    for module in ("p", "p.a", "p.a.x", "p.b", "p.c"):
+        graph.add_module(module)
+    graph.add_import(importer="p.a.x", imported="p.b", line_number=1, line_contents="import p.b")
+    graph.add_import(importer="p.b", imported="p.a.x", line_number=1, line_contents="import p.a.x")
+    graph.add_import(importer="p.c", imported="p.b", line_number=1, line_contents="import p.b")
+    edges = _sibling_edges(graph, "p")
+    assert set(edges) == {("p.a", "p.b"), ("p.b", "p.a"), ("p.c", "p.b")}
+    assert _sibling_edges(graph, "p.a") == {}
+    assert _cycles(_adjacency(edges)) == [["p.a", "p.b"]]
+
+
+def _adjacency(edges: dict[tuple[str, str], str]) -> dict[str, set[str]]:
+    adjacency: dict[str, set[str]] = defaultdict(set)
+    for source, target in edges:
+        adjacency[source].add(target)
+    return adjacency
+
+
+def test_no_import_cycle_at_any_level_of_tasks():
+    """No cycle between the packages of tasks/, nor between the modules of any package in it."""
     graph = grimp.build_graph("tasks", cache_dir=None)
-    edges: dict[str, set[str]] = defaultdict(set)
-    example: dict[tuple[str, str], str] = {}
-    for importer in graph.modules:
-        for imported in graph.find_modules_directly_imported_by(importer):
-            source, target = _package_of(importer), _package_of(imported)
-            if source != target and "tasks" not in (source, target):
-                edges[source].add(target)
-                example.setdefault((source, target), f"{importer} -> {imported}")
-    cycles = _cycles(edges)
-    lines = [f"{' <-> '.join(cycle)}: " + "; ".join(
-        example[(a, b)] for a in cycle for b in cycle if (a, b) in example) for cycle in cycles]
-    assert not cycles, "packages of tasks/ import each other:\n" + "\n".join(lines)
+    packages = sorted(
+        m for m in graph.modules if any(o.startswith(m + ".") for o in graph.modules)
+    )
+    assert "tasks.linked_data.geosparql" in packages
+    lines = []
+    for package in packages:
+        edges = _sibling_edges(graph, package)
+        for cycle in _cycles(_adjacency(edges)):
+            examples = [edges[(a, b)] for a in cycle for b in cycle if (a, b) in edges]
+            lines.append(f"in {package}: {' <-> '.join(cycle)}: " + "; ".join(examples))
+    assert not lines, (
+        "modules / packages of tasks/ import each other (move the shared piece into a lower "
+        "module):\n" + "\n".join(lines)
+    )

@@ -25,34 +25,15 @@ from typing import Any
 
 from tasks.config.linked_data import LinkedDataConfig
 from tasks.linked_data.query import run_named_query, term_value
-from tasks.linked_data.source_selection import (
+from tasks.linked_data.source_selection import (  # resolve_endpoint: kept importable from here
     EndpointUnavailableError,
     FederationError,
     SourceSelector,
+    resolve_endpoint,
     rewrite_federated,
 )
 
 log = logging.getLogger(__name__)
-
-
-def resolve_endpoint(endpoint: str, endpoints: dict[str, str]) -> str:
-    """Query URL of a configured endpoint, given its name or its URL.
-
-    Raises:
-        FederationError: ``endpoint`` is neither a configured name nor a configured URL.
-
-    """
-    if endpoint in endpoints:
-        return endpoints[endpoint]
-    wanted = endpoint.rstrip("/")
-    for url in endpoints.values():
-        if url.rstrip("/") == wanted:
-            return url
-    configured = ", ".join(f"{n}={u}" for n, u in endpoints.items()) or "none"
-    raise FederationError(
-        f"endpoint {endpoint!r} is not configured (linked_data federation.endpoints: "
-        f"{configured}); add it there as `name: http://host:port/query` and pass the name"
-    )
 
 
 def run_federated_query(

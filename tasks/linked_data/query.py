@@ -195,7 +195,7 @@ def _iri_term(kind: str, text: str, endpoints: dict[str, str]) -> Any:
     import pyoxigraph as ox
 
     if kind == "endpoint":
-        from tasks.linked_data.federation import FederationError, resolve_endpoint
+        from tasks.linked_data.source_selection import FederationError, resolve_endpoint
 
         try:  # only configured endpoints: a query never calls an arbitrary URL
             text = resolve_endpoint(text, endpoints)

@@ -56,6 +56,26 @@ class EndpointUnavailableError(EeflowError, ConnectionError):
     family: ClassVar[ErrorFamily] = ErrorFamily.UNAVAILABLE
 
 
+def resolve_endpoint(endpoint: str, endpoints: dict[str, str]) -> str:
+    """Query URL of a configured endpoint, given its name or its URL.
+
+    Raises:
+        FederationError: ``endpoint`` is neither a configured name nor a configured URL.
+
+    """
+    if endpoint in endpoints:
+        return endpoints[endpoint]
+    wanted = endpoint.rstrip("/")
+    for url in endpoints.values():
+        if url.rstrip("/") == wanted:
+            return url
+    configured = ", ".join(f"{n}={u}" for n, u in endpoints.items()) or "none"
+    raise FederationError(
+        f"endpoint {endpoint!r} is not configured (linked_data federation.endpoints: "
+        f"{configured}); add it there as `name: http://host:port/query` and pass the name"
+    )
+
+
 Triple = tuple[Any, Any, Any]  # rdflib terms (Variable, URIRef, Literal, BNode)
 
 

@@ -11,5 +11,8 @@
   features' default geometries as well as from asserted triples.
 * :mod:`.engine` - one entry point that applies both to a pyoxigraph store (used by the embedded
   store and by ``eeflow rdf serve``).
-* :mod:`.conformance` - the standard's requirement list as executable checks (tests, bench).
+
+The standard's requirement list as executable checks (tests, bench) is
+:mod:`tasks.linked_data.geosparql_conformance`: it runs them on the embedded store and the HTTP
+server, which sit above this package (nothing here imports ``store`` or ``server``).
 """

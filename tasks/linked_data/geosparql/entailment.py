@@ -195,15 +195,33 @@ def insert_data(graph: str, triples: Iterable[Any]) -> Iterator[str]:
         yield f"INSERT DATA {{ GRAPH <{graph}> {{\n" + "\n".join(batch) + "\n} }"
 
 
+def _local_store(store: Any) -> Any:
+    """Return the pyoxigraph store of an embedded store (its ``.store``), None for a client.
+
+    An :class:`~tasks.linked_data.store.EmbeddedStore` holds its ``pyoxigraph.Store`` as
+    ``.store``; an :class:`~tasks.linked_data.store.HttpStore` has none (duck-typed: this package
+    sits below the store module and does not import it).
+    """
+    import pyoxigraph as ox
+
+    local = getattr(store, "store", None)
+    return local if isinstance(local, ox.Store) else None
+
+
+def _run_update(store: Any) -> Any:
+    """``update`` of the embedded pyoxigraph store, else the SPARQL client's own ``update``."""
+    local = _local_store(store)
+    return local.update if local is not None else store.update
+
+
 def _graph_triples(store: Any, graph: str, predicates: frozenset[str]) -> Iterator[Any]:
     """Yield the triples of ``graph`` with one of ``predicates`` (embedded or HTTP store)."""
     import pyoxigraph as ox
 
-    from tasks.linked_data.store import EmbeddedStore
-
-    if isinstance(store, EmbeddedStore):
+    local = _local_store(store)
+    if local is not None:
         for predicate in sorted(predicates):
-            for quad in store.store.quads_for_pattern(
+            for quad in local.quads_for_pattern(
                 None, ox.NamedNode(predicate), None, ox.NamedNode(graph)
             ):
                 yield quad.triple
@@ -218,10 +236,7 @@ def _graph_triples(store: Any, graph: str, predicates: frozenset[str]) -> Iterat
 
 def drop_entailment(store: Any, graph: str) -> None:
     """Drop ``{graph}/entailed`` (a re-load without entailment must not leave a stale one)."""
-    from tasks.linked_data.store import EmbeddedStore
-
-    run_update = store.store.update if isinstance(store, EmbeddedStore) else store.update
-    run_update(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
+    _run_update(store)(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
 
 
 def materialise(store: Any, graph: str) -> int:
@@ -230,11 +245,9 @@ def materialise(store: Any, graph: str) -> int:
     ``store`` is an open :class:`~tasks.linked_data.store.EmbeddedStore` or
     :class:`~tasks.linked_data.store.HttpStore` (any SPARQL 1.1 server).
     """
-    from tasks.linked_data.store import EmbeddedStore
-
     target = entailed_graph(graph)
     entailed = entail(_graph_triples(store, graph, schema().predicates))
-    run_update = store.store.update if isinstance(store, EmbeddedStore) else store.update
+    run_update = _run_update(store)
     run_update(f"DROP SILENT GRAPH <{target}>")
     for update in insert_data(target, sorted(entailed, key=str)):
         run_update(update)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tasks.linked_data.geosparql import conformance
+from tasks.linked_data import geosparql_conformance as conformance
 from tasks.linked_data.server import SparqlServer
 
 

@@ -1,7 +1,7 @@
 """GeoSPARQL 1.0 conformance, one test per requirement of the standard (OGC 11-052r4).
 
 Each requirement's checks (WKT, GML and mixed variants; see
-tasks/linked_data/geosparql/conformance.py) run on eeflow's embedded store and on eeflow's HTTP
+tasks/linked_data/geosparql_conformance.py) run on eeflow's embedded store and on eeflow's HTTP
 server (``eeflow rdf serve``); the baseline (plain Oxigraph) is measured by
 bench/geosparql_conformance.py.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tasks.linked_data.geosparql import conformance
+from tasks.linked_data import geosparql_conformance as conformance
 
 REQUIREMENTS = {req.number: req for req in conformance.requirements()}
 
