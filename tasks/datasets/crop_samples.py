@@ -23,6 +23,7 @@ import zarr
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tasks.errors import EeflowError
+from tasks.storage import zarr_array, zarr_attrs
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ def read_split_info(path: str | Path) -> SampleSplitInfo:
     for name in ("x", "y"):
         if name not in group:
             raise SampleStoreError(f"sample store {path} has no array {name!r}")
-    x, y = group["x"], group["y"]
-    attrs = dict(group.attrs)
+    x, y = zarr_array(group, "x"), zarr_array(group, "y")
+    attrs = zarr_attrs(group)
     missing = [k for k in ("class_names", "bands", "band_mean", "band_std") if k not in attrs]
     if missing:
         raise SampleStoreError(f"sample store {path} lacks attributes {missing}")
@@ -188,7 +189,7 @@ class CropSampleBatches(IterableDataset):
         if self.shuffle:
             starts = [starts[i] for i in rng.permutation(len(starts))]
         group = zarr.open_group(str(self.info.path), mode="r")
-        x_array, y_array = group["x"], group["y"]
+        x_array, y_array = zarr_array(group, "x"), zarr_array(group, "y")
         n_classes = len(self.info.class_names)
         for start in starts[worker_id::n_workers]:
             stop = min(start + self.block_rows, self.info.n_samples)

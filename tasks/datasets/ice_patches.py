@@ -19,6 +19,7 @@ import zarr
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.domain import ice
+from tasks.storage import zarr_array
 
 #: Edge (pixels) of the spatial blocks that go wholly to training or validation.
 SPLIT_BLOCK_PX = 256
@@ -166,12 +167,12 @@ class IcePatchDataModule(L.LightningDataModule):
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (normalised patches (n, band, s, s), targets (n,), five-class codes (n,))."""
         group, _ = open_patch_set(self.dataset_path)
-        x = np.asarray(group["x"][:, self.band_index], dtype=np.float32)
+        x = np.asarray(zarr_array(group, "x")[:, np.asarray(self.band_index)], dtype=np.float32)
         mean = np.asarray(self.band_mean, np.float32)[None, :, None, None]
         std = np.asarray(self.band_std, np.float32)[None, :, None, None]
         x -= mean
         x /= std
-        codes = np.asarray(group["y"][:], dtype=np.int64)
+        codes = np.asarray(zarr_array(group, "y")[:], dtype=np.int64)
         self.blocks = spatial_blocks(group)
         return x, scheme_targets(codes, self.class_scheme), codes
 
@@ -189,11 +190,13 @@ class IcePatchDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches."""
+        assert self.train_set is not None, "setup() first"
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
                           num_workers=self.num_workers, drop_last=False,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         """Return validation batches in a fixed order."""
+        assert self.val_set is not None, "setup() first"
         return DataLoader(self.val_set, batch_size=self.batch_size * 4,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
