@@ -141,17 +141,35 @@ def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _sorted_planes(planes: list[np.ndarray]) -> list[np.ndarray]:
-    """Sort equally shaped arrays elementwise across the list (ascending), network or np.sort.
+@functools.lru_cache(maxsize=64)
+def median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """:func:`sorting_network` less the comparators that cannot change outputs ``0 .. n // 2``.
 
-    The arrays are scratch: they are overwritten and the result may hold any of them.
+    The median needs the order statistics up to ``n // 2`` only; walking the network backwards,
+    a comparator is kept when one of its wires still feeds such an output.
+    """
+    needed = set(range(n // 2 + 1))
+    kept = []
+    for i, j in reversed(sorting_network(n)):
+        if i in needed or j in needed:
+            kept.append((i, j))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
+def _sorted_planes(planes: list[np.ndarray]) -> list[np.ndarray]:
+    """Order equally shaped arrays elementwise across the list, up to position ``n // 2``.
+
+    Positions ``0 .. n // 2`` of the result hold the smallest values in ascending order (a
+    pruned network, :func:`median_network`, or np.sort for more than :data:`NETWORK_MAX`). The
+    arrays are scratch: they are overwritten and the result may hold any of them.
     """
     n = len(planes)
     if n > NETWORK_MAX:
         return list(np.sort(np.stack(planes), axis=0))
     planes = list(planes)
     spare = np.empty_like(planes[0]) if n > 1 else planes[0]
-    for i, j in sorting_network(n):
+    for i, j in median_network(n):
         np.minimum(planes[i], planes[j], out=spare)
         np.maximum(planes[i], planes[j], out=planes[j])
         planes[i], spare = spare, planes[i]
@@ -202,9 +220,16 @@ def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
         planes = _sorted_planes(planes)
         lo, hi = planes[0].copy(), planes[0].copy()
         lo_block, hi_block = lo_index[p0:p1], hi_index[p0:p1]
-        for k in range(1, n_time):
-            np.copyto(lo, planes[k], where=lo_block == k)
-            np.copyto(hi, planes[k], where=hi_block == k)
+        integer = keys.dtype.kind in "ui"
+        for k in range(1, n_time // 2 + 1):  # hi <= n // 2
+            if integer:
+                # planes[0..n//2] ascend: planes[idx] = planes[0] + sum of the steps k <= idx
+                step = planes[k] - planes[k - 1]
+                lo += step * (lo_block >= k).astype(keys.dtype)
+                hi += step * (hi_block >= k).astype(keys.dtype)
+            else:
+                np.copyto(lo, planes[k], where=lo_block == k)
+                np.copyto(hi, planes[k], where=hi_block == k)
         if scale is not None and offset is not None:
             lo = lo.astype(np.float32) * scale[:, None] + offset[:, None]
             hi = hi.astype(np.float32) * scale[:, None] + offset[:, None]
@@ -214,12 +239,14 @@ def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
     return median, count
 
 
-def fill_gaps(composite: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+def fill_gaps(composite: np.ndarray, method: str, *,
+              overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Fill months without data (see module docstring).
 
     Args:
         composite: float32 (month, band, y, x) with NaN for months without valid observations.
         method: ``linear``, ``nearest`` or ``none``.
+        overwrite: fill ``composite`` itself (C-contiguous float32) instead of a copy.
 
     Returns:
         (filled composite, gap_filled uint8 (month, y, x)).
@@ -242,7 +269,7 @@ def fill_gaps(composite: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarra
     # index of the previous / next month with data for every month (or -1 / big)
     prev_idx = np.maximum.accumulate(np.where(has, months, -1), axis=0)
     next_idx = np.minimum.accumulate(np.where(has, months, big)[::-1], axis=0)[::-1]
-    out = flat.copy()
+    out = flat if overwrite else flat.copy()
     for month in range(n_months):
         pixels = np.flatnonzero(missing_flat[month] & has.any(axis=0))
         if pixels.size == 0:
@@ -333,7 +360,7 @@ def composite_region(job: RegionJob) -> dict[str, Any]:
     n_px, n_band = height * width, len(S2_BANDS)
     clear = np.ones(256, dtype=bool)
     clear[list(job.masked_scl)] = False
-    reflectance = np.full((N_MONTHS, n_band, n_px), np.nan, dtype=np.float32)
+    reflectance = np.empty((N_MONTHS, n_band, n_px), dtype=np.float32)
     counts = np.zeros((N_MONTHS, n_px), dtype=np.uint16)
     observations = 0
 
@@ -362,6 +389,7 @@ def composite_region(job: RegionJob) -> dict[str, Any]:
                 future.result()
             acquisitions = job.acquisitions_by_month[month]
             if not acquisitions:
+                reflectance[month] = np.nan
                 continue
             observations += len(acquisitions) * n_px
             keys, sentinel, scale, offset = _month_keys(dn, valid, acquisitions)
@@ -369,7 +397,8 @@ def composite_region(job: RegionJob) -> dict[str, Any]:
                 keys, valid, sentinel, scale, offset, masked=True)
             del dn, valid, keys
     shape = (height, width)
-    filled, gap_filled = fill_gaps(reflectance.reshape(N_MONTHS, n_band, *shape), job.gap_fill)
+    filled, gap_filled = fill_gaps(reflectance.reshape(N_MONTHS, n_band, *shape), job.gap_fill,
+                                   overwrite=True)
     counts_2d = counts.reshape(N_MONTHS, *shape)
     group = zarr.open_group(job.zarr_path, mode="r+")
     rows, cols = slice(row0, row0 + height), slice(col0, col0 + width)
