@@ -8,12 +8,16 @@ the serving config's data root and the runs are triggered through the Airflow AP
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tasks.config.options import ConfigOption, SetOption
+
+if TYPE_CHECKING:
+    from tasks.serving.process import ProcessJobs
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -21,7 +25,7 @@ ConfigOpt = ConfigOption
 DEFAULT_CONFIG = Path("configs/serving.yaml")
 
 
-def _jobs(config: Path, set_: list[str] | None = None):  # lazy serving import
+def _jobs(config: Path, set_: list[str] | None = None) -> ProcessJobs:  # lazy serving import
     from tasks.config.options import load_cli_config
     from tasks.config.serving import ServingConfig
     from tasks.serving.process import ProcessJobs
@@ -29,7 +33,7 @@ def _jobs(config: Path, set_: list[str] | None = None):  # lazy serving import
     return ProcessJobs(load_cli_config(config, set_, expect=ServingConfig).resolved_root())
 
 
-def _run(call, *args):
+def _run(call: Callable[..., Any], *args: Any) -> None:
     from tasks.serving.process import ProcessError
 
     try:
@@ -58,8 +62,10 @@ def submit(
     path = Path(region)
     text = path.read_text() if region.endswith((".wkt", ".geojson")) and path.is_file() else region
     try:
-        request = ProcessRequest(use_case=use_case, region=text, window_start=start,
-                                 window_end=end, model=model)
+        request = ProcessRequest.model_validate({
+            "use_case": use_case, "region": text, "window_start": start, "window_end": end,
+            "model": model,
+        })
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'request'}: {e['msg']}"
                              for e in err.errors())
