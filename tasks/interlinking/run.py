@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,7 @@ def run_interlinking(
         ``{"out_dir", "rdf_file", "graph", "counts": {...}, "seconds": {...}}``.
 
     """
-    from tasks.interlinking.link import interlink
-    from tasks.interlinking.progressive import budgeted_interlink
-    from tasks.interlinking.triples import DEFAULT_RELATIONS, relation_counts, write_ntriples
+    from tasks.interlinking.triples import DEFAULT_RELATIONS, relation_counts
 
     started = time.perf_counter()
     source, target = read_geometry_sets(source_path, target_path, target_crs,
@@ -120,56 +119,106 @@ def run_interlinking(
     counts: dict[str, Any] = {"source_features": source.geometries.size,
                               "target_features": target.geometries.size,
                               "source_dropped": source.dropped, "target_dropped": target.dropped}
-    extra: dict[str, Any] = {"mode": "exhaustive" if budget is None else "budgeted"}
     t0 = time.perf_counter()
     if budget is None:
-        if dask is not None:
-            from tasks.dask_cluster import dask_client
-
-            with dask_client(dask) as client:
-                parts = n_partitions or (4 * dask.n_workers if client is not None else 1)
-                result = interlink(source.geometries, target.geometries, cell_factor=cell_factor,
-                                   n_partitions=parts, client=client)
-        else:
-            result = interlink(source.geometries, target.geometries, cell_factor=cell_factor,
-                               n_partitions=n_partitions or 1)
-        src, tgt, de9im, masks = result.source, result.target, result.de9im, result.masks
-        counts.update(candidates=result.candidates, verified=result.verified)
-        extra["grid"] = vars(result.grid)
+        links, extra = _link_exhaustive(source, target, counts, cell_factor=cell_factor,
+                                        n_partitions=n_partitions, dask=dask)
     else:
-        budgeted = budgeted_interlink(source.geometries, target.geometries, selector, budget,
+        links, extra = _link_budgeted(source, target, counts, budget=budget, selector=selector,
                                       seed=seed, cell_factor=cell_factor)
-        src, tgt, de9im, masks = budgeted.source, budgeted.target, budgeted.de9im, budgeted.masks
-        counts.update(candidates=budgeted.candidates, selected=budgeted.selected,
-                      verified=int(src.size), budget=budget)
-        extra.update(selector=selector, seed=seed)
     link_s = time.perf_counter() - t0
-    relation_totals = relation_counts(masks)
-    counts["relations"] = relation_totals
+    counts["relations"] = relation_counts(links.masks)
     graph = graph or relations_graph_iri(source, target, base)
     wanted = DEFAULT_RELATIONS + (("disjoint",) if include_disjoint else ())
-    t0 = time.perf_counter()
+    settings = {"target_crs": target_crs, "budget": budget, "selector": selector,
+                "seed": seed, "cell_factor": cell_factor, "include_disjoint": include_disjoint,
+                "source_iri_template": source_iri_template,
+                "target_iri_template": target_iri_template}
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        triples = write_ntriples(tmp / RDF_FILE, source.iris, target.iris, src, tgt, masks, wanted)
-        _write_pairs(tmp / PAIRS_FILE, source, target, src, tgt, de9im, masks)
-        counts["triples"] = triples
-        seconds = {"read": round(read_s, 3), "interlink": round(link_s, 3),
-                   "write": round(time.perf_counter() - t0, 3)}
-        settings = {"target_crs": target_crs, "budget": budget, "selector": selector,
-                    "seed": seed, "cell_factor": cell_factor, "include_disjoint": include_disjoint,
-                    "source_iri_template": source_iri_template,
-                    "target_iri_template": target_iri_template}
-        write_manifest(tmp, stage="interlinking",
-                       inputs={"source": str(source_path), "target": str(target_path)},
-                       config_hash=_hash(settings), counts=counts,
-                       extra={**extra, "graph": graph, "rdf_file": RDF_FILE,
-                              "pairs_file": PAIRS_FILE, "crs": source.crs, "settings": settings,
-                              "seconds": seconds})
+    triples, seconds = _write_run(
+        out_dir, source, target, links, wanted, counts,
+        inputs={"source": str(source_path), "target": str(target_path)},
+        settings=settings, extra={**extra, "graph": graph}, read_s=read_s, link_s=link_s,
+    )
     log.info("interlinking %s x %s: %s triples into %s", source.name, target.name, triples,
              out_dir)
     return {"out_dir": str(out_dir), "rdf_file": str(out_dir / RDF_FILE), "graph": graph,
             "counts": counts, "seconds": seconds}
+
+
+@dataclass(frozen=True)
+class _Links:
+    """The verified pairs of a run: source / target rows, DE-9IM matrices, relation masks."""
+
+    source: np.ndarray
+    target: np.ndarray
+    de9im: np.ndarray
+    masks: np.ndarray
+
+
+def _link_exhaustive(
+    source: GeometrySet, target: GeometrySet, counts: dict[str, Any], *, cell_factor: float,
+    n_partitions: int | None, dask: DaskConfig | None,
+) -> tuple[_Links, dict[str, Any]]:
+    """Verify every candidate pair (on ``dask`` when given); add the pair counts to ``counts``."""
+    from tasks.interlinking.link import interlink
+
+    if dask is not None:
+        from tasks.dask_cluster import dask_client
+
+        with dask_client(dask) as client:
+            parts = n_partitions or (4 * dask.n_workers if client is not None else 1)
+            result = interlink(source.geometries, target.geometries, cell_factor=cell_factor,
+                               n_partitions=parts, client=client)
+    else:
+        result = interlink(source.geometries, target.geometries, cell_factor=cell_factor,
+                           n_partitions=n_partitions or 1)
+    counts.update(candidates=result.candidates, verified=result.verified)
+    links = _Links(result.source, result.target, result.de9im, result.masks)
+    return links, {"mode": "exhaustive", "grid": vars(result.grid)}
+
+
+def _link_budgeted(
+    source: GeometrySet, target: GeometrySet, counts: dict[str, Any], *, budget: int,
+    selector: str, seed: int, cell_factor: float,
+) -> tuple[_Links, dict[str, Any]]:
+    """Verify at most ``budget`` pairs, by ``selector`` weight; add the counts to ``counts``."""
+    from tasks.interlinking.progressive import budgeted_interlink
+
+    budgeted = budgeted_interlink(source.geometries, target.geometries, selector, budget,
+                                  seed=seed, cell_factor=cell_factor)
+    counts.update(candidates=budgeted.candidates, selected=budgeted.selected,
+                  verified=int(budgeted.source.size), budget=budget)
+    links = _Links(budgeted.source, budgeted.target, budgeted.de9im, budgeted.masks)
+    return links, {"mode": "budgeted", "selector": selector, "seed": seed}
+
+
+def _write_run(
+    out_dir: Path, source: GeometrySet, target: GeometrySet, links: _Links,
+    wanted: tuple[str, ...], counts: dict[str, Any], *, inputs: dict[str, str],
+    settings: dict[str, Any], extra: dict[str, Any], read_s: float, link_s: float,
+) -> tuple[int, dict[str, float]]:
+    """Write relations.nt, pairs.parquet and the manifest atomically; return (triples, seconds).
+
+    ``counts`` gets the triple count; ``extra`` (mode, grid or selector, graph) goes into the
+    manifest with the file names, the CRS, ``settings`` and the timings.
+    """
+    from tasks.interlinking.triples import write_ntriples
+
+    t0 = time.perf_counter()
+    with atomic_dir(out_dir) as tmp:
+        triples = write_ntriples(tmp / RDF_FILE, source.iris, target.iris, links.source,
+                                 links.target, links.masks, wanted)
+        _write_pairs(tmp / PAIRS_FILE, source, target, links.source, links.target, links.de9im,
+                     links.masks)
+        counts["triples"] = triples
+        seconds = {"read": round(read_s, 3), "interlink": round(link_s, 3),
+                   "write": round(time.perf_counter() - t0, 3)}
+        write_manifest(tmp, stage="interlinking", inputs=inputs, config_hash=_hash(settings),
+                       counts=counts,
+                       extra={**extra, "rdf_file": RDF_FILE, "pairs_file": PAIRS_FILE,
+                              "crs": source.crs, "settings": settings, "seconds": seconds})
+    return triples, seconds
 
 
 def load_stage(cfg: LinkedDataConfig, out_dir: str | Path, store: Any = None) -> dict[str, Any]:
