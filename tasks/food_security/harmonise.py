@@ -179,7 +179,8 @@ def _sorted_planes(planes: list[np.ndarray]) -> list[np.ndarray]:
 def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
                   scale: np.ndarray | None = None,
                   offset: np.ndarray | None = None, *,
-                  masked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  masked: bool = False,
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Median over time of the valid observations (the kernel of :func:`composite_region`).
 
     The same result, bit for bit, as :func:`monthly_median_composite`: per pixel and band the
@@ -198,6 +199,7 @@ def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
         offset: float32 (band,) with ``scale``.
         masked: ``keys`` already hold ``sentinel`` where not valid; they are then sorted in
             place (overwritten).
+        out: float32 (band, pixel) that receives the median (returned).
 
     Returns:
         (median float32 (band, pixel), NaN where no valid observation; count uint16 (pixel)).
@@ -205,8 +207,9 @@ def median_kernel(keys: np.ndarray, valid: np.ndarray, sentinel: float | int,
     """
     n_time, n_band, n_px = keys.shape
     count = valid.sum(axis=0, dtype=np.uint16) if n_time else np.zeros(n_px, np.uint16)
-    median = np.full((n_band, n_px), np.nan, dtype=np.float32)
+    median = np.empty((n_band, n_px), dtype=np.float32) if out is None else out
     if n_time == 0:
+        median[...] = np.nan
         return median, count
     lo_index = np.maximum((count.astype(np.int16) - 1) // 2, 0).astype(np.uint8)
     hi_index = np.minimum(count // 2, n_time - 1).astype(np.uint8)
@@ -372,10 +375,15 @@ def composite_region(job: RegionJob) -> dict[str, Any]:
         valid[:] = ok
         np.copyto(dn, np.uint16(65535), where=~ok)  # the sort sentinel (see _month_keys)
 
+    # two month buffers, reused: month m + 1 is read into one while month m composites
+    most = max(len(a) for a in job.acquisitions_by_month)
+    dn_buffers = [np.empty((most, n_band, n_px), dtype=np.uint16) for _ in range(2)]
+    valid_buffers = [np.empty((most, n_px), dtype=bool) for _ in range(2)]
+
     def submit(month: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         acquisitions = job.acquisitions_by_month[month]
-        dn = np.empty((len(acquisitions), n_band, n_px), dtype=np.uint16)
-        valid = np.empty((len(acquisitions), n_px), dtype=bool)
+        dn = dn_buffers[month % 2][:len(acquisitions)]
+        valid = valid_buffers[month % 2][:len(acquisitions)]
         return dn, valid, [pool.submit(read, a, dn[t], valid[t])
                            for t, a in enumerate(acquisitions)]
 
@@ -393,8 +401,8 @@ def composite_region(job: RegionJob) -> dict[str, Any]:
                 continue
             observations += len(acquisitions) * n_px
             keys, sentinel, scale, offset = _month_keys(dn, valid, acquisitions)
-            reflectance[month], counts[month] = median_kernel(
-                keys, valid, sentinel, scale, offset, masked=True)
+            _, counts[month] = median_kernel(keys, valid, sentinel, scale, offset,
+                                             masked=True, out=reflectance[month])
             del dn, valid, keys
     shape = (height, width)
     filled, gap_filled = fill_gaps(reflectance.reshape(N_MONTHS, n_band, *shape), job.gap_fill,
