@@ -115,7 +115,7 @@ def evaluate(
     """Evaluate maps against LUCAS points (same class within the radius, and nearest instance)."""
     from tasks.config.common import eeflow_home
     from tasks.console import echo_json
-    from tasks.lucas.stages import run_lucas_evaluation, survey_run_date
+    from tasks.lucas.run import run_lucas_evaluation, survey_run_date
 
     cfg, config_root = load_lucas_config(
         config, {"radius_m": radius, "barley_rule": barley_rule,

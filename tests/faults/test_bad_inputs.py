@@ -19,7 +19,7 @@ import pytest
 from tasks.config.lucas import LucasConfig
 from tasks.geoparquet import GeoParquetError, check_geo_columns
 from tasks.lucas.points import LucasInputError
-from tasks.lucas.stages import run_lucas_evaluation
+from tasks.lucas.run import run_lucas_evaluation
 from tasks.sentinel1.safe import (
     MissingPolarisationError,
     SafeFormatError,

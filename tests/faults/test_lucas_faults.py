@@ -10,7 +10,7 @@ import pytest
 
 from tasks.config.lucas import LucasConfig
 from tasks.lucas.points import LucasInputError
-from tasks.lucas.stages import run_lucas_evaluation
+from tasks.lucas.run import run_lucas_evaluation
 from tasks.naming import UnsafeNameError
 from tests.faults.conftest import snapshot
 
