@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -260,6 +260,24 @@ def _curve_series(csv_path: Path, keys: Sequence[str], style: CurveStyle,
     return series
 
 
+def _draw_phase(axes: Any, style: CurveStyle, index: int, phase: str,
+                series: dict[str, dict[int, float]]) -> None:
+    """Draw one training phase's series into every panel (line style by phase index)."""
+    fmt = style.linestyles[min(index, len(style.linestyles) - 1)]
+    for panel, ax in zip(style.panels, axes, strict=True):
+        for key, colour in panel.series:
+            points = sorted(series.get(key, {}).items())
+            if not points:
+                continue
+            kwargs: dict[str, object] = {"marker": "o", "label": style.label.format(
+                metric=key, stage=key.split("_")[0], phase=phase)}
+            if colour is not None:
+                kwargs["color"] = colour
+            if style.markersize is not None:
+                kwargs["ms"] = style.markersize
+            ax.plot(*zip(*points, strict=True), *([fmt] if fmt else []), **kwargs)
+
+
 def plot_learning_curve(phases: Sequence[tuple[str, Path]], png: Path, title: str,
                         style: CurveStyle) -> Path | None:
     """Plot per-epoch metrics of Lightning ``CSVLogger`` files into ``png`` (100 dpi).
@@ -292,19 +310,7 @@ def plot_learning_curve(phases: Sequence[tuple[str, Path]], png: Path, title: st
         return None
     fig, axes = plt.subplots(1, len(style.panels), figsize=style.figsize)
     for index, phase, series in collected:
-        fmt = style.linestyles[min(index, len(style.linestyles) - 1)]
-        for panel, ax in zip(style.panels, axes, strict=True):
-            for key, colour in panel.series:
-                points = sorted(series.get(key, {}).items())
-                if not points:
-                    continue
-                kwargs: dict[str, object] = {"marker": "o", "label": style.label.format(
-                    metric=key, stage=key.split("_")[0], phase=phase)}
-                if colour is not None:
-                    kwargs["color"] = colour
-                if style.markersize is not None:
-                    kwargs["ms"] = style.markersize
-                ax.plot(*zip(*points, strict=True), *([fmt] if fmt else []), **kwargs)
+        _draw_phase(axes, style, index, phase, series)
         if index < len(phases) - 1:
             last_epoch = max(e for s in series.values() for e in s)
             for ax in axes:

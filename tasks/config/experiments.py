@@ -45,18 +45,25 @@ class ParameterSpec(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> ParameterSpec:
         if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
-            if any(v is not None for v in (self.low, self.high, self.step)) or self.log:
-                raise ValueError(
-                    "a categorical parameter takes only 'choices' (no low/high/step/log)"
-                )
-            seen: list[Any] = []
-            for choice in self.choices:
-                if choice in seen:
-                    raise ValueError(f"choice {choice!r} is listed twice")
-                seen.append(choice)
-            return self
+            self._check_categorical()
+        else:
+            self._check_numeric()
+        return self
+
+    def _check_categorical(self) -> None:
+        if not self.choices:
+            raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+        if any(v is not None for v in (self.low, self.high, self.step)) or self.log:
+            raise ValueError(
+                "a categorical parameter takes only 'choices' (no low/high/step/log)"
+            )
+        seen: list[Any] = []
+        for choice in self.choices:
+            if choice in seen:
+                raise ValueError(f"choice {choice!r} is listed twice")
+            seen.append(choice)
+
+    def _check_numeric(self) -> None:
         if self.choices is not None:
             raise ValueError(f"an {self.type} parameter takes low/high, not 'choices'")
         if self.low is None or self.high is None:
@@ -74,7 +81,6 @@ class ParameterSpec(StrictModel):
                 value = getattr(self, name)
                 if value is not None and float(value) != int(value):
                     raise ValueError(f"an int parameter needs an integer '{name}', got {value}")
-        return self
 
 
 class SearchConfig(StrictModel):
