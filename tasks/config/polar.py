@@ -195,6 +195,39 @@ class TrainConfig(LightningTrainerSettings):
     width_multiplier: float = Field(
         default=1.0, gt=0, le=4.0, description="scales layer widths (1 = published architecture)"
     )
+    vgg_batch_norm: bool = Field(
+        default=False,
+        description="VGG-16 models: a batch norm after every convolution (torchvision's "
+        "vgg16_bn layout; not in the paper)",
+    )
+    imagenet_weights: str | None = Field(
+        default=None,
+        description="vgg16_transfer / vgg16_modified: a torchvision vgg16 or vgg16_bn state "
+        "dict (.pth) whose ImageNet convolutions initialise the network (head: random); "
+        "without it vgg16_transfer starts from train.pretrained_checkpoint or pretrains on "
+        "the other class scheme",
+    )
+
+    @model_validator(mode="after")
+    def _imagenet_weights_usable(self) -> TrainConfig:
+        if self.imagenet_weights is None:
+            return self
+        if self.model not in ("vgg16_transfer", "vgg16_modified"):
+            raise ValueError(
+                f"train.imagenet_weights is set but train.model is {self.model!r}; ImageNet "
+                "weights initialise vgg16_transfer or vgg16_modified only"
+            )
+        if self.pretrained_checkpoint is not None:
+            raise ValueError(
+                "train.imagenet_weights and train.pretrained_checkpoint are both set; "
+                "choose one starting point"
+            )
+        if self.width_multiplier != 1.0:
+            raise ValueError(
+                f"train.imagenet_weights needs train.width_multiplier 1 (the published "
+                f"VGG-16 widths), got {self.width_multiplier}"
+            )
+        return self
 
 
 class PredictConfig(StrictModel):

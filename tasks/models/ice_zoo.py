@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tasks.models.adhoc_cnn import AdhocCNN
 from tasks.models.ice_net import IceNet
-from tasks.models.vgg16 import VGG16, VGG16Modified
+from tasks.models.vgg16 import HEAD_WIDTHS, VGG16, VGG16Modified
 
 #: model name -> class; ``vgg16_transfer`` is VGG-16 started from a pretrained checkpoint.
 ICE_MODELS: dict[str, type[IceNet]] = {
@@ -16,7 +16,9 @@ ICE_MODELS: dict[str, type[IceNet]] = {
 
 
 def build_model(name: str, n_classes: int, in_channels: int, patch_size: int,
-                dropout: float = 0.5, width_multiplier: float = 1.0) -> IceNet:
+                dropout: float = 0.5, width_multiplier: float = 1.0, *,
+                batch_norm: bool = False,
+                head_widths: tuple[int, ...] = HEAD_WIDTHS) -> IceNet:
     """Return an untrained model.
 
     Args:
@@ -27,6 +29,9 @@ def build_model(name: str, n_classes: int, in_channels: int, patch_size: int,
         dropout: dropout probability of the fully connected layers.
         width_multiplier: scales every layer's width (1.0 = the published architecture; small
             values give tiny models for tests).
+        batch_norm: VGG only: a batch norm after every convolution (``train.vgg_batch_norm``).
+        head_widths: VGG only: fully connected layers before the class layer (the paper's
+            1024 / 512; ``vgg16.LEGACY_HEAD_WIDTHS`` rebuilds models trained before).
 
     """
     if name not in ICE_MODELS:
@@ -35,5 +40,12 @@ def build_model(name: str, n_classes: int, in_channels: int, patch_size: int,
         raise ValueError(
             f"need n_classes >= 2 and in_channels >= 1, got {n_classes}, {in_channels}"
         )
-    return ICE_MODELS[name](n_classes=n_classes, in_channels=in_channels, patch_size=patch_size,
-                            dropout=dropout, width_multiplier=width_multiplier)
+    network = ICE_MODELS[name]
+    if issubclass(network, VGG16):
+        return network(n_classes=n_classes, in_channels=in_channels, patch_size=patch_size,
+                       dropout=dropout, width_multiplier=width_multiplier,
+                       batch_norm=batch_norm, head_widths=tuple(head_widths))
+    if not issubclass(network, AdhocCNN):
+        raise TypeError(f"{network.__name__} is neither the ad-hoc CNN nor a VGG-16")
+    return network(n_classes=n_classes, in_channels=in_channels, patch_size=patch_size,
+                   dropout=dropout, width_multiplier=width_multiplier)

@@ -38,7 +38,8 @@ from tasks.config.polar import HarmoniseConfig, PolarConfig, TrainConfig
 from tasks.datasets.ice_patches import IcePatchDataModule
 from tasks.models.ice_net import IceNet
 from tasks.models.ice_zoo import build_model
-from tasks.models.transfer import load_pretrained
+from tasks.models.transfer import load_imagenet_vgg16, load_pretrained
+from tasks.models.vgg16 import HEAD_WIDTHS, LEGACY_HEAD_WIDTHS
 from tasks.plots import CurvePanel, CurveStyle, plot_learning_curve
 from tasks.storage import atomic_dir, code_version
 from tasks.trainers.card import SCHEMA_VERSION, ModelCard
@@ -220,9 +221,14 @@ def load_model(model_dir: Path | str) -> LoadedIceModel:
     if not meta_path.is_file():
         raise FileNotFoundError(f"{model_dir} is not a model folder: {MODEL_JSON} missing")
     meta = json.loads(meta_path.read_text())
+    hyper = meta["hyperparameters"]
+    # VGG models trained before the paper's head (1024 / 512, issue 18) recorded no "vgg_head":
+    # they have the 512 / 512 head and batch norm.
+    legacy = "vgg_head" not in hyper
     net = build_model(meta["architecture"], len(meta["classes"]), len(meta["bands"]),
-                      meta["patch_size"], meta["hyperparameters"]["dropout"],
-                      meta["hyperparameters"].get("width_multiplier", 1.0))
+                      meta["patch_size"], hyper["dropout"], hyper.get("width_multiplier", 1.0),
+                      batch_norm=hyper.get("vgg_batch_norm", legacy),
+                      head_widths=tuple(hyper.get("vgg_head", LEGACY_HEAD_WIDTHS)))
     load_pretrained(net, model_dir / meta.get("weights", WEIGHTS_FILE), strict=True)
     return LoadedIceModel(net=net.eval(), meta=meta, model_dir=model_dir)
 
@@ -306,9 +312,9 @@ def _fit(
     class_weights = _class_weights(tc, datamodule)
     module = IceClassifier(architecture, datamodule.n_classes, len(datamodule.bands),
                            tc.patch_size, tc.dropout, tc.learning_rate, tc.weight_decay,
-                           tc.width_multiplier, class_weights)
+                           tc.width_multiplier, class_weights, tc.vgg_batch_norm)
     transfer = None
-    if tc.model == "vgg16_transfer":
+    if tc.model == "vgg16_transfer" or tc.imagenet_weights is not None:
         transfer = _initialise_transfer(cfg, dataset_path, folder, module.net, trainer_kwargs)
     trainer, checkpoint = _trainer(tc, folder, callbacks, trainer_kwargs)
     started = time.perf_counter()
@@ -367,6 +373,8 @@ def _model_json(cfg: PolarConfig, dataset_path: Path, datamodule: IcePatchDataMo
             "val_fraction": tc.val_fraction, "monitor": tc.monitor,
             "early_stopping_patience": tc.early_stopping_patience,
             "class_weights": class_weights,
+            **({"vgg_batch_norm": tc.vgg_batch_norm, "vgg_head": list(HEAD_WIDTHS)}
+               if tc.model.startswith("vgg16") else {}),
         },
         "dataset_version": datamodule.attrs.get("dataset_version"),
         "dataset_path": str(dataset_path),
@@ -399,13 +407,20 @@ def _result(card: ModelCard, meta: Mapping[str, Any], final_folder: Path) -> Tra
 
 def _initialise_transfer(cfg: PolarConfig, dataset_path: Path, folder: Path, net: IceNet,
                          trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Load ``train.pretrained_checkpoint`` into ``net``, or pretrain VGG-16 on the other scheme.
+    """Start ``net`` from ImageNet weights, ``train.pretrained_checkpoint``, or a pretraining run.
 
-    Without a checkpoint, VGG-16 is first trained on the other class scheme of the same training
+    ``train.imagenet_weights`` (a torchvision VGG-16 state dict) initialises the convolutions
+    (:func:`tasks.models.transfer.load_imagenet_vgg16`). Otherwise, without a checkpoint, VGG-16
+    is first trained on the other class scheme of the same training
     set (five-class when fine-tuning binary, and vice versa) into ``folder/pretrain``; its
     weights are then loaded layer by layer exactly like published weights would be.
     """
     tc = cfg.train
+    if tc.imagenet_weights is not None:
+        imagenet = load_imagenet_vgg16(net, tc.imagenet_weights)
+        return {"source": f"{tc.imagenet_weights} (ImageNet, {imagenet['layout']})",
+                "loaded": len(imagenet["loaded"]), "skipped": imagenet["skipped"],
+                "reinitialised": imagenet["missing"], "first_conv": imagenet["first_conv"]}
     source = tc.pretrained_checkpoint
     if source is None:
         other = "five_class" if tc.class_scheme == "binary" else "binary"

@@ -22,11 +22,13 @@ class IceClassifier(L.LightningModule):
     def __init__(self, model_name: str, n_classes: int, in_channels: int, patch_size: int,
                  dropout: float = 0.5, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
                  width_multiplier: float = 1.0,
-                 class_weights: list[float] | None = None) -> None:
+                 class_weights: list[float] | None = None, batch_norm: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # batch_norm is saved only when on: the hparams (hparams.yaml, checkpoints) of models
+        # without it stay as they were before the option existed; the default rebuilds them.
+        self.save_hyperparameters(ignore=None if batch_norm else ["batch_norm"])
         self.net = build_model(model_name, n_classes, in_channels, patch_size, dropout,
-                               width_multiplier)
+                               width_multiplier, batch_norm=batch_norm)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = nn.CrossEntropyLoss(weight=weight)
 

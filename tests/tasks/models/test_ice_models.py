@@ -7,6 +7,7 @@ import torch
 
 from tasks.models.ice_zoo import ICE_MODELS, build_model
 from tasks.models.transfer import load_pretrained
+from tasks.models.vgg16 import LEGACY_HEAD_WIDTHS
 
 torch.set_num_threads(1)
 
@@ -40,6 +41,15 @@ def test_full_size_architectures() -> None:
     assert [c.out_channels for c in head] == [1024, 512, 2]
     vgg = build_model("vgg16", 2, 3, 32)
     assert len([m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]) == 13
+    # the paper: VGG-16 has the ad-hoc CNN's fully connected layers, and no batch norm
+    assert [c.out_channels for c in vgg.head if isinstance(c, torch.nn.Conv2d)] == [1024, 512, 2]
+    assert not [m for m in vgg.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with_bn = build_model("vgg16_modified", 2, 3, 20, batch_norm=True)
+    assert len([m for m in with_bn.features if isinstance(m, torch.nn.BatchNorm2d)]) == 13
+    legacy = build_model("vgg16", 2, 3, 32, batch_norm=True, head_widths=LEGACY_HEAD_WIDTHS)
+    assert [c.out_channels for c in legacy.head if isinstance(c, torch.nn.Conv2d)] == [512, 512, 2]
+    # adhoc_cnn ignores the VGG-only options
+    assert str(build_model("adhoc_cnn", 2, 3, 32, batch_norm=True)) == str(adhoc)
 
 
 def test_unknown_model_name() -> None:

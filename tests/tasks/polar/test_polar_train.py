@@ -85,7 +85,8 @@ def test_transfer_pretrains_then_fine_tunes(polar_patch_dataset: dict, tmp_path:
     meta = json.loads((folder / "model.json").read_text())
     transfer = meta["transfer"]
     assert transfer["source"].startswith("pretrain/") and "five_class" in transfer["source"]
-    assert transfer["loaded"] > 30 and any("head" in k for k in transfer["skipped"])
+    # 13 convolutions (weight, bias; no batch norm by default) + the two hidden head layers
+    assert transfer["loaded"] == 13 * 2 + 4 and any("head" in k for k in transfer["skipped"])
     pre = json.loads((folder / "pretrain" / "model.json").read_text())
     assert pre["class_scheme"] == "five_class" and len(pre["classes"]) == 5
     # fine-tune again from the published folder, as from published weights
