@@ -64,8 +64,9 @@ def export(
             product,
             _run_key(product, run_date, run_key),
             list(inputs) if inputs else None,
+            # typer passes the choices as plain str, handed on as given
             fmt=fmt or None,  # type: ignore[arg-type]
-            engine=engine or None,
+            engine=engine or None,  # type: ignore[arg-type]
         )
     )
 

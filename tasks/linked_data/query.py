@@ -315,11 +315,11 @@ def bind_parameters(
                 f"index margin of {MAX_GRID_RADIUS_M} m"
             )
         if kind == "endpoint":
-            text, count = re.subn(
-                rf"SERVICE\s+(SILENT\s+)?\?{name}\b",
-                lambda m, t=term: f"SERVICE {m.group(1) or ''}{t}",
-                text,
-            )
+
+            def service(m: re.Match[str], t: Any = term) -> str:
+                return f"SERVICE {m.group(1) or ''}{t}"
+
+            text, count = re.subn(rf"SERVICE\s+(SILENT\s+)?\?{name}\b", service, text)
             if count == 0:
                 raise QueryError(f"query {query.name}: endpoint parameter ?{name} is not a SERVICE")
         else:
@@ -421,7 +421,9 @@ def serves_geosparql(store: Any) -> bool:
             return False  # unreachable now: let the query itself report it
         rows = []
         if answer.status_code == 200:
-            rows = list(ox.parse_query_results(answer.content, ox.QueryResultsFormat.JSON))
+            parsed = ox.parse_query_results(answer.content, ox.QueryResultsFormat.JSON)
+            assert isinstance(parsed, ox.QuerySolutions)  # the probe is a SELECT
+            rows = list(parsed)
         _PROBED[url] = bool(rows) and rows[0]["b"] is not None
     return _PROBED[url]
 

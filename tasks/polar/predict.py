@@ -232,12 +232,13 @@ class ScenePredictor:
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
             pending = pool.submit(load, tiles[0]) if tiles else None
             for index, (r, c) in enumerate(tqdm(tiles, desc="predict tiles", disable=not progress)):
+                assert pending is not None  # submitted for every tile
                 window = pending.result()
                 if index + 1 < len(tiles):
                     pending = pool.submit(load, tiles[index + 1])
                 logits = self.net.forward_dense(torch.from_numpy(window)[None].to(self.device))
-                classes = logits[0, :, mc:logits.shape[2] - mc, mc:logits.shape[3] - mc]
-                classes = classes.argmax(dim=0).to("cpu", torch.uint8).numpy()
+                scores = logits[0, :, mc:logits.shape[2] - mc, mc:logits.shape[3] - mc]
+                classes = scores.argmax(dim=0).to("cpu", torch.uint8).numpy()
                 out[r:r + classes.shape[0], c:c + classes.shape[1]] = classes
         empty = [band for band, seen in zip(self.bands, finite_bands, strict=True) if not seen]
         if empty:
@@ -424,7 +425,7 @@ def _antimeridian_cut(source: Any, bounds: tuple[float, float, float, float]) ->
     return line.buffer(0.01, cap_style="flat")
 
 
-def predict_scene(model_dir: Path, scene_zarr: Path, out_dir: Path,
+def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: Path,
                   cfg: PredictConfig) -> dict[str, Any]:
     """Classify a harmonised scene densely and write its chart products into ``out_dir``.
 

@@ -277,6 +277,7 @@ def _class_weights(tc: TrainConfig, datamodule: IcePatchDataModule) -> list[floa
     """Inverse class frequencies of the train split (``train.class_weighting``), else None."""
     if not tc.class_weighting:
         return None
+    assert datamodule.train_set is not None, "datamodule.setup() first"
     counts = np.bincount(datamodule.train_set.targets.numpy(), minlength=datamodule.n_classes)
     return (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
 

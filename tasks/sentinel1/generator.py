@@ -248,6 +248,7 @@ class _ValueNoise:
                 value = top * (1 - fr) + bottom * fr
             value *= weight
             out = value if out is None else out + value
+        assert out is not None  # at least one octave
         return out.astype(np.float32, copy=False)
 
 
@@ -376,7 +377,9 @@ def _absolute_orbit(mission: str, start: dt.datetime) -> int:
     return max(1, int((start - launch).total_seconds() / (12 * 86400 / 175)) + 1)
 
 
-def _vectorise(raster: np.ndarray, transform: object, skip: int | None) -> list[dict]:
+def _vectorise(
+    raster: np.ndarray, transform: object, skip: int | None
+) -> list[tuple[int, dict[str, Any]]]:
     from rasterio import features
 
     mask = raster != skip if skip is not None else None

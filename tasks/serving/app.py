@@ -215,6 +215,7 @@ class ServingService:
             values = self._decode_b64(request, limit)
             name = "inputs_b64"
         else:
+            assert request.inputs is not None  # PredictRequest holds exactly one of the two
             if len(request.inputs) > limit:
                 raise ApiError(422, "invalid_input",
                                f"inputs: {len(request.inputs)} items exceed the limit of {limit}"

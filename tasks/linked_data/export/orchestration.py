@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -178,7 +178,7 @@ def _write_product_rdf(
     inputs: list[str | Path] | None,
     rdf_path: Path,
     fmt: RdfFormatName,
-    engine: str,
+    engine: Literal["fast", "pyoxigraph", "rdflib"],
 ) -> _WrittenRdf:
     """Map a product run's inputs into ``rdf_path`` and ``rejected.csv`` beside it."""
     root = cfg.resolved_root()
@@ -236,7 +236,7 @@ def export_product(
     inputs: list[str | Path] | None = None,
     *,
     fmt: RdfFormatName | None = None,
-    engine: str | None = None,
+    engine: Literal["fast", "pyoxigraph", "rdflib"] | None = None,
 ) -> dict[str, Any]:
     """Export one product run to RDF under ``{root}/linked_data/rdf/{run_key}/{product}/``.
 
