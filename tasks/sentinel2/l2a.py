@@ -262,6 +262,12 @@ def _read_native(path: Path | str, window: Window | None, factor: int | None) ->
         return read_window_10m(src, window, factor)
 
 
+#: dtype -> (integer type twice as wide, multiplier that repeats a value in both halves)
+_PAIR_TYPES: dict[np.dtype[Any], tuple[type[np.unsignedinteger[Any]], int]] = {
+    np.dtype(np.uint8): (np.uint16, 0x101), np.dtype(np.uint16): (np.uint32, 0x10001),
+}
+
+
 def read_window_10m(src: Any, window: Window | None, factor: int | None = None,
                     out: np.ndarray | None = None) -> np.ndarray:
     """Read ``window`` (10 m pixel units) of the open raster ``src``, resampled to 10 m.
@@ -296,6 +302,13 @@ def read_window_10m(src: Any, window: Window | None, factor: int | None = None,
     target = np.empty((height, width), coarse.dtype) if out is None else out
     aligned = (dr == 0 and dc == 0 and coarse.shape == (height // factor, width // factor)
                and height % factor == 0 and width % factor == 0)
+    wide = _PAIR_TYPES.get(coarse.dtype) if factor == 2 else None
+    if aligned and target.flags.c_contiguous and wide is not None and target.dtype == coarse.dtype:
+        # 20 m -> 10 m in one contiguous pass: each value doubled into a twice-as-wide integer
+        # (v * 0x10001 holds v in both halves), written to two rows
+        pairs = coarse.astype(wide[0]) * wide[0](wide[1])
+        target.view(wide[0]).reshape(height // 2, 2, width // 2)[...] = pairs[:, None, :]
+        return target
     if aligned and target.flags.c_contiguous:
         # one pass: each coarse pixel written to its factor x factor block
         blocks = target.reshape(height // factor, factor, width // factor, factor)

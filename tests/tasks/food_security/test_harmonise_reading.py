@@ -9,8 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
+import rasterio
 import zarr
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 import tasks.sentinel2.l2a as l2a
 from tasks.domain.crops import S2_BANDS
@@ -26,7 +28,12 @@ from tasks.food_security.harmonise import (
     sorting_network,
     tile_region_jobs,
 )
-from tasks.sentinel2.l2a import list_acquisitions, read_bands, read_scl, write_acquisition
+from tasks.sentinel2.l2a import (
+    list_acquisitions,
+    read_bands,
+    read_scl,
+    write_acquisition,
+)
 from tasks.sentinel2.tiles import TileGrid
 
 MASKED = (0, 1, 3, 8, 9, 10, 11)
@@ -58,16 +65,36 @@ def tiny_tile(tmp_path_factory):
     return grid, acquisitions
 
 
+def read_10m(path):
+    """A raster read whole with rasterio, 20 m pixels repeated 2 x 2 with np.repeat."""
+    with rasterio.open(path) as src:
+        data = src.read(1)
+    if data.shape[0] < SIZE:
+        data = np.repeat(np.repeat(data, 2, axis=0), 2, axis=1)
+    return data
+
+
+def reference_reflectance(acquisition):
+    out = []
+    for band in S2_BANDS:
+        dn = read_10m(acquisition.band_path(band))
+        refl = dn.astype(np.float32) * np.float32(acquisition.scale[band]) + np.float32(
+            acquisition.offset[band])
+        refl[dn == 0] = np.nan
+        out.append(refl)
+    return np.stack(out)
+
+
 def reference_composite(acquisitions):
-    """Per month np.nanmedian of the clear observations, read file by file the old way."""
+    """Per month np.nanmedian of the clear observations, each file read whole by rasterio."""
     median = np.full((N_MONTHS, len(S2_BANDS), SIZE, SIZE), np.nan, np.float32)
     count = np.zeros((N_MONTHS, SIZE, SIZE), np.uint16)
     for month in range(N_MONTHS):
         mine = [a for a in acquisitions if month_index(a.date, SEASON) == month]
         if not mine:
             continue
-        refl = np.stack([read_bands(a, S2_BANDS) for a in mine])
-        valid = np.stack([~np.isin(read_scl(a), MASKED) for a in mine])
+        refl = np.stack([reference_reflectance(a) for a in mine])
+        valid = np.stack([~np.isin(read_10m(a.band_path("SCL")), MASKED) for a in mine])
         valid &= np.isfinite(refl).all(axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
@@ -156,3 +183,14 @@ def test_regions_of_a_large_tile_hold_whole_chunks(tiny_tile, tmp_path, monkeypa
         assert row0 % 32 == 0 and col0 % 32 == 0
         covered[row0:row0 + height, col0:col0 + width] += 1
     assert (covered == 1).all()
+
+
+def test_read_bands_and_scl_match_plain_repeat(tiny_tile):
+    _, acquisitions = tiny_tile
+    acquisition = acquisitions[0]
+    assert np.array_equal(read_bands(acquisition, S2_BANDS), reference_reflectance(acquisition),
+                          equal_nan=True)
+    assert np.array_equal(read_scl(acquisition), read_10m(acquisition.band_path("SCL")))
+    window = Window(3, 5, 17, 22)  # odd offsets and sizes: the repeat-and-crop path
+    expected = reference_reflectance(acquisition)[:, 5:27, 3:20]
+    assert np.array_equal(read_bands(acquisition, S2_BANDS, window), expected, equal_nan=True)
