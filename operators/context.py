@@ -132,6 +132,14 @@ def load_run_config(
 ) -> C | D: ...
 
 
+@overload
+def load_run_config(
+    context: Mapping[str, Any], default_config: str,
+    param_to_key: Mapping[str, str] | None = None, *,
+    expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None,
+) -> UseCaseConfig: ...
+
+
 def load_run_config(
     context: Mapping[str, Any], default_config: str, param_to_key: Mapping[str, str] | None = None,
     *, expect: type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None = None,

@@ -16,18 +16,23 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from operators.context import config_path, overrides_from_params, run_date_from_context
 
+if TYPE_CHECKING:
+    from tasks.config.polar import PolarConfig
 
-def _load(path: str, overrides: Mapping[str, Any]) -> Any:
+
+def _load(path: str, overrides: Mapping[str, Any]) -> PolarConfig:
+    """Load the polar config of the run (another use case's config is refused)."""
     from tasks.config.common import load_config
+    from tasks.config.polar import PolarConfig
 
-    return load_config(path, dict(overrides))
+    return load_config(path, dict(overrides), expect=PolarConfig)
 
 
 class SceneAvailableTrigger(BaseTrigger):
@@ -102,7 +107,7 @@ class SceneAvailableSensor(BaseSensorOperator):
         cfg, day, _, _ = self._inputs(context)
         return check_polar_day(cfg, day).found != 0
 
-    def _inputs(self, context: Any) -> tuple[Any, dt.date, str, dict[str, Any]]:
+    def _inputs(self, context: Any) -> tuple[PolarConfig, dt.date, str, dict[str, Any]]:
         params = context.get("params") or {}
         path = str(config_path(params, self.default_config))
         overrides = overrides_from_params(params, self.param_to_key)

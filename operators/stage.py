@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from operators.context import config_path, load_run_config, run_date_from_context
+from tasks.config.common import UseCaseConfig
 
 #: XCom values above this size are refused: stages must return paths and small summaries.
 MAX_XCOM_BYTES = 64_000
@@ -21,6 +25,28 @@ def import_target(target: str) -> Any:
     if not attr:
         raise ValueError(f"stage target {target!r} must look like 'tasks.module:function'")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def expected_config(
+    function: Any,
+) -> type[UseCaseConfig] | tuple[type[UseCaseConfig], ...] | None:
+    """Return the config model(s) a stage's first parameter is annotated with.
+
+    ``cfg: PolarConfig`` gives ``PolarConfig``, ``cfg: PolarConfig | FoodSecurityConfig`` both;
+    None (any use case) when the parameter is not annotated with use-case config models only
+    (``UseCaseConfig`` itself, ``Any``, no annotation).
+    """
+    try:
+        first = next(iter(inspect.signature(function).parameters.values()))
+        hint = typing.get_type_hints(function).get(first.name)
+    except (StopIteration, TypeError, ValueError, NameError):
+        return None
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    models = typing.get_args(hint) if union else (hint,)
+    if not models or not all(isinstance(m, type) and issubclass(m, UseCaseConfig)
+                             and m is not UseCaseConfig for m in models):
+        return None
+    return models[0] if len(models) == 1 else tuple(models)
 
 
 def xcom_payload(result: Any, target: str) -> Any:
@@ -95,6 +121,9 @@ class EeflowStageOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         """Load the config, resolve the run date, call the stage, return its summary.
 
+        A ``config`` of another use case than the one the stage's ``cfg`` is annotated with
+        (:func:`expected_config`) is refused with a ConfigError before the stage runs.
+
         This is the operators' error boundary (the same as the CLI's, :mod:`tasks.errors`): a
         failure is logged as one message naming the task, the target, the config and run date,
         and the cause. Config errors, bad input data and internal errors fail the task at once
@@ -104,13 +133,15 @@ class EeflowStageOperator(BaseOperator):
         from tasks.errors import ErrorFamily, debug_enabled, describe_failure
 
         try:
-            cfg = load_run_config(context, self.default_config, self.param_to_key)
+            stage = import_target(self.target)
+            cfg = load_run_config(context, self.default_config, self.param_to_key,
+                                  expect=expected_config(stage))
             run_date = run_date_from_context(context)
             self.log.info("running %s for %s", self.target, run_date)
             params = context.get("params") or {}
             kwargs = {kwarg: params.get(name) for name, kwarg in self.param_to_kwarg.items()}
             kwargs.update(self.stage_kwargs)
-            result = import_target(self.target)(cfg, run_date, **kwargs)
+            result = stage(cfg, run_date, **kwargs)
             return check_small(xcom_payload(result, self.target), self.target)
         except Exception as err:
             params = context.get("params") or {}

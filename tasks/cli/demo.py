@@ -16,10 +16,11 @@ def describe_outputs(
 ) -> dict[str, Any]:
     """List the main outputs a user looks at after the demo."""
     from tasks.config.common import load_config
+    from tasks.config.polar import PolarConfig
     from tasks.polar.train import latest_model
     from tasks.storage import day_run_key, stage_dir
 
-    cfg = load_config(home / config)
+    cfg = load_config(home / config, expect=PolarConfig)
     published = stage_dir(cfg.resolved_root(), "polar", "published", day_run_key(run_date))
     model = latest_model(cfg.resolved_root())
     return {
