@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Param
 
 from operators.params import optional_param, run_date_param
 from operators.stage import EeflowStageOperator
+from tasks.config.polar import ICE_MODEL_NAMES
 
 CONFIG = "configs/polar.yaml"
 PARAMS_TO_KEYS = {
@@ -40,7 +41,7 @@ with DAG(
         ),
         "run_date": run_date_param("Day of the training scenes"),
         "model": optional_param("string", "Network to train.", key="train.model",
-                                enum=["adhoc_cnn", "vgg16", "vgg16_transfer", "vgg16_modified"]),
+                                enum=list(ICE_MODEL_NAMES)),
         "patch_size": optional_param("integer", "Patch size in pixels.", key="train.patch_size",
                                      enum=[20, 32]),
         "epochs": optional_param("integer", "Training epochs.", key="train.epochs",
