@@ -25,28 +25,18 @@ from tasks.config.linked_data import LinkedDataConfig
 from tasks.stage_result import StagePlan, StageResult
 
 
-def linked_data_config_for(
-    cfg: UseCaseConfig | None, linked_data_config: str | None = None
-) -> LinkedDataConfig:
+def linked_data_config_for(cfg: UseCaseConfig | None) -> LinkedDataConfig:
     """Return the linked-data config of ``cfg``: itself, or the one its ``linked_data`` names.
 
-    ``linked_data_config`` (a file) replaces the config's own for this call, with ``cfg``'s data
-    root.
-
     Raises:
-        ConfigError: ``cfg`` names no linked-data config (or was not loaded by load_config), or
-            the file given is missing or invalid.
+        ConfigError: ``cfg`` names no linked-data config (or was not loaded by load_config).
 
     """
     from tasks.config.common import ConfigError
-    from tasks.config.linked_data import LinksLinkedData, load_linked_data_config
+    from tasks.config.linked_data import LinksLinkedData
 
     if isinstance(cfg, LinkedDataConfig):
         return cfg
-    if linked_data_config is not None:
-        root = None if cfg is None else (
-            cfg.data_root if cfg.is_remote_root() else str(cfg.resolved_root()))
-        return load_linked_data_config(linked_data_config, root, "linked_data_config")
     if not isinstance(cfg, LinksLinkedData):
         use_case = "no" if cfg is None else f"the {cfg.use_case}"
         raise ConfigError(f"{use_case} config has no linked-data settings; pass the linked_data "
@@ -63,25 +53,23 @@ def product_set(
 
 
 def rdf_export_stage(
-    cfg: UseCaseConfig, run_date: dt.date | str, product: str,
-    linked_data_config: str | None = None,
+    cfg: UseCaseConfig, run_date: dt.date | str, product: str
 ) -> StageResult:
     """Export ``product`` of the run containing ``run_date`` to RDF (see export_product)."""
     from tasks.linked_data.export import export_product, run_key_for
 
-    ld = linked_data_config_for(cfg, linked_data_config)
+    ld = linked_data_config_for(cfg)
     return StageResult.from_dict(export_product(ld, product, run_key_for(product, run_date)),
                                  outputs=("rdf", "rejected_csv"))
 
 
 def load_triples_stage(
-    cfg: UseCaseConfig, run_date: dt.date | str, product: str,
-    linked_data_config: str | None = None,
+    cfg: UseCaseConfig, run_date: dt.date | str, product: str
 ) -> StageResult:
     """Load the exported ``product`` run into its named graph (replacing it)."""
     from tasks.linked_data.export import run_key_for
     from tasks.linked_data.store import load_product
 
-    ld = linked_data_config_for(cfg, linked_data_config)
+    ld = linked_data_config_for(cfg)
     return StageResult.from_dict(
         load_product(ld, product, run_key_for(product, run_date), entail=ld.store.entail))
