@@ -118,6 +118,11 @@ def stage_location(
 #: A temporary folder whose writer is on another host (or left no pid) counts as abandoned after
 #: this many seconds; on this host a temporary of a dead process is abandoned at once.
 STALE_TEMPORARY_AGE_S = 12 * 3600.0
+#: In the pointer layout a version replaced by a newer one is deleted at the first publish after
+#: it has been out of use this long: a reader that resolved the symlink just before the swap may
+#: still be walking into it (deleting it at once, or at the next publish, made readers polling
+#: during rapid re-publishes miss files).
+RETIRED_VERSION_GRACE_S = 60.0
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
@@ -225,22 +230,25 @@ def output_lock(final: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _publish(tmp: Path, final: Path) -> Path | None:
+def _publish(tmp: Path, final: Path) -> list[Path]:
     """Put ``tmp`` in place of ``final`` with no moment where ``final`` is missing.
 
-    Returns the path now holding the previous content (to delete), or None. Linux:
-    ``renameat2(RENAME_NOREPLACE)`` for a new output, ``renameat2(RENAME_EXCHANGE)`` to swap an
-    existing one in one step. Elsewhere (or a file system without it): a pointer swap, where
-    ``final`` is a symlink to ``.{name}.v-{id}`` replaced with one atomic ``rename``.
+    Returns what now holds earlier content, to delete. Linux: ``renameat2(RENAME_NOREPLACE)`` for
+    a new output, ``renameat2(RENAME_EXCHANGE)`` to swap an existing one in one step. Elsewhere
+    (or a file system without it): a pointer swap, where ``final`` is a symlink to
+    ``.{name}.v-{id}`` replaced with one atomic ``rename``; the one exception is the first pointer
+    swap of an output that is still a real folder, converted once with two consecutive renames
+    (see :func:`_publish_by_pointer`).
     """
     if _renameat2 is not None:
         try:
             try:
                 _renameat2(tmp, final, _RENAME_NOREPLACE)
-                return None
+                return []
             except FileExistsError:
                 _renameat2(tmp, final, _RENAME_EXCHANGE)
-                return tmp
+                # a pointer-layout output swapped out: its symlink and every version go
+                return [tmp, *_versions(final, keep=())]
         except OSError as err:
             if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
@@ -248,30 +256,70 @@ def _publish(tmp: Path, final: Path) -> Path | None:
     return _publish_by_pointer(tmp, final)
 
 
-def _publish_by_pointer(tmp: Path, final: Path) -> Path | None:
-    """Fallback of :func:`_publish`: ``final`` becomes a symlink swapped by one rename."""
-    if final.exists() and not final.is_symlink():
-        # an output published before the pointer layout: one last swap through two renames
-        old = final.parent / f".{final.name}.old-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        final.rename(old)
-        try:
-            tmp.rename(final)
-        except BaseException:
-            old.rename(final)
-            raise
-        return old
+def _versions(final: Path, *, keep: tuple[str, ...], retired_before: float | None = None
+              ) -> list[Path]:
+    """Return the ``.{name}.v-*`` version folders of ``final`` not named in ``keep``.
+
+    With ``retired_before`` only those whose mtime (set when they were replaced) is older.
+    """
+    found = []
+    for entry in final.parent.glob(f"{glob.escape(f'.{final.name}.v-')}*"):
+        if entry.name in keep:
+            continue
+        if retired_before is not None:
+            try:
+                if entry.lstat().st_mtime >= retired_before:
+                    continue
+            except FileNotFoundError:
+                continue
+        found.append(entry)
+    return sorted(found)
+
+
+def _publish_by_pointer(tmp: Path, final: Path) -> list[Path]:
+    """Fallback of :func:`_publish`: ``final`` becomes a symlink swapped by one rename.
+
+    ``tmp`` is renamed to ``.{name}.v-{host}-{pid}-{id}`` and a new symlink to it replaces
+    ``final`` with one ``rename(2)``, so a reader resolving ``final`` finds the previous or the
+    new version, never none. The version just replaced gets its mtime set to now and is kept;
+    returned, to delete, are the versions replaced more than ``RETIRED_VERSION_GRACE_S`` ago (a
+    reader that resolved the symlink just before a swap may still be walking into the version).
+
+    An output that is still a real folder (published by ``renameat2``, or by eeflow before the
+    pointer layout) cannot be replaced by a symlink in one step: ``rename(2)`` does not put a
+    non-directory over a non-empty directory, and only ``renameat2(RENAME_EXCHANGE)`` swaps the
+    two. It is converted once: with the new version and its symlink ready, the folder is renamed
+    to ``.{name}.old-...`` and the symlink renamed to ``final`` right after (two consecutive
+    renames under the output lock; between them ``final`` is missing, for microseconds, this one
+    time). From then on ``final`` is a symlink and every later publish is the one-rename swap. The
+    old folder is returned, to delete; if the second rename fails it is put back.
+    """
     version = final.parent / f".{final.name}.v-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.rename(version)
     link = final.parent / f".{final.name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     os.symlink(version.name, link)
-    previous = final.parent / os.readlink(final) if final.is_symlink() else None
     try:
+        if final.is_dir() and not final.is_symlink():
+            log.info("converting %s to the pointer layout (symlink to a version folder)", final)
+            old = final.parent / f".{final.name}.old-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            final.rename(old)
+            try:
+                os.replace(link, final)
+            except BaseException:
+                old.rename(final)
+                raise
+            return [old]
+        previous = os.readlink(final) if final.is_symlink() else None
         os.replace(link, final)
     except BaseException:
         link.unlink(missing_ok=True)
         shutil.rmtree(version, ignore_errors=True)
         raise
-    return previous
+    now = time.time()
+    if previous is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(final.parent / previous, (now, now))
+    return _versions(final, keep=(version.name,), retired_before=now - RETIRED_VERSION_GRACE_S)
 
 
 @contextlib.contextmanager
@@ -287,9 +335,10 @@ def atomic_dir(
     block succeeds the temporary folder takes the place of ``final`` in one atomic step (see
     :func:`_publish`: readers always find either the previous or the new complete folder, never
     none), under a lock per output folder, so concurrent writers of the same output all succeed
-    and the last one wins; the previous content is removed afterwards. When the block raises, the
-    temporary folder is removed and ``final`` is left untouched. Temporaries abandoned by killed
-    writers are removed first (:func:`clean_stale_temporaries`).
+    and the last one wins; the previous content is removed afterwards (in the pointer layout at
+    the next publish). When the block raises, the temporary folder is removed and ``final`` is
+    left untouched. Temporaries abandoned by killed writers are removed first
+    (:func:`clean_stale_temporaries`).
     """
     if is_remote(final):
         with atomic_s3_dir(str(final), keep_versions=keep_versions) as local_tmp:
@@ -306,20 +355,14 @@ def atomic_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    previous: Path | None = None
     try:
         with output_lock(final):
-            previous = _publish(tmp, final)
+            earlier = _publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if previous is not None:
-        if previous.is_symlink():  # a pointer-layout output swapped out by renameat2
-            target = previous.parent / os.readlink(previous)
-            previous.unlink()
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            shutil.rmtree(previous, ignore_errors=True)
+    for entry in earlier:
+        _remove(entry)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
@@ -90,6 +91,40 @@ def test_reader_never_finds_the_output_missing(tmp_path):
     assert misses.value == 0
 
 
+def test_reader_never_finds_the_output_missing_without_renameat2(tmp_path, monkeypatch):
+    """A folder published by renameat2, then 300 publishes on a file system without it.
+
+    The first is the one-time conversion to the pointer layout; every later one is a single
+    rename of a symlink, so a reader process polling meanwhile never misses the output (before
+    the conversion existed each of them was the two-rename swap).
+    """
+    final = tmp_path / "published" / "2026-01-25"
+    _write(final, "first")
+    assert final.is_dir() and not final.is_symlink()
+
+    def unsupported(source, target, flags):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(storage, "_renameat2", unsupported)
+    _write(final, "converted")
+    assert final.is_symlink()
+    context = multiprocessing.get_context("fork")
+    stop, misses = context.Event(), context.Value("i", -1)
+    reader = context.Process(target=_poll_exists, args=(str(final), stop, misses))
+    reader.start()
+    try:
+        for i in range(300):
+            _write(final, f"run{i}", files=1)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert misses.value == 0
+    assert (final / "manifest.json").read_text() == '{"writer": "run299"}'
+    hidden = _leftovers(final.parent)  # the replaced versions, kept for the grace period
+    assert len(hidden) == 301 and all(name.startswith(".2026-01-25.v-") for name in hidden)
+    assert os.readlink(final) in hidden
+
+
 def test_pointer_swap_fallback_keeps_paths_and_content(tmp_path, monkeypatch):
     """Without renameat2 (not Linux): the output path stays readable, old versions are removed."""
     monkeypatch.setattr(storage, "_renameat2", None)
@@ -99,8 +134,9 @@ def test_pointer_swap_fallback_keeps_paths_and_content(tmp_path, monkeypatch):
     _write(final, "c")
     assert (final / "manifest.json").read_text() == '{"writer": "c"}'
     assert snapshot(final) == snapshot(final.resolve())
-    hidden = _leftovers(final.parent)
-    assert len(hidden) == 1 and hidden[0].startswith(".out.v-")  # only the live version
+    hidden = _leftovers(final.parent)  # the live version and the two it replaced
+    assert len(hidden) == 3 and all(name.startswith(".out.v-") for name in hidden)
+    assert os.readlink(final) in hidden
     monkeypatch.setattr(storage, "_renameat2", storage._load_renameat2())
     _write(final, "d")  # back on renameat2: the symlink is exchanged, its version removed
     assert not final.is_symlink() and _leftovers(final.parent) == []

@@ -102,12 +102,40 @@ def test_real_folder_is_replaced_when_renameat2_is_unsupported(tmp_path, monkeyp
     with atomic_dir(final) as d:  # swapped through two renames, the old folder removed
         (d / "v").write_text("2")
     assert (final / "v").read_text() == "2"
+    live = os.readlink(final)  # converted to the pointer layout, the old folder removed
+    assert live.startswith(".out.v-") and (tmp_path / live / "v").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live])
+    with atomic_dir(final) as d:  # from now on the one-rename pointer swap
+        (d / "v").write_text("3")
+    assert os.readlink(final) != live and (final / "v").read_text() == "3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live, os.readlink(final)])
+
+
+def test_failed_conversion_to_the_pointer_layout_puts_the_folder_back(tmp_path, monkeypatch):
+    final = tmp_path / "out"
+    with atomic_dir(final) as d:
+        (d / "v").write_text("1")
+    _no_renameat2(monkeypatch)
+
+    class SwapFailed(Exception):
+        pass
+
+    def failing_replace(source, target):
+        raise SwapFailed
+
+    monkeypatch.setattr(storage.os, "replace", failing_replace)
+    with pytest.raises(SwapFailed):
+        with atomic_dir(final) as d:
+            (d / "v").write_text("2")
+    monkeypatch.undo()
+    assert not final.is_symlink() and (final / "v").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_pointer_swap_when_renameat2_is_unsupported(tmp_path, monkeypatch, caplog):
     _no_renameat2(monkeypatch)
     final = tmp_path / "out"
+    lives: list[str] = []
     for content in ("1", "2", "3"):
         with caplog.at_level(logging.INFO, logger="tasks.storage"):
             with atomic_dir(final) as d:
@@ -118,9 +146,33 @@ def test_pointer_swap_when_renameat2_is_unsupported(tmp_path, monkeypatch, caplo
         )
         caplog.clear()
         assert final.is_symlink() and (final / "v").read_text() == content
-        live = os.readlink(final)
-        assert live.startswith(".out.v-")
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live])
+        lives.append(os.readlink(final))
+        assert lives[-1].startswith(".out.v-")
+        # the replaced versions stay, with their content, for RETIRED_VERSION_GRACE_S
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *lives])
+        assert [(tmp_path / v / "v").read_text() for v in lives] == ["1", "2", "3"][: len(lives)]
+
+
+def test_replaced_versions_are_deleted_once_out_of_use_for_the_grace(tmp_path, monkeypatch):
+    _no_renameat2(monkeypatch)
+    final = tmp_path / "out"
+    lives = []
+    for content in ("1", "2", "3"):
+        with atomic_dir(final) as d:
+            (d / "v").write_text(content)
+        lives.append(os.readlink(final))
+    expired = time.time() - storage.RETIRED_VERSION_GRACE_S - 5
+    os.utime(tmp_path / lives[0], (expired, expired))
+    recent = time.time() - storage.RETIRED_VERSION_GRACE_S + 30
+    os.utime(tmp_path / lives[1], (recent, recent))
+    before = time.time()
+    with atomic_dir(final) as d:
+        (d / "v").write_text("4")
+    live = os.readlink(final)
+    assert (final / "v").read_text() == "4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *lives[1:], live])
+    assert (tmp_path / lives[2]).stat().st_mtime >= before - 1  # retired now: its grace starts
+    assert (tmp_path / lives[1]).stat().st_mtime == pytest.approx(recent)
 
 
 def test_other_rename_errors_are_raised_not_hidden(tmp_path, monkeypatch):
