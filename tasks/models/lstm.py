@@ -4,6 +4,11 @@ A stack of ``layers`` LSTM layers with ``cells`` hidden units reads a pixel's 12
 (September..August) and a linear layer maps the last hidden state to class logits. The paper's grid
 (layers in {2, 3, 4} x cells in {100, 125, 200, 225, 300}) is the ``train.layers`` / ``train.cells``
 keys (or ``train.grid``) of ``configs/food_security.yaml``.
+
+Compared with BreizhCrops' ``LSTM`` (``breizhcrops/models/LongShortTermMemory.py``): that one
+normalises the input with a LayerNorm, has no LSTM biases, and classifies the final *cell* states
+of all layers, concatenated and layer-normalised; the paper does not say how the LSTM is read out,
+and this one reads the last layer's final hidden state without normalisation (README "Models").
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ The STAR cell keeps one gate:
 ``k_t = sigmoid(W_k x_t + U_k h_{t-1} + b_k)``, ``z_t = tanh(W_z x_t + b_z)``,
 ``h_t = tanh((1 - k_t) * h_{t-1} + k_t * z_t)``. Layers are stacked; the last layer's final state is
 classified.
+
+Compared with BreizhCrops' ``StarRNN`` (``breizhcrops/models/StarRNN.py``, README "Models"): it
+adds an input LayerNorm, a BatchNorm1d over each layer's outputs, dropout on every layer, a
+LayerNorm before the classifier and orthogonal weight init, and repeats one ``StarLayer`` object
+for layers 2..n (shared weights; these layers are independent). Its cell computes
+``h = tanh(K * h + (1 - K) * z)`` (gate on the previous state): with the same +1 gate bias it starts
+leaning to keep the state, this cell (gate on the candidate) to take the candidate.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ class STARCell(nn.Module):
         super().__init__()
         self.input_to_gate_and_candidate = nn.Linear(input_size, 2 * hidden_size)
         self.state_to_gate = nn.Linear(hidden_size, hidden_size, bias=False)
-        # Chrono-like gate bias: start close to remembering (Turkoglu et al. use a positive bias).
+        # +1 gate bias as in BreizhCrops' StarCell; here the gate weighs the candidate, so the
+        # cell starts leaning to the new input (see the module docstring).
         with torch.no_grad():
             self.input_to_gate_and_candidate.bias[:hidden_size].fill_(1.0)
 

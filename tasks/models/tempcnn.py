@@ -2,6 +2,10 @@
 
 Three 1-D convolution blocks over time (convolution, batch norm, ReLU, dropout), a fully connected
 layer with batch norm, ReLU and dropout, then the class logits.
+
+The same layout as BreizhCrops' ``TempCNN`` (``breizhcrops/models/TempCNN.py``: 64 filters,
+kernel 5, dense layer 4 x 64); BreizhCrops' default dropout is 0.5 (here ``train.dropout``, 0.2)
+and it returns log-probabilities where this returns logits for the cross-entropy loss.
 """
 
 from __future__ import annotations
