@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,8 +311,8 @@ def test_polar_ingest_then_harmonise_on_s3(s3_root: str, eeflow_home: Path, tmp_
     from tasks.config.polar import PolarConfig
     from tasks.polar.harmonise import run_harmonise
     from tasks.polar.ingest import ingest_day
-    from tasks.polar.stages import labels_stage
     from tasks.polar.schema import BACKSCATTER_VAR
+    from tasks.polar.stages import labels_stage
 
     cfg = PolarConfig.model_validate({
         "data_root": s3_root,
@@ -336,3 +337,211 @@ def test_polar_ingest_then_harmonise_on_s3(s3_root: str, eeflow_home: Path, tmp_
     assert not (eeflow_home / "work").exists()  # nothing went to a local data root
     with pytest.raises(ValueError, match="is on S3.*resolved_root"):  # not ported yet
         labels_stage(cfg, "2026-01-15")
+
+
+# --- behaviour of the S3 helpers, value by value (issue 19: mutation testing) ------------------
+
+
+def publish(final: str, text: str) -> str:
+    with atomic_dir(final) as tmp:
+        write_output(tmp, text)
+    return str(pointer(final)["version"])
+
+
+def test_stage_location_on_s3_names_the_bad_component() -> None:
+    good = {"use_case": "polar", "stage": "predict", "run_key": "2026-11-25"}
+    for kind in good:
+        parts = {**good, kind: "../escape"}
+        with pytest.raises(ValueError, match=rf"^{kind} name '\.\./escape' cannot be used"):
+            stage_location("s3://b-1/root", **parts)
+
+
+def test_resolve_stage_dir_local_version_url_and_missing(s3_root: str, tmp_path: Path) -> None:
+    from tasks.storage import MANIFEST_NAME
+
+    assert resolve_stage_dir(tmp_path) == tmp_path
+    assert resolve_stage_dir(str(tmp_path)) == tmp_path
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    version = publish(final, "one")
+    named = f"{final}/{version}"  # a URL that already names a version is returned as it is
+    assert resolve_stage_dir(named) == named
+    assert read_manifest(named)["inputs"] == ["one"]
+    s3_filesystem().rm(f"{named}/{MANIFEST_NAME}")
+    missing = f"{s3_root}/polar/ingest/2026-11-26"
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_stage_dir(missing)
+    assert str(err.value) == (
+        f"{missing} has no _CURRENT pointer: no complete eeflow stage output was published "
+        "there; re-run the stage that produces it"
+    )
+    with pytest.raises(FileNotFoundError, match="no _CURRENT pointer"):
+        resolve_stage_dir(named)  # no pointer and no manifest of its own any more
+
+
+def test_bad_pointers_are_refused_with_the_reason(s3_root: str) -> None:
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    url = f"{final}/{POINTER_NAME}"
+    fs = s3_filesystem()
+    expected_tail = (
+        "it should be JSON with format 'eeflow-pointer/1' naming a .v-* version; re-run the "
+        "stage that writes this output"
+    )
+    cases = {
+        "format 'eeflow-pointer/0'": {"format": "eeflow-pointer/0", "version": ".v-h-1-ab"},
+        "format 'eeflow-pointer/1'": {"format": "eeflow-pointer/1", "version": "../../etc"},
+        "format None": {"version": ".v-h-1-ab"},
+    }
+    for reason, content in cases.items():
+        fs.pipe_file(url, json.dumps(content).encode())
+        with pytest.raises(ValueError) as err:
+            resolve_stage_dir(final)
+        assert str(err.value) == (
+            f"{url} is not an eeflow output pointer ({reason}); {expected_tail}"
+        )
+    fs.pipe_file(url, b'{"format": "eeflow-pointer/1"}')
+    with pytest.raises(ValueError, match=r"pointer \('version'\); it should be JSON"):
+        resolve_stage_dir(final)
+
+
+def test_read_manifest_of_a_version_without_manifest_names_the_url(s3_root: str) -> None:
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    with atomic_dir(final) as tmp:
+        (tmp / "data.bin").write_bytes(b"x")  # no manifest.json
+    current = pointer(final)
+    assert current["manifest"] is None and current["files"] == 1
+    with pytest.raises(FileNotFoundError) as err:
+        read_manifest(final)
+    assert str(err.value) == (
+        f"{final} has no manifest.json ({final}/{current['version']}/manifest.json is missing): "
+        "it is not a complete eeflow stage output; re-run the stage that produces it"
+    )
+
+
+def test_read_manifest_follows_a_pointer_that_moved_meanwhile(s3_root: str, monkeypatch) -> None:
+    from tasks import storage
+
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    live = publish(final, "live")
+    answers = [f"{final}/.v-gone-1-000000000000", f"{final}/{live}", f"{final}/{live}"]
+    real = storage.resolve_stage_dir
+
+    def moving(folder):  # the first answer is a version deleted after a newer pointer landed
+        assert folder == final
+        return answers.pop(0) if answers else real(folder)
+
+    monkeypatch.setattr(storage, "resolve_stage_dir", moving)
+    assert read_manifest(final)["inputs"] == ["live"]
+
+    calls: list[str] = []
+
+    def always_moving(folder):  # a pointer that moves on every look: three attempts, then fail
+        calls.append(folder)
+        return f"{final}/.v-gone-1-{len(calls):012d}"
+
+    monkeypatch.setattr(storage, "resolve_stage_dir", always_moving)
+    with pytest.raises(FileNotFoundError, match=r"\.v-gone-1-000000000005/manifest\.json is miss"):
+        read_manifest(final)
+    assert calls == [final] * 6
+
+
+def test_publish_over_a_pointer_without_history(s3_root: str) -> None:
+    """A pointer with no ``previous`` list (written by hand or an older eeflow) is accepted."""
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    first = publish(final, "first")
+    fs = s3_filesystem()
+    fs.pipe_file(f"{final}/{POINTER_NAME}",
+                 json.dumps({"format": "eeflow-pointer/1", "version": first}).encode())
+    assert clean_stale_versions(final) == []
+    with atomic_dir(final, keep_versions=2) as tmp:
+        write_output(tmp, "second")
+    assert pointer(final)["previous"] == [first]
+    assert read_manifest(final)["inputs"] == ["second"] and len(versions(final)) == 2
+
+
+def test_open_output_reads_only(s3_root: str, tmp_path: Path) -> None:
+    for mode in ("w", "wb", "a", "ab", "r+", "rb+", "x+"):
+        with pytest.raises(ValueError) as err:
+            open_output(tmp_path, "data.txt", mode)
+        assert str(err.value) == (
+            f"open_output('data.txt', mode={mode!r}) only reads; write outputs inside atomic_dir"
+        )
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "data.txt").write_text("local\n")
+    with open_output(tmp_path, "sub/data.txt") as handle:
+        assert handle.read() == b"local\n"  # binary by default
+    with open_output(str(tmp_path), "sub/data.txt", "r") as handle:
+        assert handle.read() == "local\n"
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    publish(final, "remote")
+    with open_output(final, "scene.zarr/c1", "r") as handle:
+        assert handle.read() == "remote-1"
+    with open_output(final, "scene.zarr/c0") as handle:
+        assert handle.read() == b"remote-0"
+
+
+def test_download_stage_dir_creates_parents_and_refuses_a_full_folder(
+    s3_root: str, tmp_path: Path
+) -> None:
+    assert download_stage_dir(tmp_path, tmp_path / "unused") == tmp_path  # local: itself
+    assert not (tmp_path / "unused").exists()
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    version = publish(final, "one")
+    dest = tmp_path / "a" / "b" / "copy"
+    assert download_stage_dir(final, dest) == dest
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        "manifest.json", "scene.zarr/c0", "scene.zarr/c1", "scene.zarr/c2"
+    ]
+    assert (dest / "scene.zarr" / "c1").read_text() == "one-1"
+    with pytest.raises(FileExistsError) as err:
+        download_stage_dir(final, dest)
+    assert str(err.value) == (
+        f"{dest} is not empty; give an empty folder to download {final}/{version} into"
+    )
+
+
+def test_clean_stale_versions_spares_live_writers_and_logs_what_it_removed(
+    s3_root: str, monkeypatch, caplog
+) -> None:
+    from tasks import storage
+
+    final = f"{s3_root}/polar/ingest/2026-11-25"
+    assert clean_stale_versions(final) == []  # nothing there yet
+    fs = s3_filesystem()
+    foreign = ".v-otherhost-123-cafe00000000"
+    fs.pipe_file(f"{final}/{foreign}/c0", b"partial")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = f".v-{storage._HOST}-{child.pid}-0123456789ab"
+        fs.pipe_file(f"{final}/{running}/c0", b"uploading")
+        time.sleep(2.5)
+        live = publish(final, "good")  # its files are new, the two versions above 2.5 s old
+        assert clean_stale_versions(final) == []
+        assert child.poll() is None  # asked with signal 0 only: the writer still runs
+        monkeypatch.setattr(storage, "STALE_TEMPORARY_AGE_S", 1.5)
+        caplog.set_level(logging.WARNING, logger="tasks.storage")
+        assert clean_stale_versions(final) == sorted([foreign, running])
+        assert caplog.records[-1].getMessage() == (
+            f"removed 2 abandoned version(s) of {final}: {sorted([foreign, running])}"
+        )
+        assert versions(final) == [live] and child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_writer_of_another_user_is_not_gone(monkeypatch) -> None:
+    from tasks import storage
+
+    def refused(pid: int, signal: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(storage.os, "kill", refused)
+    assert storage._writer_gone(f".v-{storage._HOST}-1-0123456789ab") is False
+
+
+def test_removing_what_is_already_gone_is_quiet(s3_root: str, tmp_path: Path) -> None:
+    from tasks import storage
+
+    storage._remove(tmp_path / "gone")  # a folder another cleaner removed first
+    storage._remove_version(s3_filesystem(), f"{s3_root}/polar/x/1", ".v-h-1-000000000000")
