@@ -83,8 +83,12 @@ def test_atomic_write_bytes_creates_missing_parents(tmp_path):
 def test_manifest_records_inputs_and_missing_manifest_message(tmp_path):
     write_manifest(tmp_path, stage="s", inputs={"scene": "a.zarr"}, config_hash="h")
     assert read_manifest(tmp_path)["inputs"] == {"scene": "a.zarr"}
-    with pytest.raises(FileNotFoundError, match="re-run the stage that produces it"):
+    with pytest.raises(FileNotFoundError) as err:
         read_manifest(tmp_path / "none")
+    assert str(err.value) == (
+        f"{tmp_path / 'none'} has no manifest.json: it is not a complete eeflow stage output; "
+        "re-run the stage that produces it"
+    )
 
 
 def _no_renameat2(monkeypatch, code=errno.EINVAL):
