@@ -330,7 +330,7 @@ def _month_keys(dn: np.ndarray, valid: np.ndarray, acquisitions: tuple[L2AAcquis
     uniform = True
     for b, band in enumerate(S2_BANDS):
         pairs = {(np.float32(a.scale[band]), np.float32(a.offset[band])) for a in acquisitions}
-        uniform = uniform and len(pairs) == 1 and next(iter(pairs))[0] > 0
+        uniform = uniform and len(pairs) == 1 and bool(next(iter(pairs))[0] > 0)
         scale[b], offset[b] = next(iter(pairs))
     if uniform:
         return dn, 65535, scale, offset

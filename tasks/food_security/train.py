@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tasks.config.common import config_hash
 from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
@@ -343,7 +343,12 @@ def model_card(model_json: dict[str, Any]) -> ModelCard:
                                    "created": dt.datetime.now(dt.UTC).isoformat()})
 
 
-def _validate(module: Any, data: Any, accelerator: str, precision: str) -> dict[str, float]:
+def _validate(
+    module: Any,
+    data: Any,
+    accelerator: str,
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"],
+) -> dict[str, float]:
     """Return the final model's validation scores (plain loss), on one device."""
     import lightning as L
 

@@ -73,6 +73,11 @@ class CropClassifier(L.LightningModule):
 
     """
 
+    # buffers (register_buffer): torch types module attributes as Tensor | Module
+    band_mean: torch.Tensor
+    band_std: torch.Tensor
+    class_weights: torch.Tensor
+
     def __init__(
         self,
         model_name: str,
@@ -119,7 +124,7 @@ class CropClassifier(L.LightningModule):
             return
         values = torch.as_tensor(list(weights), dtype=torch.float32)
         if values.shape != self.class_weights.shape or bool((values < 0).any()):
-            raise ValueError(f"class weights need {self.hparams.n_classes} values >= 0")
+            raise ValueError(f"class weights need {self.hparams['n_classes']} values >= 0")
         self.class_weights.copy_(values)
         self.use_class_weights = True
 
@@ -149,7 +154,7 @@ class CropClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         """Reset the epoch's confusion matrix."""
-        n = self.hparams.n_classes
+        n = self.hparams["n_classes"]
         self._val_confusion = torch.zeros(n, n, dtype=torch.long)
         self._val_loss_sum = 0.0
         self._val_count = 0
@@ -161,7 +166,7 @@ class CropClassifier(L.LightningModule):
         loss = nn.functional.cross_entropy(logits, y, reduction="sum")
         self._val_loss_sum += float(loss)
         self._val_count += len(y)
-        n = self.hparams.n_classes
+        n = self.hparams["n_classes"]
         pairs = y.cpu() * n + logits.argmax(dim=-1).cpu()
         self._val_confusion += torch.bincount(pairs, minlength=n * n).reshape(n, n)
 
@@ -181,12 +186,12 @@ class CropClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """RMSprop with the configured learning rate and (decoupled or L2) weight decay."""
-        if self.hparams.weight_decay_mode == "l2":
+        if self.hparams["weight_decay_mode"] == "l2":
             return torch.optim.RMSprop(
-                self.parameters(), lr=self.hparams.learning_rate,
-                weight_decay=self.hparams.weight_decay,
+                self.parameters(), lr=self.hparams["learning_rate"],
+                weight_decay=self.hparams["weight_decay"],
             )
         return DecoupledRMSprop(
-            self.parameters(), lr=self.hparams.learning_rate,
-            decoupled_weight_decay=self.hparams.weight_decay,
+            self.parameters(), lr=self.hparams["learning_rate"],
+            decoupled_weight_decay=self.hparams["weight_decay"],
         )

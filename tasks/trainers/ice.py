@@ -59,5 +59,5 @@ class IceClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW; weight decay is the L2 regularisation of the paper's ad-hoc CNN."""
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                 weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams["learning_rate"],
+                                 weight_decay=self.hparams["weight_decay"])
