@@ -46,6 +46,7 @@ from tasks.polar.train import (
     normalise_crs,
     scene_acquisition,
 )
+from tasks.region import Region, RegionError, cut_raster, raster_extent, require_overlap
 from tasks.storage import atomic_dir, day_run_key, stage_dir, write_manifest
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ def write_chart_cog(scene: xr.Dataset, cell_classes: np.ndarray, stride: int, ou
 
 
 def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
-                         max_pixels: int = 2048) -> int:
+                         max_pixels: int = 2048, clip_to: Any | None = None) -> int:
     """Vectorise a chart GeoTIFF into class polygons: RFC 7946 GeoJSON + projected GeoParquet.
 
     The raster is read at most ``max_pixels`` on its long side (nearest neighbour); polygons are
@@ -328,6 +329,7 @@ def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
       CRS (e.g. EPSG:3413 metres), for exact area and overlay work.
 
     Both carry ``class_code``, ``ice_class`` and ``area_km2`` (from the projected polygon).
+    ``clip_to`` (a polygon in the chart CRS, the requested region): polygons are clipped to it.
     Returns the number of features.
     """
     import geopandas as gpd
@@ -335,6 +337,8 @@ def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
     from rasterio.enums import Resampling
     from rasterio.features import shapes
     from shapely.geometry import shape
+
+    from tasks.region import clip_polygon
 
     names = {c.code: c.name for c in chart_classes(class_scheme)}
     with rasterio.open(chart_tif) as src:
@@ -352,6 +356,8 @@ def write_class_polygons(chart_tif: Path, out_geojson: Path, class_scheme: str,
     classes_only = (chart != CHART_NODATA) & (chart != CHART_LAND)  # land is masked, not a class
     for geometry, value in shapes(chart, mask=classes_only, transform=transform):
         polygon = shape(geometry).simplify(tolerance, preserve_topology=True)
+        if clip_to is not None:
+            polygon = clip_polygon(polygon, clip_to)
         if polygon.is_empty:
             continue
         geometries.append(polygon)
@@ -426,7 +432,7 @@ def _antimeridian_cut(source: Any, bounds: tuple[float, float, float, float]) ->
 
 
 def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: Path,
-                  cfg: PredictConfig) -> dict[str, Any]:
+                  cfg: PredictConfig, region: Region | None = None) -> dict[str, Any]:
     """Classify a harmonised scene densely and write its chart products into ``out_dir``.
 
     Args:
@@ -435,9 +441,15 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
         out_dir: folder for ``{scene_id}_chart.tif`` (COG), ``{scene_id}_quicklook.png`` and
             ``{scene_id}_chart.geojson``.
         cfg: the ``predict`` config section (tile size, polygon resolution).
+        region: the requested region (None: the whole scene). The products are cut to it
+            (:mod:`tasks.region`): chart and quicklook to its bbox snapped to the chart grid,
+            cells outside it no data, polygons clipped; the result's ``region`` records the cut.
 
     Returns:
         Paths of the three products, per-class pixel counts, timings.
+
+    Raises:
+        RegionError: ``region`` does not intersect the scene (checked before inference).
 
     """
     scene_zarr = Path(scene_zarr)
@@ -451,6 +463,11 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
     check_scene_fits_model(scene, scene_zarr, model)
     crs, transform = scene_georeference(scene, scene_zarr)
     scene_id = str(scene.attrs.get("scene_id", scene_zarr.stem))
+    clip_to = None
+    if region is not None:
+        clip_to = region.in_crs(crs)
+        extent = raster_extent(transform, scene.sizes["x"], scene.sizes["y"])
+        require_overlap(region, clip_to, extent, crs, f"scene {scene_id} ({scene_zarr})")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     predictor = ScenePredictor(model, tile=cfg.tile)
@@ -458,17 +475,52 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
     infer_seconds = time.perf_counter() - started
     scheme = model.meta["class_scheme"]
     chart_tif = out_dir / f"{scene_id}_chart.tif"
-    counts = write_chart_cog(scene, cells, predictor.stride, chart_tif, crs, transform, scheme)
+    cut = None
+    if clip_to is None:
+        counts = write_chart_cog(scene, cells, predictor.stride, chart_tif, crs, transform, scheme)
+    else:
+        counts, cut = _write_cut_chart(scene, cells, predictor.stride, chart_tif, crs, transform,
+                                       scheme, clip_to)
     png = render_quicklook(chart_tif, out_dir / f"{scene_id}_quicklook.png", scheme,
                            title=f"{scene_id} - {model.meta['name']} {scheme}")
     geojson = out_dir / f"{scene_id}_chart.geojson"
-    n_polygons = write_class_polygons(chart_tif, geojson, scheme, cfg.polygon_max_pixels)
+    n_polygons = write_class_polygons(chart_tif, geojson, scheme, cfg.polygon_max_pixels,
+                                      clip_to=clip_to)
     log.info("predicted %s in %.1f s (inference %.1f s): %s", scene_id,
              time.perf_counter() - started, infer_seconds, counts)
-    return {"scene_id": scene_id, "chart": str(chart_tif), "quicklook": str(png),
-            "polygons": str(geojson), "n_polygons": n_polygons, "pixel_counts": counts,
-            "inference_seconds": round(infer_seconds, 2),
-            "total_seconds": round(time.perf_counter() - started, 2)}
+    result = {"scene_id": scene_id, "chart": str(chart_tif), "quicklook": str(png),
+              "polygons": str(geojson), "n_polygons": n_polygons, "pixel_counts": counts,
+              "inference_seconds": round(infer_seconds, 2),
+              "total_seconds": round(time.perf_counter() - started, 2)}
+    if region is not None:
+        result["region"] = region.record(cut)
+    return result
+
+
+def _write_cut_chart(scene: xr.Dataset, cells: np.ndarray, stride: int, chart_tif: Path,
+                     crs: str, transform: tuple[float, ...], scheme: str,
+                     clip_to: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    """Write the scene's chart cut to ``clip_to`` (region in the chart CRS) as the chart COG.
+
+    Returns the cut chart's pixel counts (as :func:`write_chart_cog`) and the cut
+    (:func:`tasks.region.cut_raster`).
+    """
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    full = chart_tif.with_name(f".{chart_tif.stem}.full.tif")
+    cut_tif = chart_tif.with_name(f".{chart_tif.stem}.cut.tif")
+    write_chart_cog(scene, cells, stride, full, crs, transform, scheme)
+    cut = cut_raster(full, cut_tif, clip_to)
+    full.unlink()
+    rio_copy(cut_tif, chart_tif, driver="COG", compress="DEFLATE", overview_resampling="NEAREST",
+             blocksize=512)
+    cut_tif.unlink()
+    with rasterio.open(chart_tif) as src:
+        counts_all = np.bincount(src.read(1).ravel(), minlength=256)
+    counts = {c.name: int(counts_all[c.code]) for c in chart_classes(scheme)}
+    counts["no_data"] = int(counts_all[CHART_NODATA])
+    return counts, cut
 
 
 def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
@@ -499,10 +551,14 @@ def resolve_model_dir(cfg: PolarConfig, model_dir: Path | None = None) -> Path:
 def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) -> dict[str, Any]:
     """Chart every harmonised scene of a day into ``{root}/polar/predict/{day}/`` atomically.
 
-    A failure leaves the previously published charts of that day untouched.
+    A failure leaves the previously published charts of that day untouched. With a requested
+    region (``ingest.catalogue.area``, the DAGs' ``region`` param) the charts are cut to it
+    (:func:`predict_scene`); scenes it does not intersect are left out, and the manifest records
+    the region.
 
     Raises:
         FileNotFoundError: no harmonised scene for the day, or no model.
+        RegionError: the requested region intersects none of the day's scenes.
 
     """
     day = day_run_key(run_date)
@@ -515,16 +571,31 @@ def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) 
     model = resolve_model_dir(cfg, model_dir)
     loaded = load_model(model)
     final = stage_dir(root, "polar", "predict", day)
+    region = Region.from_area(cfg.ingest.catalogue.area)
     products = []
+    outside: list[str] = []
     with atomic_dir(final) as tmp:
         for scene in scenes:
-            result = predict_scene(loaded, scene, tmp, cfg.predict)
+            try:
+                result = predict_scene(loaded, scene, tmp, cfg.predict, region=region)
+            except RegionError as err:
+                if region is None:
+                    raise
+                log.warning("%s", err)
+                outside.append(str(err))
+                continue
             for key in ("chart", "quicklook", "polygons"):
                 result[key] = str(final / Path(result[key]).name)
             products.append(result)
+        if region is not None and not products:
+            raise RegionError("\n".join(outside))
+        extra: dict[str, Any] = {"model_dir": str(loaded.model_dir), "products": products}
+        if region is not None:
+            extra["region"] = region.record()
+            extra["scenes_outside_region"] = len(outside)
         write_manifest(tmp, stage="predict", inputs=[str(s) for s in scenes],
                        config_hash=config_hash(cfg.predict),
                        counts={"scenes": len(scenes)},
-                       extra={"model_dir": str(loaded.model_dir), "products": products})
+                       extra=extra)
     return {"out_dir": str(final), "model_dir": str(loaded.model_dir), "day": day,
             "products": products}

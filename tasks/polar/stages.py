@@ -140,7 +140,8 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     Polygons are RFC 7946 GeoJSON (CRS84) plus GeoParquet in the chart CRS. Also updates
     ``polar/published/latest.json`` and the STAC catalogue (``{root}/catalogue``, collection
     ``ice-charts``: the day's items replaced). The day's previous publication is replaced in one
-    rename, so it stays in place if this step fails.
+    rename, so it stays in place if this step fails. A chart cut to a requested region (predict
+    stage, :mod:`tasks.region`) is published as cut; the manifest repeats the region.
     """
     from tasks.stac.products import catalogue_ice_charts
 
@@ -168,7 +169,8 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
             inputs=[str(source)],
             config_hash=config_hash(cfg),
             counts={"charts": len(charts)},
-            extra={"model": model},
+            extra={"model": model,
+                   **({"region": manifest["region"]} if "region" in manifest else {})},
         )
     latest = update_latest(target.parent / "latest.json", day, target)
     catalogue = catalogue_ice_charts(
