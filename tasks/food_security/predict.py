@@ -59,6 +59,7 @@ from tasks.food_security.parcel_instances import (
     read_tile_parcels,
 )
 from tasks.model_registry import is_registry_reference, resolve_registry_reference
+from tasks.region import Region, clip_polygon, cut_raster, raster_extent, require_overlap
 from tasks.storage import (
     agronomic_year_key,
     atomic_dir,
@@ -465,10 +466,17 @@ def _write_tile_products(
     regions: _RegionLabels,
     out: Path,
     block_rows: int,
-) -> dict[str, int]:
-    """Class and confidence COGs, field instances (GeoParquet) and the PNG quicklook."""
+    clip_to: Any | None = None,
+) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """Class and confidence COGs, field instances (GeoParquet) and the PNG quicklook.
+
+    ``clip_to`` (the requested region in the tile's CRS): the maps are cut to it and the
+    instances clipped (:func:`_cut_to_region`, :func:`_clip_instances`). Returns the instance
+    counts and the cut (None without a region).
+    """
     tile, class_names = inputs.tile, inputs.class_names
     class_tmp, conf_tmp = out / ".classes.tif", out / ".confidence.tif"
+    cut = _cut_to_region((class_tmp, conf_tmp), clip_to) if clip_to is not None else None
     crop_map = out / "crop_map.tif"
     confidence_map = out / "confidence.tif"
     _write_cog(class_tmp, crop_map, "nearest", class_names)
@@ -476,11 +484,40 @@ def _write_tile_products(
     class_tmp.unlink()
     conf_tmp.unlink()
     fields, instance_counts = _tile_instances(cfg, inputs, parcels, regions, out, block_rows)
+    if clip_to is not None:
+        fields, outside = _clip_instances(fields, clip_to)
+        instance_counts = {**instance_counts, "instances": len(fields),
+                           "instances_outside_region": outside}
     fields_path = out / f"{tile}_instances.parquet"
     fields.to_parquet(fields_path, write_covering_bbox=True)
     plot_crop_map(crop_map, out / "crop_map.png", class_names,
                   f"{inputs.meta['model']} crop map, tile {tile}, {inputs.year}")
-    return instance_counts
+    return instance_counts, cut
+
+
+def _cut_to_region(rasters: tuple[Path, ...], clip_to: Any) -> dict[str, Any]:
+    """Cut the tile's temporary GeoTIFFs to the region in place; return the cut (same for all)."""
+    cut: dict[str, Any] = {}
+    for raster in rasters:
+        cut_tif = raster.with_name(f"{raster.stem}.cut.tif")
+        cut = cut_raster(raster, cut_tif, clip_to)
+        cut_tif.replace(raster)
+    return cut
+
+
+def _clip_instances(fields: Any, clip_to: Any) -> tuple[Any, int]:
+    """Clip field instances to the region: (instances with a part inside, number left out).
+
+    Geometries and ``area_m2`` become those of the part inside the region; ``pixels`` and
+    ``confidence`` stay those of the whole instance on the tile.
+    """
+    clipped = fields.copy()
+    clipped["geometry"] = [clip_polygon(g, clip_to) for g in fields.geometry]
+    inside = ~clipped.geometry.is_empty
+    clipped = clipped[inside].reset_index(drop=True)
+    if "area_m2" in clipped.columns:
+        clipped["area_m2"] = clipped.geometry.area.astype(np.float64)
+    return clipped, int((~inside).sum())
 
 
 def run_predict(
@@ -504,9 +541,14 @@ def run_predict(
         counts (pixels per class, instances, instances_below_min_pixels; in ``parcels`` mode also
         parcels on the tile and parcels_without_pixels).
 
+    With a requested region (``ingest.catalogue.area``, the DAGs' ``region`` param) the maps and
+    the quicklook are cut to its bbox snapped to the tile's grid, pixels outside it no data, the
+    instances clipped to it, and the manifest records the region (:mod:`tasks.region`).
+
     Raises:
         PredictInputError: composites or model missing, bands / months not matching the model;
             (``parcels`` mode) parcel map missing, without CRS or with non-polygon parcels.
+        RegionError: the requested region does not intersect the tile (nothing written).
 
     """
     started = time.perf_counter()
@@ -518,11 +560,21 @@ def run_predict(
     mode = cfg.predict.instances
     parcels = _tile_parcels(cfg, inputs) if mode == "parcels" else None
     final = stage_dir(cfg.resolved_root(), USE_CASE, "predict", year) / tile
+    region = Region.from_area(cfg.ingest.catalogue.area)
+    clip_to = None
+    if region is not None:
+        clip_to = region.in_crs(source.crs)
+        require_overlap(region, clip_to, raster_extent(inputs.transform, width, height),
+                        source.crs, f"tile {tile} ({source.path})")
     log.info("mapping tile %s of %s (%d x %d px) with %s from %s; instances: %s", tile, year,
              height, width, meta["model"], inputs.model_dir, mode)
     with atomic_dir(final) as out:
         pixel_counts, regions = _classify_tile(cfg, inputs, parcels, out, block_rows)
-        instance_counts = _write_tile_products(cfg, inputs, parcels, regions, out, block_rows)
+        instance_counts, cut = _write_tile_products(cfg, inputs, parcels, regions, out,
+                                                    block_rows, clip_to)
+        if cut is not None:
+            height, width = cut["window"][3], cut["window"][2]
+            pixel_counts = _class_counts(out / "crop_map.tif")
         per_class = {class_names[i]: int(c) for i, c in enumerate(pixel_counts[:len(class_names)])
                      if c}
         counts = {
@@ -538,7 +590,8 @@ def run_predict(
                     **({"parcel_map": str(parcel_map)} if parcel_map else {})},
             config_hash=config_hash(cfg), counts=counts,
             extra={"tile": tile, "agronomic_year": year, "model": meta["model"],
-                   "classes": class_names, "nodata_class": NODATA_CLASS, "instances": mode},
+                   "classes": class_names, "nodata_class": NODATA_CLASS, "instances": mode,
+                   **({"region": region.record(cut)} if region is not None else {})},
         )
     from tasks.stac.products import catalogue_crop_map
 
@@ -558,6 +611,14 @@ def run_predict(
         "counts": counts,
         "seconds": round(seconds, 2),
     }
+
+
+def _class_counts(crop_map: Path) -> np.ndarray:
+    """Pixel count per class code (0..255) of a crop map GeoTIFF."""
+    import rasterio
+
+    with rasterio.open(crop_map) as ds:
+        return np.bincount(ds.read(1).ravel(), minlength=NODATA_CLASS + 1)
 
 
 def predict_parcel_map_path(cfg: FoodSecurityConfig, year: str) -> Path:
