@@ -38,7 +38,7 @@ import uuid
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from tasks.config.common import config_hash
 from tasks.config.polar import HarmoniseConfig, PolarConfig
 from tasks.polar.schema import BACKSCATTER_VAR, BANDS, LAND_MASK_VAR, VALID_MASK_VAR
 from tasks.sentinel1.geocode import (
+    Geocoding,
     GeocodingError,
     check_residuals,
     fit_geocoding,
@@ -151,7 +152,19 @@ def noise_lut_warnings(product: SafeProduct, noise_removal: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- grid and land
-def output_grid(product: SafeProduct, cfg: HarmoniseConfig) -> dict[str, Any]:
+class OutputGrid(TypedDict):
+    """The north-up output grid of a scene (:func:`output_grid`)."""
+
+    factor: int  # block-averaging factor
+    block_shape: tuple[int, int]  # image size in blocks
+    shape: tuple[int, int]  # (height, width) of the grid
+    transform: Any  # affine.Affine of the grid in the target CRS
+    geocoding: Geocoding
+    affine_rms_m: float
+    pixel_spacing_m: float
+
+
+def output_grid(product: SafeProduct, cfg: HarmoniseConfig) -> OutputGrid:
     """Output grid of a scene and its geocoding.
 
     Returns:
@@ -281,7 +294,7 @@ def _process_tile(
     run_token: str,
     out_zarr: str,
     cfg_json: dict[str, Any],
-    grid: dict[str, Any],
+    grid: OutputGrid,
     tile: tuple[int, int, int, int],
     land_geometries: list[Any],
 ) -> dict[str, float]:
@@ -355,7 +368,7 @@ def _process_tile(
     }
 
 
-def _template(grid: dict[str, Any], cfg: HarmoniseConfig, attrs: dict[str, Any]) -> Any:
+def _template(grid: OutputGrid, cfg: HarmoniseConfig, attrs: dict[str, Any]) -> Any:
     import dask.array as da
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
@@ -395,7 +408,7 @@ def _template(grid: dict[str, Any], cfg: HarmoniseConfig, attrs: dict[str, Any])
     return ds
 
 
-def _scene_attrs(product: SafeProduct, grid: dict[str, Any], cfg: HarmoniseConfig,
+def _scene_attrs(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
                  land_source: Any, warnings_found: list[str]) -> dict[str, Any]:
     """Return the store attributes (grid, scene, processing, geocoding residuals)."""
     return {
@@ -418,7 +431,7 @@ def _scene_attrs(product: SafeProduct, grid: dict[str, Any], cfg: HarmoniseConfi
     }
 
 
-def _compute_tiles(product: SafeProduct, grid: dict[str, Any], cfg: HarmoniseConfig,
+def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
                    land_geometries: list[Any], tmp: Path) -> tuple[dict[str, float], ...]:
     """Process every ``cfg.chunk`` tile into the store at ``tmp`` (Dask); return tile stats."""
     import dask
