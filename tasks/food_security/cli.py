@@ -2,7 +2,10 @@
 
 Every command takes ``--config``, ``--set key.path=value`` (repeatable) and ``--run-date`` (any day
 of the agronomic year, which runs from 1 September to 31 August) and prints the stage's summary as
-JSON.
+JSON. ``ingest``, ``harmonise``, ``labels`` and ``samples`` call the DAG's stage functions
+(:mod:`tasks.food_security.stages`) and print the ``StageResult`` the DAG pushes to XCom;
+``train``, ``predict`` and ``evaluate`` print the science's full summary (the stages keep only
+the XCom keys of it, and ``evaluate --model`` may name several models).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import typer
 
 from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
 from tasks.config.options import ConfigOption, SetOption, load_cli_config
+from tasks.stage_result import StageResult
 
 MODEL_CHOICES = " | ".join(CROP_MODEL_NAMES)
 app = typer.Typer(help="Crop-type maps from Sentinel-2 L2A time series.", no_args_is_help=True)
@@ -28,9 +32,10 @@ def _config(path: Path, set_: list[str] | None = None) -> FoodSecurityConfig:
 
 
 def _echo(payload: Any) -> None:
+    """Print a result as JSON (a ``StageResult`` as its ``as_dict()``, the DAG's XCom value)."""
     from tasks.console import echo_json
 
-    echo_json(payload)
+    echo_json(payload.as_dict() if isinstance(payload, StageResult) else payload)
 
 
 @app.command("generate")
@@ -44,9 +49,9 @@ def generate(config: ConfigOption, run_date: RunDateOption, set_: SetOption = No
 @app.command("ingest")
 def ingest(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Ingest the agronomic year's L2A tiles from ingest.source (generator, directory, stac)."""
-    from tasks.food_security.ingest import ingest_year
+    from tasks.food_security.stages import ingest_stage
 
-    _echo(ingest_year(_config(config, set_), run_date))
+    _echo(ingest_stage(_config(config, set_), run_date))
 
 
 @app.command("search")
@@ -61,25 +66,25 @@ def search(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None
 @app.command("harmonise")
 def harmonise(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Mask clouds/snow and composite 12 monthly medians per tile."""
-    from tasks.food_security.harmonise import run_harmonise
+    from tasks.food_security.stages import harmonise_stage
 
-    _echo(run_harmonise(_config(config, set_), run_date))
+    _echo(harmonise_stage(_config(config, set_), run_date))
 
 
 @app.command("labels")
 def labels(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Rasterise the parcel map and select reliable labels."""
-    from tasks.food_security.labels import run_labels
+    from tasks.food_security.stages import labels_stage
 
-    _echo(run_labels(_config(config, set_), run_date))
+    _echo(labels_stage(_config(config, set_), run_date))
 
 
 @app.command("samples")
 def samples(config: ConfigOption, run_date: RunDateOption, set_: SetOption = None) -> None:
     """Build the train/val/test pixel time-series dataset split by tile."""
-    from tasks.food_security.samples import run_samples
+    from tasks.food_security.stages import samples_stage
 
-    _echo(run_samples(_config(config, set_), run_date))
+    _echo(samples_stage(_config(config, set_), run_date))
 
 
 @app.command("train")

@@ -11,6 +11,7 @@ from tasks.config.options import ConfigOption, SetOption
 
 if TYPE_CHECKING:
     from tasks.config.linked_data import LinkedDataConfig
+    from tasks.stage_result import StageResult
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,6 +34,17 @@ def _linked_data_config(config: Path, set_: list[str] | None) -> LinkedDataConfi
     from tasks.config.options import load_cli_config
 
     return load_cli_config(config, set_, expect=LinkedDataConfig)
+
+
+def _load_relations(config: Path, set_: list[str] | None, out: Path) -> StageResult:
+    """Run the ``interlinking`` DAG's ``load_relations`` stage on an output folder."""
+    import datetime as dt
+
+    from tasks.interlinking.stages import load_relations_stage
+
+    # the stage ignores the run date: the folder names its day
+    return load_relations_stage(_linked_data_config(config, set_), dt.datetime.now(dt.UTC).date(),
+                                str(out))
 
 
 def _echo(payload: Any) -> None:
@@ -76,7 +88,7 @@ def run(
     """Interlink SOURCE x TARGET (exhaustive, or budgeted with --budget); write relations.nt."""
     from tasks.config.common import DaskConfig
     from tasks.interlinking.progressive import SELECTORS
-    from tasks.interlinking.run import load_stage, run_interlinking
+    from tasks.interlinking.run import run_interlinking
 
     if selector not in SELECTORS:
         raise typer.BadParameter(f"{selector!r}; allowed: {', '.join(SELECTORS)}",
@@ -93,7 +105,7 @@ def run(
         graph=graph or None, include_disjoint=include_disjoint,
     )
     if load:
-        summary["load"] = load_stage(_linked_data_config(config, set_), out)
+        summary["load"] = _load_relations(config, set_, out).as_dict()
     _echo(summary)
 
 
@@ -104,9 +116,7 @@ def load_command(
     set_: SetOption = None,
 ) -> None:
     """Load an interlinking output's triples into their named graph (replacing it)."""
-    from tasks.interlinking.run import load_stage
-
-    _echo(load_stage(_linked_data_config(config, set_), out))
+    _echo(_load_relations(config, set_, out).as_dict())
 
 
 @app.command()

@@ -1,4 +1,8 @@
-"""``eeflow polar ...``: run each polar stage, or a whole pipeline, without Airflow."""
+"""``eeflow polar ...``: run each polar stage, or a whole pipeline, without Airflow.
+
+The stage commands call the DAGs' stage functions (:mod:`tasks.polar.stages`) and print the
+``StageResult`` the DAG pushes to XCom; ``search`` has no stage (it only lists the catalogue).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import typer
 
 from tasks.config.options import ConfigOption, SetOption, load_cli_config
 from tasks.config.polar import PolarConfig
+from tasks.stage_result import StageResult
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -30,9 +35,10 @@ def _cfg(config: Path, overrides: list[str] | None) -> PolarConfig:
 
 
 def _echo(payload: Any) -> None:
+    """Print a result as JSON (a ``StageResult`` as its ``as_dict()``, the DAG's XCom value)."""
     from tasks.console import echo_json
 
-    echo_json(payload)
+    echo_json(payload.as_dict() if isinstance(payload, StageResult) else payload)
 
 
 @app.command()
@@ -40,9 +46,9 @@ def ingest(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Find (or generate) the day's Sentinel-1 EW GRD scenes."""
-    from tasks.polar.ingest import ingest_day
+    from tasks.polar.stages import ingest_stage
 
-    _echo(ingest_day(_cfg(config, set_), run_date or _today()))
+    _echo(ingest_stage(_cfg(config, set_), run_date or _today()))
 
 
 @app.command()
@@ -71,9 +77,9 @@ def harmonise(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Noise removal, calibration, multilook, dB, incidence angle -> zarr."""
-    from tasks.polar.harmonise import run_harmonise
+    from tasks.polar.stages import harmonise_stage
 
-    _echo(run_harmonise(_cfg(config, set_), run_date or _today()))
+    _echo(harmonise_stage(_cfg(config, set_), run_date or _today()))
 
 
 @app.command()
@@ -81,9 +87,9 @@ def labels(
     config: ConfigOpt = DEFAULT_CONFIG, run_date: RunDateOpt = "", set_: SetOpt = None
 ) -> None:
     """Rasterise the day's ice-chart polygons onto the harmonised grid."""
-    from tasks.polar.labels import run_labels
+    from tasks.polar.stages import labels_stage
 
-    _echo(run_labels(_cfg(config, set_), run_date or _today()))
+    _echo(labels_stage(_cfg(config, set_), run_date or _today()))
 
 
 @app.command()
