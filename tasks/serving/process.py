@@ -13,8 +13,10 @@ products are the STAC items of its runs under ``{data_root}/catalogue/``.
 The Airflow API is reached with ``EEFLOW_AIRFLOW_URL`` (e.g. ``http://airflow-apiserver:8080``),
 ``EEFLOW_AIRFLOW_USERNAME`` and ``EEFLOW_AIRFLOW_PASSWORD`` from the environment.
 
-Limits: the region selects the scenes a catalogue source searches (``ingest.source`` cdse_odata /
-stac); products are not cut to it, and a day's items are shared by every job covering that day.
+The region selects the scenes a catalogue source searches (``ingest.source`` cdse_odata / stac) and
+the products are cut to it (:mod:`tasks.region`). Limit: a day's outputs live under the day's run
+key, so two jobs for the same day with different regions replace each other's products (the last
+wins).
 """
 
 from __future__ import annotations
