@@ -2,8 +2,8 @@
 
 For every tile the acquisitions of the agronomic year (1 September .. 31 August) are read region
 by region (:func:`region_shape`: the whole tile up to :data:`REGION_MAX_PX` pixels, else blocks of
-whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by two
-months of one region's uint16 DN, not by the tile or the year). Within a region each band and SCL
+whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by one
+region: its float32 composite and two months of uint16 DN, not by the tile or the year). Within a region each band and SCL
 file is opened and decoded once, 20 m rasters are resampled once, reader threads read the next
 month while the current one is composited, and the median is computed on the DN
 (:func:`median_kernel`); a single region is composited in-process, without starting a cluster.
@@ -32,7 +32,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import rasterio
@@ -301,6 +301,15 @@ def fill_gaps(composite: np.ndarray, method: str, *,
 REGION_MAX_PX = 1024 * 1024
 
 
+class RegionResult(TypedDict):
+    """What :func:`composite_region` did to one region."""
+
+    observations: int  # pixel observations read
+    pixels: int  # pixels of the region
+    gap_filled: int  # gap-filled pixel-months
+    max_count: list[int]  # the largest valid-observation count of each month
+
+
 @dataclass(frozen=True)
 class RegionJob:
     """One region of one tile (whole zarr chunks): what to read and where to write."""
@@ -343,7 +352,7 @@ def _month_keys(dn: np.ndarray, valid: np.ndarray, acquisitions: tuple[L2AAcquis
     return refl, np.inf, None, None
 
 
-def composite_region(job: RegionJob) -> dict[str, Any]:
+def composite_region(job: RegionJob) -> RegionResult:
     """Composite one region over the 12 months and write it into the tile's zarr arrays.
 
     Each band and SCL file of the region's acquisitions is opened and decoded once
@@ -463,7 +472,8 @@ def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tup
     A tile of at most :data:`REGION_MAX_PX` pixels is one region. A larger one is cut into
     regions of whole zarr chunks that also hold whole GeoTIFF blocks of every band (a 20 m block
     of 256 pixels spans 512 pixels at 10 m), so each block is decoded once; where those blocks
-    would need regions of over 4 x :data:`REGION_MAX_PX` pixels, regions are single chunks.
+    need more than :data:`REGION_MAX_PX` pixels (e.g. 1024-px blocks of 20 m COGs), the region
+    is halved (whole chunks kept) until it fits, and such blocks are decoded by several regions.
     """
     if grid.height * grid.width <= REGION_MAX_PX:
         return grid.height, grid.width
@@ -475,8 +485,17 @@ def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tup
                 block_rows, block_cols = src.block_shapes[0]
                 rows = math.lcm(rows, block_rows * factor)
                 cols = math.lcm(cols, block_cols * factor)
-    if rows * cols > 4 * REGION_MAX_PX:
-        return chunk, chunk
+    while rows * cols > REGION_MAX_PX:
+        # too large for the memory budget: halve (whole chunks kept); a block is then decoded
+        # by 2, 4 ... regions
+        if rows >= cols and rows % (2 * chunk) == 0:
+            rows //= 2
+        elif cols % (2 * chunk) == 0:
+            cols //= 2
+        elif rows % (2 * chunk) == 0:
+            rows //= 2
+        else:
+            return chunk, chunk
     while rows * cols * 4 <= REGION_MAX_PX:
         rows, cols = rows * 2, cols * 2
     return rows, cols
@@ -593,7 +612,7 @@ def check_empty_months(tile: str, no_data_months: list[int], months: list[str],
 
 
 def _run_region_jobs(cfg: FoodSecurityConfig, key: str,
-                     jobs: list[RegionJob]) -> list[dict[str, Any]]:
+                     jobs: list[RegionJob]) -> list[RegionResult]:
     """Run the region jobs on the configured Dask cluster.
 
     A single region on a local (or synchronous) cluster runs in this process with the cluster's
@@ -612,7 +631,7 @@ def _run_region_jobs(cfg: FoodSecurityConfig, key: str,
         return list(dask.compute(*[dask.delayed(composite_region)(j) for j in jobs]))
 
 
-def _gap_statistics(results: list[dict[str, Any]], shape: tuple[int, int]) -> dict[str, Any]:
+def _gap_statistics(results: list[RegionResult], shape: tuple[int, int]) -> dict[str, Any]:
     """Gap-filled fraction and months without any valid observation, from the region results."""
     total = N_MONTHS * shape[0] * shape[1]
     max_count = np.max([r["max_count"] for r in results], axis=0)
