@@ -194,7 +194,8 @@ def dataset_variant_adapter(base_cfg: ExperimentConfig, adapter: Any, *,
     base_samples = Path(adapter.dataset)
     inner = adapter.train
 
-    def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
+    def train(trial_cfg: FoodSecurityConfig, callbacks: Sequence[Any],
+              output_dir: Path) -> Mapping[str, Any]:
         if not needs_variant(crop_cfg, trial_cfg):
             return inner(trial_cfg, callbacks, output_dir)
         try:

@@ -100,7 +100,8 @@ def polar_adapter(cfg: PolarConfig, dataset_path: str | Path | None = None) -> T
 
     dataset = Path(dataset_path) if dataset_path else default_dataset_path(cfg)
 
-    def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
+    def train(trial_cfg: PolarConfig, callbacks: Sequence[Any],
+              output_dir: Path) -> Mapping[str, Any]:
         from tasks.polar.train import train_model
 
         path = dataset
@@ -135,7 +136,8 @@ def crop_adapter(cfg: FoodSecurityConfig, run_date: Any) -> TrainingAdapter:
     """
     from tasks.food_security.train import samples_dir_for
 
-    def train(trial_cfg: Any, callbacks: Sequence[Any], output_dir: Path) -> Mapping[str, Any]:
+    def train(trial_cfg: FoodSecurityConfig, callbacks: Sequence[Any],
+              output_dir: Path) -> Mapping[str, Any]:
         from tasks.food_security.train import train_crop_model
 
         return train_crop_model(trial_cfg, run_date, output_dir=output_dir,

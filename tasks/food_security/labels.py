@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tasks.config.common import config_hash
-from tasks.config.food_security import FoodSecurityConfig
+from tasks.config.food_security import FoodSecurityConfig, LabelsConfig
 from tasks.domain.crop_codes import map_crop_codes
 from tasks.domain.crops import CROP_CLASSES
 from tasks.errors import EeflowError
@@ -184,7 +184,7 @@ def _ndvi_series(store: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _outside_parcel_map(
-    lcfg: Any, tile: str, bounds: Any, crs: str, map_path: Path, frame: Any,
+    lcfg: LabelsConfig, tile: str, bounds: Any, crs: str, map_path: Path, frame: Any,
     shape: tuple[int, int], report: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """No parcel on the tile: raise, or (``labels.outside_parcel_map: empty``) empty arrays."""
@@ -226,7 +226,7 @@ def _count_removed(report: dict[str, Any], rule: str, declared: np.ndarray,
                                                                       strict=True)}
 
 
-def _reliable_pixels(lcfg: Any, geoms: list[Any], transform: Any, position: np.ndarray,
+def _reliable_pixels(lcfg: LabelsConfig, geoms: list[Any], transform: Any, position: np.ndarray,
                      declared: np.ndarray, composite: Path, report: dict[str, Any]) -> np.ndarray:
     """Parcel pixels kept as labels after the border, size, observation and outlier rules."""
     shape = position.shape

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tasks.config.common import config_hash
-from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
+from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig, TrainConfig
 from tasks.plots import CurvePanel, CurveStyle, plot_learning_curve
 from tasks.storage import (
     agronomic_year_key,
@@ -182,7 +182,7 @@ class _CropRun:
     hyperparameters: dict[str, Any]
 
 
-def _network_hyperparameters(train_cfg: Any, model_name: str, info: Any) -> dict[str, Any]:
+def _network_hyperparameters(train_cfg: TrainConfig, model_name: str, info: Any) -> dict[str, Any]:
     """Return the :class:`~tasks.trainers.crops.CropClassifier` arguments besides normalisation."""
     return {
         "model_name": model_name,
@@ -246,7 +246,7 @@ def _run_phases(
     return phase_results, best_path
 
 
-def _phase_trainer(train_cfg: Any, phase: str, index: int, max_epochs: int, out: Path,
+def _phase_trainer(train_cfg: TrainConfig, phase: str, index: int, max_epochs: int, out: Path,
                    callbacks: Sequence[Any]) -> tuple[Any, Any]:
     """Lightning trainer of one phase: best checkpoint and early stopping on the monitor."""
     import lightning as L
