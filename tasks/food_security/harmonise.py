@@ -2,11 +2,11 @@
 
 For every tile the acquisitions of the agronomic year (1 September .. 31 August) are read region
 by region (:func:`region_shape`: the whole tile up to :data:`REGION_MAX_PX` pixels, else blocks of
-whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by two
-months of one region's uint16 DN, not by the tile or the year). Within a region each band and SCL
-file is opened and decoded once, 20 m rasters are resampled once, reader threads read the next
-month while the current one is composited, and the median is computed on the DN
-(:func:`median_kernel`); a single region is composited in-process, without starting a cluster.
+whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by one
+region: its float32 composite and two months of uint16 DN, not by the tile or the year). Within a
+region each band and SCL file is opened and decoded once, 20 m rasters are resampled once, reader
+threads read the next month while the current one is composited, and the median is computed on
+the DN (:func:`median_kernel`); a single region is composited in-process, without a cluster.
 A pixel observation is valid when its SCL class is not in
 ``harmonise.masked_scl_classes`` (default 0 nodata, 1 saturated, 3 shadow, 8/9 cloud, 10 cirrus,
 11 snow) and every band has data. Per pixel, band and month the composite is the median of the
@@ -472,7 +472,8 @@ def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tup
     A tile of at most :data:`REGION_MAX_PX` pixels is one region. A larger one is cut into
     regions of whole zarr chunks that also hold whole GeoTIFF blocks of every band (a 20 m block
     of 256 pixels spans 512 pixels at 10 m), so each block is decoded once; where those blocks
-    would need regions of over 4 x :data:`REGION_MAX_PX` pixels, regions are single chunks.
+    need more than :data:`REGION_MAX_PX` pixels (e.g. 1024-px blocks of 20 m COGs), the region
+    is halved (whole chunks kept) until it fits, and such blocks are decoded by several regions.
     """
     if grid.height * grid.width <= REGION_MAX_PX:
         return grid.height, grid.width
@@ -484,8 +485,17 @@ def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tup
                 block_rows, block_cols = src.block_shapes[0]
                 rows = math.lcm(rows, block_rows * factor)
                 cols = math.lcm(cols, block_cols * factor)
-    if rows * cols > 4 * REGION_MAX_PX:
-        return chunk, chunk
+    while rows * cols > REGION_MAX_PX:
+        # too large for the memory budget: halve (whole chunks kept); a block is then decoded
+        # by 2, 4 ... regions
+        if rows >= cols and rows % (2 * chunk) == 0:
+            rows //= 2
+        elif cols % (2 * chunk) == 0:
+            cols //= 2
+        elif rows % (2 * chunk) == 0:
+            rows //= 2
+        else:
+            return chunk, chunk
     while rows * cols * 4 <= REGION_MAX_PX:
         rows, cols = rows * 2, cols * 2
     return rows, cols

@@ -194,3 +194,30 @@ def test_read_bands_and_scl_match_plain_repeat(tiny_tile):
     window = Window(3, 5, 17, 22)  # odd offsets and sizes: the repeat-and-crop path
     expected = reference_reflectance(acquisition)[:, 5:27, 3:20]
     assert np.array_equal(read_bands(acquisition, S2_BANDS, window), expected, equal_nan=True)
+
+
+def test_region_shape_fits_the_budget_with_large_blocks(monkeypatch):
+    import tasks.food_security.harmonise as harmonise
+
+    class FakeSrc:
+        def __init__(self, path):
+            twenty = str(path) in ("B05", "B06", "B07", "B8A", "B11", "B12", "SCL")
+            self.transform = Affine(20 if twenty else 10, 0, 0, 0, -10, 0)
+            self.block_shapes = [(1024, 1024)]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class FakeAcquisition:
+        def band_path(self, band):
+            return band
+
+    monkeypatch.setattr(harmonise.rasterio, "open", FakeSrc)
+    grid = TileGrid(tile="33UWP", epsg=32633, transform=Affine(10, 0, 0, 0, -10, 0),
+                    width=10980, height=10980)
+    rows, cols = harmonise.region_shape(grid, FakeAcquisition(), 256)
+    assert rows * cols <= harmonise.REGION_MAX_PX
+    assert rows % 256 == 0 and cols % 256 == 0 and 2048 % rows == 0 and 2048 % cols == 0
