@@ -24,6 +24,8 @@ Mode = Literal["search", "ablation"]
 MODES = ("search", "ablation")
 #: The configs an experiment runs on (the use cases with a trainer).
 ExperimentConfig: TypeAlias = PolarConfig | FoodSecurityConfig
+#: A day of the run (the crop adapter picks the agronomic year of it); None: the polar trainer.
+DateLike: TypeAlias = dt.date | str
 
 
 def _check_mode(mode: str) -> None:
@@ -31,7 +33,8 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"experiment mode {mode!r}; allowed: {list(MODES)}")
 
 
-def prepare_experiment(cfg: ExperimentConfig, run_date: Any = None, *, mode: str = "search",
+def prepare_experiment(cfg: ExperimentConfig, run_date: DateLike | None = None,
+                       *, mode: str = "search",
                        trials: int | None = None, workers: int = 1,
                        dataset_path: str | None = None,
                        adapter: TrainingAdapter | None = None) -> StageResult:
@@ -51,7 +54,8 @@ def prepare_experiment(cfg: ExperimentConfig, run_date: Any = None, *, mode: str
                                 "dataset": adapter.dataset, "workers": list(range(workers))})
 
 
-def run_experiment_worker(cfg: ExperimentConfig, run_date: Any = None, *, mode: str = "search",
+def run_experiment_worker(cfg: ExperimentConfig, run_date: DateLike | None = None,
+                          *, mode: str = "search",
                           worker_index: int = 0, dataset_path: str | None = None,
                           adapter: TrainingAdapter | None = None) -> StageResult:
     """Run trials of the prepared study until its budget is met (one parallel worker)."""
@@ -126,7 +130,8 @@ def register_best(cfg: ExperimentConfig, *, mode: str = "search") -> StageResult
                                 "trial": best.number})
 
 
-def run_experiment(cfg: ExperimentConfig, run_date: Any = None, *, mode: str = "search",
+def run_experiment(cfg: ExperimentConfig, run_date: DateLike | None = None,
+                   *, mode: str = "search",
                    trials: int | None = None, workers: int = 1, register: bool = True,
                    dataset_path: str | None = None) -> StageResult:
     """Run a whole experiment in-process: prepare -> workers (Dask) -> report -> register."""
@@ -145,7 +150,8 @@ def run_experiment(cfg: ExperimentConfig, run_date: Any = None, *, mode: str = "
                                 "registered": registered.as_dict() if registered else None})
 
 
-def _worker_entry(*, worker_index: int, prepare: bool, cfg: ExperimentConfig, run_date: Any,
+def _worker_entry(*, worker_index: int, prepare: bool, cfg: ExperimentConfig,
+                  run_date: DateLike | None,
                   mode: str, dataset_path: str | None) -> dict[str, Any]:
     del prepare  # the plan was prepared once before the workers started
     return run_experiment_worker(cfg, run_date, mode=mode, worker_index=worker_index,
