@@ -180,7 +180,7 @@ def _worker_plugin_base() -> type:
     return WorkerPlugin
 
 
-class ReportFailuresOnce(_worker_plugin_base()):  # type: ignore[misc]
+class ReportFailuresOnce(_worker_plugin_base()):  # type: ignore[misc]  # base imported lazily
     """Worker plugin: a failed task is reported once, by the client that raises it.
 
     Each worker of a local cluster otherwise logs every failed task at ERROR with its traceback

@@ -58,7 +58,7 @@ DATA_DIR = f"{PROJECT_DIR}/work"
 #: Ports of the Dask scheduler (comm, dashboard) and of a worker's dashboard.
 SCHEDULER_PORT, SCHEDULER_DASHBOARD_PORT, WORKER_DASHBOARD_PORT = 8786, 8787, 8788
 #: The CLI command that trains each use case (``eeflow <words> --config ... --run-date ...``).
-TRAIN_COMMANDS: dict[str, list[str]] = {
+TRAIN_COMMANDS: dict[TrainingUseCase, list[str]] = {
     "polar": ["polar", "train"],
     "food_security": ["crops", "train"],
 }
@@ -369,7 +369,6 @@ def render_airflow(executor: Executor, namespace: str = "default",
     else:
         files["pod_template.yaml"] = to_yaml(executor_pod_template(namespace, volume_claim))
         for use_case in TRAIN_COMMANDS:
-            pod = training_pod(use_case, namespace=namespace,  # type: ignore[arg-type]
-                               volume_claim=volume_claim)
+            pod = training_pod(use_case, namespace=namespace, volume_claim=volume_claim)
             files[f"train-pod-{use_case}.yaml"] = to_yaml(pod)
     return files

@@ -68,6 +68,7 @@ def selector_for(cfg: LinkedDataConfig, mode: str | None = None) -> SourceSelect
     )
     return SourceSelector(
         dict(federation.endpoints),
+        # a plain str from the CLI (typer passes choices as str), handed on as given
         mode=mode or federation.source_selection,  # type: ignore[arg-type]
         ttl_s=federation.probe_ttl_s,
         cache_file=Path(cache) if cache else None,

@@ -411,7 +411,7 @@ class EmbeddedStore:
                 self.store.flush()
             except OSError:
                 pass
-        self.store = None  # type: ignore[assignment]
+        self.store = None  # type: ignore[assignment]  # closed: no use after close()
 
 
 def with_retries(

@@ -184,7 +184,8 @@ def is_metric(value: GeometryValue) -> bool:
 def to_unit(metres: float | None, degrees: float | None, unit: str) -> float:
     """Express a length known in metres (projected) or degrees (geographic) in ``unit``."""
     if degrees is None:
-        degrees = float(metres) / METRES_PER_DEGREE  # type: ignore[arg-type]
+        assert metres is not None, "give metres or degrees"
+        degrees = float(metres) / METRES_PER_DEGREE
     if metres is None:
         metres = degrees * METRES_PER_DEGREE
     if unit == METRE:
