@@ -12,6 +12,8 @@ from tasks.storage import (
     read_manifest,
     stage_dir,
     write_manifest,
+    zarr_array,
+    zarr_attrs,
 )
 
 
@@ -61,3 +63,22 @@ def test_manifest_round_trip(tmp_path):
 def test_atomic_write_json(tmp_path):
     atomic_write_json(tmp_path / "s" / "f.json", {"b": 1, "a": 2})
     assert json.loads((tmp_path / "s" / "f.json").read_text()) == {"a": 2, "b": 1}
+
+
+def test_zarr_array_and_attrs(tmp_path):
+    import numpy as np
+    import zarr
+
+    group = zarr.open_group(tmp_path / "t.zarr", mode="w")
+    group.create_array("x", data=np.arange(6, dtype=np.int16).reshape(2, 3))
+    group.create_group("sub")
+    group.attrs["bands"] = ["B04", "B08"]
+    array = zarr_array(group, "x")
+    assert isinstance(array, zarr.Array)
+    assert array.shape == (2, 3)
+    assert np.asarray(array[1]).tolist() == [3, 4, 5]
+    assert zarr_attrs(group) == {"bands": ["B04", "B08"]}
+    with pytest.raises(TypeError, match="'sub' of zarr store .* is a group, not an array"):
+        zarr_array(group, "sub")
+    with pytest.raises(KeyError):
+        zarr_array(group, "missing")
