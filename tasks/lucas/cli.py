@@ -9,11 +9,14 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tasks.config.options import SetOption, parse_overrides
+
+if TYPE_CHECKING:
+    from tasks.config.lucas import LucasConfig
 
 app = typer.Typer(no_args_is_help=True, help="Evaluate crop maps against LUCAS survey points.")
 
@@ -31,7 +34,7 @@ RunDateOpt = Annotated[
 
 def load_lucas_config(
     path: Path | None, overrides: dict[str, Any], sets: dict[str, Any] | None = None
-) -> tuple[Any, str | None]:
+) -> tuple[LucasConfig, str | None]:
     """Read the LUCAS settings (standalone section or a use case's ``lucas`` key) + overrides.
 
     ``sets`` (``--set key.path=value``) replace keys of the file given: dotted keys of the use
