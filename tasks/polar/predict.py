@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,10 +36,12 @@ import xarray as xr
 from tasks.config.common import config_hash, eeflow_home
 from tasks.config.polar import PolarConfig, PredictConfig
 from tasks.errors import EeflowError
+from tasks.fs import is_remote, normalise_s3_url, s3_filesystem
 from tasks.model_registry import is_registry_reference, resolve_registry_reference
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
 from tasks.polar.train import (
+    MODEL_JSON,
     LoadedIceModel,
     input_contract,
     latest_model,
@@ -47,7 +50,14 @@ from tasks.polar.train import (
     scene_acquisition,
 )
 from tasks.region import Region, RegionError, cut_raster, raster_extent, require_overlap
-from tasks.storage import atomic_dir, day_run_key, stage_dir, write_manifest
+from tasks.storage import (
+    atomic_dir,
+    day_run_key,
+    download_stage_dir,
+    stage_dir,
+    stage_location,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -554,13 +564,18 @@ def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) 
     A failure leaves the previously published charts of that day untouched. With a requested
     region (``ingest.catalogue.area``, the DAGs' ``region`` param) the charts are cut to it
     (:func:`predict_scene`); scenes it does not intersect are left out, and the manifest records
-    the region.
+    the region. On an ``s3://`` data root the day's harmonised scenes are downloaded from their
+    published version and the charts uploaded and published (pointer last) by
+    :func:`tasks.storage.atomic_dir`; the model must then be a local folder or an ``s3://`` model
+    folder (:func:`resolve_s3_model_dir`).
 
     Raises:
         FileNotFoundError: no harmonised scene for the day, or no model.
         RegionError: the requested region intersects none of the day's scenes.
 
     """
+    if cfg.is_remote_root():
+        return _run_predict_s3(cfg, run_date, model_dir)
     day = day_run_key(run_date)
     root = cfg.resolved_root()
     scene_dir = stage_dir(root, "polar", "harmonise", day)
@@ -571,6 +586,18 @@ def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) 
     model = resolve_model_dir(cfg, model_dir)
     loaded = load_model(model)
     final = stage_dir(root, "polar", "predict", day)
+    products = _chart_day(cfg, loaded, scenes, [str(s) for s in scenes], final)
+    return {"out_dir": str(final), "model_dir": str(loaded.model_dir), "day": day,
+            "products": products}
+
+
+def _chart_day(cfg: PolarConfig, loaded: LoadedIceModel, scenes: list[Path], inputs: list[str],
+               final: Path | str, model_source: str | None = None) -> list[dict[str, Any]]:
+    """Chart ``scenes`` into the output folder ``final`` (a path or an ``s3://`` URL) atomically.
+
+    ``inputs`` are the scenes as the manifest names them; product paths name ``final``; the
+    manifest's ``model_dir`` is ``model_source`` (default: the loaded model's folder).
+    """
     region = Region.from_area(cfg.ingest.catalogue.area)
     products = []
     outside: list[str] = []
@@ -585,17 +612,80 @@ def run_predict(cfg: PolarConfig, run_date: Any, model_dir: Path | None = None) 
                 outside.append(str(err))
                 continue
             for key in ("chart", "quicklook", "polygons"):
-                result[key] = str(final / Path(result[key]).name)
+                name = Path(result[key]).name
+                result[key] = str(final / name) if isinstance(final, Path) else f"{final}/{name}"
             products.append(result)
         if region is not None and not products:
             raise RegionError("\n".join(outside))
-        extra: dict[str, Any] = {"model_dir": str(loaded.model_dir), "products": products}
+        extra: dict[str, Any] = {"model_dir": model_source or str(loaded.model_dir),
+                                 "products": products}
         if region is not None:
             extra["region"] = region.record()
             extra["scenes_outside_region"] = len(outside)
-        write_manifest(tmp, stage="predict", inputs=[str(s) for s in scenes],
+        write_manifest(tmp, stage="predict", inputs=inputs,
                        config_hash=config_hash(cfg.predict),
                        counts={"scenes": len(scenes)},
                        extra=extra)
-    return {"out_dir": str(final), "model_dir": str(loaded.model_dir), "day": day,
-            "products": products}
+    return products
+
+
+def resolve_s3_model_dir(cfg: PolarConfig, scratch: Path, model_dir: Path | None = None) -> Path:
+    """Return a local model folder for a run on an ``s3://`` data root.
+
+    ``model_dir`` or a local ``predict.model`` folder is used as it is; an ``s3://`` URL of a
+    model folder (``model.json`` and weights) is downloaded into ``scratch``. ``latest`` and
+    registry references are refused: training and the model registry keep models on a local
+    data root only.
+    """
+    if model_dir is not None:
+        return Path(model_dir)
+    choice = cfg.predict.model
+    if is_remote(choice):
+        fs = s3_filesystem()
+        url = normalise_s3_url(choice)
+        if not fs.exists(f"{url}/{MODEL_JSON}"):
+            raise FileNotFoundError(
+                f"predict.model {choice!r} holds no {MODEL_JSON}; give the s3:// URL of a model "
+                "folder written by the polar train stage"
+            )
+        local = scratch / url.rsplit("/", 1)[-1]
+        remote = sorted(fs.find(url))
+        prefix = url[len("s3://"):] + "/"
+        targets = [local / p[len(prefix):] for p in remote]
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get(remote, [str(t) for t in targets])
+        return local
+    if choice == "latest" or is_registry_reference(choice):
+        raise ValueError(
+            f"predict.model {choice!r} looks for models under the data root, but data_root "
+            f"{cfg.data_root!r} is on S3 and models are trained and registered on a local data "
+            "root only; set predict.model to a local model folder or to the s3:// URL of one"
+        )
+    return resolve_model_dir(cfg)
+
+
+def _run_predict_s3(cfg: PolarConfig, run_date: Any, model_dir: Path | None) -> dict[str, Any]:
+    """:func:`run_predict` on an ``s3://`` data root (the outputs are the same files)."""
+    day = day_run_key(run_date)
+    root = cfg.storage_root()
+    scene_dir = stage_location(root, "polar", "harmonise", day)
+    with tempfile.TemporaryDirectory(prefix="eeflow-predict-") as scratch:
+        try:
+            local = download_stage_dir(scene_dir, Path(scratch) / "harmonise")
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"no harmonised scenes for {day} at {scene_dir}; run the harmonise stage for that "
+                "day first"
+            ) from err
+        scenes = sorted(local.glob("*.zarr"))
+        if not scenes:
+            raise FileNotFoundError(f"no harmonised scenes for {day} in {scene_dir}; run the "
+                                    "harmonise stage for that day first")
+        loaded = load_model(resolve_s3_model_dir(cfg, Path(scratch) / "model", model_dir))
+        source = (normalise_s3_url(cfg.predict.model)
+                  if model_dir is None and is_remote(cfg.predict.model) else str(loaded.model_dir))
+        final = stage_location(root, "polar", "predict", day)
+        products = _chart_day(cfg, loaded, scenes, [f"{scene_dir}/{s.name}" for s in scenes],
+                              final, model_source=source)
+    return {"out_dir": str(final), "model_dir": source, "day": day, "products": products}

@@ -10,20 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
+from tasks.fs import s3_filesystem
 from tasks.stage_result import StageResult
 from tasks.storage import (
     atomic_dir,
     atomic_write_json,
     day_run_key,
+    download_stage_dir,
     output_lock,
     read_manifest,
+    resolve_stage_dir,
     stage_dir,
+    stage_location,
     to_date,
     write_manifest,
 )
@@ -145,6 +150,8 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """
     from tasks.stac.products import catalogue_ice_charts
 
+    if cfg.is_remote_root():
+        return _publish_stage_s3(cfg, run_date)
     source = _day_dir(cfg, "predict", run_date)
     manifest = read_manifest(source)
     day = day_run_key(run_date)
@@ -182,6 +189,124 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
         outputs={"published_dir": str(target), "charts": [str(target / c.name) for c in charts]},
         summary={"latest_day": latest, "stac_items": catalogue["items"]},
     )
+
+
+def _publish_stage_s3(cfg: PolarConfig, run_date: DateLike) -> StageResult:
+    """:func:`publish_stage` on an ``s3://`` data root.
+
+    The predict output's published version is downloaded, its products uploaded and published as
+    ``polar/published/{day}`` (pointer last, :func:`tasks.storage.atomic_dir`), then
+    ``polar/published/latest.json`` and the STAC catalogue ``{root}/catalogue`` are updated
+    (:func:`_catalogue_ice_charts_s3`). S3 has no lock: two publishes finishing together are
+    last-writer-wins for ``latest.json`` and ``collection.json`` (the next publish repairs it).
+    """
+    import tempfile
+
+    root = str(cfg.storage_root())
+    day = day_run_key(run_date)
+    source = str(stage_location(root, "polar", "predict", day))
+    target = str(stage_location(root, "polar", "published", day))
+    manifest = read_manifest(source)
+    with tempfile.TemporaryDirectory(prefix="eeflow-publish-") as scratch:
+        local = download_stage_dir(source, Path(scratch) / "predict")
+        products = sorted(
+            p for p in local.iterdir()
+            if p.suffix in {".tif", ".png", ".geojson", ".parquet", ".json"}
+        )
+        charts = [p for p in products if p.suffix == ".tif"]
+        if not charts:
+            raise FileNotFoundError(
+                f"{source} holds no chart GeoTIFF; the predict stage did not finish"
+            )
+        model = manifest.get("model") or manifest.get("model_dir")
+        with atomic_dir(target) as tmp:
+            for product in products:
+                if product.name != "manifest.json":
+                    shutil.copy2(product, tmp / product.name)
+            write_manifest(
+                tmp,
+                stage="publish",
+                inputs=[source],
+                config_hash=config_hash(cfg),
+                counts={"charts": len(charts)},
+                extra={"model": model,
+                       **({"region": manifest["region"]} if "region" in manifest else {})},
+            )
+        latest = update_latest_s3(f"{root}/polar/published/latest.json", day, target)
+        catalogue = _catalogue_ice_charts_s3(
+            root, day, target, local, [c.name for c in charts],
+            model=Path(str(model)).name if model else None, scratch=Path(scratch) / "stac",
+        )
+    log.info("published %d chart(s) for %s in %s", len(charts), day, target)
+    return StageResult(
+        outputs={"published_dir": target, "charts": [f"{target}/{c.name}" for c in charts]},
+        summary={"latest_day": latest, "stac_items": catalogue["items"]},
+    )
+
+
+def update_latest_s3(latest_json: str, day: str, folder: str) -> str:
+    """:func:`update_latest` for an ``s3://`` ``latest.json`` (one PUT; no lock on S3)."""
+    fs = s3_filesystem()
+    current: str | None = None
+    try:
+        current = str(json.loads(fs.cat_file(latest_json))["day"])
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s is not readable; rewriting it for %s", latest_json, day)
+    if current is not None and current > day:
+        log.info("%s stays on %s (newer than the re-published %s)", latest_json, current, day)
+        return current
+    fs.pipe_file(latest_json, json.dumps({"day": day, "path": folder}, indent=2, sort_keys=True,
+                                         default=str).encode(), ContentType="application/json")
+    return day
+
+
+def _catalogue_ice_charts_s3(root: str, day: str, target: str, products: Path,
+                             charts: list[str], model: str | None, scratch: Path
+                             ) -> dict[str, Any]:
+    """Enter a day published on S3 in the S3 STAC catalogue ``{root}/catalogue``.
+
+    The catalogue is rebuilt in ``scratch`` (a local mirror of the data root) by
+    :func:`tasks.stac.products.catalogue_ice_charts`, with the products placed at the published
+    version's key so the items' relative asset hrefs resolve on S3; the ``file://`` self links of
+    the mirror become ``s3://`` URLs. The day's items go up first, then ``collection.json`` and
+    ``catalog.json``; items of the day no longer published are deleted.
+    """
+    from tasks.stac.catalogue import CATALOGUE_DIR
+    from tasks.stac.products import catalogue_ice_charts
+
+    fs = s3_filesystem()
+    version = str(resolve_stage_dir(target))
+    mirror = scratch / version[len(root) + 1:]
+    mirror.mkdir(parents=True)
+    for name in os.listdir(products):
+        shutil.copy2(products / name, mirror / name)
+    remote_catalogue = f"{root}/{CATALOGUE_DIR}"
+    existing = sorted(fs.find(remote_catalogue)) if fs.exists(remote_catalogue) else []
+    key_prefix = remote_catalogue[len("s3://"):] + "/"
+    local_catalogue = scratch / CATALOGUE_DIR
+    if existing:
+        copies = [local_catalogue / k[len(key_prefix):] for k in existing]
+        for copy in copies:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+        fs.get(existing, [str(c) for c in copies])
+    result = catalogue_ice_charts(scratch, day, mirror, [mirror / c for c in charts], model=model)
+    local_uri = scratch.resolve().as_uri()
+    written = [Path(p) for p in result["items"]]
+    upload = [*written, Path(result["collection"]), Path(result["catalog"])]
+    for path in upload:
+        path.write_text(path.read_text().replace(local_uri, root))
+    remote = [f"{root}/{p.resolve().relative_to(scratch.resolve()).as_posix()}" for p in upload]
+    day_items = f"{remote_catalogue}/ice-charts/{day}"
+    stale = [k for k in existing if k.startswith(day_items[len("s3://"):] + "/")
+             and f"s3://{k}" not in remote]
+    for path, url in zip(upload, remote, strict=True):  # items, then collection, then catalog
+        fs.put_file(str(path), url)
+    if stale:
+        fs.rm(stale)
+    return {**result, "catalog": remote[-1], "collection": remote[-2],
+            "items": remote[:len(written)]}
 
 
 def update_latest(latest_json: Path, day: str, folder: Path) -> str:
