@@ -57,9 +57,11 @@ def rdf_export_stage(
 ) -> StageResult:
     """Export ``product`` of the run containing ``run_date`` to RDF (see export_product)."""
     from tasks.linked_data.export import export_product, run_key_for
+    from tasks.linked_data.export_s3 import export_product_s3
 
     ld = linked_data_config_for(cfg)
-    return StageResult.from_dict(export_product(ld, product, run_key_for(product, run_date)),
+    export = export_product_s3 if ld.is_remote_root() else export_product  # s3:// data root
+    return StageResult.from_dict(export(ld, product, run_key_for(product, run_date)),
                                  outputs=("rdf", "rejected_csv"))
 
 

@@ -111,6 +111,24 @@ def test_daily_chain_on_s3_equals_local_run(
     assert collection["id"] == "ice-charts"
     assert fs.exists(f"{s3_root}/catalogue/catalog.json")
 
+    # the RDF export of the day's chart reads the S3 output: the same triples as locally
+    from tasks.config.common import validate_config
+    from tasks.linked_data.stages import rdf_export_stage
+
+    local_rdf = rdf_export_stage(
+        validate_config({"use_case": "linked_data", "data_root": str(local_root)}), DAY,
+        "ice_chart")
+    remote_rdf = rdf_export_stage(
+        validate_config({"use_case": "linked_data", "data_root": s3_root}), DAY, "ice_chart")
+    rdf_dir = f"{s3_root}/linked_data/rdf/{DAY}/ice_chart"
+    assert remote_rdf.outputs["rdf"] == f"{rdf_dir}/{Path(local_rdf.outputs['rdf']).name}"
+    assert remote_rdf["triples"] == local_rdf["triples"] > 0
+    with open_output(rdf_dir, Path(local_rdf.outputs["rdf"]).name) as handle:
+        assert handle.read() == Path(local_rdf.outputs["rdf"]).read_bytes()
+    assert read_manifest(rdf_dir)["inputs"] == [
+        f"{s3_root}/polar/predict/{DAY}/{Path(p).name}"
+        for p in read_manifest(Path(local_rdf.outputs["rdf"]).parent)["inputs"]]
+
     # a re-run replaces the day atomically: one version, the same products
     again = stages.publish_stage(_cfg(s3_root, trained_model), DAY)
     assert again["stac_items"] == [item_url]
