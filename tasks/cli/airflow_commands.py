@@ -139,6 +139,7 @@ def render(
 
     if executor not in ("celery", "kubernetes"):
         raise typer.BadParameter(f"--executor must be celery or kubernetes, got {executor!r}")
+    # typer passes the choice as str; checked just above
     files = render_airflow(executor, namespace=namespace, volume_claim=volume_claim)  # type: ignore[arg-type]
     if out is None:
         for name, text in files.items():

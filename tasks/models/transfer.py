@@ -145,6 +145,7 @@ def adapt_first_conv(rgb_weight: torch.Tensor, in_channels: int) -> torch.Tensor
 
 def _model_layers(model: nn.Module) -> tuple[list[nn.Conv2d], list[nn.BatchNorm2d | None]]:
     """Convolutions of ``model.features`` and the batch norm right after each (or None)."""
+    # torch types a module attribute as Tensor | Module; ``features`` is an nn.Sequential
     modules = list(model.features)  # type: ignore[arg-type]
     convs: list[nn.Conv2d] = []
     norms: list[nn.BatchNorm2d | None] = []
