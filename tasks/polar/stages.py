@@ -219,7 +219,9 @@ def _publish_stage_s3(cfg: PolarConfig, run_date: DateLike) -> StageResult:
                 f"{source} holds no chart GeoTIFF; the predict stage did not finish"
             )
         model = manifest.get("model") or manifest.get("model_dir")
-        with atomic_dir(target) as tmp:
+        # the previous version is kept until the next publish: the STAC items name it until
+        # they are rewritten below
+        with atomic_dir(target, keep_versions=2) as tmp:
             for product in products:
                 if product.name != "manifest.json":
                     shutil.copy2(product, tmp / product.name)
@@ -283,8 +285,14 @@ def _catalogue_ice_charts_s3(root: str, day: str, target: str, products: Path,
     for name in os.listdir(products):
         shutil.copy2(products / name, mirror / name)
     remote_catalogue = f"{root}/{CATALOGUE_DIR}"
-    existing = sorted(fs.find(remote_catalogue)) if fs.exists(remote_catalogue) else []
     key_prefix = remote_catalogue[len("s3://"):] + "/"
+    # what the rebuild reads: the ice-charts items and every collection.json (catalog.json lists
+    # the collections); other collections' items stay on S3 untouched
+    existing = [
+        key for key in (sorted(fs.find(remote_catalogue)) if fs.exists(remote_catalogue) else [])
+        if key[len(key_prefix):].startswith("ice-charts/")
+        or key[len(key_prefix):].endswith("/collection.json")
+    ]
     local_catalogue = scratch / CATALOGUE_DIR
     if existing:
         copies = [local_catalogue / k[len(key_prefix):] for k in existing]

@@ -50,6 +50,10 @@ def _chain(cfg: PolarConfig) -> dict[str, StageResult]:
         stages.ingest_stage, stages.harmonise_stage, stages.predict_stage, stages.publish_stage)}
 
 
+def pointer_version(final: str) -> str:
+    return str(json.loads(s3_filesystem().cat_file(f"{final}/{POINTER_NAME}"))["version"])
+
+
 def _product_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in PRODUCTS}
 
@@ -132,6 +136,9 @@ def test_daily_chain_on_s3_equals_local_run(
     # a re-run replaces the day atomically: one version, the same products
     again = stages.publish_stage(_cfg(s3_root, trained_model), DAY)
     assert again["stac_items"] == [item_url]
+    for asset in json.loads(fs.cat_file(item_url))["assets"].values():  # the new version's files
+        href = posixpath.normpath(posixpath.join(posixpath.dirname(item_url[5:]), asset["href"]))
+        assert fs.exists(href) and f"/{pointer_version(published)}/" in href
     assert _product_bytes(download_stage_dir(published, tmp_path / "published2")) == want
 
 
