@@ -187,3 +187,9 @@ def test_s3_refusals_are_clear(s3_root: str, tmp_path: Path) -> None:  # noqa: F
         stages.predict_stage(cfg, DAY)
     with pytest.raises(ValueError, match="is on S3, but this step reads and writes local files"):
         stages.labels_stage(cfg, DAY)
+    from tasks.config.common import validate_config
+    from tasks.linked_data.stages import load_triples_stage
+
+    with pytest.raises(ValueError, match="is on S3, but this step reads and writes local files"):
+        load_triples_stage(validate_config({"use_case": "linked_data", "data_root": s3_root}),
+                           DAY, "ice_chart")
