@@ -74,6 +74,14 @@ def test_daily_chain_on_s3_equals_local_run(
     published = f"{s3_root}/polar/published/{DAY}"
     assert remote["publish_stage"].outputs["published_dir"] == published
     assert remote["publish_stage"]["latest_day"] == DAY
+    import numpy as np
+    import xarray as xr
+
+    harmonised = download_stage_dir(f"{s3_root}/polar/harmonise/{DAY}", tmp_path / "harmonise")
+    for zarr in sorted((local_root / "polar" / "harmonise" / DAY).glob("*.zarr")):
+        with xr.open_zarr(zarr) as want_ds, xr.open_zarr(harmonised / zarr.name) as got_ds:
+            for name, variable in want_ds.data_vars.items():
+                np.testing.assert_array_equal(got_ds[name].values, variable.values)
     local_predict = local_root / "polar" / "predict" / DAY
     local_published = local_root / "polar" / "published" / DAY
     want = _product_bytes(local_predict)
