@@ -98,13 +98,17 @@ def _no_renameat2(monkeypatch, code=errno.EINVAL):
     monkeypatch.setattr(storage, "_renameat2", refuse)
 
 
-def test_real_folder_is_replaced_when_renameat2_is_unsupported(tmp_path, monkeypatch):
+def test_real_folder_is_replaced_when_renameat2_is_unsupported(tmp_path, monkeypatch, caplog):
     final = tmp_path / "out"
     with atomic_dir(final) as d:  # published by renameat2: a real folder
         (d / "v").write_text("1")
     _no_renameat2(monkeypatch)
-    with atomic_dir(final) as d:  # swapped through two renames, the old folder removed
-        (d / "v").write_text("2")
+    with caplog.at_level(logging.INFO, logger="tasks.storage"):
+        with atomic_dir(final) as d:  # swapped through two renames, the old folder removed
+            (d / "v").write_text("2")
+    assert caplog.messages[-1] == (
+        f"converting {final} to the pointer layout (symlink to a version folder)"
+    )
     assert (final / "v").read_text() == "2"
     live = os.readlink(final)  # converted to the pointer layout, the old folder removed
     assert live.startswith(".out.v-") and (tmp_path / live / "v").read_text() == "2"
@@ -169,6 +173,7 @@ def test_replaced_versions_are_deleted_once_out_of_use_for_the_grace(tmp_path, m
     os.utime(tmp_path / lives[0], (expired, expired))
     recent = time.time() - storage.RETIRED_VERSION_GRACE_S + 30
     os.utime(tmp_path / lives[1], (recent, recent))
+    os.utime(tmp_path / lives[2], (expired, expired))  # written long ago, live until now
     before = time.time()
     with atomic_dir(final) as d:
         (d / "v").write_text("4")
@@ -177,6 +182,37 @@ def test_replaced_versions_are_deleted_once_out_of_use_for_the_grace(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *lives[1:], live])
     assert (tmp_path / lives[2]).stat().st_mtime >= before - 1  # retired now: its grace starts
     assert (tmp_path / lives[1]).stat().st_mtime == pytest.approx(recent)
+
+
+def test_versions_lists_every_version_not_kept_nor_recent(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    cut = 1_000_000_000.0
+    names = {f".out.v-h-1-{i:08x}": cut - 10 for i in range(12)}
+    names[".out.v-h-1-0000000a"] = cut  # replaced exactly at the cut: still in its grace
+    names[".out.v-h-1-0000000b"] = cut + 10
+    for name, mtime in names.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (mtime, mtime))
+    (tmp_path / ".out.tmp-h-1-00000000").mkdir()  # not a version
+    (tmp_path / ".other.v-h-1-00000000").mkdir()  # another output's
+    keep = (".out.v-h-1-00000003", ".out.v-h-1-00000007")
+    expired = sorted(tmp_path / n for n, m in names.items() if m < cut and n not in keep)
+    assert len(expired) == 8
+    assert storage._versions(final, keep=keep, retired_before=cut) == expired
+    every = sorted(tmp_path / n for n in names if n not in keep)
+    assert storage._versions(final, keep=keep) == every
+
+
+def test_zarr_array_refuses_a_group(tmp_path):
+    import zarr
+
+    root = zarr.open_group(str(tmp_path / "s.zarr"), mode="w")
+    root.create_group("sub")
+    root.create_array("values", shape=(2,), dtype="u1")
+    assert storage.zarr_array(root, "values").shape == (2,)
+    with pytest.raises(TypeError, match=r"^'sub' of zarr store .*s\.zarr is a group, not an ar"):
+        storage.zarr_array(root, "sub")
 
 
 def test_other_rename_errors_are_raised_not_hidden(tmp_path, monkeypatch):
