@@ -117,3 +117,52 @@ def test_render_quicklook_legend_lists_the_classes_present(tmp_path, monkeypatch
     render_quicklook(binary, tmp_path / "b.png", "binary")
     assert seen["labels"] == ["Open water", "Sea ice"] and seen["ncol"] == 2
     assert "title" not in seen  # no title given: none set
+
+
+def test_read_decimated_keeps_one_column_at_least(tmp_path):
+    narrow = _chart_tif(tmp_path / "narrow.tif", np.full((30, 2), 4, dtype=np.uint8))
+    assert read_decimated(narrow, 5).shape == (5, 1)
+
+
+def test_render_quicklook_reads_at_most_1600_pixels_by_default(tmp_path, monkeypatch):
+    asked: list[int] = []
+    real = quicklook.read_decimated
+
+    def spy(chart_tif, max_size):
+        asked.append(max_size)
+        return real(chart_tif, max_size)
+
+    monkeypatch.setattr(quicklook, "read_decimated", spy)
+    tif = _chart_tif(tmp_path / "c.tif", np.ones((4, 8), dtype=np.uint8))
+    render_quicklook(tif, tmp_path / "a.png", "binary")
+    render_quicklook(tif, tmp_path / "b.png", "binary", max_size=6)
+    assert asked == [1600, 6]
+
+
+#: Size and sha256 of the decoded RGB pixels of the reference quicklook below, recorded with
+#: matplotlib REFERENCE_MATPLOTLIB; any change of layout, size, colours, legend or fonts changes
+#: them (re-record only for a deliberate change of the product or another matplotlib).
+REFERENCE_MATPLOTLIB = "3.11.2"
+REFERENCE_QUICKLOOK = (
+    (600, 780), "d45ff98f87540db4a509779618dacec38b187d39976b01fabcb9641f9f50bc83"
+)
+
+
+def test_render_quicklook_pixels_match_the_reference(tmp_path):
+    import hashlib
+
+    import matplotlib
+    from PIL import Image
+
+    if matplotlib.__version__ != REFERENCE_MATPLOTLIB:
+        pytest.skip(f"reference pixels recorded with matplotlib {REFERENCE_MATPLOTLIB}, "
+                    f"not {matplotlib.__version__} (text rendering differs between releases)")
+
+    chart = np.zeros((60, 90), dtype=np.uint8)
+    chart[:, 15:35], chart[:, 35:50], chart[:, 50:70], chart[:, 70:] = 1, 2, 5, CHART_LAND
+    chart[40:, :10] = 3
+    tif = _chart_tif(tmp_path / "chart.tif", chart)
+    out = render_quicklook(tif, tmp_path / "q.png", "five_class", title="Fram Strait 2026-11-25")
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    found = (pixels.shape[:2], hashlib.sha256(pixels.tobytes()).hexdigest())
+    assert found == REFERENCE_QUICKLOOK
