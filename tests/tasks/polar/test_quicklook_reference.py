@@ -166,3 +166,27 @@ def test_render_quicklook_pixels_match_the_reference(tmp_path):
     pixels = np.asarray(Image.open(out).convert("RGB"))
     found = (pixels.shape[:2], hashlib.sha256(pixels.tobytes()).hexdigest())
     assert found == REFERENCE_QUICKLOOK
+
+
+#: The same for a chart shown smaller than its pixels (1500 columns in ~870): nearest neighbour
+#: keeps the class colours, matplotlib's default interpolation would blend the stripes.
+REFERENCE_DOWNSAMPLED = (
+    (164, 869), "f99dd64cb02d6c7542e1da594728c119b6e3f7f66eaf392690d71e499f673e96"
+)
+
+
+def test_render_quicklook_of_a_large_chart_matches_the_reference(tmp_path):
+    import hashlib
+
+    import matplotlib
+    from PIL import Image
+
+    if matplotlib.__version__ != REFERENCE_MATPLOTLIB:
+        pytest.skip(f"reference pixels recorded with matplotlib {REFERENCE_MATPLOTLIB}")
+    chart = np.ones((200, 1500), dtype=np.uint8)
+    chart[:, 1::2] = CHART_LAND  # one-pixel stripes
+    chart[100:, ::3] = 2
+    tif = _chart_tif(tmp_path / "chart.tif", chart)
+    out = render_quicklook(tif, tmp_path / "q.png", "binary")
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    assert (pixels.shape[:2], hashlib.sha256(pixels.tobytes()).hexdigest()) == REFERENCE_DOWNSAMPLED
