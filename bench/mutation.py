@@ -73,6 +73,31 @@ MODULES: dict[str, list[str]] = {
 # (stable while the function's source is unchanged); they count as "equivalent", not "survived".
 _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     (
+        "the chart colours are '#rrggbb' from a fixed palette: no 'X' to strip, nothing past "
+        "the sixth digit",
+        ["tasks.polar.quicklook.x__rgb__mutmut_4", "tasks.polar.quicklook.x__rgb__mutmut_24"],
+    ),
+    (
+        "a 257th colour-table row is never indexed: the chart raster is uint8 (0..255)",
+        ["tasks.polar.quicklook.x_colourise__mutmut_6"],
+    ),
+    (
+        "rasterio's read resamples with nearest by default",
+        ["tasks.polar.quicklook.x_read_decimated__mutmut_33"],
+    ),
+    (
+        "matplotlib colour, backend and interpolation names are case-insensitive; plt.close(None) "
+        "closes the current figure, the one just made",
+        [f"tasks.polar.quicklook.x_render_quicklook__mutmut_{i}"
+         for i in (5, 6, 23, 35, 57, 97, 100)],
+    ),
+    (
+        "savefig's default facecolor ('auto') is the figure's, white by default; more figure "
+        "height is whitespace that bbox_inches='tight' crops (the image is width-limited: its "
+        "height is the width times the chart's aspect)",
+        [f"tasks.polar.quicklook.x_render_quicklook__mutmut_{i}" for i in (47, 89, 93)],
+    ),
+    (
         "always calling to_crs: reprojecting parcels already in the tile's CRS changes nothing",
         ["tasks.food_security.labels.x_label_tile__mutmut_20",
          "tasks.food_security.labels.x_label_tile__mutmut_22"],
