@@ -178,7 +178,10 @@ class TrainConfig(LightningTrainerSettings):
     val_fraction: float = Field(default=0.2, gt=0, lt=0.9)
     num_workers: int = Field(default=0, ge=0, le=32)
     pretrained_checkpoint: str | None = Field(
-        default=None, description="checkpoint to start from (vgg16_transfer)"
+        default=None,
+        description="vgg16_transfer: checkpoint or model folder to start from (e.g. a five-class "
+        "VGG-16); without it or train.imagenet_weights, a VGG-16 is first trained on the other "
+        "class scheme",
     )
     input_bands: list[Literal["HH", "HV", "incidence"]] = Field(
         default=["HH", "HV", "incidence"], min_length=1
