@@ -190,6 +190,15 @@ class LocalAirflow:
     _procs: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
     _logs: list[IO[bytes]] = field(init=False, default_factory=list)
     _token: str | None = field(init=False, default=None)
+    _started: bool = field(init=False, default=False)
+    _restarts: dict[str, list[float]] = field(init=False, default_factory=dict)
+
+    #: A service that exits once the stack is up is restarted, at most this many times per window:
+    #: Airflow's scheduler ends its loop on a transient database error (e.g. a ``StaleDataError``
+    #: when the API server and the scheduler update one DAG run at once, apache/airflow#63926), and
+    #: a supervisor is expected to start it again. A service that keeps exiting is an error.
+    MAX_RESTARTS: ClassVar[int] = 5
+    RESTART_WINDOW_S: ClassVar[float] = 600.0
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -218,24 +227,29 @@ class LocalAirflow:
         init_db(self.env)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.services:
-            args = [name]
-            if name == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port)]
-            elif name == "scheduler":
-                args += ["--skip-serve-logs"]
-            handle = (self.log_dir / f"{name}.log").open("ab")
-            self._logs.append(handle)
-            log.info("starting airflow %s (log: %s)", name, self.log_dir / f"{name}.log")
-            self._procs[name] = subprocess.Popen(
-                [_airflow_exe(), *args], env=self.env, stdout=handle,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
+            self._spawn(name)
         try:
             self._wait_for_api(time.monotonic() + timeout)
         except BaseException:
             self.stop()
             raise
+        self._started = True
         return self
+
+    def _spawn(self, name: str) -> None:
+        """Start one service, its output appended to ``{log_dir}/{name}.log``."""
+        args = [name]
+        if name == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        elif name == "scheduler":
+            args += ["--skip-serve-logs"]
+        handle = (self.log_dir / f"{name}.log").open("ab")
+        self._logs.append(handle)
+        log.info("starting airflow %s (log: %s)", name, self.log_dir / f"{name}.log")
+        self._procs[name] = subprocess.Popen(
+            [_airflow_exe(), *args], env=self.env, stdout=handle,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
     def _wait_for_api(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -251,12 +265,35 @@ class LocalAirflow:
                               f"see {self.log_dir / 'api-server.log'}")
 
     def check_services(self) -> None:
-        """Raise if a service has exited, with the tail of its log."""
-        for name, proc in self._procs.items():
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-                raise AirflowRunError(f"airflow {name} exited with {proc.returncode}:\n"
-                                      + "\n".join(tail[-30:]))
+        """Check that every service runs; restart one that exited once the stack was up.
+
+        During :meth:`start` an exited service is an error at once (a broken set-up). Afterwards
+        it is restarted with a warning and the tail of its log, unless it has already been
+        restarted :attr:`MAX_RESTARTS` times within :attr:`RESTART_WINDOW_S` seconds.
+
+        Raises:
+            AirflowRunError: a service exited during start-up or keeps exiting; the message
+                holds the tail of its log.
+
+        """
+        for name, proc in list(self._procs.items()):
+            if proc.poll() is None:
+                continue
+            tail = "\n".join((self.log_dir / f"{name}.log").read_text(errors="replace")
+                             .splitlines()[-30:])
+            now = time.monotonic()
+            recent = [t for t in self._restarts.get(name, []) if now - t < self.RESTART_WINDOW_S]
+            if not self._started or len(recent) >= self.MAX_RESTARTS:
+                again = (f" ({len(recent) + 1} times in {self.RESTART_WINDOW_S:.0f} s)"
+                         if recent else "")
+                raise AirflowRunError(f"airflow {name} exited with {proc.returncode}{again}:\n"
+                                      + tail)
+            self._restarts[name] = [*recent, now]
+            log.warning("airflow %s exited with %s; restarting it (%d of at most %d in %.0f s). "
+                        "Last lines of %s:\n%s", name, proc.returncode, len(recent) + 1,
+                        self.MAX_RESTARTS, self.RESTART_WINDOW_S, self.log_dir / f"{name}.log",
+                        tail)
+            self._spawn(name)
 
     def stop(self, timeout: float = 30) -> None:
         """Stop every service (SIGTERM, then SIGKILL) and close their logs."""
@@ -271,6 +308,7 @@ class LocalAirflow:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self._procs.clear()
+        self._started = False
         for handle in self._logs:
             handle.close()
         self._logs.clear()
