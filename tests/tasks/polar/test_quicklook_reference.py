@@ -148,6 +148,20 @@ REFERENCE_QUICKLOOK = (
 )
 
 
+def _render_fresh(tif: Path, png: Path, scheme: str, title: str | None = None) -> Path:
+    """``render_quicklook`` in a fresh interpreter: the reference pixels must not depend on what
+    earlier tests left in this process (in the full suite the same call rendered other pixels)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from tasks.polar.quicklook import "
+            "render_quicklook; render_quicklook(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], "
+            "title=sys.argv[4])")
+    subprocess.run([sys.executable, "-c", code, str(tif), str(png), scheme, title or ""],
+                   check=True, cwd=Path(__file__).resolve().parents[3])
+    return png
+
+
 def test_render_quicklook_pixels_match_the_reference(tmp_path):
     import hashlib
 
@@ -162,7 +176,7 @@ def test_render_quicklook_pixels_match_the_reference(tmp_path):
     chart[:, 15:35], chart[:, 35:50], chart[:, 50:70], chart[:, 70:] = 1, 2, 5, CHART_LAND
     chart[40:, :10] = 3
     tif = _chart_tif(tmp_path / "chart.tif", chart)
-    out = render_quicklook(tif, tmp_path / "q.png", "five_class", title="Fram Strait 2026-11-25")
+    out = _render_fresh(tif, tmp_path / "q.png", "five_class", title="Fram Strait 2026-11-25")
     pixels = np.asarray(Image.open(out).convert("RGB"))
     found = (pixels.shape[:2], hashlib.sha256(pixels.tobytes()).hexdigest())
     assert found == REFERENCE_QUICKLOOK
@@ -187,6 +201,6 @@ def test_render_quicklook_of_a_large_chart_matches_the_reference(tmp_path):
     chart[:, 1::2] = CHART_LAND  # one-pixel stripes
     chart[100:, ::3] = 2
     tif = _chart_tif(tmp_path / "chart.tif", chart)
-    out = render_quicklook(tif, tmp_path / "q.png", "binary")
+    out = _render_fresh(tif, tmp_path / "q.png", "binary")
     pixels = np.asarray(Image.open(out).convert("RGB"))
     assert (pixels.shape[:2], hashlib.sha256(pixels.tobytes()).hexdigest()) == REFERENCE_DOWNSAMPLED
