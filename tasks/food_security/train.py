@@ -129,7 +129,8 @@ def train_crop_model(
     year = agronomic_year_key(run_date)
     samples_dir = training_samples_dir(cfg, run_date)
     final_dir = Path(output_dir) if output_dir else model_dir_for(cfg, run_date, model_name)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # deterministic=True makes Lightning set CUBLAS_WORKSPACE_CONFIG for reproducible cuBLAS;
+    # nothing here changes the process environment.
     started = time.perf_counter()
 
     data = CropSamplesDataModule(
