@@ -139,6 +139,23 @@ def predict_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     return _result(run_predict(cfg, to_date(run_date)))  # the model: what predict.model names
 
 
+def _chart_products(folder: Path, source: str | Path) -> tuple[list[Path], list[Path]]:
+    """List the predict output's products in ``folder`` (a local copy of ``source``) and its charts.
+
+    Raises FileNotFoundError naming ``source`` when it holds no chart GeoTIFF.
+    """
+    products = sorted(
+        p for p in folder.iterdir()
+        if p.suffix in {".tif", ".png", ".geojson", ".parquet", ".json"}
+    )
+    charts = [p for p in products if p.suffix == ".tif"]
+    if not charts:
+        raise FileNotFoundError(
+            f"{source} holds no chart GeoTIFF; the predict stage did not finish"
+        )
+    return products, charts
+
+
 def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Publish the day's chart: copy COG, quicklook and polygons to ``polar/published/{day}``.
 
@@ -156,15 +173,7 @@ def publish_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     manifest = read_manifest(source)
     day = day_run_key(run_date)
     target = _day_dir(cfg, "published", run_date)
-    products = sorted(
-        p for p in source.iterdir()
-        if p.suffix in {".tif", ".png", ".geojson", ".parquet", ".json"}
-    )
-    charts = [p for p in products if p.suffix == ".tif"]
-    if not charts:
-        raise FileNotFoundError(
-            f"{source} holds no chart GeoTIFF; the predict stage did not finish"
-        )
+    products, charts = _chart_products(source, source)
     model = manifest.get("model") or manifest.get("model_dir")
     with atomic_dir(target) as tmp:
         for product in products:
@@ -209,15 +218,7 @@ def _publish_stage_s3(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     manifest = read_manifest(source)
     with tempfile.TemporaryDirectory(prefix="eeflow-publish-") as scratch:
         local = download_stage_dir(source, Path(scratch) / "predict")
-        products = sorted(
-            p for p in local.iterdir()
-            if p.suffix in {".tif", ".png", ".geojson", ".parquet", ".json"}
-        )
-        charts = [p for p in products if p.suffix == ".tif"]
-        if not charts:
-            raise FileNotFoundError(
-                f"{source} holds no chart GeoTIFF; the predict stage did not finish"
-            )
+        products, charts = _chart_products(local, source)
         model = manifest.get("model") or manifest.get("model_dir")
         # the previous version is kept until the next publish: the STAC items name it until
         # they are rewritten below
