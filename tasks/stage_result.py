@@ -81,10 +81,13 @@ class StageResult(Mapping[str, Any]):
         return {**_json(dict(self.summary)), **outputs}
 
     def __getitem__(self, key: str) -> Any:
-        return self.as_dict()[key]
+        if key in self.outputs:  # the same copy as_dict() holds, without building the whole dict
+            value = self.outputs[key]
+            return list(value) if isinstance(value, list) else value
+        return _json(self.summary[key])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.as_dict())
+        return iter([*self.summary, *self.outputs])  # as_dict()'s key order
 
     def __len__(self) -> int:
         return len(self.outputs) + len(self.summary)
