@@ -22,13 +22,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -434,9 +437,30 @@ def _summarise(summary: dict, mutants: list[dict]) -> dict:
     }
 
 
-def reclassify() -> list[dict]:
-    """Re-apply ``EQUIVALENT`` to the stored results (after reviewing survivors; no re-run)."""
-    stored = json.loads((RESULTS_DIR / "mutation.json").read_text())
+@contextlib.contextmanager
+def _results_lock() -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``bench/results`` for a read-modify-write of its reports.
+
+    Several runs of this script (one module each) may finish at the same time; without the lock
+    the later writer would drop the module the earlier one had just merged into mutation.json.
+    The lock is on the folder itself, so no lock file appears in the working tree.
+    """
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    fd = os.open(RESULTS_DIR, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def _read_results() -> dict:
+    json_path = RESULTS_DIR / "mutation.json"
+    return json.loads(json_path.read_text()) if json_path.exists() else {}
+
+
+def reclassify(stored: dict) -> list[dict]:
+    """Re-apply ``EQUIVALENT`` to stored results (after reviewing survivors; no re-run)."""
     summaries = []
     for summary in stored.values():
         not_killed = summary.pop("not_killed")
@@ -452,13 +476,31 @@ def reclassify() -> list[dict]:
     return summaries
 
 
-def write_reports(summaries: list[dict]) -> None:
-    """Merge ``summaries`` into mutation.json and rewrite the survivors' markdown list."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS_DIR / "mutation.json"
-    by_module = json.loads(json_path.read_text()) if json_path.exists() else {}
-    by_module.update({s["module"]: s for s in summaries})
-    json_path.write_text(json.dumps(by_module, indent=1, sort_keys=True) + "\n")
+def write_reports(summaries: list[dict] | None) -> None:
+    """Merge ``summaries`` into mutation.json and rewrite the survivors' markdown list.
+
+    ``None`` re-applies ``EQUIVALENT`` to every stored module instead (``--reclassify``). The
+    read, merge and both writes happen under ``_results_lock``.
+    """
+    with _results_lock():
+        by_module = _read_results()
+        if summaries is None:
+            summaries = reclassify(json.loads(json.dumps(by_module)))
+        by_module.update({s["module"]: s for s in summaries})
+        _replace_text(RESULTS_DIR / "mutation.json",
+                      json.dumps(by_module, indent=1, sort_keys=True) + "\n")
+        _replace_text(RESULTS_DIR / "mutation_survivors.md", _survivors_markdown(by_module))
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary and a rename (readers never see half)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _survivors_markdown(by_module: dict) -> str:
+    """The survivors of every module as markdown (bench/results/mutation_survivors.md)."""
     lines = ["# Surviving mutants", "", "Written by `bench/mutation.py` (`make mutation`).", ""]
     for module, summary in sorted(by_module.items()):
         rate = summary["kill_rate_non_equivalent"]
@@ -485,7 +527,7 @@ def write_reports(summaries: list[dict]) -> None:
             if diff:
                 lines += ["  ```diff", *("  " + d for d in diff), "  ```"]
         lines.append("")
-    (RESULTS_DIR / "mutation_survivors.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = parser.parse_args(argv)
     if args.reclassify:
-        write_reports(reclassify())
+        write_reports(None)
         return 0
     if args.list:
         for module, tests in MODULES.items():
