@@ -5,7 +5,10 @@ column (``crop_class``: a name of :data:`CROP_CLASSES` or its integer index) and
 ``confidence``. They are read with pyarrow without decoding every geometry: class codes and the
 per-instance bounding boxes (the GeoParquet 1.1 ``bbox`` covering column when present, else computed
 once from the geometries) are kept as arrays and only the WKB of instances near survey points is
-decoded later (:meth:`VectorCropMap.geometries`).
+decoded later (:meth:`VectorCropMap.geometries`). With a bbox covering column the geometry column is
+not even read up front: the matcher walks the file's row groups (:meth:`VectorCropMap.chunks`) and
+reads the WKB of a row group only when one of its boxes lies near a survey point, so memory holds
+the boxes and class codes (about 34 bytes per instance), never every geometry.
 
 Class raster: a single-band GeoTIFF/COG of class indices into :data:`CROP_CLASSES`, nodata = no
 instance. It is *sampled*, not polygonised: an instance (a connected region of one class) lies
@@ -37,6 +40,8 @@ from tasks.geoparquet import check_geo_columns
 log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".cog")
+#: Instances per chunk of an in-memory map in the matcher (file-backed maps: one row group).
+CHUNK_ROWS = 1_000_000
 VECTOR_SUFFIXES = (".parquet", ".geoparquet")
 
 
@@ -54,7 +59,13 @@ class VectorCropMap:
         crs: CRS of the coordinates.
         class_index: int16 (n,) index into CROP_CLASSES per instance.
         bbox: float64 (n, 4) xmin, ymin, xmax, ymax per instance, map CRS.
-        wkb: WKB of every instance (pyarrow binary array), or None when ``geoms`` is set.
+        wkb: WKB of every instance (pyarrow binary array), or None when ``geoms`` is set or the
+            geometries stay in the file.
+        parquet_path: GeoParquet file the WKB is read from, row group by row group, when neither
+            ``wkb`` nor ``geoms`` is held (file with a bbox covering column).
+        geometry_column: name of the WKB column in ``parquet_path``.
+        chunk_starts: int64 (k + 1,) first instance of each row group of ``parquet_path`` and the
+            total; None for in-memory maps (chunks of ``CHUNK_ROWS``).
 
     """
 
@@ -65,10 +76,43 @@ class VectorCropMap:
     bbox: np.ndarray
     wkb: pa.Array | None = None
     geoms: np.ndarray | None = None
-    _decoded: dict[int, Any] = field(default_factory=dict, repr=False)
+    parquet_path: str | None = None
+    geometry_column: str = "geometry"
+    chunk_starts: np.ndarray | None = None
+    _parquet: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.class_index.shape[0])
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Instance ranges ``(start, stop)`` the matcher processes one at a time.
+
+        File-backed maps: one range per row group (its WKB is read at once); in-memory maps:
+        ranges of ``CHUNK_ROWS`` instances.
+        """
+        if self.chunk_starts is not None:
+            s = self.chunk_starts
+            return [(int(a), int(b)) for a, b in zip(s[:-1], s[1:], strict=True) if b > a]
+        n = len(self)
+        return [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
+
+    def _row_group_wkb(self, group: int) -> pa.ChunkedArray:
+        if self._parquet is None:
+            assert self.parquet_path is not None
+            self._parquet = pq.ParquetFile(self.parquet_path, memory_map=True)
+        table = self._parquet.read_row_group(group, columns=[self.geometry_column])
+        return table.column(0)
+
+    def chunk_geometries(self, start: int, local: np.ndarray) -> np.ndarray:
+        """Shapely geometries of instances ``start + local`` of the chunk that begins at ``start``.
+
+        File-backed maps read only that row group's WKB column and decode only ``local``.
+        """
+        if self.geoms is not None or self.wkb is not None or self.chunk_starts is None:
+            return self.geometries(start + np.asarray(local, dtype="int64"))
+        group = int(np.searchsorted(self.chunk_starts, start, side="right")) - 1
+        wkb = self._row_group_wkb(group).take(pa.array(local, type=pa.int64()))
+        return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -81,9 +125,19 @@ class VectorCropMap:
         """Return shapely geometries of the instances ``index`` (decoded from WKB on demand)."""
         if self.geoms is not None:
             return self.geoms[index]
-        assert self.wkb is not None
-        return shapely.from_wkb(self.wkb.take(pa.array(index, type=pa.int64())).to_numpy(
-            zero_copy_only=False))
+        if self.wkb is not None:
+            return shapely.from_wkb(self.wkb.take(pa.array(index, type=pa.int64())).to_numpy(
+                zero_copy_only=False))
+        assert self.chunk_starts is not None
+        index = np.asarray(index, dtype="int64")
+        out = np.empty(index.size, dtype=object)
+        group = np.searchsorted(self.chunk_starts, index, side="right") - 1
+        for g in np.unique(group):
+            mine = np.flatnonzero(group == g)
+            local = index[mine] - self.chunk_starts[g]
+            wkb = self._row_group_wkb(int(g)).take(pa.array(local, type=pa.int64()))
+            out[mine] = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+        return out
 
     def all_geometries(self) -> np.ndarray:
         """Decode every instance geometry (slow for large maps; kept once decoded)."""
@@ -227,6 +281,9 @@ def read_instances(
             "(set lucas.class_column)"
         )
     bbox_col = (column_meta.get("covering") or {}).get("bbox", {}).get("xmin", [None])[0]
+    wkb_encoded = column_meta.get("encoding", "WKB").upper() == "WKB"
+    if bbox_col and wkb_encoded and _no_null_geometry(path, geom_col):
+        return _file_backed_instances(path, name, crs, geom_col, class_column, bbox_col)
     columns = [geom_col, class_column] + ([bbox_col] if bbox_col else [])
     table = pq.read_table(path, columns=columns, read_dictionary=[class_column],
                           memory_map=True).unify_dictionaries()
@@ -260,6 +317,61 @@ def read_instances(
     return VectorCropMap(
         name=name or path.stem, source=source, crs=crs, class_index=class_index, bbox=bbox,
         wkb=None if geoms is not None else wkb, geoms=geoms,
+    )
+
+
+def _no_null_geometry(path: Path, geom_col: str) -> bool:
+    """Return True when the row-group statistics of ``geom_col`` show no null (else False)."""
+    meta = pq.ParquetFile(path).metadata
+    if meta.num_row_groups == 0:
+        return False
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    if geom_col not in names:
+        return False
+    j = names.index(geom_col)
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(j).statistics
+        if stats is None or not stats.has_null_count or stats.null_count:
+            return False
+    return True
+
+
+def _file_backed_instances(
+    path: Path, name: str | None, crs: CRS, geom_col: str, class_column: str, bbox_col: str
+) -> VectorCropMap:
+    """Read class codes and the bbox covering column; the WKB stays in the file (row groups)."""
+    source = str(path)
+    parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[class_column])
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype("int64")
+    n = int(starts[-1])
+    if n == 0:
+        raise CropMapError(f"{source}: the map is empty (0 instances); nothing to evaluate")
+    table = parquet.read(columns=[class_column, bbox_col], use_threads=True).unify_dictionaries()
+    class_index = class_names_to_index(table.column(class_column), source)
+    boxes = table.column(bbox_col)
+    del table
+    bbox = np.empty((n, 4), dtype="float64")
+    for k, part in enumerate(("xmin", "ymin", "xmax", "ymax")):
+        row = 0
+        for chunk in boxes.chunks:
+            values = chunk.field(part)
+            if values.null_count:
+                raise CropMapError(
+                    f"{source}: the bbox covering column {bbox_col!r} has null {part} values; "
+                    "rewrite the file with geopandas.GeoDataFrame.to_parquet(write_covering_bbox="
+                    "True)"
+                )
+            bbox[row:row + len(chunk), k] = values.to_numpy(zero_copy_only=False)
+            row += len(chunk)
+    del boxes
+    if not np.isfinite(bbox).all():
+        raise CropMapError(f"{source}: some instances have empty geometries; drop them first")
+    log.info("read %d instance boxes from %s (%s); geometries stay in the file", n, path,
+             crs.name)
+    return VectorCropMap(
+        name=name or path.stem, source=source, crs=crs, class_index=class_index, bbox=bbox,
+        parquet_path=source, geometry_column=geom_col, chunk_starts=starts,
     )
 
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from scipy.spatial import cKDTree
 
 from tasks.domain.crops import CROP_CLASSES
 from tasks.lucas.crop_map import RasterCropMap, VectorCropMap
@@ -61,12 +60,115 @@ def _empty(n: int) -> Neighbourhood:
     )
 
 
-def candidate_instances(
-    bbox: np.ndarray, x: np.ndarray, y: np.ndarray, distance: float
-) -> np.ndarray:
-    """Return the instances whose bounding box lies within ``distance`` (per axis) of a point.
+#: Most cells of the points' count grid (int32 summed-area table: 4 bytes each).
+GRID_MAX_CELLS = 16_000_000
 
-    A superset of the instances whose geometry lies within ``distance`` of any point.
+
+@dataclass
+class PointGrid:
+    """Points binned in a regular grid, for box-to-point candidate joins without a per-box loop.
+
+    ``sat`` is the summed-area table of the point counts per cell, so the number of points in
+    any cell rectangle costs four lookups; ``keys`` are the sorted cell keys (row * ncx + col)
+    of the points and ``order`` the point index of each, so the points of a run of cells in one
+    row are one ``searchsorted`` range.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ox: float
+    oy: float
+    cell: float
+    ncx: int
+    ncy: int
+    sat: np.ndarray
+    keys: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def build(cls, x: np.ndarray, y: np.ndarray, distance: float) -> PointGrid:
+        """Bin points (map CRS, metres) in cells of ~4 x ``distance`` (<= GRID_MAX_CELLS)."""
+        x = np.asarray(x, dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        ox, oy = float(x.min()), float(y.min())
+        width = max(float(x.max()) - ox, 1.0)
+        height = max(float(y.max()) - oy, 1.0)
+        cell = max(4.0 * distance, 50.0, float(np.sqrt(width * height / GRID_MAX_CELLS)))
+        ncx = int(width // cell) + 1
+        ncy = int(height // cell) + 1
+        while ncx * ncy > GRID_MAX_CELLS:  # rounding of the square root
+            cell *= 1.01
+            ncx, ncy = int(width // cell) + 1, int(height // cell) + 1
+        ix = np.minimum(np.floor((x - ox) / cell).astype("int64"), ncx - 1)
+        iy = np.minimum(np.floor((y - oy) / cell).astype("int64"), ncy - 1)
+        key = iy * ncx + ix
+        counts = np.bincount(key, minlength=ncx * ncy).reshape(ncy, ncx)
+        sat = np.zeros((ncy + 1, ncx + 1), dtype="int32")
+        np.cumsum(np.cumsum(counts, axis=0, dtype="int32"), axis=1, out=sat[1:, 1:])
+        order = np.argsort(key, kind="stable")
+        return cls(x=x, y=y, ox=ox, oy=oy, cell=cell, ncx=ncx, ncy=ncy, sat=sat,
+                   keys=key[order], order=order)
+
+    def _cells(self, lo: np.ndarray, hi: np.ndarray, origin: float, n: int) -> tuple[
+        np.ndarray, np.ndarray
+    ]:
+        c0 = np.clip(np.floor((lo - origin) / self.cell), 0, n - 1).astype("int64")
+        c1 = np.clip(np.floor((hi - origin) / self.cell), 0, n - 1).astype("int64")
+        return c0, c1
+
+    def pairs(self, bbox: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """All (point, box) pairs with the point inside the box grown by ``distance`` per axis.
+
+        Args:
+            bbox: float (m, 4) xmin, ymin, xmax, ymax; rows with NaN never match.
+            distance: growth of every box side, same units.
+
+        Returns:
+            (point index, box row) int64 arrays, sorted by box row.
+
+        """
+        x0 = bbox[:, 0] - distance
+        x1 = bbox[:, 2] + distance
+        y0 = bbox[:, 1] - distance
+        y1 = bbox[:, 3] + distance
+        x_hi = self.ox + self.ncx * self.cell
+        y_hi = self.oy + self.ncy * self.cell
+        box = np.flatnonzero((x1 >= self.ox) & (x0 <= x_hi) & (y1 >= self.oy) & (y0 <= y_hi))
+        if box.size == 0:
+            return np.zeros(0, "int64"), np.zeros(0, "int64")
+        cx0, cx1 = self._cells(x0[box], x1[box], self.ox, self.ncx)
+        cy0, cy1 = self._cells(y0[box], y1[box], self.oy, self.ncy)
+        s = self.sat
+        count = s[cy1 + 1, cx1 + 1] - s[cy0, cx1 + 1] - s[cy1 + 1, cx0] + s[cy0, cx0]
+        hit = count > 0
+        box, cx0, cx1, cy0, cy1 = box[hit], cx0[hit], cx1[hit], cy0[hit], cy1[hit]
+        # one query per (box, cell row): the points of cells cx0..cx1 of that row are contiguous
+        rows = cy1 - cy0 + 1
+        q_box = np.repeat(np.arange(box.size), rows)
+        q_row = cy0[q_box] + (np.arange(q_box.size) - np.repeat(np.cumsum(rows) - rows, rows))
+        lo = np.searchsorted(self.keys, q_row * self.ncx + cx0[q_box], side="left")
+        hi = np.searchsorted(self.keys, q_row * self.ncx + cx1[q_box], side="right")
+        length = hi - lo
+        total = int(length.sum())
+        pair_box = np.repeat(q_box, length)
+        pos = np.arange(total) - np.repeat(np.cumsum(length) - length, length) + np.repeat(
+            lo, length)
+        point = self.order[pos]
+        b = box[pair_box]
+        px, py = self.x[point], self.y[point]
+        keep = (x0[b] <= px) & (px <= x1[b]) & (y0[b] <= py) & (py <= y1[b])
+        return point[keep], b[keep]
+
+
+def candidate_pairs(
+    bbox: np.ndarray, x: np.ndarray, y: np.ndarray, distance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return every (point, instance) pair whose instance box lies within ``distance`` of the point.
+
+    Per axis (a box grown by ``distance`` contains the point): a superset of the pairs whose
+    geometry lies within ``distance``. A grid join over the points (summed-area table to drop
+    boxes with no point near, then one sorted-key range per box and cell row): no loop per
+    instance or point, memory linear in the points and the matching pairs.
 
     Args:
         bbox: float (n, 4) xmin, ymin, xmax, ymax of the instances.
@@ -74,27 +176,92 @@ def candidate_instances(
         y: point y coordinates.
         distance: search distance, CRS units (metres).
 
+    Returns:
+        (point index, instance index) int64 arrays.
+
     """
     if len(x) == 0 or len(bbox) == 0:
-        return np.zeros(0, "int64")
-    half = np.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1]) / 2.0
-    cut = float(np.quantile(half, 0.99))
-    small = np.flatnonzero(half <= cut)
-    large = np.flatnonzero(half > cut)
-    cx = (bbox[small, 0] + bbox[small, 2]) / 2.0
-    cy = (bbox[small, 1] + bbox[small, 3]) / 2.0
-    tree = cKDTree(np.column_stack([cx, cy]), balanced_tree=False, compact_nodes=False)
-    hits = tree.query_ball_point(np.column_stack([x, y]), distance + cut, p=np.inf, workers=-1)
-    lengths = np.fromiter((len(h) for h in hits), "int64", len(hits))
-    flat = np.fromiter((i for h in hits for i in h), "int64", int(lengths.sum()))
-    owner = np.repeat(np.arange(len(x)), lengths)
-    cand = small[flat]
-    b = bbox[cand]
-    keep = (
-        (b[:, 0] - distance <= x[owner]) & (x[owner] <= b[:, 2] + distance)
-        & (b[:, 1] - distance <= y[owner]) & (y[owner] <= b[:, 3] + distance)
-    )
-    return np.union1d(np.unique(cand[keep]), large)
+        return np.zeros(0, "int64"), np.zeros(0, "int64")
+    return PointGrid.build(x, y, distance).pairs(np.asarray(bbox, dtype="float64"), distance)
+
+
+def candidate_instances(
+    bbox: np.ndarray, x: np.ndarray, y: np.ndarray, distance: float
+) -> np.ndarray:
+    """Return the sorted instances whose box lies within ``distance`` (per axis) of a point.
+
+    A superset of the instances whose geometry lies within ``distance`` of any point.
+    """
+    return np.unique(candidate_pairs(bbox, x, y, distance)[1])
+
+
+@dataclass
+class _LevelPairs:
+    """Exact (point, instance) distances of one search level, gathered over the map's chunks."""
+
+    point: list[np.ndarray]
+    instance: list[np.ndarray]
+    distance: list[np.ndarray]
+
+
+def _chunk_may_hit(crop_map: VectorCropMap, start: int, stop: int, grid: PointGrid,
+                   search: float, extents: dict[int, np.ndarray]) -> bool:
+    """Return False when no point lies within ``search`` of the chunk's extent (skip it)."""
+    if start not in extents:
+        b = crop_map.bbox[start:stop]
+        extents[start] = np.array([np.nanmin(b[:, 0]), np.nanmin(b[:, 1]), np.nanmax(b[:, 2]),
+                                   np.nanmax(b[:, 3])])
+    x0, y0, x1, y1 = extents[start]
+    near = ((grid.x >= x0 - search) & (grid.x <= x1 + search) & (grid.y >= y0 - search)
+            & (grid.y <= y1 + search))
+    return bool(near.any())
+
+
+def _match_level(
+    crop_map: VectorCropMap, x: np.ndarray, y: np.ndarray, search: float,
+    radius_m: float | None, out: Neighbourhood, rows_out: np.ndarray,
+    extents: dict[int, np.ndarray],
+) -> None:
+    """One search distance for the points ``x, y`` (rows ``rows_out`` of ``out``).
+
+    Candidate pairs come from the boxes chunk by chunk (a chunk's geometries are decoded only
+    for its candidates); exact distances decide. ``radius_m`` set: also fill ``within`` /
+    ``n_within``. The nearest instance within ``search`` wins, ties to the smallest index.
+    """
+    grid = PointGrid.build(x, y, search)
+    points = shapely.points(x, y)
+    found = _LevelPairs([], [], [])
+    for start, stop in crop_map.chunks():
+        if not _chunk_may_hit(crop_map, start, stop, grid, search, extents):
+            continue
+        p_idx, local = grid.pairs(crop_map.bbox[start:stop], search)
+        if p_idx.size == 0:
+            continue
+        unique, inverse = np.unique(local, return_inverse=True)
+        geoms = crop_map.chunk_geometries(start, unique)[inverse]
+        inst = start + local
+        if radius_m is not None:
+            near = shapely.dwithin(points[p_idx], geoms, radius_m)
+            rows = rows_out[p_idx[near]]
+            out.within[rows, crop_map.class_index[inst[near]]] = True
+            np.add.at(out.n_within, rows, 1)
+        dist = shapely.distance(points[p_idx], geoms)
+        reach = dist <= search
+        found.point.append(p_idx[reach])
+        found.instance.append(inst[reach])
+        found.distance.append(dist[reach])
+    if not found.point:
+        return
+    p_idx = np.concatenate(found.point)
+    inst = np.concatenate(found.instance)
+    dist = np.concatenate(found.distance)
+    # deterministic tie-break: smallest distance, then smallest instance index.
+    order = np.lexsort((inst, dist, p_idx))
+    p_sorted = p_idx[order]
+    firsts = order[np.r_[True, p_sorted[1:] != p_sorted[:-1]]] if order.size else order
+    rows = rows_out[p_idx[firsts]]
+    out.nearest_class[rows] = crop_map.class_index[inst[firsts]]
+    out.nearest_distance_m[rows] = dist[firsts]
 
 
 def vector_neighbourhood(
@@ -102,6 +269,14 @@ def vector_neighbourhood(
     nearest_max_distance_m: float,
 ) -> Neighbourhood:
     """Classes within ``radius_m`` and the nearest instance of each point, vector map.
+
+    The map is processed chunk by chunk (a file-backed map: row group by row group, reading a
+    group's WKB only when one of its boxes is near a point). Candidates come from a grid join of
+    the instance boxes with the points (:class:`PointGrid`); only their geometries are decoded
+    and the exact point-to-geometry distance decides (``shapely.dwithin`` for the radius).
+    A point whose nearest instance lies beyond the search distance (at first
+    ``max(4 * radius_m, 40)`` m) is searched again at four times the distance, up to
+    ``nearest_max_distance_m``; chunks with no such point near their extent are skipped.
 
     Args:
         crop_map: instances in a projected CRS (metres).
@@ -111,35 +286,20 @@ def vector_neighbourhood(
         nearest_max_distance_m: farthest distance searched for the nearest instance.
 
     """
+    x = np.asarray(x, dtype="float64")
+    y = np.asarray(y, dtype="float64")
     n = len(x)
     out = _empty(n)
-    if n == 0:
+    if n == 0 or len(crop_map) == 0:
         return out
     search = min(max(4.0 * radius_m, 40.0), nearest_max_distance_m)
     search = max(search, radius_m)
     remaining = np.arange(n)
     first = True
+    extents: dict[int, np.ndarray] = {}
     while remaining.size:
-        cand = candidate_instances(crop_map.bbox, x[remaining], y[remaining], search)
-        points = shapely.points(x[remaining], y[remaining])
-        if cand.size:
-            tree = shapely.STRtree(crop_map.geometries(cand))
-            if first:
-                p_idx, g_idx = tree.query(points, predicate="dwithin", distance=radius_m)
-                rows = remaining[p_idx]
-                out.within[rows, crop_map.class_index[cand[g_idx]]] = True
-                np.add.at(out.n_within, rows, 1)
-            (p_idx, g_idx), dist = tree.query_nearest(
-                points, max_distance=search, return_distance=True, all_matches=True
-            )
-            # deterministic tie-break: smallest distance, then smallest instance index.
-            inst = cand[g_idx]
-            order = np.lexsort((inst, dist, p_idx))
-            p_sorted = p_idx[order]
-            firsts = order[np.r_[True, p_sorted[1:] != p_sorted[:-1]]] if order.size else order
-            rows = remaining[p_idx[firsts]]
-            out.nearest_class[rows] = crop_map.class_index[inst[firsts]]
-            out.nearest_distance_m[rows] = dist[firsts]
+        _match_level(crop_map, x[remaining], y[remaining], search,
+                     radius_m if first else None, out, remaining, extents)
         first = False
         remaining = remaining[~np.isfinite(out.nearest_distance_m[remaining])]
         if search >= nearest_max_distance_m:

@@ -33,7 +33,9 @@ def _probe_points(layout: FarmlandLayout, n: int, seed: int) -> tuple[np.ndarray
 
 def test_indexed_search_equals_all_pairs(lucas_dir: Path, layout: FarmlandLayout) -> None:
     crop_map = read_instances(lucas_dir / "truth.parquet")
-    assert crop_map.wkb is not None  # bbox covering column: geometries stay undecoded
+    # bbox covering column: the geometries stay in the file, read per row group when needed
+    assert crop_map.wkb is None and crop_map.geoms is None
+    assert crop_map.parquet_path == str(lucas_dir / "truth.parquet")
     x, y = _probe_points(layout, 150, seed=3)
     fast = vector_neighbourhood(crop_map, x, y, 10.0, 1000.0)
     slow = all_pairs_neighbourhood(crop_map.all_geometries(), crop_map.class_index, x, y, 10.0)
