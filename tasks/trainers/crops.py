@@ -176,13 +176,35 @@ class CropClassifier(L.LightningModule):
         Callbacks read them from ``on_validation_end`` on (as Optuna's pruning callback does);
         callbacks' own ``on_validation_epoch_end`` runs before this hook.
         """
-        if self._val_count == 0:
+        confusion, loss_sum, count = self._gathered_validation()
+        if count == 0:
             return
-        scores = classification_scores(self._val_confusion.numpy())
-        self.log("val_loss", self._val_loss_sum / self._val_count, prog_bar=True)
+        scores = classification_scores(confusion.numpy())
+        self.log("val_loss", loss_sum / count, prog_bar=True)
         self.log("val_accuracy", scores["overall_accuracy"], prog_bar=True)
         self.log("val_median_f1", scores["median_f1"], prog_bar=True)
         self.log("val_macro_f1", scores["macro_f1"])
+
+    def _gathered_validation(self) -> tuple[torch.Tensor, float, int]:
+        """Return the epoch's confusion matrix, loss sum and count, summed over DDP processes.
+
+        Under a multi-process strategy each process validates its own shard of the validation set
+        (``DistributedSampler``); the scores are computed from the summed matrix, so every process
+        logs the scores of the whole set (a mean of per-shard F1 scores would not be the F1).
+        """
+        confusion = self._val_confusion
+        loss_sum, count = self._val_loss_sum, self._val_count
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            packed = torch.cat([confusion.flatten().to(torch.float64),
+                                torch.tensor([loss_sum, count], dtype=torch.float64)])
+            packed = packed.to(self.device)
+            torch.distributed.all_reduce(packed)
+            packed = packed.cpu()
+            n = confusion.shape[0]
+            confusion = packed[: n * n].round().to(torch.long).reshape(n, n)
+            loss_sum, count = float(packed[-2]), int(round(float(packed[-1])))
+        return confusion, loss_sum, count
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """RMSprop with the configured learning rate and (decoupled or L2) weight decay."""

@@ -41,10 +41,12 @@ class IceClassifier(L.LightningModule):
         logits = self(patches)
         loss = self.loss(logits, targets)
         acc = (logits.argmax(dim=1) == targets).float().mean()
+        # sync_dist: under DDP the epoch value is the mean over every process's shard (a no-op
+        # on one device), so early stopping and checkpointing see the whole set's figure.
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(targets))
+                 batch_size=len(targets), sync_dist=True)
         self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(targets))
+                 batch_size=len(targets), sync_dist=True)
         return loss
 
     def training_step(
