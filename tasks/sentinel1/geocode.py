@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -304,8 +305,14 @@ def fit_geocoding(
         raise GeocodingError(
             f"geolocation grid has {keep.size} distinct tie points; at least 6 are needed"
         )
-    x, y, moved = tie_points_in_crs(grid, crs, to_sea_level)
-    line, pixel, x, y = line[keep], pixel[keep], x[keep], y[keep]
+    # duplicates are dropped before the sea-level move: a repeated pixel would make the range
+    # direction (np.gradient over pixel) infinite and leave its neighbours unmoved
+    distinct = SimpleNamespace(**{
+        name: np.asarray(getattr(grid, name))[keep]
+        for name in ("line", "pixel", "latitude", "longitude", "height", "incidence_angle")
+    })
+    x, y, moved = tie_points_in_crs(distinct, crs, to_sea_level)
+    line, pixel = line[keep], pixel[keep]
     image = np.column_stack([line, pixel])
     ground = np.column_stack([x, y])
     forward, loo = fit_plane_map(image, ground, method)
