@@ -12,12 +12,23 @@ on a subsample, extrapolated) stays as an extra row. Ratio = STRtree baseline / 
 wall times, > 1: eeflow faster); the time goal (<= 3 s) is eeflow's median wall time.
 
 Run: ``.venv/bin/python bench/p7_lucas.py [--instances 936566] [--points 8841] [--quick]``
+
+EU scale (issue 17 goal: <= 60 s wall on 2 cores, <= 8 GiB peak RSS, reading included):
+``--eu`` generates (once, cached under ``bench/out/p7_eu_<parcels>_<points>_s17/``, not timed)
+50,000,000 parcels as GeoParquet 1.1 (WKB quadrilaterals, float32 bbox covering column, row groups
+in Hilbert order; :mod:`tasks.lucas.eu_generator`) and 337,000 LUCAS 2018-schema points, then times
+``evaluate_against_lucas`` on the whole map once in a fresh subprocess (its peak RSS is its own).
+The STRtree baseline cannot hold 50 M decoded polygons in 8 GiB (~15 GB of shapely objects), so it
+runs on a spatial subset (the first row groups: a compact area, and the points inside it), next to
+eeflow on the same subset files (measured ratio); the baseline's full-size time is extrapolated
+linearly in parcels and marked so. ``--eu --quick`` runs 300,000 parcels.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -34,6 +45,8 @@ from common import Timer, add_quick_flag  # noqa: E402
 from common import report as bench_report  # noqa: E402
 
 GOAL_S = 3.0
+EU_GOAL_S = 60.0
+EU_GOAL_RSS_MB = 8 * 1024
 
 
 def generate(folder: Path, n_instances: int, n_points: int) -> dict:
@@ -162,6 +175,124 @@ def measure(folder: Path, repeats: int, naive_points: int) -> dict:
     }
 
 
+EU_SEED = 17
+
+
+def eu_generate(n_parcels: int, n_points: int) -> tuple[Path, dict]:
+    """Generate (or reuse) the EU-scale map and points under bench/out (not timed)."""
+    from tasks.lucas.eu_generator import write_eu_farmland
+
+    folder = Path(__file__).resolve().parent / "out" / f"p7_eu_{n_parcels}_{n_points}_s{EU_SEED}"
+    marker = folder / "info.json"
+    if marker.exists():
+        return folder, json.loads(marker.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    made = write_eu_farmland(folder / "map.parquet", n_parcels, n_points, seed=EU_SEED)
+    made.points.to_csv(folder / "points.csv", index=False)
+    info = {"generate_s": round(time.perf_counter() - t0, 1), "parcels": made.n_parcels,
+            "row_groups": made.n_row_groups, "points": len(made.points), "crs": made.crs,
+            "extent_km": [round((made.extent[2] - made.extent[0]) / 1e3, 1),
+                          round((made.extent[3] - made.extent[1]) / 1e3, 1)],
+            "map_mb": round((folder / "map.parquet").stat().st_size / 1e6, 1)}
+    marker.write_text(json.dumps(info))
+    return folder, info
+
+
+def eu_subset(folder: Path, n_parcels: int) -> Path:
+    """Copy the first row groups (>= n_parcels parcels) and the points inside them (not timed)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from pyproj import Transformer
+
+    sub = folder / f"subset_{n_parcels}"
+    if (sub / "points.csv").exists():
+        return sub
+    sub.mkdir(exist_ok=True)
+    source = pq.ParquetFile(folder / "map.parquet")
+    writer = pq.ParquetWriter(sub / "map.parquet", source.schema_arrow, compression="none")
+    rows = 0
+    boxes = []
+    for group in range(source.num_row_groups):
+        table = source.read_row_group(group)
+        writer.write_table(table)
+        b = table.column("bbox").combine_chunks()
+        boxes.append([min(b.field("xmin").to_numpy()), min(b.field("ymin").to_numpy()),
+                      max(b.field("xmax").to_numpy()), max(b.field("ymax").to_numpy())])
+        rows += table.num_rows
+        if rows >= n_parcels:
+            break
+    writer.close()
+    x0, y0 = np.min(boxes, axis=0)[:2]
+    x1, y1 = np.max(boxes, axis=0)[2:]
+    points = pd.read_csv(folder / "points.csv", dtype={"GPS_LAT": str, "GPS_LONG": str})
+    to_map = Transformer.from_crs("EPSG:4326", json.loads((folder / "info.json").read_text())[
+        "crs"], always_xy=True)
+    px, py = to_map.transform(points["TH_LONG"].to_numpy(), points["TH_LAT"].to_numpy())
+    inside = (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
+    points[inside].to_csv(sub / "points.csv", index=False)
+    return sub
+
+
+def eu_measure(folder: Path, which: str) -> dict:
+    """Runs in its own process: eeflow's evaluation or the STRtree baseline, timed once."""
+    import pyarrow.parquet as pq
+
+    from tasks.lucas.evaluate import evaluate_against_lucas
+
+    with Timer() as timer:
+        if which == "eeflow":
+            report = evaluate_against_lucas(folder / "points.csv", folder / "map.parquet")
+            extra = {"points_read": report.points_total, "points_used": report.points_used,
+                     "excluded": {k: v for k, v in report.excluded.items() if v},
+                     "oa_within_radius": report.within_radius.overall_accuracy,
+                     "oa_nearest": report.nearest.overall_accuracy}
+        else:
+            extra = strtree_baseline(folder, 10.0)
+    return {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "parcels": pq.ParquetFile(folder / "map.parquet").metadata.num_rows, **extra}
+
+
+def _eu_run(folder: Path, which: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--eu-measure", which, "--folder", str(folder)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def eu_main(n_parcels: int, n_points: int, subset: int, quick: bool) -> None:
+    """EU scale: eeflow on the whole map; eeflow and the STRtree baseline on a subset."""
+    folder, info = eu_generate(n_parcels, n_points)
+    print(f"data: {info}", file=sys.stderr)
+    load = os.getloadavg()
+    full = _eu_run(folder, "eeflow")
+    print(f"eeflow, {n_parcels:,} parcels: {full}", file=sys.stderr)
+    sub = eu_subset(folder, subset)
+    sub_eeflow = _eu_run(sub, "eeflow")
+    sub_base = _eu_run(sub, "strtree")
+    scale = full["parcels"] / sub_base["parcels"]
+    base_extrapolated = sub_base["wall_s"] * scale
+    result = {
+        **info, "load_avg_start": load, "load_avg_end": os.getloadavg(),
+        "eeflow_full": full, "subset_eeflow": sub_eeflow, "subset_strtree": sub_base,
+        "subset_ratio_measured": sub_base["wall_s"] / sub_eeflow["wall_s"],
+        "strtree_full_extrapolated_s": base_extrapolated,
+        "strtree_full_extrapolated_peak_rss_mb": sub_base["peak_rss_mb"] * scale,
+        "ratio_vs_extrapolated_strtree": base_extrapolated / full["wall_s"],
+    }
+    print(json.dumps(result, indent=2))
+    met = full["wall_s"] <= EU_GOAL_S and full["peak_rss_mb"] <= EU_GOAL_RSS_MB
+    bench_report(
+        "p7_lucas_eu", result["subset_ratio_measured"],
+        f"eeflow <= {EU_GOAL_S:g} s wall and <= 8 GiB peak on {n_parcels:,} parcels x "
+        f"{n_points:,} points (ratio: STRtree / eeflow on the same {sub_base['parcels']:,}-parcel"
+        " subset)", met, result,
+        baseline="geopandas read + STRtree dwithin on a subset (full size extrapolated)",
+        quick=quick)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=936_566)
@@ -170,8 +301,22 @@ def main() -> None:
     parser.add_argument("--naive-points", type=int, default=20)
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--eu", action="store_true", help="EU scale: 50 M parcels x 337,000 points")
+    parser.add_argument("--eu-parcels", type=int, default=50_000_000)
+    parser.add_argument("--eu-points", type=int, default=337_000)
+    parser.add_argument("--eu-subset", type=int, default=2_000_000,
+                        help="parcels of the subset the STRtree baseline runs on")
+    parser.add_argument("--eu-measure", choices=["eeflow", "strtree"], help=argparse.SUPPRESS)
     add_quick_flag(parser)
     args = parser.parse_args()
+    if args.eu_measure:
+        print(json.dumps(eu_measure(args.folder, args.eu_measure)))
+        return
+    if args.quick and not args.measure_only:  # the EU-scale path too, small
+        args.eu_parcels, args.eu_points, args.eu_subset = 300_000, 2_000, 100_000
+    if args.eu:
+        eu_main(args.eu_parcels, args.eu_points, args.eu_subset, args.quick)
+        return
     if args.quick and not args.measure_only:
         args.instances, args.points, args.repeats, args.naive_points = 50_000, 800, 1, 5
     if args.measure_only:
@@ -195,6 +340,8 @@ def main() -> None:
                  {**result, "instances_requested": args.instances, "crop_points": args.points},
            baseline="geopandas read + STRtree dwithin query (all-pairs loop: extra row)",
            quick=args.quick)
+    if args.quick:
+        eu_main(args.eu_parcels, args.eu_points, args.eu_subset, quick=True)
 
 
 if __name__ == "__main__":

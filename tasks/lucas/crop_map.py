@@ -58,7 +58,8 @@ class VectorCropMap:
         source: file path.
         crs: CRS of the coordinates.
         class_index: int16 (n,) index into CROP_CLASSES per instance.
-        bbox: float64 (n, 4) xmin, ymin, xmax, ymax per instance, map CRS.
+        bbox: float64 (n, 4) xmin, ymin, xmax, ymax per instance, map CRS; None for a file-backed
+            map (the boxes are read per row group: :meth:`chunk_boxes`, :meth:`boxes`).
         wkb: WKB of every instance (pyarrow binary array), or None when ``geoms`` is set or the
             geometries stay in the file.
         parquet_path: GeoParquet file the WKB is read from, row group by row group, when neither
@@ -66,6 +67,8 @@ class VectorCropMap:
         geometry_column: name of the WKB column in ``parquet_path``.
         chunk_starts: int64 (k + 1,) first instance of each row group of ``parquet_path`` and the
             total; None for in-memory maps (chunks of ``CHUNK_ROWS``).
+        chunk_extents: float64 (k, 4) extent of each row group (from its bbox statistics).
+        bbox_column: name of the bbox covering column in ``parquet_path``.
 
     """
 
@@ -73,12 +76,14 @@ class VectorCropMap:
     source: str
     crs: CRS
     class_index: np.ndarray
-    bbox: np.ndarray
+    bbox: np.ndarray | None
     wkb: pa.Array | None = None
     geoms: np.ndarray | None = None
     parquet_path: str | None = None
     geometry_column: str = "geometry"
     chunk_starts: np.ndarray | None = None
+    chunk_extents: np.ndarray | None = None
+    bbox_column: str = "bbox"
     _parquet: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -96,12 +101,41 @@ class VectorCropMap:
         n = len(self)
         return [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
 
-    def _row_group_wkb(self, group: int) -> pa.ChunkedArray:
+    def _row_group_column(self, group: int, column: str) -> pa.ChunkedArray:
         if self._parquet is None:
             assert self.parquet_path is not None
             self._parquet = pq.ParquetFile(self.parquet_path, memory_map=True)
-        table = self._parquet.read_row_group(group, columns=[self.geometry_column])
-        return table.column(0)
+        return self._parquet.read_row_group(group, columns=[column]).column(0)
+
+    def _row_group_wkb(self, group: int) -> pa.ChunkedArray:
+        return self._row_group_column(group, self.geometry_column)
+
+    def chunk_boxes(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """Return xmin, ymin, xmax, ymax (float arrays) of instances ``start:stop`` (one chunk)."""
+        if self.bbox is not None:
+            b = self.bbox[start:stop]
+            return b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+        assert self.chunk_starts is not None
+        group = int(np.searchsorted(self.chunk_starts, start, side="right")) - 1
+        boxes = self._row_group_column(group, self.bbox_column).combine_chunks()
+        parts = []
+        for part in ("xmin", "ymin", "xmax", "ymax"):
+            values = boxes.field(part)
+            if values.null_count:
+                raise CropMapError(
+                    f"{self.source}: the bbox covering column {self.bbox_column!r} has null "
+                    f"{part} values in row group {group}; rewrite the file with geopandas."
+                    "GeoDataFrame.to_parquet(write_covering_bbox=True)"
+                )
+            parts.append(values.to_numpy(zero_copy_only=False))
+        return tuple(parts)
+
+    def boxes(self) -> np.ndarray:
+        """Return float64 (n, 4) xmin, ymin, xmax, ymax of every instance (read if file-backed)."""
+        if self.bbox is not None:
+            return self.bbox
+        return np.concatenate([np.column_stack(self.chunk_boxes(a, b)).astype("float64")
+                               for a, b in self.chunks()])
 
     def chunk_geometries(self, start: int, local: np.ndarray) -> np.ndarray:
         """Shapely geometries of instances ``start + local`` of the chunk that begins at ``start``.
@@ -117,7 +151,8 @@ class VectorCropMap:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """Extent of the map (xmin, ymin, xmax, ymax), map CRS."""
-        b = self.bbox
+        b = self.bbox if self.bbox is not None else self.chunk_extents
+        assert b is not None
         return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()),
                 float(b[:, 3].max()))
 
@@ -339,40 +374,45 @@ def _no_null_geometry(path: Path, geom_col: str) -> bool:
 def _file_backed_instances(
     path: Path, name: str | None, crs: CRS, geom_col: str, class_column: str, bbox_col: str
 ) -> VectorCropMap:
-    """Read class codes and the bbox covering column; the WKB stays in the file (row groups)."""
+    """Read the class codes and the row groups' extents; boxes and WKB stay in the file."""
     source = str(path)
     parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[class_column])
-    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    meta = parquet.metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype("int64")
-    n = int(starts[-1])
-    if n == 0:
+    if int(starts[-1]) == 0:
         raise CropMapError(f"{source}: the map is empty (0 instances); nothing to evaluate")
-    table = parquet.read(columns=[class_column, bbox_col], use_threads=True).unify_dictionaries()
+    table = parquet.read(columns=[class_column], use_threads=True).unify_dictionaries()
     class_index = class_names_to_index(table.column(class_column), source)
-    boxes = table.column(bbox_col)
     del table
-    bbox = np.empty((n, 4), dtype="float64")
-    for k, part in enumerate(("xmin", "ymin", "xmax", "ymax")):
-        row = 0
-        for chunk in boxes.chunks:
-            values = chunk.field(part)
-            if values.null_count:
-                raise CropMapError(
-                    f"{source}: the bbox covering column {bbox_col!r} has null {part} values; "
-                    "rewrite the file with geopandas.GeoDataFrame.to_parquet(write_covering_bbox="
-                    "True)"
-                )
-            bbox[row:row + len(chunk), k] = values.to_numpy(zero_copy_only=False)
-            row += len(chunk)
-    del boxes
-    if not np.isfinite(bbox).all():
-        raise CropMapError(f"{source}: some instances have empty geometries; drop them first")
-    log.info("read %d instance boxes from %s (%s); geometries stay in the file", n, path,
-             crs.name)
-    return VectorCropMap(
-        name=name or path.stem, source=source, crs=crs, class_index=class_index, bbox=bbox,
-        parquet_path=source, geometry_column=geom_col, chunk_starts=starts,
+    crop_map = VectorCropMap(
+        name=name or path.stem, source=source, crs=crs, class_index=class_index, bbox=None,
+        parquet_path=source, geometry_column=geom_col, chunk_starts=starts, bbox_column=bbox_col,
     )
+    crop_map.chunk_extents = _row_group_extents(crop_map, meta, bbox_col)
+    log.info("%s: %d instances in %d row groups (%s); boxes and geometries stay in the file",
+             path, len(crop_map), meta.num_row_groups, crs.name)
+    return crop_map
+
+
+def _row_group_extents(crop_map: VectorCropMap, meta: Any, bbox_col: str) -> np.ndarray:
+    """Extent (xmin, ymin, xmax, ymax) of each row group: its bbox statistics, else its boxes."""
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    parts = [f"{bbox_col}.{p}" for p in ("xmin", "ymin", "xmax", "ymax")]
+    out = np.empty((meta.num_row_groups, 4))
+    for i, (start, stop) in enumerate(crop_map.chunks()):
+        stats = [meta.row_group(i).column(names.index(p)).statistics if p in names else None
+                 for p in parts]
+        if all(st is not None and st.has_min_max for st in stats):
+            x0, y0, x1, y1 = (st for st in stats if st is not None)
+            out[i] = [x0.min, y0.min, x1.max, y1.max]
+        else:
+            x0, y0, x1, y1 = crop_map.chunk_boxes(start, stop)
+            out[i] = [np.min(x0), np.min(y0), np.max(x1), np.max(y1)]
+    if not np.isfinite(out).all():
+        raise CropMapError(f"{crop_map.source}: some instances have empty geometries (NaN "
+                           "bounding boxes); drop them first")
+    return out
 
 
 def instances_from_geodataframe(

@@ -170,7 +170,8 @@ def _reproject_map(crop_map: CropMap, crs: CRS) -> CropMap:
 def map_side_classes(crop_map: CropMap) -> set[int]:
     """Class indices present anywhere in the map (raster: scanned block by block)."""
     if isinstance(crop_map, VectorCropMap):
-        return {int(c) for c in np.unique(crop_map.class_index)}
+        counts = np.bincount(crop_map.class_index.astype("int64"), minlength=len(CROP_CLASSES))
+        return {int(c) for c in np.flatnonzero(counts)}
     import rasterio
 
     found: set[int] = set()

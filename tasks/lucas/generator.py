@@ -23,6 +23,7 @@ Maps of "models" are made from the truth by relabelling a share of instances to 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,7 +403,6 @@ def generate_lucas_points(
     rng = np.random.default_rng(seed)
     x0, y0, x1, y1 = layout.bounds
     th = _theoretical_points(rng, layout, n_points, grid_spacing_m)
-    legend = _legend()
     lc1, lu1, area, gps = _observe_points(rng, layout, th, in_field_share)
     gps += rng.normal(0.0, gps_noise_m, gps.shape)
     if outside_extent_share > 0:
@@ -410,9 +410,27 @@ def generate_lucas_points(
         shift = rng.uniform(5_000, 20_000, int(out.sum()))
         th[out, 0] += x1 - x0 + shift
         gps[out, 0] += x1 - x0 + shift
+    return lucas_table(rng, layout.crs, th, gps, lc1, lu1, area, gps_noise_m, office_share,
+                       missing_gps_share, first_point_id)
+
+
+def lucas_table(  # noqa: PLR0913
+    rng: np.random.Generator, crs: str, th: np.ndarray, gps: np.ndarray, lc1: np.ndarray,
+    lu1: np.ndarray, area: np.ndarray, gps_noise_m: float = 3.0, office_share: float = 0.04,
+    missing_gps_share: float = 0.02, first_point_id: int = 47_000_000,
+    nuts0: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """LUCAS 2018 primary-data rows from theoretical and observed positions (metres in ``crs``).
+
+    Office points (``office_share``, OBS_TYPE 7) get the 88.888888 GPS sentinel, a share
+    ``missing_gps_share`` of the others empty GPS columns. ``nuts0(lon, lat)`` gives the country
+    codes (default: every point ``AT``).
+    """
+    n_points = len(th)
+    legend = _legend()
     obs_dist = np.rint(np.hypot(*(gps - th).T)).astype(int)
     obs_type = np.where(obs_dist < 100, 1, 2)
-    to_ll = Transformer.from_crs(layout.crs, "EPSG:4326", always_xy=True)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     th_lon, th_lat = to_ll.transform(th[:, 0], th[:, 1])
     gps_lon, gps_lat = to_ll.transform(gps[:, 0], gps[:, 1])
     gps_lat, gps_lon = np.round(gps_lat, 6).astype(object), np.round(gps_lon, 6).astype(object)
@@ -425,7 +443,7 @@ def generate_lucas_points(
     dates = pd.Timestamp("2018-05-15") + pd.to_timedelta(days, unit="D")
     return pd.DataFrame({
         "POINT_ID": np.arange(first_point_id, first_point_id + n_points, dtype="int64"),
-        "NUTS0": "AT",
+        "NUTS0": "AT" if nuts0 is None else nuts0(th_lon, th_lat),
         "TH_LAT": np.round(th_lat, 9),
         "TH_LONG": np.round(th_lon, 9),
         "OFFICE_PI": office.astype(int),
@@ -434,7 +452,7 @@ def generate_lucas_points(
         "GPS_PREC": np.where(office, 8888, np.rint(np.abs(rng.normal(0, gps_noise_m, n_points)))
                              .astype(int) + 2),
         "GPS_LAT": gps_lat,
-        "GPS_EW": np.where(office, 8, 1),
+        "GPS_EW": np.where(office, 8, np.where(np.asarray(th_lon) < 0, 2, 1)),
         "GPS_LONG": gps_lon,
         "OBS_DIST": np.where(office, 8888, obs_dist),
         "OBS_TYPE": obs_type,

@@ -112,40 +112,58 @@ class PointGrid:
     def _cells(self, lo: np.ndarray, hi: np.ndarray, origin: float, n: int) -> tuple[
         np.ndarray, np.ndarray
     ]:
-        c0 = np.clip(np.floor((lo - origin) / self.cell), 0, n - 1).astype("int64")
-        c1 = np.clip(np.floor((hi - origin) / self.cell), 0, n - 1).astype("int64")
-        return c0, c1
+        c0 = np.floor((lo - origin) / self.cell)
+        c1 = np.floor((hi - origin) / self.cell)
+        return (np.clip(c0, 0, n - 1, out=c0).astype("int32"),
+                np.clip(c1, 0, n - 1, out=c1).astype("int32"))
 
-    def pairs(self, bbox: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    def pairs(self, boxes: np.ndarray | tuple[np.ndarray, ...], distance: float) -> tuple[
+        np.ndarray, np.ndarray
+    ]:
         """All (point, box) pairs with the point inside the box grown by ``distance`` per axis.
 
         Args:
-            bbox: float (m, 4) xmin, ymin, xmax, ymax; rows with NaN never match.
+            boxes: float (m, 4) xmin, ymin, xmax, ymax, or those four (m,) arrays (a float32
+                covering column is widened to float64 exactly); NaN boxes never match.
             distance: growth of every box side, same units.
 
         Returns:
             (point index, box row) int64 arrays, sorted by box row.
 
         """
-        x0 = bbox[:, 0] - distance
-        x1 = bbox[:, 2] + distance
-        y0 = bbox[:, 1] - distance
-        y1 = bbox[:, 3] + distance
+        if isinstance(boxes, np.ndarray):
+            boxes = (boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
+        xmin, ymin, xmax, ymax = boxes
+        empty = np.zeros(0, "int64")
         x_hi = self.ox + self.ncx * self.cell
         y_hi = self.oy + self.ncy * self.cell
-        box = np.flatnonzero((x1 >= self.ox) & (x0 <= x_hi) & (y1 >= self.oy) & (y0 <= y_hi))
+        box = np.flatnonzero((xmax >= self.ox - distance) & (xmin <= x_hi + distance)
+                             & (ymax >= self.oy - distance) & (ymin <= y_hi + distance))
         if box.size == 0:
-            return np.zeros(0, "int64"), np.zeros(0, "int64")
-        cx0, cx1 = self._cells(x0[box], x1[box], self.ox, self.ncx)
-        cy0, cy1 = self._cells(y0[box], y1[box], self.oy, self.ncy)
-        s = self.sat
-        count = s[cy1 + 1, cx1 + 1] - s[cy0, cx1 + 1] - s[cy1 + 1, cx0] + s[cy0, cx0]
-        hit = count > 0
+            return empty, empty
+        # grown boxes in float64 (a float32 covering column is widened exactly)
+        x0 = xmin[box].astype("float64") - distance
+        x1 = xmax[box].astype("float64") + distance
+        y0 = ymin[box].astype("float64") - distance
+        y1 = ymax[box].astype("float64") + distance
+        cx0, cx1 = self._cells(x0, x1, self.ox, self.ncx)
+        cy0, cy1 = self._cells(y0, y1, self.oy, self.ncy)
+        width = self.ncx + 1
+        sat = self.sat.ravel()
+        top = (cy1 + 1) * width
+        bottom = cy0 * width
+        count = (sat.take(top + cx1 + 1) - sat.take(bottom + cx1 + 1) - sat.take(top + cx0)
+                 + sat.take(bottom + cx0))
+        hit = np.flatnonzero(count > 0)
+        if hit.size == 0:
+            return empty, empty
         box, cx0, cx1, cy0, cy1 = box[hit], cx0[hit], cx1[hit], cy0[hit], cy1[hit]
+        x0, x1, y0, y1 = x0[hit], x1[hit], y0[hit], y1[hit]
         # one query per (box, cell row): the points of cells cx0..cx1 of that row are contiguous
-        rows = cy1 - cy0 + 1
+        rows = (cy1 - cy0 + 1).astype("int64")
         q_box = np.repeat(np.arange(box.size), rows)
-        q_row = cy0[q_box] + (np.arange(q_box.size) - np.repeat(np.cumsum(rows) - rows, rows))
+        q_row = cy0[q_box].astype("int64") + (
+            np.arange(q_box.size) - np.repeat(np.cumsum(rows) - rows, rows))
         lo = np.searchsorted(self.keys, q_row * self.ncx + cx0[q_box], side="left")
         hi = np.searchsorted(self.keys, q_row * self.ncx + cx1[q_box], side="right")
         length = hi - lo
@@ -154,10 +172,10 @@ class PointGrid:
         pos = np.arange(total) - np.repeat(np.cumsum(length) - length, length) + np.repeat(
             lo, length)
         point = self.order[pos]
-        b = box[pair_box]
         px, py = self.x[point], self.y[point]
-        keep = (x0[b] <= px) & (px <= x1[b]) & (y0[b] <= py) & (py <= y1[b])
-        return point[keep], b[keep]
+        keep = ((x0[pair_box] <= px) & (px <= x1[pair_box]) & (y0[pair_box] <= py)
+                & (py <= y1[pair_box]))
+        return point[keep], box[pair_box[keep]]
 
 
 def candidate_pairs(
@@ -195,26 +213,55 @@ def candidate_instances(
     return np.unique(candidate_pairs(bbox, x, y, distance)[1])
 
 
+#: Threads matching chunks of a map at once (reading, numpy and GEOS release the GIL).
+MATCH_THREADS = 2
+
+
 @dataclass
-class _LevelPairs:
-    """Exact (point, instance) distances of one search level, gathered over the map's chunks."""
+class _ChunkPairs:
+    """Exact results of one chunk at one search level: pairs within the search distance."""
 
-    point: list[np.ndarray]
-    instance: list[np.ndarray]
-    distance: list[np.ndarray]
+    point: np.ndarray  # local point index
+    instance: np.ndarray  # instance index in the map
+    distance: np.ndarray
+    within_point: np.ndarray  # pairs within the radius (first level only)
+    within_instance: np.ndarray
 
 
-def _chunk_may_hit(crop_map: VectorCropMap, start: int, stop: int, grid: PointGrid,
-                   search: float, extents: dict[int, np.ndarray]) -> bool:
+def _chunk_may_hit(crop_map: VectorCropMap, chunk: int, start: int, stop: int,
+                   grid: PointGrid, search: float, extents: dict[int, np.ndarray]) -> bool:
     """Return False when no point lies within ``search`` of the chunk's extent (skip it)."""
     if start not in extents:
-        b = crop_map.bbox[start:stop]
-        extents[start] = np.array([np.nanmin(b[:, 0]), np.nanmin(b[:, 1]), np.nanmax(b[:, 2]),
-                                   np.nanmax(b[:, 3])])
+        if crop_map.chunk_extents is not None:
+            extents[start] = crop_map.chunk_extents[chunk]
+        else:
+            x0, y0, x1, y1 = crop_map.chunk_boxes(start, stop)
+            extents[start] = np.array([np.nanmin(x0), np.nanmin(y0), np.nanmax(x1),
+                                       np.nanmax(y1)])
     x0, y0, x1, y1 = extents[start]
     near = ((grid.x >= x0 - search) & (grid.x <= x1 + search) & (grid.y >= y0 - search)
             & (grid.y <= y1 + search))
     return bool(near.any())
+
+
+def _match_chunk(crop_map: VectorCropMap, start: int, stop: int, grid: PointGrid,
+                 points: np.ndarray, search: float, radius_m: float | None) -> _ChunkPairs:
+    """Candidates of one chunk from its boxes, then exact distances on their geometries."""
+    empty = np.zeros(0, "int64")
+    p_idx, local = grid.pairs(crop_map.chunk_boxes(start, stop), search)
+    if p_idx.size == 0:
+        return _ChunkPairs(empty, empty, np.zeros(0), empty, empty)
+    unique, inverse = np.unique(local, return_inverse=True)
+    geoms = crop_map.chunk_geometries(start, unique)[inverse]
+    inst = start + local
+    dist = shapely.distance(points[p_idx], geoms)
+    reach = dist <= search
+    if radius_m is not None:
+        near = shapely.dwithin(points[p_idx], geoms, radius_m)
+        w_point, w_inst = p_idx[near], inst[near]
+    else:
+        w_point = w_inst = empty
+    return _ChunkPairs(p_idx[reach], inst[reach], dist[reach], w_point, w_inst)
 
 
 def _match_level(
@@ -225,40 +272,36 @@ def _match_level(
     """One search distance for the points ``x, y`` (rows ``rows_out`` of ``out``).
 
     Candidate pairs come from the boxes chunk by chunk (a chunk's geometries are decoded only
-    for its candidates); exact distances decide. ``radius_m`` set: also fill ``within`` /
-    ``n_within``. The nearest instance within ``search`` wins, ties to the smallest index.
+    for its candidates; ``MATCH_THREADS`` chunks at a time); exact distances decide.
+    ``radius_m`` set: also fill ``within`` / ``n_within``. The nearest instance within
+    ``search`` wins, ties to the smallest instance index.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     grid = PointGrid.build(x, y, search)
     points = shapely.points(x, y)
-    found = _LevelPairs([], [], [])
-    for start, stop in crop_map.chunks():
-        if not _chunk_may_hit(crop_map, start, stop, grid, search, extents):
-            continue
-        p_idx, local = grid.pairs(crop_map.bbox[start:stop], search)
-        if p_idx.size == 0:
-            continue
-        unique, inverse = np.unique(local, return_inverse=True)
-        geoms = crop_map.chunk_geometries(start, unique)[inverse]
-        inst = start + local
-        if radius_m is not None:
-            near = shapely.dwithin(points[p_idx], geoms, radius_m)
-            rows = rows_out[p_idx[near]]
-            out.within[rows, crop_map.class_index[inst[near]]] = True
-            np.add.at(out.n_within, rows, 1)
-        dist = shapely.distance(points[p_idx], geoms)
-        reach = dist <= search
-        found.point.append(p_idx[reach])
-        found.instance.append(inst[reach])
-        found.distance.append(dist[reach])
-    if not found.point:
+    todo = [(start, stop) for k, (start, stop) in enumerate(crop_map.chunks())
+            if _chunk_may_hit(crop_map, k, start, stop, grid, search, extents)]
+    if not todo:
         return
-    p_idx = np.concatenate(found.point)
-    inst = np.concatenate(found.instance)
-    dist = np.concatenate(found.distance)
+    with ThreadPoolExecutor(max_workers=min(MATCH_THREADS, len(todo))) as pool:
+        found = list(pool.map(
+            lambda chunk: _match_chunk(crop_map, chunk[0], chunk[1], grid, points, search,
+                                       radius_m), todo))
+    if radius_m is not None:
+        rows = rows_out[np.concatenate([f.within_point for f in found])]
+        classes = crop_map.class_index[np.concatenate([f.within_instance for f in found])]
+        out.within[rows, classes] = True
+        np.add.at(out.n_within, rows, 1)
+    p_idx = np.concatenate([f.point for f in found])
+    if p_idx.size == 0:
+        return
+    inst = np.concatenate([f.instance for f in found])
+    dist = np.concatenate([f.distance for f in found])
     # deterministic tie-break: smallest distance, then smallest instance index.
     order = np.lexsort((inst, dist, p_idx))
     p_sorted = p_idx[order]
-    firsts = order[np.r_[True, p_sorted[1:] != p_sorted[:-1]]] if order.size else order
+    firsts = order[np.r_[True, p_sorted[1:] != p_sorted[:-1]]]
     rows = rows_out[p_idx[firsts]]
     out.nearest_class[rows] = crop_map.class_index[inst[firsts]]
     out.nearest_distance_m[rows] = dist[firsts]

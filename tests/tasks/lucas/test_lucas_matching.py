@@ -92,7 +92,7 @@ def test_class_codes_survive_many_row_groups(tmp_path: Path, layout: FarmlandLay
     frame.to_parquet(tmp_path / "m.parquet", row_group_size=97, write_covering_bbox=True)
     crop_map = read_instances(tmp_path / "m.parquet")
     np.testing.assert_array_equal(crop_map.class_index, layout.parcel_class)
-    np.testing.assert_allclose(crop_map.bbox, layout.parcel_rect)
+    np.testing.assert_allclose(crop_map.boxes(), layout.parcel_rect)
     frame.to_parquet(tmp_path / "plain.parquet")  # no bbox covering: bounds from geometries
     plain = read_instances(tmp_path / "plain.parquet")
     assert plain.wkb is None
