@@ -48,9 +48,23 @@ MODULES: dict[str, list[str]] = {
     "tasks/sentinel1/lut.py": [
         "tests/tasks/sentinel1/test_lut.py", "tests/tasks/sentinel1/test_lut_reference.py"
     ],
-    "tasks/sentinel1/safe.py": ["tests/tasks/sentinel1"],
-    "tasks/sentinel1/geocode.py": ["tests/tasks/sentinel1"],
-    "tasks/sentinel1/swath_geometry.py": ["tests/tasks/sentinel1"],
+    # the folder's generated-scene fixtures cost seconds per mutant; the real-product tests of
+    # test_safe.py plus the XML-against-ElementTree tests cover the reader
+    "tasks/sentinel1/safe.py": [
+        "tests/tasks/sentinel1/test_safe_mutation.py",
+        "tests/tasks/sentinel1/test_safe.py::test_real_iw_grd_manifest_and_annotation",
+        "tests/tasks/sentinel1/test_safe.py::test_real_calibration_and_noise_luts",
+        "tests/tasks/sentinel1/test_safe.py::test_real_iw_product_is_rejected_for_ew_pipeline",
+        "tests/tasks/sentinel1/test_safe.py::test_real_ew_slc_annotation",
+    ],
+    # test_geocode.py's curved-swath fixture generates a 4000-line scene for every mutant it
+    # reaches; the mutation tests check each function against independent computations
+    "tasks/sentinel1/geocode.py": ["tests/tasks/sentinel1/test_geocode_mutation.py"],
+    # the folder's generator tests build whole scenes per mutant; the mutation tests recompute
+    # the track, headings and ground ranges independently
+    "tasks/sentinel1/swath_geometry.py": [
+        "tests/tasks/sentinel1/test_swath_geometry_mutation.py"
+    ],
     "tasks/polar/harmonise.py": ["tests/tasks/polar"],
     "tasks/polar/patches.py": ["tests/tasks/polar"],
     "tasks/polar/predict.py": ["tests/tasks/polar"],
@@ -294,6 +308,34 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
             'tasks.sentinel1.lut.xǁRangeVectorsǁ__post_init____mutmut_14',
             'tasks.sentinel1.lut.xǁRangeVectorsǁ__post_init____mutmut_15',
         ],
+    ),
+    # --- tasks/sentinel1/swath_geometry.py (H7, 2026-11-30) ---
+    (
+        "(lon - 180) % 360 and (lon + 180) % 360 are the same residue: -180 and +180 differ by 360",
+        ["tasks.sentinel1.swath_geometry.xǁSwathGeometryǁsub_satellite__mutmut_36"],
+    ),
+    (
+        "lonlat's lines only feed np.unique and sub_satellite / heading, which convert them to "
+        "float64 themselves",
+        ["tasks.sentinel1.swath_geometry.xǁSwathGeometryǁlonlat__mutmut_7",
+         "tasks.sentinel1.swath_geometry.xǁSwathGeometryǁlonlat__mutmut_9"],
+    ),
+    (
+        "the centre's latitude is strictly monotone over each half-orbit searched (checked over "
+        "the 721 grid points): one sign change, found by a grid of 50 or 722 points alike; a grid "
+        "running on past the turning point only adds later crossings (the first one is used) and "
+        "no lower/higher latitude (the turning latitude is the extreme); comparing every value "
+        "with the first one finds the same first sign change; a 61st halving of a bracket already "
+        "at float64 resolution changes nothing",
+        [f"tasks.sentinel1.swath_geometry.x_place_swath__mutmut_{i}"
+         for i in (73, 79, 87, 92, 99, 123)],
+    ),
+    (
+        "moving a grid end by 2e-3 rad across the turning point (u = pi/2, 3pi/2) moves the "
+        "reachable latitude limit by < 2e-6 deg (0.2 m), printed to 0.01 deg; not testable "
+        "robustly",
+        ["tasks.sentinel1.swath_geometry.x_place_swath__mutmut_88",
+         "tasks.sentinel1.swath_geometry.x_place_swath__mutmut_90"],
     ),
 ]
 EQUIVALENT: dict[str, str] = {
