@@ -243,6 +243,13 @@ class PredictConfig(StrictModel):
     )
     tile: int = Field(default=1024, ge=64, le=8192)
     batch_size: int = Field(default=8, ge=1)
+    precision: Literal["fp32", "int8", "bf16", "auto"] = Field(
+        default="fp32",
+        description="arithmetic of dense inference: fp32 (as trained), int8 (CPU only: static "
+        "quantisation calibrated on crops of the scene being charted, >= 99.5 % of cells as "
+        "fp32 in bench/p2_inference.py), bf16 (CUDA autocast only), auto (int8 on CPU, bf16 "
+        "on CUDA)",
+    )
     polygon_max_pixels: int = Field(
         default=2048, ge=64, le=20000,
         description="long side (pixels) of the chart raster read for GeoJSON polygons",

@@ -25,7 +25,8 @@ import json
 import logging
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from tasks.config.polar import PolarConfig, PredictConfig
 from tasks.errors import EeflowError
 from tasks.fs import is_remote, normalise_s3_url, s3_filesystem
 from tasks.model_registry import is_registry_reference, resolve_registry_reference
+from tasks.models.dense import DenseKernel
 from tasks.polar import schema
 from tasks.polar.quicklook import CHART_LAND, CHART_NODATA, chart_classes, render_quicklook
 from tasks.polar.train import (
@@ -63,6 +65,10 @@ log = logging.getLogger(__name__)
 
 #: Relative tolerance when comparing a scene's pixel spacing with the model's.
 PIXEL_SPACING_RTOL = 0.01
+#: int8 calibration: crops on a lattice of CALIBRATION_GRID x CALIBRATION_GRID over the scene,
+#: each of CALIBRATION_CELLS x CALIBRATION_CELLS output cells (ScenePredictor.calibration_batch).
+CALIBRATION_GRID = 3
+CALIBRATION_CELLS = 16
 
 
 class SceneModelMismatch(EeflowError, ValueError):
@@ -175,19 +181,38 @@ def normalise_bands(values: np.ndarray, band_mean: np.ndarray, band_std: np.ndar
 
 
 class ScenePredictor:
-    """Fully convolutional tile-by-tile classifier of one model (settings fixed at construction)."""
+    """Fully convolutional tile-by-tile classifier of one model (settings fixed at construction).
 
-    def __init__(self, model: LoadedIceModel, tile: int = 1024, device: str | None = None) -> None:
+    Args:
+        model: the loaded model.
+        tile: output tile edge in pixels (rounded down to a multiple of the output stride).
+        device: ``cpu`` / ``cuda`` (default: cuda when available, the CPU for ``int8``).
+        precision: ``fp32`` | ``int8`` | ``bf16`` | ``auto`` (:mod:`tasks.models.dense`); int8
+            is calibrated on crops of each scene before its tiles are classified
+            (:meth:`calibration_batch`).
+        batch_size: tiles of equal shape per forward pass (default 1 on the CPU, where one
+            1024 px tile already fills the cores, 8 on CUDA).
+
+    """
+
+    def __init__(self, model: LoadedIceModel, tile: int = 1024, device: str | None = None,
+                 precision: str = "fp32", batch_size: int | None = None) -> None:
         self.model = model
         self.net = model.net
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net.to(self.device)
+        if device is None:
+            device = "cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"
+        self.kernel = DenseKernel(self.net, precision, device)
+        self.device = self.kernel.device
+        self.precision = self.kernel.precision
         self.stride = int(self.net.output_stride)
         self.patch = int(self.net.patch_size)
         self.offset = (self.patch - self.stride) // 2
         self.margin = self.net.context_margin()
         self.tile = max(self.stride, tile // self.stride * self.stride)
         self.bands = list(model.meta["bands"])
+        self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 tile, got {batch_size}")
 
     def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice,
                         finite_bands: np.ndarray | None = None) -> np.ndarray:
@@ -210,8 +235,28 @@ class ScenePredictor:
             window = np.pad(window, pad, mode="edge")
         return window
 
+    def calibration_batch(self, backscatter: xr.DataArray, grid: int = CALIBRATION_GRID,
+                          cells: int = CALIBRATION_CELLS) -> np.ndarray:
+        """Crops of the scene on a ``grid`` x ``grid`` lattice for int8 calibration.
+
+        Each crop covers ``cells`` x ``cells`` output cells (with halo and context margin), the
+        lattice spans the scene from edge to edge, so the observed activation ranges come from
+        the scene's own mix of open water, ice, land and no-data (normalised with the model's
+        training statistics, exactly as the tiles will be). Returns (grid^2, band, h, w).
+        """
+        height, width = backscatter.sizes["y"], backscatter.sizes["x"]
+        span = cells * self.stride + self.patch - self.stride + 2 * self.margin
+        rows = np.linspace(0, max(height - span, 0), grid).astype(int)
+        cols = np.linspace(0, max(width - span, 0), grid).astype(int)
+        return np.stack([self.read_normalised(backscatter, slice(r, r + span),
+                                              slice(c, c + span)) for r in rows for c in cols])
+
     def class_map(self, scene: xr.Dataset, progress: bool = True) -> np.ndarray:
         """Per-cell model class index (ceil(H/stride), ceil(W/stride)) uint8 of a scene.
+
+        Tiles of equal shape are classified ``batch_size`` at a time; a reader thread reads and
+        normalises batch n+1 and a writer thread stores the classes of batch n-1 while batch n
+        is computed.
 
         Raises:
             SceneModelMismatch: a band the model reads has no finite value in the whole scene
@@ -225,32 +270,49 @@ class ScenePredictor:
         height, width = backscatter.sizes["y"], backscatter.sizes["x"]
         s, halo = self.stride, self.patch - self.stride
         out = np.zeros((-(-height // s), -(-width // s)), dtype=np.uint8)
-        tiles = [(r, c) for r in range(0, out.shape[0], self.tile // s)
-                 for c in range(0, out.shape[1], self.tile // s)]
         step = self.tile // s
-
         m, mc = self.margin, self.margin // s
         finite_bands = np.zeros(len(self.bands), dtype=bool)
 
-        def load(tile: tuple[int, int]) -> np.ndarray:
-            r, c = tile
-            rr = min(step, out.shape[0] - r)
-            cc = min(step, out.shape[1] - c)
-            y0, x0 = r * s - self.offset - m, c * s - self.offset - m
-            return self.read_normalised(backscatter, slice(y0, y0 + rr * s + halo + 2 * m),
-                                        slice(x0, x0 + cc * s + halo + 2 * m), finite_bands)
+        def extent(tile: tuple[int, int]) -> tuple[int, int]:
+            return min(step, out.shape[0] - tile[0]), min(step, out.shape[1] - tile[1])
 
-        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
-            pending = pool.submit(load, tiles[0]) if tiles else None
-            for index, (r, c) in enumerate(tqdm(tiles, desc="predict tiles", disable=not progress)):
-                assert pending is not None  # submitted for every tile
-                window = pending.result()
-                if index + 1 < len(tiles):
-                    pending = pool.submit(load, tiles[index + 1])
-                logits = self.net.forward_dense(torch.from_numpy(window)[None].to(self.device))
-                scores = logits[0, :, mc:logits.shape[2] - mc, mc:logits.shape[3] - mc]
-                classes = scores.argmax(dim=0).to("cpu", torch.uint8).numpy()
-                out[r:r + classes.shape[0], c:c + classes.shape[1]] = classes
+        def load(batch: list[tuple[int, int]]) -> np.ndarray:
+            windows = []
+            for r, c in batch:
+                rr, cc = extent((r, c))
+                y0, x0 = r * s - self.offset - m, c * s - self.offset - m
+                windows.append(self.read_normalised(
+                    backscatter, slice(y0, y0 + rr * s + halo + 2 * m),
+                    slice(x0, x0 + cc * s + halo + 2 * m), finite_bands))
+            return np.stack(windows)
+
+        def store(batch: list[tuple[int, int]], classes: torch.Tensor) -> None:
+            values = classes.to("cpu").numpy()
+            for (r, c), cell_classes in zip(batch, values, strict=True):
+                out[r:r + cell_classes.shape[0], c:c + cell_classes.shape[1]] = cell_classes
+
+        tiles = [(r, c) for r in range(0, out.shape[0], step) for c in range(0, out.shape[1], step)]
+        batches = group_equal_tiles(tiles, extent, self.batch_size)
+        if self.kernel.needs_calibration and tiles:
+            self.kernel.calibrate([torch.from_numpy(self.calibration_batch(backscatter))])
+        with ThreadPoolExecutor(max_workers=1) as reader, \
+                ThreadPoolExecutor(max_workers=1) as writer, \
+                tqdm(total=len(tiles), desc="predict tiles", disable=not progress) as bar:
+            pending = reader.submit(load, batches[0]) if batches else None
+            written: Future[None] | None = None
+            for index, batch in enumerate(batches):
+                assert pending is not None  # submitted for every batch
+                windows = pending.result()
+                if index + 1 < len(batches):
+                    pending = reader.submit(load, batches[index + 1])
+                classes = self.kernel.classes(torch.from_numpy(windows), crop=mc)
+                if written is not None:
+                    written.result()  # at most one batch waiting to be stored
+                written = writer.submit(store, batch, classes)
+                bar.update(len(batch))
+            if written is not None:
+                written.result()
         empty = [band for band, seen in zip(self.bands, finite_bands, strict=True) if not seen]
         if empty:
             scene_name = scene.attrs.get("scene_id", "scene")
@@ -280,6 +342,18 @@ class ScenePredictor:
                 logits = self.net(torch.from_numpy(np.stack(batch)).to(self.device))
                 out[start:start + len(batch)] = logits.argmax(1).cpu().numpy()
         return out
+
+
+def group_equal_tiles(tiles: list[tuple[int, int]], extent: Callable[[tuple[int, int]], Any],
+                      batch_size: int) -> list[list[tuple[int, int]]]:
+    """Split ``tiles`` (in order) into runs of at most ``batch_size`` with equal ``extent``."""
+    batches: list[list[tuple[int, int]]] = []
+    for tile in tiles:
+        if batches and len(batches[-1]) < batch_size and extent(batches[-1][-1]) == extent(tile):
+            batches[-1].append(tile)
+        else:
+            batches.append([tile])
+    return batches
 
 
 def write_chart_cog(scene: xr.Dataset, cell_classes: np.ndarray, stride: int, out_tif: Path,
@@ -450,7 +524,7 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
         scene_zarr: harmonised scene (contract in :mod:`tasks.polar.schema`).
         out_dir: folder for ``{scene_id}_chart.tif`` (COG), ``{scene_id}_quicklook.png`` and
             ``{scene_id}_chart.geojson``.
-        cfg: the ``predict`` config section (tile size, polygon resolution).
+        cfg: the ``predict`` config section (tile size, precision, polygon resolution).
         region: the requested region (None: the whole scene). The products are cut to it
             (:mod:`tasks.region`): chart and quicklook to its bbox snapped to the chart grid,
             cells outside it no data, polygons clipped; the result's ``region`` records the cut.
@@ -480,7 +554,7 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
         require_overlap(region, clip_to, extent, crs, f"scene {scene_id} ({scene_zarr})")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    predictor = ScenePredictor(model, tile=cfg.tile)
+    predictor = ScenePredictor(model, tile=cfg.tile, precision=cfg.precision)
     cells = predictor.class_map(scene)
     infer_seconds = time.perf_counter() - started
     scheme = model.meta["class_scheme"]
@@ -500,7 +574,7 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
              time.perf_counter() - started, infer_seconds, counts)
     result = {"scene_id": scene_id, "chart": str(chart_tif), "quicklook": str(png),
               "polygons": str(geojson), "n_polygons": n_polygons, "pixel_counts": counts,
-              "inference_seconds": round(infer_seconds, 2),
+              "inference_seconds": round(infer_seconds, 2), "precision": predictor.precision,
               "total_seconds": round(time.perf_counter() - started, 2)}
     if region is not None:
         result["region"] = region.record(cut)
