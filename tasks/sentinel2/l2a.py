@@ -39,6 +39,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from tasks.sentinel2.geotiff import TiffLayout, read_window, tiff_layout
 from tasks.sentinel2.metadata import (
     SCL_CLASSES,
     L2AMetadataError,
@@ -257,7 +258,14 @@ def _read_native(path: Path | str, window: Window | None, factor: int | None) ->
 
     ``factor`` None: the raster's own pixel size / 10 m (a 20 m band: 2), so a raster whose
     pixels are not the band's native size (e.g. a decimated copy) is still placed right.
+    A local deflate GeoTIFF is decoded directly (:mod:`tasks.sentinel2.geotiff`), anything else
+    through rasterio; the values are the same.
     """
+    layout = tiff_layout(path)
+    if layout is not None:
+        fast = _read_layout_10m(layout, window, factor)
+        if fast is not None:
+            return fast
     with rasterio.Env(**GDAL_READ_OPTIONS), _open(path) as src:
         return read_window_10m(src, window, factor)
 
@@ -266,6 +274,45 @@ def _read_native(path: Path | str, window: Window | None, factor: int | None) ->
 _PAIR_TYPES: dict[np.dtype[Any], tuple[type[np.unsignedinteger[Any]], int]] = {
     np.dtype(np.uint8): (np.uint16, 0x101), np.dtype(np.uint16): (np.uint32, 0x10001),
 }
+
+
+def _coarse_window(window: Window, factor: int) -> tuple[int, int, int, int]:
+    """Raster rows/columns ``(row0, col0, height, width)`` covering a 10 m ``window``."""
+    col0, row0 = int(window.col_off), int(window.row_off)
+    width, height = int(window.width), int(window.height)
+    c0, r0 = col0 // factor, row0 // factor
+    c1, r1 = -(-(col0 + width) // factor), -(-(row0 + height) // factor)
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def _upsample(coarse: np.ndarray, window: Window, factor: int,
+              out: np.ndarray | None) -> np.ndarray:
+    """Resample ``coarse`` (read by :func:`_coarse_window`) to 10 m and cut ``window`` out of it.
+
+    Each coarse pixel is repeated ``factor`` x ``factor`` times (nearest neighbour).
+    """
+    col0, row0 = int(window.col_off), int(window.row_off)
+    width, height = int(window.width), int(window.height)
+    r0, c0 = row0 // factor, col0 // factor
+    dr, dc = row0 - r0 * factor, col0 - c0 * factor
+    target = np.empty((height, width), coarse.dtype) if out is None else out
+    aligned = (dr == 0 and dc == 0 and coarse.shape == (height // factor, width // factor)
+               and height % factor == 0 and width % factor == 0)
+    wide = _PAIR_TYPES.get(coarse.dtype) if factor == 2 else None
+    if aligned and target.flags.c_contiguous and wide is not None and target.dtype == coarse.dtype:
+        # 20 m -> 10 m in one contiguous pass: each value doubled into a twice-as-wide integer
+        # (v * 0x10001 holds v in both halves), written to two rows
+        pairs = coarse.astype(wide[0]) * wide[0](wide[1])
+        target.view(wide[0]).reshape(height // 2, 2, width // 2)[...] = pairs[:, None, :]
+        return target
+    if aligned and target.flags.c_contiguous:
+        # one pass: each coarse pixel written to its factor x factor block
+        blocks = target.reshape(height // factor, factor, width // factor, factor)
+        blocks[...] = coarse[:, None, :, None]
+        return target
+    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    target[...] = fine[dr:dr + height, dc:dc + width]
+    return target
 
 
 def read_window_10m(src: Any, window: Window | None, factor: int | None = None,
@@ -289,39 +336,59 @@ def read_window_10m(src: Any, window: Window | None, factor: int | None = None,
         factor = max(1, round(abs(src.transform.a) / 10.0))
     if window is None:
         window = Window(0, 0, src.width * factor, src.height * factor)
-    col0, row0 = int(window.col_off), int(window.row_off)
-    width, height = int(window.width), int(window.height)
     if factor == 1:
         if out is None:
-            return src.read(1, window=Window(col0, row0, width, height))
-        return src.read(1, window=Window(col0, row0, width, height), out=out)
-    c0, r0 = col0 // factor, row0 // factor
-    c1, r1 = -(-(col0 + width) // factor), -(-(row0 + height) // factor)
-    coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    dr, dc = row0 - r0 * factor, col0 - c0 * factor
-    target = np.empty((height, width), coarse.dtype) if out is None else out
-    aligned = (dr == 0 and dc == 0 and coarse.shape == (height // factor, width // factor)
-               and height % factor == 0 and width % factor == 0)
-    wide = _PAIR_TYPES.get(coarse.dtype) if factor == 2 else None
-    if aligned and target.flags.c_contiguous and wide is not None and target.dtype == coarse.dtype:
-        # 20 m -> 10 m in one contiguous pass: each value doubled into a twice-as-wide integer
-        # (v * 0x10001 holds v in both halves), written to two rows
-        pairs = coarse.astype(wide[0]) * wide[0](wide[1])
-        target.view(wide[0]).reshape(height // 2, 2, width // 2)[...] = pairs[:, None, :]
-        return target
-    if aligned and target.flags.c_contiguous:
-        # one pass: each coarse pixel written to its factor x factor block
-        blocks = target.reshape(height // factor, factor, width // factor, factor)
-        blocks[...] = coarse[:, None, :, None]
-        return target
-    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
-    target[...] = fine[dr:dr + height, dc:dc + width]
-    return target
+            return src.read(1, window=window)
+        return src.read(1, window=window, out=out)
+    r0, c0, rows, cols = _coarse_window(window, factor)
+    coarse = src.read(1, window=Window(c0, r0, cols, rows))
+    return _upsample(coarse, window, factor, out)
+
+
+def _read_layout_10m(layout: TiffLayout, window: Window | None, factor: int | None,
+                     out: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`read_window_10m` of a directly decoded GeoTIFF; None: read it through rasterio."""
+    if factor is None:
+        factor = max(1, round(layout.pixel_size / 10.0))
+    if window is None:
+        window = Window(0, 0, layout.width * factor, layout.height * factor)
+    if factor == 1:
+        return read_window(layout, int(window.row_off), int(window.col_off),
+                           int(window.height), int(window.width), out)
+    coarse = read_window(layout, *_coarse_window(window, factor))
+    return None if coarse is None else _upsample(coarse, window, factor, out)
+
+
+def _read_band_10m(path: Path | str, window: Window, out: np.ndarray | None,
+                   dtype: str | None) -> np.ndarray:
+    """Read one band file's ``window`` at 10 m (directly decoded where possible).
+
+    Raises:
+        L2AMetadataError: ``dtype`` is given and the raster is of another type.
+
+    """
+    layout = tiff_layout(path)
+    if layout is not None:
+        if dtype is not None and layout.dtype != np.dtype(dtype):
+            raise L2AMetadataError(
+                f"{layout.path}: band raster of type {layout.dtype}, expected {dtype} DN")
+        fast = _read_layout_10m(layout, window, None, out)
+        if fast is not None:
+            return fast
+    with rasterio.Env(**GDAL_READ_OPTIONS), _open(path) as src:
+        if dtype is not None and src.dtypes[0] != dtype:
+            raise L2AMetadataError(
+                f"{src.name}: band raster of type {src.dtypes[0]}, expected {dtype} DN")
+        return read_window_10m(src, window, None, out)
 
 
 def read_acquisition_dn(acquisition: L2AAcquisition, bands: Sequence[str], window: Window,
                         out: np.ndarray) -> np.ndarray:
     """Read raw DN of ``bands`` and the SCL at 10 m, each file opened and decoded once.
+
+    Local deflate GeoTIFFs (eeflow's and Earth Search's layout) are decoded directly by
+    :mod:`tasks.sentinel2.geotiff` (only the blocks the window needs, no GDAL dataset per file);
+    other files (remote, JPEG 2000, other compressions) through rasterio: the same values.
 
     Args:
         acquisition: the acquisition.
@@ -337,18 +404,13 @@ def read_acquisition_dn(acquisition: L2AAcquisition, bands: Sequence[str], windo
         L2AMetadataError: a band raster is not uint16 DN.
 
     """
-    with rasterio.Env(**GDAL_READ_OPTIONS):
-        for index, band in enumerate(bands):
-            if band not in BAND_RESOLUTION_M:
-                raise ValueError(
-                    f"unknown Sentinel-2 band {band!r}; known: {list(BAND_RESOLUTION_M)}")
-            with _open(acquisition.band_path(band)) as src:
-                if src.dtypes[0] != "uint16":
-                    raise L2AMetadataError(
-                        f"{src.name}: band raster of type {src.dtypes[0]}, expected uint16 DN")
-                read_window_10m(src, window, None, out[index])
-        with _open(acquisition.band_path(SCL_ASSET)) as src:
-            return read_window_10m(src, window, None).astype(np.uint8)
+    for index, band in enumerate(bands):
+        if band not in BAND_RESOLUTION_M:
+            raise ValueError(
+                f"unknown Sentinel-2 band {band!r}; known: {list(BAND_RESOLUTION_M)}")
+        _read_band_10m(acquisition.band_path(band), window, out[index], "uint16")
+    return _read_band_10m(acquisition.band_path(SCL_ASSET), window, None, None).astype(
+        np.uint8, copy=False)
 
 
 def read_bands(

@@ -18,9 +18,12 @@ import tasks.sentinel2.l2a as l2a
 from tasks.domain.crops import S2_BANDS
 from tasks.food_security.harmonise import (
     N_MONTHS,
+    STORE_COMPRESSION,
     RegionJob,
+    _fill_and_write,
     composite_region,
     create_tile_store,
+    fill_gaps,
     median_kernel,
     month_index,
     monthly_median_composite,
@@ -104,6 +107,7 @@ def reference_composite(acquisitions):
 
 
 def run_region(tmp_path, grid, acquisitions, threads=2):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     store = tmp_path / "t.zarr"
     create_tile_store(store, grid, season_months(SEASON), "2017-09_2018-08", 32)
     jobs = tile_region_jobs(store, grid, acquisitions, SEASON, 32, list(MASKED), "none", threads)
@@ -126,7 +130,33 @@ def test_region_composite_equals_nanmedian_reference(tiny_tile, tmp_path):
 
 
 def test_each_file_is_opened_once(tiny_tile, tmp_path, monkeypatch):
+    """Each band and SCL file is parsed once (direct deflate decoding) and never opened by GDAL."""
     grid, acquisitions = tiny_tile
+    parsed: collections.Counter[str] = collections.Counter()
+    opened: collections.Counter[str] = collections.Counter()
+    real_layout, real_open = l2a.tiff_layout, l2a._open
+
+    def counting_layout(path):
+        parsed[str(path)] += 1
+        return real_layout(path)
+
+    def counting_open(path):
+        opened[str(path)] += 1
+        return real_open(path)
+
+    monkeypatch.setattr(l2a, "tiff_layout", counting_layout)
+    monkeypatch.setattr(l2a, "_open", counting_open)
+    run_region(tmp_path, grid, acquisitions)
+    expected = {str(a.band_path(b)) for a in acquisitions for b in (*S2_BANDS, "SCL")}
+    assert set(parsed) == expected
+    assert set(parsed.values()) == {1}
+    assert not opened
+
+
+def test_rasterio_fallback_opens_each_file_once_same_composite(tiny_tile, tmp_path, monkeypatch):
+    """Files the direct decoder does not take are read through rasterio: same bits, one open."""
+    grid, acquisitions = tiny_tile
+    _, direct_median, direct_count = run_region(tmp_path / "direct", grid, acquisitions)
     opened: collections.Counter[str] = collections.Counter()
     real_open = l2a._open
 
@@ -134,11 +164,15 @@ def test_each_file_is_opened_once(tiny_tile, tmp_path, monkeypatch):
         opened[str(path)] += 1
         return real_open(path)
 
+    monkeypatch.setattr(l2a, "tiff_layout", lambda path: None)
     monkeypatch.setattr(l2a, "_open", counting_open)
-    run_region(tmp_path, grid, acquisitions)
+    _, median, count = run_region(tmp_path / "gdal", grid, acquisitions)
     expected = {str(a.band_path(b)) for a in acquisitions for b in (*S2_BANDS, "SCL")}
     assert set(opened) == expected
     assert set(opened.values()) == {1}
+    assert np.array_equal(count, direct_count)
+    assert np.array_equal(median, direct_median, equal_nan=True)
+    assert np.isfinite(median).any()
 
 
 def test_sorting_network_sorts_every_zero_one_input():
@@ -221,3 +255,54 @@ def test_region_shape_fits_the_budget_with_large_blocks(monkeypatch):
     rows, cols = harmonise.region_shape(grid, FakeAcquisition(), 256)
     assert rows * cols <= harmonise.REGION_MAX_PX
     assert rows % 256 == 0 and cols % 256 == 0 and 2048 % rows == 0 and 2048 % cols == 0
+
+
+def test_store_codec_is_lossless_blosc_named_in_the_attributes(tiny_tile, tmp_path):
+    grid, acquisitions = tiny_tile
+    _, median, _ = run_region(tmp_path, grid, acquisitions)
+    group = zarr.open_group(str(tmp_path / "t.zarr"), mode="r")
+    assert group.attrs["compression"] == STORE_COMPRESSION
+    for name in ("reflectance", "valid_count", "gap_filled"):
+        (codec,) = group[name].compressors
+        assert (codec.cname.value, codec.clevel, codec.shuffle.value) == ("lz4", 5, "shuffle")
+    assert np.isfinite(median).any()
+
+
+@pytest.mark.parametrize("method", ["linear", "nearest", "none"])
+def test_fill_gaps_with_known_missing_equals_the_nan_scan(method):
+    rng = np.random.default_rng(11)
+    comp = rng.random((N_MONTHS, 3, 20, 30)).astype(np.float32)
+    missing = rng.random((N_MONTHS, 20, 30)) < 0.5
+    missing[5] = False  # every pixel has data in month 5 ...
+    missing[:, :2] = True  # ... but those of rows 0-1 (no data in the year: they stay NaN)
+    comp[np.broadcast_to(missing[:, None], comp.shape)] = np.nan
+    expected, expected_flag = fill_gaps(comp.copy(), method)
+    filled, flag = fill_gaps(comp.copy(), method, overwrite=True, missing=missing)
+    assert np.array_equal(filled, expected, equal_nan=True)
+    assert np.array_equal(flag, expected_flag) and flag.sum() == missing.sum()
+    if method != "none":
+        assert np.isfinite(filled[:, :, 2:]).all() and np.isnan(filled[:, :, :2]).all()
+
+
+def test_chunks_are_filled_and_written_one_by_one_empty_ones_not_stored(tmp_path):
+    grid = TileGrid(tile="33UWP", epsg=32633, transform=Affine(10, 0, 500000, 0, -10, 5600000),
+                    width=64, height=48)
+    store = tmp_path / "t.zarr"
+    create_tile_store(store, grid, season_months(SEASON), "2017-09_2018-08", 32)
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 3, (N_MONTHS, 48, 64)).astype(np.uint16)
+    counts[:, :32, :32] = 0  # chunk (0, 0): no observation in the year
+    refl = rng.random((N_MONTHS, len(S2_BANDS), 48, 64)).astype(np.float32)
+    refl[np.broadcast_to(counts[:, None] == 0, refl.shape)] = np.nan
+    expected, expected_flag = fill_gaps(refl.copy(), "linear")
+    job = RegionJob(str(store), (0, 0, 48, 64), (), MASKED, "linear", threads=2)
+    assert _fill_and_write(job, refl, counts) == int(expected_flag.sum())
+    group = zarr.open_group(str(store), mode="r")
+    assert np.array_equal(group["reflectance"][:], expected, equal_nan=True)
+    assert np.array_equal(group["valid_count"][:], counts)
+    assert np.array_equal(group["gap_filled"][:], expected_flag)
+    # chunk (0, 0) is all NaN / all zero: not stored; the others are
+    for name, folder in (("reflectance", "c/0/0"), ("valid_count", "c/0")):
+        chunks = store / name / folder
+        assert sorted(p.relative_to(chunks).as_posix() for p in chunks.glob("*/*")) == [
+            "0/1", "1/0", "1/1"]
