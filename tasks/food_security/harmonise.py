@@ -4,9 +4,11 @@ For every tile the acquisitions of the agronomic year (1 September .. 31 August)
 by region (:func:`region_shape`: the whole tile up to :data:`REGION_MAX_PX` pixels, else blocks of
 whole zarr chunks and whole GeoTIFF blocks; one Dask task per region, so memory is bounded by one
 region: its float32 composite and two months of uint16 DN, not by the tile or the year). Within a
-region each band and SCL file is opened and decoded once, 20 m rasters are resampled once, reader
-threads read the next month while the current one is composited, and the median is computed on
-the DN (:func:`median_kernel`); a single region is composited in-process, without a cluster.
+region each band and SCL file is opened and decoded once (local deflate GeoTIFFs directly with
+libdeflate, :mod:`tasks.sentinel2.geotiff`; others through rasterio), 20 m rasters are resampled
+once, reader threads read the next month while the current one is composited, and the median is
+computed on the DN (:func:`median_kernel`); gap filling and the zarr write then run chunk by chunk
+on the same threads. A single region is composited in-process, without a cluster.
 A pixel observation is valid when its SCL class is not in
 ``harmonise.masked_scl_classes`` (default 0 nodata, 1 saturated, 3 shadow, 8/9 cloud, 10 cirrus,
 11 snow) and every band has data. Per pixel, band and month the composite is the median of the
@@ -20,7 +22,7 @@ valid month (no extrapolation); ``nearest`` takes the nearest valid month (ties:
 observation in the whole year stays NaN and is flagged in all months.
 
 Output per :mod:`tasks.food_security.schema`: ``{root}/food_security/harmonise/{agronomic_year}/
-{tile}.zarr``.
+{tile}.zarr``, compressed losslessly as :data:`STORE_COMPRESSION` says.
 """
 
 from __future__ import annotations
