@@ -1,0 +1,72 @@
+"""Patch extraction on a Dask cluster writes the same store as in-process (issue 17, P1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import TransposeCodec
+
+import tasks.polar.patches as patches_module
+from tasks.config.common import DaskConfig
+from tasks.dask_cluster import dask_client
+from tasks.polar.patches import extract_patches, shared_chunks
+
+
+def test_shared_chunks_lists_every_chunk_no_single_task_writes() -> None:
+    # tasks own rows [0, 10), [10, 12), [12, 30), [30, 31); chunks of 5 rows: task 0 writes
+    # [0, 10), task 2 writes [15, 30); the rest is joined
+    assert shared_chunks([0, 10, 12, 30, 31], 5) == [(10, 15, 1, 2), (30, 31, 3, 3)]
+    # a chunk spanning three tasks (two smaller than a chunk), then the short last chunk
+    assert shared_chunks([0, 1, 2, 6], 4) == [(0, 4, 0, 2), (4, 6, 2, 2)]
+    assert shared_chunks([0, 3, 4, 9], 4) == [(0, 4, 0, 1), (8, 9, 2, 2)]
+    assert shared_chunks([0, 8], 4) == []  # one task, whole chunks only
+    assert shared_chunks([0, 2, 5, 7], 7) == [(0, 7, 0, 2)]
+
+
+def _store(path: Path) -> dict[str, object]:
+    group = zarr.open_group(path, mode="r")
+    return {name: group[name][:] for name in ("x", "y", "scene", "origin")} | {
+        key: group.attrs[key] for key in ("band_mean", "band_std", "class_counts", "n_patches")}
+
+
+@pytest.mark.parametrize("chunk_patches", [25, 4])
+def test_cluster_path_writes_the_in_process_store(
+        tmp_path: Path, polar_scene_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        chunk_patches: int) -> None:
+    # 32 px tiles with stride 10 hold at most 9 patches: with 25-patch chunks every chunk is
+    # joined from three or more tile tasks; with 4-patch chunks tasks also write whole chunks
+    monkeypatch.setattr(patches_module, "OUTPUT_CHUNK_BYTES", 3 * 20 * 20 * 4 * chunk_patches)
+    kwargs = dict(size=20, stride=10, min_purity=0.8, balance="none", max_per_class=10_000,
+                  tile_px=32)
+    scene, label = polar_scene_pair
+    local = extract_patches([scene], [label], tmp_path / "in_process.zarr", **kwargs)
+    cfg = DaskConfig(cluster="local", workers="threads", n_workers=2)
+    with dask_client(cfg) as client:
+        remote = extract_patches([scene], [label], tmp_path / "cluster.zarr", client=client,
+                                 **kwargs)
+    assert remote["n_patches"] == local["n_patches"] > 3 * chunk_patches
+    assert zarr.open_array(tmp_path / "cluster.zarr" / "x").chunks[0] == chunk_patches
+    expected, got = _store(tmp_path / "in_process.zarr"), _store(tmp_path / "cluster.zarr")
+    for name, value in expected.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        else:
+            assert got[name] == value, name
+
+
+def test_patch_chunks_are_stored_band_major_with_the_same_values(
+        tmp_path: Path, polar_scene_pair: tuple[Path, Path]) -> None:
+    scene, label = polar_scene_pair
+    extract_patches([scene], [label], tmp_path / "p.zarr", size=32, balance="none",
+                    min_purity=0.5)
+    x = zarr.open_array(tmp_path / "p.zarr" / "x")
+    assert x.metadata.codecs[0] == TransposeCodec(order=(1, 0, 2, 3))
+    hh = zarr.open_array(Path(scene) / "backscatter")[0]  # band order of the fixture: HH first
+    origins = zarr.open_array(tmp_path / "p.zarr" / "origin")[:]
+    values = x[:]
+    for i in (0, len(values) // 2, len(values) - 1):
+        r, c = origins[i]
+        np.testing.assert_array_equal(values[i, 0], hh[r:r + 32, c:c + 32])
