@@ -104,7 +104,8 @@ class VectorCropMap:
     def _row_group_column(self, group: int, column: str) -> pa.ChunkedArray:
         if self._parquet is None:
             assert self.parquet_path is not None
-            self._parquet = pq.ParquetFile(self.parquet_path, memory_map=True)
+            # no memory map: mapped pages of a multi-GB file would count in the resident set
+            self._parquet = pq.ParquetFile(self.parquet_path, memory_map=False)
         return self._parquet.read_row_group(group, columns=[column]).column(0)
 
     def _row_group_wkb(self, group: int) -> pa.ChunkedArray:
@@ -376,15 +377,19 @@ def _file_backed_instances(
 ) -> VectorCropMap:
     """Read the class codes and the row groups' extents; boxes and WKB stay in the file."""
     source = str(path)
-    parquet = pq.ParquetFile(path, memory_map=True, read_dictionary=[class_column])
+    parquet = pq.ParquetFile(path, memory_map=False, read_dictionary=[class_column])
     meta = parquet.metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype("int64")
     if int(starts[-1]) == 0:
         raise CropMapError(f"{source}: the map is empty (0 instances); nothing to evaluate")
-    table = parquet.read(columns=[class_column], use_threads=True).unify_dictionaries()
-    class_index = class_names_to_index(table.column(class_column), source)
-    del table
+    column = parquet.read(columns=[class_column], use_threads=True).column(class_column)
+    class_index = np.empty(int(starts[-1]), dtype="int16")
+    row = 0
+    for chunk in column.chunks:  # chunk by chunk: no unified copy of 50 M dictionary indices
+        class_index[row:row + len(chunk)] = class_names_to_index(chunk, source)
+        row += len(chunk)
+    del column
     crop_map = VectorCropMap(
         name=name or path.stem, source=source, crs=crs, class_index=class_index, bbox=None,
         parquet_path=source, geometry_column=geom_col, chunk_starts=starts, bbox_column=bbox_col,

@@ -33,8 +33,14 @@ import pyarrow.parquet as pq
 from pyproj import CRS
 
 from tasks.domain.crops import CROP_CLASSES
-from tasks.lucas.codelist import CODELIST_DIR
-from tasks.lucas.generator import CLASS_LC1, CLASS_SHARE, CONFUSABLE, NON_FARM, lucas_table
+from tasks.lucas.generator import (
+    CLASS_LC1,
+    CLASS_SHARE,
+    CONFUSABLE,
+    NON_FARM,
+    lucas_table,
+    nuts0_of,
+)
 
 #: Blocks per tile side; a tile is about 10 km square.
 TILE_BLOCKS = 32
@@ -356,19 +362,6 @@ def _pick_codes(rng: np.random.Generator, table: dict[str, float], size: int) ->
     keys = np.asarray(list(table), dtype=object)
     p = np.array(list(table.values()), float)
     return keys[rng.choice(len(keys), size=size, p=p / p.sum())]
-
-
-def nuts0_of(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """NUTS0 code of the smallest country bounding box holding each point ('' if none)."""
-    table = pd.read_csv(CODELIST_DIR / "country_bounds.csv")
-    area = (table["max_lon"] - table["min_lon"]) * (table["max_lat"] - table["min_lat"])
-    table = table.assign(area=area).sort_values("area", ascending=False)
-    out = np.full(lon.size, "", dtype=object)
-    for row in table.itertuples():
-        inside = ((lon >= row.min_lon) & (lon <= row.max_lon) & (lat >= row.min_lat)
-                  & (lat <= row.max_lat))
-        out[inside] = row.nuts0  # smaller boxes are written last and win
-    return out
 
 
 def _grid(rng: np.random.Generator, n_parcels: int, origin: tuple[float, float],

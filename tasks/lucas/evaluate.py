@@ -170,8 +170,9 @@ def _reproject_map(crop_map: CropMap, crs: CRS) -> CropMap:
 def map_side_classes(crop_map: CropMap) -> set[int]:
     """Class indices present anywhere in the map (raster: scanned block by block)."""
     if isinstance(crop_map, VectorCropMap):
-        counts = np.bincount(crop_map.class_index.astype("int64"), minlength=len(CROP_CLASSES))
-        return {int(c) for c in np.flatnonzero(counts)}
+        present = np.zeros(len(CROP_CLASSES), dtype=bool)
+        present[crop_map.class_index] = True
+        return {int(c) for c in np.flatnonzero(present)}
     import rasterio
 
     found: set[int] = set()

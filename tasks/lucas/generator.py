@@ -414,6 +414,19 @@ def generate_lucas_points(
                        missing_gps_share, first_point_id)
 
 
+def nuts0_of(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """NUTS0 code of the smallest country bounding box holding each point ('' if none)."""
+    table = pd.read_csv(CODELIST_DIR / "country_bounds.csv")
+    area = (table["max_lon"] - table["min_lon"]) * (table["max_lat"] - table["min_lat"])
+    table = table.assign(area=area).sort_values("area", ascending=False)
+    out = np.full(lon.size, "", dtype=object)
+    for row in table.itertuples():
+        inside = ((lon >= row.min_lon) & (lon <= row.max_lon) & (lat >= row.min_lat)
+                  & (lat <= row.max_lat))
+        out[inside] = row.nuts0  # smaller boxes are written last and win
+    return out
+
+
 def lucas_table(  # noqa: PLR0913
     rng: np.random.Generator, crs: str, th: np.ndarray, gps: np.ndarray, lc1: np.ndarray,
     lu1: np.ndarray, area: np.ndarray, gps_noise_m: float = 3.0, office_share: float = 0.04,
@@ -424,7 +437,7 @@ def lucas_table(  # noqa: PLR0913
 
     Office points (``office_share``, OBS_TYPE 7) get the 88.888888 GPS sentinel, a share
     ``missing_gps_share`` of the others empty GPS columns. ``nuts0(lon, lat)`` gives the country
-    codes (default: every point ``AT``).
+    codes (default: :func:`nuts0_of` the theoretical location).
     """
     n_points = len(th)
     legend = _legend()
@@ -443,7 +456,7 @@ def lucas_table(  # noqa: PLR0913
     dates = pd.Timestamp("2018-05-15") + pd.to_timedelta(days, unit="D")
     return pd.DataFrame({
         "POINT_ID": np.arange(first_point_id, first_point_id + n_points, dtype="int64"),
-        "NUTS0": "AT" if nuts0 is None else nuts0(th_lon, th_lat),
+        "NUTS0": (nuts0 or nuts0_of)(np.asarray(th_lon), np.asarray(th_lat)),
         "TH_LAT": np.round(th_lat, 9),
         "TH_LONG": np.round(th_lon, 9),
         "OFFICE_PI": office.astype(int),
