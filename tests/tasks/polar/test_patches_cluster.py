@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import zarr
 from zarr.codecs import TransposeCodec
+from zarr.core.metadata import ArrayV3Metadata
 
 import tasks.polar.patches as patches_module
 from tasks.config.common import DaskConfig
 from tasks.dask_cluster import dask_client
 from tasks.polar.patches import extract_patches, shared_chunks
+from tasks.storage import zarr_array
 
 
 def test_shared_chunks_lists_every_chunk_no_single_task_writes() -> None:
@@ -28,7 +31,7 @@ def test_shared_chunks_lists_every_chunk_no_single_task_writes() -> None:
 
 def _store(path: Path) -> dict[str, object]:
     group = zarr.open_group(path, mode="r")
-    return {name: group[name][:] for name in ("x", "y", "scene", "origin")} | {
+    return {name: zarr_array(group, name)[:] for name in ("x", "y", "scene", "origin")} | {
         key: group.attrs[key] for key in ("band_mean", "band_std", "class_counts", "n_patches")}
 
 
@@ -39,8 +42,8 @@ def test_cluster_path_writes_the_in_process_store(
     # 32 px tiles with stride 10 hold at most 9 patches: with 25-patch chunks every chunk is
     # joined from three or more tile tasks; with 4-patch chunks tasks also write whole chunks
     monkeypatch.setattr(patches_module, "OUTPUT_CHUNK_BYTES", 3 * 20 * 20 * 4 * chunk_patches)
-    kwargs = dict(size=20, stride=10, min_purity=0.8, balance="none", max_per_class=10_000,
-                  tile_px=32)
+    kwargs: dict[str, Any] = dict(size=20, stride=10, min_purity=0.8, balance="none",
+                                  max_per_class=10_000, tile_px=32)
     scene, label = polar_scene_pair
     local = extract_patches([scene], [label], tmp_path / "in_process.zarr", **kwargs)
     cfg = DaskConfig(cluster="local", workers="threads", n_workers=2)
@@ -63,10 +66,11 @@ def test_patch_chunks_are_stored_band_major_with_the_same_values(
     extract_patches([scene], [label], tmp_path / "p.zarr", size=32, balance="none",
                     min_purity=0.5)
     x = zarr.open_array(tmp_path / "p.zarr" / "x")
+    assert isinstance(x.metadata, ArrayV3Metadata)
     assert x.metadata.codecs[0] == TransposeCodec(order=(1, 0, 2, 3))
-    hh = zarr.open_array(Path(scene) / "backscatter")[0]  # band order of the fixture: HH first
-    origins = zarr.open_array(tmp_path / "p.zarr" / "origin")[:]
-    values = x[:]
+    hh = np.asarray(zarr.open_array(Path(scene) / "backscatter")[0])  # fixture bands: HH first
+    origins = np.asarray(zarr.open_array(tmp_path / "p.zarr" / "origin")[:])
+    values = np.asarray(x[:])
     for i in (0, len(values) // 2, len(values) - 1):
         r, c = origins[i]
         np.testing.assert_array_equal(values[i, 0], hh[r:r + 32, c:c + 32])
