@@ -1,0 +1,238 @@
+"""harmonise_scene end to end on a tiny generated product, against hand computations (issue 19).
+
+The product's DN, noise and calibration LUT are read through the SAFE reader, sigma0 is computed
+by hand ((DN^2 - N) / A^2), boxcar-filtered over valid pixels with the configured multilook (edge
+pixels repeated), sampled bilinearly at the image position the geocoding gives each map pixel and
+converted to dB: that must be the stored value. The store's attributes and the returned summary
+are checked against what the run did (the arrays written, the grid used), not the config alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pytest
+import zarr
+
+from tasks.config.polar import HarmoniseConfig
+from tasks.polar import harmonise as hm
+from tasks.polar.schema import BACKSCATTER_VAR, BANDS, LAND_MASK_VAR, VALID_MASK_VAR
+from tasks.sentinel1.generator import GeneratedScene, generate_ew_grd_scene
+from tasks.sentinel1.geocode import image_coordinates
+from tasks.sentinel1.safe import open_safe
+from tasks.storage import zarr_array
+
+START = dt.datetime(2026, 1, 15, 7, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> GeneratedScene:
+    """The smallest scene the generator makes (32 x 64), with land."""
+    return generate_ew_grd_scene(tmp_path_factory.mktemp("tiny"), seed=5, start_time=START,
+                                 lines=32, samples=64, land_fraction=0.3)
+
+
+def _run(scene_path: Path, out: Path, cfg: HarmoniseConfig,
+         land: Path | None) -> tuple[dict[str, Any], zarr.Group]:
+    with dask.config.set(scheduler="synchronous"):
+        summary = hm.harmonise_scene(scene_path, out, cfg, land_mask_path=land)
+    return summary, zarr.open_group(str(out), mode="r")
+
+
+@pytest.fixture(scope="module")
+def with_land(scene: GeneratedScene,
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], zarr.Group]:
+    cfg = HarmoniseConfig(chunk=64, multilook=3, db_floor=-35.0)
+    return _run(scene.safe_path, tmp_path_factory.mktemp("a") / "s.zarr", cfg,
+                scene.land_mask_path)
+
+
+def _hand_db_at(scene: GeneratedScene, cfg: HarmoniseConfig, rows: np.ndarray,
+                cols: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """dB of HH / HV and the valid share at map pixels (rows, cols), by hand."""
+    product = open_safe(scene.safe_path)
+    grid = hm.output_grid(product, cfg)
+    line, pixel = image_coordinates(grid["geocoding"], grid["transform"],
+                                    (0, grid["shape"][0]), (0, grid["shape"][1]))
+    line, pixel = line[rows, cols], pixel[rows, cols]
+    out, shares = {}, []
+    for pol in hm.POLARISATIONS:
+        dn = product.read_dn(pol).astype(np.float64)
+        power = dn**2 - (product.noise_lut(pol).astype(np.float64) if cfg.noise_removal else 0.0)
+        sigma0 = power / product.calibration_lut(pol).astype(np.float64) ** 2
+        valid = (dn > 0).astype(float)
+        half = cfg.multilook // 2
+        v = np.pad(np.where(valid > 0, sigma0, 0.0), half, mode="edge")
+        w = np.pad(valid, half, mode="edge")
+        size = cfg.multilook
+        num = sum(v[i:i + dn.shape[0], j:j + dn.shape[1]] * w[i:i + dn.shape[0], j:j + dn.shape[1]]
+                  for i in range(size) for j in range(size))
+        den = sum(w[i:i + dn.shape[0], j:j + dn.shape[1]] for i in range(size)
+                  for j in range(size))
+        mean = np.asarray(np.where(den > 0, num / np.maximum(den, 1e-12), 0.0))
+        share = np.asarray(den / size**2)
+
+        def bilinear(a: np.ndarray) -> np.ndarray:
+            l0 = np.clip(np.floor(line).astype(int), 0, a.shape[0] - 2)
+            p0 = np.clip(np.floor(pixel).astype(int), 0, a.shape[1] - 2)
+            tl = np.clip(line - l0, 0, 1)
+            tp = np.clip(pixel - p0, 0, 1)
+            return ((1 - tl) * (1 - tp) * a[l0, p0] + (1 - tl) * tp * a[l0, p0 + 1]
+                    + tl * (1 - tp) * a[l0 + 1, p0] + tl * tp * a[l0 + 1, p0 + 1])
+
+        floor = 10 ** (cfg.db_floor / 10)
+        out[pol] = 10 * np.log10(np.maximum(bilinear(mean), floor))
+        shares.append(bilinear(share))
+    incidence = product.incidence_angle().astype(np.float64)
+    l0 = np.clip(np.floor(line).astype(int), 0, incidence.shape[0] - 2)
+    p0 = np.clip(np.floor(pixel).astype(int), 0, incidence.shape[1] - 2)
+    tl, tp = line - l0, pixel - p0
+    inc = ((1 - tl) * (1 - tp) * incidence[l0, p0] + (1 - tl) * tp * incidence[l0, p0 + 1]
+           + tl * (1 - tp) * incidence[l0 + 1, p0] + tl * tp * incidence[l0 + 1, p0 + 1])
+    return out, np.minimum(*shares), inc
+
+
+def _inner_pixels(valid: np.ndarray, n: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Valid map pixels at least two pixels inside the valid area (no edge interpolation)."""
+    inner = valid.copy()
+    for dr in (-2, 0, 2):
+        for dc in (-2, 0, 2):
+            inner &= np.roll(np.roll(valid, dr, 0), dc, 1)
+    rows, cols = np.nonzero(inner)
+    pick = np.linspace(0, rows.size - 1, n).astype(int)
+    return rows[pick], cols[pick]
+
+
+def test_pixels_equal_the_hand_formula(scene: GeneratedScene,
+                                       with_land: tuple[dict[str, Any], zarr.Group]) -> None:
+    _, group = with_land
+    cfg = HarmoniseConfig(chunk=64, multilook=3, db_floor=-35.0)
+    backscatter = np.asarray(zarr_array(group, BACKSCATTER_VAR)[:])
+    valid = np.asarray(zarr_array(group, VALID_MASK_VAR)[:]) == 1
+    rows, cols = _inner_pixels(valid)
+    want, share, incidence = _hand_db_at(scene, cfg, rows, cols)
+    assert (share >= 0.5).all()
+    np.testing.assert_allclose(backscatter[0, rows, cols], want["HH"], atol=2e-3)
+    np.testing.assert_allclose(backscatter[1, rows, cols], want["HV"], atol=2e-3)
+    np.testing.assert_allclose(backscatter[2, rows, cols], incidence, atol=2e-3)
+    # sigma0 is NaN exactly where not valid; the incidence is there wherever the image is
+    assert np.isnan(backscatter[:2, ~valid]).all() and np.isfinite(backscatter[:, valid]).all()
+    assert np.isfinite(backscatter[2, ~valid]).any() and np.isnan(backscatter[2]).any()
+
+
+def test_attributes_and_summary_describe_the_run(
+        scene: GeneratedScene, with_land: tuple[dict[str, Any], zarr.Group]) -> None:
+    summary, group = with_land
+    cfg = HarmoniseConfig(chunk=64, multilook=3, db_floor=-35.0)
+    product = open_safe(scene.safe_path)
+    grid = hm.output_grid(product, cfg)
+    attrs = dict(group.attrs)
+    h, w = grid["shape"]
+    assert attrs["crs"] == "EPSG:3413" == cfg.target_crs
+    assert attrs["transform"] == list(grid["transform"].to_gdal())
+    assert attrs["scene_id"] == product.scene_id == summary["scene_id"]
+    assert attrs["start_time"] == product.start_time.isoformat()
+    assert attrs["stop_time"] == product.stop_time.isoformat()
+    assert attrs["pixel_spacing_m"] == 40.0
+    assert (attrs["mission"], attrs["mode"]) == (product.mission, product.mode) == ("S1A", "EW")
+    assert attrs["multilook"] == 3 and attrs["noise_removal"] == 1
+    assert attrs["affine_rms_m"] == grid["affine_rms_m"] == summary["affine_rms_m"]
+    assert attrs["geocoding"] == grid["geocoding"].residuals == summary["geocoding"]
+    assert attrs["land_mask_source"] == str(scene.land_mask_path)
+    assert attrs["source_product"] == scene.safe_path.name
+    assert attrs["noise_lut_all_zero"] == [] == summary["noise_lut_all_zero"]
+    assert attrs["warnings"] == [] == summary["warnings"]
+    backscatter = np.asarray(zarr_array(group, BACKSCATTER_VAR)[:])
+    valid = np.asarray(zarr_array(group, VALID_MASK_VAR)[:])
+    land = np.asarray(zarr_array(group, LAND_MASK_VAR)[:])
+    assert backscatter.shape == (3, h, w) and backscatter.dtype == np.float32
+    assert valid.dtype == land.dtype == np.uint8 and valid.shape == land.shape == (h, w)
+    assert summary["shape"] == [h, w]
+    assert summary["valid_pixels"] == int(valid.sum()) > 0
+    assert summary["land_pixels"] == int(land.sum()) > 0
+    sea = (valid == 1) & (land == 0)
+    assert summary["hh_db_mean"] == pytest.approx(float(backscatter[0][sea].mean()), abs=1e-3)
+    assert summary["hv_db_mean"] == pytest.approx(float(backscatter[1][sea].mean()), abs=1e-3)
+    assert summary["hv_db_mean"] < summary["hh_db_mean"]
+    assert 0.0 < summary["warp_share"] < 1.0
+    assert summary["zarr"].endswith("s.zarr")
+    # the land mask is the land polygons burnt into the grid
+    geoms = hm._read_land_geometries(scene.land_mask_path, cfg.target_crs)
+    np.testing.assert_array_equal(
+        land, hm.rasterise_land(geoms, grid["transform"], slice(0, h), slice(0, w)))
+    # coordinates of pixel centres, bands, CRS variable and the variables' descriptions
+    t = grid["transform"]
+    x = np.asarray(zarr_array(group, "x")[:])
+    y = np.asarray(zarr_array(group, "y")[:])
+    np.testing.assert_allclose(x, t.c + t.a * (np.arange(w) + 0.5))
+    np.testing.assert_allclose(y, t.f + t.e * (np.arange(h) + 0.5))
+    assert list(np.asarray(zarr_array(group, "band")[:])) == list(BANDS)
+    assert "spatial_ref" in group
+    assert dict(zarr_array(group, BACKSCATTER_VAR).attrs)["units"] == (
+        "dB (HH, HV sigma0); degrees (incidence)")
+    assert dict(zarr_array(group, LAND_MASK_VAR).attrs)["long_name"] == "land (1) / sea (0)"
+    assert dict(zarr_array(group, VALID_MASK_VAR).attrs)["long_name"] == "data present (1)"
+    assert zarr_array(group, BACKSCATTER_VAR).chunks == (3, 64, 64)
+
+
+def test_plain_calibration_without_land_or_multilook(
+        scene: GeneratedScene, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = HarmoniseConfig(chunk=64, multilook=1, noise_removal=False, db_floor=-30.0)
+    with caplog.at_level(logging.WARNING, logger="tasks.polar.harmonise"):
+        summary, group = _run(scene.safe_path, tmp_path / "plain.zarr", cfg, None)
+    name = scene.safe_path.name.removesuffix(".SAFE")
+    assert f"{name}: no land polygons given; land_mask is all 0" in caplog.messages
+    attrs = dict(group.attrs)
+    assert attrs["noise_removal"] == 0 and attrs["multilook"] == 1
+    assert attrs["land_mask_source"] == "none"
+    assert summary["land_pixels"] == 0
+    assert not np.asarray(zarr_array(group, LAND_MASK_VAR)[:]).any()
+    backscatter = np.asarray(zarr_array(group, BACKSCATTER_VAR)[:])
+    valid = np.asarray(zarr_array(group, VALID_MASK_VAR)[:]) == 1
+    rows, cols = _inner_pixels(valid)
+    want, _, _ = _hand_db_at(scene, cfg, rows, cols)
+    np.testing.assert_allclose(backscatter[0, rows, cols], want["HH"], atol=2e-3)
+    np.testing.assert_allclose(backscatter[1, rows, cols], want["HV"], atol=2e-3)
+    sea = valid  # no land
+    assert summary["hh_db_mean"] == pytest.approx(float(backscatter[0][sea].mean()), abs=1e-3)
+
+
+def test_zero_noise_lut_is_reported_in_attrs_summary_and_log(
+        scene: GeneratedScene, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.tasks.sentinel1.noise_edits import zero_noise_luts
+
+    safe = tmp_path / scene.safe_path.name
+    shutil.copytree(scene.safe_path, safe)
+    (edited,) = zero_noise_luts(safe, ["HV"])
+    cfg = HarmoniseConfig(chunk=64)
+    with caplog.at_level(logging.WARNING, logger="tasks.polar.harmonise"):
+        summary, group = _run(safe, tmp_path / "z.zarr", cfg, scene.land_mask_path)
+    attrs = dict(group.attrs)
+    assert attrs["noise_lut_all_zero"] == ["HV"] == summary["noise_lut_all_zero"]
+    assert len(summary["warnings"]) == 1 and attrs["warnings"] == summary["warnings"]
+    assert summary["warnings"][0].startswith(
+        f"{safe.name.removesuffix('.SAFE')}: thermal-noise LUT of HV is all zeros "
+        f"(annotation/calibration/{edited.name}; IPF >= 2.9 format)")
+    assert summary["warnings"][0] in caplog.messages
+
+
+def test_wrong_products_are_refused_before_any_output(scene: GeneratedScene,
+                                                      tmp_path: Path) -> None:
+    from tasks.sentinel1.safe import MissingPolarisationError, WrongModeError
+
+    with pytest.raises(WrongModeError, match="acquisition mode is 'EW', expected 'IW'"):
+        hm.harmonise_scene(scene.safe_path, tmp_path / "o.zarr",
+                           HarmoniseConfig(required_mode="IW"))
+    safe = tmp_path / scene.safe_path.name
+    shutil.copytree(scene.safe_path, safe)
+    for tiff in (safe / "measurement").glob("*-hv-*"):
+        tiff.unlink()
+    with pytest.raises(MissingPolarisationError, match="measurement file of polarisation HV"):
+        hm.harmonise_scene(safe, tmp_path / "o.zarr", HarmoniseConfig())
+    assert not (tmp_path / "o.zarr").exists()
