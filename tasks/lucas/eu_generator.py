@@ -465,10 +465,12 @@ def _points_draft(rng: np.random.Generator, grid: _Grid,
                   ) -> _PointsDraft:
     """Theoretical points on a randomly offset grid over the extent, with their batch."""
     x0, y0, x1, y1 = extent
-    spacing = float(np.sqrt((x1 - x0) * (y1 - y0) / n_points)) * 0.99
+    spacing = float(np.sqrt((x1 - x0) * (y1 - y0) / n_points)) * 0.95
     gx = np.arange(x0 + rng.uniform(0, spacing), x1, spacing)
     gy = np.arange(y0 + rng.uniform(0, spacing), y1, spacing)
     th = np.array(np.meshgrid(gx, gy)).reshape(2, -1).T
+    if len(th) < n_points:  # tiny extents: top up with uniform points
+        th = np.vstack([th, rng.uniform([x0, y0], [x1, y1], (n_points - len(th), 2))])
     th = th[np.sort(rng.choice(len(th), n_points, replace=False))]
     row = np.clip(np.searchsorted(grid.row_edges, th[:, 1], side="right") - 1, 0, grid.side - 1)
     col = np.clip(np.searchsorted(grid.col_edges, th[:, 0], side="right") - 1, 0, grid.side - 1)

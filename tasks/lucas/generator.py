@@ -415,7 +415,12 @@ def generate_lucas_points(
 
 
 def nuts0_of(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """NUTS0 code of the smallest country bounding box holding each point ('' if none)."""
+    """NUTS0 code of the smallest country bounding box holding each point ('' if none).
+
+    An approximation of the country (boxes overlap: Vienna lies in Hungary's smaller box), but
+    always a country whose box holds the point, which is what the ``outside_country`` rule of the
+    evaluation checks.
+    """
     table = pd.read_csv(CODELIST_DIR / "country_bounds.csv")
     area = (table["max_lon"] - table["min_lon"]) * (table["max_lat"] - table["min_lat"])
     table = table.assign(area=area).sort_values("area", ascending=False)
