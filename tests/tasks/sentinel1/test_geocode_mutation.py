@@ -446,3 +446,79 @@ def test_a_repeated_terrain_tie_point_does_not_disable_the_sea_level_move(
     assert twice.residuals["sea_level_moved"] == once.residuals["sea_level_moved"] == 58
     np.testing.assert_allclose(twice.tie_x, once.tie_x, atol=1e-6)
     np.testing.assert_allclose(twice.tie_y, once.tie_y, atol=1e-6)
+
+
+def test_to_image_default_is_two_newton_steps(small_grid: GeolocationGrid) -> None:
+    geo = gc.fit_geocoding(small_grid, "EPSG:3413")
+    x, y = geo.to_crs(np.array([1234.5, 8000.0]), np.array([777.0, 9000.25]))
+    default = geo.to_image(x, y)
+    two = geo.to_image(x, y, iterations=2)
+    np.testing.assert_array_equal(default[0], two[0])
+    np.testing.assert_array_equal(default[1], two[1])
+
+
+def _plane(affine: list[list[float]]) -> gc.PlaneMap:
+    return gc.PlaneMap(np.zeros(2), np.ones(2), np.empty((0, 2)), np.empty((0, 2)),
+                       np.array(affine, dtype=float))
+
+
+def test_newton_steps_with_unit_and_zero_jacobians() -> None:
+    """Forward x = pixel, y = -line: Jacobian determinant exactly 1, one step lands exactly on
+    the answer from any first guess. A degenerate forward map (det 0) leaves the guess alone."""
+    empty = np.empty(0)
+    forward = _plane([[0.0, 0.0], [0.0, -1.0], [1.0, 0.0]])  # (line, pixel) -> (pixel, -line)
+    rough = _plane([[0.3, -0.2], [0.0, 1.0], [-1.0, 0.0]])  # (x, y) -> (-y + 0.3, x - 0.2)
+    geo = gc.Geocoding("c", "tps", forward, rough, empty, empty, empty, empty)
+    line, pixel = geo.to_image(np.array([5.0, 17.0]), np.array([-3.0, -11.0]), iterations=1)
+    np.testing.assert_allclose(line, [3.0, 11.0], atol=1e-12)
+    np.testing.assert_allclose(pixel, [5.0, 17.0], atol=1e-12)
+    flat = _plane([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])  # x = y = line + pixel: det 0
+    stuck = gc.Geocoding("c", "tps", flat, rough, empty, empty, empty, empty)
+    line, pixel = stuck.to_image(np.array([5.0]), np.array([-3.0]))
+    np.testing.assert_array_equal(line, [3.3])
+    np.testing.assert_array_equal(pixel, [4.8])
+
+
+def test_interpolate_lattice_uses_the_segment_around_each_position() -> None:
+    """Values that are not bilinear (squares): each position mixes its two neighbouring nodes."""
+    lr = np.array([0.0, 2.0, 5.0, 9.0])
+    lc = np.array([1.0, 4.0, 6.0])
+    r = np.arange(0.0, 10.0)
+    c = np.arange(1.0, 7.0)
+    values = lr[:, None] ** 2 + 10.0 * lc[None, :] ** 2
+    got = gc.interpolate_lattice(values, lr, lc, r, c)
+
+    def hand_1d(nodes: np.ndarray, node_values: np.ndarray, at: float) -> float:
+        k = max(i for i in range(len(nodes) - 1) if nodes[i] <= at)
+        t = (at - nodes[k]) / (nodes[k + 1] - nodes[k])
+        return float((1 - t) * node_values[k] + t * node_values[k + 1])
+
+    for i, j in np.ndindex(r.size, c.size):
+        want = hand_1d(lr, lr**2, float(r[i])) + 10.0 * hand_1d(lc, lc**2, float(c[j]))
+        assert got[i, j] == pytest.approx(want, rel=1e-12), (r[i], c[j])
+
+
+def test_image_coordinates_of_a_curved_map_are_exact_on_the_lattice() -> None:
+    """A strongly curved map (x, y quadratic in line and pixel): the lattice rows / columns,
+    the window's last ones included, are inverted exactly; in between the bilinear error of the
+    curvature shows (so those positions are interpolated, not inverted)."""
+    lines, pixels = np.meshgrid(np.arange(0.0, 201.0, 10.0), np.arange(0.0, 201.0, 10.0),
+                                indexing="ij")
+    image = np.column_stack([lines.ravel(), pixels.ravel()])
+    ground = np.column_stack([40.0 * image[:, 1] + 0.5 * image[:, 0] ** 2,
+                              -40.0 * image[:, 0] + 0.8 * image[:, 1] ** 2])
+    forward, _ = gc.fit_plane_map(image, ground, "tps")
+    backward, _ = gc.fit_plane_map(ground, image, "tps")
+    empty = np.empty(0)
+    geo = gc.Geocoding("c", "tps", forward, backward, empty, empty, empty, empty)
+    transform = Affine(40.0, 0.0, 1000.0, 0.0, -40.0, -1000.0)
+    rows, cols = (10, 21), (30, 41)
+    line, pixel = gc.image_coordinates(geo, transform, rows, cols, step=4)
+    rr, cc = np.meshgrid(np.arange(*rows) + 0.5, np.arange(*cols) + 0.5, indexing="ij")
+    exact_line, exact_pixel = geo.to_image(1000.0 + 40.0 * cc, -1000.0 - 40.0 * rr)
+    nodes = np.ix_([0, 4, 8, 10], [0, 4, 8, 10])
+    np.testing.assert_allclose(line[nodes], exact_line[nodes], atol=1e-9)
+    np.testing.assert_allclose(pixel[nodes], exact_pixel[nodes], atol=1e-9)
+    between = np.ix_([1, 2, 3, 5, 6, 7, 9], [1, 2, 3, 5, 6, 7, 9])
+    assert np.abs(line[between] - exact_line[between]).max() > 1e-6
+    np.testing.assert_allclose(line, exact_line, atol=0.05)
