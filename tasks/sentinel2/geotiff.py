@@ -3,20 +3,22 @@
 Sentinel-2 L2A band files (eeflow's own, Earth Search's COGs) are single-band uint16 / uint8
 GeoTIFFs, tiled or striped, deflate-compressed with or without horizontal differencing
 (predictor 2). For such a file :func:`tiff_layout` reads the first image's structure (tile
-offsets, sizes, pixel size) with tifffile, and :func:`read_window` decodes only the tiles a window
-needs with imagecodecs (libdeflate and the delta decoder, both without the GIL). The values are
-those GDAL returns for the same window (``src.read(1, window=...)``): the same bytes inflated,
-the same predictor undone. Opening a file through rasterio costs as much CPU as decoding a
+offsets, sizes, pixel size) from its first IFD, and :func:`read_window` decodes only the tiles a
+window needs with imagecodecs (libdeflate and the delta decoder, both without the GIL). The
+values are those GDAL returns for the same window (``src.read(1, window=...)``): the same bytes
+inflated, the same predictor undone. Opening a file through rasterio costs as much CPU as decoding a
 512 x 512 band (dataset object, CRS, GDAL environment per open); this path costs a header parse.
 
 Anything else (no imagecodecs installed, remote hrefs, JPEG 2000, other compressions, several
-samples per pixel, a rotated or unreferenced raster, a window outside the raster) gives ``None``
-from :func:`tiff_layout`: the caller reads that file through rasterio as before.
+samples per pixel, a rotated or unreferenced raster, big-endian or BigTIFF files, a window
+outside the raster) gives ``None`` from :func:`tiff_layout`: the caller reads that file through
+rasterio as before.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,6 @@ except ImportError:  # pragma: no cover - imagecodecs is a project dependency
 
 #: TIFF compression codes decoded here: none, deflate (Adobe and the old code).
 _NONE, _DEFLATE = 1, (8, 32946)
-_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 @dataclass(frozen=True)
@@ -72,21 +73,114 @@ def _local_path(path: Path | str) -> str | None:
     return text
 
 
-def _page_supported(page: Any) -> bool:
-    """Say whether a page is a single-band, unrotated, deflate (or raw) uint8 / uint16 image."""
-    tags = page.tags
-    return bool(
-        page.samplesperpixel == 1 and page.imagedepth == 1 and int(page.fillorder) == 1
-        and np.dtype(page.dtype) in _DTYPES and page.bitspersample == 8 * page.dtype.itemsize
-        and (int(page.compression) == _NONE or int(page.compression) in _DEFLATE)
-        and int(page.predictor) in (1, 2)
-        and "ModelPixelScaleTag" in tags and "ModelTransformationTag" not in tags
-        and len(page.dataoffsets) == len(page.databytecounts) > 0
+#: TIFF field types read here: code -> (struct format, bytes per value)
+_FIELD_TYPES = {1: ("B", 1), 2: ("s", 1), 3: ("H", 2), 4: ("I", 4), 12: ("d", 8)}
+#: the tags the layout needs (others are skipped unread)
+_TAGS = {
+    "width": 256, "height": 257, "bits": 258, "compression": 259, "fill_order": 266,
+    "strip_offsets": 273, "samples": 277, "rows_per_strip": 278, "strip_counts": 279,
+    "planar": 284, "predictor": 317, "tile_width": 322, "tile_height": 323,
+    "tile_offsets": 324, "tile_counts": 325, "sample_format": 339, "depth": 32997,
+    "pixel_scale": 33550, "model_transformation": 34264, "nodata": 42113,
+}
+_WANTED = frozenset(_TAGS.values())
+#: bytes read at once from the start of a file (GDAL puts the IFD and the offset arrays there)
+_HEAD_BYTES = 16384
+
+
+def _ifd_tags(fd: int) -> dict[int, tuple[Any, ...] | str] | None:
+    """Read the wanted tags of the first IFD of a classic little-endian TIFF (else None)."""
+    head = os.pread(fd, _HEAD_BYTES, 0)
+    if len(head) < 8 or head[:4] != b"II*\x00":
+        return None  # big-endian, BigTIFF or no TIFF: GDAL reads it
+
+    def read(offset: int, size: int) -> bytes:
+        if offset + size <= len(head):
+            return head[offset:offset + size]
+        return os.pread(fd, size, offset)
+
+    (ifd,) = struct.unpack_from("<I", head, 4)
+    (n_entries,) = struct.unpack("<H", read(ifd, 2))
+    entries = read(ifd + 2, 12 * n_entries)
+    if len(entries) != 12 * n_entries:
+        return None
+    tags: dict[int, tuple[Any, ...] | str] = {}
+    for at in range(0, 12 * n_entries, 12):
+        tag, kind, count = struct.unpack_from("<HHI", entries, at)
+        if tag not in _WANTED:
+            continue
+        if kind not in _FIELD_TYPES:
+            return None
+        code, size = _FIELD_TYPES[kind]
+        nbytes = size * count
+        raw = (entries[at + 8:at + 8 + nbytes] if nbytes <= 4
+               else read(struct.unpack_from("<I", entries, at + 8)[0], nbytes))
+        if len(raw) != nbytes:
+            return None
+        tags[tag] = (raw.rstrip(b"\x00").decode("ascii", "replace") if kind == 2
+                     else struct.unpack(f"<{count}{code}", raw))
+    return tags
+
+
+def _one(tags: dict[int, tuple[Any, ...] | str], name: str, default: int | None = None) -> int:
+    value = tags.get(_TAGS[name])
+    if value is None:
+        if default is None:
+            raise KeyError(name)
+        return default
+    if isinstance(value, str) or len(set(value)) != 1:
+        raise ValueError(name)
+    return int(value[0])
+
+
+def _nodata_fill(tags: dict[int, tuple[Any, ...] | str]) -> int:
+    text = tags.get(_TAGS["nodata"])
+    if not isinstance(text, str):
+        return 0
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return 0
+    return int(value) if value.is_integer() else 0
+
+
+def _layout_from_tags(path: str, tags: dict[int, tuple[Any, ...] | str]) -> TiffLayout | None:
+    """Lay out a single-band, unrotated, deflate (or raw) uint8 / uint16 image; else None."""
+    bits = _one(tags, "bits", 1)
+    scale = tags.get(_TAGS["pixel_scale"])
+    if (_one(tags, "samples", 1) != 1 or _one(tags, "depth", 1) != 1
+            or _one(tags, "fill_order", 1) != 1 or _one(tags, "sample_format", 1) != 1
+            or bits not in (8, 16) or _one(tags, "predictor", 1) not in (1, 2)
+            or _one(tags, "compression", 1) not in (_NONE, *_DEFLATE)
+            or not isinstance(scale, tuple) or _TAGS["model_transformation"] in tags):
+        return None
+    height, width = _one(tags, "height"), _one(tags, "width")
+    if _TAGS["tile_offsets"] in tags:
+        block_height, block_width = _one(tags, "tile_height"), _one(tags, "tile_width")
+        offsets, counts = tags.get(_TAGS["tile_offsets"]), tags.get(_TAGS["tile_counts"])
+        n_blocks = -(-height // block_height) * -(-width // block_width)
+    else:
+        block_height = min(_one(tags, "rows_per_strip", 2**32 - 1), height)
+        block_width = width
+        offsets, counts = tags.get(_TAGS["strip_offsets"]), tags.get(_TAGS["strip_counts"])
+        n_blocks = -(-height // block_height)
+    if (not isinstance(offsets, tuple) or not isinstance(counts, tuple)
+            or not len(offsets) == len(counts) == n_blocks):
+        return None
+    return TiffLayout(
+        path=path, dtype=np.dtype(np.uint8 if bits == 8 else np.uint16), height=height,
+        width=width, block_height=block_height, block_width=block_width,
+        offsets=tuple(int(o) for o in offsets), byte_counts=tuple(int(c) for c in counts),
+        compression=_one(tags, "compression", 1), predictor=_one(tags, "predictor", 1),
+        pixel_size=abs(float(scale[0])), fill=_nodata_fill(tags),
     )
 
 
 def tiff_layout(path: Path | str) -> TiffLayout | None:
     """Return the layout of a local GeoTIFF this module decodes, else None (read it with GDAL).
+
+    Only the first image file directory is read (the full-resolution image of a COG), with
+    plain ``struct`` reads: no TIFF library object per file.
 
     Raises:
         FileNotFoundError: a local path that does not exist (naming it).
@@ -97,39 +191,17 @@ def tiff_layout(path: Path | str) -> TiffLayout | None:
     local = _local_path(path)
     if local is None or not local.lower().endswith((".tif", ".tiff")):
         return None
-    import tifffile
-
-    if not os.path.isfile(local):
-        raise FileNotFoundError(f"{local}: cannot open the band raster (no such file)")
     try:
-        with tifffile.TiffFile(local) as tif:
-            if tif.byteorder != "<" or not tif.pages:
-                return None
-            page = tif.pages[0]
-            if not isinstance(page, tifffile.TiffPage) or not _page_supported(page):
-                return None
-            nodata = page.tags.get("GDAL_NODATA")
-            fill = 0
-            if nodata is not None:
-                try:
-                    value = float(str(nodata.value).strip("\x00 "))
-                    fill = int(value) if value.is_integer() else 0
-                except ValueError:
-                    fill = 0
-            tiled = bool(page.is_tiled)
-            return TiffLayout(
-                path=local, dtype=np.dtype(page.dtype), height=int(page.imagelength),
-                width=int(page.imagewidth),
-                block_height=int(page.tilelength if tiled else min(page.rowsperstrip,
-                                                                     page.imagelength)),
-                block_width=int(page.tilewidth if tiled else page.imagewidth),
-                offsets=tuple(int(o) for o in page.dataoffsets),
-                byte_counts=tuple(int(c) for c in page.databytecounts),
-                compression=int(page.compression), predictor=int(page.predictor),
-                pixel_size=abs(float(page.tags["ModelPixelScaleTag"].value[0])), fill=fill,
-            )
-    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError):
-        return None  # not a TIFF tifffile parses: GDAL reads it (or says why it cannot)
+        fd = os.open(local, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{local}: cannot open the band raster (no such file)") from None
+    try:
+        tags = _ifd_tags(fd)
+        return None if tags is None else _layout_from_tags(local, tags)
+    except (struct.error, KeyError, ValueError, TypeError):
+        return None  # a TIFF this reader does not follow: GDAL reads it (or says why it cannot)
+    finally:
+        os.close(fd)
 
 
 def _decode_block(layout: TiffLayout, fd: int, index: int) -> np.ndarray:

@@ -86,6 +86,16 @@ def test_real_cog_windows_at_10m_equal_rasterio():
                     assert got is not None and np.array_equal(got, expected), (name, window)
 
 
+def test_offset_arrays_beyond_the_first_bytes_read(tmp_path):
+    """5000 one-row strips: the offset arrays (40 kB) lie past the head read at once."""
+    data = np.random.default_rng(4).integers(0, 255, (5000, 8)).astype(np.uint8)
+    path = write_tif(tmp_path / "strips.tif", data, compress="deflate", blockysize=1)
+    layout = tiff_layout(path)
+    assert layout is not None and len(layout.offsets) == 5000
+    assert np.array_equal(read_window(layout, 0, 0, 5000, 8), data)
+    assert np.array_equal(read_window(layout, 4321, 3, 600, 5), data[4321:4921, 3:8])
+
+
 def test_sparse_blocks_take_the_nodata_value(tmp_path):
     data = np.full((64, 64), 9, np.uint16)
     data[:32, :32] = 5
@@ -111,8 +121,13 @@ def test_unsupported_files_and_hrefs_go_to_rasterio(tmp_path):
                        crs="EPSG:32633", transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
         dst.write(np.ones((3, 8, 8), np.uint8))
     floats = write_tif(tmp_path / "f.tif", np.ones((8, 8), np.float32), compress="deflate")
-    assert tiff_layout(rgb) is None
-    assert tiff_layout(floats) is None
+    signed = write_tif(tmp_path / "i.tif", np.ones((8, 8), np.int16), compress="deflate")
+    big = write_tif(tmp_path / "big.tif", np.ones((8, 8), np.uint16), compress="deflate",
+                    BIGTIFF="YES")
+    for path in (rgb, floats, signed, big):
+        assert tiff_layout(path) is None, path
+    assert np.array_equal(l2a._read_band_10m(big, Window(0, 0, 8, 8), None, "uint16"),
+                          np.ones((8, 8), np.uint16))
     assert tiff_layout("https://example.org/B04.tif") is None
     assert tiff_layout("s3://bucket/B04.tif") is None
     assert tiff_layout(tmp_path / "B04.jp2") is None
