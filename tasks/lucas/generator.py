@@ -397,7 +397,8 @@ def generate_lucas_points(
     Returns:
         DataFrame: POINT_ID, NUTS0, TH_LAT, TH_LONG, OFFICE_PI, SURVEY_DATE (dd/mm/yy), GPS_PROJ,
         GPS_PREC, GPS_LAT, GPS_EW, GPS_LONG, OBS_DIST, OBS_TYPE, LC1, LC1_LABEL, LC1_SPEC,
-        LC1_PERC, LU1, PARCEL_AREA_HA; coordinates WGS84 degrees.
+        LC1_PERC, LU1, PARCEL_AREA_HA; coordinates WGS84 degrees. NUTS0 is ``AT`` inside
+        Austria's bounding box, else a country whose box holds the point (:func:`nuts0_of`).
 
     """
     rng = np.random.default_rng(seed)
@@ -411,15 +412,16 @@ def generate_lucas_points(
         th[out, 0] += x1 - x0 + shift
         gps[out, 0] += x1 - x0 + shift
     return lucas_table(rng, layout.crs, th, gps, lc1, lu1, area, gps_noise_m, office_share,
-                       missing_gps_share, first_point_id)
+                       missing_gps_share, first_point_id,
+                       nuts0=lambda lon, lat: nuts0_of(lon, lat, prefer="AT"))
 
 
-def nuts0_of(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def nuts0_of(lon: np.ndarray, lat: np.ndarray, prefer: str | None = None) -> np.ndarray:
     """NUTS0 code of the smallest country bounding box holding each point ('' if none).
 
     An approximation of the country (boxes overlap: Vienna lies in Hungary's smaller box), but
     always a country whose box holds the point, which is what the ``outside_country`` rule of the
-    evaluation checks.
+    evaluation checks. ``prefer``: this country's box wins wherever it holds the point.
     """
     table = pd.read_csv(CODELIST_DIR / "country_bounds.csv")
     area = (table["max_lon"] - table["min_lon"]) * (table["max_lat"] - table["min_lat"])
@@ -429,6 +431,10 @@ def nuts0_of(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         inside = ((lon >= row.min_lon) & (lon <= row.max_lon) & (lat >= row.min_lat)
                   & (lat <= row.max_lat))
         out[inside] = row.nuts0  # smaller boxes are written last and win
+    if prefer is not None:
+        box = table.set_index("nuts0").loc[prefer]
+        out[(lon >= box.min_lon) & (lon <= box.max_lon) & (lat >= box.min_lat)
+            & (lat <= box.max_lat)] = prefer
     return out
 
 

@@ -142,6 +142,8 @@ def test_nuts0_of_smallest_box() -> None:
     # Vienna lies in Hungary's box too, which is smaller than Austria's
     codes = nuts0_of(np.array([11.4, 6.13, -30.0, 16.37]), np.array([47.26, 49.61, 45.0, 48.21]))
     assert codes.tolist() == ["AT", "LU", "", "HU"]
+    codes = nuts0_of(np.array([16.37, 17.5]), np.array([48.21, 48.2]), prefer="AT")
+    assert codes.tolist() == ["AT", "SK"]  # Bratislava's longitude is beyond Austria's box
 
 
 def test_bad_sizes_are_refused(tmp_path: Path) -> None:
