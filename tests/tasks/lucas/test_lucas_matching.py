@@ -322,3 +322,25 @@ def test_file_backed_reading_errors(tmp_path: Path, caplog: pytest.LogCaptureFix
     b = vector_neighbourhood(ref, x, y, 10.0, 1000.0)
     np.testing.assert_array_equal(a.within, b.within)
     np.testing.assert_array_equal(a.nearest_class, b.nearest_class)
+
+
+def test_candidate_pairs_keep_exact_edge_pairs_next_to_cell_boundaries() -> None:
+    """40,000 points exactly 40 m off float32 box edges at 4e6 m: none is lost to the rounding
+    of the float32 cell arithmetic (the cells are widened by a few ulps)."""
+    from tasks.lucas.eu_generator import _outward_float32
+
+    rng = np.random.default_rng(8)
+    n = 40_000
+    lo = np.column_stack([rng.uniform(4e6, 4e6 + 20_000, n), rng.uniform(3e6, 3e6 + 20_000, n)])
+    boxes32 = (_outward_float32(lo[:, 0], True), _outward_float32(lo[:, 1], True),
+               _outward_float32(lo[:, 0] + 50, False), _outward_float32(lo[:, 1] + 50, False))
+    b = np.column_stack(boxes32).astype("float64")
+    side = rng.integers(0, 4, n)
+    x = np.where(side == 0, b[:, 0] - 40.0, np.where(side == 1, b[:, 2] + 40.0, b[:, 0]))
+    y = np.where(side == 2, b[:, 1] - 40.0, np.where(side == 3, b[:, 3] + 40.0, b[:, 1]))
+    # one more point, far from every box, sets the grid origin: 40 m + origin is 0.12 m from a
+    # float32 value, so float32 cell arithmetic alone would move box edges by 0.12 m
+    x, y = np.r_[x, 3_998_960.12], np.r_[y, 2_998_960.12]
+    point, box = PointGrid.build(x, y, 40.0).pairs(boxes32, 40.0)
+    found = set(zip(point.tolist(), box.tolist(), strict=True))
+    assert all((i, i) in found for i in range(n))
