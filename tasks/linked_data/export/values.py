@@ -156,11 +156,11 @@ def _numeric_literals(prop: PropertySpec, values: pa.Array, datatype: str, fail:
     finite = np.isfinite(numbers)
     bad = present & ~finite
     if bad.any():
-        fail(bad, lambda i: f"{name} {numbers[i]!r} is not a finite number")
+        fail(bad, lambda i: f"{name} {float(numbers[i])!r} is not a finite number")
     if datatype == XSD + "integer" and not pa.types.is_integer(values.type):
         frac = finite & (np.mod(numbers, 1, where=finite, out=np.zeros_like(numbers)) != 0)
         if frac.any():
-            fail(frac, lambda i: f"{name} {numbers[i]!r} is not an integer")
+            fail(frac, lambda i: f"{name} {float(numbers[i])!r} is not an integer")
         ints = pa.array(numbers, pa.float64(), mask=~finite)
         lexical = pc.cast(pc.cast(ints, pa.int64(), safe=False), pa.string())
     elif datatype == XSD + "integer":
