@@ -522,3 +522,25 @@ def test_image_coordinates_of_a_curved_map_are_exact_on_the_lattice() -> None:
     between = np.ix_([1, 2, 3, 5, 6, 7, 9], [1, 2, 3, 5, 6, 7, 9])
     assert np.abs(line[between] - exact_line[between]).max() > 1e-6
     np.testing.assert_allclose(line, exact_line, atol=0.05)
+
+
+def test_sea_level_thresholds_short_lines_and_flat_directions() -> None:
+    """Heights of exactly 0.5 m stay, 1 m moves; a line of two tie points is used; a line
+    whose points all sit at one map position has no range direction: nothing moves there."""
+    line = np.array([0.0, 0.0, 0.0, 5.0, 5.0, 9.0, 9.0, 9.0])
+    pixel = np.array([0.0, 10.0, 20.0, 0.0, 10.0, 0.0, 10.0, 20.0])
+    height = np.array([0.5, 1.0, 0.0, 0.0, 40.0, 20.0, 20.0, 20.0])
+    incidence = np.full(8, 45.0)
+    x = np.where(line == 9.0, 7.0, 100.0 * pixel)  # line 9: one map position for all points
+    y = np.where(line == 9.0, 3.0, 0.0)
+    grid = GeolocationGrid(line, pixel, np.zeros(8), np.zeros(8), height, incidence)
+    mx, my, moved = gc.sea_level_tie_points(grid, x, y)
+    # tan(45 deg) = 1: the shift is the height, along -x (pixels run along +x)
+    np.testing.assert_allclose(mx, x - np.array([0.0, 1.0, 0, 0, 40.0, 0, 0, 0]), atol=1e-9)
+    np.testing.assert_array_equal(my, y)
+    assert moved == 2
+    # narrow dtypes are computed in float64 (float16 radians would be off by ~1e-3)
+    narrow = GeolocationGrid(line, pixel, np.zeros(8), np.zeros(8), height.astype(np.float16),
+                             np.full(8, 30.0, dtype=np.float16))
+    nx, _, _ = gc.sea_level_tie_points(narrow, x, y)
+    assert nx[4] == pytest.approx(1000.0 - 40.0 / math.tan(math.radians(30.0)), abs=1e-9)
