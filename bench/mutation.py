@@ -65,7 +65,12 @@ MODULES: dict[str, list[str]] = {
     "tasks/sentinel1/swath_geometry.py": [
         "tests/tasks/sentinel1/test_swath_geometry_mutation.py"
     ],
-    "tasks/polar/harmonise.py": ["tests/tasks/polar"],
+    # the polar folder runs generate -> harmonise -> patches -> train per mutant; the hand-loop
+    # tests first (fast; pytest stops at the first failure), then the tiny end-to-end scene
+    "tasks/polar/harmonise.py": [
+        "tests/tasks/polar/test_harmonise_mutation.py",
+        "tests/tasks/polar/test_harmonise_mutation_scene.py",
+    ],
     "tasks/polar/patches.py": ["tests/tasks/polar"],
     "tasks/polar/predict.py": ["tests/tasks/polar"],
     # the polar folder runs the whole generate -> predict chain per mutant; the reference tests
@@ -336,6 +341,75 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "robustly",
         ["tasks.sentinel1.swath_geometry.x_place_swath__mutmut_88",
          "tasks.sentinel1.swath_geometry.x_place_swath__mutmut_90"],
+    ),
+    # --- tasks/sentinel1/geocode.py (H7, 2026-11-30) ---
+    (
+        "dtype=None / no dtype where the array is float64 anyway or promoted to it at once: "
+        "PlaneMap subtracts float64 offsets (numpy scalars promote float32/int inputs), "
+        "to_image's inputs go through the PlaneMaps and x - fx with float64 fx, pyproj returns "
+        "float64, the grid's heights only meet float64 tangents and exact comparisons, "
+        "integer aranges / lines give the same float64 results after the first division",
+        [f"tasks.sentinel1.geocode.xǁPlaneMapǁ__call____mutmut_{i}" for i in (3, 5, 8, 10)]
+        + [f"tasks.sentinel1.geocode.xǁGeocodingǁto_image__mutmut_{i}" for i in (4, 6, 9, 11)]
+        + [f"tasks.sentinel1.geocode.x_fit_geocoding__mutmut_{i}" for i in (6, 8, 11, 13)]
+        + [f"tasks.sentinel1.geocode.x_image_coordinates__mutmut_{i}" for i in (4, 7, 13, 16)]
+        + [f"tasks.sentinel1.geocode.x_sea_level_tie_points__mutmut_{i}" for i in (5, 7)]
+        + [f"tasks.sentinel1.geocode.x_tie_points_in_crs__mutmut_{i}" for i in (25, 27, 30, 32)],
+    ),
+    (
+        "np.errstate only silences floating-point warnings; the values are the same",
+        [f"tasks.sentinel1.geocode.x__tps_kernel__mutmut_{i}" for i in (1, 2, 3, 4)]
+        + [f"tasks.sentinel1.geocode.xǁGeocodingǁto_image__mutmut_{i}" for i in (53, 54, 55, 56)],
+    ),
+    (
+        "the thin-plate kernel at r2 = 0: the outer np.where picks 0.0 there whatever the inner "
+        "expression gives (0 * log 1 = 0, 0 * log 0 = nan, 0 * log 2 = 0)",
+        [f"tasks.sentinel1.geocode.x__tps_kernel__mutmut_{i}" for i in (15, 27, 29)],
+    ),
+    (
+        "np.linalg.lstsq's default rcond is None from NumPy 2.0 (the project requires numpy>=2)",
+        ["tasks.sentinel1.geocode.x_fit_plane_map__mutmut_16",
+         "tasks.sentinel1.geocode.x_fit_geocoding__mutmut_106"],
+    ),
+    (
+        "einsum subscripts may be upper-case letters: 'IJ,JI->I' is the same contraction",
+        ["tasks.sentinel1.geocode.x_fit_plane_map__mutmut_25"],
+    ),
+    (
+        "an affine PlaneMap's weights are only checked for size (0 either way), never used",
+        ["tasks.sentinel1.geocode.x_fit_plane_map__mutmut_53"],
+    ),
+    (
+        "float('NAN') is nan",
+        [f"tasks.sentinel1.geocode.x__stats__mutmut_{i}" for i in (5, 8, 11)],
+    ),
+    (
+        "interpolate_lattice's positions lie inside the lattice (documented; image_coordinates "
+        "starts the lattice at the first position): searchsorted(...) - 1 >= 0 so the lower "
+        "clip never binds, and on a node side='left' gives the segment below with weight 1, "
+        "the same value as side='right'",
+        [f"tasks.sentinel1.geocode.x_interpolate_lattice__mutmut_{i}" for i in (13, 24, 56, 67)],
+    ),
+    (
+        "the sort kind only orders repeated pixels of one tie-point line; fit_geocoding drops "
+        "repeated tie points before the sea-level move, and numpy reads kind case-insensitively",
+        [f"tasks.sentinel1.geocode.x_sea_level_tie_points__mutmut_{i}" for i in (30, 32, 34)],
+    ),
+    (
+        "a line is skipped only when no point would move: with |h| >= 0.5 in the skip test "
+        "the line is processed, but the move mask (|h| > 0.5) moves nothing more",
+        ["tasks.sentinel1.geocode.x_sea_level_tie_points__mutmut_25"],
+    ),
+    (
+        "fallback values inside np.where(move, ...) for points that do not move: masked by the "
+        "outer np.where(move, ..., 0.0)",
+        [f"tasks.sentinel1.geocode.x_sea_level_tie_points__mutmut_{i}" for i in (80, 81, 89)],
+    ),
+    (
+        "PROJ reads authority codes case-insensitively ('epsg:4326'); pyproj marks a point it "
+        "cannot project with inf in both x and y, so 'and' / 'or' over the two checks agree",
+        ["tasks.sentinel1.geocode.x_tie_points_in_crs__mutmut_21",
+         "tasks.sentinel1.geocode.x_tie_points_in_crs__mutmut_34"],
     ),
 ]
 EQUIVALENT: dict[str, str] = {
