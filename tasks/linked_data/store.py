@@ -321,19 +321,20 @@ def _verify(store: Any, graph: str, content: RdfFileContent, what: str) -> int:
     return size
 
 
-#: Relative costs of a re-load's steps, in units of one quad bulk-loaded into the store (measured
-#: with bench/p6_atomic_reload.py on 190k-1.9M triples, CPU seconds, 2026-11-30): reading and
-#: hashing a stored quad for the diff ~1.0, re-parsing a file statement for the insert text ~0.4,
-#: one quad deleted or inserted by the one-transaction SPARQL update ~5.5 (Oxigraph applies it
-#: quad by quad), copying a quad of another graph into a rebuilt store ~1.7.
-DIFF_READ_COST = 1.0
-DIFF_REPARSE_COST = 0.4
-UPDATE_QUAD_COST = 5.5
-REBUILD_COPY_COST = 1.7
+#: Relative costs of a re-load's steps, in units of one quad bulk-loaded into the store (CPU
+#: seconds measured with bench/p6_atomic_reload.py at 0.19 M and 1.9 M triples, 2026-11-30):
+#: reading + hashing a stored quad and re-parsing a file statement for the diff ~1.9 together,
+#: one quad deleted or inserted by the one-transaction SPARQL update 3-5.5 (Oxigraph applies it
+#: quad by quad; 3 at 1.9 M, 5.5 at 0.19 M), copying a quad of another graph into a rebuilt store
+#: ~1.9 (read + ``bulk_extend``).
+DIFF_READ_COST = 1.3
+DIFF_REPARSE_COST = 0.6
+UPDATE_QUAD_COST = 4.0
+REBUILD_COPY_COST = 1.9
 #: A re-load rebuilds the store only if at least this share of the file's statements is new to
-#: the store (estimated from the file's sample): smaller changes are applied in place, and an
-#: identical re-load writes nothing.
-REBUILD_MIN_CHANGED_SHARE = 0.25
+#: the store (estimated from the file's sample): an identical or nearly identical re-load is
+#: applied in place and writes (almost) nothing.
+REBUILD_MIN_CHANGED_SHARE = 0.05
 #: Seconds a rebuilt store waits for readers of the old one in this process to finish.
 SWAP_WAIT_S = 30.0
 
