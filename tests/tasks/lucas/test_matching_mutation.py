@@ -37,7 +37,7 @@ from tasks.lucas.matching import (
 
 UTM = "EPSG:32633"
 GRASS, MAIZE, LEGUMES, WHEAT, POTATO, SOY = 0, 1, 2, 4, 6, 11
-pytestmark = pytest.mark.timeout(60)  # a search that never ends is a failure, not a hang
+pytestmark = pytest.mark.timeout(15)  # a search that never ends is a failure, not a hang
 
 
 def _hood_lists(h: Neighbourhood) -> tuple[list[list[int]], list[int], list[int], list[float]]:
@@ -82,7 +82,12 @@ def test_candidates_are_the_boxes_within_the_distance_per_axis() -> None:
     assert got.tolist() == []
 
 
-def test_candidates_of_nothing() -> None:
+def test_candidates_of_nothing_and_of_one_box() -> None:
+    for bbox, x in ((np.zeros((0, 4)), np.array([1.0])), (_boxes(), np.zeros(0))):
+        point, box = candidate_pairs(bbox, x, x, 10.0)
+        assert (len(point), len(box), str(point.dtype), str(box.dtype)) == (0, 0, "int64", "int64")
+    point, box = candidate_pairs(_boxes()[:1], np.array([5.0, 50.0]), np.array([5.0, 5.0]), 1.0)
+    assert (point.tolist(), box.tolist()) == ([0], [0])
     assert candidate_instances(_boxes(), np.zeros(0), np.zeros(0), 10.0).tolist() == []
     assert candidate_instances(np.zeros((0, 4)), np.array([1.0]), np.array([1.0]), 10.0).tolist() \
         == []
@@ -167,6 +172,7 @@ _EXPECTED = [
     ((405.0, 5.0), [WHEAT], 1, WHEAT, 0.0),  # inside
     ((50.0, 125.0), [], 0, MAIZE, 25.0),  # 25 m from maize (index 0), 25 m from potato
     ((50.0, 109.0), [MAIZE], 1, MAIZE, 9.0),
+    ((50.0, 110.0), [MAIZE], 1, MAIZE, 10.0),  # exactly the radius: within (<=)
     ((50.0, 141.0), [POTATO], 1, POTATO, 9.0),
     ((105.0, 110.0), [], 0, MAIZE, float(np.hypot(5, 10))),  # corners 11.18 m: tie, maize
     ((3000.0, 50.0), [], 0, -1, float("inf")),  # nothing within 1000 m
@@ -207,9 +213,9 @@ def test_all_pairs_reference_by_hand() -> None:
     assert within == [e[1] for e in _EXPECTED]
     assert n_within == [e[2] for e in _EXPECTED]
     # no distance limit: the point 3 km east has wheat at 2590 m
-    assert nearest == [e[3] for e in _EXPECTED[:8]] + [WHEAT, WHEAT]
-    assert distance[:8] == [round(e[4], 6) for e in _EXPECTED[:8]]
-    assert distance[8:] == [round(float(np.hypot(2590.0, 40.0)), 6), 590.0]
+    assert nearest == [e[3] for e in _EXPECTED[:9]] + [WHEAT, WHEAT]
+    assert distance[:9] == [round(e[4], 6) for e in _EXPECTED[:9]]
+    assert distance[9:] == [round(float(np.hypot(2590.0, 40.0)), 6), 590.0]
 
 
 def test_vector_radius_wider_than_the_nearest_limit() -> None:
@@ -251,7 +257,10 @@ def test_vector_within_counts_only_the_first_search(caplog: pytest.LogCaptureFix
 
 
 # ----------------------------------------------------------------------------------------------
-# raster maps: 10 m pixels, origin (0, 40); row 0 spans y 30..40, column 0 spans x 0..10
+# raster maps: 10 m pixels, upper-left corner (OX, OY + 40); coordinates below are relative to
+# (OX, OY): row 0 spans y 30..40, column 0 spans x 0..10
+
+OX, OY = 1000.0, 5000.0
 
 _GRID = np.array([
     [1, 1, 255, 11, 11],
@@ -287,16 +296,20 @@ def _raster(path: Path, data: np.ndarray, nodata: float | None) -> RasterCropMap
     from rasterio.transform import from_origin
 
     profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
-               "dtype": data.dtype.name, "crs": UTM, "transform": from_origin(0, 40, 10, 10),
+               "dtype": data.dtype.name, "crs": UTM, "transform": from_origin(OX, OY + 40, 10, 10),
                "nodata": nodata}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
     return read_class_raster(path)
 
 
+def _at(xs: list[float], ys: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Map coordinates of points given relative to the raster's lower-left corner (OX, OY)."""
+    return np.array(xs) + OX, np.array(ys) + OY
+
+
 def _raster_xy() -> tuple[np.ndarray, np.ndarray]:
-    return (np.array([p[0][0] for p in _RASTER_EXPECTED]),
-            np.array([p[0][1] for p in _RASTER_EXPECTED]))
+    return _at([p[0][0] for p in _RASTER_EXPECTED], [p[0][1] for p in _RASTER_EXPECTED])
 
 
 @pytest.mark.parametrize("sampler", [raster_neighbourhood, raster_neighbourhood_per_point,
@@ -319,18 +332,18 @@ def test_raster_radius_and_limits(tmp_path: Path, sampler: Callable[..., Neighbo
     crop_map = _raster(tmp_path / "m.tif", _GRID, 255)
     run = sampler
     # radius 5: (0, 1) and (0, 3) at exactly 5 m count (<=), (1, 3) at 7.07 m does not
-    hood = run(crop_map, np.array([25.0]), np.array([35.0]), 5.0, 1000.0)
+    hood = run(crop_map, *_at([25.0], [35.0]), 5.0, 1000.0)
     assert _hood_lists(hood) == ([[MAIZE, SOY]], [2], [MAIZE], [5.0])
-    hood = run(crop_map, np.array([25.0]), np.array([35.0]), 4.99, 1000.0)
+    hood = run(crop_map, *_at([25.0], [35.0]), 4.99, 1000.0)
     assert _hood_lists(hood) == ([[]], [0], [MAIZE], [5.0])
     # radius 25 m over a 20 m nearest limit: within still uses the 25 m radius
     # (maize (1, 0) is 25 m away: within; potato (3, 0) 20 m)
-    hood = run(crop_map, np.array([-20.0]), np.array([5.0]), 25.0, 20.0)
+    hood = run(crop_map, *_at([-20.0], [5.0]), 25.0, 20.0)
     assert _hood_lists(hood) == ([[MAIZE, POTATO]], [2], [POTATO], [20.0])
     # the 30 m point: nearest limit 30 found, 29.9 not
-    hood = run(crop_map, np.array([-30.0]), np.array([35.0]), 1.0, 30.0)
+    hood = run(crop_map, *_at([-30.0], [35.0]), 1.0, 30.0)
     assert _hood_lists(hood) == ([[]], [0], [MAIZE], [30.0])
-    hood = run(crop_map, np.array([-30.0]), np.array([35.0]), 1.0, 29.9)
+    hood = run(crop_map, *_at([-30.0], [35.0]), 1.0, 29.9)
     assert _hood_lists(hood) == ([[]], [0], [-1], [float("inf")])
 
 
@@ -338,15 +351,47 @@ def test_raster_radius_and_limits(tmp_path: Path, sampler: Callable[..., Neighbo
 def test_raster_without_nodata_negative_and_large_values_are_no_class(
     tmp_path: Path, sampler: Callable[..., Neighbourhood]
 ) -> None:
-    data = np.array([[-3, 16, 2, 15]], dtype="int16")
+    data = np.array([[-3, 16, 2, 15, 0]], dtype="int16")
     crop_map = _raster(tmp_path / "s.tif", data, None)
     assert crop_map.nodata is None
-    # in pixel 0 (-3): pixel 1 (16) 5 m away is no class; legumes (2) at 15 m, other (15) at 25 m
-    hood = sampler(crop_map, np.array([5.0, 35.0]), np.array([35.0, 35.0]), 10.0, 100.0)
-    assert _hood_lists(hood) == ([[], [LEGUMES, 15]], [0, 2], [LEGUMES, 15], [15.0, 0.0])
+    # in pixel 0 (-3): pixel 1 (16) 5 m away is no class; legumes (2) at 15 m, other (15) at 25 m;
+    # in pixel 3 (15): legumes and grassland (0, a class) 5 m away
+    hood = sampler(crop_map, *_at([5.0, 35.0], [35.0, 35.0]), 10.0, 100.0)
+    assert _hood_lists(hood) == ([[], [GRASS, LEGUMES, 15]], [0, 3], [LEGUMES, 15],
+                                 [15.0, 0.0])
     with_nodata = _raster(tmp_path / "n.tif", data, 2)  # now the legumes pixel is nodata
-    hood = sampler(with_nodata, np.array([5.0]), np.array([35.0]), 10.0, 100.0)
+    hood = sampler(with_nodata, *_at([5.0], [35.0]), 10.0, 100.0)
     assert _hood_lists(hood) == ([[]], [0], [15], [25.0])
+
+
+@pytest.mark.parametrize("sampler", [raster_neighbourhood, raster_neighbourhood_per_point])
+def test_raster_search_no_wider_than_the_radius(
+    tmp_path: Path, sampler: Callable[..., Neighbourhood]
+) -> None:
+    # nearest limit = radius = 10 m: the only search level is 10 m; in the nodata pixel (2, 2)
+    # soy (1, 3), potato (3, 1) and wheat (3, 3) are 7.07 m away in the rows above and below
+    crop_map = _raster(tmp_path / "m.tif", _GRID, 255)
+    hood = sampler(crop_map, *_at([25.0], [15.0]), 10.0, 10.0)
+    assert _hood_lists(hood) == ([[WHEAT, POTATO, SOY]], [3], [SOY], [round(np.hypot(5, 5), 6)])
+
+
+@pytest.mark.parametrize("sampler", [raster_neighbourhood, raster_neighbourhood_per_point])
+def test_raster_rectangular_pixels(tmp_path: Path, sampler: Callable[..., Neighbourhood]) -> None:
+    import rasterio
+    from affine import Affine
+
+    # pixels 10 m wide, 20 m tall; upper-left corner (OX, OY + 40)
+    data = np.array([[1, 255, 11], [4, 255, 6]], dtype="uint8")
+    with rasterio.open(tmp_path / "r.tif", "w", driver="GTiff", width=3, height=2, count=1,
+                       dtype="uint8", crs=UTM, transform=Affine(10, 0, OX, 0, -20, OY + 40),
+                       nodata=255) as dst:
+        dst.write(data, 1)
+    crop_map = read_class_raster(tmp_path / "r.tif")
+    # in the nodata pixel (0, 1) at (15, 30): maize (0, 0) and soy (0, 2) 5 m away, wheat (1, 0)
+    # and potato (1, 2) 11.18 m (5 m across, 10 m down)
+    hood = sampler(crop_map, *_at([15.0, 15.0], [30.0, 5.0]), 10.0, 1000.0)
+    assert _hood_lists(hood) == (
+        [[MAIZE, SOY], [WHEAT, POTATO]], [2, 2], [MAIZE, WHEAT], [5.0, 5.0])
 
 
 def test_raster_sampling_in_small_tiles_and_batches(
@@ -379,7 +424,7 @@ def test_raster_widening_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
     caplog.set_level(logging.DEBUG, logger="tasks.lucas.matching")
     crop_map = _raster(tmp_path / "m.tif", _GRID, 255)
-    raster_neighbourhood(crop_map, np.array([25.0, 25.0]), np.array([200.0, 35.0]), 10.0, 1000.0)
+    raster_neighbourhood(crop_map, *_at([25.0, 25.0], [200.0, 35.0]), 10.0, 1000.0)
     assert [r.getMessage() for r in caplog.records] == [
         "1 point(s) have no class pixel nearby; widening the search to 160 m",
         "1 point(s) have no class pixel nearby; widening the search to 640 m",
