@@ -11,7 +11,8 @@ roads 4-9 m wide, 30 % of blocks woodland / settlement / water / shrubland, farm
   a quarter of the narrower neighbour), so parcels are convex quadrilaterals with shared borders,
   0.2-16 ha;
 - WKB is built with numpy (a 93-byte record per quadrilateral) and written as GeoParquet 1.1 with a
-  float32 ``bbox`` covering column rounded outwards (each box contains its parcel);
+  float32 ``bbox`` covering column rounded outwards (each box contains its parcel), uncompressed,
+  the WKB column ``DELTA_LENGTH_BYTE_ARRAY``-encoded (decodes ~1.6 x faster than ``PLAIN``);
 - the map's classes are the truth with ``error_rate`` of the parcels relabelled to a confusable
   class (a model's errors); LUCAS points see the truth.
 
@@ -437,8 +438,9 @@ def write_eu_farmland(  # noqa: PLR0913
                                batch_rng)
             if writer is None:
                 schema = table.schema.with_metadata({b"geo": _geo_metadata(crs)})
-                writer = pq.ParquetWriter(
+                writer = pq.ParquetWriter(  # DELTA_LENGTH: WKB decodes ~1.6 x faster than PLAIN
                     path, schema, compression="none", use_dictionary=["crop_class"],
+                    column_encoding={"geometry": "DELTA_LENGTH_BYTE_ARRAY"},
                     write_statistics=["bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax",
                                       "geometry"])
             writer.write_table(table.replace_schema_metadata(writer.schema.metadata),

@@ -67,6 +67,9 @@ def test_geoparquet_covering_and_row_groups(eu: eu_generator.EuFarmland) -> None
     assert geo["version"] == "1.1.0" and column["encoding"] == "WKB"
     assert column["covering"]["bbox"]["xmin"] == ["bbox", "xmin"]
     assert meta.num_row_groups == eu.n_row_groups > 3
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    wkb = meta.row_group(0).column(names.index("geometry"))
+    assert "DELTA_LENGTH_BYTE_ARRAY" in wkb.encodings and wkb.compression == "UNCOMPRESSED"
     table = pq.read_table(eu.map_path)
     assert table.schema.field("bbox").type.field("xmin").type == "float"  # float32
     bbox = np.column_stack([table.column("bbox").combine_chunks().field(k).to_numpy()
