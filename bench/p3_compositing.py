@@ -9,6 +9,9 @@ about 73 dates, 11 GeoTIFFs each):
 * (b) the headline baseline: decoding every band and SCL file the stage reads, once, with a plain
   rasterio ``src.read(1)`` in a pool of ``--workers`` processes started and warmed up before the
   clock starts (process start-up excluded), no compute;
+* (b2) extra row: the same files decoded once by eeflow's direct GeoTIFF decoder
+  (:mod:`tasks.sentinel2.geotiff`, libdeflate through imagecodecs; what the stage reads with) in
+  the same pool: the stage against its own decoding;
 * (c) the compositing kernel alone: :func:`tasks.food_security.harmonise.median_kernel` on the
   tile's 12 month stacks in memory (uint16 DN, masked), split over ``--workers`` threads, in
   band-observations per second (one observation = one pixel of one date; x 10 bands).
@@ -58,6 +61,7 @@ from tasks.food_security.harmonise import (  # noqa: E402
     run_harmonise,
 )
 from tasks.sentinel2.generator import run_generate  # noqa: E402
+from tasks.sentinel2.geotiff import read_window, tiff_layout  # noqa: E402
 from tasks.sentinel2.l2a import (  # noqa: E402
     SCL_ASSET,
     list_acquisitions,
@@ -95,14 +99,24 @@ def _decode(path: str) -> tuple[int, float]:
     return n, time.process_time() - c0
 
 
+def _decode_direct(path: str) -> tuple[int, float]:
+    """Decode one raster file whole with eeflow's direct decoder; pixel count and CPU s."""
+    c0 = time.process_time()
+    layout = tiff_layout(path)
+    assert layout is not None, f"{path}: not a file the direct decoder reads"
+    data = read_window(layout, 0, 0, layout.height, layout.width)
+    assert data is not None
+    return data.size, time.process_time() - c0
+
+
 def _warm(_: int) -> int:
     return os.getpid()
 
 
-def decode_baseline(pool: Any, files: list[str]) -> tuple[Timer, float]:
+def decode_baseline(pool: Any, files: list[str], decode: Any = _decode) -> tuple[Timer, float]:
     """Decode every file once in the (already started) pool; return the timer and worker CPU s."""
     with Timer() as timer:
-        out = pool.map(_decode, files, chunksize=8)
+        out = pool.map(decode, files, chunksize=8)
     return timer, sum(c for _, c in out)
 
 
@@ -232,7 +246,7 @@ def main() -> None:
     print(f"tile {args.size} x {args.size} px, {len(acqs)} dates, {len(files)} GeoTIFFs, "
           f"load average {os.getloadavg()[0]:.1f}")
 
-    stage_runs, decode_runs = [], []
+    stage_runs, decode_runs, direct_runs = [], [], []
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(args.workers) as pool:
         pool.map(_warm, range(args.workers * 4))
@@ -241,10 +255,13 @@ def main() -> None:
             with Timer() as stage:
                 out = run_harmonise(cfg, RUN_DATE)
             stage_runs.append(stage)
+            direct_runs.append(decode_baseline(pool, files, _decode_direct))
             print(f"  decode {decode_runs[-1][0].wall_s:.2f} s, stage {stage.wall_s:.2f} s "
-                  f"({stage.user_s:.2f} user + {stage.sys_s:.2f} sys)")
+                  f"({stage.user_s:.2f} user + {stage.sys_s:.2f} sys), direct decode "
+                  f"{direct_runs[-1][0].wall_s:.2f} s; load average {os.getloadavg()[0]:.1f}")
     stage = min(stage_runs, key=lambda t: t.wall_s)
     decode, decode_cpu = min(decode_runs, key=lambda r: r[0].wall_s)
+    direct, direct_cpu = min(direct_runs, key=lambda r: r[0].wall_s)
     obs = out["tiles"][TILE]["observations"]
     band_obs = obs * len(S2_BANDS)
     ratio = stage.wall_s / decode.wall_s
@@ -255,6 +272,9 @@ def main() -> None:
     cpu_ratio = stage.cpu_s / decode_cpu
     print(f"    stage / decode = {ratio:.2f}x wall (goal <= {RATIO_GOAL}x); CPU (user + sys) "
           f"{cpu_ratio:.2f}x: on 2 idle cores the wall ratio tends to the CPU ratio")
+    print(f"(b2) extra: the same files by eeflow's direct decoder, {args.workers} processes: "
+          f"{direct.wall_s:.2f} s wall, {direct_cpu:.2f} s CPU; stage / that = "
+          f"{stage.wall_s / direct.wall_s:.2f}x wall, {stage.cpu_s / direct_cpu:.2f}x CPU")
 
     stacks = month_stacks(archive)
     k_wall, k_cpu, k_obs = kernel_rate(stacks, args.workers, max(2, args.repeats))
@@ -279,6 +299,11 @@ def main() -> None:
                "stage": stage.as_dict(), "stage_runs": [t.as_dict() for t in stage_runs],
                "decode": {**decode.as_dict(), "worker_cpu_s": round(decode_cpu, 4)},
                "decode_runs": [r[0].wall_s for r in decode_runs],
+               "direct_decode": {**direct.as_dict(), "worker_cpu_s": round(direct_cpu, 4)},
+               "direct_decode_runs": [r[0].wall_s for r in direct_runs],
+               "stage_over_direct_decode": round(stage.wall_s / direct.wall_s, 3),
+               "stage_cpu_over_direct_decode_cpu": round(stage.cpu_s / direct_cpu, 3),
+               "load_average_end": round(os.getloadavg()[0], 2),
                "stage_over_decode": round(ratio, 3),
                "stage_cpu_over_decode_cpu": round(cpu_ratio, 3),
                "kernel_band_obs_per_s": k_wall, "kernel_band_obs_per_cpu_s": k_cpu,
