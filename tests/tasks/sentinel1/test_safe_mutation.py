@@ -649,3 +649,81 @@ def test_parse_time_and_local_xpath() -> None:
     assert sm._local("../a/.") == "../*[local-name()='a']/."
     np.testing.assert_array_equal(sm._floats(" 1 2.5e1\n3 ", "f", "w"), [1.0, 25.0, 3.0])
     assert sm._floats(None, "f", "w").size == 0
+
+
+def _edit_noise_vector(safe: Path, vector: str, child: str, text: str | None) -> None:
+    """Set (or, with None, remove) ``child`` of the first ``vector`` of the VV noise file."""
+    path = safe / IW_NOISE
+    tree = ET.parse(path)
+    first = tree.getroot().find(f".//{vector}")
+    assert first is not None
+    element = first.find(child)
+    assert element is not None
+    if text is None:
+        first.remove(element)
+    else:
+        element.text = text
+    tree.write(path)
+
+
+@pytest.mark.parametrize(("vector", "child", "text", "message"), [
+    ("noiseRangeVector", "line", None, "required element \"*[local-name()='line']\" is missing"),
+    ("noiseRangeVector", "pixel", None,
+     "required element \"*[local-name()='pixel']\" is missing"),
+    ("noiseRangeVector", "pixel", "0 40 x1", "element pixel holds non-numeric values: could not "
+     "convert string to float: 'x1'"),
+    ("noiseRangeVector", "noiseRangeLut", None,
+     "required element \"*[local-name()='noiseRangeLut']\" is missing"),
+    ("noiseRangeVector", "noiseRangeLut", "1.0 2.0",
+     "vector 0 (line 0): 657 pixels but 2 values"),
+    ("noiseAzimuthVector", "swath", None,
+     "required element \"*[local-name()='swath']\" is missing"),
+    ("noiseAzimuthVector", "firstAzimuthLine", None,
+     "required element \"*[local-name()='firstAzimuthLine']\" is missing"),
+    ("noiseAzimuthVector", "lastAzimuthLine", None,
+     "required element \"*[local-name()='lastAzimuthLine']\" is missing"),
+    ("noiseAzimuthVector", "firstRangeSample", None,
+     "required element \"*[local-name()='firstRangeSample']\" is missing"),
+    ("noiseAzimuthVector", "lastRangeSample", None,
+     "required element \"*[local-name()='lastRangeSample']\" is missing"),
+    ("noiseAzimuthVector", "line", None,
+     "required element \"*[local-name()='line']\" is missing"),
+    ("noiseAzimuthVector", "line", "0 10 ten", "element line holds non-numeric values: could "
+     "not convert string to float: 'ten'"),
+    ("noiseAzimuthVector", "noiseAzimuthLut", None,
+     "required element \"*[local-name()='noiseAzimuthLut']\" is missing"),
+    ("noiseAzimuthVector", "noiseAzimuthLut", "1.0 one", "element noiseAzimuthLut holds "
+     "non-numeric values: could not convert string to float: 'one'"),
+])
+def test_bad_noise_vectors_are_named(iw_copy: Path, vector: str, child: str, text: str | None,
+                                     message: str) -> None:
+    _edit_noise_vector(iw_copy, vector, child, text)
+    with pytest.raises(SafeFormatError) as info:
+        open_safe(iw_copy).noise("VV")
+    assert str(info.value) == f"{iw_copy}/{IW_NOISE}: {message}"
+
+
+def test_windows_of_a_small_product(iw_copy: Path) -> None:
+    """On a 6 x 9 product: every LUT / angle window is the full array's sub-block."""
+    _tiny_measurement(iw_copy)
+    p = open_safe(iw_copy)
+    assert p.measurement_path("vv") == f"{iw_copy}/{IW_MEASUREMENT}"
+    window = (slice(2, 5), slice(1, 7))
+    for full, part in [
+        (p.incidence_angle(), p.incidence_angle(window)),
+        (p.incidence_angle(pol="VV"), p.incidence_angle(window, pol="VV")),
+        (p.calibration_lut("VV"), p.calibration_lut("VV", window)),
+        (p.calibration_lut("VV", kind="gamma"), p.calibration_lut("VV", window, kind="gamma")),
+        (p.noise_lut("VV"), p.noise_lut("VV", window)),
+    ]:
+        assert full.shape == (6, 9) and part.shape == (3, 6)
+        np.testing.assert_array_equal(part, full[window])
+    assert not np.array_equal(p.calibration_lut("VV", kind="gamma"), p.calibration_lut("VV"))
+
+
+def test_gdal_path_refuses_escaping_files(iw_copy: Path) -> None:
+    with pytest.raises(SafeFormatError) as info:
+        sm._SafeFiles(iw_copy).gdal_path("../x-vv-.tiff")
+    assert str(info.value) == (
+        f"file '../x-vv-.tiff' points outside the product {iw_copy}; a SAFE product only "
+        "links files inside its own folder (corrupt or tampered manifest.safe?)")
