@@ -431,6 +431,35 @@ def _scene_attrs(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
     }
 
 
+def land_per_tile(
+    geometries: list[Any], transform: Any, tiles: list[tuple[int, int, int, int]]
+) -> list[list[Any]]:
+    """Per tile ``(r0, r1, c0, c1)`` of the grid, the land polygons whose bounding box meets it.
+
+    A polygon whose bounding box misses a tile (widened by one pixel) burns no pixel centre of
+    it, so :func:`rasterise_land` of the subset gives the same mask as of all polygons; the
+    subsets keep the input order. A tile task then converts and burns a few polygons instead of
+    all of them (thousands for a 10,000 x 10,000 scene), and a distributed scheduler ships it
+    only those.
+    """
+    if not geometries:
+        return [[] for _ in tiles]
+    import shapely
+
+    boxes = []
+    for r0, r1, c0, c1 in tiles:
+        corners = [transform @ (c, r) for c in (c0 - 1, c1 + 1) for r in (r0 - 1, r1 + 1)]
+        xs = [x for x, _ in corners]
+        ys = [y for _, y in corners]
+        boxes.append(shapely.box(min(xs), min(ys), max(xs), max(ys)))
+    tile_index, geometry_index = shapely.STRtree(geometries).query(boxes)
+    order = np.lexsort((geometry_index, tile_index))
+    subsets: list[list[Any]] = [[] for _ in tiles]
+    for t, g in zip(tile_index[order], geometry_index[order], strict=True):
+        subsets[int(t)].append(geometries[int(g)])
+    return subsets
+
+
 def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
                    land_geometries: list[Any], tmp: Path) -> tuple[dict[str, float], ...]:
     """Process every ``cfg.chunk`` tile into the store at ``tmp`` (Dask); return tile stats."""
@@ -439,6 +468,12 @@ def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
     h, w = grid["shape"]
     grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
     run_token = uuid.uuid4().hex
+    tiles = [
+        (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk))
+        for r0 in range(0, h, cfg.chunk)
+        for c0 in range(0, w, cfg.chunk)
+    ]
+    land = land_per_tile(land_geometries, grid["transform"], tiles)
     tasks = [
         dask.delayed(_process_tile)(
             str(product.path),
@@ -446,11 +481,10 @@ def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
             str(tmp),
             cfg.model_dump(mode="json"),
             grid_ref,
-            (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk)),
-            land_geometries,
+            tile,
+            tile_land,
         )
-        for r0 in range(0, h, cfg.chunk)
-        for c0 in range(0, w, cfg.chunk)
+        for tile, tile_land in zip(tiles, land, strict=True)
     ]
     return dask.compute(*tasks)
 
