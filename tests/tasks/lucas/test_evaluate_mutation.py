@@ -346,3 +346,55 @@ def test_report_json_round_trip_without_table() -> None:
     with pytest.raises(ValueError) as err:
         _ = again.point_results
     assert str(err.value) == "this report was loaded from JSON and has no per-point table"
+
+
+def test_wgs84_points_are_projected_longitude_first() -> None:
+    # a 200 m maize field centred on 15 E, 47.5 N in UTM 33N; the point at its centre in WGS84
+    x, y = shapely.get_coordinates(
+        gpd.GeoSeries([shapely.Point(15.0, 47.5)], crs=4326).to_crs(UTM).values)[0]
+    field = gpd.GeoDataFrame({"crop_class": ["maize"]},
+                             geometry=[shapely.box(x - 100, y - 100, x + 100, y + 100)], crs=UTM)
+    points = gpd.GeoDataFrame({"POINT_ID": [1, 2], "LC1": ["B16", "B16"]},
+                              geometry=[shapely.Point(15.0, 47.5), shapely.Point()], crs=4326)
+    report = evaluate_against_lucas(points, field)
+    table = report.point_results
+    assert table["status"].tolist() == ["used", "no_location"]
+    assert table["x"].iloc[0] == pytest.approx(x, abs=1e-6)
+    assert table["y"].iloc[0] == pytest.approx(y, abs=1e-6)
+    assert np.isnan(table["x"].iloc[1]) and np.isnan(table["y"].iloc[1])
+    assert table["nearest_distance_m"].iloc[0] == 0.0
+
+
+def test_no_point_used() -> None:
+    points = _points([r for r in _POINTS if r[3] != "used"])
+    report = evaluate_against_lucas(points, _fields())
+    assert report.points_used == 0
+    assert report.within_radius.points == 0 and report.within_radius.overall_accuracy is None
+    table = report.point_results
+    assert table["correct_within_radius"].isna().all()
+    assert table["n_within_radius"].isna().all()
+    assert (table["status"] != "used").all()
+    assert report.classes_absent_from_lucas == ["maize", "potato", "soy", "winter_wheat"]
+
+
+def test_grassland_the_first_class_is_a_class() -> None:
+    # grassland is class 0 of the map: a nearest grassland instance is not "no instance"
+    fields = gpd.GeoDataFrame(
+        {"crop_class": ["grassland", "maize"]},
+        geometry=[shapely.box(0, 0, 100, 100), shapely.box(200, 0, 300, 100)], crs=UTM,
+    )
+    points = _points([(1, (50.0, 50.0), "E20"), (2, (150.0, 50.0), "B16"),
+                      (3, (130.0, 50.0), "B16")])
+    report = evaluate_against_lucas(points, fields)
+    table = report.point_results
+    assert _column(table, "nearest_class") == ["grassland", "grassland", "grassland"]
+    assert _column(table, "predicted_within_radius") == ["grassland", "grassland", "grassland"]
+    assert _column(table, "correct_within_radius") == [True, False, False]
+    assert report.nearest.per_class["grassland"].predicted == 3
+
+
+def test_same_class_within_default_radius_is_10_m() -> None:
+    points = _points([(1, (110.5, 50.0), "B16"), (2, (109.5, 50.0), "B16")])
+    field = _fields().iloc[[0, 3]]  # maize, x 0..100, and potato far off (the map's extent)
+    assert points_with_same_class_within(points, field) == {2}
+    assert points_with_same_class_within(points, field, radius=11) == {1, 2}
