@@ -424,11 +424,17 @@ def _open_output_cached(out_zarr: str, stamp: int) -> zarr.Array:
     return zarr.open_array(Path(out_zarr) / "x", mode="r+").with_config(X_CONFIG)
 
 
-def write_shared_chunk(out_zarr: str, start: int, stop: int, *parts: TilePatches) -> int:
+TileSums = tuple[np.ndarray, np.ndarray, int]
+
+
+def write_shared_chunk(
+    out_zarr: str, start: int, stop: int, *parts: TilePatches, report: Sequence[int] = (),
+) -> tuple[int, list[TileSums]]:
     """Write output rows [start, stop) of ``x`` (one chunk) from tile tasks' head / tail patches.
 
-    ``parts`` are the results of the consecutive tile tasks whose rows overlap the chunk. Returns
-    the number of rows written.
+    ``parts`` are the results of the consecutive tile tasks whose rows overlap the chunk.
+    Returns the number of rows written and :func:`tile_sums` of ``parts[i]`` for each ``i`` in
+    ``report`` (the tiles whose last shared chunk this is, so the sums need no task of their own).
 
     Raises:
         RuntimeError: the parts do not cover the rows exactly (a bookkeeping error).
@@ -445,10 +451,10 @@ def write_shared_chunk(out_zarr: str, start: int, stop: int, *parts: TilePatches
         raise RuntimeError(f"{out_zarr}: the tile tasks hold {len(rows)} patches for output rows "
                            f"{start}..{stop}, expected {stop - start}")
     _open_output(out_zarr)[start:stop] = rows
-    return stop - start
+    return stop - start, [tile_sums(parts[i]) for i in report]
 
 
-def _tile_sums(part: TilePatches) -> tuple[np.ndarray, np.ndarray, int]:
+def tile_sums(part: TilePatches) -> TileSums:
     """Return the small part of a tile task's result: per-band sums and the rows it wrote."""
     return part.band_sum, part.band_sum_sq, part.full_chunks[1] - part.full_chunks[0]
 
@@ -661,34 +667,53 @@ def _cut_on_cluster(
 
     Tile tasks write their whole chunks; each chunk shared by neighbouring tiles is written by a
     :func:`write_shared_chunk` task that takes those tiles' results as inputs, so the boundary
-    patches move between workers (or stay on one) instead of through the driver. At most
-    ``window`` tile tasks are unfinished at once.
+    patches move between workers (or stay on one) instead of through the driver. The join of a
+    tile's last shared chunk also returns that tile's sums; a tile without shared chunks gets a
+    :func:`tile_sums` task. About ``window`` tiles are unreported at once.
     """
     shared = shared_chunks(bounds, writer.chunk_n)
+    last_join = {j: k for k, (_, _, first, last) in enumerate(shared)
+                 for j in range(first, last + 1)}  # later chunks overwrite earlier ones
     cuts: dict[int, Any] = {}
-    sums: deque = deque()
-    joins: list = []
+    # (future, tiles whose sums it returns, whether it is a join)
+    pending: deque[tuple[Any, list[int], bool]] = deque()
+    sums: dict[int, TileSums] = {}
     done = 0  # shared chunks submitted
+
+    def collect() -> None:
+        future, tiles, join = pending.popleft()
+        if not join:
+            sums[tiles[0]] = future.result()
+            return
+        rows, parts = future.result()
+        writer.written += rows
+        sums.update(zip(tiles, parts, strict=True))
+
     try:
         for i, job in enumerate(tqdm(cut_jobs, desc=f"extract {writer.size}px", disable=None)):
             cuts[i] = client.submit(cut_and_store, *job, pure=False)
-            sums.append(client.submit(_tile_sums, cuts[i], pure=False))
+            if i not in last_join:
+                pending.append((client.submit(tile_sums, cuts[i], pure=False), [i], False))
             while done < len(shared) and shared[done][3] <= i:
                 start, stop, first, last = shared[done]
-                joins.append(client.submit(write_shared_chunk, out_zarr, start, stop,
-                                           *(cuts[j] for j in range(first, last + 1)), pure=False))
+                report = [j for j in range(first, last + 1) if last_join[j] == done]
+                pending.append((client.submit(
+                    write_shared_chunk, out_zarr, start, stop,
+                    *(cuts[j] for j in range(first, last + 1)),
+                    report=[j - first for j in report], pure=False), report, True))
                 done += 1
             needed_from = shared[done][2] if done < len(shared) else i + 1
             for j in [j for j in cuts if j < needed_from]:
                 del cuts[j]  # no later join reads it: the worker frees it after its joins
-            while len(sums) >= window:
-                writer.add_sums(*sums.popleft().result())
-        while sums:
-            writer.add_sums(*sums.popleft().result())
-        writer.written += sum(client.gather(joins))
+            while pending and i + 1 - len(sums) > window:
+                collect()
+        while pending:
+            collect()
     except BaseException:
-        client.cancel([*cuts.values(), *sums, *joins])
+        client.cancel([*cuts.values(), *(future for future, _, _ in pending)])
         raise
+    for j in range(len(cut_jobs)):  # in tile order: the same float sums as in-process
+        writer.add_sums(*sums[j])
 
 
 def _finish_store(writer: _PatchStore, out_zarr: Path | str, chosen: np.ndarray,
