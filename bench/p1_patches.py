@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "p1"
@@ -68,7 +69,7 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _cpu_s(client) -> float:
+def _cpu_s(client: Any) -> float:
     """User + system CPU seconds of this process and, with a client, of every Dask worker."""
     def own() -> float:
         t = os.times()
@@ -94,7 +95,7 @@ def child(size: int, mode: str) -> None:
     result: dict = {"size": size, "mode": mode}
     peak_workers = 0
 
-    def worker_rss(client) -> int:
+    def worker_rss(client: Any) -> int:
         if client is None:
             return 0
         return max(client.run(peak_rss_bytes).values())
