@@ -5,6 +5,7 @@ machine from the repository root::
 
     PYTHONPATH=. python3 bench/p2_gpu.py --size 10000 --out "$OUT"          # CUDA
     PYTHONPATH=. python3 bench/p2_gpu.py --device cpu --size 1024 --out /tmp/p2gpu   # smoke run
+    .venv/bin/python bench/p2_gpu.py --quick     # make bench-quick: 512^2, ad-hoc CNN only
 
 What it does, per model (random-init ad-hoc CNN at full width; VGG-16 modified unless
 ``--models`` leaves it out) and per precision (CUDA: fp32 with TF32 off, fp32 with cuDNN's
@@ -23,13 +24,14 @@ default TF32 convolutions, bf16 autocast; CPU: fp32 and int8):
    about half of a few crops (:func:`balance_classes`); random weights still give near-tied
    logits, so this is a pessimistic figure (a trained model's is higher).
 
-Prints progress and one summary line ``P2-GPU: ...``; writes ``p2_gpu.json`` into ``--out``.
+Prints progress and the summary line ``P2: ratio=...`` (ratio: strict fp32 / the fastest
+precision, same device, same run); writes ``p2_gpu.json`` (``p2_gpu.quick.json`` with ``--quick``)
+into ``--out`` (default ``bench/results``) through ``bench/common.py`` (standard library only).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -41,8 +43,11 @@ import torch
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from common import add_quick_flag, report  # noqa: E402  (bench/common.py: standard library only)
 
 from tasks.models.adhoc_cnn import AdhocCNN  # noqa: E402
 from tasks.models.dense import DenseKernel, multiply_adds_per_cell  # noqa: E402
@@ -235,8 +240,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--models", default="adhoc_cnn,vgg16_modified")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for p2_gpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for p2_gpu.json (default: bench/results, as every benchmark)")
+    add_quick_flag(parser)
     args = parser.parse_args(argv)
+    if args.quick:  # make bench-quick: a CPU-sized smoke run wherever it runs
+        args.size, args.tile, args.models = 512, 256, "adhoc_cnn"
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch finds no CUDA device here; use --device cpu")
@@ -258,18 +267,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         models[name] = bench_model(name.strip(), host_scene, device, args)
     facts["total_s"] = round(time.perf_counter() - started, 1)
     result = {"facts": facts, "models": models}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "p2_gpu.json").write_text(json.dumps(result, indent=1))
-    if "adhoc_cnn" in models:
-        rows = models["adhoc_cnn"]["rows"]
-        best = min(rows, key=lambda k: rows[k]["scene_s"])
-        seconds = rows[best]["scene_s"] * (10_000 / args.size) ** 2
-        print(f"P2-GPU: adhoc_cnn 10,000^2 scene {seconds:.1f} s ({best}, "
-              f"{rows[best]['cells_per_s']:,} cells/s, agreement "
-              f"{rows[best]['agreement_vs_fp32']:.4f}) on {facts['device']}, "
-              f"goal <= {GOAL_S_10K:g} s (CPU goal), "
-              f"met={'yes' if seconds <= GOAL_S_10K else 'no'}", flush=True)
-    print(f"wrote {args.out / 'p2_gpu.json'} in {facts['total_s']} s", flush=True)
+    rows = models[next(iter(models))]["rows"]
+    best = min(rows, key=lambda k: rows[k]["scene_s"])
+    seconds = rows[best]["scene_s"] * (10_000 / args.size) ** 2
+    print(f"  {next(iter(models))}: 10,000^2 scene {seconds:.1f} s ({best}, "
+          f"{rows[best]['cells_per_s']:,} cells/s, agreement "
+          f"{rows[best]['agreement_vs_fp32']:.4f}) on {facts['device']}", flush=True)
+    report("p2_gpu", rows["fp32"]["scene_s"] / rows[best]["scene_s"],
+           f"10,000^2 scene <= {GOAL_S_10K:g} s (issue 17's CPU goal; here {best}, scaled "
+           f"{seconds:.1f} s)", seconds <= GOAL_S_10K, result,
+           baseline=f"strict fp32 on the same {device.type} device", quick=args.quick,
+           results_dir=args.out)
+    print(f"done in {facts['total_s']} s", flush=True)
     return result
 
 

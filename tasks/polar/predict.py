@@ -26,9 +26,9 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -69,6 +69,23 @@ PIXEL_SPACING_RTOL = 0.01
 #: each of CALIBRATION_CELLS x CALIBRATION_CELLS output cells (ScenePredictor.calibration_batch).
 CALIBRATION_GRID = 3
 CALIBRATION_CELLS = 16
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class InlineExecutor(Executor):
+    """An executor that runs each call at once in the caller's thread (no overlap)."""
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        """Run ``fn`` now; its result or exception is in the returned (done) future."""
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller through the future, like a pool
+            future.set_exception(err)
+        return future
 
 
 class SceneModelMismatch(EeflowError, ValueError):
@@ -192,11 +209,14 @@ class ScenePredictor:
             (:meth:`calibration_batch`).
         batch_size: tiles of equal shape per forward pass (default 1 on the CPU, where one
             1024 px tile already fills the cores, 8 on CUDA).
+        overlap: read the next batch and store the previous one in background threads while
+            a batch is classified (False: one after the other, for measurements).
 
     """
 
     def __init__(self, model: LoadedIceModel, tile: int = 1024, device: str | None = None,
-                 precision: str = "fp32", batch_size: int | None = None) -> None:
+                 precision: str = "fp32", batch_size: int | None = None,
+                 overlap: bool = True) -> None:
         self.model = model
         self.net = model.net
         if device is None:
@@ -211,6 +231,9 @@ class ScenePredictor:
         self.tile = max(self.stride, tile // self.stride * self.stride)
         self.bands = list(model.meta["bands"])
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
+        self.overlap = overlap
+        #: seconds the last :meth:`class_map` spent on int8 calibration (0: none needed)
+        self.calibration_seconds = 0.0
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 tile, got {batch_size}")
 
@@ -294,10 +317,11 @@ class ScenePredictor:
 
         tiles = [(r, c) for r in range(0, out.shape[0], step) for c in range(0, out.shape[1], step)]
         batches = group_equal_tiles(tiles, extent, self.batch_size)
+        started = time.perf_counter()
         if self.kernel.needs_calibration and tiles:
             self.kernel.calibrate([torch.from_numpy(self.calibration_batch(backscatter))])
-        with ThreadPoolExecutor(max_workers=1) as reader, \
-                ThreadPoolExecutor(max_workers=1) as writer, \
+        self.calibration_seconds = time.perf_counter() - started
+        with self._executor() as reader, self._executor() as writer, \
                 tqdm(total=len(tiles), desc="predict tiles", disable=not progress) as bar:
             pending = reader.submit(load, batches[0]) if batches else None
             written: Future[None] | None = None
@@ -323,6 +347,10 @@ class ScenePredictor:
                 "measurement / annotation data)"
             )
         return out
+
+    def _executor(self) -> Executor:
+        """One background thread, or the caller's thread when ``overlap`` is off."""
+        return ThreadPoolExecutor(max_workers=1) if self.overlap else InlineExecutor()
 
     def classify_windows(self, scene: xr.Dataset, cells: np.ndarray,
                          batch_size: int = 256) -> np.ndarray:
@@ -575,6 +603,7 @@ def predict_scene(model_dir: Path | LoadedIceModel, scene_zarr: Path, out_dir: P
     result = {"scene_id": scene_id, "chart": str(chart_tif), "quicklook": str(png),
               "polygons": str(geojson), "n_polygons": n_polygons, "pixel_counts": counts,
               "inference_seconds": round(infer_seconds, 2), "precision": predictor.precision,
+              "calibration_seconds": round(predictor.calibration_seconds, 2),
               "total_seconds": round(time.perf_counter() - started, 2)}
     if region is not None:
         result["region"] = region.record(cut)

@@ -149,8 +149,9 @@ def test_p2_gpu_benchmark_runs_on_cpu(tmp_path: Path) -> None:
     result = module.main(["--device", "cpu", "--size", "200", "--tile", "128",
                           "--models", "adhoc_cnn", "--threads", "1", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "p2_gpu.json").read_text())
-    assert written == json.loads(json.dumps(result))
-    adhoc = written["models"]["adhoc_cnn"]
+    assert written["figures"] == json.loads(json.dumps(result))
+    assert written["label"] == "P2" and written["ratio"] > 0
+    adhoc = written["figures"]["models"]["adhoc_cnn"]
     assert adhoc["output_cells"] == 25**2 and adhoc["tiles"] == 4
     assert adhoc["multiply_adds_per_cell"] == 2_071_552
     assert set(adhoc["rows"]) == {"fp32", "int8"}

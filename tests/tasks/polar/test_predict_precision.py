@@ -13,7 +13,12 @@ import xarray as xr
 from pydantic import ValidationError
 
 from tasks.config.polar import PredictConfig
-from tasks.polar.predict import ScenePredictor, group_equal_tiles, predict_scene
+from tasks.polar.predict import (
+    InlineExecutor,
+    ScenePredictor,
+    group_equal_tiles,
+    predict_scene,
+)
 from tasks.polar.train import load_model
 from tests.tasks.polar.test_polar_predict import trained_model  # noqa: F401  (module fixture)
 
@@ -45,6 +50,18 @@ def test_batched_tiles_give_the_same_fp32_map(trained_model: Path,
     single = ScenePredictor(loaded, tile=64).class_map(scene, progress=False)
     batched = ScenePredictor(loaded, tile=64, batch_size=3).class_map(scene, progress=False)
     np.testing.assert_array_equal(single, batched)
+    in_turn = ScenePredictor(loaded, tile=64, overlap=False).class_map(scene, progress=False)
+    np.testing.assert_array_equal(single, in_turn)
+
+
+def test_inline_executor_runs_now_and_keeps_errors() -> None:
+    calls: list[int] = []
+    with InlineExecutor() as pool:
+        done = pool.submit(calls.append, 1)
+        assert done.done() and calls == [1]
+        failed = pool.submit(int, "not a number")
+    with pytest.raises(ValueError, match="not a number"):
+        failed.result()
 
 
 def test_group_equal_tiles_keeps_order_and_shape() -> None:
