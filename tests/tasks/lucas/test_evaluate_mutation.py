@@ -97,8 +97,16 @@ def test_point_table_by_hand(caplog: pytest.LogCaptureFixture) -> None:
     assert table["location_source"].tolist() == ["geometry"] * 9 + ["none", "geometry"]
     np.testing.assert_allclose(table["x"], [106, 150, 50, 50, 5000, 50, 60, 70, 80, np.nan, 150])
     np.testing.assert_allclose(table["y"], [50, 50, 200, 120, 50, 50, 60, 70, 80, np.nan, 130])
-    assert str(table["correct_within_radius"].dtype) == "boolean"
-    assert str(table["n_within_radius"].dtype) == "Int64"
+    assert list(table.columns) == [
+        "POINT_ID", "LC1", "reference_class", "status", "location_source", "x", "y",
+        "correct_within_radius", "predicted_within_radius", "nearest_class", "correct_nearest",
+        "nearest_distance_m", "n_within_radius"]
+    assert {c: str(t) for c, t in table.dtypes.items() if c not in ("POINT_ID", "LC1", "x", "y",
+                                                                    "reference_class", "status",
+                                                                    "location_source")} == {
+        "correct_within_radius": "boolean", "predicted_within_radius": "string",
+        "nearest_class": "string", "correct_nearest": "boolean", "nearest_distance_m": "float64",
+        "n_within_radius": "Int64"}
     messages = [r.getMessage() for r in caplog.records]
     assert "hand: 5 of 11 LUCAS points are evaluated" in messages
 
@@ -409,3 +417,39 @@ def test_radius_rule_counts_only_points_meeting_the_rule() -> None:
     met = int(report.point_results["correct_within_radius"].fillna(False).sum())
     assert met == 2  # points 11 and 13
     assert report.within_radius.correct == met
+
+
+def test_missing_lc1_and_many_unknown_codes(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tasks.lucas.evaluate")
+    codes = [f"Q{i:02d}" for i in range(12)]
+    rows = [(i + 1, (50.0, 50.0), code) for i, code in enumerate(codes)]
+    rows += [(20, (50.0, 50.0), None), (21, (50.0, 50.0), "B16")]
+    report = evaluate_against_lucas(_points(rows), _fields())
+    assert report.excluded["missing_lc1"] == 1 and report.excluded["unknown_lc1"] == 12
+    assert report.unknown_lc1_codes == {c: 1 for c in codes}
+    mapping = load_lc1_mapping()
+    shown = {c: 1 for c in codes[:10]}
+    assert caplog.records[0].getMessage() == (
+        f"12 LUCAS point(s) have LC1 codes not in the mapping {mapping.source}: {shown}; they are "
+        "excluded (reason unknown_lc1)")
+
+
+def test_gps_fallback_is_counted_only_with_gps_columns(tmp_path: Path) -> None:
+    x, y = shapely.get_coordinates(
+        gpd.GeoSeries([shapely.Point(15.0, 47.5)], crs=4326).to_crs(UTM).values)[0]
+    field = gpd.GeoDataFrame({"crop_class": ["maize"]},
+                             geometry=[shapely.box(x - 500, y - 500, x + 500, y + 500)], crs=UTM)
+    pd.DataFrame({
+        "POINT_ID": [1, 2, 3], "TH_LAT": [47.5, 47.501, 47.502], "TH_LONG": [15.0, 15.0, 15.0],
+        "GPS_LAT": [47.5001, None, 88.888888], "GPS_LONG": [15.0001, None, 88.888888],
+        "LC1": ["B16", "B16", "B16"],
+    }).to_csv(tmp_path / "gps.csv", index=False)
+    report = evaluate_against_lucas(tmp_path / "gps.csv", field)
+    assert report.points_source == str(tmp_path / "gps.csv")
+    assert report.location_sources == {"gps": 1, "theoretical": 2}
+    assert report.gps_fallback_to_theoretical == 2
+    pd.DataFrame({"POINT_ID": [1, 2], "TH_LAT": [47.5, 47.501], "TH_LONG": [15.0, 15.0],
+                  "LC1": ["B16", "B16"]}).to_csv(tmp_path / "th.csv", index=False)
+    report = evaluate_against_lucas(tmp_path / "th.csv", field)
+    assert report.location_sources == {"theoretical": 2}
+    assert report.gps_fallback_to_theoretical == 0  # no GPS columns: nothing fell back
