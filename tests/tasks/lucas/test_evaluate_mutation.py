@@ -422,7 +422,7 @@ def test_radius_rule_counts_only_points_meeting_the_rule() -> None:
 def test_missing_lc1_and_many_unknown_codes(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tasks.lucas.evaluate")
     codes = [f"Q{i:02d}" for i in range(12)]
-    rows = [(i + 1, (50.0, 50.0), code) for i, code in enumerate(codes)]
+    rows: list[tuple] = [(i + 1, (50.0, 50.0), code) for i, code in enumerate(codes)]
     rows += [(20, (50.0, 50.0), None), (21, (50.0, 50.0), "B16")]
     report = evaluate_against_lucas(_points(rows), _fields())
     assert report.excluded["missing_lc1"] == 1 and report.excluded["unknown_lc1"] == 12
