@@ -165,8 +165,12 @@ def parse_frame(text: str) -> tuple[str, str, int]:
     return m["func"], m["file"], int(m["line"] or 0)
 
 
+#: where the profiled stages' source lives (``--checkout``), for the source lines of frames
+SOURCE_ROOT = [REPO]
+
+
 def _source_line(file: str, line: int) -> str:
-    for base in (REPO, Path("/")):
+    for base in (SOURCE_ROOT[0], Path("/")):
         path = base / file
         if line and path.is_file():
             return linecache.getline(str(path), line)
@@ -234,6 +238,18 @@ def imported_package(frames: list[str]) -> str | None:
     return third_party[0].split("/")[0].removesuffix(".py")
 
 
+def split_stack(stack: str) -> list[str]:
+    """The Python frames of one py-spy raw stack, outermost first.
+
+    With ``--subprocesses`` a stack starts with ``process PID:"command line"``, and a command
+    line may itself hold ``;`` (``-c "...; spawn_main(...)"`` of a spawned Dask worker).
+    """
+    if stack.startswith("process "):
+        end = stack.find('";')
+        stack = "" if end < 0 else stack[end + 2:]
+    return [f for f in stack.split(";") if f and not f.startswith("thread ")]
+
+
 def summarise_profile(raw: str) -> dict[str, Any]:
     """Samples per category and the project functions taking the most samples, from py-spy raw."""
     counts: collections.Counter[str] = collections.Counter()
@@ -244,7 +260,7 @@ def summarise_profile(raw: str) -> dict[str, Any]:
         stack, _, n = row.rpartition(" ")
         if not stack or not n.isdigit():
             continue
-        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        frames = split_stack(stack)
         category = classify(frames)
         counts[category] += int(n)
         owner = innermost_project_function(frames)
@@ -269,7 +285,7 @@ def summarise_profile(raw: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- running
 def run_stage(use_case: str, stage: str, kwargs: dict[str, Any], overrides: dict[str, Any],
-              day: str, scratch: Path) -> dict[str, Any]:
+              day: str, scratch: Path, checkout: Path = REPO) -> dict[str, Any]:
     """Run one stage in a fresh process under py-spy; return wall time and the profile summary.
 
     The raw profile stays in ``scratch`` as ``{use_case}-{stage}.txt``.
@@ -288,7 +304,7 @@ def run_stage(use_case: str, stage: str, kwargs: dict[str, Any], overrides: dict
            "-o", str(raw), "--", sys.executable, str(runner), use_case, stage,
            json.dumps(overrides), day, json.dumps(kwargs)]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
+    done = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     wall = time.perf_counter() - t0
     if done.returncode != 0 or "STAGE-OK" not in done.stdout:
@@ -296,7 +312,7 @@ def run_stage(use_case: str, stage: str, kwargs: dict[str, Any], overrides: dict
                            f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     summary = summarise_profile(raw.read_text() if raw.exists() else "")
     return {"use_case": use_case, "stage": stage.removesuffix("_stage"), "wall_s": round(wall, 2),
-            **summary}
+            "checkout": str(checkout), **summary}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -321,7 +337,8 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {c: round(v, 2) for c, v in out.items()}
 
 
-def run_all(use_cases: list[str], quick: bool, profiles: Path) -> list[dict[str, Any]]:
+def run_all(use_cases: list[str], quick: bool, profiles: Path,
+            checkout: Path = REPO) -> list[dict[str, Any]]:
     """Run every stage of ``use_cases`` under py-spy, profiles kept in ``profiles``."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stage-profile-") as tmp:
@@ -330,7 +347,7 @@ def run_all(use_cases: list[str], quick: bool, profiles: Path) -> list[dict[str,
             overrides, stages = plan(quick)
             overrides = {**overrides, "data_root": str(Path(tmp) / use_case)}
             for stage, kwargs in stages:
-                row = run_stage(use_case, stage, kwargs, overrides, day, profiles)
+                row = run_stage(use_case, stage, kwargs, overrides, day, profiles, checkout)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 (profiles / "rows.json").write_text(json.dumps(rows, indent=1))
@@ -342,6 +359,7 @@ def resummarise(profiles: Path) -> list[dict[str, Any]]:
     rows = json.loads((profiles / "rows.json").read_text())
     for row in rows:
         raw = profiles / f"{row['use_case']}-{row['stage']}_stage.txt"
+        SOURCE_ROOT[0] = Path(row.get("checkout", REPO))
         row.update(summarise_profile(raw.read_text()))
     return rows
 
@@ -354,18 +372,22 @@ def main() -> None:
                         help="keep the raw py-spy profiles and rows.json in this folder")
     parser.add_argument("--from-profiles", type=Path, default=None,
                         help="run nothing: classify the profiles an earlier --profiles run kept")
+    parser.add_argument("--checkout", type=Path, default=REPO,
+                        help="run the stages of this source tree (e.g. a `git archive` of a "
+                        "commit) with this interpreter; default: this repository")
     add_quick_flag(parser)
     args = parser.parse_args()
     if args.use_case is None:
         args.use_case = ["polar"] if args.quick else ["polar", "food_security"]
+    SOURCE_ROOT[0] = args.checkout.resolve()
     if args.from_profiles is not None:
         rows = resummarise(args.from_profiles)
     elif args.profiles is not None:
         args.profiles.mkdir(parents=True, exist_ok=True)
-        rows = run_all(args.use_case, args.quick, args.profiles)
+        rows = run_all(args.use_case, args.quick, args.profiles, args.checkout.resolve())
     else:
         with tempfile.TemporaryDirectory(prefix="stage-profiles-") as kept:
-            rows = run_all(args.use_case, args.quick, Path(kept))
+            rows = run_all(args.use_case, args.quick, Path(kept), args.checkout.resolve())
     print_table(rows)
     total = totals(rows)
     active = sum(total.values())
