@@ -97,10 +97,11 @@ def test_candidates_of_nothing_and_of_one_box() -> None:
 def test_candidate_pairs_equal_a_brute_force_box_test(monkeypatch: pytest.MonkeyPatch) -> None:
     """Random boxes and points over several grid cells: the pairs equal the all-pairs box test."""
     rng = np.random.default_rng(7)
-    x = rng.uniform(0, 2000, 300)
-    y = rng.uniform(0, 900, 300)
-    x[:3], y[:3] = [0.0, 2000.0, 1000.0], [0.0, 900.0, 450.0]  # on the grid's edges
-    lo = np.column_stack([rng.uniform(-300, 2300, 400), rng.uniform(-300, 1200, 400)])
+    ox, oy = 500_000.0, 5_200_000.0  # UTM-sized coordinates: the grid origin is not 0
+    x = ox + rng.uniform(0, 2000, 300)
+    y = oy + rng.uniform(0, 900, 300)
+    x[:3], y[:3] = ox + np.array([0.0, 2000.0, 1000.0]), oy + np.array([0.0, 900.0, 450.0])
+    lo = np.column_stack([ox + rng.uniform(-300, 2300, 400), oy + rng.uniform(-300, 1200, 400)])
     size = rng.uniform(0, 250, (400, 2))
     bbox = np.column_stack([lo, lo + size])
     bbox[5] = np.nan  # a box without geometry never matches
@@ -130,6 +131,18 @@ def test_candidate_pairs_equal_a_brute_force_box_test(monkeypatch: pytest.Monkey
     assert grid.ncx * grid.ncy <= 7
     point, box = grid.pairs(bbox, 25.0)
     assert set(zip(point.tolist(), box.tolist(), strict=True)) == brute(25.0)
+    # the four box columns given apart, as integers: the same pairs
+    whole = np.floor(bbox[:400:7])
+    point, box = grid.pairs(tuple(np.nan_to_num(whole[:, k]).astype("int64") for k in range(4)),
+                            25.0)
+    grid_again = matching.PointGrid.build(x, y, 25.0)
+    p2, b2 = grid_again.pairs(np.nan_to_num(whole), 25.0)
+    assert set(zip(point.tolist(), box.tolist(), strict=True)) == set(
+        zip(p2.tolist(), b2.tolist(), strict=True))
+    nothing = grid.pairs(np.array([[0.0, 0.0, 1.0, 1.0]]), 25.0)  # far from every point
+    assert [(len(a), str(a.dtype)) for a in nothing] == [(0, "int64"), (0, "int64")]
+    none = grid.pairs(np.zeros((0, 4)), 25.0)
+    assert [(len(a), str(a.dtype)) for a in none] == [(0, "int64"), (0, "int64")]
 
 
 def test_point_grid_cells_by_hand() -> None:
@@ -184,10 +197,16 @@ def _xy() -> tuple[np.ndarray, np.ndarray]:
     return (np.array([p[0][0] for p in _EXPECTED]), np.array([p[0][1] for p in _EXPECTED]))
 
 
-@pytest.mark.parametrize("backing", ["memory", "row_groups"])
-def test_vector_neighbourhood_by_hand(tmp_path: Path, backing: str) -> None:
+@pytest.mark.parametrize("backing", ["memory", "chunks_of_one", "row_groups"])
+def test_vector_neighbourhood_by_hand(
+    tmp_path: Path, backing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.lucas import crop_map as crop_map_module
+
     x, y = _xy()
-    if backing == "memory":
+    if backing != "row_groups":
+        if backing == "chunks_of_one":
+            monkeypatch.setattr(crop_map_module, "CHUNK_ROWS", 1)
         crop_map = instances_from_geodataframe(_fields())
     else:  # one instance per row group: each chunk skipped or matched on its own
         _fields().to_parquet(tmp_path / "m.parquet", row_group_size=1, write_covering_bbox=True)
@@ -202,6 +221,26 @@ def test_vector_neighbourhood_by_hand(tmp_path: Path, backing: str) -> None:
     assert hood.nearest_class.dtype == np.int16 and hood.n_within.dtype == np.int64
     same = neighbourhood(crop_map, x, y, 10.0, 1000.0)
     assert _hood_lists(same) == _hood_lists(hood)
+
+
+@pytest.mark.parametrize("backing", ["chunks_of_one", "row_groups"])
+def test_points_exactly_at_the_radius_of_each_chunk(
+    tmp_path: Path, backing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Radius = nearest limit = 10 m: one search level; each point is 10 m off one field's edge."""
+    from tasks.lucas import crop_map as crop_map_module
+
+    if backing == "row_groups":
+        _fields().to_parquet(tmp_path / "m.parquet", row_group_size=1, write_covering_bbox=True)
+        crop_map = read_instances(tmp_path / "m.parquet")
+    else:
+        monkeypatch.setattr(crop_map_module, "CHUNK_ROWS", 1)
+        crop_map = instances_from_geodataframe(_fields())
+    x = np.array([-10.0, 50.0, 50.0, 420.0])
+    y = np.array([50.0, -10.0, 260.0, 5.0])
+    hood = vector_neighbourhood(crop_map, x, y, 10.0, 10.0)
+    assert _hood_lists(hood) == ([[MAIZE], [MAIZE], [POTATO], [WHEAT]], [1, 1, 1, 1],
+                                 [MAIZE, MAIZE, POTATO, WHEAT], [10.0] * 4)
 
 
 def test_all_pairs_reference_by_hand() -> None:
@@ -404,6 +443,29 @@ def test_raster_sampling_in_small_tiles_and_batches(
     hood = raster_neighbourhood(crop_map, x, y, 10.0, 1000.0)
     assert _hood_lists(hood)[2] == [e[3] for e in _RASTER_EXPECTED]
     assert _hood_lists(hood)[0] == [e[1] for e in _RASTER_EXPECTED]
+
+
+def test_raster_tiles_of_16_px_equal_the_per_point_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    monkeypatch.setattr(matching, "SAMPLING_TILE_PX", 16)
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 20, (50, 45)).astype("uint8")  # 16..19: not a class
+    data[rng.random((50, 45)) < 0.6] = 255
+    with rasterio.open(tmp_path / "t.tif", "w", driver="GTiff", width=45, height=50, count=1,
+                       dtype="uint8", crs=UTM, transform=from_origin(OX, OY + 500, 10, 10),
+                       nodata=255, tiled=True, blockxsize=16, blockysize=16) as dst:
+        dst.write(data, 1)
+    crop_map = read_class_raster(tmp_path / "t.tif")
+    x, y = _at(rng.uniform(-30, 480, 120).tolist(), rng.uniform(-30, 530, 120).tolist())
+    fast = raster_neighbourhood(crop_map, x, y, 10.0, 300.0)
+    slow = raster_neighbourhood_per_point(crop_map, x, y, 10.0, 300.0)
+    assert _hood_lists(fast) == _hood_lists(slow)
+    assert len({(int(a) // 16, int(b) // 16) for a, b in zip((OY + 500 - y) // 10, (x - OX) // 10,
+                                                            strict=True)}) > 6  # many tiles
 
 
 def test_raster_bad_points_and_no_points(tmp_path: Path) -> None:
