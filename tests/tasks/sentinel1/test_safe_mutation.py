@@ -727,3 +727,101 @@ def test_gdal_path_refuses_escaping_files(iw_copy: Path) -> None:
     assert str(info.value) == (
         f"file '../x-vv-.tiff' points outside the product {iw_copy}; a SAFE product only "
         "links files inside its own folder (corrupt or tampered manifest.safe?)")
+
+
+def _xp(path: str) -> str:
+    return "/".join(f"*[local-name()='{p}']" for p in path.split("/"))
+
+
+@pytest.mark.parametrize(("element", "xpath"), [
+    ("<safe:familyName>SENTINEL-1</safe:familyName>", "//" + _xp("platform/familyName")),
+    ("<s1sarl1:mode>IW</s1sarl1:mode>", "//" + _xp("instrumentMode/mode")),
+    ("<s1sarl1:productType>GRD</s1sarl1:productType>", "//*[local-name()='productType']"),
+    ("<safe:startTime>2021-12-23T05:11:22.594441</safe:startTime>",
+     "//" + _xp("acquisitionPeriod/startTime")),
+    ("<safe:stopTime>2021-12-23T05:11:47.593146</safe:stopTime>",
+     "//" + _xp("acquisitionPeriod/stopTime")),
+    ("<gml:coordinates>40.876698,14.925448 41.281048,11.865704 42.780445,12.189661 "
+     "42.376778,15.321935</gml:coordinates>", "//" + _xp("footPrint/coordinates")),
+])
+def test_missing_manifest_elements_are_named(iw_copy: Path, element: str, xpath: str) -> None:
+    _edit(iw_copy / "manifest.safe", element, "")
+    with pytest.raises(SafeFormatError) as info:
+        open_safe(iw_copy)
+    assert str(info.value) == f"{iw_copy}/manifest.safe: required element {xpath!r} is missing"
+
+
+def test_empty_manifest_values_stay_empty(iw_copy: Path) -> None:
+    manifest = iw_copy / "manifest.safe"
+    _edit(manifest, "<s1sarl1:mode>IW</s1sarl1:mode>", "<s1sarl1:mode> </s1sarl1:mode>")
+    _edit(manifest, "<s1sarl1:productType>GRD</s1sarl1:productType>",
+          "<s1sarl1:productType></s1sarl1:productType>")
+    _edit(manifest, "<s1sarl1:transmitterReceiverPolarisation>VH<",
+          "<s1sarl1:transmitterReceiverPolarisation><")
+    _edit(manifest, '<safe:orbitNumber type="stop">30148<', '<safe:orbitNumber type="stop">30149<')
+    text = manifest.read_text()
+    start = text.index("<gml:coordinates>") + len("<gml:coordinates>")
+    manifest.write_text(text[:start] + text[text.index("</gml:coordinates>"):])
+    p = open_safe(iw_copy)
+    assert (p.mode, p.product_type, p.polarisations) == ("", "", ("VV", ""))
+    assert p.footprint.is_empty
+    assert p.absolute_orbit == 30148  # the start orbit
+    with pytest.raises(sm.WrongModeError, match="acquisition mode is '', expected 'EW'"):
+        p.require_mode("EW")
+
+
+def test_objects_after_one_without_location_are_still_listed(iw_copy: Path) -> None:
+    _edit(iw_copy / "manifest.safe", f'href="./annotation/calibration/noise-{IW_STEM}.xml"', "")
+    p = open_safe(iw_copy)
+    assert sorted(p.files["noise"]) == ["VH"]
+    assert sorted(p.files["calibration"]) == sorted(p.files["measurement"]) == ["VH", "VV"]
+    assert sorted(p.files["annotation"]) == ["VH", "VV"]
+
+
+def test_missing_geolocation_element_is_named(iw_copy: Path) -> None:
+    _edit(iw_copy / IW_ANNOTATION, "<height>", "<altitude>")
+    _edit(iw_copy / IW_ANNOTATION, "</height>", "</altitude>")
+    with pytest.raises(SafeFormatError) as info:
+        open_safe(iw_copy).annotation("VV")
+    assert str(info.value) == (f"{iw_copy}/{IW_ANNOTATION}: required element "
+                               "\"*[local-name()='height']\" is missing")
+
+
+def _edit_calibration_vector(safe: Path, child: str, text: str | None) -> None:
+    path = safe / IW_CALIBRATION
+    tree = ET.parse(path)
+    first = tree.getroot().find(".//calibrationVector")
+    assert first is not None
+    element = first.find(child)
+    assert element is not None
+    if text is None:
+        first.remove(element)
+    else:
+        element.text = text
+    tree.write(path)
+
+
+@pytest.mark.parametrize(("child", "text", "message"), [
+    ("line", None, "required element \"*[local-name()='line']\" is missing"),
+    ("pixel", None, "required element \"*[local-name()='pixel']\" is missing"),
+    ("pixel", "0 forty", "element pixel holds non-numeric values: could not convert string "
+     "to float: 'forty'"),
+    ("sigmaNought", None, "required element \"*[local-name()='sigmaNought']\" is missing"),
+    ("sigmaNought", "663.8 x", "element sigmaNought holds non-numeric values: could not "
+     "convert string to float: 'x'"),
+    ("dn", "401.5 y", "element dn holds non-numeric values: could not convert string to "
+     "float: 'y'"),
+])
+def test_bad_calibration_vectors_are_named(iw_copy: Path, child: str, text: str | None,
+                                           message: str) -> None:
+    _edit_calibration_vector(iw_copy, child, text)
+    with pytest.raises(SafeFormatError) as info:
+        open_safe(iw_copy).calibration("VV")
+    assert str(info.value) == f"{iw_copy}/{IW_CALIBRATION}: {message}"
+
+
+def test_calibration_amplitudes_below_one_are_valid(iw_copy: Path) -> None:
+    """Values in (0, 1] are valid LUT amplitudes; only values <= 0 are refused."""
+    _edit_calibration_vector(iw_copy, "gamma", "0.5 " + " ".join(["615.0"] * 653))
+    cal = open_safe(iw_copy).calibration("VV")
+    assert cal.luts["gamma"].values[0][0] == 0.5
