@@ -411,6 +411,61 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         ["tasks.sentinel1.geocode.x_tie_points_in_crs__mutmut_21",
          "tasks.sentinel1.geocode.x_tie_points_in_crs__mutmut_34"],
     ),
+    # --- tasks/sentinel1/safe.py (H7, 2026-11-30) ---
+    (
+        "the sort kind only orders equal pixels, and the pixels of one tie-point line are "
+        "distinct (numpy also reads kind case-insensitively); astype(None) is float64",
+        [f"tasks.sentinel1.safe.xǁGeolocationGridǁas_range_vectors__mutmut_{i}"
+         for i in (8, 10, 12, 14, 16)],
+    ),
+    (
+        "dict.get's default None or [] before 'or [...]': both falsy, the same placeholder",
+        [f"tasks.sentinel1.safe.xǁSafeProductǁrequire_polarisations__mutmut_{i}"
+         for i in (16, 18)],
+    ),
+    (
+        "the case of a parse cache's key: lower- or upper-casing gives one entry per "
+        "polarisation either way (the file lookup upper-cases again)",
+        ["tasks.sentinel1.safe.xǁSafeProductǁnoise__mutmut_2",
+         "tasks.sentinel1.safe.xǁSafeProductǁannotation__mutmut_2",
+         "tasks.sentinel1.safe.xǁSafeProductǁcalibration__mutmut_2"],
+    ),
+    (
+        "the geolocation grid is the same in every polarisation's annotation of a product, so "
+        "the reference polarisation's grid gives the same incidence angles",
+        ["tasks.sentinel1.safe.xǁSafeProductǁincidence_angle__mutmut_2"],
+    ),
+    (
+        "zip's strict flag over five arrays of one geolocation grid (equal lengths)",
+        [f"tasks.sentinel1.safe.xǁSafeProductǁgcps__mutmut_{i}" for i in (8, 14, 15)],
+    ),
+    (
+        "PROJ reads 'epsg:4326' like 'EPSG:4326'; lstsq's default rcond is None from NumPy 2.0; "
+        "a warnings filter without a category only silences more warnings",
+        ["tasks.sentinel1.safe.xǁSafeProductǁaffine_to__mutmut_10",
+         "tasks.sentinel1.safe.xǁSafeProductǁaffine_to__mutmut_29",
+         "tasks.sentinel1.safe.xǁSafeProductǁaffine_to__mutmut_35",
+         "tasks.sentinel1.safe.xǁSafeProductǁread_dn__mutmut_31"],
+    ),
+    (
+        "a dataObject without repID: _REP_KIND has no None, '' or 'XXXX' key, so it is skipped "
+        "either way",
+        [f"tasks.sentinel1.safe.xǁSafeProductǁ_parse_manifest__mutmut_{i}"
+         for i in (144, 146, 150)],
+    ),
+    (
+        "optional elements (required=False, or None which is falsy) never raise, so the file "
+        "name passed for the missing-element message is never used",
+        ["tasks.sentinel1.safe.xǁSafeProductǁ_parse_annotation__mutmut_14",
+         "tasks.sentinel1.safe.xǁSafeProductǁ_parse_annotation__mutmut_15",
+         "tasks.sentinel1.safe.xǁSafeProductǁcalibration__mutmut_109",
+         "tasks.sentinel1.safe.xǁSafeProductǁcalibration__mutmut_110"],
+    ),
+    (
+        "only the dn LUT may be absent (sigmaNought, betaNought and gamma are required) and it "
+        "is the last kind, so 'break' and 'continue' end the loop alike",
+        ["tasks.sentinel1.safe.xǁSafeProductǁcalibration__mutmut_90"],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
