@@ -53,9 +53,11 @@ from tasks.polar.train import (
 )
 from tasks.region import Region, RegionError, cut_raster, raster_extent, require_overlap
 from tasks.storage import (
+    POINTER_NAME,
     atomic_dir,
     day_run_key,
     download_stage_dir,
+    resolve_stage_dir,
     stage_dir,
     stage_location,
     write_manifest,
@@ -68,6 +70,8 @@ PIXEL_SPACING_RTOL = 0.01
 #: int8 calibration: crops on a lattice of CALIBRATION_GRID x CALIBRATION_GRID over the scene,
 #: each of CALIBRATION_CELLS x CALIBRATION_CELLS output cells (ScenePredictor.calibration_batch).
 CALIBRATION_GRID = 3
+#: RowStrips follows the scene's storage chunk rows up to this height (taller: 1024-row strips).
+MAX_STRIP_ROWS = 4096
 CALIBRATION_CELLS = 16
 
 
@@ -197,6 +201,45 @@ def normalise_bands(values: np.ndarray, band_mean: np.ndarray, band_std: np.ndar
     return normalised
 
 
+class RowStrips:
+    """Full-width row strips of a (band, y, x) scene, each storage chunk row decoded once.
+
+    Tiles with a halo overlap the chunk rows above and below them; reading every tile window
+    directly decodes each chunk up to 9 times (3 x 3 chunks per 1024 px window on 1024 px
+    chunks). Here a chunk row is decoded once, kept while tiles still need it (rows are
+    requested top to bottom) and dropped after: memory is a few chunk rows of the scene's
+    width. Not thread-safe: one reader thread uses it.
+    """
+
+    def __init__(self, scene: xr.DataArray, rows_per_strip: int = 1024) -> None:
+        self.scene = scene
+        chunks = scene.chunksizes.get("y") if scene.chunks else None
+        if chunks and max(chunks) <= MAX_STRIP_ROWS:
+            sizes = list(chunks)
+        else:  # not chunked, or chunk rows too tall to hold a few of them: fixed strips
+            sizes = [rows_per_strip] * -(-scene.sizes["y"] // rows_per_strip)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.decoded: dict[int, np.ndarray] = {}
+
+    def strip(self, index: int) -> np.ndarray:
+        """Return strip ``index`` (a chunk row), float32 (band, rows, x), decoding it once."""
+        if index not in self.decoded:
+            rows = slice(int(self.starts[index]), int(self.starts[index + 1]))
+            self.decoded[index] = np.asarray(self.scene.isel(y=rows).values, dtype=np.float32)
+        return self.decoded[index]
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """(band, r1 - r0, x) float32 of rows r0..r1 (inside the scene); drops strips above r0."""
+        first = int(np.searchsorted(self.starts, r0, side="right")) - 1
+        last = int(np.searchsorted(self.starts, r1 - 1, side="right")) - 1
+        for index in [k for k in self.decoded if k < first]:
+            del self.decoded[index]
+        parts = [self.strip(k)[:, max(r0 - self.starts[k], 0):
+                               min(r1, self.starts[k + 1]) - self.starts[k]]
+                 for k in range(first, last + 1)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
 class ScenePredictor:
     """Fully convolutional tile-by-tile classifier of one model (settings fixed at construction).
 
@@ -238,18 +281,22 @@ class ScenePredictor:
             raise ValueError(f"batch_size must be >= 1 tile, got {batch_size}")
 
     def read_normalised(self, backscatter: xr.DataArray, rows: slice, cols: slice,
-                        finite_bands: np.ndarray | None = None) -> np.ndarray:
+                        finite_bands: np.ndarray | None = None,
+                        strips: RowStrips | None = None) -> np.ndarray:
         """Read (band, rows, cols) of the scene, normalised, NaN set to 0 (the band mean).
 
         Rows / columns outside the scene are filled with the nearest edge values. When
         ``finite_bands`` (bool, (band,)) is given, bands with a finite value in the window are
-        set True in it.
+        set True in it. ``strips`` (of ``backscatter``): the rows come from its decoded strips.
         """
         height, width = backscatter.sizes["y"], backscatter.sizes["x"]
         r0, r1 = max(rows.start, 0), min(rows.stop, height)
         c0, c1 = max(cols.start, 0), min(cols.stop, width)
-        window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
-                            dtype=np.float32)
+        if strips is not None:
+            window = strips.rows(r0, r1)[:, :, c0:c1]
+        else:
+            window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
+                                dtype=np.float32)
         if finite_bands is not None and window.size:
             finite_bands |= np.isfinite(window).any(axis=(1, 2))
         window = normalise_bands(window, self.model.band_mean, self.model.band_std)
@@ -300,6 +347,8 @@ class ScenePredictor:
         def extent(tile: tuple[int, int]) -> tuple[int, int]:
             return min(step, out.shape[0] - tile[0]), min(step, out.shape[1] - tile[1])
 
+        strips = RowStrips(backscatter)
+
         def load(batch: list[tuple[int, int]]) -> np.ndarray:
             windows = []
             for r, c in batch:
@@ -307,7 +356,7 @@ class ScenePredictor:
                 y0, x0 = r * s - self.offset - m, c * s - self.offset - m
                 windows.append(self.read_normalised(
                     backscatter, slice(y0, y0 + rr * s + halo + 2 * m),
-                    slice(x0, x0 + cc * s + halo + 2 * m), finite_bands))
+                    slice(x0, x0 + cc * s + halo + 2 * m), finite_bands, strips))
             return np.stack(windows)
 
         def store(batch: list[tuple[int, int]], classes: torch.Tensor) -> None:
@@ -736,16 +785,21 @@ def resolve_s3_model_dir(cfg: PolarConfig, scratch: Path, model_dir: Path | None
     """Return a local model folder for a run on an ``s3://`` data root.
 
     ``model_dir`` or a local ``predict.model`` folder is used as it is; an ``s3://`` URL of a
-    model folder (``model.json`` and weights) is downloaded into ``scratch``. ``latest`` and
-    registry references are refused: training and the model registry keep models on a local
-    data root only.
+    model folder (``model.json`` and weights, or a folder published by pointer as the train stage
+    does on an ``s3://`` data root) is downloaded into ``scratch``; ``latest`` is the newest
+    model published under ``{data_root}/polar/models`` (by its card's ``created``). Registry
+    references are refused: the model registry is kept on a local data root only.
     """
     if model_dir is not None:
         return Path(model_dir)
     choice = cfg.predict.model
+    if choice == "latest":
+        choice = _latest_s3_model(str(cfg.storage_root()))
     if is_remote(choice):
         fs = s3_filesystem()
         url = normalise_s3_url(choice)
+        if fs.exists(f"{url}/{POINTER_NAME}"):
+            url = str(resolve_stage_dir(url))
         if not fs.exists(f"{url}/{MODEL_JSON}"):
             raise FileNotFoundError(
                 f"predict.model {choice!r} holds no {MODEL_JSON}; give the s3:// URL of a model "
@@ -759,13 +813,36 @@ def resolve_s3_model_dir(cfg: PolarConfig, scratch: Path, model_dir: Path | None
             target.parent.mkdir(parents=True, exist_ok=True)
         fs.get(remote, [str(t) for t in targets])
         return local
-    if choice == "latest" or is_registry_reference(choice):
+    if is_registry_reference(choice):
         raise ValueError(
-            f"predict.model {choice!r} looks for models under the data root, but data_root "
-            f"{cfg.data_root!r} is on S3 and models are trained and registered on a local data "
-            "root only; set predict.model to a local model folder or to the s3:// URL of one"
+            f"predict.model {choice!r} looks in the model registry, but data_root "
+            f"{cfg.data_root!r} is on S3 and the registry is kept on a local data root only; "
+            "set predict.model to 'latest', a local model folder or the s3:// URL of one"
         )
     return resolve_model_dir(cfg)
+
+
+def _latest_s3_model(root: str) -> str:
+    """Return the URL of the newest model published under ``{root}/polar/models``."""
+    fs = s3_filesystem()
+    folder = f"{normalise_s3_url(root)}/polar/models"
+    found = []
+    for entry in (fs.ls(folder, detail=True) if fs.exists(folder) else []):
+        url = f"s3://{entry['name']}"
+        if entry.get("type") != "directory" or not fs.exists(f"{url}/{POINTER_NAME}"):
+            continue
+        try:
+            card = json.loads(fs.cat_file(f"{resolve_stage_dir(url)}/{MODEL_JSON}"))
+        except (FileNotFoundError, ValueError):
+            log.warning("skipping %s: no readable %s", url, MODEL_JSON)
+            continue
+        if "created" in card:
+            found.append((str(card["created"]), url))
+    if not found:
+        raise FileNotFoundError(
+            f"no trained model under {folder}; run the polar train stage on this data_root "
+            "first or set predict.model to a model folder")
+    return max(found)[1]
 
 
 def _run_predict_s3(cfg: PolarConfig, run_date: Any, model_dir: Path | None) -> dict[str, Any]:
@@ -785,6 +862,9 @@ def _run_predict_s3(cfg: PolarConfig, run_date: Any, model_dir: Path | None) -> 
         if not scenes:
             raise FileNotFoundError(f"no harmonised scenes for {day} in {scene_dir}; run the "
                                     "harmonise stage for that day first")
+        if model_dir is None and cfg.predict.model == "latest":  # the newest model on S3
+            cfg = cfg.model_copy(deep=True)
+            cfg.predict.model = _latest_s3_model(str(root))
         loaded = load_model(resolve_s3_model_dir(cfg, Path(scratch) / "model", model_dir))
         source = (normalise_s3_url(cfg.predict.model)
                   if model_dir is None and is_remote(cfg.predict.model) else str(loaded.model_dir))

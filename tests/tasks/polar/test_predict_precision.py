@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from tasks.config.polar import PredictConfig
 from tasks.polar.predict import (
     InlineExecutor,
+    RowStrips,
     ScenePredictor,
     group_equal_tiles,
     predict_scene,
@@ -95,3 +96,14 @@ def test_precision_errors_are_clear(trained_model: Path) -> None:
         ScenePredictor(loaded, precision="bf16", device="cpu")
     with pytest.raises(ValueError, match="batch_size must be >= 1 tile"):
         ScenePredictor(loaded, batch_size=-1)
+
+
+def test_row_strips_give_the_rows_of_a_direct_read(polar_scene_pair: tuple[Path, Path]) -> None:
+    backscatter = xr.open_zarr(polar_scene_pair[0])["backscatter"].transpose("band", "y", "x")
+    for source in (backscatter.chunk({"y": 48}), backscatter.load()):  # chunked / in memory
+        strips = RowStrips(source, rows_per_strip=40)
+        for r0, r1 in ((0, 10), (5, 100), (90, 97), (95, 256), (250, 256)):
+            np.testing.assert_array_equal(strips.rows(r0, r1),
+                                          source.isel(y=slice(r0, r1)).values)
+        size = 48 if source.chunks else 40
+        assert set(strips.decoded) == {250 // size}  # strips above the last request dropped
