@@ -19,8 +19,32 @@ from dataclasses import dataclass
 
 from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
 from tasks.stage_result import StagePlan, StageResult
+from tasks.staging import StageIO, run_staged
+from tasks.storage import agronomic_year_key
 
 DateLike = dt.date | dt.datetime | str
+
+#: The use case's folder under the data root.
+USE_CASE = "food_security"
+
+
+def _io(run_date: DateLike, inputs: Sequence[str] = (), outputs: Sequence[str] = (),
+        optional: Sequence[str] = (), catalogue: bool = False) -> StageIO:
+    """Return the stage's units under the data root (``{stage}[/{sub}]`` of the year).
+
+    On an ``s3://`` data root the stage runs through a local scratch root
+    (:func:`tasks.staging.run_staged`): its inputs are downloaded, its outputs published by
+    pointer, last.
+    """
+    key = agronomic_year_key(run_date)
+
+    def unit(name: str) -> str:
+        stage, _, sub = name.partition("/")
+        return f"{USE_CASE}/{stage}/{key}" + (f"/{sub}" if sub else "")
+
+    return StageIO(inputs=tuple(map(unit, inputs)), outputs=tuple(map(unit, outputs)),
+                   optional_inputs=tuple(map(unit, optional)), catalogue=catalogue)
+
 
 #: The value of the ``model`` param that trains every model of the comparison table.
 ALL_MODELS = "all"
@@ -95,7 +119,8 @@ def ingest_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Generate (generator), locate (directory) or search + download (stac) the year's tiles."""
     from tasks.food_security.ingest import ingest_year
 
-    return StageResult.from_dict(ingest_year(cfg, run_date),
+    return StageResult.from_dict(run_staged(cfg, _io(run_date, outputs=["ingest"]),
+                                            lambda c: ingest_year(c, run_date)),
                                  outputs=("output", "archive", "parcel_map", "directory"))
 
 
@@ -103,28 +128,35 @@ def harmonise_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Cloud-masked monthly median composites of every tile."""
     from tasks.food_security.harmonise import run_harmonise
 
-    return StageResult.from_dict(run_harmonise(cfg, run_date), outputs=("output",))
+    io = _io(run_date, ["ingest"], ["harmonise"])
+    return StageResult.from_dict(run_staged(cfg, io, lambda c: run_harmonise(c, run_date)),
+                                 outputs=("output",))
 
 
 def labels_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Rasterised parcel labels with reliable-label selection."""
     from tasks.food_security.labels import run_labels
 
-    return StageResult.from_dict(run_labels(cfg, run_date), outputs=("output", "report"))
+    io = _io(run_date, ["ingest", "harmonise"], ["labels"])
+    return StageResult.from_dict(run_staged(cfg, io, lambda c: run_labels(c, run_date)),
+                                 outputs=("output", "report"))
 
 
 def samples_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Pixel time-series samples split by tile."""
     from tasks.food_security.samples import run_samples
 
-    return StageResult.from_dict(run_samples(cfg, run_date), outputs=("output",))
+    io = _io(run_date, ["harmonise", "labels"], ["samples"])
+    return StageResult.from_dict(run_staged(cfg, io, lambda c: run_samples(c, run_date)),
+                                 outputs=("output",))
 
 
 def train_stage(cfg: FoodSecurityConfig, run_date: DateLike, model: str) -> StageResult:
     """Weighted two-phase training of one model (its folder and validation score)."""
     from tasks.food_security.train import train_crop_model
 
-    result = train_crop_model(cfg, run_date, model=model)
+    io = _io(run_date, ["samples"], [f"models/{model}"])
+    result = run_staged(cfg, io, lambda c: train_crop_model(c, run_date, model=model))
     return StageResult(outputs={"model_dir": result["model_dir"]},
                        summary={k: result[k] for k in ("model", "monitor", "monitor_value",
                                                        "epochs")})
@@ -136,7 +168,8 @@ def predict_stage(
     """Crop map COG, quicklook and field instances of one tile (``model``: None = config's)."""
     from tasks.food_security.predict import run_predict
 
-    result = run_predict(cfg, run_date, tile=tile, model=model)
+    io = _io(run_date, ["harmonise"], [f"predict/{tile}"], optional=["models"], catalogue=True)
+    result = run_staged(cfg, io, lambda c: run_predict(c, run_date, tile=tile, model=model))
     return StageResult(outputs={k: result[k] for k in ("folder", "crop_map", "fields")},
                        summary={k: result[k] for k in ("tile", "model")})
 
@@ -148,7 +181,9 @@ def evaluate_stage(
     from tasks.food_security.evaluate import run_evaluate
 
     models = list(model_choice(cfg, model).models)
-    return StageResult.from_dict(run_evaluate(cfg, run_date, models=models),
+    io = _io(run_date, ["harmonise", "labels", "models"], ["evaluate"], catalogue=True)
+    return StageResult.from_dict(run_staged(cfg, io,
+                                            lambda c: run_evaluate(c, run_date, models=models)),
                                  outputs=("folder", "comparison", "metrics"))
 
 
@@ -156,7 +191,8 @@ def lucas_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Score the year's crop maps against LUCAS points with the 10 m same-label rule."""
     from tasks.lucas.stages import lucas_stage as evaluate_against_lucas
 
-    return evaluate_against_lucas(cfg, run_date)
+    io = _io(run_date, ["predict"], ["lucas"])
+    return run_staged(cfg, io, lambda c: evaluate_against_lucas(c, run_date))
 
 
 def rdf_export_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:

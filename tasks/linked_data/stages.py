@@ -73,5 +73,43 @@ def load_triples_stage(
     from tasks.linked_data.store import load_product
 
     ld = linked_data_config_for(cfg)
-    return StageResult.from_dict(
-        load_product(ld, product, run_key_for(product, run_date), entail=ld.store.entail))
+    run_key = run_key_for(product, run_date)
+    if ld.is_remote_root():
+        return StageResult.from_dict(_load_from_s3(ld, product, run_key))
+    return StageResult.from_dict(load_product(ld, product, run_key, entail=ld.store.entail))
+
+
+def _load_from_s3(ld: LinkedDataConfig, product: str, run_key: str) -> dict[str, object]:
+    """:func:`load_triples_stage` on an ``s3://`` data root.
+
+    The export's published version (``linked_data/rdf/{run_key}/{product}``) is downloaded to a
+    temporary folder and loaded from there like a local export (the graph IRI from its manifest).
+    The store itself is not on S3: an HTTP store, or an embedded one at an absolute path.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from tasks.linked_data.store import load_product
+    from tasks.naming import safe_name
+    from tasks.storage import download_stage_dir, read_manifest, resolve_stage_dir, stage_location
+
+    if ld.store.mode != "http" and not Path(ld.store.path).is_absolute():
+        raise ValueError(
+            f"store.path {ld.store.path!r} is relative to data_root, but data_root "
+            f"{ld.data_root!r} is on S3 and an embedded store needs a local folder: set an "
+            "absolute store.path, or store.mode: http with the server's endpoint")
+    export = f"{stage_location(ld.storage_root(), 'linked_data', 'rdf', run_key)}/{product}"
+    try:
+        manifest = read_manifest(export)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"no {product} export for {run_key} at {export}; run the rdf export stage for that "
+            "run first (on the same s3:// data_root)") from err
+    name = safe_name("rdf_file", manifest["rdf_file"])
+    with tempfile.TemporaryDirectory(prefix="eeflow-load-") as scratch:
+        # the export in the local layout, so the load reads its manifest (graph, triple count)
+        download_stage_dir(export, Path(scratch) / "linked_data" / "rdf" / run_key / product)
+        local = ld.model_copy(update={"data_root": scratch})
+        result = load_product(local, product, run_key, entail=ld.store.entail)
+    result["rdf"] = f"{resolve_stage_dir(export)}/{name}"
+    return result

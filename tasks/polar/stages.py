@@ -19,6 +19,7 @@ from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.fs import s3_filesystem
 from tasks.stage_result import StageResult
+from tasks.staging import StageIO, run_staged, units
 from tasks.storage import (
     atomic_dir,
     atomic_write_json,
@@ -80,11 +81,19 @@ def labels_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Rasterise the day's ice-chart polygons into ``polar/labels/{day}``."""
     from tasks.polar.labels import run_labels
 
-    return _result(run_labels(cfg, to_date(run_date)))
+    io = StageIO(inputs=units("polar", day_run_key(run_date), "ingest", "harmonise"),
+                 outputs=units("polar", day_run_key(run_date), "labels"))
+    return _result(run_staged(cfg, io, lambda c: run_labels(c, to_date(run_date))))
 
 
 def patches_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     """Extract the versioned training set from the day's harmonised scenes and labels."""
+    io = StageIO(inputs=units("polar", day_run_key(run_date), "harmonise", "labels"),
+                 outputs=(f"polar/patches/{cfg.patches.dataset_version}",))
+    return run_staged(cfg, io, lambda c: _patches(c, run_date))
+
+
+def _patches(cfg: PolarConfig, run_date: DateLike) -> StageResult:
     from tasks.polar.patches import run_patches
 
     scenes = _zarrs(cfg, "harmonise", run_date)
@@ -98,7 +107,17 @@ def patches_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
 
 
 def train_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
-    """Train the configured model on the configured training-set version and patch size."""
+    """Train the configured model on the configured training-set version and patch size.
+
+    On an ``s3://`` data root the training set is downloaded and the new model folder
+    (``polar/models/{model}_{patch}_{scheme}_{timestamp}``) is published there.
+    """
+    io = StageIO(inputs=(f"polar/patches/{cfg.patches.dataset_version}",),
+                 new_under=("polar/models",))
+    return run_staged(cfg, io, _train)
+
+
+def _train(cfg: PolarConfig) -> StageResult:
     from tasks.polar.patches import dataset_path
     from tasks.polar.train import train_model
 

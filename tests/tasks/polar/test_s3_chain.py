@@ -141,6 +141,21 @@ def test_daily_chain_on_s3_equals_local_run(
         f"{s3_root}/polar/predict/{DAY}/{Path(p).name}"
         for p in read_manifest(Path(local_rdf.outputs["rdf"]).parent)["inputs"]]
 
+    # the load stage reads the S3 export into an embedded store at an absolute path: the same
+    # graph and triple count as the local load, twice without duplicates
+    from tasks.linked_data.stages import load_triples_stage
+
+    store = {"store": {"mode": "embedded", "path": str(tmp_path / "store")}}
+    local_load = load_triples_stage(validate_config(
+        {"use_case": "linked_data", "data_root": str(local_root),
+         "store": {"mode": "embedded", "path": str(tmp_path / "local_store")}}), DAY, "ice_chart")
+    for _ in range(2):
+        remote_load = load_triples_stage(validate_config(
+            {"use_case": "linked_data", "data_root": s3_root, **store}), DAY, "ice_chart")
+        assert remote_load["graph"] == local_load["graph"]
+        assert remote_load["triples"] == local_load["triples"] == local_rdf["triples"]
+    assert str(remote_load["rdf"]).startswith(f"{rdf_dir}/.v-")
+
     # a re-run replaces the day atomically: one version, the same products
     again = stages.publish_stage(_cfg(s3_root, trained_model), DAY)
     assert again["stac_items"] == [item_url]
@@ -188,16 +203,27 @@ def test_s3_refusals_are_clear(s3_root: str, tmp_path: Path) -> None:  # noqa: F
     from tasks.polar.predict import resolve_s3_model_dir
 
     cfg = _cfg(s3_root, "latest")
-    with pytest.raises(ValueError, match="on S3 and models are trained and registered on a "
-                                         "local data root only"):
+    with pytest.raises(FileNotFoundError, match=f"no trained model under {s3_root}/polar/models; "
+                                                "run the polar train stage on this data_root"):
         resolve_s3_model_dir(cfg, tmp_path)
+    with pytest.raises(ValueError, match="looks in the model registry, but data_root"):
+        resolve_s3_model_dir(_cfg(s3_root, "registry:production"), tmp_path)
     with pytest.raises(FileNotFoundError, match="run the harmonise stage for that day first"):
         stages.predict_stage(cfg, DAY)
-    with pytest.raises(ValueError, match="is on S3, but this step reads and writes local files"):
+    with pytest.raises(FileNotFoundError, match=f"{s3_root}/polar/ingest/{DAY} holds no "
+                                                "published eeflow output: run the stage that "
+                                                "writes 'ingest'"):
         stages.labels_stage(cfg, DAY)
     from tasks.config.common import validate_config
     from tasks.linked_data.stages import load_triples_stage
 
-    with pytest.raises(ValueError, match="is on S3, but this step reads and writes local files"):
+    with pytest.raises(ValueError, match="store.path 'linked_data/store' is relative to "
+                                         "data_root, but "
+                                         "data_root .* is on S3"):
         load_triples_stage(validate_config({"use_case": "linked_data", "data_root": s3_root}),
                            DAY, "ice_chart")
+    absolute = {"store": {"mode": "embedded", "path": str(tmp_path / "store")}}
+    with pytest.raises(FileNotFoundError, match=f"no ice_chart export for {DAY} at {s3_root}/"
+                                                "linked_data/rdf"):
+        load_triples_stage(validate_config({"use_case": "linked_data", "data_root": s3_root,
+                                            **absolute}), DAY, "ice_chart")
