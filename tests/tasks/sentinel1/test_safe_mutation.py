@@ -468,6 +468,7 @@ def test_manifest_edge_cases(iw_copy: Path) -> None:
     p = open_safe(iw_copy)
     assert p.absolute_orbit is None
     assert sorted(p.files["calibration"]) == ["VH"] and sorted(p.files["noise"]) == ["VH"]
+    assert sorted(p.files["measurement"]) == ["VH", "VV"]  # listed after the skipped ones
     assert p.start_time == dt.datetime(2021, 12, 23, 5, 11, 22, 594441, tzinfo=dt.UTC)
 
 
@@ -825,3 +826,23 @@ def test_calibration_amplitudes_below_one_are_valid(iw_copy: Path) -> None:
     _edit_calibration_vector(iw_copy, "gamma", "0.5 " + " ".join(["615.0"] * 653))
     cal = open_safe(iw_copy).calibration("VV")
     assert cal.luts["gamma"].values[0][0] == 0.5
+
+
+def test_escaping_href_of_an_object_without_id(iw_copy: Path) -> None:
+    manifest = iw_copy / "manifest.safe"
+    _edit(manifest, 'ID="products1biwgrdvv20211223t05112220211223t051147030148039993001" ', "")
+    _edit(manifest, 'href="./annotation/s1b-iw-grd-vv', 'href="../annotation/s1b-iw-grd-vv')
+    with pytest.raises(SafeFormatError) as info:
+        open_safe(iw_copy)
+    assert str(info.value).startswith(
+        f"{iw_copy}/manifest.safe: dataObject '?' href '../annotation/{IW_STEM}.xml' points "
+        "outside the product ")
+
+
+def test_huge_text_nodes_are_parsed(iw_copy: Path) -> None:
+    """A text node over lxml's default 10 MB limit (huge_tree=True lifts it)."""
+    manifest = iw_copy / "manifest.safe"
+    text = manifest.read_text()
+    end = text.rindex("</")
+    manifest.write_text(text[:end] + "<padding>" + "x" * 11_000_000 + "</padding>" + text[end:])
+    assert open_safe(iw_copy).mission == "S1B"
