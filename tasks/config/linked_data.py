@@ -89,7 +89,8 @@ class StoreConfig(StrictModel):
             "http, replace atomic_diff: an N-Triples file of at most this many triples (and "
             "any Turtle file) replaces its graph with one Graph Store PUT, which Oxigraph runs in "
             "one transaction: readers see the old or the new graph, never a mix (a daily ice "
-            "chart). Bigger files: batched clear + parallel chunks (fast, not atomic). 0: never"
+            "chart). Bigger files: the difference in one SPARQL update (atomic too; faster "
+            "than a PUT, which clears the graph inside its transaction). 0: never"
         ),
     )
     oxigraph_bulk: bool = Field(
