@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,11 +70,43 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--put", action="store_true",
                         help="extra row: HTTP all-changed re-load as one Graph Store PUT")
     parser.add_argument("--no-http", action="store_true", help="embedded rows only")
+    parser.add_argument("--no-embedded", action="store_true", help="HTTP rows only")
     add_quick_flag(parser)
     args = parser.parse_args()
     if args.quick:
         args.features = 3_000
     return args
+
+
+def _embedded_rows(args: argparse.Namespace, timed: Any, first: Path, changed: Path,
+                   renamed: Path, location: Path) -> None:
+    """The embedded store's cases, in order (see the module doc)."""
+    from tasks.linked_data.store import EmbeddedStore
+
+    share = f"{args.changed:.0%} of features changed"
+    store = EmbeddedStore(location)
+    timed("embedded", "first load", lambda: store.replace_graph(GRAPH, first, "nt"))
+    timed("embedded", "re-load, same file", lambda: store.replace_graph(GRAPH, first, "nt"))
+    timed("embedded", f"re-load, {share}", lambda: store.replace_graph(GRAPH, changed, "nt"))
+    timed("embedded", "re-load, every triple changed (rebuild + swap)",
+          lambda: store.replace_graph(GRAPH, renamed, "nt"))
+    if args.inplace:
+        store.reload = "diff"
+        timed("embedded", "extra: every triple changed, forced one-update diff",
+              lambda: store.replace_graph(GRAPH, changed, "nt"))
+        store.reload = "auto"
+
+    def old_way() -> int:  # baseline: what a re-load did before (not atomic)
+        import pyoxigraph as ox
+
+        store.clear_graph(GRAPH)
+        store.store.bulk_load(path=str(first), format=ox.RdfFormat.N_TRIPLES,
+                              to_graph=ox.NamedNode(GRAPH))
+        store.store.flush()
+        return store.graph_size(GRAPH)
+
+    timed("embedded", "baseline: batched clear + bulk_load (not atomic)", old_way)
+    store.close()
 
 
 def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
@@ -82,7 +115,7 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
 
     from tasks.config.linked_data import StoreConfig
     from tasks.linked_data.server import OxigraphServer
-    from tasks.linked_data.store import EmbeddedStore, HttpStore, count_lines_up_to
+    from tasks.linked_data.store import HttpStore, count_lines_up_to
 
     args = _args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("P6_TMP")) as tmp:
@@ -114,29 +147,8 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
             print(json.dumps(rows[-1]), flush=True)
 
         share = f"{args.changed:.0%} of features changed"
-        store = EmbeddedStore(folder / "store")
-        timed("embedded", "first load", lambda: store.replace_graph(GRAPH, first, "nt"))
-        timed("embedded", "re-load, same file", lambda: store.replace_graph(GRAPH, first, "nt"))
-        timed("embedded", f"re-load, {share}", lambda: store.replace_graph(GRAPH, changed, "nt"))
-        timed("embedded", "re-load, every triple changed (rebuild + swap)",
-              lambda: store.replace_graph(GRAPH, renamed, "nt"))
-        if args.inplace:
-            store.reload = "diff"
-            timed("embedded", "extra: every triple changed, forced one-update diff",
-                  lambda: store.replace_graph(GRAPH, changed, "nt"))
-            store.reload = "auto"
-
-        def old_way() -> int:  # baseline: what a re-load did before (not atomic)
-            import pyoxigraph as ox
-
-            store.clear_graph(GRAPH)
-            store.store.bulk_load(path=str(first), format=ox.RdfFormat.N_TRIPLES,
-                                  to_graph=ox.NamedNode(GRAPH))
-            store.store.flush()
-            return store.graph_size(GRAPH)
-
-        timed("embedded", "baseline: batched clear + bulk_load (not atomic)", old_way)
-        store.close()
+        if not args.no_embedded:
+            _embedded_rows(args, timed, first, changed, renamed, folder / "store")
         if not args.no_http:
             with OxigraphServer(folder / "server") as server:
                 assert server.process is not None
