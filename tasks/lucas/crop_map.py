@@ -102,11 +102,23 @@ class VectorCropMap:
         return [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
 
     def _row_group_column(self, group: int, column: str) -> pa.ChunkedArray:
+        """Read one column of one row group (thread-safe: one reader per thread).
+
+        Two threads reading through one ``ParquetFile`` deadlocked (a 50 M-parcel run hung in
+        ``read_row_group``), so each thread opens its own reader and reads without Arrow's
+        thread pool (the matcher's own threads give the parallelism). No memory map: mapped
+        pages of a multi-GB file would count in the resident set.
+        """
+        import threading
+
         if self._parquet is None:
+            self._parquet = threading.local()
+        reader = getattr(self._parquet, "reader", None)
+        if reader is None:
             assert self.parquet_path is not None
-            # no memory map: mapped pages of a multi-GB file would count in the resident set
-            self._parquet = pq.ParquetFile(self.parquet_path, memory_map=False)
-        return self._parquet.read_row_group(group, columns=[column]).column(0)
+            reader = pq.ParquetFile(self.parquet_path, memory_map=False)
+            self._parquet.reader = reader
+        return reader.read_row_group(group, columns=[column], use_threads=False).column(0)
 
     def _row_group_wkb(self, group: int) -> pa.ChunkedArray:
         return self._row_group_column(group, self.geometry_column)
