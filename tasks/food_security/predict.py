@@ -486,6 +486,9 @@ def _write_tile_products(
     fields, instance_counts = _tile_instances(cfg, inputs, parcels, regions, out, block_rows)
     if clip_to is not None:
         fields, outside = _clip_instances(fields, clip_to)
+        if cfg.predict.instances == "connected_regions":
+            fields, slivers = _region_pixel_stats(fields, confidence_map)
+            outside += slivers
         instance_counts = {**instance_counts, "instances": len(fields),
                            "instances_outside_region": outside}
     fields_path = out / f"{tile}_instances.parquet"
@@ -508,8 +511,10 @@ def _cut_to_region(rasters: tuple[Path, ...], clip_to: Any) -> dict[str, Any]:
 def _clip_instances(fields: Any, clip_to: Any) -> tuple[Any, int]:
     """Clip field instances to the region: (instances with a part inside, number left out).
 
-    Geometries and ``area_m2`` become those of the part inside the region; ``pixels`` and
-    ``confidence`` stay those of the whole instance on the tile.
+    Geometries and ``area_m2`` become those of the part inside the region; in
+    ``connected_regions`` mode :func:`_region_pixel_stats` then recounts ``pixels`` and
+    ``confidence`` over the pixels inside it (a parcel of ``parcels`` mode keeps its whole-parcel
+    class, pixels and confidence: the parcel is the unit that was classified).
     """
     clipped = fields.copy()
     clipped["geometry"] = [clip_polygon(g, clip_to) for g in fields.geometry]
@@ -518,6 +523,51 @@ def _clip_instances(fields: Any, clip_to: Any) -> tuple[Any, int]:
     if "area_m2" in clipped.columns:
         clipped["area_m2"] = clipped.geometry.area.astype(np.float64)
     return clipped, int((~inside).sum())
+
+
+def _region_pixel_stats(fields: Any, confidence_map: Path) -> tuple[Any, int]:
+    """Recount ``pixels`` and ``confidence`` of clipped connected regions over the cut map.
+
+    A clipped instance keeps the pixels of the cut confidence map whose centre lies in its
+    clipped polygon, boundary included (the rule of :func:`tasks.region.cut_raster`: a centre on
+    the region's edge is inside; the pixels outside are no data there), and its ``confidence``
+    becomes their mean. Slivers holding no pixel centre are dropped; returns the instances and
+    how many were dropped.
+    """
+    import rasterio
+    import shapely
+
+    if fields.empty:
+        return fields, 0
+    with rasterio.open(confidence_map) as ds:
+        confidence = ds.read(1).astype(np.float64)
+        transform = ds.transform
+    rows, cols = confidence.shape
+    counts = np.zeros(len(fields), np.int64)
+    sums = np.zeros(len(fields), np.float64)
+    inverse = ~transform
+    for index, geometry in enumerate(fields.geometry):
+        xmin, ymin, xmax, ymax = geometry.bounds
+        c0, r0 = inverse * (xmin, ymax)
+        c1, r1 = inverse * (xmax, ymin)
+        cs = np.arange(max(int(np.floor(min(c0, c1))) - 1, 0),
+                       min(int(np.ceil(max(c0, c1))) + 1, cols))
+        rs = np.arange(max(int(np.floor(min(r0, r1))) - 1, 0),
+                       min(int(np.ceil(max(r0, r1))) + 1, rows))
+        if not len(cs) or not len(rs):
+            continue
+        xx, yy = np.meshgrid(transform.c + (cs + 0.5) * transform.a,
+                             transform.f + (rs + 0.5) * transform.e)
+        values = confidence[np.ix_(rs, cs)]
+        mine = shapely.intersects_xy(geometry, xx, yy) & np.isfinite(values)
+        counts[index] = int(mine.sum())
+        sums[index] = float(values[mine].sum())
+    fields = fields.copy()
+    fields["pixels"] = counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fields["confidence"] = sums / counts
+    kept = counts > 0
+    return fields[kept].reset_index(drop=True), int((~kept).sum())
 
 
 def run_predict(

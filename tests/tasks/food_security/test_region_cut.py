@@ -137,3 +137,39 @@ def test_no_region_maps_the_whole_tile_unchanged(root: Path) -> None:
     assert "region" not in manifest and "instances_outside_region" not in first["counts"]
     run_predict(_config(root, None), RUN_DATE)
     assert {k: v for k, v in _files(folder).items() if k != "manifest.json"} == before
+
+
+def test_clipped_instances_count_only_their_pixels_inside_the_region(
+        root: Path, tmp_path: Path) -> None:
+    """pixels / confidence of a clipped connected region are those of its pixels in the region.
+
+    Each cut-map pixel with data whose centre lies in an instance's clipped polygon (boundary
+    included, as the cut keeps a centre on the region's edge) belongs to it; the instance's
+    pixels are their number and its confidence their mean on the cut confidence map. Instances
+    wholly inside the region keep the uncut values.
+    """
+    folder = root / f"food_security/predict/{YEAR}/{TILE}"
+    run_predict(_config(root, None), RUN_DATE)
+    whole = gpd.read_parquet(folder / f"{TILE}_instances.parquet")
+    wkt, projected = _region()
+    run_predict(_config(root, wkt), RUN_DATE)
+    fields = gpd.read_parquet(folder / f"{TILE}_instances.parquet")
+    with rasterio.open(folder / "confidence.tif") as ds:
+        confidence = ds.read(1).astype(np.float64)
+        transform = ds.transform
+    rows, cols = confidence.shape
+    xx, yy = np.meshgrid(transform.c + (np.arange(cols) + 0.5) * transform.a,
+                         transform.f + (np.arange(rows) + 0.5) * transform.e)
+    clipped = 0
+    for field in fields.itertuples():
+        mine = shapely.intersects_xy(field.geometry, xx, yy) & np.isfinite(confidence)
+        assert field.pixels == int(mine.sum()) > 0
+        assert field.confidence == pytest.approx(confidence[mine].mean(), rel=1e-6)
+        source = whole[whole.geometry.contains(field.geometry.representative_point())
+                       & (whole.class_index == field.class_index)]
+        assert len(source) == 1
+        if field.pixels < int(source.pixels.iloc[0]):
+            clipped += 1
+        else:
+            assert field.confidence == pytest.approx(float(source.confidence.iloc[0]), rel=1e-5)
+    assert clipped > 0  # the region does cut some instances
