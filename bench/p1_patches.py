@@ -126,20 +126,26 @@ def child(size: int, mode: str) -> None:
             client.run(lambda: __import__("tasks.polar.patches"))
         for scheduler in copies:
             copy(scheduler)
-        cpu = _cpu_s(client)
-        with Timer() as timer:
-            summary = extract_patches([scene], [label], work / "patches.zarr", size=32,
-                                      stride=32, min_purity=0.5, balance="none",
-                                      max_per_class=10**9, tile_px=1024, client=client)
-        result["extract_cpu_s"] = _cpu_s(client) - cpu
-        result["extract_s"] = timer.wall_s
-        result["extract_driver_cpu_s"] = timer.cpu_s
+        runs = []
+        for attempt in range(2):  # best of two, like each copy scheduler
+            cpu = _cpu_s(client)
+            with Timer() as timer:
+                summary = extract_patches([scene], [label], work / f"patches{attempt}.zarr",
+                                          size=32, stride=32, min_purity=0.5, balance="none",
+                                          max_per_class=10**9, tile_px=1024, client=client)
+            runs.append((timer.wall_s, _cpu_s(client) - cpu, timer.cpu_s))
+            if attempt == 0:
+                copy(next(iter(copies)))  # interleaved with the copies: the same load
+        result["extract_runs_s"] = [run[0] for run in runs]
+        wall, cpu_s, driver_cpu = min(runs)
+        result["extract_cpu_s"] = cpu_s
+        result["extract_s"] = wall
+        result["extract_driver_cpu_s"] = driver_cpu
         result["extract_bytes"] = summary["n_patches"] * 3 * 32 * 32 * 4
         result["n_patches"] = summary["n_patches"]
         result["band_mean"] = summary["band_mean"]
         result["band_std"] = summary["band_std"]
-        for scheduler in reversed(list(copies)):
-            copy(scheduler)
+        copy("threads")
         best = min(copies, key=lambda k: min(copies[k]))
         result["baseline_scheduler"] = best
         result["baseline_s"] = min(copies[best])  # the fastest copy: a conservative ratio
