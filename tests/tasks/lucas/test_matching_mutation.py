@@ -518,3 +518,21 @@ def test_read_class_window_marks_outside_nodata_and_non_classes(tmp_path: Path) 
         assert window.tolist() == [[1, -1], [-1, -1], [6, 6]]
         assert matching._read_class_window(src, crop_map, 10, 10, 2, 2).tolist() == [[-1, -1]] * 2
         assert matching._read_class_window(src, crop_map, -5, 0, 2, 2).tolist() == [[-1, -1]] * 2
+
+
+def test_chunk_near_a_point_without_a_candidate_and_a_one_instance_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks.lucas import crop_map as crop_map_module
+
+    monkeypatch.setattr(crop_map_module, "CHUNK_ROWS", 2)  # (maize, soy), (wheat, potato)
+    crop_map = instances_from_geodataframe(_fields())
+    # (250, 200) lies inside the second chunk's extent but 150 m from its boxes: that chunk has
+    # no candidate at the 40 m level while the first chunk has two for (105, 50)
+    hood = vector_neighbourhood(crop_map, np.array([105.0, 250.0]), np.array([50.0, 200.0]),
+                                10.0, 1000.0)
+    assert _hood_lists(hood) == ([[MAIZE, SOY], []], [2, 0], [MAIZE, SOY],
+                                 [5.0, round(float(np.hypot(50.0, 100.0)), 6)])
+    one = instances_from_geodataframe(_fields().iloc[2:3])  # the wheat field alone
+    hood = vector_neighbourhood(one, np.array([405.0, 420.0]), np.array([5.0, 5.0]), 10.0, 100.0)
+    assert _hood_lists(hood) == ([[WHEAT], [WHEAT]], [1, 1], [WHEAT, WHEAT], [0.0, 10.0])
