@@ -428,8 +428,18 @@ def evaluate_against_lucas(
     """
     config = config or LucasConfig()
     mapping = mapping or load_lc1_mapping(config.mapping_file, config.barley_rule)
-    table, points_source = _as_points(points, config)
-    crop_map = _as_map(map_instances, config, map_name)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the map is opened (class codes, row-group extents) while the points are read and parsed;
+    # a points error is still raised first
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = pool.submit(_as_map, map_instances, config, map_name)
+        try:
+            table, points_source = _as_points(points, config)
+        except BaseException:
+            opening.cancel()
+            raise
+        crop_map = opening.result()
     crs = _evaluation_crs(crop_map, config)
     crop_map = _reproject_map(crop_map, crs)
 
