@@ -14,9 +14,10 @@ The Airflow API is reached with ``EEFLOW_AIRFLOW_URL`` (e.g. ``http://airflow-ap
 ``EEFLOW_AIRFLOW_USERNAME`` and ``EEFLOW_AIRFLOW_PASSWORD`` from the environment.
 
 The region selects the scenes a catalogue source searches (``ingest.source`` cdse_odata / stac) and
-the products are cut to it (:mod:`tasks.region`). Limit: a day's outputs live under the day's run
-key, so two jobs for the same day with different regions replace each other's products (the last
-wins).
+the products are cut to it (:mod:`tasks.region`). A day's outputs live under the day's run key, so
+a job for a day that an earlier job of the same use case covered over another region would replace
+that job's products: such a job is refused (409 ``region_conflict``, naming the days and the
+earlier jobs of the caller's project) unless the request says ``replace: true``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ class ProcessRequest(BaseModel):
         default=None,
         description="polar: predict.model ('registry:production', 'best:val_acc', 'latest'); "
         "food_security: the models to train and map (all, lstm, tempcnn, starrnn)",
+    )
+    replace: bool = Field(
+        default=False,
+        description="replace the products of earlier jobs that covered the same days over "
+        "another region (a day's products live under the day's run key; without this such a "
+        "job is refused with 409)",
     )
 
     @field_validator("region")
@@ -208,13 +215,16 @@ class ProcessJobs:
                                   "window_end": request.window_end.isoformat()}
         if request.model:
             params["model"] = request.model
+        days = run_dates(request.use_case, request.window_start, request.window_end)
+        if not request.replace:
+            self._refuse_region_conflicts(request, days, project)
         job: dict[str, Any] = {
             "job_id": job_id, "project": project, "use_case": request.use_case,
             "dag_id": dag_id, "region": request.region,
             "window_start": params["window_start"], "window_end": params["window_end"],
             "model": request.model, "created": dt.datetime.now(dt.UTC).isoformat(), "runs": [],
         }
-        for day in run_dates(request.use_case, request.window_start, request.window_end):
+        for day in days:
             run_id = f"process__{job_id}__{day.isoformat()}"
             self.airflow.api("POST", f"/dags/{dag_id}/dagRuns", {
                 "dag_run_id": run_id, "logical_date": None,
@@ -222,6 +232,37 @@ class ProcessJobs:
             job["runs"].append({"run_date": day.isoformat(), "dag_run_id": run_id})
             atomic_write_json(self.folder / f"{job_id}.json", job)  # partial jobs stay findable
         return job
+
+    def _refuse_region_conflicts(self, request: ProcessRequest, days: list[dt.date],
+                                 project: str | None) -> None:
+        """Raise 409 when an earlier job covered one of ``days`` over another region."""
+        from tasks.config.ingestion import parse_area
+
+        wanted = {run_key(request.use_case, day) for day in days}
+        region = parse_area(request.region)
+        clashes: dict[str, list[str]] = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                other = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a job record being written; it is checked by its own submit
+            if other.get("use_case") != request.use_case or not other.get("region"):
+                continue
+            keys = {run_key(request.use_case, dt.date.fromisoformat(r["run_date"]))
+                    for r in other.get("runs", [])}
+            common = sorted(wanted & keys)
+            if common and not parse_area(str(other["region"])).equals(region):
+                mine = other.get("project") == project
+                clashes.setdefault(str(other["job_id"]) if mine else "of another project",
+                                   []).extend(common)
+        if clashes:
+            days_text = sorted({d for ds in clashes.values() for d in ds})
+            raise ProcessError(
+                f"{request.use_case} products for {', '.join(days_text)} were made over another "
+                f"region by earlier job(s) {', '.join(sorted(clashes))}; a day's products live "
+                "under the day's run key, so this job would replace them. Submit with "
+                '"replace": true to replace them, or choose other days',
+                status=409, code="region_conflict")
 
     def job(self, job_id: str, project: str | None = None) -> dict[str, Any]:
         """Return a job record; 404 when unknown, 403 when it belongs to another project."""

@@ -51,6 +51,9 @@ def submit(
     end: Annotated[str, typer.Option(help="last day of the window, YYYY-MM-DD")],
     model: Annotated[str | None, typer.Option(help="polar: predict.model; crops: all|lstm|...")]
     = None,
+    replace: Annotated[bool, typer.Option(
+        help="replace the products of earlier jobs that covered these days over another region")]
+    = False,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOption = None,
 ) -> None:
@@ -64,7 +67,7 @@ def submit(
     try:
         request = ProcessRequest.model_validate({
             "use_case": use_case, "region": text, "window_start": start, "window_end": end,
-            "model": model,
+            "model": model, "replace": replace,
         })
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'request'}: {e['msg']}"

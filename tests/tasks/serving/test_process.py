@@ -214,3 +214,29 @@ def test_cli_submit_and_status(airflow, tmp_path):
     assert shown.exit_code == 0 and json.loads(shown.output)["state"] == "queued"
     unknown = runner.invoke(app, ["process", "status", "feedbeef", "--config", str(config)])
     assert unknown.exit_code == 1 and "not found" in unknown.output
+
+
+def test_a_job_over_another_region_for_the_same_days_is_refused_unless_replace(airflow, service):
+    client, keys, root = service
+    first = _submit(client, keys["polar"]).json()  # 2026-02-01 .. 03 over REGION
+    other = "POLYGON ((20 75, 21 75, 21 76, 20 76, 20 75))"
+    refused = _submit(client, keys["polar"], region=other, window_start="2026-02-03",
+                      window_end="2026-02-05")
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"] == "region_conflict"
+    assert body["message"].startswith(
+        f"polar products for 2026-02-03 were made over another region by earlier job(s) "
+        f"{first['job_id']}; a day's products live under the day's run key")
+    assert len(airflow.runs) == 3  # nothing was triggered for the refused job
+    # another project's key: refused too, without naming that project's job
+    crossed = _submit(client, keys["food-security"], region=other)
+    assert crossed.status_code == 409 and first["job_id"] not in crossed.json()["message"]
+    assert "earlier job(s) of another project" in crossed.json()["message"]
+    # the same region again (a re-run), other days, or replace: true are accepted
+    assert _submit(client, keys["polar"]).status_code == 202
+    assert _submit(client, keys["polar"], region=other, window_start="2026-02-04",
+                   window_end="2026-02-05").status_code == 202
+    replaced = _submit(client, keys["polar"], region=other, window_start="2026-02-03",
+                       window_end="2026-02-03", replace=True)
+    assert replaced.status_code == 202 and replaced.json()["runs"][0]["run_date"] == "2026-02-03"
