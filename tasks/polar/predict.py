@@ -228,14 +228,17 @@ class RowStrips:
             self.decoded[index] = np.asarray(self.scene.isel(y=rows).values, dtype=np.float32)
         return self.decoded[index]
 
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        """(band, r1 - r0, x) float32 of rows r0..r1 (inside the scene); drops strips above r0."""
+    def rows(self, r0: int, r1: int, cols: slice = slice(None)) -> np.ndarray:
+        """(band, r1 - r0, cols) float32 of rows r0..r1 (inside the scene); drops strips above.
+
+        A window inside one strip is a view of it (do not write to it); across strips a copy.
+        """
         first = int(np.searchsorted(self.starts, r0, side="right")) - 1
         last = int(np.searchsorted(self.starts, r1 - 1, side="right")) - 1
         for index in [k for k in self.decoded if k < first]:
             del self.decoded[index]
         parts = [self.strip(k)[:, max(r0 - self.starts[k], 0):
-                               min(r1, self.starts[k + 1]) - self.starts[k]]
+                               min(r1, self.starts[k + 1]) - self.starts[k], cols]
                  for k in range(first, last + 1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
@@ -293,7 +296,7 @@ class ScenePredictor:
         r0, r1 = max(rows.start, 0), min(rows.stop, height)
         c0, c1 = max(cols.start, 0), min(cols.stop, width)
         if strips is not None:
-            window = strips.rows(r0, r1)[:, :, c0:c1]
+            window = strips.rows(r0, r1, slice(c0, c1))
         else:
             window = np.asarray(backscatter.isel(y=slice(r0, r1), x=slice(c0, c1)).values,
                                 dtype=np.float32)

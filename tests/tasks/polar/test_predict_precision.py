@@ -105,5 +105,7 @@ def test_row_strips_give_the_rows_of_a_direct_read(polar_scene_pair: tuple[Path,
         for r0, r1 in ((0, 10), (5, 100), (90, 97), (95, 256), (250, 256)):
             np.testing.assert_array_equal(strips.rows(r0, r1),
                                           source.isel(y=slice(r0, r1)).values)
+            np.testing.assert_array_equal(strips.rows(r0, r1, slice(7, 30)),
+                                          source.isel(y=slice(r0, r1), x=slice(7, 30)).values)
         size = 48 if source.chunks else 40
         assert set(strips.decoded) == {250 // size}  # strips above the last request dropped
