@@ -202,3 +202,23 @@ def test_plain_auto_and_language_literals(mapping: Mapping) -> None:
     with pytest.raises(MappingError, match="nope"):
         _convert(PropertySpec(predicate="ex:v", column="v", datatype="nope:x"), pa.array([1]),
                  mapping)
+
+
+def test_large_integers_keep_every_digit(mapping: Mapping) -> None:
+    big = pa.array([2**53 + 1, -(2**60) - 3], pa.int64())
+    integer = PropertySpec(predicate="ex:v", column="v", datatype="xsd:integer")
+    (terms,), _, _, _ = _convert(integer, big, mapping)
+    assert terms.values.to_pylist() == ["9007199254740993", "-1152921504606846979"]
+    text = PropertySpec(predicate="ex:v", column="v", datatype="xsd:string")
+    (terms,), _, _, _ = _convert(text, big, mapping)
+    assert terms.values.to_pylist() == ["9007199254740993", "-1152921504606846979"]
+
+
+@pytest.mark.parametrize("datatype", ["double", "float"])
+def test_text_numbers_as_double_and_float(mapping: Mapping, datatype: str) -> None:
+    prop = PropertySpec(predicate="ex:v", column="v", datatype=f"xsd:{datatype}")
+    (terms,), reject, reasons, _ = _convert(prop, pa.array(["0.5", "abc", " 3 ", None]), mapping)
+    assert terms.datatype == XSD + datatype
+    assert terms.values.to_pylist() == ["0.5", None, "3", None]
+    assert reject.tolist() == [False, True, False, False]
+    assert reasons[1] == "v 'abc' is not a finite number"
