@@ -256,9 +256,10 @@ def main() -> None:
                 out = run_harmonise(cfg, RUN_DATE)
             stage_runs.append(stage)
             direct_runs.append(decode_baseline(pool, files, _decode_direct))
-            print(f"  decode {decode_runs[-1][0].wall_s:.2f} s, stage {stage.wall_s:.2f} s "
-                  f"({stage.user_s:.2f} user + {stage.sys_s:.2f} sys), direct decode "
-                  f"{direct_runs[-1][0].wall_s:.2f} s; load average {os.getloadavg()[0]:.1f}")
+            print(f"  decode {decode_runs[-1][0].wall_s:.2f} s ({decode_runs[-1][1]:.2f} CPU-s), "
+                  f"stage {stage.wall_s:.2f} s ({stage.user_s:.2f} user + {stage.sys_s:.2f} "
+                  f"sys), direct decode {direct_runs[-1][0].wall_s:.2f} s "
+                  f"({direct_runs[-1][1]:.2f} CPU-s); load average {os.getloadavg()[0]:.1f}")
     stage = min(stage_runs, key=lambda t: t.wall_s)
     decode, decode_cpu = min(decode_runs, key=lambda r: r[0].wall_s)
     direct, direct_cpu = min(direct_runs, key=lambda r: r[0].wall_s)
@@ -299,6 +300,7 @@ def main() -> None:
                "stage": stage.as_dict(), "stage_runs": [t.as_dict() for t in stage_runs],
                "decode": {**decode.as_dict(), "worker_cpu_s": round(decode_cpu, 4)},
                "decode_runs": [r[0].wall_s for r in decode_runs],
+               "decode_runs_worker_cpu_s": [round(r[1], 4) for r in decode_runs],
                "direct_decode": {**direct.as_dict(), "worker_cpu_s": round(direct_cpu, 4)},
                "direct_decode_runs": [r[0].wall_s for r in direct_runs],
                "stage_over_direct_decode": round(stage.wall_s / direct.wall_s, 3),
