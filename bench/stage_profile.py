@@ -241,10 +241,11 @@ def imported_package(frames: list[str]) -> str | None:
 def split_stack(stack: str) -> list[str]:
     """The Python frames of one py-spy raw stack, outermost first.
 
-    With ``--subprocesses`` a stack starts with ``process PID:"command line"``, and a command
-    line may itself hold ``;`` (``-c "...; spawn_main(...)"`` of a spawned Dask worker).
+    With ``--subprocesses`` a stack starts with ``process PID:"command line"`` (a child's with its
+    parent's and its own), and a command line may itself hold ``;`` (``-c "...; spawn_main(...)"``
+    of a spawned Dask worker).
     """
-    if stack.startswith("process "):
+    while stack.startswith("process "):  # a worker's stack starts with its parent's frame too
         end = stack.find('";')
         stack = "" if end < 0 else stack[end + 2:]
     return [f for f in stack.split(";") if f and not f.startswith("thread ")]
