@@ -291,15 +291,26 @@ class GraphDiff:
 
 
 def diff_graph(old: Iterable[tuple[str, str, bool]], new: RdfFileContent) -> GraphDiff:
-    """Compare the stored statements ``old`` with the parsed file ``new`` (one more parse)."""
+    """Compare the stored statements ``old`` with the parsed file ``new``.
+
+    The file is parsed once more for the text of the statements to insert, unless the store
+    already holds every one of its statements (an identical re-load or one that only removes).
+    """
     diff = GraphDiff(blank_nodes=new.has_blank_nodes)
     old_keys: set[bytes] = set()
+    kept = 0
     for text, graph, blank in old:
         key = _statement_key(text, graph)
+        if key in old_keys:
+            continue
         old_keys.add(key)
         diff.blank_nodes |= blank
-        if key not in new.keys:
+        if key in new.keys:
+            kept += 1
+        else:
             diff.delete[graph].append(text)
+    if kept == len(new.keys):
+        return diff
     added: set[bytes] = set()
     for text, graph, _ in new.statements_again():
         key = _statement_key(text, graph)

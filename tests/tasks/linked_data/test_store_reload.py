@@ -325,3 +325,26 @@ def test_oxigraph_put_with_a_bad_body_keeps_the_old_graph_and_readers_see_no_mix
         assert seen <= {6000, 4000} and seen
         assert http.graph_size(GRAPH) == 6000
         http.close()
+
+
+# --- the diff parses the file a second time only when something is to be inserted -------------
+
+
+def test_diff_skips_the_second_parse_when_nothing_is_to_be_inserted(tmp_path, monkeypatch):
+    from tasks.linked_data.store import RdfFileContent, diff_graph, read_rdf_keys
+
+    path = _write(tmp_path / "f.nt", "s", 100)
+    content = read_rdf_keys(path, "nt", GRAPH)
+    stored = [(text, GRAPH, False) for text, _, _ in content.statements_again()]
+    parses: list[int] = []
+    original = RdfFileContent.statements_again
+    monkeypatch.setattr(RdfFileContent, "statements_again",
+                        lambda self: parses.append(1) or original(self))
+    same = diff_graph(iter(stored), content)
+    assert (same.deleted, same.inserted, parses) == (0, 0, [])
+    extra = [*stored, ('<https://x.org/gone> <https://x.org/p> "x"', GRAPH, False)]
+    removed = diff_graph(iter(extra), content)  # only a removal: still no second parse
+    assert (removed.deleted, removed.inserted, parses) == (1, 0, [])
+    fewer = diff_graph(iter(stored[1:]), content)
+    assert (fewer.deleted, fewer.inserted, parses) == (0, 1, [1])
+    assert fewer.insert[GRAPH] == [stored[0][0]]
