@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,8 +24,9 @@ TASK = "_process_tile (tasks/polar/harmonise.py:340);"
 
 
 @pytest.fixture(scope="module")
-def sp():
+def sp() -> Iterator[ModuleType]:
     spec = importlib.util.spec_from_file_location("bench_stage_profile", BENCH / "stage_profile.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_stage_profile"] = module
     spec.loader.exec_module(module)
@@ -35,7 +38,7 @@ def _frames(*text: str) -> list[str]:
     return [f for f in ";".join(text).split(";") if f]
 
 
-def test_a_workers_stack_loses_both_process_frames(sp):
+def test_a_workers_stack_loses_both_process_frames(sp: ModuleType) -> None:
     stack = (f"{PARENT};{WORKER};Worker.execute (distributed/worker.py:2200);"
              "boxcar (tasks/polar/harmonise.py:119)")
     assert sp.split_stack(stack) == ["Worker.execute (distributed/worker.py:2200)",
@@ -67,11 +70,13 @@ def test_a_workers_stack_loses_both_process_frames(sp):
              "EpollSelector.select (selectors.py:468)"), "idle"),
     ([], "idle"),
 ])
-def test_classify(sp, frames, category):
+def test_classify(sp: ModuleType, frames: list[str], category: str) -> None:
     assert sp.classify(frames) == category
 
 
-def test_a_project_line_that_writes_is_write(sp, tmp_path, monkeypatch):
+def test_a_project_line_that_writes_is_write(
+    sp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tmp_path / "tasks" / "x.py"
     source.parent.mkdir()
     source.write_text("def f(fh, rows):\n    fh.write(rows)\n    return sum(rows)\n")
@@ -80,7 +85,7 @@ def test_a_project_line_that_writes_is_write(sp, tmp_path, monkeypatch):
     assert sp.classify(["f (tasks/x.py:3)"]) == "compute"
 
 
-def test_summary_shares_idle_and_top_functions(sp):
+def test_summary_shares_idle_and_top_functions(sp: ModuleType) -> None:
     raw = "\n".join([
         f"{PARENT};{TASK}_wrapreduction (numpy/_core/fromnumeric.py:86) 60",
         f"{PARENT};{WORKER};{TASK}DatasetReaderBase.read (rasterio/io.py:300) 20",
