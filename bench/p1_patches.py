@@ -11,8 +11,10 @@ subprocess each:
     baseline (the strongest plain alternative), and the row names its scheduler;
   * extraction: ``extract_patches`` of 32 px patches, stride 32, min purity 0.5, no balancing, so
     nearly every valid sea patch is written.
-Both run on a LocalCluster (2 worker processes x 1 thread) and, separately, in-process
-(Dask ``synchronous`` scheduler; zarr's own threaded codecs give the parallelism).
+Both run on a LocalCluster (2 worker processes x 1 thread), in-process (Dask ``synchronous``
+scheduler; zarr's own threaded codecs give the parallelism) and on a ``threads`` LocalCluster
+(one in-process worker with 2 threads, ``dask.workers: threads``; rows "threads", whose own copy
+is named "threads_cluster"). ``--modes`` picks a subset (the headline needs ``local``).
 Throughput = bytes written / wall time for both; ratio = extraction / baseline (goal >= 0.8).
 The headline is the worst LocalCluster ratio over both sizes (the zarr-to-zarr copy is the fair
 baseline: the same bytes through the same library). CPU = user + system of the driver process
@@ -100,11 +102,14 @@ def child(size: int, mode: str) -> None:
             return 0
         return max(client.run(peak_rss_bytes).values())
 
-    dask_cfg = (DaskConfig(n_workers=2, threads_per_worker=1, memory_limit="3GiB")
-                if mode == "local" else DaskConfig(cluster="synchronous"))
+    dask_cfg = {
+        "local": DaskConfig(n_workers=2, threads_per_worker=1, memory_limit="3GiB"),
+        "threads": DaskConfig(n_workers=2, threads_per_worker=1, workers="threads"),
+        "synchronous": DaskConfig(cluster="synchronous"),
+    }[mode]
     with dask_client(dask_cfg) as client:
         src = zarr.open_array(scene / "backscatter", mode="r")
-        own = "local" if mode == "local" else "synchronous"
+        own = "threads_cluster" if mode == "threads" else mode  # the row's own scheduler
         copies: dict[str, list[float]] = {own: [], "threads": []}
         copy_cpu: dict[str, list[float]] = {own: [], "threads": []}
 
@@ -112,7 +117,7 @@ def child(size: int, mode: str) -> None:
             cpu = _cpu_s(client)
             t = time.perf_counter()
             with dask.config.set(scheduler="threads" if scheduler == "threads" else
-                                 (None if mode == "local" else "synchronous"),
+                                 ("synchronous" if mode == "synchronous" else None),
                                  num_workers=2):
                 da.from_zarr(str(scene), component="backscatter").to_zarr(
                     str(work / "copy.zarr"), overwrite=True)
@@ -165,7 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=3072)
     parser.add_argument("--child", type=int, default=0)
-    parser.add_argument("--mode", default="local", choices=["local", "synchronous"])
+    parser.add_argument("--mode", default="local", choices=["local", "threads", "synchronous"])
+    parser.add_argument("--modes", default="local,synchronous,threads",
+                        help="comma-separated modes of a full run (the headline needs local)")
     add_quick_flag(parser)
     args = parser.parse_args()
     if args.quick:
@@ -174,7 +181,7 @@ def main() -> None:
         child(args.child, args.mode)
         return
     rows = []
-    for mode in ("local",) if args.quick else ("local", "synchronous"):
+    for mode in ("local",) if args.quick else args.modes.split(","):
         for size in (args.size, 2 * args.size):
             _scene(size)
             out = subprocess.run([sys.executable, __file__, "--child", str(size), "--mode", mode],
@@ -200,6 +207,8 @@ def main() -> None:
         r["ratio"] = (r["extract_bytes"] / r["extract_s"]) / (r["baseline_bytes"] / r["baseline_s"])
     local = [r["ratio"] for r in rows if r["mode"] == "local"]
     rss = [r["worker_peak_rss_mb"] + r["driver_peak_rss_mb"] for r in rows if r["mode"] == "local"]
+    if not local:
+        raise SystemExit("the headline needs the local mode (--modes local,...)")
     ratio = min(local)
     report("p1_patches", ratio, f">= {GOAL}x zarr-to-zarr copy (LocalCluster, worst size)",
            ratio >= GOAL, {"rows": rows, "local_rss_growth_4x_pixels": rss[-1] / rss[0]},
