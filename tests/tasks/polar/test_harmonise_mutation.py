@@ -314,15 +314,14 @@ def test_land_polygons_are_read_and_reprojected(tmp_path: Path) -> None:
     x, y = Transformer.from_crs("EPSG:4326", "EPSG:32633", always_xy=True).transform(
         [10.0, 11.0, 11.0, 10.0], [60.0, 60.0, 61.0, 61.0])
     np.testing.assert_allclose(geoms[0].bounds, [min(x), min(y), max(x), max(y)], atol=1e-3)
-    no_crs = tmp_path / "no_crs.geojson"
-    no_crs.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
-                      '"properties": {}, "geometry": {"type": "Point", "coordinates": '
-                      '[500000, 7000000]}}]}')
-    gpd_frame = gpd.read_file(no_crs)
-    if gpd_frame.crs is None:  # GeoJSON without a crs member is WGS84 to some readers
-        with pytest.raises(ValueError) as info:
-            hm._read_land_geometries(no_crs, "EPSG:3413")
-        assert str(info.value).startswith(f"land mask {no_crs}: has no CRS; ")
+    no_crs = tmp_path / "no_crs.shp"  # a shapefile without its .prj has no CRS
+    gpd.GeoDataFrame(geometry=[box(0.0, 0.0, 1.0, 1.0)]).to_file(no_crs)
+    assert gpd.read_file(no_crs).crs is None
+    with pytest.raises(ValueError) as info:
+        hm._read_land_geometries(no_crs, "EPSG:3413")
+    assert str(info.value) == (
+        f"land mask {no_crs}: has no CRS; write it with a CRS (e.g. a GeoJSON 'crs' member or "
+        "EPSG:4326 coordinates)")
     bad = tmp_path / "bad.gpkg"
     bad.write_text("not a vector file")
     with pytest.raises(ValueError, match=rf"^land mask {bad}: cannot be read as a vector file: "):

@@ -186,6 +186,11 @@ def _check_attributes_and_summary(
     assert dict(zarr_array(group, LAND_MASK_VAR).attrs)["long_name"] == "land (1) / sea (0)"
     assert dict(zarr_array(group, VALID_MASK_VAR).attrs)["long_name"] == "data present (1)"
     assert zarr_array(group, BACKSCATTER_VAR).chunks == (3, 64, 64)
+    for name, dims in [(BACKSCATTER_VAR, ("band", "y", "x")), (LAND_MASK_VAR, ("y", "x")),
+                       (VALID_MASK_VAR, ("y", "x"))]:
+        metadata = zarr_array(group, name).metadata
+        assert isinstance(metadata, zarr.core.metadata.ArrayV3Metadata)  # zarr_format=3
+        assert metadata.dimension_names == dims
 
 
 def test_plain_calibration_without_land_or_multilook(
