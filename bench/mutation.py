@@ -482,6 +482,17 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         ["tasks.sentinel1.safe.xǁ_SafeFilesǁ__init____mutmut_4",
          "tasks.sentinel1.safe.xǁ_SafeFilesǁ__init____mutmut_5"],
     ),
+    # --- tasks/polar/harmonise.py (H7, 2026-11-30) ---
+    (
+        "the grid transform comes from map_grid, always north-up (b = d = 0 exactly), so every "
+        "variant of the axis-aligned test is true",
+        [f"tasks.polar.harmonise.x__template__mutmut_{i}" for i in (16, 18, 19, 20, 23, 24, 25)],
+    ),
+    (
+        "band labels as fixed-width unicode instead of object strings: the same values read "
+        "back; the Dataset's attrs are applied again after rioxarray (ds.attrs.update(attrs))",
+        [f"tasks.polar.harmonise.x__template__mutmut_{i}" for i in (12, 14, 46, 49)],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
