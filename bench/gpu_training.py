@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from common import add_quick_flag, report  # noqa: E402  (bench/common.py: standard library only)
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from tasks.trainers.ice import IceClassifier  # noqa: E402
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier of the ice nets")
     parser.add_argument("--epoch-samples", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="tiny CPU run (make bench-quick)")
+    add_quick_flag(parser)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:
@@ -156,11 +159,9 @@ def main(argv: list[str] | None = None) -> int:
               "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
               "torch": torch.__version__, "lightning": L.__version__, "rows": rows,
               "ratio_bf16_over_fp32_adhoc": ratio}
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = ".quick.json" if args.quick else f".{args.accelerator}.json"
-    (args.out / f"gpu_training{suffix}").write_text(json.dumps(result, indent=2) + "\n")
-    shown = "n/a" if ratio is None else f"{ratio:.2f}"
-    print(f"GPU training: ratio={shown} (bf16-mixed / 32-true, ad-hoc CNN), goal=none, met=n/a")
+    report("gpu_training", ratio, "none (a measurement for planning paper-table runs)", None,
+           result, baseline="32-true samples/s of the ad-hoc CNN, same device, same run",
+           quick=args.quick, results_dir=args.out)
     return 0
 
 
