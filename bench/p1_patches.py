@@ -72,12 +72,16 @@ def peak_rss_bytes() -> int:
 
 
 def _cpu_s(client: Any) -> float:
-    """User + system CPU seconds of this process and, with a client, of every Dask worker."""
-    def own() -> float:
-        t = os.times()
-        return t.user + t.system
+    """User + system CPU seconds of this process and, with a client, of every Dask worker.
 
-    return own() + (sum(client.run(own).values()) if client is not None else 0.0)
+    Each process counts once (the worker of a ``threads`` cluster is this process).
+    """
+    def own() -> tuple[int, float]:
+        t = os.times()
+        return os.getpid(), t.user + t.system
+
+    per_pid = dict([own(), *(client.run(own).values() if client is not None else [])])
+    return sum(per_pid.values())
 
 
 def child(size: int, mode: str) -> None:
