@@ -453,3 +453,19 @@ def test_gps_fallback_is_counted_only_with_gps_columns(tmp_path: Path) -> None:
     report = evaluate_against_lucas(tmp_path / "th.csv", field)
     assert report.location_sources == {"theoretical": 2}
     assert report.gps_fallback_to_theoretical == 0  # no GPS columns: nothing fell back
+
+
+def test_map_file_settings_are_passed_on(tmp_path: Path) -> None:
+    frame = _fields().rename(columns={"crop_class": "kultur"})
+    frame.set_crs(None, allow_override=True).to_parquet(tmp_path / "fields.parquet")
+    config = LucasConfig(map_crs=UTM, class_column="kultur")
+    report = evaluate_against_lucas(_points(), tmp_path / "fields.parquet", config,
+                                    map_name="named")
+    assert report.map_name == "named" and report.points_used == 5
+    assert evaluate_against_lucas(_points(), tmp_path / "fields.parquet", config).map_name == \
+        "fields"
+    in_memory = evaluate_against_lucas(_points(), frame.set_crs(None, allow_override=True), config)
+    assert in_memory.points_used == 5
+    _points().to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(LucasInputError, match="CSV coordinates in EPSG:3035 are not supported"):
+        evaluate_against_lucas(tmp_path / "p.csv", _fields(), LucasConfig(points_crs="EPSG:3035"))
