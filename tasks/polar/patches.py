@@ -8,14 +8,16 @@ Extraction runs in two Dask passes over tiles of the patch grid, so no scene is 
 2. *balance* (in the driver, on origins only): per class keep at most ``max_per_class`` origins,
    and with ``balance="undersample"`` as many as the rarest non-empty class has (seeded);
 3. *extract*: per tile holding chosen origins, read the backscatter window, cut the patches and
-   write the output chunks they fill completely (tasks never share a chunk); the partial chunks
-   at tile boundaries go back to the driver, which joins and writes them in order. Per-band sums
-   from every task give the mean / standard deviation.
+   write the output chunks they fill completely (tasks never share a chunk). The partial chunks
+   at tile boundaries are joined by a worker task that takes the neighbouring tiles' results as
+   inputs (on Dask), or by the driver's writer thread (in-process). Per-band sums from every
+   task give the mean / standard deviation; only they come back to the driver on Dask.
 
 Output (contract in :mod:`tasks.polar.schema`): ``{root}/polar/patches/{dataset_version}/
 patches_{size}.zarr`` with ``x`` float32 (patch, band, py, px) raw dB / degrees, ``y`` uint8
 five-class code, ``scene`` int16 index into the ``scenes`` attribute, ``origin`` int32 (patch, 2)
-row/column of the patch's top-left pixel in its scene.
+row/column of the patch's top-left pixel in its scene. ``x`` chunks are stored band-major
+(:data:`X_CHUNK_ORDER`, a zarr transpose codec); readers see the same array.
 """
 
 from __future__ import annotations
