@@ -81,19 +81,202 @@ MODULES: dict[str, list[str]] = {
     # mutant it reaches; with it the 800 mutants take hours on 2 cores. Measured with the
     # hand-made tile tests; pass --tests to add the pipeline tests.
     "tasks/food_security/labels.py": ["tests/tasks/food_security/test_labels_reference.py"],
-    "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples.py"],
+    # hand-made stage outputs; test_samples.py runs the generate -> labels pipeline per mutant
+    "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples_mutation.py"],
     "tasks/food_security/train.py": ["tests/tasks/food_security/test_train.py"],
-    "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_lucas_evaluate.py"],
-    "tasks/lucas/matching.py": ["tests/tasks/lucas/test_lucas_matching.py"],
-    "tasks/lucas/points.py": ["tests/tasks/lucas/test_lucas_points.py"],
+    # hand-worked tests only: test_lucas_evaluate.py generates a 2,500-parcel farmland per mutant
+    "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_evaluate_mutation.py"],
+    # the hand-worked tests only: test_lucas_matching / test_lucas_raster_sampling build a
+    # 2,500-parcel farmland or random rasters per mutant (hours for the ~1,500 mutants)
+    "tasks/lucas/matching.py": ["tests/tasks/lucas/test_matching_mutation.py"],
+    "tasks/lucas/points.py": [
+        "tests/tasks/lucas/test_lucas_points.py", "tests/tasks/lucas/test_points_mutation.py"
+    ],
     "tasks/linked_data/export/exporter.py": ["tests/tasks/linked_data"],
-    "tasks/linked_data/export/values.py": ["tests/tasks/linked_data"],
+    # the export tests write whole products per mutant (~30 s); the hand-made columns check
+    # every conversion value by value
+    "tasks/linked_data/export/values.py": ["tests/tasks/linked_data/test_values_mutation.py"],
     "tasks/linked_data/geometry.py": ["tests/tasks/linked_data/test_geometry.py"],
 }
 
 # Surviving mutants that cannot change behaviour, with the reason. Keys are mutmut's mutant names
 # (stable while the function's source is unchanged); they count as "equivalent", not "survived".
 _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
+    # tasks/lucas/matching.py and evaluate.py (H8)
+    (
+        "search schedule (first distance, widening factor): distances are exact at every level, "
+        "so they only change how many levels run; the first level still covers the radius",
+        [f"tasks.lucas.matching.x_raster_neighbourhood_per_point__mutmut_{i}"
+         for i in (19, 20, 198)]
+        + [f"tasks.lucas.matching.x_vector_neighbourhood__mutmut_{i}" for i in (32,)],
+    ),
+    (
+        "a larger pixel window or tile halo than needed: pixels beyond the search distance fail "
+        "the exact distance test, and ties keep row-major order",
+        [f"tasks.lucas.matching.x_raster_neighbourhood_per_point__mutmut_{i}"
+         for i in (34, 35, 40, 41, 60, 61, 64, 65)]
+        + [f"tasks.lucas.matching.x__sample_level__mutmut_{i}" for i in (9, 10, 15, 16, 118, 121)],
+    ),
+    (
+        "fill -2 instead of -1 beyond the raster: both are no class",
+        [f"tasks.lucas.matching.x_raster_neighbourhood_per_point__mutmut_{i}" for i in (71,)],
+    ),
+    (
+        "within recomputed at a later level: only points with nothing within the previous, larger "
+        "search are searched again, so nothing lies within their radius; the within fields of a "
+        "chunk are read only when a radius is given",
+        [f"tasks.lucas.matching.x_raster_neighbourhood_per_point__mutmut_{i}" for i in (188, 189)]
+        + [f"tasks.lucas.matching.x_vector_neighbourhood__mutmut_{i}" for i in (62, 63, 64)]
+        + [f"tasks.lucas.matching.x__match_chunk__mutmut_{i}" for i in (61,)],
+    ),
+    (
+        "zip's strict flag on tile starts and ends of equal length; a batch of at least 2 or a "
+        "step of 1 only changes the batch size",
+        [f"tasks.lucas.matching.x__sample_level__mutmut_{i}" for i in (85, 90, 93, 94, 128)],
+    ),
+    (
+        "prefilter supersets (summed-area count too large or >= 0, more cell rows, wider chunk "
+        "extents, 'or' for 'and'): more candidates, the exact float64 test decides",
+        [f"tasks.lucas.matching.xǁPointGridǁpairs__mutmut_{i}" for i in (108, 112, 121, 149, 150)]
+        + [f"tasks.lucas.matching.x__chunk_may_hit__mutmut_{i}" for i in (5, 6, 17, 18, 19)]
+        + [f"tasks.lucas.matching.x__match_level__mutmut_{i}" for i in (17, 18)],
+    ),
+    (
+        "astype / asarray without the dtype on values already int64 / float64 (or made float64 "
+        "later); searchsorted's default side is 'left'; the thread count of the chunk pool; an "
+        "empty point set or map returns the empty result either way",
+        [f"tasks.lucas.matching.xǁPointGridǁpairs__mutmut_{i}" for i in (161, 178)]
+        + [f"tasks.lucas.matching.x_candidate_pairs__mutmut_{i}" for i in (31, 33)]
+        + [f"tasks.lucas.matching.x_vector_neighbourhood__mutmut_{i}" for i in (3, 5, 10, 12, 18)]
+        + [f"tasks.lucas.matching.x__match_level__mutmut_{i}" for i in (30,)],
+    ),
+    (
+        "None or empty point geometries project to NaN either way (such points are never used)",
+        [f"tasks.lucas.evaluate.x__project_points__mutmut_{i}" for i in (13,)],
+    ),
+    (
+        "class names as a numpy unicode array instead of object, the class indicator as float: the "
+        "same values, comparisons and products; with no used point every variant of the empty "
+        "'correct' array is never assigned (the table fill is guarded by used.size)",
+        [f"tasks.lucas.evaluate.x__apply_rules__mutmut_{i}"
+         for i in (4, 6, 9, 11, 18, 21, 29, 31, 38, 41, 42, 43, 44)],
+    ),
+    (
+        "to_numpy without dtype=object on string / boolean columns: the same values",
+        [f"tasks.lucas.evaluate.x_classify_points__mutmut_{i}" for i in (3, 109)]
+        + [f"tasks.lucas.evaluate.x_points_with_same_class_within__mutmut_{i}" for i in (17,)],
+    ),
+    (
+        "PointGrid: points taken as given (callers pass float64); truncation after fmax(c, 0) "
+        "equals floor; float32 boxes prefiltered in float64 (more precise, still a superset)",
+        ["tasks.lucas.matching.xǁPointGridǁbuild__mutmut_3",
+         "tasks.lucas.matching.xǁPointGridǁ_cells__mutmut_11",
+         "tasks.lucas.matching.xǁPointGridǁ_cells__mutmut_13",
+         "tasks.lucas.matching.xǁPointGridǁpairs__mutmut_7"],
+    ),
+    # tasks/linked_data/export/values.py (H8)
+    (
+        "the typed-Arrow fast path is only faster: a numeric column sent to the text path (a typo "
+        "in its datatype list, 'and' for 'or') gets the same lexical forms and reasons",
+        [f"tasks.linked_data.export.values.x_convert_values__mutmut_{i}"
+         for i in (142, 143, 145, 146, 148, 149, 151, 152, 153)],
+    ),
+    (
+        "prop.column is always set for a column property (name fallback never used); "
+        "zero_copy_only=None is falsy like False; null codes are rejected as empty before the "
+        "code-list test, whatever fill_null gives them",
+        [f"tasks.linked_data.export.values.x_convert_values__mutmut_{i}"
+         for i in (3, 23, 27, 29, 37)]
+        + [f"tasks.linked_data.export.values.x__numeric_literals__mutmut_{i}" for i in (3, 6, 12)],
+    ),
+    (
+        "dtype left to inference: lists of str / None are object Series, pa.array of str is "
+        "string, of float64 is float64, astype(None) is float64, a list of bools is bool",
+        [f"tasks.linked_data.export.values.x_convert_values__mutmut_{i}"
+         for i in (69, 71, 117, 119, 183, 185, 191, 200, 202, 227, 230, 248, 251)]
+        + [f"tasks.linked_data.export.values.x__numeric_literals__mutmut_{i}"
+           for i in (5, 54, 57, 87, 90)],
+    ),
+    (
+        "np.mod without out / where: the values outside 'finite' are masked by '& finite'",
+        [f"tasks.linked_data.export.values.x__numeric_literals__mutmut_{i}" for i in (37, 40, 41)],
+    ),
+    (
+        "PointGrid shape only (extent, cell size, column / row counts, the cell cap loop, "
+        "the clip of a point's cell, count dtypes, argsort kind): build and pairs share the grid, "
+        "so any consistent grid gives the same pairs, which the callers sort",
+        [f"tasks.lucas.matching.xǁPointGridǁbuild__mutmut_{i}"
+         for i in (5, 10, 12, 23, 25, 33, 40, 47, 51, 56, 59, 62, 64, 66, 67, 70, 71, 83, 96,
+                   113, 115, 130, 133, 142, 144, 146)],
+    ),
+    (
+        "raster tile groups split more finely (a start at every point past the first tile row) "
+        "only reads more windows; _sample_level always has points, so 'unresolved' is never "
+        "empty; numpy reads reshape(n, -2) like reshape(n, -1)",
+        [f"tasks.lucas.matching.x__sample_level__mutmut_{i}" for i in (72, 162, 164)]
+        + ["tasks.lucas.matching.x__test_points__mutmut_112"],
+    ),
+    (
+        "raster: coordinates taken as given (float math follows); within recomputed at a later "
+        "level finds nothing new (see above); a zero-size window reads nothing either way; the "
+        "tile size (at least two blocks) only changes how the raster is read; reshape(n, -2) "
+        "reads like reshape(n, -1)",
+        [f"tasks.lucas.matching.x_raster_neighbourhood__mutmut_{i}"
+         for i in (3, 5, 10, 12, 64, 65, 66)]
+        + [f"tasks.lucas.matching.x__read_class_window__mutmut_{i}" for i in (35, 36)]
+        + [f"tasks.lucas.matching.x__sampling_tile_shape__mutmut_{i}" for i in (9, 19)]
+        + ["tasks.lucas.matching.x__test_points__mutmut_129"],
+    ),
+    (
+        "outside_country: a missing or unknown NUTS0 code (NA, '', 'XXXX') all give a NaN box, "
+        "so the point is not flagged; the box columns are float64 already; pyproj reads "
+        "'epsg:4326'; a None geometry has NaN coordinates either way; an empty table returns "
+        "before the coordinates are read. A points table always has more columns than "
+        "GPS_LAT/GPS_LONG ('<' for '<=')",
+        [f"tasks.lucas.evaluate.x_outside_country__mutmut_{i}"
+         for i in (12, 19, 21, 28, 31, 34, 41, 42, 45, 52, 53)]
+        + ["tasks.lucas.evaluate.x__build_report__mutmut_63"],
+    ),
+    # tasks/lucas/points.py (H8)
+    (
+        "to_numpy() without dtype: pd.to_numeric of numbers (nullable Float64 with NA too) is "
+        "already float64 with NaN, or int64, which compares and assigns the same",
+        [f"tasks.lucas.points.x__valid_coordinates__mutmut_{i}" for i in (2, 12)]
+        + [f"tasks.lucas.points.x_resolve_point_locations__mutmut_{i}" for i in (84, 96, 155, 167)],
+    ),
+    (
+        "NaN and inf fail every later check (sentinel distance, |lat| <= 90, |lon| <= 180), so the "
+        "isfinite test may be or-ed or overwritten",
+        [f"tasks.lucas.points.x__valid_coordinates__mutmut_{i}" for i in (22, 25)],
+    ),
+    (
+        "'>' vs '>=' 1e-5 from the sentinel: no float64 near 88.888888 lies exactly 1e-5 away",
+        [f"tasks.lucas.points.x__valid_coordinates__mutmut_{i}" for i in (30, 37)],
+    ),
+    (
+        "pyproj reads 'epsg:4326' as 'EPSG:4326'; the CRS given to points_from_xy or to the "
+        "GeoDataFrame alone sets EPSG:4326",
+        [f"tasks.lucas.points.x_resolve_point_locations__mutmut_{i}"
+         for i in (33, 208, 211, 213, 221, 224, 226)],
+    ),
+    (
+        "np.full(n, None) instead of NaN: the rows left unset get a None geometry anyway",
+        [f"tasks.lucas.points.x_resolve_point_locations__mutmut_{i}" for i in (51, 56)],
+    ),
+    (
+        "a zero longitude with the west flag becomes -0.0: the same point",
+        [f"tasks.lucas.points.x_resolve_point_locations__mutmut_{i}" for i in (129,)],
+    ),
+    (
+        "geopandas replaces an existing 'geometry' column when geometry= is given",
+        [f"tasks.lucas.points.x_resolve_point_locations__mutmut_{i}" for i in (202, 203)],
+    ),
+    (
+        "check_geo_columns(required=None) is falsy like False; keep_default_na=True is read_csv's "
+        "default; low_memory only changes type guessing in chunks of large files, and every "
+        "column used is typed (text columns) or passed through to_numeric(errors='coerce')",
+        [f"tasks.lucas.points.x_read_lucas_points__mutmut_{i}" for i in (17, 37, 38, 42)],
+    ),
     (
         "the chart colours are '#rrggbb' from a fixed palette: no 'X' to strip, nothing past "
         "the sixth digit",
