@@ -237,6 +237,13 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          for i in (12, 19, 21, 28, 31, 34, 41, 42, 45, 52, 53)]
         + ["tasks.lucas.evaluate.x__build_report__mutmut_63"],
     ),
+    (
+        "map_side_classes: reading band 1 as (1, h, w), or the whole raster for every block, "
+        "gives the same set of values; the 'present' flags as float index the same classes; "
+        "pyproj reads 'epsg:4326'",
+        [f"tasks.lucas.evaluate.x_map_side_classes__mutmut_{i}" for i in (3, 5, 15, 16, 17, 18)]
+        + ["tasks.lucas.evaluate.x__evaluation_crs__mutmut_11"],
+    ),
     # tasks/lucas/points.py (H8)
     (
         "to_numpy() without dtype: pd.to_numeric of numbers (nullable Float64 with NA too) is "
