@@ -348,3 +348,29 @@ def test_diff_skips_the_second_parse_when_nothing_is_to_be_inserted(tmp_path, mo
     fewer = diff_graph(iter(stored[1:]), content)
     assert (fewer.deleted, fewer.inserted, parses) == (0, 1, [1])
     assert fewer.insert[GRAPH] == [stored[0][0]]
+
+
+@pytest.mark.integration
+def test_http_diff_above_the_servers_update_limit_goes_by_put(tmp_path, monkeypatch):
+    from tasks.config.linked_data import StoreConfig
+    from tasks.linked_data.server import OxigraphServer
+    from tasks.linked_data.store import HttpStore
+
+    old, new = _write(tmp_path / "old.nt", "s", 2000), _write(tmp_path / "new.nt", "t", 1500)
+    small = tmp_path / "small.nt"
+    small.write_text(new.read_text() + '<https://x.org/n> <https://x.org/p> "n" .\n')
+    monkeypatch.setattr("tasks.linked_data.store.HTTP_UPDATE_MAX_BYTES", 20_000)
+    with OxigraphServer(tmp_path / "server") as server:
+        http = HttpStore(StoreConfig(mode="http", url=server.url, retries=0, atomic_max_triples=0,
+                                     chunk_triples=1000))
+        puts: list[str] = []
+        original = http.put_graph
+        http.put_graph = lambda graph, path, fmt: puts.append(path.name) or original(  # type: ignore[method-assign]
+            graph, path, fmt)
+        assert http.replace_graph(GRAPH, old, "nt") == 2000
+        assert http.replace_graph(GRAPH, new, "nt") == 1500  # ~700 kB of update text
+        assert puts == ["new.nt"]
+        assert http.replace_graph(GRAPH, small, "nt") == 1501  # one triple: the update
+        assert puts == ["new.nt"]
+        assert sorted(t for t, _, _ in http._statements([GRAPH]))[0].startswith("<https://x.org/n>")
+        http.close()
