@@ -244,6 +244,16 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         [f"tasks.lucas.evaluate.x_map_side_classes__mutmut_{i}" for i in (3, 5, 15, 16, 17, 18)]
         + ["tasks.lucas.evaluate.x__evaluation_crs__mutmut_11"],
     ),
+    # tasks/linked_data/geometry.py (H8)
+    (
+        "the 'sliced GeoArrow array' ValueError is caught by wkb_to_crs84, which declines the fast "
+        "path whatever its text; a null mask of all False is no mask; ListArray.from_arrays infers "
+        "the storage's own list type; pa.array of float64 arrays is float64; an all-null batch is "
+        "declined later anyway (no geometry type)",
+        [f"tasks.linked_data.geometry.x__levels__mutmut_{i}" for i in (6, 7, 8, 9, 15, 16, 17, 18)]
+        + [f"tasks.linked_data.geometry.x__rebuild__mutmut_{i}" for i in (14, 17, 21)]
+        + [f"tasks.linked_data.geometry.x_wkb_to_crs84__mutmut_{i}" for i in (2, 73, 75, 77, 79)],
+    ),
     # tasks/lucas/points.py (H8)
     (
         "to_numpy() without dtype: pd.to_numeric of numbers (nullable Float64 with NA too) is "
