@@ -308,7 +308,11 @@ def _apply_rules(mapping: Lc1Mapping, hood: Any, reference_used: np.ndarray) -> 
     correct = within_eval[np.arange(n_used), ref_col] if n_used else np.zeros(0, bool)
     nearest_eval = np.where(hood.nearest_class >= 0,
                             eval_of_map[np.maximum(hood.nearest_class, 0)], NO_INSTANCE)
-    predicted_within = np.where(correct, reference_used, nearest_eval)
+    # a point failing the radius rule never counts as correct: when its nearest instance has its
+    # own class, that instance lies beyond the radius, and so does every other one (no instance)
+    predicted_within = np.where(
+        correct, reference_used,
+        np.where(nearest_eval == reference_used, NO_INSTANCE, nearest_eval))
     return _RuleOutcomes(reference_used, correct, nearest_eval, predicted_within)
 
 

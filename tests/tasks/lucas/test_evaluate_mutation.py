@@ -62,8 +62,9 @@ _POINTS = [
     (18, (70.0, 70.0), "Q42", "unknown_lc1", "", NA, NA, NA, np.nan, NA),
     (19, (80.0, 80.0), "BX1", "not_comparable_lc1", "", NA, NA, NA, np.nan, NA),
     (20, None, "B16", "no_location", "maize", NA, NA, NA, np.nan, NA),
-    # soy 30 m away (nearest and right), wheat 53.9 m, maize 58.3 m: the rule is not met
-    (21, (150.0, 130.0), "B33", "used", "soy", False, "soy", "soy", 30.0, 0),
+    # soy 30 m away (nearest and right), wheat 53.9 m, maize 58.3 m: the rule is not met, and
+    # with no instance within 10 m the radius rule predicts no_instance
+    (21, (150.0, 130.0), "B33", "used", "soy", False, "no_instance", "soy", 30.0, 0),
 ]
 
 
@@ -408,10 +409,6 @@ def test_same_class_within_default_radius_is_10_m() -> None:
     assert points_with_same_class_within(points, field, radius=11) == {1, 2}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect (reported to the LUCAS owner): a point whose nearest instance has its own class "
-    "but lies beyond the radius (point 21: soy 30 m away) is predicted as its own class, so the "
-    "radius rule's confusion matrix counts it correct while correct_within_radius says False"))
 def test_radius_rule_counts_only_points_meeting_the_rule() -> None:
     report = evaluate_against_lucas(_points(), _fields())
     met = int(report.point_results["correct_within_radius"].fillna(False).sum())
