@@ -195,6 +195,17 @@ class PointGrid:
         return point[keep], box[pair_box[keep]]
 
 
+def _limit_nearest(out: Neighbourhood, nearest_max_distance_m: float) -> Neighbourhood:
+    """Forget a nearest instance found beyond ``nearest_max_distance_m`` (the documented -1).
+
+    The first search reaches at least the radius, which may exceed the limit.
+    """
+    beyond = out.nearest_distance_m > nearest_max_distance_m
+    out.nearest_class[beyond] = -1
+    out.nearest_distance_m[beyond] = np.inf
+    return out
+
+
 def candidate_pairs(
     bbox: np.ndarray, x: np.ndarray, y: np.ndarray, distance: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -367,7 +378,7 @@ def vector_neighbourhood(
         search = min(search * 4.0, nearest_max_distance_m)
         log.debug("%d point(s) have no instance nearby; widening the search to %.0f m",
                   remaining.size, search)
-    return out
+    return _limit_nearest(out, nearest_max_distance_m)
 
 
 def raster_neighbourhood_per_point(
@@ -430,7 +441,7 @@ def raster_neighbourhood_per_point(
                 if search >= nearest_max_distance_m:
                     break
                 search = min(search * 4.0, nearest_max_distance_m)
-    return out
+    return _limit_nearest(out, nearest_max_distance_m)
 
 
 #: Target tile edge (pixels) of the block-grouped raster sampling; rounded up to whole blocks.
@@ -608,7 +619,7 @@ def raster_neighbourhood(
             if remaining.size:
                 log.debug("%d point(s) have no class pixel nearby; widening the search to %.0f m",
                           remaining.size, search)
-    return out
+    return _limit_nearest(out, nearest_max_distance_m)
 
 
 def neighbourhood(

@@ -264,6 +264,14 @@ def test_vector_radius_wider_than_the_nearest_limit() -> None:
     assert _hood_lists(hood) == ([[MAIZE, POTATO]], [2], [POTATO], [5.0])
 
 
+def test_vector_nearest_beyond_its_limit_but_within_the_radius_is_none() -> None:
+    # radius 50 m, nearest limit 3 m: potato 5 m and maize 45 m count for the rule, but the
+    # nearest instance lies beyond the limit, so there is none (-1, inf), as documented
+    crop_map = instances_from_geodataframe(_fields())
+    hood = vector_neighbourhood(crop_map, np.array([50.0]), np.array([145.0]), 50.0, 3.0)
+    assert _hood_lists(hood) == ([[MAIZE, POTATO]], [2], [-1], [float("inf")])
+
+
 def test_vector_nearest_limit_is_inclusive_and_widening_stops_at_it() -> None:
     crop_map = instances_from_geodataframe(_fields())
     x = np.array([300.0, 300.0, 300.0])
@@ -379,6 +387,9 @@ def test_raster_radius_and_limits(tmp_path: Path, sampler: Callable[..., Neighbo
     # (maize (1, 0) is 25 m away: within; potato (3, 0) 20 m)
     hood = run(crop_map, *_at([-20.0], [5.0]), 25.0, 20.0)
     assert _hood_lists(hood) == ([[MAIZE, POTATO]], [2], [POTATO], [20.0])
+    # a 19 m limit: the same instances within 25 m, but no nearest instance within 19 m
+    hood = run(crop_map, *_at([-20.0], [5.0]), 25.0, 19.0)
+    assert _hood_lists(hood) == ([[MAIZE, POTATO]], [2], [-1], [float("inf")])
     # the 30 m point: nearest limit 30 found, 29.9 not
     hood = run(crop_map, *_at([-30.0], [35.0]), 1.0, 30.0)
     assert _hood_lists(hood) == ([[]], [0], [MAIZE], [30.0])
