@@ -141,6 +141,8 @@ def convert_values(
             _fail(frac, lambda i: f"{name} {raw[i]!r} is not an integer")
             arr = pa.array(numbers.to_numpy(), pa.float64(), mask=~np.isfinite(numbers.to_numpy()))
             lexical = pc.cast(pc.cast(arr, pa.int64(), safe=False), pa.string())
+        elif datatype == XSD + "decimal":
+            lexical = _decimal_lexical(numbers.to_numpy())
         else:
             arr = pa.array(numbers.to_numpy(), pa.float64(), mask=~np.isfinite(numbers.to_numpy()))
             lexical = pc.cast(arr, pa.string())
@@ -165,9 +167,23 @@ def _numeric_literals(prop: PropertySpec, values: pa.Array, datatype: str, fail:
         lexical = pc.cast(pc.cast(ints, pa.int64(), safe=False), pa.string())
     elif datatype == XSD + "integer":
         lexical = pc.cast(values, pa.string())
+    elif datatype == XSD + "decimal":
+        lexical = _decimal_lexical(np.where(present, numbers, np.nan))
     else:
         lexical = pc.cast(pa.array(numbers, pa.float64(), mask=~finite), pa.string())
     return TermArray.literals(lexical, datatype, needs_escape=False)
+
+
+def _decimal_lexical(numbers: np.ndarray) -> pa.Array:
+    """``xsd:decimal`` lexical forms: no exponent (``1e-07`` -> ``0.0000001``); NaN -> null.
+
+    Each value is written with the fewest digits that read back as the same double
+    (``numpy.format_float_positional(unique=True)``), without a trailing ``.``.
+    """
+    finite = np.isfinite(numbers)
+    text = [np.format_float_positional(v, unique=True, trim="-") if ok else None
+            for v, ok in zip(numbers.tolist(), finite.tolist(), strict=True)]
+    return pa.array(text, pa.string())
 
 
 def has_column(prop: PropertySpec, table: pa.Table) -> bool:

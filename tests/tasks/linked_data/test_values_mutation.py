@@ -162,6 +162,14 @@ def test_numeric_arrow_columns(mapping: Mapping) -> None:
     (terms,), _, _, _ = _convert(decimal, pa.array([7, -120], pa.int64()), mapping)
     assert terms.values.to_pylist() == ["7", "-120"]
     assert terms.datatype == XSD + "decimal"
+    # xsd:decimal has no exponent form: small, large and huge integral doubles written out
+    (terms,), reject, _, _ = _convert(
+        decimal, pa.array([1e-07, 2**53 + 0.0, -1.25e21, 0.1, None, float("nan")]), mapping)
+    assert terms.values.to_pylist() == ["0.0000001", "9007199254740992",
+                                        "-1250000000000000000000", "0.1", None, None]
+    assert reject.tolist() == [False, False, False, False, False, True]
+    (terms,), _, _, _ = _convert(decimal, pa.array(["1e-07", "2.5E3"]), mapping)
+    assert terms.values.to_pylist() == ["0.0000001", "2500"]
     flt = PropertySpec(predicate="ex:v", column="v", datatype=XSD + "float")
     (terms,), _, _, _ = _convert(flt, pa.array([0.25], pa.float32()), mapping)
     assert terms.values.to_pylist() == ["0.25"] and terms.datatype == XSD + "float"
