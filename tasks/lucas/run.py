@@ -88,6 +88,7 @@ def run_lucas_evaluation(
     root: str | Path,
     run_date: dt.date | str,
     min_usable_share: float | None = None,
+    points_source: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate each map against the same LUCAS points and write the reports.
 
@@ -100,6 +101,8 @@ def run_lucas_evaluation(
         min_usable_share: least share of crop-coded points that must have a valid location
             (see :func:`~tasks.lucas.evaluate.require_usable_points`); default:
             ``config.min_usable_share`` (``lucas.min_usable_share``).
+        points_source: how the reports and manifests name the points when ``points_path`` is a
+            local copy (e.g. of an ``s3://`` file); default ``points_path``.
 
     Returns:
         ``{"output": folder, "reports": {name: report.json}, "maps_compared": [names],
@@ -124,7 +127,7 @@ def run_lucas_evaluation(
     for name, path in maps.items():
         log.info("evaluating map %s (%s) against %s", name, path, points_path)
         report = evaluate_against_lucas(points, path, config, map_name=name, mapping=mapping)
-        report.points_source = str(points_path)
+        report.points_source = points_source or str(points_path)
         require_usable_points(
             report, config.min_usable_share if min_usable_share is None else min_usable_share
         )
@@ -135,7 +138,8 @@ def run_lucas_evaluation(
             _write_map_report(report, folder)
             write_manifest(
                 folder, stage=STAGE,
-                inputs={"points": str(points_path), "map": str(maps[report.map_name]),
+                inputs={"points": points_source or str(points_path),
+                        "map": str(maps[report.map_name]),
                         "mapping_file": mapping.source},
                 config_hash=config_hash(config),
                 counts={"points_total": report.points_total, "points_used": report.points_used},

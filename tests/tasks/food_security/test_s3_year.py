@@ -110,3 +110,22 @@ def test_a_missing_input_on_s3_names_the_stage_to_run(s3_root: str) -> None:  # 
     assert f"{s3_root}/food_security/harmonise/{YEAR_KEY} holds no published eeflow output" \
         in message
     assert "run the stage that writes 'harmonise'" in message
+
+
+def test_lucas_points_on_s3_are_read_from_a_local_copy(
+    s3_root: str, tmp_path: Path  # noqa: F811
+) -> None:
+    from tasks.lucas.stages import lucas_stage
+
+    cfg = _cfg(str(tmp_path / "root"))
+    cfg.lucas.points_path = f"{s3_root}/lucas/points_{{agronomic_year}}.csv"
+    with pytest.raises(FileNotFoundError, match=f"LUCAS points {s3_root}/lucas/points_"
+                                                f"{YEAR_KEY}.csv \\(lucas.points_path\\) do not "
+                                                "exist"):
+        lucas_stage(cfg, RUN_DATE)
+    source = Path(__file__).resolve().parents[2] / "data/lucas/lucas2018_primary_BE_2points.csv"
+    s3_filesystem().put_file(str(source), f"{s3_root}/lucas/points_{YEAR_KEY}.csv")
+    # the file was copied from S3: the stage goes on to look for the year's maps
+    with pytest.raises(FileNotFoundError, match="no field instances under .*run the predict "
+                                                "stage"):
+        lucas_stage(cfg, RUN_DATE)
