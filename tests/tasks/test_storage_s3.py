@@ -335,8 +335,10 @@ def test_polar_ingest_then_harmonise_on_s3(s3_root: str, eeflow_home: Path, tmp_
     with xr.open_zarr(zarr) as ds:
         assert ds[BACKSCATTER_VAR].size > 0
     assert not (eeflow_home / "work").exists()  # nothing went to a local data root
-    with pytest.raises(ValueError, match="is on S3.*resolved_root"):  # not ported yet
-        labels_stage(cfg, "2026-01-15")
+    # labels works on local files: on S3 it runs through a scratch root and publishes there
+    labelled = labels_stage(cfg, "2026-01-15")
+    assert str(labelled.outputs["output_dir"]).startswith(f"{s3_root}/polar/labels/2026-01-15/.v-")
+    assert read_manifest(f"{s3_root}/polar/labels/2026-01-15")["stage"] == "labels"
 
 
 # --- behaviour of the S3 helpers, value by value (issue 19: mutation testing) ------------------

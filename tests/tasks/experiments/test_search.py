@@ -145,7 +145,9 @@ def _wait_running(cfg, timeout=90):
     while time.monotonic() < deadline:
         try:
             study = optuna.load_study(study_name="toy-search", storage=storage_url(cfg))
-            if study.get_trials(states=(TrialState.RUNNING,)):
+            # a running trial whose parameters are stored: a kill before the sampler's suggestion
+            # reached the storage would leave a trial with no parameters to requeue
+            if any(t.params for t in study.get_trials(states=(TrialState.RUNNING,))):
                 return study
         except KeyError:
             pass

@@ -86,8 +86,8 @@ def test_training_chain_on_s3_equals_local_run(
         cfg.predict.model = choice
         charted = stages.predict_stage(cfg, DAY)
         manifest = read_manifest(f"{s3_root}/polar/predict/{DAY}")
-        assert Path(str(manifest["model"])).name == Path(final).name, choice
-    assert str(charted.outputs["output_dir"]).startswith(f"{s3_root}/polar/predict/{DAY}")
+        assert manifest["model_dir"] == final, choice
+    assert str(charted.outputs["out_dir"]).startswith(f"{s3_root}/polar/predict/{DAY}")
 
 
 def test_patches_on_s3_without_labels_name_the_stage_to_run(s3_root: str) -> None:  # noqa: F811

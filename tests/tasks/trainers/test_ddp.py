@@ -17,6 +17,15 @@ from tasks.trainers.crops import CropClassifier
 from tasks.trainers.ice import IceClassifier
 
 
+@pytest.fixture(autouse=True)
+def _free_master_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A free rendezvous port per test (an inherited MASTER_PORT may be taken: EADDRINUSE)."""
+    from tasks.net import free_port
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+
+
 def _validate(module: L.LightningModule, data: TensorDataset, devices: int) -> dict[str, float]:
     trainer = L.Trainer(accelerator="cpu", devices=devices,
                         strategy="ddp_spawn" if devices > 1 else "auto", logger=False,
