@@ -46,6 +46,11 @@ def _io(run_date: DateLike, inputs: Sequence[str] = (), outputs: Sequence[str] =
                    optional_inputs=tuple(map(unit, optional)), catalogue=catalogue)
 
 
+def _ingested(cfg: FoodSecurityConfig) -> list[str]:
+    """Return the ingest output unit, none for ``ingest.source: directory`` (read in place)."""
+    return [] if cfg.ingest.source == "directory" else ["ingest"]
+
+
 #: The value of the ``model`` param that trains every model of the comparison table.
 ALL_MODELS = "all"
 #: The ``model`` param's allowed values (the DAG's enum).
@@ -119,7 +124,7 @@ def ingest_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Generate (generator), locate (directory) or search + download (stac) the year's tiles."""
     from tasks.food_security.ingest import ingest_year
 
-    return StageResult.from_dict(run_staged(cfg, _io(run_date, outputs=["ingest"]),
+    return StageResult.from_dict(run_staged(cfg, _io(run_date, outputs=_ingested(cfg)),
                                             lambda c: ingest_year(c, run_date)),
                                  outputs=("output", "archive", "parcel_map", "directory"))
 
@@ -128,7 +133,7 @@ def harmonise_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Cloud-masked monthly median composites of every tile."""
     from tasks.food_security.harmonise import run_harmonise
 
-    io = _io(run_date, ["ingest"], ["harmonise"])
+    io = _io(run_date, _ingested(cfg), ["harmonise"])
     return StageResult.from_dict(run_staged(cfg, io, lambda c: run_harmonise(c, run_date)),
                                  outputs=("output",))
 
@@ -137,7 +142,7 @@ def labels_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
     """Rasterised parcel labels with reliable-label selection."""
     from tasks.food_security.labels import run_labels
 
-    io = _io(run_date, ["ingest", "harmonise"], ["labels"])
+    io = _io(run_date, [*_ingested(cfg), "harmonise"], ["labels"])
     return StageResult.from_dict(run_staged(cfg, io, lambda c: run_labels(c, run_date)),
                                  outputs=("output", "report"))
 

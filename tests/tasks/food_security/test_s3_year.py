@@ -129,3 +129,18 @@ def test_lucas_points_on_s3_are_read_from_a_local_copy(
     with pytest.raises(FileNotFoundError, match="no field instances under .*run the predict "
                                                 "stage"):
         lucas_stage(cfg, RUN_DATE)
+
+
+def test_directory_ingest_on_s3_publishes_nothing_and_is_not_an_input(
+    s3_root: str, tmp_path: Path  # noqa: F811
+) -> None:
+    """``ingest.source: directory`` reads the archive in place: no ingest output on S3."""
+    from tasks.config.common import validate_config
+
+    cfg = validate_config({"use_case": "food_security", "data_root": s3_root, "ingest": {
+        "source": "directory", "directory": str(tmp_path / "l2a"),
+        "parcel_map": str(tmp_path / "parcels.parquet")}})
+    result = stages.ingest_stage(cfg, RUN_DATE)
+    assert result["directory"] == str(tmp_path / "l2a")
+    assert not s3_filesystem().exists(f"{s3_root}/food_security/ingest")
+    assert stages._io(RUN_DATE, stages._ingested(cfg), ["harmonise"]).inputs == ()
