@@ -315,7 +315,9 @@ def _publish(
             "early_stopping_patience": train_cfg.early_stopping_patience,
             "seed": cfg.seed,
         },
-        "class_weights_phase1": run.class_weights,
+        # what phase 1 really used: None when it ran with the plain loss (or did not run)
+        "class_weights_phase1": (run.class_weights
+                                 if train_cfg.weighted and train_cfg.epochs_phase1 > 0 else None),
         "train_class_counts": info.class_counts,
         "dataset_version": info.dataset_version,
         "samples_dir": str(samples_dir),
