@@ -88,17 +88,19 @@ def test_embedded_reload_changes_only_the_difference(tmp_path, nt_lines):
 
 
 KILLED_RELOAD = """
-import sys
+import sys, time
 from pathlib import Path
 from tasks.linked_data.store import EmbeddedStore
-store = EmbeddedStore(Path(sys.argv[1]))
+store = EmbeddedStore(Path(sys.argv[1]), reload=sys.argv[3])
 print("open", flush=True)
 store.replace_graph("https://x.org/daily", Path(sys.argv[2]), "nt")
 print("done", flush=True)
+time.sleep(120)  # a fast machine may finish before the kill: the kill must still find it alive
 """
 
 
-def test_embedded_kill_9_during_reload_keeps_old_graph(tmp_path, nt_lines):
+@pytest.mark.parametrize("reload", ["diff", "auto"])
+def test_embedded_kill_9_during_reload_keeps_old_graph(tmp_path, nt_lines, reload):
     old, new = tmp_path / "old.nt", tmp_path / "new.nt"
     old.write_text("".join(nt_lines))
     with new.open("w") as fh:  # 100k triples, none shared with the old graph: a long diff
@@ -109,7 +111,7 @@ def test_embedded_kill_9_during_reload_keeps_old_graph(tmp_path, nt_lines):
     before = _dump(store, GRAPH)
     store.close()
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RELOAD, str(tmp_path / "store"), str(new)],
+        [sys.executable, "-c", KILLED_RELOAD, str(tmp_path / "store"), str(new), reload],
         stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert child.stdout is not None and child.stdout.readline().strip() == "open"
