@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tasks.linked_data.store import (
 )
 from tests.faults.conftest import REPO, snapshot
 from tests.tasks.linked_data.linked_data_samples import YEAR
+from tests.tasks.linked_data.store_readers import graph_sizes_seen
 
 GRAPH = "https://x.org/daily"
 
@@ -229,32 +229,15 @@ def test_http_failed_reload_update_keeps_old_graph(server, tmp_path, nt_lines):
 
 @pytest.mark.integration
 def test_http_reload_readers_see_old_or_new_never_a_mix(server, tmp_path, nt_lines):
-    import requests
 
     old, new = tmp_path / "old.nt", tmp_path / "new.nt"
     old.write_text("".join(nt_lines))
     new.write_text("".join(nt_lines[:5000]))
     http = _http(server)
     http.replace_graph(GRAPH, old, "nt")
-    seen: set[int] = set()
-    stop = threading.Event()
-
-    def poll() -> None:
-        query = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{GRAPH}> {{ ?s ?p ?o }} }}"
-        while not stop.is_set():
-            answer = requests.post(f"{server.url}/query", data={"query": query},
-                                   headers={"Accept": "application/sparql-results+json"},
-                                   timeout=30).json()
-            seen.add(int(answer["results"]["bindings"][0]["n"]["value"]))
-
-    reader = threading.Thread(target=poll)
-    reader.start()
-    try:
+    with graph_sizes_seen(server.url, GRAPH) as seen:
         assert http.replace_graph(GRAPH, new, "nt") == 5_000
         assert http.replace_graph(GRAPH, old, "nt") == 20_000
-    finally:
-        stop.set()
-        reader.join()
     assert seen <= {20_000, 5_000}
     http.close()
 

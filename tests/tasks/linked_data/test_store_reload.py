@@ -22,6 +22,7 @@ from tasks.linked_data.store import (
     StoreLockedError,
     rebuild_is_cheaper,
 )
+from tests.tasks.linked_data.store_readers import graph_sizes_seen
 
 REPO = Path(__file__).resolve().parents[3]
 GRAPH = "https://x.org/daily"
@@ -288,7 +289,6 @@ def test_kill_9_just_before_or_after_the_swap_leaves_one_whole_graph(
 
 @pytest.mark.integration
 def test_oxigraph_put_with_a_bad_body_keeps_the_old_graph_and_readers_see_no_mix(tmp_path):
-    import requests
 
     from tasks.config.linked_data import StoreConfig
     from tasks.linked_data.server import OxigraphServer
@@ -303,25 +303,9 @@ def test_oxigraph_put_with_a_bad_body_keeps_the_old_graph_and_readers_see_no_mix
         with pytest.raises(ValueError, match="answered 400"):
             http.put_graph(GRAPH, bad, "nt")  # 4,000 good lines, then a syntax error
         assert http.graph_size(GRAPH) == 6000
-        seen: set[int] = set()
-        stop = threading.Event()
-        query = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{GRAPH}> {{ ?s ?p ?o }} }}"
-
-        def poll() -> None:
-            while not stop.is_set():
-                answer = requests.post(f"{server.url}/query", data={"query": query},
-                                       headers={"Accept": "application/sparql-results+json"},
-                                       timeout=30).json()
-                seen.add(int(answer["results"]["bindings"][0]["n"]["value"]))
-
-        reader = threading.Thread(target=poll)
-        reader.start()
-        try:
+        with graph_sizes_seen(server.url, GRAPH) as seen:
             http.put_graph(GRAPH, new, "nt")
             http.put_graph(GRAPH, old, "nt")
-        finally:
-            stop.set()
-            reader.join()
         assert seen <= {6000, 4000} and seen
         assert http.graph_size(GRAPH) == 6000
         http.close()
