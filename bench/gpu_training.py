@@ -43,7 +43,7 @@ CROP_NETS = ("lstm", "tempcnn", "starrnn")
 
 
 class _StepClock(L.Callback):
-    """Wall time of the steps after the warm-up (CUDA synchronised)."""
+    """Wall time of the steps after the warm-up, to the end of the epoch (CUDA synchronised)."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -69,6 +69,9 @@ class _StepClock(L.Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         if batch_idx >= self.warmup:
             self.steps += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # one synchronisation after the last step (one per step would stall the launch queue)
         self._sync(pl_module)
         self.end = time.perf_counter()
 
