@@ -167,3 +167,30 @@ def publish(
     from tasks.polar.stages import publish_stage
 
     _echo(publish_stage(_cfg(config, set_), run_date or _today()))
+
+
+@app.command("evaluate-transfer")
+def evaluate_transfer(
+    train_day: Annotated[
+        list[str], typer.Option("--train-day", help="a training day A, YYYY-MM-DD (repeatable)")
+    ],
+    test_day: Annotated[
+        list[str], typer.Option("--test-day", help="a test day B, YYYY-MM-DD (repeatable)")
+    ],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    test_set: Annotated[
+        list[str] | None,
+        typer.Option("--test-set", help="override a config key for the test days only (another "
+                     "region: --test-set seed=7, --test-set ingest.aoi_bbox=[...]; repeatable)"),
+    ] = None,
+    model_dir: Annotated[
+        str | None, typer.Option("--model-dir", help="evaluate this model instead of training one")
+    ] = None,
+) -> None:
+    """Train on days A, chart days B (or another region) and score it against B's truth."""
+    from tasks.config.options import parse_overrides
+    from tasks.polar.generalisation import evaluate_transfer as run
+
+    _echo(run(_cfg(config, set_), train_day, test_day, test_overrides=parse_overrides(test_set),
+              model_dir=Path(model_dir) if model_dir else None))

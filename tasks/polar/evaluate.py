@@ -136,8 +136,9 @@ def evaluate_model(
     batch_size: int = 512,
     tile: int | None = None,
     cfg: PolarConfig | None = None,
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a model folder and write ``{model_dir}/evaluation/`` atomically.
+    """Evaluate a model folder and write ``{model_dir}/evaluation/`` (or ``out_dir``) atomically.
 
     Args:
         model_dir: model folder of :func:`tasks.polar.train.train_model`.
@@ -148,6 +149,8 @@ def evaluate_model(
         batch_size: patches per forward pass.
         tile: tile edge in pixels for dense evaluation (default ``cfg.predict.tile`` or 1024).
         cfg: the polar config, for defaults (optional).
+        out_dir: folder for the results instead of ``{model_dir}/evaluation`` (e.g. an
+            evaluation on other days, :mod:`tasks.polar.generalisation`); replaced atomically.
 
     Returns:
         ``{"evaluation_dir", "metrics", "confusion_matrix", "png"}``; ``metrics`` holds
@@ -168,7 +171,7 @@ def evaluate_model(
     if confusion.sum() == 0:
         raise ValueError(f"no labelled samples to evaluate {model.model_dir} on ({source})")
     metrics = metrics_from_confusion(confusion, names)
-    final = model.model_dir / "evaluation"
+    final = Path(out_dir) if out_dir is not None else model.model_dir / "evaluation"
     with atomic_dir(final) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(
             {**metrics, **source, "model": model.meta["name"], "code_version": code_version()},
