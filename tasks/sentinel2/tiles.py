@@ -78,3 +78,54 @@ def synthetic_tile_grid(tile: str, size_px: int) -> TileGrid:
     top = (5_200_000.0 if north else 9_000_000.0) + 50_000.0 * (row % 4) + size_px * PIXEL_SIZE_M
     transform = Affine(PIXEL_SIZE_M, 0.0, left, 0.0, -PIXEL_SIZE_M, top)
     return TileGrid(tile=tile, epsg=epsg, transform=transform, width=size_px, height=size_px)
+
+
+#: The paper's crop setting (Table IV): 15 Sentinel-2 tiles over Austria, 13 for training, one for
+#: validation, T33UVP for testing. Real MGRS ids: zone 32 covers Vorarlberg / Tyrol (32TNT,
+#: 32TPT, 32TQT, 32UPU, 32UQU), zone 33 the rest (33TUM ... 33UXQ). Their generated areas do not
+#: overlap (distinct column / row letters mod 8 / mod 4 within each zone, see the module docstring).
+PAPER_TILES: tuple[str, ...] = (
+    "32TNT", "32TPT", "32TQT", "32UPU", "32UQU",
+    "33TUM", "33TUN", "33TVN", "33TWN", "33UUP", "33UWP", "33UXP", "33UWQ", "33UXQ",
+    "33UVP",
+)
+PAPER_TEST_TILE = "33UVP"
+PAPER_VAL_TILE = "33UWQ"
+
+
+def paper_tiles(size_px: int, parcels_per_256px: int = 120) -> dict[str, object]:
+    """Config overrides for the paper's 15-tile crop setting at ``size_px`` px per tile.
+
+    Returns ``{"ingest.generator.size_px", "ingest.generator.tiles", "samples.split",
+    "evaluate.tile", "predict.tile"}`` for :func:`tasks.config.common.load_config`: the 15
+    :data:`PAPER_TILES`, split 13 / 1 / 1 (validation :data:`PAPER_VAL_TILE`, test
+    :data:`PAPER_TEST_TILE`, which no other split sees). Parcels scale with the tile area (the
+    default config's 120 parcels per 256 px tile, ~4.6 ha each); revisits alternate 5 / 3 days
+    (orbit overlaps) and every third tile has one fully clouded month, as in the default config.
+    Class imbalance comes from the generator's crop shares (``crop_shares.csv``).
+
+    Raises:
+        ValueError: ``size_px`` outside 32..4096 or odd, or ``parcels_per_256px`` < 1.
+
+    """
+    if not 32 <= size_px <= 4096 or size_px % 2:
+        raise ValueError(f"size_px must be an even number of pixels in 32..4096, got {size_px}")
+    if parcels_per_256px < 1:
+        raise ValueError(f"parcels_per_256px must be >= 1, got {parcels_per_256px}")
+    parcels = max(1, round(parcels_per_256px * (size_px / 256) ** 2))
+    tiles: list[dict[str, object]] = []
+    for k, tile in enumerate(PAPER_TILES):
+        entry: dict[str, object] = {"id": tile, "revisit_days": 3 if k % 2 else 5,
+                                    "parcels": parcels}
+        if k % 3 == 2:
+            entry["clouded_months"] = [(k * 5) % 12 + 1]
+        tiles.append(entry)
+    train = [t for t in PAPER_TILES if t not in (PAPER_VAL_TILE, PAPER_TEST_TILE)]
+    return {
+        "ingest.generator.size_px": size_px,
+        "ingest.generator.tiles": tiles,
+        "samples.split": {"train_tiles": train, "val_tiles": [PAPER_VAL_TILE],
+                          "test_tiles": [PAPER_TEST_TILE]},
+        "evaluate.tile": PAPER_TEST_TILE,
+        "predict.tile": PAPER_TEST_TILE,
+    }
