@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # A CPU wheel of torch lies in /opt/wheels on the project's machines; elsewhere pip finds it on PyPI.
 PIP_FLAGS ?= --find-links /opt/wheels
 
-.PHONY: setup browser demo test test-slow lint bench bench-quick bench-run compose-config clean mutation
+.PHONY: setup browser demo test test-slow lint bench bench-quick bench-run compose-config clean mutation paper-tables
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,15 @@ bench-run:
 	done; \
 	echo "== benchmarks took $$(( $$(date +%s) - start )) s; load average: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	if [ -n "$$failed" ]; then echo "== crashed:$$failed"; exit 1; fi
+
+# The paper's Table III (ice: 4 networks x binary / five-class x 3 seeds, full width, day-B and
+# other-region accuracy) and Table IV (crops: 15 tiles, T33UVP test) at the scripted full setting.
+# Meant for a GPU machine (training uses one when present: accelerator auto); hours on a CPU.
+# Writes bench/results/polar_models_full.json, bench/results/model_quality/full/*.png and
+# bench/out/food_security_models_full/table_iv.md (+ .json).
+paper-tables: setup
+	$(BIN)/python bench/polar_models.py --full
+	$(BIN)/python bench/food_security_models.py --full
 
 # Mutation testing of the core science modules (mutmut, one module at a time in a temporary copy);
 # slow, not part of `make test`. MUTATION_ARGS="--module tasks/storage.py" picks modules.

@@ -1,18 +1,38 @@
-"""Table-III-style model quality on generated Sentinel-1 EW data (validation accuracy, water/ice).
+"""Table III on generated Sentinel-1 EW data: four networks, binary and five-class, N seeds.
 
 Data: the project's SAFE generator (tasks.sentinel1.generator) through the real pipeline stages
-(ingest -> harmonise -> labels -> patches) for --days days with --scenes scenes each; the patch
-training set holds 32 and 20 px patches balanced over the five classes. Each model is trained on
-the binary (water / ice) scheme with the same seed; validation accuracy is on the model's seeded,
-stratified validation split (and written with its confusion matrix to ``evaluation/``).
-VGG variants run at --vgg-width of the published channel widths to fit the 2-core CPU budget.
+(ingest -> harmonise -> labels -> patches) for --days training days A with --scenes scenes each;
+the patch training set holds 32 and 20 px patches balanced over the five classes. For every seed
+and class scheme (binary water / ice and five classes) the paper's networks are trained: ad-hoc
+CNN, VGG-16, VGG-16 transfer and modified VGG-16 at 32 px, and the modified VGG-16 also at 20 px
+(the paper's Table III). VGG-16 transfer starts from ``--imagenet-weights`` (a torchvision VGG-16
+state dict) when given, else from the same seed's VGG-16 trained on the other class scheme (the
+project's fallback, here without training that VGG-16 twice).
 
-Headline ratio: the best VGG variant's / the ad-hoc CNN's validation accuracy (the small CNN is
-the baseline; no goal, measured). ``--quick``: one 400 px scene, one epoch, the ad-hoc CNN and
-VGG-16 modified (32 px) only, in its own output folder (a smoke run, not a quality figure).
+Each model is scored three ways: validation accuracy on its seeded block split of the patches,
+and pixel by pixel (``tasks.polar.generalisation``) on the scenes of a later day B (temporal
+generalisation) and of another generated region (other seed and area, ``--region-bbox``) against
+their truth rasters. Rows per run, and mean +- sample SD (min..max) over seeds, go to the JSON and
+the console (``bench/results/polar_models[_full|_cpu_table].json``); learning curves and
+confusion matrices of the first seed are copied to
+``bench/results/model_quality/[full/|cpu_table/]`` (not for --quick).
 
-    .venv/bin/python bench/polar_models.py [--size 2000] [--days 2] [--scenes 2] [--epochs 5]
-        [--max-per-class 500] [--quick]
+Presets (explicit flags override them):
+  (none)       the CPU-sized run reported in bench/RESULTS.md (1,200 px scenes, 2 days x 1 scene,
+               100 patches per class, 2 epochs, 2 seeds)
+  --cpu-table  the issue's CPU variant: 2,000 px scenes, 2 days x 2 scenes, 300 per class,
+               5 epochs, 3 seeds (estimated <= 3 h on 2 idle cores)
+  --full       the GPU grid for `make paper-tables`: 4,000 px scenes, 4 days x 2 scenes, 5,000 per
+               class, 30 epochs (early stopping patience 5), 3 seeds, batch 256
+  --quick      smoke run: one 400 px scene, 1 epoch, binary, ad-hoc CNN + modified VGG-16 32 px at
+               1/4 width, one seed, day B only (its own output folder; not a quality figure)
+
+Headline ratio: the best VGG variant's / the ad-hoc CNN's mean binary validation accuracy (no goal,
+measured). ``--resume`` keeps the runs already in ``runs.jsonl`` of the output folder.
+
+    .venv/bin/python bench/polar_models.py [--cpu-table | --full | --quick] [--seeds 2]
+        [--epochs 2] [--size 1200] [--days 2] [--scenes 1] [--max-per-class 100]
+        [--vgg-width 1] [--imagenet-weights vgg16.pth] [--resume]
 """
 
 from __future__ import annotations
@@ -22,103 +42,300 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "polar_models"
+PNG_DIR = REPO / "bench" / "results" / "model_quality"
 sys.path.insert(0, str(REPO / "bench"))
 
 from common import add_quick_flag, report  # noqa: E402
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"size": 1200, "days": 2, "scenes": 1, "epochs": 2, "seeds": 2,
+                "max_per_class": 100, "vgg_width": 1.0, "patience": 3, "batch_size": 64},
+    "cpu_table": {"size": 2000, "days": 2, "scenes": 2, "epochs": 5, "seeds": 3,
+                  "max_per_class": 300, "vgg_width": 1.0, "patience": 3, "batch_size": 64},
+    "full": {"size": 4000, "days": 4, "scenes": 2, "epochs": 30, "seeds": 3,
+             "max_per_class": 5000, "vgg_width": 1.0, "patience": 5, "batch_size": 256},
+    "quick": {"size": 400, "days": 1, "scenes": 1, "epochs": 1, "seeds": 1,
+              "max_per_class": 50, "vgg_width": 0.25, "patience": 1, "batch_size": 64},
+}
+#: (model, patch px): the paper's Table III rows.
+RUNS = [("adhoc_cnn", 32), ("vgg16", 32), ("vgg16_transfer", 32), ("vgg16_modified", 32),
+        ("vgg16_modified", 20)]
+SCHEMES = ("binary", "five_class")
+FIRST_DAY = dt.date(2026, 1, 10)
 
-def main() -> None:
+
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--scenes", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--max-per-class", type=int, default=500)
-    parser.add_argument("--vgg-width", type=float, default=0.25)
-    parser.add_argument("--threads", type=int, default=2)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the GPU grid (make paper-tables)")
+    group.add_argument("--cpu-table", action="store_true", help="the issue's 3-seed CPU variant")
+    for name in ("size", "days", "scenes", "epochs", "seeds", "max_per_class", "patience",
+                 "batch_size"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+    parser.add_argument("--vgg-width", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default 2; --full: all cores)")
+    parser.add_argument("--imagenet-weights", default=None,
+                        help="torchvision VGG-16 state dict for vgg16_transfer (else: the other "
+                        "scheme's VGG-16 of the same seed)")
+    parser.add_argument("--region-bbox", type=float, nargs=4, default=[-150.0, 72.0, -130.0, 77.0],
+                        help="lon_min lat_min lon_max lat_max of the other region (default: "
+                        "Beaufort Sea; training scenes are drawn in the Fram Strait / Barents Sea)")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs of runs.jsonl")
+    parser.add_argument("--out", type=Path, default=None)
     add_quick_flag(parser)
     args = parser.parse_args()
-    global OUT
-    if args.quick:
-        OUT = OUT.with_name("polar_models_quick")
-        args.size, args.days, args.scenes, args.epochs, args.max_per_class = 400, 1, 1, 1, 50
-    import torch
+    preset = ("quick" if args.quick else "full" if args.full else
+              "cpu_table" if args.cpu_table else "default")
+    for key, value in PRESETS[preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.preset = preset
+    if args.threads is None:
+        args.threads = (os.cpu_count() or 2) if args.full else 2
+    if args.out is None:
+        args.out = OUT.with_name(f"polar_models_{preset}") if preset != "default" else OUT
+    return args
 
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("EEFLOW_HOME", str(OUT))
-    from tasks.config.polar import PolarConfig
-    from tasks.polar import stages
-    from tasks.polar.evaluate import evaluate_model
-    from tasks.polar.patches import run_patches
-    from tasks.polar.train import train_model
 
-    shutil.rmtree(OUT / "data" / "polar" / "models", ignore_errors=True)
-    base = {
-        "data_root": str(OUT / "data"), "dask": {"cluster": "local", "n_workers": 2},
+def _base(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "data_root": str(args.out / "data"), "seed": 42,
+        "dask": {"cluster": "local", "n_workers": 2},
         "ingest": {"generator": {"lines": args.size, "samples": args.size,
                                  "scenes_per_day": args.scenes}},
         "patches": {"sizes": [32, 20], "stride": 16, "min_purity": 0.85,
                     "max_per_class": args.max_per_class,
                     "class_scheme": "five_class", "dataset_version": "bench"},
-        "train": {"class_scheme": "binary", "epochs": args.epochs, "early_stopping_patience": 3,
-                  "accelerator": "auto", "batch_size": 64},
+        "train": {"epochs": args.epochs, "early_stopping_patience": args.patience,
+                  "accelerator": "auto", "batch_size": args.batch_size},
     }
-    cfg = PolarConfig.model_validate(base)
-    scenes, labels = [], []
-    t0 = time.perf_counter()
-    for day_index in range(args.days):
-        day = (dt.date(2026, 1, 10) + dt.timedelta(days=day_index)).isoformat()
-        if not list((OUT / "data" / "polar" / "labels" / day).glob("*.zarr")):
-            for stage in ("ingest_stage", "harmonise_stage", "labels_stage"):
-                getattr(stages, stage)(cfg, day)
-        scenes += sorted((OUT / "data" / "polar" / "harmonise" / day).glob("*.zarr"))
-        labels += sorted((OUT / "data" / "polar" / "labels" / day).glob("*.zarr"))
-    data = run_patches(cfg, scenes, labels)
-    print(f"data: {len(scenes)} scenes, patches {data['n_patches']} in "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
-    runs = [
-        ("adhoc_cnn", 32, {"augment": False}),
-        ("vgg16", 32, {"augment": True, "width_multiplier": args.vgg_width}),
-        ("vgg16_transfer", 32, {"augment": True, "width_multiplier": args.vgg_width}),
-        ("vgg16_modified", 32, {"augment": True, "width_multiplier": args.vgg_width}),
-        ("vgg16_modified", 20, {"augment": True, "width_multiplier": args.vgg_width}),
-    ]
-    if args.quick:
-        runs = [runs[0], runs[3]]
-    rows = []
-    for model, size, extra in runs:
-        run_cfg = PolarConfig.model_validate(
-            {**base, "train": {**base["train"], "model": model, "patch_size": size, **extra}})
+
+
+def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every run in order: per seed the two VGG-16s first (transfer starts from them)."""
+    runs = RUNS if not args.quick else [RUNS[0], RUNS[3]]
+    schemes = SCHEMES if not args.quick else ("binary",)
+    plan = []
+    for seed in range(args.seeds):
+        ordered = [(s, m, p) for m, p in runs if m == "vgg16" for s in schemes]
+        ordered += [(s, m, p) for s in schemes for m, p in runs if m != "vgg16"]
+        for scheme, model, patch in ordered:
+            plan.append({"seed": 42 + seed, "scheme": scheme, "model": model, "patch": patch})
+    return plan
+
+
+def _train_one(args: argparse.Namespace, base: dict[str, Any], run: dict[str, Any],
+               datasets: dict[int, str], done: list[dict[str, Any]]) -> dict[str, Any]:
+    from tasks.config.polar import PolarConfig
+    from tasks.polar.evaluate import evaluate_model
+    from tasks.polar.train import train_model
+
+    model, size, scheme = run["model"], run["patch"], run["scheme"]
+    train: dict[str, Any] = {**base["train"], "model": model, "patch_size": size,
+                             "class_scheme": scheme, "augment": model != "adhoc_cnn"}
+    if model != "adhoc_cnn":
+        train["width_multiplier"] = args.vgg_width
+    if model == "vgg16_transfer":
+        if args.imagenet_weights:
+            train["imagenet_weights"] = args.imagenet_weights
+        else:
+            other = next((r for r in done if r["model"] == "vgg16" and r["seed"] == run["seed"]
+                          and r["scheme"] != scheme), None)
+            if other is not None:
+                train["pretrained_checkpoint"] = other["model_dir"]
+    cfg = PolarConfig.model_validate({**base, "seed": run["seed"], "train": train})
+    t = time.perf_counter()
+    result = train_model(cfg, Path(datasets[size]))
+    seconds = time.perf_counter() - t
+    model_dir = Path(result["model_dir"])
+    val = evaluate_model(model_dir, Path(datasets[size]), cfg=cfg)["metrics"]
+    return {**run, "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
+            "n_val": val["n_samples"], "epochs": result["epochs"]["train"],
+            "train_s": round(seconds, 1), "width": train.get("width_multiplier", 1.0),
+            "start": train.get("imagenet_weights") or train.get("pretrained_checkpoint"),
+            "model_dir": str(model_dir), "cfg": cfg}
+
+
+def _transfer(args: argparse.Namespace, row: dict[str, Any], train_days: list[str],
+              test_day: str) -> None:
+    from tasks.polar.generalisation import evaluate_transfer
+
+    cfg = row.pop("cfg")
+    model_dir = Path(row["model_dir"])
+    tests: list[tuple[str, dict[str, Any]]] = [("day_b", {})]
+    if not args.quick:
+        tests.append(("region", {"seed": 4242, "ingest.aoi_bbox": list(args.region_bbox)}))
+    for key, overrides in tests:
         t = time.perf_counter()
-        result = train_model(run_cfg, Path(data["datasets"][size]))
-        seconds = time.perf_counter() - t
-        evaluation = evaluate_model(Path(result["model_dir"]), Path(data["datasets"][size]))
-        rows.append({"model": model, "patch": size, "val_acc": result["metrics"]["val_acc"],
-                     "macro_f1": evaluation["metrics"]["macro_f1"],
-                     "epochs": result["epochs"]["train"], "seconds": round(seconds, 0),
-                     "width": extra.get("width_multiplier", 1.0),
-                     "n_val": evaluation["metrics"]["n_samples"],
-                     "model_dir": result["model_dir"]})
-        print(json.dumps(rows[-1]), flush=True)
-    print("| model | patch (px) | validation accuracy | macro F1 | epochs | train s | width |")
-    print("|---|---|---|---|---|---|---|")
+        result = evaluate_transfer(cfg, train_days, [test_day], test_overrides=overrides,
+                                   model_dir=model_dir, name=key)
+        row[f"{key}_acc"] = result["test"]["accuracy"]
+        row[f"{key}_macro_f1"] = result["test"]["macro_f1"]
+        row[f"{key}_f1"] = result["test"]["f1"]
+        row[f"{key}_n"] = result["test"]["n_samples"]
+        row[f"{key}_s"] = round(time.perf_counter() - t, 1)
+
+
+def _spread(values: list[float]) -> dict[str, float | int]:
+    return {"mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for scheme in SCHEMES:
+        for model, patch in RUNS:
+            mine = [r for r in rows if (r["scheme"], r["model"], r["patch"]) ==
+                    (scheme, model, patch)]
+            if not mine:
+                continue
+            entry: dict[str, Any] = {"scheme": scheme, "model": model, "patch": patch,
+                                     "seeds": [r["seed"] for r in mine]}
+            for key in ("val_acc", "val_macro_f1", "day_b_acc", "region_acc", "train_s"):
+                values = [r[key] for r in mine if r.get(key) is not None]
+                if values:
+                    entry[key] = _spread(values)
+            out.append(entry)
+    return out
+
+
+def _ordering(summary: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Whether mean ``key`` orders modified VGG-16 (32 px) > VGG-16 > ad-hoc CNN, per scheme."""
+    verdict = {}
+    for scheme in SCHEMES:
+        means = {(e["model"], e["patch"]): e[key]["mean"] for e in summary
+                 if e["scheme"] == scheme and key in e}
+        need = [("vgg16_modified", 32), ("vgg16", 32), ("adhoc_cnn", 32)]
+        if all(n in means for n in need):
+            a, b, c = (means[n] for n in need)
+            verdict[scheme] = {"holds": a > b > c, "modified": a, "vgg16": b, "adhoc": c}
+    return verdict
+
+
+def _pct(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    if s["n"] == 1:
+        return f"{s['mean']:.1%}"
+    return f"{s['mean']:.1%} +- {s['sd']:.1%} ({s['min']:.1%}..{s['max']:.1%})"
+
+
+def _print_table(summary: list[dict[str, Any]]) -> None:
+    print("| scheme | model | patch | validation acc | day B acc | other region acc | "
+          "val macro F1 | train s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for e in summary:
+        f1 = e["val_macro_f1"]["mean"] if "val_macro_f1" in e else float("nan")
+        print(f"| {e['scheme']} | {e['model']} | {e['patch']} | {_pct(e.get('val_acc'))} | "
+              f"{_pct(e.get('day_b_acc'))} | {_pct(e.get('region_acc'))} | "
+              f"{f1:.3f} | {e['train_s']['mean']:.0f} |")
+
+
+def _copy_pngs(rows: list[dict[str, Any]], preset: str) -> list[str]:
+    """Learning curve and confusion matrices (validation, day B, region) of each first-seed run."""
+    folder = PNG_DIR if preset == "default" else PNG_DIR / preset
+    folder.mkdir(parents=True, exist_ok=True)
+    first = min(r["seed"] for r in rows)
+    copied = []
     for r in rows:
-        print(f"| {r['model']} | {r['patch']} | {r['val_acc']:.2%} | {r['macro_f1']:.3f} | "
-              f"{r['epochs']} | {r['seconds']:.0f} | {r['width']} |")
-    (OUT / "result.json").write_text(json.dumps({"patches": data["n_patches"], "rows": rows},
-                                                indent=1))
-    adhoc = next(r["val_acc"] for r in rows if r["model"] == "adhoc_cnn")
-    best_vgg = max(r["val_acc"] for r in rows if r["model"] != "adhoc_cnn")
-    report("polar_models", best_vgg / adhoc if adhoc else None,
+        if r["seed"] != first:
+            continue
+        stem = f"polar_{r['scheme']}_{r['model']}_{r['patch']}"
+        model_dir = Path(r["model_dir"])
+        for src, suffix in ((model_dir / "learning_curve.png", "learning_curve"),
+                            (model_dir / "evaluation" / "confusion_matrix.png", "confusion_val"),
+                            (model_dir / "transfer" / "day_b" / "confusion_matrix.png",
+                             "confusion_day_b"),
+                            (model_dir / "transfer" / "region" / "confusion_matrix.png",
+                             "confusion_region")):
+            if src.exists():
+                dst = folder / f"{stem}_{suffix}.png"
+                shutil.copyfile(src, dst)
+                copied.append(str(dst.relative_to(REPO)))
+    return copied
+
+
+def _prepare(args: argparse.Namespace, base: dict[str, Any]) -> tuple[dict[int, str],
+                                                                        list[str], str, float]:
+    from tasks.config.polar import PolarConfig
+    from tasks.polar.generalisation import prepare_days
+    from tasks.polar.patches import run_patches
+
+    cfg = PolarConfig.model_validate(base)
+    train_days = [(FIRST_DAY + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
+    test_day = (FIRST_DAY + dt.timedelta(days=args.days + 2)).isoformat()
+    t0 = time.perf_counter()
+    scenes, labels = prepare_days(cfg, train_days)
+    manifest = args.out / "data" / "polar" / "patches" / "bench" / "manifest.json"
+    if args.resume and manifest.exists():
+        data = json.loads(manifest.read_text())
+        datasets = {int(s): str(manifest.parent / f"patches_{s}.zarr") for s in (32, 20)}
+        n_patches = data.get("n_patches")
+    else:
+        data = run_patches(cfg, scenes, labels)
+        datasets = {int(k): str(v) for k, v in data["datasets"].items()}
+        n_patches = data["n_patches"]
+    print(f"data: {len(scenes)} training scenes, patches {n_patches} in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return datasets, train_days, test_day, time.perf_counter() - t0
+
+
+def main() -> None:
+    args = _args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("EEFLOW_HOME", str(args.out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "runs.jsonl"
+    if not args.resume:
+        shutil.rmtree(args.out / "data" / "polar" / "models", ignore_errors=True)
+        log.unlink(missing_ok=True)
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    base = _base(args)
+    datasets, train_days, test_day, data_s = _prepare(args, base)
+    started = time.perf_counter()
+    for run in _plan(args):
+        if any(all(r[k] == run[k] for k in run) for r in rows):
+            continue
+        row = _train_one(args, base, run, datasets, rows)
+        _transfer(args, row, train_days, test_day)
+        rows.append(row)
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if not k.endswith("_f1")}), flush=True)
+    summary = _summary(rows)
+    _print_table(summary)
+    ordering = {key: _ordering(summary, key) for key in ("val_acc", "day_b_acc", "region_acc")}
+    print("ordering modified VGG-16 > VGG-16 > ad-hoc CNN:", json.dumps(ordering), flush=True)
+    pngs = [] if args.quick else _copy_pngs(rows, args.preset)
+    binary = {(e["model"], e["patch"]): e["val_acc"]["mean"] for e in summary
+              if e["scheme"] == "binary"}
+    adhoc = binary.get(("adhoc_cnn", 32))
+    best_vgg = max((v for k, v in binary.items() if k[0] != "adhoc_cnn"), default=None)
+    settings = {k: getattr(args, k) for k in ("preset", "size", "days", "scenes", "epochs",
+                                               "seeds", "max_per_class", "vgg_width", "patience",
+                                               "batch_size", "threads", "region_bbox",
+                                               "imagenet_weights")}
+    name = "polar_models" if args.preset in ("default", "quick") else f"polar_models_{args.preset}"
+    report(name, best_vgg / adhoc if adhoc and best_vgg else None,
            "none (measured: model quality)", None,
-           {"patches": data["n_patches"], "rows": rows, "size": args.size, "days": args.days},
-           baseline="the ad-hoc CNN (validation accuracy, same data and seed)", quick=args.quick)
+           {"settings": settings, "train_days": train_days, "test_day": test_day,
+            "data_s": round(data_s, 1), "runs_s": round(time.perf_counter() - started, 1),
+            "summary": summary, "ordering": ordering, "rows": rows, "pngs": pngs,
+            "accelerator": "cuda" if torch.cuda.is_available() else "cpu"},
+           baseline="the ad-hoc CNN (mean binary validation accuracy, same data and seeds)",
+           quick=args.quick)
 
 
 if __name__ == "__main__":
