@@ -86,6 +86,100 @@ SATELLITE_HEIGHT_M = 693_000.0
 POLARISATIONS = ("HH", "HV")
 
 
+#: CMOD5.n coefficients c1..c28 (Hersbach 2010, ECMWF Tech. Memo. 615, equivalent neutral wind)
+CMOD5N_COEFFICIENTS = (
+    -0.6878, -0.7957, 0.3380, -0.1728, 0.0000, 0.0040, 0.1103, 0.0159, 6.7329, 2.7713,
+    -2.2885, 0.4971, -0.7250, 0.0450, 0.0066, 0.3222, 0.0120, 22.7000, 2.0813, 3.0000,
+    8.3659, -3.3428, 1.3236, 6.2437, 2.3893, 0.3249, 4.1590, 1.6930,
+)
+#: co-polarisation ratio VV/HH = (1 + 2 tan^2)^2 / (1 + alpha tan^2)^2 (Thompson et al. 1998)
+COPOL_RATIO_ALPHA = 0.6
+#: cross-pol ocean backscatter (dB) = slope * U10 + offset (Vachon & Wolfe 2011, RADARSAT-2;
+#: independent of incidence and wind direction)
+CROSSPOL_DB_PER_MS = 0.580
+CROSSPOL_OFFSET_DB = -35.652
+#: Weibull scale (m/s) and shape of the scene-mean 10 m wind over open Arctic water (mean about
+#: 7 m/s; a typical range, not fitted to a climatology)
+WIND_WEIBULL_SCALE_MS = 8.0
+WIND_WEIBULL_SHAPE = 2.0
+#: Arctic melt season (months) used when ``melt`` is not given: wet snow on the ice
+MELT_MONTHS_NORTH = (6, 7, 8)
+MELT_MONTHS_SOUTH = (12, 1, 2)
+#: half-power width of the EW GRDM impulse response in pixels: about 93 x 87 m resolution at
+#: 40 m spacing (Sentinel-1 product specification), a Gaussian of sigma ~1 pixel
+PSF_SIGMA_PX = 1.0
+PSF_HALO = 3
+
+
+def cmod5n_vv(
+    wind_speed: np.ndarray, wind_direction_deg: np.ndarray, incidence_deg: np.ndarray
+) -> np.ndarray:
+    """C-band VV sigma0 (linear) of the sea surface by CMOD5.n.
+
+    Args:
+        wind_speed: 10 m wind speed (m/s, >= 0).
+        wind_direction_deg: wind direction relative to the radar look direction (0 = upwind).
+        incidence_deg: incidence angle (degrees, valid about 18-58).
+
+    Returns:
+        sigma0 VV (linear, float32) of the broadcast shape.
+
+    """
+    c = (0.0, *CMOD5N_COEFFICIENTS)  # c[1]..c[28] as in the publication
+    v = np.maximum(np.asarray(wind_speed, dtype=np.float32), 0.05)
+    x = (np.asarray(incidence_deg, dtype=np.float32) - 40.0) / 25.0
+    xx = x * x
+    a0 = c[1] + c[2] * x + c[3] * xx + c[4] * x * xx
+    a1 = c[5] + c[6] * x
+    a2 = c[7] + c[8] * x
+    gamma = c[9] + c[10] * x + c[11] * xx
+    s0 = c[12] + c[13] * x
+    s = a2 * v
+    a3 = 1.0 / (1.0 + np.exp(-np.maximum(s, s0)))
+    a3 = np.where(s < s0, a3 * (s / s0) ** (s0 * (1.0 - a3)), a3)
+    b0 = a3**gamma * 10.0 ** (a0 + a1 * v)
+    b1 = c[15] * v * (0.5 + x - np.tanh(4.0 * (x + c[16] + c[17] * v)))
+    b1 = (c[14] * (1.0 + x) - b1) / (np.exp(0.34 * (v - c[18])) + 1.0)
+    v0 = c[21] + c[22] * x + c[23] * xx
+    d1 = c[24] + c[25] * x + c[26] * xx
+    d2 = c[27] + c[28] * x
+    y0, pn = c[19], c[20]
+    a = y0 - (y0 - 1.0) / pn
+    b = 1.0 / (pn * (y0 - 1.0) ** (pn - 1.0))
+    v2 = v / v0 + 1.0
+    v2 = np.where(v2 < y0, a + b * np.maximum(v2 - 1.0, 0.0) ** pn, v2)
+    b2 = (-d1 + d2 * v2) * np.exp(-v2)
+    cos_phi = np.cos(np.radians(np.asarray(wind_direction_deg, dtype=np.float32)))
+    harmonics = np.maximum(1.0 + b1 * cos_phi + b2 * (2.0 * cos_phi * cos_phi - 1.0), 1e-6)
+    return np.asarray(b0 * harmonics**1.6, dtype=np.float32)
+
+
+def water_sigma0_db(
+    pol: str, wind_speed: np.ndarray, wind_direction_deg: np.ndarray, incidence_deg: np.ndarray
+) -> np.ndarray:
+    """Open-water sigma0 (dB) for ``HH`` or ``HV`` from the wind (no speckle, no noise).
+
+    HH is CMOD5.n VV divided by the co-polarisation ratio of Thompson et al. (1998, alpha 0.6);
+    HV is the incidence- and direction-independent cross-pol relation of Vachon & Wolfe (2011).
+    Wind speed in m/s, angles in degrees; see :func:`cmod5n_vv`.
+    """
+    if pol == "HV":
+        speed = np.asarray(wind_speed, dtype=np.float32)
+        return (CROSSPOL_DB_PER_MS * speed + CROSSPOL_OFFSET_DB).astype(np.float32)
+    if pol != "HH":
+        raise ValueError(f"water_sigma0_db: polarisation {pol!r} not modelled; use 'HH' or 'HV'")
+    tan2 = np.tan(np.radians(np.asarray(incidence_deg, dtype=np.float32))) ** 2
+    ratio = (1.0 + 2.0 * tan2) ** 2 / (1.0 + COPOL_RATIO_ALPHA * tan2) ** 2
+    vv = cmod5n_vv(wind_speed, wind_direction_deg, incidence_deg)
+    return (10.0 * np.log10(vv / ratio)).astype(np.float32)
+
+
+def is_melt_season(start_time: dt.datetime, latitude: float) -> bool:
+    """Return whether ``start_time`` is in the melt season (June-August north, Dec-Feb south)."""
+    months = MELT_MONTHS_NORTH if latitude >= 0 else MELT_MONTHS_SOUTH
+    return start_time.month in months
+
+
 @dataclass(frozen=True)
 class SurfaceBackscatter:
     """Backscatter model of one surface type (row of ``sea_ice_backscatter.csv``)."""
@@ -98,6 +192,17 @@ class SurfaceBackscatter:
     hv_slope_db_per_deg: float
     floe_std_db: float
     texture_std_db: float
+    hh_db_35_melt: float
+    hv_db_35_melt: float
+
+    def db_35(self, pol: str, melt: bool) -> float:
+        """sigma0 (dB) at 35 deg of ``pol`` (``HH`` / ``HV``), melt-season value if ``melt``."""
+        p = pol.lower()
+        return float(getattr(self, f"{p}_db_35_melt" if melt else f"{p}_db_35"))
+
+    def slope(self, pol: str) -> float:
+        """Incidence slope (dB per degree) of ``pol``."""
+        return float(getattr(self, f"{pol.lower()}_slope_db_per_deg"))
 
 
 @cache
@@ -116,6 +221,8 @@ def surface_backscatter() -> dict[str, SurfaceBackscatter]:
             hv_slope_db_per_deg=float(r["hv_slope_db_per_deg"]),
             floe_std_db=float(r["floe_std_db"]),
             texture_std_db=float(r["texture_std_db"]),
+            hh_db_35_melt=float(r["hh_db_35_melt"]),
+            hv_db_35_melt=float(r["hv_db_35_melt"]),
         )
         for r in rows
     }
@@ -137,6 +244,8 @@ class GeneratedScene:
         class_fractions: share of image pixels per class name (``land`` included).
         grid_shape: ``(height, width)`` of the map grid.
         geometry: the swath geometry (true position of every image pixel).
+        conditions: ``melt``, scene-mean ``wind_speed_ms``, ``wind_direction_deg`` (relative to
+            the look direction) and ``difficulty``.
 
     """
 
@@ -153,6 +262,7 @@ class GeneratedScene:
     class_fractions: dict[str, float] = field(default_factory=dict)
     grid_shape: tuple[int, int] = (0, 0)
     geometry: SwathGeometry | None = None
+    conditions: dict[str, Any] = field(default_factory=dict)
 
     def true_map_position(
         self, line: np.ndarray, pixel: np.ndarray
@@ -480,6 +590,67 @@ def _scene_grid(swath: SwathGeometry, lines: int, samples: int) -> _SceneGrid:
     )
 
 
+@dataclass(frozen=True)
+class _Conditions:
+    """Weather and season of one scene: wind over open water, wet snow, thin ice, texture.
+
+    ``wind_speed_ms`` is the scene-mean 10 m wind (Weibull drawn), varied in space by
+    ``wind_field`` (about +-30 % at difficulty 1); ``wind_direction_deg`` is relative to the
+    radar look direction and turns by up to ~40 deg across the scene (``direction_field``).
+    ``nilas_floe`` flags young-ice floes that are thin new ice (dark nilas), ``texture_gain`` a
+    smooth field that makes the sub-floe texture stronger in some regions than in others and
+    ``miz_ice`` the sub-resolution ice concentration of the marginal (brash / pancake) zone.
+    """
+
+    melt: bool
+    wind_speed_ms: float
+    wind_direction_deg: float
+    wind_variability: float
+    direction_field: _ValueNoise
+    texture_gain: _ValueNoise
+    miz_ice: _ValueNoise
+    nilas_floe: np.ndarray
+    nilas_in_leads: bool
+
+    def wind_speed(self, wind_field: np.ndarray, lead_open: np.ndarray) -> np.ndarray:
+        """10 m wind speed (m/s) from the unit-variance wind field; sheltered in open leads."""
+        speed = self.wind_speed_ms * np.exp(self.wind_variability * wind_field)
+        return np.where(lead_open, 0.3 * speed, speed).astype(np.float32)
+
+
+def _draw_conditions(
+    rng: np.random.Generator,
+    surface: _Surface,
+    difficulty: float,
+    melt: bool,
+) -> _Conditions:
+    """Draw the scene's wind, thin-ice share and texture fields (after every older draw)."""
+    world = surface.grid_shape
+    size = surface.size
+    # the scene-mean wind: the older N(0, 0.8) draw of _draw_surface mapped to Weibull(2, 8)
+    z = (surface.wind_bias - 0.3 * difficulty) / 0.8
+    u = 0.5 * math.erfc(-z / math.sqrt(2.0))
+    wind = WIND_WEIBULL_SCALE_MS * (-math.log(max(1.0 - u, 1e-12))) ** (1.0 / WIND_WEIBULL_SHAPE)
+    wind *= 1.0 + 0.15 * max(difficulty - 1.0, 0.0)
+    direction = float(rng.uniform(0.0, 360.0))
+    direction_field = _ValueNoise(rng, world, [size / 2, size / 5])
+    texture_gain = _ValueNoise(rng, world, [size / 4, size / 10, 40.0])
+    miz_ice = _ValueNoise(rng, world, [12.0, 5.0, 2.0], persistence=0.8)
+    nilas_share = 0.3 * min(difficulty, 1.0)
+    nilas_floe = rng.random(surface.floes.n_cells) < nilas_share
+    return _Conditions(
+        melt=melt,
+        wind_speed_ms=float(np.clip(wind, 0.5, 25.0)),
+        wind_direction_deg=direction,
+        wind_variability=0.3 * min(difficulty, 1.0),
+        direction_field=direction_field,
+        texture_gain=texture_gain,
+        miz_ice=miz_ice,
+        nilas_floe=nilas_floe,
+        nilas_in_leads=difficulty > 0,
+    )
+
+
 @dataclass
 class _Surface:
     """The surface (land, ice classes, water, wind) as fields on the map grid, in its pixel units.
@@ -505,6 +676,7 @@ class _Surface:
     land_threshold: float = np.inf
     water_threshold: float = -np.inf
     miz_threshold: float = -np.inf
+    conditions: _Conditions | None = None
 
     def ramp(self, rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
         """Large-scale gradient across the grid in direction ``angle`` (radians)."""
@@ -533,7 +705,8 @@ class _Surface:
         code[lead_refrozen] = 3
         code[open_water | lead_open] = 1
         code[land] = 0
-        return {"code": code, "fi": fi, "fj": fj, "border": border, "lead_open": lead_open}
+        return {"code": code, "fi": fi, "fj": fj, "border": border, "lead_open": lead_open,
+                "lead_refrozen": lead_refrozen & ~land}
 
 
 def _draw_surface(
@@ -623,60 +796,127 @@ class _Radiometry:
     nodata_cols: int
 
 
+def _water_sigma_db(
+    classes: dict[str, np.ndarray],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    incidence: np.ndarray,
+    surface: _Surface,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Open-water sigma0 (dB) per polarisation where water shows (water and the MIZ).
+
+    Returns ``(mask, {pol: dB at mask}, wind speed at mask)``.
+    """
+    conditions = surface.conditions
+    assert conditions is not None  # set by generate_ew_grd_scene
+    code = classes["code"]
+    sel = (code == 1) | (code == 2)
+    r, c = rows[sel], cols[sel]
+    speed = conditions.wind_speed(surface.wind_field(r, c), classes["lead_open"][sel])
+    direction = conditions.wind_direction_deg + 40.0 * conditions.direction_field(r, c)
+    theta = incidence[sel]
+    water = {pol: water_sigma0_db(pol, speed, direction, theta) for pol in ("HH", "HV")}
+    return sel, water, speed
+
+
 def _sigma_db(
     pol: str,
     classes: dict[str, np.ndarray],
     rows: np.ndarray,
     cols: np.ndarray,
     incidence: np.ndarray,
-    wind: np.ndarray,
+    water: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray],
     surface: _Surface,
     radiometry: _Radiometry,
 ) -> np.ndarray:
-    """Noise-free sigma0 (dB) of one polarisation at the image pixels of a block."""
+    """Noise-free sigma0 (dB) of one polarisation at the image pixels of a block.
+
+    Ice and land: per-class value at 35 deg (melt-season value in melt) + incidence slope +
+    per-floe offset + spatially varying texture; thin new ice (nilas) in the young class;
+    water from the wind (:func:`water_sigma0_db`); the marginal ice zone is a sub-resolution
+    mix of brash / pancake ice and water.
+    """
     table = radiometry.table
+    conditions = surface.conditions
+    assert conditions is not None
+    melt = conditions.melt
     code, fi, fj, border = classes["code"], classes["fi"], classes["fj"], classes["border"]
     tex, floe_offset = surface.texture[pol], surface.floe_offset[pol]
-    p = pol.lower()
     base = np.zeros(code.shape, dtype=np.float32)
     slope = np.zeros(code.shape, dtype=np.float32)
     floe_std = np.zeros(code.shape, dtype=np.float32)
     tex_std = np.zeros(code.shape, dtype=np.float32)
-    for surface_name in ("brash_pancake", "young", "level_first_year", "deformed", "land"):
-        s = table[surface_name]
-        sel = code == s.ice_class_code
-        base[sel] = getattr(s, f"{p}_db_35")
-        slope[sel] = getattr(s, f"{p}_slope_db_per_deg")
+
+    def assign(sel: np.ndarray, s: SurfaceBackscatter) -> None:
+        base[sel] = s.db_35(pol, melt)
+        slope[sel] = s.slope(pol)
         floe_std[sel] = s.floe_std_db
         tex_std[sel] = s.texture_std_db
-    is_water = code == 1
-    calm, windy = table["calm_water"], table["windy_water"]
-    mix = wind[is_water]
-    base[is_water] = getattr(calm, f"{p}_db_35") * (1 - mix) + getattr(windy, f"{p}_db_35") * mix
-    slope[is_water] = (
-        getattr(calm, f"{p}_slope_db_per_deg") * (1 - mix)
-        + getattr(windy, f"{p}_slope_db_per_deg") * mix
+
+    for surface_name in ("brash_pancake", "young", "level_first_year", "deformed", "land"):
+        assign(code == table[surface_name].ice_class_code, table[surface_name])
+    young = code == table["young"].ice_class_code
+    nilas = young & np.where(
+        classes["lead_refrozen"], conditions.nilas_in_leads, conditions.nilas_floe[fi, fj]
     )
-    tex_std[is_water] = calm.texture_std_db * (1 - mix) + windy.texture_std_db * mix
+    assign(nilas, table["nilas"])
+    is_water = code == 1
+    water_sel, water_db, speed = water
+    calm, windy = table["calm_water"], table["windy_water"]
+    calmness = np.clip((speed - 3.0) / 7.0, 0.0, 1.0)[is_water[water_sel]]
+    base[is_water] = water_db[pol][is_water[water_sel]]
+    tex_std[is_water] = calm.texture_std_db * (1 - calmness) + windy.texture_std_db * calmness
     floe_std[is_water] = 0.0
     rubble = (border < 1.2) & ((code == 4) | (code == 5))
-    return (
+    # regional texture strength: 0.5x .. 1.5x the class's texture (mean 1x)
+    gain = 0.5 + 1.0 / (1.0 + np.exp(-1.5 * conditions.texture_gain(rows, cols)))
+    sigma_db = (
         base
         + slope * (incidence - 35.0)
-        + radiometry.difficulty * (floe_std * floe_offset[fi, fj] + tex_std * tex(rows, cols))
-        + np.where(rubble, 3.0 if pol == "HH" else 2.5, 0.0)
+        + radiometry.difficulty
+        * (floe_std * floe_offset[fi, fj] + gain * tex_std * tex(rows, cols))
+        + np.where(rubble, (1.5 if melt else 3.0) if pol == "HH" else 2.5, 0.0)
     )
+    if radiometry.difficulty > 0:  # marginal zone: pancakes and brash in water, below a pixel
+        miz = code == 2
+        miz_in_water = miz[water_sel]
+        ice_share = np.clip(
+            0.7 + 0.3 * conditions.miz_ice(rows[miz], cols[miz]), 0.25, 1.0
+        ) ** min(radiometry.difficulty, 1.0)
+        mixed = ice_share * 10 ** (sigma_db[miz] / 10) + (1 - ice_share) * 10 ** (
+            water_db[pol][miz_in_water] / 10
+        )
+        sigma_db[miz] = 10 * np.log10(mixed)
+    return sigma_db.astype(np.float32)
+
+
+def _point_spread(sigma_db: np.ndarray) -> np.ndarray:
+    """Blur sigma0 (dB in, linear out) with the sensor's impulse response (Gaussian, separable).
+
+    Pixels at class boundaries (floe edges, ice edge, leads) become mixtures of both classes'
+    backscatter over a few pixels, as in a real GRDM image whose resolution is coarser than its
+    pixel spacing. Edges are padded with their own values.
+    """
+    k = np.arange(-PSF_HALO, PSF_HALO + 1, dtype=np.float32)
+    weights = np.exp(-0.5 * (k / PSF_SIGMA_PX) ** 2)
+    weights /= weights.sum()
+    linear = np.power(10.0, sigma_db / 10.0, dtype=np.float32)
+    padded = np.pad(linear, ((PSF_HALO, PSF_HALO), (0, 0)), mode="edge")
+    along = sum(w * padded[i:i + linear.shape[0]] for i, w in enumerate(weights))
+    padded = np.pad(along, ((0, 0), (PSF_HALO, PSF_HALO)), mode="edge")
+    out = sum(w * padded[:, i:i + linear.shape[1]] for i, w in enumerate(weights))
+    return np.asarray(out, dtype=np.float32)
 
 
 def _digital_numbers(
     pol: str,
-    sigma_db: np.ndarray,
+    sigma0: np.ndarray,
     rows_1d: np.ndarray,
     brng: np.random.Generator,
     radiometry: _Radiometry,
 ) -> np.ndarray:
     """Speckled, noisy DN (uint16) of one polarisation; the no-data margin at near range is 0."""
-    samples = sigma_db.shape[1]
+    samples = sigma0.shape[1]
     enl = radiometry.enl
     a_sigma = interpolate_range_vectors(
         radiometry.luts["sigmaNought"], rows_1d, np.arange(samples)
@@ -684,7 +924,6 @@ def _digital_numbers(
     rv, blocks = radiometry.noise[pol]
     noise_power = interpolate_range_vectors(rv, rows_1d, np.arange(samples))
     noise_power *= interpolate_azimuth_blocks(blocks, rows_1d, np.arange(samples))
-    sigma0 = np.power(10.0, sigma_db / 10.0, dtype=np.float32)
     speckle = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
     thermal = brng.gamma(enl, 1.0 / enl, size=sigma0.shape).astype(np.float32)
     dn2 = a_sigma**2 * sigma0 * speckle + noise_power * thermal
@@ -731,26 +970,35 @@ def _image_block(
     seed: int, grid: _SceneGrid, surface: _Surface, radiometry: _Radiometry,
     polarisations: Sequence[str], block: tuple[int, int, int],
 ) -> tuple[dict[str, np.ndarray], dict[int, int]]:
-    """DN per polarisation and pixels per class code of image lines ``block[1]:block[2]``."""
+    """DN per polarisation and pixels per class code of image lines ``block[1]:block[2]``.
+
+    The surface is evaluated on ``PSF_HALO`` extra lines either side so that the impulse
+    response blurs across block borders exactly as inside a block.
+    """
     number, r0, r1 = block
     samples = grid.samples
-    rows_1d = np.arange(r0, r1)
+    e0, e1 = max(0, r0 - PSF_HALO), min(grid.lines, r1 + PSF_HALO)
+    rows_ext = np.arange(e0, e1)
     brng = np.random.default_rng([seed, 2, number])
-    rows, cols = grid.map_position(rows_1d)  # where the image pixels are on the map grid
+    rows, cols = grid.map_position(rows_ext)  # where the image pixels are on the map grid
     classes = surface(rows, cols)
     incidence = interpolate_range_vectors(
-        radiometry.incidence_vectors, rows_1d, np.arange(samples)
+        radiometry.incidence_vectors, rows_ext, np.arange(samples)
     )
-    wind = 1.0 / (1.0 + np.exp(-(1.6 * surface.wind_field(rows, cols) + surface.wind_bias)))
-    wind = np.where(classes["lead_open"], 0.15 * wind, wind)
-    sigma_db = {
-        pol: _sigma_db(pol, classes, rows, cols, incidence, wind, surface, radiometry)
-        for pol in ("HH", "HV")
-    }
-    dn = {pol: _digital_numbers(pol, sigma_db[pol], rows_1d, brng, radiometry)
-          for pol in polarisations}
+    water = _water_sigma_db(classes, rows, cols, incidence, surface)
+    inner = slice(r0 - e0, r0 - e0 + (r1 - r0))
+    dn = {}
+    for pol in polarisations:
+        sigma_db = _sigma_db(pol, classes, rows, cols, incidence, water, surface, radiometry)
+        sigma0 = (
+            _point_spread(sigma_db)[inner]
+            if radiometry.difficulty > 0  # 0: class means and speckle only, no mixed pixels
+            else np.power(10.0, sigma_db[inner] / 10.0, dtype=np.float32)
+        )
+        dn[pol] = _digital_numbers(pol, sigma0, rows_ext[inner], brng, radiometry)
+    block_code = classes["code"][inner]
     codes = {int(c): int(n)
-             for c, n in zip(*np.unique(classes["code"], return_counts=True), strict=True)}
+             for c, n in zip(*np.unique(block_code, return_counts=True), strict=True)}
     return dn, codes
 
 
@@ -958,13 +1206,17 @@ def _product_identity(rng: np.random.Generator, mission: str, start_time: dt.dat
     return name, ProductHeader(mission, "EW", "GRD", start_time, stop_time, orbit, datatake)
 
 
-def _check_scene_args(lines: int, samples: int, land_fraction: float, enl: float) -> None:
+def _check_scene_args(
+    lines: int, samples: int, land_fraction: float, enl: float, difficulty: float
+) -> None:
     if lines < 32 or samples < 64:
         raise ValueError(f"scene {lines}x{samples} too small: need >= 32 lines and >= 64 samples")
     if not 0.0 <= land_fraction < 0.95:
         raise ValueError(f"land_fraction {land_fraction} must be in [0, 0.95)")
     if enl <= 0:
         raise ValueError(f"enl {enl} must be > 0")
+    if not 0.0 <= difficulty <= 3.0:
+        raise ValueError(f"difficulty {difficulty} must be in [0, 3] (0 easy, 1 realistic)")
 
 
 def generate_ew_grd_scene(
@@ -980,6 +1232,7 @@ def generate_ew_grd_scene(
     center_lonlat: tuple[float, float] | None = None,
     mission: str = "S1A",
     polarisations: Sequence[str] = POLARISATIONS,
+    melt: bool | None = None,
 ) -> GeneratedScene:
     """Generate one Sentinel-1 EW GRDM dual-pol scene with ground truth under ``out_dir``.
 
@@ -999,17 +1252,19 @@ def generate_ew_grd_scene(
         mission: ``S1A`` or ``S1B``.
         polarisations: measurement polarisations to write; ``("HH",)`` makes a single-pol
             product (used to test missing-HV handling).
+        melt: wet snow on the ice (melt season: lower ice HH / HV, smaller contrast between
+            ice types); ``None``: from ``start_time`` (June-August in the Arctic).
 
     Returns:
         :class:`GeneratedScene` with the paths and class fractions.
 
     """
-    _check_scene_args(lines, samples, land_fraction, enl)
+    _check_scene_args(lines, samples, land_fraction, enl, float(difficulty))
     start_time = start_time if start_time.tzinfo else start_time.replace(tzinfo=dt.UTC)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # every draw from rng happens in this order: centre, datatake, noise vectors, surface fields,
-    # class shares, margin noise (the same seed gives the same files)
+    # class shares, margin noise, conditions (the same seed gives the same files)
     rng = np.random.default_rng([seed, 1])
     table = surface_backscatter()
     difficulty = float(difficulty)
@@ -1037,6 +1292,9 @@ def generate_ew_grd_scene(
         margin_noise=_ValueNoise(rng, (lines, 1), [20.0, 6.0]),
         nodata_cols=max(2, samples // 200),
     )
+    if melt is None:
+        melt = is_melt_season(start_time, center_lonlat[1])
+    surface.conditions = _draw_conditions(rng, surface, difficulty, bool(melt))
     safe_dir = out_dir / f"{name}.SAFE"
     (safe_dir / "measurement").mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / f"{name}.truth.tif"
@@ -1047,7 +1305,13 @@ def generate_ew_grd_scene(
 
     chart_path, land_path = _write_truth_vectors(truth_path, out_dir, name)
     fractions = _class_fractions(codes, lines * samples)
-    log.info("generated %s (%dx%d): %s", name, lines, samples, fractions)
+    conditions = {
+        "melt": bool(melt),
+        "wind_speed_ms": round(surface.conditions.wind_speed_ms, 3),
+        "wind_direction_deg": round(surface.conditions.wind_direction_deg, 1),
+        "difficulty": difficulty,
+    }
+    log.info("generated %s (%dx%d): %s %s", name, lines, samples, fractions, conditions)
     return GeneratedScene(
         scene_id=name,
         safe_path=safe_dir,
@@ -1061,6 +1325,7 @@ def generate_ew_grd_scene(
         transform=tuple(grid.transform.to_gdal()),
         class_fractions=fractions,
         grid_shape=grid.grid_shape,
+        conditions=conditions,
         geometry=swath,
     )
 
