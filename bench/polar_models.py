@@ -10,16 +10,17 @@ state dict) when given, else from the same seed's VGG-16 trained on the other cl
 project's fallback, here without training that VGG-16 twice).
 
 Each model is scored three ways: validation accuracy on its seeded block split of the patches,
-and pixel by pixel (``tasks.polar.generalisation``) on the scenes of a later day B (temporal
-generalisation) and of another generated region (other seed and area, ``--region-bbox``) against
-their truth rasters. Rows per run, and mean +- sample SD (min..max) over seeds, go to the JSON and
+and pixel by pixel (``tasks.polar.generalisation``) against the truth rasters of the scenes of a
+later winter day B (temporal generalisation), of another generated region (other seed and area,
+``--region-bbox``) and of a July day (melt season: wet snow on the ice); the last two at
+``--test-size`` px. Rows per run, and mean +- sample SD (min..max) over seeds, go to the JSON and
 the console (``bench/results/polar_models[_full|_cpu_table].json``); learning curves and
 confusion matrices of the first seed are copied to
 ``bench/results/model_quality/[full/|cpu_table/]`` (not for --quick).
 
 Presets (explicit flags override them):
   (none)       the CPU-sized run reported in bench/RESULTS.md (1,200 px scenes, 2 days x 1 scene,
-               100 patches per class, 2 epochs, 2 seeds)
+               80 patches per class, 2 epochs, batch 32, 2 seeds; 600 px region / melt scenes)
   --cpu-table  the issue's CPU variant: 2,000 px scenes, 2 days x 2 scenes, 300 per class,
                5 epochs, 3 seeds (estimated <= 3 h on 2 idle cores)
   --full       the GPU grid for `make paper-tables`: 4,000 px scenes, 4 days x 2 scenes, 5,000 per
@@ -57,19 +58,25 @@ from common import add_quick_flag, report  # noqa: E402
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"size": 1200, "days": 2, "scenes": 1, "epochs": 2, "seeds": 2,
-                "max_per_class": 100, "vgg_width": 1.0, "patience": 3, "batch_size": 64},
+                "max_per_class": 80, "vgg_width": 1.0, "patience": 3, "batch_size": 32,
+                "test_size": 600},
     "cpu_table": {"size": 2000, "days": 2, "scenes": 2, "epochs": 5, "seeds": 3,
-                  "max_per_class": 300, "vgg_width": 1.0, "patience": 3, "batch_size": 64},
+                  "max_per_class": 300, "vgg_width": 1.0, "patience": 3, "batch_size": 64,
+                  "test_size": 900},
     "full": {"size": 4000, "days": 4, "scenes": 2, "epochs": 30, "seeds": 3,
-             "max_per_class": 5000, "vgg_width": 1.0, "patience": 5, "batch_size": 256},
+             "max_per_class": 5000, "vgg_width": 1.0, "patience": 5, "batch_size": 256,
+             "test_size": 2000},
     "quick": {"size": 400, "days": 1, "scenes": 1, "epochs": 1, "seeds": 1,
-              "max_per_class": 50, "vgg_width": 0.25, "patience": 1, "batch_size": 64},
+              "max_per_class": 50, "vgg_width": 0.25, "patience": 1, "batch_size": 64,
+              "test_size": 400},
 }
 #: (model, patch px): the paper's Table III rows.
 RUNS = [("adhoc_cnn", 32), ("vgg16", 32), ("vgg16_transfer", 32), ("vgg16_modified", 32),
         ("vgg16_modified", 20)]
 SCHEMES = ("binary", "five_class")
 FIRST_DAY = dt.date(2026, 1, 10)
+#: A July day: the generator draws melt-season scenes (wet snow on the ice) from June to August.
+MELT_DAY = "2026-07-15"
 
 
 def _args() -> argparse.Namespace:
@@ -89,6 +96,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--region-bbox", type=float, nargs=4, default=[-150.0, 72.0, -130.0, 77.0],
                         help="lon_min lat_min lon_max lat_max of the other region (default: "
                         "Beaufort Sea; training scenes are drawn in the Fram Strait / Barents Sea)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="scene edge (px) of the other-region and melt-season test scenes")
     parser.add_argument("--resume", action="store_true", help="keep finished runs of runs.jsonl")
     parser.add_argument("--out", type=Path, default=None)
     add_quick_flag(parser)
@@ -171,12 +180,16 @@ def _transfer(args: argparse.Namespace, row: dict[str, Any], train_days: list[st
 
     cfg = row.pop("cfg")
     model_dir = Path(row["model_dir"])
-    tests: list[tuple[str, dict[str, Any]]] = [("day_b", {})]
+    small = {"ingest.generator.lines": min(args.size, args.test_size),
+             "ingest.generator.samples": min(args.size, args.test_size)}
+    tests: list[tuple[str, str, dict[str, Any]]] = [("day_b", test_day, {})]
     if not args.quick:
-        tests.append(("region", {"seed": 4242, "ingest.aoi_bbox": list(args.region_bbox)}))
-    for key, overrides in tests:
+        tests.append(("region", test_day, {**small, "seed": 4242,
+                                           "ingest.aoi_bbox": list(args.region_bbox)}))
+        tests.append(("melt", MELT_DAY, {**small, "seed": 4343}))
+    for key, day, overrides in tests:
         t = time.perf_counter()
-        result = evaluate_transfer(cfg, train_days, [test_day], test_overrides=overrides,
+        result = evaluate_transfer(cfg, train_days, [day], test_overrides=overrides,
                                    model_dir=model_dir, name=key)
         row[f"{key}_acc"] = result["test"]["accuracy"]
         row[f"{key}_macro_f1"] = result["test"]["macro_f1"]
@@ -201,7 +214,8 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             entry: dict[str, Any] = {"scheme": scheme, "model": model, "patch": patch,
                                      "seeds": [r["seed"] for r in mine]}
-            for key in ("val_acc", "val_macro_f1", "day_b_acc", "region_acc", "train_s"):
+            for key in ("val_acc", "val_macro_f1", "day_b_acc", "region_acc", "melt_acc",
+                        "train_s"):
                 values = [r[key] for r in mine if r.get(key) is not None]
                 if values:
                     entry[key] = _spread(values)
@@ -232,13 +246,13 @@ def _pct(s: dict[str, Any] | None) -> str:
 
 def _print_table(summary: list[dict[str, Any]]) -> None:
     print("| scheme | model | patch | validation acc | day B acc | other region acc | "
-          "val macro F1 | train s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "melt-season day acc | val macro F1 | train s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for e in summary:
         f1 = e["val_macro_f1"]["mean"] if "val_macro_f1" in e else float("nan")
         print(f"| {e['scheme']} | {e['model']} | {e['patch']} | {_pct(e.get('val_acc'))} | "
               f"{_pct(e.get('day_b_acc'))} | {_pct(e.get('region_acc'))} | "
-              f"{f1:.3f} | {e['train_s']['mean']:.0f} |")
+              f"{_pct(e.get('melt_acc'))} | {f1:.3f} | {e['train_s']['mean']:.0f} |")
 
 
 def _copy_pngs(rows: list[dict[str, Any]], preset: str) -> list[str]:
@@ -257,7 +271,9 @@ def _copy_pngs(rows: list[dict[str, Any]], preset: str) -> list[str]:
                             (model_dir / "transfer" / "day_b" / "confusion_matrix.png",
                              "confusion_day_b"),
                             (model_dir / "transfer" / "region" / "confusion_matrix.png",
-                             "confusion_region")):
+                             "confusion_region"),
+                            (model_dir / "transfer" / "melt" / "confusion_matrix.png",
+                             "confusion_melt")):
             if src.exists():
                 dst = folder / f"{stem}_{suffix}.png"
                 shutil.copyfile(src, dst)
@@ -316,7 +332,8 @@ def main() -> None:
         print(json.dumps({k: v for k, v in row.items() if not k.endswith("_f1")}), flush=True)
     summary = _summary(rows)
     _print_table(summary)
-    ordering = {key: _ordering(summary, key) for key in ("val_acc", "day_b_acc", "region_acc")}
+    ordering = {key: _ordering(summary, key)
+                for key in ("val_acc", "day_b_acc", "region_acc", "melt_acc")}
     print("ordering modified VGG-16 > VGG-16 > ad-hoc CNN:", json.dumps(ordering), flush=True)
     pngs = [] if args.quick else _copy_pngs(rows, args.preset)
     binary = {(e["model"], e["patch"]): e["val_acc"]["mean"] for e in summary
@@ -325,7 +342,7 @@ def main() -> None:
     best_vgg = max((v for k, v in binary.items() if k[0] != "adhoc_cnn"), default=None)
     settings = {k: getattr(args, k) for k in ("preset", "size", "days", "scenes", "epochs",
                                                "seeds", "max_per_class", "vgg_width", "patience",
-                                               "batch_size", "threads", "region_bbox",
+                                               "batch_size", "test_size", "threads", "region_bbox",
                                                "imagenet_weights")}
     name = "polar_models" if args.preset in ("default", "quick") else f"polar_models_{args.preset}"
     report(name, best_vgg / adhoc if adhoc and best_vgg else None,
