@@ -7,6 +7,7 @@ produce for a few rows, computed here by hand (grid cells and WKT from the docum
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -300,3 +301,110 @@ def test_write_resources_only_when_their_key_is_set() -> None:
     sink = RecordingSink()
     exporter.write_resources(sink, resources[1:], {}, "w")
     assert sink.rows == []
+
+
+def test_lon_lat_range_limits_are_inclusive() -> None:
+    spec = TriplesMapSpec(subject="f/{row}", geometry=GeometrySpec(subject="g/{row}"))
+    exporter = RdfExporter(_mapping([spec]), BASE)
+    geoms = [shapely.Point(-180, -90), shapely.Point(180, 90),           # kept: on the limits
+             shapely.Point(-180.5, 0), shapely.Point(180.5, 0),          # outside longitude
+             shapely.Point(0, -90.5), shapely.Point(0, 90.5),            # outside latitude
+             shapely.LineString([(-100, 95), (-95, 96)]),                # only the top above 90
+             shapely.LineString([(170, -91), (175, -80)])]               # only the bottom below
+    ids = list("abcdefgh")
+    batch = RowBatch(pa.table({"pid": ids}), np.array(geoms, dtype=object), np.arange(8), None)
+    sink, stats = RecordingSink(), ExportStats()
+    exporter.write_batch(sink, spec, batch, {}, stats, "in")
+    assert [r["id"] for r in stats.rejected] == list("cdefgh")
+    assert {r["reason"].split(":")[0] for r in stats.rejected} == {
+        "coordinates outside lon/lat range after reprojection"}
+    assert [s for s, _ in sink.of(GEO + "hasGeometry")] == [BASE + "f/a", BASE + "f/b"]
+    assert stats.bounds == [-180.0, -90.0, 180.0, 90.0]
+
+
+def test_features_accumulate_and_rows_without_source_numbers() -> None:
+    spec = TriplesMapSpec(subject="f/{row}", types=["eeo:Thing"])
+    exporter = RdfExporter(_mapping([spec]), BASE)
+    stats = ExportStats()
+    table = pa.table({"pid": ["a", None, "c"]})
+    no_rows = RowBatch(table, None, None, None)  # type: ignore[arg-type]
+    for _ in range(2):
+        exporter.write_batch(RecordingSink(), spec, no_rows, {}, stats, "in")
+    assert stats.features == 4
+    assert stats.rejected == [
+        {"input": "in", "row": "1", "id": "None", "reason": "pid is empty"}] * 2
+
+
+def test_geometries_of_a_batch_are_ignored_without_a_geometry_spec() -> None:
+    spec = TriplesMapSpec(subject="f/{row}", types=["eeo:Thing"])
+    exporter = RdfExporter(_mapping([spec]), BASE)
+    batch = RowBatch(pa.table({"pid": ["a", "b"]}), np.array([None, shapely.Point()], dtype=object),
+                     np.arange(2), None)
+    sink, stats = RecordingSink(), ExportStats()
+    exporter.write_batch(sink, spec, batch, {}, stats, "in")
+    assert stats.rejected == [] and stats.features == 2
+    assert sink.calls == [RDF_TYPE]
+
+
+def test_templates_with_columns_and_context_codes_and_dates() -> None:
+    spec = TriplesMapSpec(
+        subject="feature/{tile}",  # no column: the same subject on every row
+        properties=[
+            PropertySpec(predicate="eeo:item", iri="item/{tile}/{name}"),
+            PropertySpec(predicate="eeo:empty", value=""),
+            PropertySpec(predicate="eeo:crop", column="crop", concept="crop_type"),
+            PropertySpec(predicate="eeo:day", column="day", date_format="%d.%m.%Y"),
+        ],
+        geometry=GeometrySpec(subject="geometry/{tile}"),
+    )
+    exporter = RdfExporter(_mapping([spec], id_column=None), BASE)
+    table = pa.table({"name": ["x", "y"], "crop": ["maize", "soy"],
+                      "day": ["02.03.2018", "31.12.2017"]})
+    geoms = np.array([shapely.Point(1, 2), shapely.Point(3, 4)], dtype=object)
+    sink, stats = RecordingSink(), ExportStats()
+    exporter.write_batch(sink, spec, RowBatch(table, geoms, np.arange(2), None), {"tile": "T9"},
+                         stats, "in")
+    subject = BASE + "feature/T9"
+    assert sink.of(EEO + "item") == [(subject, _iri(BASE + "item/T9/x")),
+                                     (subject, _iri(BASE + "item/T9/y"))]
+    assert sink.of(EEO + "empty") == [(subject, _lit(""))] * 2
+    assert sink.of(EEO + "crop") == [(subject, _iri(BASE + "concept/crop_type/maize")),
+                                     (subject, _iri(BASE + "concept/crop_type/soy"))]
+    assert sink.of(EEO + "day") == [(subject, _lit("2018-03-02", XSD + "date")),
+                                    (subject, _lit("2017-12-31", XSD + "date"))]
+    assert stats.dates == [dt.date(2017, 12, 31), dt.date(2018, 3, 2)]
+    assert sink.of(GEO + "hasGeometry") == [(subject, _iri(BASE + "geometry/T9"))] * 2
+
+
+@pytest.mark.parametrize("where_bad", ["subject", "geometry", "iri", "iri_column", "column"])
+def test_errors_name_the_mapping_and_the_input(where_bad: str) -> None:
+    subject = "f/{nope}" if where_bad == "subject" else "f/{row}"
+    geometry = GeometrySpec(subject="g/{nope}" if where_bad == "geometry" else "g/{row}")
+    props = {
+        "iri": PropertySpec(predicate="eeo:p", iri="x/{nope}"),
+        "iri_column": PropertySpec(predicate="eeo:p", iri="x/{v}/{nope}"),
+        "column": PropertySpec(predicate="eeo:p", column="missing"),
+    }
+    spec = TriplesMapSpec(subject=subject, geometry=geometry,
+                          properties=[props[where_bad]] if where_bad in props else [])
+    exporter = RdfExporter(_mapping([spec], id_column=None), BASE)
+    batch = RowBatch(pa.table({"v": ["a"]}), np.array([shapely.Point(1, 1)], dtype=object),
+                     np.arange(1), None)
+    with pytest.raises(MappingError) as err:
+        exporter.write_batch(RecordingSink(), spec, batch, {}, ExportStats(), "f.csv")
+    assert str(err.value).startswith("mapping m.yaml (input f.csv): ")
+
+
+def test_resource_errors_name_the_caller_and_a_skipped_resource_does_not_stop_the_rest() -> None:
+    resources = [ResourceSpec(subject="model/{model}", when="model"),
+                 ResourceSpec(subject="obs/{tile}", types=["eeo:Observation"])]
+    exporter = RdfExporter(_mapping([PARCELS], per_file=resources), BASE)
+    sink = RecordingSink()
+    exporter.write_resources(sink, resources, {"tile": "T1"}, "w")
+    assert sink.rows == [(BASE + "obs/T1", RDF_TYPE, _iri(EEO + "Observation"))]
+    for bad in (ResourceSpec(subject="obs/{nope}"),
+                ResourceSpec(subject="obs/{tile}",
+                             properties=[PropertySpec(predicate="eeo:p", iri="i/{nope}")])):
+        with pytest.raises(MappingError) as err:
+            exporter.write_resources(RecordingSink(), [bad], {"tile": "T1"}, "where-it-is")
+        assert str(err.value).startswith("where-it-is: template ")
