@@ -92,7 +92,9 @@ MODULES: dict[str, list[str]] = {
     "tasks/lucas/points.py": [
         "tests/tasks/lucas/test_lucas_points.py", "tests/tasks/lucas/test_points_mutation.py"
     ],
-    "tasks/linked_data/export/exporter.py": ["tests/tasks/linked_data"],
+    # the folder's export tests write whole products per mutant; the hand-made batches check
+    # every triple, rejection and statistic of the exporter
+    "tasks/linked_data/export/exporter.py": ["tests/tasks/linked_data/test_exporter_mutation.py"],
     # the export tests write whole products per mutant (~30 s); the hand-made columns check
     # every conversion value by value
     "tasks/linked_data/export/values.py": ["tests/tasks/linked_data/test_values_mutation.py"],
@@ -243,6 +245,41 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "pyproj reads 'epsg:4326'",
         [f"tasks.lucas.evaluate.x_map_side_classes__mutmut_{i}" for i in (3, 5, 15, 16, 17, 18)]
         + ["tasks.lucas.evaluate.x__evaluation_crs__mutmut_11"],
+    ),
+    # tasks/linked_data/export/exporter.py (H8)
+    (
+        "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "
+        "later check rejects the row and never read when it is kept; emptiness tested on rows "
+        "already rejected (is_empty(None) is False) only re-marks them; ids listed for every "
+        "batch; a keep mask of all True filters nothing",
+        [f"tasks.linked_data.export.exporter.x__check_geometries__mutmut_{i}" for i in (5, 13, 23)]
+        + ["tasks.linked_data.export.exporter.x__record_rejected__mutmut_3"]
+        + [f"tasks.linked_data.export.exporter.xǁRdfExporterǁwrite_batch__mutmut_{i}"
+           for i in (70, 73)],
+    ),
+    (
+        "exporter: the GeoArrow native WKT is the GEOS WKT text (same rounding, only faster); "
+        "grid_cells computes the same bounds itself; needs_escape only skips the escape scan of "
+        "WKT and grid labels, which hold no quote, backslash or line break",
+        [f"tasks.linked_data.export.exporter.xǁRdfExporterǁwrite_batch__mutmut_{i}"
+         for i in (129, 130, 132, 156)]
+        + [f"tasks.linked_data.export.exporter.xǁRdfExporterǁ_write_geometries__mutmut_{i}"
+           for i in (55, 58, 61, 64, 65, 68, 70, 84, 86, 87)],
+    ),
+    (
+        "exporter: n_rows is unused by render_template when the template has a column field, and "
+        "value[0] of a constant IRI is the same for 1 or 2 rows; literals ignore base and "
+        "iri=None is falsy; zero_copy_only=None is falsy; zip's strict on equal-length lists; "
+        "a constant property's prepared objects ([] or None) are never read; geoms, the map's "
+        "geometry and all_bounds are None together, so 'and' / 'or' between them agree",
+        [f"tasks.linked_data.export.exporter.xǁRdfExporterǁ_constant_object__mutmut_{i}"
+         for i in (22, 34, 60, 61)]
+        + ["tasks.linked_data.export.exporter.xǁRdfExporterǁ_row_ids__mutmut_14",
+           "tasks.linked_data.export.exporter.xǁRdfExporterǁ_prepare_properties__mutmut_7"]
+        + ["tasks.linked_data.export.exporter.xǁRdfExporterǁ_write_types_and_properties"
+           f"__mutmut_{i}" for i in (16, 19, 26)]
+        + [f"tasks.linked_data.export.exporter.xǁRdfExporterǁwrite_batch__mutmut_{i}"
+           for i in (124, 125)],
     ),
     # tasks/linked_data/geometry.py (H8)
     (
