@@ -621,8 +621,10 @@ def run_generate(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str, 
                 frames.append(parcels)
         import geopandas as gpd
 
+        if frames:  # tiles of several UTM zones: one parcel map in the first tile's CRS
+            frames = [f if f.crs == frames[0].crs else f.to_crs(frames[0].crs) for f in frames]
         parcel_map = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True) if frames else
-                                      parcels.iloc[0:0], crs=parcels.crs)
+                                      parcels.iloc[0:0], crs=(frames or [parcels])[0].crs)
         parcel_map.to_parquet(tmp / PARCELS_FILE, index=False)
         write_manifest(
             tmp, stage="ingest", inputs={"generator": gen.model_dump(mode="json")},

@@ -82,11 +82,13 @@ def synthetic_tile_grid(tile: str, size_px: int) -> TileGrid:
 
 #: The paper's crop setting (Table IV): 15 Sentinel-2 tiles over Austria, 13 for training, one for
 #: validation, T33UVP for testing. Real MGRS ids: zone 32 covers Vorarlberg / Tyrol (32TNT,
-#: 32TPT, 32TQT, 32UPU, 32UQU), zone 33 the rest (33TUM ... 33UXQ). Their generated areas do not
-#: overlap (distinct column / row letters mod 8 / mod 4 within each zone, see the module docstring).
+#: 32TPT, 32TQT, 32UPU, 32UQU), zone 33 the rest (33TUM ... 33UXQ); the generator writes one
+#: parcel map in the first tile's CRS (zone 33) and the stages reproject it per tile. Their
+#: generated areas do not overlap (distinct column / row letters mod 8 / mod 4 within each zone,
+#: see the module docstring).
 PAPER_TILES: tuple[str, ...] = (
-    "32TNT", "32TPT", "32TQT", "32UPU", "32UQU",
     "33TUM", "33TUN", "33TVN", "33TWN", "33UUP", "33UWP", "33UXP", "33UWQ", "33UXQ",
+    "32TNT", "32TPT", "32TQT", "32UPU", "32UQU",
     "33UVP",
 )
 PAPER_TEST_TILE = "33UVP"

@@ -79,3 +79,32 @@ def test_class_imbalance_over_the_fifteen_tiles_is_realistic() -> None:
 def test_bad_sizes_are_refused_with_the_value(size: int, parcels: int) -> None:
     with pytest.raises(ValueError, match=str(size if parcels else parcels)):
         paper_tiles(size, parcels)
+
+
+def test_tiles_of_two_utm_zones_make_one_parcel_map_that_maps_back_onto_each_tile(
+    tmp_path: Path,
+) -> None:
+    import geopandas as gpd
+
+    from tasks.sentinel2.generator import run_generate
+
+    tiles = [{"id": "33UVP", "revisit_days": 30, "parcels": 6},
+             {"id": "32TNT", "revisit_days": 30, "parcels": 6}]
+    cfg = load_config(CONFIG, {
+        "data_root": str(tmp_path), "ingest.generator.size_px": 32, "ingest.generator.tiles": tiles,
+        "samples.split": {"train_tiles": ["32TNT"], "val_tiles": [], "test_tiles": ["33UVP"]},
+        "evaluate.tile": "33UVP", "predict.tile": "33UVP",
+    }, expect=FoodSecurityConfig)
+    summary = run_generate(cfg, "2017-09-01")
+    parcels = gpd.read_parquet(summary["parcel_map"])
+    assert parcels.crs.to_epsg() == 32633  # the first tile's zone
+    assert set(parcels["tile"]) == {"33UVP", "32TNT"}
+    for tile, epsg in (("33UVP", 32633), ("32TNT", 32632)):
+        own = parcels[parcels["tile"] == tile].to_crs(epsg)
+        left, bottom, right, top = synthetic_tile_grid(tile, 32).bounds
+        minx, miny, maxx, maxy = own.total_bounds
+        assert left - 0.01 <= minx and maxx <= right + 0.01, (tile, own.total_bounds)
+        assert bottom - 0.01 <= miny and maxy <= top + 0.01, (tile, own.total_bounds)
+        # rectangles survive the round trip through the other zone (areas to 0.1 %)
+        ha = own.geometry.area.to_numpy() / 1e4
+        assert abs(ha - own["SL_FLAECHE_BRUTTO_HA"].to_numpy()).max() < 1e-3 * ha.max()
