@@ -92,10 +92,11 @@ def test_block_average_is_the_weighted_block_mean(factor: int) -> None:
     values = rng.uniform(0.0, 2.0, (7, 8)).astype(np.float32)
     weights = rng.uniform(size=(7, 8)) > 0.3
     weights[:factor, :factor] = False  # a block without a valid pixel
+    values[0, 0] = np.nan  # an invalid pixel's value never reaches the mean
     mean, share = hm.block_average(values, weights, factor)
     want_mean, want_share = _hand_block_average(values, weights, factor)
     assert mean.shape == share.shape == (7 // factor, 8 // factor)  # the remainder is dropped
-    assert mean.dtype == np.float32
+    assert mean.dtype == share.dtype == np.float32
     np.testing.assert_allclose(mean, want_mean, rtol=1e-6)
     np.testing.assert_allclose(share, want_share, rtol=1e-6)
     assert mean[0, 0] == 0.0 and share[0, 0] == 0.0
@@ -353,11 +354,11 @@ class _ArrayProduct:
         return self._window("lut", pol, window, self.lut)
 
     def geolocation_grid(self) -> GeolocationGrid:
-        """Incidence 20 deg at pixel 0, +0.05 deg per pixel, the same on every line."""
+        """Incidence 20 deg at image pixel (0, 0), +0.05 deg per pixel, +0.01 deg per line."""
         line = np.repeat([0.0, 500.0], 2)
         pixel = np.tile([0.0, 400.0], 2)
         zeros = np.zeros(4)
-        return GeolocationGrid(line, pixel, zeros, zeros, zeros, 20.0 + 0.05 * pixel)
+        return GeolocationGrid(line, pixel, zeros, zeros, zeros, 20.0 + 0.05 * pixel + 0.01 * line)
 
 
 def _array_product(lines: int, samples: int, seed: int = 0) -> _ArrayProduct:
@@ -365,6 +366,7 @@ def _array_product(lines: int, samples: int, seed: int = 0) -> _ArrayProduct:
     dn, noise, lut = {}, {}, {}
     for k, pol in enumerate(hm.POLARISATIONS):
         d = rng.integers(20, 400, (lines, samples)).astype(np.uint16)
+        d[rng.uniform(size=d.shape) < 0.05] = 1  # DN 1 is data (only 0 is missing)
         d[rng.uniform(size=d.shape) < 0.15] = 0  # missing pixels (DN 0)
         d[: 3 + k, : 4 + 2 * k] = 0  # a corner without data, larger in HV
         dn[pol] = d
@@ -442,6 +444,9 @@ def _tile_setup(tmp_path: Path, factor: int, lines: int, samples: int,
     (1, 3, (4, 22, 6, 30)),  # an inner tile: the halo must cover the boxcar
     (1, 3, (0, 9, 0, 12)),  # a corner tile with map pixels outside the image
     (2, 3, (0, 24, 0, 28)),  # the whole grid, 2 x 2 blocks
+    (1, 3, (20, 42, 24, 52)),  # a tile whose radar window starts inside the image
+    (2, 3, (12, 24, 14, 28)),  # the same with 2 x 2 blocks
+    (1, 15, (22, 42, 26, 52)),  # the widest boxcar allowed: 7 pixels each side
 ])
 def test_process_tile_writes_the_hand_computed_pixels(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factor: int, multilook: int,
@@ -492,7 +497,9 @@ def test_process_tile_writes_the_hand_computed_pixels(
             else:
                 assert np.isnan(got[k, r, c]), (pol, r, c)
         image_pixel = b_pixel * factor + (factor - 1) / 2
-        assert got[2, r, c] == pytest.approx(20.0 + 0.05 * image_pixel, abs=1e-4)
+        image_line = b_line * factor + (factor - 1) / 2
+        assert got[2, r, c] == pytest.approx(20.0 + 0.05 * image_pixel + 0.01 * image_line,
+                                             abs=1e-4)
     np.testing.assert_array_equal(got_valid[r0:r1, c0:c1], want_valid)
     np.testing.assert_array_equal(got_land[r0:r1, c0:c1], want_land)
     assert 0 < want_valid.sum() < want_valid.size
@@ -530,3 +537,108 @@ def test_open_for_run_caches_per_token() -> None:
     assert hm._open_for_run(str(EW_GRDM), "run-1") is a
     assert hm._open_for_run(str(EW_GRDM), "run-2") is not a
     assert a.name == EW_GRDM.name.removesuffix(".SAFE")
+
+
+def _bilinear_clamped(a: np.ndarray, line: float, pixel: float) -> float:
+    """Bilinear value of ``a`` at (line, pixel), positions beyond the edge taking the edge."""
+    line = min(max(line, 0.0), a.shape[0] - 1.0)
+    pixel = min(max(pixel, 0.0), a.shape[1] - 1.0)
+    l0, p0 = min(int(line), a.shape[0] - 2), min(int(pixel), a.shape[1] - 2)
+    tl, tp = line - l0, pixel - p0
+    return float((1 - tl) * (1 - tp) * a[l0, p0] + (1 - tl) * tp * a[l0, p0 + 1]
+                 + tl * (1 - tp) * a[l0 + 1, p0] + tl * tp * a[l0 + 1, p0 + 1])
+
+
+def test_process_tile_between_pixels_interpolates_bilinearly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Map pixels half-way between image pixels (a 32 m grid: every position is exact).
+
+    Map pixel (r, c) sits at image (r - 1.5, c - 1.5): sigma0 and the valid share are the mean
+    of four pixels, and the tile's outermost map pixels sit exactly half a pixel outside the
+    image, which still counts as inside (the edge value). Positions come from the geocoding
+    (exact at its lattice points, a rounding off in between); the lattice points on the tile's
+    edges are exactly -0.5 and n - 0.5.
+    """
+    import zarr
+
+    from tasks.sentinel1.geocode import image_coordinates
+
+    lines, samples, margin, spacing = 24, 28, 2, 32.0
+    product = _array_product(lines, samples, seed=7)
+    monkeypatch.setattr(hm, "_open_for_run", lambda path, token: product)
+    x0, y0 = 3200 * spacing, 28160 * spacing
+    transform = Affine(spacing, 0.0, x0 - spacing * margin, 0.0, -spacing, y0 + spacing * margin)
+    shape = (lines + 2 * margin, samples + 2 * margin)
+    geocoding = _affine_geocoding(x0, y0, spacing)
+    grid = {"factor": 1, "block_shape": (lines, samples), "shape": shape, "transform": transform,
+            "geocoding": geocoding, "affine_rms_m": 0.0,
+            "pixel_spacing_m": spacing}
+    store = str(tmp_path / "half.zarr")
+    group = zarr.open_group(store, mode="w", zarr_format=3)
+    group.create_array(hm.BACKSCATTER_VAR, shape=(3, *shape), dtype="float32", fill_value=-99.0)
+    group.create_array(hm.LAND_MASK_VAR, shape=shape, dtype="uint8", fill_value=7)
+    group.create_array(hm.VALID_MASK_VAR, shape=shape, dtype="uint8", fill_value=7)
+    cfg = HarmoniseConfig(multilook=3, chunk=64, db_floor=-25.0)
+    tile = (margin - 1, lines + margin, margin - 1, samples + margin)
+    hm._process_tile("unused.SAFE", "token", store, cfg.model_dump(mode="json"),
+                     grid, tile, [])  # type: ignore[arg-type]
+    got = np.asarray(zarr_array(group, hm.BACKSCATTER_VAR)[:])
+    got_valid = np.asarray(zarr_array(group, hm.VALID_MASK_VAR)[:])
+    hand = {pol: _hand_radar(product, pol, 1, 3, True) for pol in hm.POLARISATIONS}
+    both_shares = np.minimum(hand["HH"][1], hand["HV"][1])
+    assert (got[:, [0, -2, -1], :] == -99.0).all() and (got[:, :, [0, -2, -1]] == -99.0).all()
+    lines_at, pixels_at = image_coordinates(geocoding, transform, tile[:2], tile[2:])
+    np.testing.assert_allclose(lines_at[:, 0], np.arange(lines + 1) - 0.5, atol=1e-9)
+    np.testing.assert_allclose(pixels_at[0], np.arange(samples + 1) - 0.5, atol=1e-9)
+    edges = {float(lines_at[0, 0]), float(lines_at[-1, 0]), float(pixels_at[0, 0]),
+             float(pixels_at[0, -1])}
+    assert edges == {-0.5, lines - 0.5, samples - 0.5}
+    for i, j in np.ndindex(lines_at.shape):
+        line, pixel = float(lines_at[i, j]), float(pixels_at[i, j])
+        r, c = i + tile[0], j + tile[2]
+        if not (-0.5 <= line <= lines - 0.5 and -0.5 <= pixel <= samples - 0.5):
+            assert np.isnan(got[:, r, c]).all() and got_valid[r, c] == 0, (r, c)
+            continue
+        share = _bilinear_clamped(both_shares, line, pixel)  # the smaller share, interpolated
+        valid = got_valid[r, c] == 1
+        if abs(share - 0.5) > 1e-6:  # a share of 0.5 may round either way in float32
+            assert valid == (share >= 0.5), (r, c, share)
+        for k, pol in enumerate(hm.POLARISATIONS):
+            if valid:
+                want = _hand_db(_bilinear_clamped(hand[pol][0], line, pixel), -25.0)
+                assert got[k, r, c] == pytest.approx(want, abs=2e-4), (pol, r, c)
+            else:
+                assert np.isnan(got[k, r, c]), (pol, r, c)
+        clamped_line = min(max(line, 0.0), lines - 1.0)
+        clamped_pixel = min(max(pixel, 0.0), samples - 1.0)
+        assert got[2, r, c] == pytest.approx(20.0 + 0.05 * clamped_pixel + 0.01 * clamped_line,
+                                             abs=1e-4)
+    inner = got_valid[tile[0]:tile[1], tile[2]:tile[3]]
+    assert 0 < inner.sum() < inner.size
+
+
+def test_land_per_tile_takes_the_polygons_within_one_pixel_of_each_tile() -> None:
+    """Tile rows / cols 10..19 of a 10 m grid: polygons up to one pixel outside are kept."""
+    transform = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 0.0)
+
+    def at(col0: float, col1: float, row0: float, row1: float) -> Any:
+        return box(col0 * 10.0, -row1 * 10.0, col1 * 10.0, -row0 * 10.0)
+
+    centre = (14.0, 15.0)
+    polygons = [
+        at(9.2, 9.5, *centre), at(8.5, 8.8, *centre),  # left: within one pixel / beyond
+        at(20.5, 20.8, *centre), at(21.2, 21.5, *centre),  # right
+        at(*centre, 9.2, 9.5), at(*centre, 8.5, 8.8),  # top
+        at(*centre, 20.5, 20.8), at(*centre, 21.2, 21.5),  # bottom
+        at(12.0, 13.0, 12.0, 13.0),  # inside
+    ]
+    tiles = [(10, 20, 10, 20), (0, 5, 0, 5), (10, 20, 22, 30)]
+    subsets = hm.land_per_tile(polygons, transform, tiles)
+    assert subsets[0] == [polygons[i] for i in (0, 2, 4, 6, 8)]  # input order
+    assert subsets[1] == []
+    assert subsets[2] == [polygons[3]]  # 21.2..21.5 is within one pixel of col 22
+    for tile, subset in zip(tiles, subsets, strict=True):
+        rows, cols = slice(tile[0], tile[1]), slice(tile[2], tile[3])
+        np.testing.assert_array_equal(hm.rasterise_land(subset, transform, rows, cols),
+                                      hm.rasterise_land(polygons, transform, rows, cols))
+    assert hm.land_per_tile([], transform, tiles) == [[], [], []]

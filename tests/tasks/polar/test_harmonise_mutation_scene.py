@@ -183,9 +183,19 @@ def _check_attributes_and_summary(
     assert "spatial_ref" in group
     assert dict(zarr_array(group, BACKSCATTER_VAR).attrs)["units"] == (
         "dB (HH, HV sigma0); degrees (incidence)")
+    assert dict(zarr_array(group, BACKSCATTER_VAR).attrs)["long_name"] == (
+        "sigma0 HH, sigma0 HV (thermal-noise removed, 3x3 boxcar), incidence angle")
+    from pyproj import CRS
+
+    spatial_ref = dict(zarr_array(group, "spatial_ref").attrs)
+    assert CRS.from_wkt(str(spatial_ref["crs_wkt"])) == CRS("EPSG:3413")
+    np.testing.assert_allclose([float(v) for v in str(spatial_ref["GeoTransform"]).split()],
+                               grid["transform"].to_gdal())
     assert dict(zarr_array(group, LAND_MASK_VAR).attrs)["long_name"] == "land (1) / sea (0)"
     assert dict(zarr_array(group, VALID_MASK_VAR).attrs)["long_name"] == "data present (1)"
     assert zarr_array(group, BACKSCATTER_VAR).chunks == (3, 64, 64)
+    assert zarr_array(group, LAND_MASK_VAR).chunks == zarr_array(group, VALID_MASK_VAR).chunks == (
+        64, 64)
     for name, dims in [(BACKSCATTER_VAR, ("band", "y", "x")), (LAND_MASK_VAR, ("y", "x")),
                        (VALID_MASK_VAR, ("y", "x"))]:
         metadata = zarr_array(group, name).metadata
@@ -196,10 +206,17 @@ def _check_attributes_and_summary(
 def test_plain_calibration_without_land_or_multilook(
         scene: GeneratedScene, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cfg = HarmoniseConfig(chunk=64, multilook=1, noise_removal=False, db_floor=-30.0)
-    with caplog.at_level(logging.WARNING, logger="tasks.polar.harmonise"):
+    with caplog.at_level(logging.INFO, logger="tasks.polar.harmonise"):
         summary, group = _run(scene.safe_path, tmp_path / "plain.zarr", cfg, None)
     name = scene.safe_path.name.removesuffix(".SAFE")
     assert f"{name}: no land polygons given; land_mask is all 0" in caplog.messages
+    h, w = summary["shape"]
+    tiles = -(-h // 64) * -(-w // 64)
+    assert tiles == 4  # 2 x 2 tiles of 64
+    residuals = open_safe(scene.safe_path)  # the geocoding of the run, as logged
+    assert (f"harmonising {name} -> {tmp_path / 'plain.zarr'} ({h}x{w}, {tiles} tiles; "
+            f"geocoding {hm.output_grid(residuals, cfg)['geocoding'].residuals})"
+            in caplog.messages)
     attrs = dict(group.attrs)
     assert attrs["noise_removal"] == 0 and attrs["multilook"] == 1
     assert attrs["land_mask_source"] == "none"
@@ -236,8 +253,15 @@ def test_zero_noise_lut_is_reported_in_attrs_summary_and_log(
 
 def test_wrong_products_are_refused_before_any_output(scene: GeneratedScene,
                                                       tmp_path: Path) -> None:
-    from tasks.sentinel1.safe import MissingPolarisationError, WrongModeError
+    from tasks.sentinel1.safe import MissingPolarisationError, WrongModeError, WrongProductTypeError
 
+    slc = tmp_path / "slc" / scene.safe_path.name
+    shutil.copytree(scene.safe_path, slc)
+    manifest = slc / "manifest.safe"
+    manifest.write_text(manifest.read_text().replace(">GRD</", ">SLC</"))
+    with pytest.raises(WrongProductTypeError) as info:
+        hm.harmonise_scene(slc, tmp_path / "o.zarr", HarmoniseConfig())
+    assert str(info.value) == f"{slc}: product type is 'SLC', expected 'GRD'"
     with pytest.raises(WrongModeError, match="acquisition mode is 'EW', expected 'IW'"):
         hm.harmonise_scene(scene.safe_path, tmp_path / "o.zarr",
                            HarmoniseConfig(required_mode="IW"))
@@ -248,3 +272,78 @@ def test_wrong_products_are_refused_before_any_output(scene: GeneratedScene,
     with pytest.raises(MissingPolarisationError, match="measurement file of polarisation HV"):
         hm.harmonise_scene(safe, tmp_path / "o.zarr", HarmoniseConfig())
     assert not (tmp_path / "o.zarr").exists()
+
+
+class _CountingClock:
+    """perf_counter for the harmonise module: 100.0, 100.1, 100.2, ... one step per call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        return 100.0 + 0.1 * (self.calls - 1)
+
+
+def test_one_tile_with_one_sea_pixel_and_a_counting_clock(
+        scene: GeneratedScene, with_land: tuple[dict[str, Any], zarr.Group], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """One tile (chunk 256), land everywhere but one valid pixel, a clock that counts calls.
+
+    The sea means are that one pixel's values; a tile reads the clock at its start, after the
+    geocoding, around the sampling and at its end, so the warp share is (0.1 + 0.1) / 0.4.
+    """
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    _, reference = with_land  # same settings, 4 tiles
+    cfg = HarmoniseConfig(chunk=256, multilook=3, db_floor=-35.0)
+    grid = hm.output_grid(open_safe(scene.safe_path), cfg)
+    h, w = grid["shape"]
+    valid = np.asarray(zarr_array(reference, VALID_MASK_VAR)[:]) == 1
+    rows, cols = _inner_pixels(valid, 1)
+    r, c = int(rows[0]), int(cols[0])
+    t = grid["transform"]
+    x, y = t * (c + 0.5, r + 0.5)
+    half = 0.3 * t.a
+    everywhere = box(t.c - t.a, t.f + t.e * (h + 1), t.c + t.a * (w + 1), t.f - t.e)
+    land_path = tmp_path / "all_but_one.geojson"
+    gpd.GeoDataFrame(geometry=[everywhere.difference(box(x - half, y - half, x + half, y + half))],
+                     crs=cfg.target_crs).to_file(land_path)
+    clock = _CountingClock()
+    monkeypatch.setattr(hm, "time", clock)
+    with caplog.at_level(logging.INFO, logger="tasks.polar.harmonise"):
+        summary, group = _run(scene.safe_path, tmp_path / "one.zarr", cfg, land_path)
+    assert clock.calls == 5
+    assert summary["warp_share"] == pytest.approx(0.5, abs=1e-9)
+    land = np.asarray(zarr_array(group, LAND_MASK_VAR)[:])
+    assert land.sum() == h * w - 1 and land[r, c] == 0
+    assert summary["land_pixels"] == h * w - 1
+    want = np.asarray(zarr_array(reference, BACKSCATTER_VAR)[:, r, c])
+    assert summary["hh_db_mean"] == pytest.approx(float(want[0]), abs=1e-4)
+    assert summary["hv_db_mean"] == pytest.approx(float(want[1]), abs=1e-4)
+    assert zarr_array(group, BACKSCATTER_VAR).chunks == (3, h, w)  # one chunk
+    name = scene.safe_path.name.removesuffix(".SAFE")
+    assert (f"harmonising {name} -> {tmp_path / 'one.zarr'} ({h}x{w}, 1 tiles; "
+            f"geocoding {grid['geocoding'].residuals})" in caplog.messages)
+
+
+def test_a_product_changed_in_place_is_read_again_by_the_next_run(
+        scene: GeneratedScene, tmp_path: Path) -> None:
+    """Tile tasks cache the opened product per run: a second run must not see the first's."""
+    from tests.tasks.sentinel1.noise_edits import zero_noise_luts
+
+    cfg = HarmoniseConfig(chunk=256, multilook=3)
+    here = tmp_path / "here" / scene.safe_path.name
+    shutil.copytree(scene.safe_path, here)
+    _, before = _run(here, tmp_path / "before.zarr", cfg, None)
+    zero_noise_luts(here, ["HV"])
+    _, after = _run(here, tmp_path / "after.zarr", cfg, None)
+    fresh = tmp_path / "fresh" / scene.safe_path.name
+    shutil.copytree(here, fresh)
+    _, reference = _run(fresh, tmp_path / "fresh.zarr", cfg, None)
+    hv_before, hv_after, hv_fresh = (np.asarray(zarr_array(g, BACKSCATTER_VAR)[1])
+                                     for g in (before, after, reference))
+    np.testing.assert_array_equal(hv_after, hv_fresh)
+    valid = np.isfinite(hv_before) & np.isfinite(hv_after)
+    assert (hv_after[valid] > hv_before[valid]).mean() > 0.9  # the noise is no longer removed
