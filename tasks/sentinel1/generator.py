@@ -7,14 +7,32 @@ annotation in the ESA schema) plus ground truth: a class raster (codes of
 ``tasks/domain/codelists/ice_classes.csv``, 0 = land), the chart polygons (GeoJSON) and land
 polygons.
 
-Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENERATORS.md):
+Physics (C-band; per-surface values, melt-season values and their sources in
+``sea_ice_backscatter.csv``; typical ranges in GENERATORS.md):
 
-* sigma0 per surface at 35 deg incidence for HH and HV with a linear dB-per-degree incidence
-  slope (about -0.25 dB/deg HH and -0.16 dB/deg HV over ice; Mahmud et al. 2018 and the Kara Sea
-  EW study cited in GENERATORS.md; water -0.7 to -0.9 dB/deg); open water is a mix of calm and
-  wind-roughened water driven by a smooth wind field, so windy water overlaps ice in HH;
-* per-floe offsets and sub-floe texture (scaled by ``difficulty``) so that young and level
-  first-year ice overlap;
+* ice and land: sigma0 per surface at 35 deg incidence for HH and HV with a linear dB-per-degree
+  incidence slope (about -0.25 dB/deg HH and -0.16 dB/deg HV over first-year ice: Makynen &
+  Karvonen 2017, Sentinel-1 EW, Kara Sea), per-floe offsets and sub-floe texture whose strength
+  varies from region to region (all scaled by ``difficulty``) so that young and level first-year
+  ice overlap;
+* open water from a wind field: a scene-mean 10 m wind drawn from a Weibull distribution (scale
+  8 m/s, shape 2: mean about 7 m/s, a typical open-ocean range, not a fitted climatology), varied
+  smoothly in speed (about +-30 %) and direction across the scene and sheltered in open leads;
+  HH = CMOD5.n VV (Hersbach 2010) / the co-polarisation ratio of Thompson et al. (1998), so
+  water is strongly angle dependent and, at moderate and high wind, as bright as young or
+  first-year ice in HH (more so at near range); HV from the incidence- and direction-independent
+  cross-pol relation of Vachon & Wolfe (2011), i.e. below or at the noise floor, which is what
+  lets a good model still separate wind-roughened water from ice;
+* thin new ice (dark nilas / grease, charted in the young / new-ice class): refrozen leads and
+  about 30 % of young-ice floes at ``difficulty`` 1, dark and water-like in HH, very low in HV;
+* melt season (``melt=True``, or by date: June-August in the Arctic): wet snow cuts penetration
+  and volume scattering, ice HH / HV drop and the contrast between ice types shrinks (Zhang et
+  al. 2021; Karlsen et al. 2024), values in the CSV's ``*_melt`` columns (typical ranges);
+* marginal ice zone: brash / pancake ice mixed below the resolution with water (local ice share
+  40-100 %); the sensor's impulse response (EW GRDM resolution about 93 x 87 m at 40 m
+  spacing, a Gaussian of sigma 1 pixel) mixes backscatter across floe edges, leads and the ice
+  edge over a few pixels, so patches at boundaries straddle classes in the image as they do in
+  real data (not at ``difficulty`` 0, which keeps class means, speckle and noise only);
 * incidence angle 19-47 deg across range (near range at sample 0), 5 sub-swaths EW1..EW5;
 * multiplicative gamma speckle in intensity with ``enl`` looks;
 * thermal noise: noise-equivalent sigma0 about -22 to -28 dB, scalloped within each sub-swath,
@@ -25,6 +43,10 @@ Physics (typical winter C-band values, see ``sea_ice_backscatter.csv`` and GENER
 * shapes: a fractal coastline, an ice edge with a marginal (brash / pancake) zone, Voronoi floes
   with domain-warped irregular outlines, open and refrozen leads along floe borders, brighter
   rubble along floe edges.
+
+Measured on generated winter scenes (noise removed, 3x3 boxcar), sea pixels give HH about
+-16 +- 6 dB and HV about -26 +- 5 dB, near the AI4Arctic dataset-wide -14.5 +- 5.7 / -24.7 +- 4.8
+dB quoted in GENERATORS.md.
 
 Geometry: the image is a curved swath (:mod:`tasks.sentinel1.swath_geometry`: orbit track,
 zero-Doppler ground range, Earth rotation), not an affine image of a map grid. The surface (land,
