@@ -82,6 +82,49 @@ def stages(tmp_path: Path) -> tuple[Path, Any]:
     return tmp_path, cfg
 
 
+def test_two_train_tiles_and_an_empty_split(tmp_path: Path) -> None:
+    import zarr
+
+    cfg = _config(tmp_path, **{"samples.split": {"train_tiles": ["33UXP", "33UWP"],
+                                                 "val_tiles": [], "test_tiles": ["33UVP"]}})
+    _write_stage(tmp_path, cfg)
+    out = run_samples(cfg, RUN_DATE)
+    train = out["splits"]["train"]
+    assert train["tiles"] == ["33UXP", "33UWP"] and train["n_samples"] == 9 + 3
+    ds = xr.open_zarr(train["path"], consolidated=False).load()
+    # tiles in sorted order, each in row / column order
+    expected = [("33UWP", r, c, k) for r, c, k in _expected("33UWP")] + [
+        ("33UXP", r, c, k) for r, c, k in _expected("33UXP")]
+    assert list(zip(ds.tile.values.tolist(), ds.row.values.tolist(), ds.col.values.tolist(),
+                    ds.y.values.tolist(), strict=True)) == expected
+    values = np.array([[[_refl(TILES[t], mm, bb, r, c) for bb in range(10)] for mm in range(12)]
+                       for t, r, c, _ in expected], dtype="float32")
+    np.testing.assert_array_equal(ds.x.values, values)
+    np.testing.assert_allclose(out["band_mean"], values.reshape(-1, 10).mean(axis=0), rtol=1e-6)
+    assert ds.parcel_id.values.tolist() == [100 * (TILES[t] + 1) + 4 * r + c
+                                            for t, r, c, _ in expected]
+    assert zarr.open_array(str(Path(train["path"]) / "x"), mode="r").chunks == (12, 12, 10)
+    assert train["class_counts"] == {"grassland": 1, "maize": 4, "winter_wheat": 5, "soy": 2}
+
+    val = out["splits"]["val"]
+    assert val == {"path": str(Path(out["output"]) / "val.zarr"), "n_samples": 0,
+                   "class_counts": {}, "tiles": []}
+    empty = xr.open_zarr(val["path"], consolidated=False).load()
+    assert dict(empty.sizes) == {"sample": 0, "month": 12, "band": 10}
+    assert empty.x.shape == (0, 12, 10) and empty.gap_filled.shape == (0, 12)
+    assert (empty.x.dtype, empty.y.dtype, empty.row.dtype, empty.col.dtype,
+            empty.parcel_id.dtype, empty.gap_filled.dtype) == (
+        np.float32, np.int16, np.int32, np.int32, np.int64, np.uint8)
+    assert empty.tile.dtype.kind == "U"
+    assert empty.attrs["n_samples"] == 0 and empty.attrs["tiles"] == []
+    assert empty.attrs["class_counts"] == dict.fromkeys(CROP_CLASSES, 0)
+    assert empty.attrs["months"] == MONTHS
+    assert zarr.open_array(str(Path(val["path"]) / "x"), mode="r").chunks == (1, 12, 10)
+    manifest = json.loads((Path(out["output"]) / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 12, "val": 0, "test": 4}
+    assert manifest["class_counts"]["val"] == {}
+
+
 def test_every_sample_is_the_pixel_it_names(stages: tuple[Path, Any]) -> None:
     root, cfg = stages
     out = run_samples(cfg, RUN_DATE)
@@ -222,46 +265,3 @@ def test_missing_labels_and_empty_train_split(tmp_path: Path) -> None:
         f"agronomic year {KEY}: the train tiles ['33UWP'] have no reliable label; check "
         "labels/report.json (parcel map coverage, buffer, outlier filter)"
     )
-
-
-def test_two_train_tiles_and_an_empty_split(tmp_path: Path) -> None:
-    import zarr
-
-    cfg = _config(tmp_path, **{"samples.split": {"train_tiles": ["33UXP", "33UWP"],
-                                                 "val_tiles": [], "test_tiles": ["33UVP"]}})
-    _write_stage(tmp_path, cfg)
-    out = run_samples(cfg, RUN_DATE)
-    train = out["splits"]["train"]
-    assert train["tiles"] == ["33UXP", "33UWP"] and train["n_samples"] == 9 + 3
-    ds = xr.open_zarr(train["path"], consolidated=False).load()
-    # tiles in sorted order, each in row / column order
-    expected = [("33UWP", r, c, k) for r, c, k in _expected("33UWP")] + [
-        ("33UXP", r, c, k) for r, c, k in _expected("33UXP")]
-    assert list(zip(ds.tile.values.tolist(), ds.row.values.tolist(), ds.col.values.tolist(),
-                    ds.y.values.tolist(), strict=True)) == expected
-    values = np.array([[[_refl(TILES[t], mm, bb, r, c) for bb in range(10)] for mm in range(12)]
-                       for t, r, c, _ in expected], dtype="float32")
-    np.testing.assert_array_equal(ds.x.values, values)
-    np.testing.assert_allclose(out["band_mean"], values.reshape(-1, 10).mean(axis=0), rtol=1e-6)
-    assert ds.parcel_id.values.tolist() == [100 * (TILES[t] + 1) + 4 * r + c
-                                            for t, r, c, _ in expected]
-    assert zarr.open_array(str(Path(train["path"]) / "x"), mode="r").chunks == (12, 12, 10)
-    assert train["class_counts"] == {"grassland": 1, "maize": 4, "winter_wheat": 5, "soy": 2}
-
-    val = out["splits"]["val"]
-    assert val == {"path": str(Path(out["output"]) / "val.zarr"), "n_samples": 0,
-                   "class_counts": {}, "tiles": []}
-    empty = xr.open_zarr(val["path"], consolidated=False).load()
-    assert dict(empty.sizes) == {"sample": 0, "month": 12, "band": 10}
-    assert empty.x.shape == (0, 12, 10) and empty.gap_filled.shape == (0, 12)
-    assert (empty.x.dtype, empty.y.dtype, empty.row.dtype, empty.col.dtype,
-            empty.parcel_id.dtype, empty.gap_filled.dtype) == (
-        np.float32, np.int16, np.int32, np.int32, np.int64, np.uint8)
-    assert empty.tile.dtype.kind == "U"
-    assert empty.attrs["n_samples"] == 0 and empty.attrs["tiles"] == []
-    assert empty.attrs["class_counts"] == dict.fromkeys(CROP_CLASSES, 0)
-    assert empty.attrs["months"] == MONTHS
-    assert zarr.open_array(str(Path(val["path"]) / "x"), mode="r").chunks == (1, 12, 10)
-    manifest = json.loads((Path(out["output"]) / "manifest.json").read_text())
-    assert manifest["counts"] == {"train": 12, "val": 0, "test": 4}
-    assert manifest["class_counts"]["val"] == {}
