@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: Target size of one output chunk along the patch axis (bytes).
 OUTPUT_CHUNK_BYTES = 2 * 1024 * 1024
+#: Most tiles one candidate task scans on Dask (the scan of a tile costs a few ms of CPU, about
+#: what Dask spends on a task).
+CANDIDATE_BATCH = 8
 #: Driver writes in flight at once (each holds its block of patches until written).
 PENDING_WRITES = 2
 #: In-chunk byte order of ``x``: band-major, (band, patch, py, px). The values and the array's
@@ -223,6 +226,11 @@ def find_candidates(
     ).astype(np.int32).reshape(-1, 3)
 
 
+def find_candidates_batch(jobs: Sequence[tuple]) -> list[np.ndarray]:
+    """:func:`find_candidates` of several tiles (each job its arguments) in one task, in order."""
+    return [find_candidates(*job) for job in jobs]
+
+
 def _patch_counts(
     bad_pixels: np.ndarray, label: np.ndarray, size: int, stride: int, n_codes: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -240,27 +248,37 @@ def _patch_counts(
 def _patch_counts_aligned(
     bad_pixels: np.ndarray, label: np.ndarray, size: int, n_codes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_patch_counts` for ``stride == size`` (patches tile the window), in one bincount.
+    """:func:`_patch_counts` for ``stride == size`` (patches tile the window).
 
-    Bad pixels count as an extra code ``n_codes``, so one histogram per patch gives both. A bad
-    patch's label counts then miss its bad pixels; such patches are rejected whatever they are.
+    Most patches hold one label: per patch the minimum and maximum label and whether any pixel
+    is bad come from reductions over rows first (vectorised across columns) and then over
+    ``size``-pixel runs, so a pure patch costs no histogram; only mixed, good patches get one
+    (a single bincount). A bad patch's label counts are left at 0: it is rejected whatever they
+    are.
     """
     n_rows, n_cols = label.shape[0] // size, label.shape[1] // size
-    marked = np.where(bad_pixels, np.uint8(n_codes), label)
-    keys = _patch_bin_offsets(n_rows, n_cols, size, n_codes + 1) + marked
-    counts = np.bincount(keys.ravel(), minlength=n_rows * n_cols * (n_codes + 1))
-    counts = counts.reshape(n_rows, n_cols, n_codes + 1)
-    return counts[..., n_codes] > 0, counts[..., :n_codes]
+    bad = _patch_reduce(bad_pixels.view(np.uint8), size, np.maximum) > 0
+    high = _patch_reduce(label, size, np.maximum)
+    low = _patch_reduce(label, size, np.minimum)
+    counts = np.zeros((n_rows, n_cols, n_codes), dtype=np.intp)
+    rows, cols = np.nonzero((high == low) & ~bad)
+    counts[rows, cols, high[rows, cols]] = size * size
+    rows, cols = np.nonzero((high != low) & ~bad)
+    if len(rows):
+        blocks = label[: n_rows * size, : n_cols * size].reshape(n_rows, size, n_cols, size)
+        mixed = blocks.transpose(0, 2, 1, 3)[rows, cols].reshape(len(rows), size * size)
+        keys = mixed + (np.arange(len(rows), dtype=np.intp) * n_codes)[:, None]
+        counts[rows, cols] = np.bincount(
+            keys.ravel(), minlength=len(rows) * n_codes).reshape(len(rows), n_codes)
+    return bad, counts
 
 
-@functools.lru_cache(maxsize=4)
-def _patch_bin_offsets(n_rows: int, n_cols: int, size: int, n_bins: int) -> np.ndarray:
-    """(n_rows * size, n_cols * size) first histogram bin of each pixel's patch (read-only)."""
-    patch = np.arange(n_rows * n_cols, dtype=np.intp).reshape(n_rows, 1, n_cols, 1) * n_bins
-    offsets = np.broadcast_to(patch, (n_rows, size, n_cols, size))
-    offsets = np.ascontiguousarray(offsets).reshape(n_rows * size, n_cols * size)
-    offsets.flags.writeable = False
-    return offsets
+def _patch_reduce(values: np.ndarray, size: int, ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc`` (maximum / minimum) over each ``size`` x ``size`` block of a 2-D array."""
+    n_rows, n_cols = values.shape[0] // size, values.shape[1] // size
+    width = values.shape[1]
+    strips = ufunc.reduce(values[: n_rows * size].reshape(n_rows, size, width), axis=1)
+    return ufunc.reduce(strips[:, : n_cols * size].reshape(n_rows, n_cols, size), axis=2)
 
 
 def cut_patches(
@@ -612,10 +630,15 @@ def _find_all_candidates(
     """Candidate patches of all tiles: (scene, tile, row, col, class), by (scene, row, col)."""
     jobs = [(scene_paths[t.scene_index], label_paths[t.scene_index], t, size, stride, min_purity)
             for t in tiles]
+    # on Dask, a few consecutive tiles per task (a tile's scan costs about a task's overhead),
+    # still about two tasks per worker so that no worker waits at the end of the pass
+    per_task = 1 if client is None else min(CANDIDATE_BATCH, max(1, len(jobs) // (window // 2)))
+    batches = [(jobs[i:i + per_task],) for i in range(0, len(jobs), per_task)]
+    results = (rows for batch in _ordered_results(client, find_candidates_batch, batches, window)
+               for rows in batch)
     found = []
     for tile_index, rows in enumerate(tqdm(
-        _ordered_results(client, find_candidates, jobs, window), total=len(jobs),
-        desc=f"candidates {size}px", disable=None,
+        results, total=len(jobs), desc=f"candidates {size}px", disable=None,
     )):
         meta = np.column_stack([
             np.full(len(rows), tiles[tile_index].scene_index, np.int32),
