@@ -76,14 +76,26 @@ MODULES: dict[str, list[str]] = {
     # the polar folder runs the whole generate -> predict chain per mutant; the reference tests
     # check every function of the module value by value
     "tasks/polar/quicklook.py": ["tests/tasks/polar/test_quicklook_reference.py"],
-    "tasks/food_security/harmonise.py": ["tests/tasks/food_security/test_harmonise.py"],
+    # test_harmonise.py generates and harmonises a whole tile-year per mutant; the hand-worked
+    # tests plus the reading-path references (a 64 px tile, a two-tile 16 px archive) instead
+    "tasks/food_security/harmonise.py": [
+        "tests/tasks/food_security/test_harmonise_mutation.py",
+        "tests/tasks/food_security/test_harmonise_reading.py",
+    ],
     # test_labels.py runs the whole generate -> harmonise -> labels pipeline (~10 s) for each
     # mutant it reaches; with it the 800 mutants take hours on 2 cores. Measured with the
     # hand-made tile tests; pass --tests to add the pipeline tests.
     "tasks/food_security/labels.py": ["tests/tasks/food_security/test_labels_reference.py"],
     # hand-made stage outputs; test_samples.py runs the generate -> labels pipeline per mutant
     "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples_mutation.py"],
-    "tasks/food_security/train.py": ["tests/tasks/food_security/test_train.py"],
+    # one tiny training per test: the card / trainer-settings and per-phase loss tests, plus
+    # the two cheap error tests of test_train.py (its other tests train 2-3 models each)
+    "tasks/food_security/train.py": [
+        "tests/tasks/food_security/test_train_mutation_card.py",
+        "tests/tasks/food_security/test_train_mutation.py",
+        "tests/tasks/food_security/test_train.py::test_train_rejects_unknown_model",
+        "tests/tasks/food_security/test_train.py::test_train_without_samples_names_the_missing_store",
+    ],
     # hand-worked tests only: test_lucas_evaluate.py generates a 2,500-parcel farmland per mutant
     "tasks/lucas/evaluate.py": ["tests/tasks/lucas/test_evaluate_mutation.py"],
     # the hand-worked tests only: test_lucas_matching / test_lucas_raster_sampling build a
