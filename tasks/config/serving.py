@@ -101,6 +101,28 @@ class ServedModelConfig(StrictModel):
         return path if path.is_absolute() else (eeflow_home() / path).resolve()
 
 
+class ProcessConfig(StrictModel):
+    """On-demand processing (``POST /v1/process``, ``eeflow process submit``)."""
+
+    coverage: dict[Literal["polar", "food_security"], str] = Field(
+        default_factory=dict,
+        description="per use case, the lon/lat extent (WKT or GeoJSON, WGS84) its data cover; a "
+        "job whose region does not intersect it is refused (422 region_outside_data). A use "
+        "case left out is not checked here (its runs fail in ingestion / the region cut)")
+
+    @field_validator("coverage")
+    @classmethod
+    def _areas(cls, value: dict[str, str]) -> dict[str, str]:
+        from tasks.config.ingestion import parse_area
+
+        for use_case, area in value.items():
+            try:
+                parse_area(area)
+            except ValueError as err:
+                raise ValueError(f"coverage.{use_case}: {err}") from None
+        return value
+
+
 class ServingConfig(UseCaseConfig):
     """The serving API: server, limits, key store, request log, served models, registry."""
 
@@ -115,6 +137,7 @@ class ServingConfig(UseCaseConfig):
         description="seconds a registry lookup (versions, aliases) is reused; 0 = every request")
     models: dict[str, ServedModelConfig] = Field(default_factory=dict)
     registry: RegistryConfig = RegistryConfig()
+    process: ProcessConfig = ProcessConfig()
 
     @field_validator("models")
     @classmethod

@@ -504,5 +504,6 @@ def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> Fast
 
     from tasks.serving.process import ProcessJobs, add_process_routes
 
-    add_process_routes(app, ProcessJobs(cfg.resolved_root()), authenticate, ApiError, ERRORS)
+    add_process_routes(app, ProcessJobs(cfg.resolved_root(), coverage=cfg.process.coverage),
+                       authenticate, ApiError, ERRORS)
     return app

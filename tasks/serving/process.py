@@ -17,7 +17,9 @@ The region selects the scenes a catalogue source searches (``ingest.source`` cds
 the products are cut to it (:mod:`tasks.region`). A day's outputs live under the day's run key, so
 a job for a day that an earlier job of the same use case covered over another region would replace
 that job's products: such a job is refused (409 ``region_conflict``, naming the days and the
-earlier jobs of the caller's project) unless the request says ``replace: true``.
+earlier jobs of the caller's project) unless the request says ``replace: true``. A region that does
+not intersect the use case's data coverage (serving config ``process.coverage``) is refused before
+anything is triggered (422 ``region_outside_data``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,13 +193,18 @@ class ProcessJobs:
         data_root: the data root of the pipelines (jobs in ``process/jobs``, products in
             ``catalogue``).
         airflow: the API client; default :meth:`AirflowApi.from_env`, built on first use.
+        coverage: use case -> lon/lat extent (WKT / GeoJSON) of its data (serving config
+            ``process.coverage``); a region outside it is refused. Use cases not named are not
+            checked.
 
     """
 
-    def __init__(self, data_root: str | os.PathLike[str], airflow: AirflowApi | None = None):
+    def __init__(self, data_root: str | os.PathLike[str], airflow: AirflowApi | None = None,
+                 coverage: Mapping[UseCase, str] | None = None):
         self.root = Path(data_root)
         self.folder = self.root / "process" / "jobs"
         self._airflow = airflow
+        self.coverage: dict[str, str] = {str(k): v for k, v in (coverage or {}).items()}
 
     @property
     def airflow(self) -> AirflowApi:
@@ -216,6 +223,7 @@ class ProcessJobs:
         if request.model:
             params["model"] = request.model
         days = run_dates(request.use_case, request.window_start, request.window_end)
+        self._refuse_region_outside_data(request)
         if not request.replace:
             self._refuse_region_conflicts(request, days, project)
         job: dict[str, Any] = {
@@ -232,6 +240,26 @@ class ProcessJobs:
             job["runs"].append({"run_date": day.isoformat(), "dag_run_id": run_id})
             atomic_write_json(self.folder / f"{job_id}.json", job)  # partial jobs stay findable
         return job
+
+    def _refuse_region_outside_data(self, request: ProcessRequest) -> None:
+        """Raise 422 when the region does not intersect the use case's data coverage."""
+        from tasks.config.ingestion import parse_area
+
+        extent = self.coverage.get(request.use_case)
+        if extent is None:
+            return
+        region, covered = parse_area(request.region), parse_area(extent)
+        if region.intersects(covered):
+            return
+
+        def bbox(geometry: Any) -> str:
+            return "(" + ", ".join(f"{v:.3f}" for v in geometry.bounds) + ")"
+
+        raise ProcessError(
+            f"region (lon/lat bbox {bbox(region)}) lies outside the {request.use_case} data, "
+            f"which cover lon/lat bbox {bbox(covered)} (serving config "
+            f"process.coverage.{request.use_case}); choose a region that overlaps it",
+            status=422, code="region_outside_data")
 
     def _refuse_region_conflicts(self, request: ProcessRequest, days: list[dt.date],
                                  project: str | None) -> None:

@@ -30,7 +30,8 @@ def _jobs(config: Path, set_: list[str] | None = None) -> ProcessJobs:  # lazy s
     from tasks.config.serving import ServingConfig
     from tasks.serving.process import ProcessJobs
 
-    return ProcessJobs(load_cli_config(config, set_, expect=ServingConfig).resolved_root())
+    cfg = load_cli_config(config, set_, expect=ServingConfig)
+    return ProcessJobs(cfg.resolved_root(), coverage=cfg.process.coverage)
 
 
 def _run(call: Callable[..., Any], *args: Any) -> None:

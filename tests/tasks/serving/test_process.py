@@ -240,3 +240,29 @@ def test_a_job_over_another_region_for_the_same_days_is_refused_unless_replace(a
     replaced = _submit(client, keys["polar"], region=other, window_start="2026-02-03",
                        window_end="2026-02-03", replace=True)
     assert replaced.status_code == 202 and replaced.json()["runs"][0]["run_date"] == "2026-02-03"
+
+
+def test_a_region_outside_the_use_case_data_is_a_422_and_triggers_nothing(airflow, tmp_path,
+                                                                          no_tracking_env):
+    from tasks.serving.request_log import read_records
+
+    fram_strait = "POLYGON ((-20 74, 40 74, 40 84, -20 84, -20 74))"
+    cfg = serving_config(tmp_path, process={"coverage": {"polar": fram_strait}})
+    key, _ = ApiKeyStore(cfg.under_root(cfg.keys_file)).create("polar")
+    with TestClient(create_app(cfg)) as client:
+        sahara = "POLYGON ((5 20, 10 20, 10 25, 5 25, 5 20))"
+        refused = _submit(client, key, region=sahara)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "region_outside_data"
+        assert refused.json()["message"] == (
+            "region (lon/lat bbox (5.000, 20.000, 10.000, 25.000)) lies outside the polar data, "
+            "which cover lon/lat bbox (-20.000, 74.000, 40.000, 84.000) (serving config "
+            "process.coverage.polar); choose a region that overlaps it")
+        assert airflow.runs == {} and not (tmp_path / "process" / "jobs").exists()
+        # a region overlapping the coverage is accepted; a use case without coverage too
+        assert _submit(client, key).status_code == 202
+        assert client.get("/health").json()["status"] == "ok"
+    logged = list(read_records(cfg.under_root(cfg.request_log.folder), "jsonl"))
+    assert [(r["status"], r["outcome"]) for r in logged] == [(422, "rejected"), (202, "ok")]
+    with pytest.raises(ValueError, match="coverage.food_security"):
+        serving_config(tmp_path, process={"coverage": {"food_security": "POLYGON ((0 0"}})
