@@ -298,3 +298,26 @@ def test_render_command_writes_the_files(tmp_path):
         "train-pod-polar.yaml"]
     bad = runner.invoke(app, ["airflow", "render", "--executor", "local"])
     assert bad.exit_code == 2 and "celery or kubernetes" in bad.output
+
+
+@pytest.mark.parametrize("use_case", sorted(TRAIN_COMMANDS))
+def test_training_pod_builds_with_the_kubernetes_pod_operator_when_installed(use_case, tmp_path):
+    """The real operator (``kubernetes`` extra) accepts the rendered pod as its template."""
+    pod_module = pytest.importorskip("airflow.providers.cncf.kubernetes.operators.pod")
+    client = pytest.importorskip("kubernetes.client")
+    kubeconfig = tmp_path / "kubeconfig"  # building the request reads a config, connects nowhere
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    rendered = training_pod(use_case, gpus=1, volume_claim="eeflow-data")
+    operator = pod_module.KubernetesPodOperator(task_id="train", pod_template_dict=rendered,
+                                                config_file=str(kubeconfig), in_cluster=False)
+    pod = operator.build_pod_request_obj(context=None)
+    (base,) = [c for c in pod.spec.containers if c.name == BASE_CONTAINER]
+    assert base.image == IMAGES["trainer"].ref and base.resources.limits["nvidia.com/gpu"] == "1"
+    assert base.args[:2] == TRAIN_COMMANDS[use_case] and "{{ ds }}" in base.args
+    model = client.ApiClient()._ApiClient__deserialize(yaml.safe_load(to_yaml(rendered)),
+                                                       client.V1Pod)
+    assert model.spec.containers[0].image == base.image
