@@ -9,18 +9,19 @@ CNN, VGG-16, VGG-16 transfer and modified VGG-16 at 32 px, and the modified VGG-
 state dict) when given, else from the same seed's VGG-16 trained on the other class scheme (the
 project's fallback, here without training that VGG-16 twice).
 
-Each model is scored three ways: validation accuracy on its seeded block split of the patches,
+Each model is scored four ways: validation accuracy on its seeded block split of the patches,
 and pixel by pixel (``tasks.polar.generalisation``) against the truth rasters of the scenes of a
 later winter day B (temporal generalisation), of another generated region (other seed and area,
-``--region-bbox``) and of a July day (melt season: wet snow on the ice); the last two at
-``--test-size`` px. Rows per run, and mean +- sample SD (min..max) over seeds, go to the JSON and
-the console (``bench/results/polar_models[_full|_cpu_table].json``); learning curves and
-confusion matrices of the first seed are copied to
-``bench/results/model_quality/[full/|cpu_table/]`` (not for --quick).
+``--region-bbox``) and of a July day (melt season: wet snow on the ice), each generated at
+``--test-size`` px (day B under the training config when that is the training size). Rows per
+run, and mean +- sample SD (min..max) over seeds, go to the JSON and the console
+(``bench/results/polar_models[_full|_cpu_table].json``); learning curves and confusion matrices
+of the first seed are copied to ``bench/results/model_quality/[full/|cpu_table/]`` (not for
+--quick).
 
 Presets (explicit flags override them):
   (none)       the CPU-sized run reported in bench/RESULTS.md (1,200 px scenes, 2 days x 1 scene,
-               80 patches per class, 2 epochs, batch 32, 2 seeds; 600 px region / melt scenes)
+               80 patches per class, 2 epochs, batch 32, 2 seeds; 400 px test scenes)
   --cpu-table  the issue's CPU variant: 2,000 px scenes, 2 days x 2 scenes, 300 per class,
                5 epochs, 3 seeds (estimated <= 3 h on 2 idle cores)
   --full       the GPU grid for `make paper-tables`: 4,000 px scenes, 4 days x 2 scenes, 5,000 per
@@ -59,7 +60,7 @@ from common import add_quick_flag, report  # noqa: E402
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"size": 1200, "days": 2, "scenes": 1, "epochs": 2, "seeds": 2,
                 "max_per_class": 80, "vgg_width": 1.0, "patience": 3, "batch_size": 32,
-                "test_size": 600},
+                "test_size": 400},
     "cpu_table": {"size": 2000, "days": 2, "scenes": 2, "epochs": 5, "seeds": 3,
                   "max_per_class": 300, "vgg_width": 1.0, "patience": 3, "batch_size": 64,
                   "test_size": 900},
@@ -97,7 +98,7 @@ def _args() -> argparse.Namespace:
                         help="lon_min lat_min lon_max lat_max of the other region (default: "
                         "Beaufort Sea; training scenes are drawn in the Fram Strait / Barents Sea)")
     parser.add_argument("--test-size", type=int, default=None,
-                        help="scene edge (px) of the other-region and melt-season test scenes")
+                        help="scene edge (px) of the day-B, other-region and melt test scenes")
     parser.add_argument("--resume", action="store_true", help="keep finished runs of runs.jsonl")
     parser.add_argument("--out", type=Path, default=None)
     add_quick_flag(parser)
@@ -130,13 +131,16 @@ def _base(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every run in order: per seed the two VGG-16s first (transfer starts from them)."""
+    """Every run in order, seed by seed: first the rows of the paper's ordering (VGG-16, ad-hoc
+    CNN, modified VGG-16 at 32 px) for both schemes, then VGG-16 transfer (it starts from the other
+    scheme's VGG-16 of the same seed) and the modified VGG-16 at 20 px."""
     runs = RUNS if not args.quick else [RUNS[0], RUNS[3]]
     schemes = SCHEMES if not args.quick else ("binary",)
+    first = [("vgg16", 32), ("adhoc_cnn", 32), ("vgg16_modified", 32)]
     plan = []
     for seed in range(args.seeds):
-        ordered = [(s, m, p) for m, p in runs if m == "vgg16" for s in schemes]
-        ordered += [(s, m, p) for s in schemes for m, p in runs if m != "vgg16"]
+        ordered = [(s, m, p) for s in schemes for m, p in first if (m, p) in runs]
+        ordered += [(s, m, p) for s in schemes for m, p in runs if (m, p) not in first]
         for scheme, model, patch in ordered:
             plan.append({"seed": 42 + seed, "scheme": scheme, "model": model, "patch": patch})
     return plan
@@ -182,7 +186,8 @@ def _transfer(args: argparse.Namespace, row: dict[str, Any], train_days: list[st
     model_dir = Path(row["model_dir"])
     small = {"ingest.generator.lines": min(args.size, args.test_size),
              "ingest.generator.samples": min(args.size, args.test_size)}
-    tests: list[tuple[str, str, dict[str, Any]]] = [("day_b", test_day, {})]
+    same = {} if args.test_size >= args.size else small
+    tests: list[tuple[str, str, dict[str, Any]]] = [("day_b", test_day, same)]
     if not args.quick:
         tests.append(("region", test_day, {**small, "seed": 4242,
                                            "ingest.aoi_bbox": list(args.region_bbox)}))
