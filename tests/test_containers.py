@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ SECRET_ENV = {
     "POSTGRES_PASSWORD": "x",
     "AIRFLOW_JWT_SECRET": "x",
     "AIRFLOW_FERNET_KEY": "x",
+    "EEFLOW_AIRFLOW_PASSWORD": "x",
 }
 AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer"]
@@ -48,6 +50,8 @@ def test_compose_secrets_only_from_environment():
         r"^\s*([A-Z0-9_]*(PASSWORD|SECRET|FERNET|KEY)[A-Z0-9_]*):\s*(.+)$", text, re.M
     ):
         value = match.group(3)
+        if match.group(1).endswith("_FILE"):  # where a secret lives, not the secret
+            continue
         assert "${" in value and ":?" in value, f"{match.group(1)} has a literal value: {value}"
 
 
@@ -141,8 +145,9 @@ def test_compose_eeflow_commands_exist_with_their_options():
 def test_every_compose_variable_is_read_by_the_code(monkeypatch):
     """EEFLOW_* variables of the compose file are config overrides; nothing sets unused S3 keys."""
     from tasks.config.common import ENV_OVERRIDES, load_config
+    from tasks.serving.process import AIRFLOW_ENV
 
-    read_by_eeflow = {"EEFLOW_HOME", *ENV_OVERRIDES}
+    read_by_eeflow = {"EEFLOW_HOME", *ENV_OVERRIDES, *AIRFLOW_ENV}
     env: dict[str, str] = {}
     for name, svc in _compose()["services"].items():
         for key, value in (svc.get("environment") or {}).items():
@@ -152,7 +157,7 @@ def test_every_compose_variable_is_read_by_the_code(monkeypatch):
             env[key] = str(value)
     assert set(ENV_OVERRIDES) <= set(env), "the stack should point eeflow at its Dask and SPARQL"
     for key, value in env.items():
-        if key != "EEFLOW_HOME":
+        if key in ENV_OVERRIDES:
             monkeypatch.setenv(key, value)
     linked = load_config(REPO / "configs" / "linked_data.yaml")
     assert (linked.store.mode, linked.store.url) == ("http", env["EEFLOW_SPARQL_ENDPOINT"])
@@ -161,6 +166,35 @@ def test_every_compose_variable_is_read_by_the_code(monkeypatch):
     # explicit overrides (CLI --set) still win over the environment
     local = load_config(REPO / "configs" / "polar.yaml", {"dask.cluster": "local"})
     assert local.dask.cluster == "local"
+
+
+def test_serving_triggers_dags_as_the_airflow_user_that_init_creates(tmp_path):
+    """The serving service reaches the api-server as a user whose password init writes."""
+    services = _compose()["services"]
+    serving, init = services["serving"]["environment"], services["airflow-init"]
+    api = services["airflow-apiserver"]
+    host, port = serving["EEFLOW_AIRFLOW_URL"].removeprefix("http://").split(":")
+    assert host == "airflow-apiserver" and api["command"][-1] == port
+    user = serving["EEFLOW_AIRFLOW_USERNAME"]
+    airflow_env = api["environment"]
+    assert airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{user}:admin"
+    passwords = airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert init["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == passwords
+    # on the volume both the init container and the api-server mount
+    mounts = [v.split(":")[1] for v in services["airflow-apiserver"]["volumes"]]
+    assert any(passwords.startswith(m + "/") for m in mounts if m.startswith("/opt/eeflow/w"))
+    secret = "${EEFLOW_AIRFLOW_PASSWORD:?set EEFLOW_AIRFLOW_PASSWORD in .env}"
+    assert serving["EEFLOW_AIRFLOW_PASSWORD"] == init["environment"]["EEFLOW_AIRFLOW_PASSWORD"] \
+        == secret
+    # init's command writes {user: password} (run here with a temporary path, bash, python)
+    script = init["command"][2].replace("/opt/eeflow/work/airflow", str(tmp_path / "airflow"))
+    script = script.replace("&& exec airflow db migrate", "")
+    written = tmp_path / "airflow" / "p.json"
+    env = {**os.environ, "EEFLOW_AIRFLOW_PASSWORD": "pw-from-env",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(written),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", "-c", script], env=env, check=True)
+    assert json.loads(written.read_text()) == {user: "pw-from-env"}
 
 
 def test_env_override_errors_name_the_variable(monkeypatch):
@@ -175,7 +209,7 @@ def test_env_override_errors_name_the_variable(monkeypatch):
 
 def test_airflow_services_wait_for_the_migration():
     services = _compose()["services"]
-    assert services["airflow-init"]["command"] == ["airflow", "db", "migrate"]
+    assert services["airflow-init"]["command"][-1].endswith("&& exec airflow db migrate")
     assert "airflow-init" not in services["airflow-init"]["depends_on"]
     for name in AIRFLOW_SERVICES:
         depends = services[name]["depends_on"]
