@@ -472,7 +472,8 @@ def test_manifest_edge_cases(iw_copy: Path) -> None:
     assert p.start_time == dt.datetime(2021, 12, 23, 5, 11, 22, 594441, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize("href", ["/etc/passwd-vv-.xml", "C:/x-vv-.xml", "", "a\\..\\..\\b-vv-"])
+@pytest.mark.parametrize("href", ["/etc/passwd-vv-.xml", "C:/x-vv-.xml", "", "a\\..\\..\\b-vv-",
+                                  "C:"])
 def test_escaping_hrefs_are_refused(iw_copy: Path, href: str) -> None:
     files = sm._SafeFiles(iw_copy)
     with pytest.raises(SafeFormatError) as info:
@@ -481,6 +482,10 @@ def test_escaping_hrefs_are_refused(iw_copy: Path, href: str) -> None:
         f"file {href!r} points outside the product {iw_copy}; a SAFE product only links files "
         "inside its own folder (corrupt or tampered manifest.safe?)")
     files.check_inside("annotation/x.xml", "file")  # inside: no error
+    files.check_inside("x", "file")  # a one-character name is no drive letter
+    with pytest.raises(SafeFormatError) as exists_info:
+        files.exists(href)
+    assert str(exists_info.value) == str(info.value)  # exists checks with the word "file"
     (iw_copy / "link.xml").symlink_to(IW_GRD / "manifest.safe")
     with pytest.raises(SafeFormatError, match=r"^file 'link.xml' points outside the product"):
         files.check_inside("link.xml", "file")
@@ -522,12 +527,13 @@ def test_bad_annotations_are_refused_by_name(iw_copy: Path, old: str, new: str,
 def test_annotation_without_optional_elements(iw_copy: Path) -> None:
     path = iw_copy / IW_ANNOTATION
     text = path.read_text()
-    start = text.index("<pass>")
-    text = text[:start] + text[text.index("</pass>") + len("</pass>"):]
+    for tag in ("pass", "incidenceAngleMidSwath"):
+        start = text.index(f"<{tag}>")
+        text = text[:start] + text[text.index(f"</{tag}>") + len(f"</{tag}>"):]
     path.write_text(text)
     ann = open_safe(iw_copy).annotation("VV")
     assert ann.pass_direction is None
-    assert ann.incidence_angle_mid_swath is None or ann.incidence_angle_mid_swath > 0
+    assert ann.incidence_angle_mid_swath is None
 
 
 def test_truncated_and_non_numeric_luts(iw_copy: Path) -> None:
@@ -846,3 +852,18 @@ def test_huge_text_nodes_are_parsed(iw_copy: Path) -> None:
     end = text.rindex("</")
     manifest.write_text(text[:end] + "<padding>" + "x" * 11_000_000 + "</padding>" + text[end:])
     assert open_safe(iw_copy).mission == "S1B"
+
+
+@pytest.mark.parametrize("href", ["/etc/passwd-vv-.xml", "\\windows\\x-vv-.xml", "C:x-vv-.xml"])
+def test_escaping_hrefs_are_refused_in_a_zip(tmp_path: Path, href: str) -> None:
+    """A zip has no folder to resolve against: the name alone must be refused."""
+    archive = tmp_path / "product.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(IW_GRD / "manifest.safe", f"{IW_GRD.name}/manifest.safe")
+    files = sm._SafeFiles(archive)
+    with pytest.raises(SafeFormatError) as info:
+        files.check_inside(href, "file")
+    assert str(info.value) == (
+        f"file {href!r} points outside the product {archive}; a SAFE product only links files "
+        "inside its own folder (corrupt or tampered manifest.safe?)")
+    assert files.exists("manifest.safe") and not files.exists("x")
