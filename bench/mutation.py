@@ -15,6 +15,7 @@ Usage::
     python bench/mutation.py                       # every module of MODULES (hours on 2 cores)
     python bench/mutation.py --module tasks/storage.py --module tasks/sentinel1/lut.py
     python bench/mutation.py --list
+    python bench/mutation.py --committed --module ...   # the last commit, not the working tree
 
 ``make mutation`` runs it; it is not part of ``make test``.
 """
@@ -70,6 +71,7 @@ MODULES: dict[str, list[str]] = {
     "tasks/polar/harmonise.py": [
         "tests/tasks/polar/test_harmonise_mutation.py",
         "tests/tasks/polar/test_harmonise_mutation_scene.py",
+        "tests/tasks/polar/test_harmonise_mutation_run.py",
     ],
     "tasks/polar/patches.py": ["tests/tasks/polar"],
     "tasks/polar/predict.py": ["tests/tasks/polar"],
@@ -83,9 +85,12 @@ MODULES: dict[str, list[str]] = {
         "tests/tasks/food_security/test_harmonise_reading.py",
     ],
     # test_labels.py runs the whole generate -> harmonise -> labels pipeline (~10 s) for each
-    # mutant it reaches; with it the 800 mutants take hours on 2 cores. Measured with the
-    # hand-made tile tests; pass --tests to add the pipeline tests.
-    "tasks/food_security/labels.py": ["tests/tasks/food_security/test_labels_reference.py"],
+    # mutant it reaches; with it the 800 mutants take hours on 2 cores. The hand-made tile
+    # tests and a hand-made harmonise output + parcel map for run_labels reach every function.
+    "tasks/food_security/labels.py": [
+        "tests/tasks/food_security/test_labels_reference.py",
+        "tests/tasks/food_security/test_labels_mutation.py",
+    ],
     # hand-made stage outputs; test_samples.py runs the generate -> labels pipeline per mutant
     "tasks/food_security/samples.py": ["tests/tasks/food_security/test_samples_mutation.py"],
     # one tiny training per test: the card / trainer-settings and per-phase loss tests, plus
@@ -742,6 +747,36 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "back; the Dataset's attrs are applied again after rioxarray (ds.attrs.update(attrs))",
         [f"tasks.polar.harmonise.x__template__mutmut_{i}" for i in (12, 14, 46, 49)],
     ),
+    # --- tasks/polar/harmonise.py (H4, 2026-11-30) ---
+    (
+        "np.errstate only silences warnings: the divisors are clamped by np.maximum (no "
+        "division by zero, no 0/0), and the result is chosen by np.where",
+        [f"tasks.polar.harmonise.x_block_average__mutmut_{i}" for i in (27, 28, 29, 30)]
+        + [f"tasks.polar.harmonise.x_boxcar__mutmut_{i}" for i in (35, 36, 37, 38)],
+    ),
+    (
+        "block_average's weight sum is a float32 count of valid pixels, >= 1 where used; the "
+        "clamp 1 + 1e-12 is 1.0 in float32 (a weak Python scalar takes the array's dtype)",
+        ["tasks.polar.harmonise.x_block_average__mutmut_49"],
+    ),
+    (
+        "a float64 intermediate instead of float32 (noise subtraction, boxcar numerator): only "
+        "more precise; the results are cast to float32",
+        ["tasks.polar.harmonise.x_remove_noise_and_calibrate__mutmut_8",
+         "tasks.polar.harmonise.x_boxcar__mutmut_14"],
+    ),
+    (
+        "boxcar: a value of 1 instead of 0 at zero-weight pixels is multiplied by that zero "
+        "weight; den is exactly 0 where no valid pixel is in the window (then num is 0 too, "
+        "so num / 1e-6 = 0) and equals 1e-6 only by coincidence, so '>=' for '>' changes nothing",
+        [f"tasks.polar.harmonise.x_boxcar__mutmut_{i}" for i in (23, 50)],
+    ),
+    (
+        "rasterio's rasterize fills with 0 by default; zip's strict flag on the two index "
+        "arrays of one STRtree query (always of equal length)",
+        ["tasks.polar.harmonise.x_rasterise_land__mutmut_23"]
+        + [f"tasks.polar.harmonise.x_land_per_tile__mutmut_{i}" for i in (35, 38, 39)],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
@@ -754,8 +789,17 @@ _TIMEOUT = {36, -24, 24, 152, 255}
 _NO_TESTS = {5, 33}
 
 
-def _copy_tree(destination: Path) -> None:
-    """Copy the working tree's tracked and untracked-but-not-ignored files to ``destination``."""
+def _copy_tree(destination: Path, committed: bool = False) -> None:
+    """Copy the working tree's tracked and untracked-but-not-ignored files to ``destination``.
+
+    ``committed``: the files of the last commit instead (``git archive HEAD``), so that
+    uncommitted edits of others in a shared working tree do not enter the run.
+    """
+    if committed:
+        archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=REPO,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
+        return
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO, check=True, capture_output=True,
@@ -784,6 +828,13 @@ def _mutmut_config(module: str, tests: list[str]) -> str:
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'also_copy = ["tasks", "operators", "configs", "dags", "tests"]\n'
     )
+
+
+def _source_label(committed: bool) -> str:
+    """Which code a run mutated: ``commit <sha>`` or ``working tree at <sha>``."""
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return f"commit {sha}" if committed else f"working tree at {sha}"
 
 
 def _classify(exit_code: int | None) -> str:
@@ -817,11 +868,13 @@ def _diffs(work: Path, module: str, names: list[str], env: dict[str, str]) -> di
     return json.loads(shown.stdout)
 
 
-def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float) -> dict:
+def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float,
+               committed: bool = False) -> dict:
     """Run mutmut on one module in a temporary copy of the tree and return its summary."""
     with tempfile.TemporaryDirectory(prefix="eeflow-mutation-") as tmp:
         work = Path(tmp)
-        _copy_tree(work)
+        source = _source_label(committed)  # before the copy: HEAD may move meanwhile
+        _copy_tree(work, committed)
         with (work / "pyproject.toml").open("a") as pyproject:
             pyproject.write(_mutmut_config(module, tests))
         mutmut = [sys.executable, "-m", "mutmut"]
@@ -855,6 +908,7 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
                 entry["reason"] = EQUIVALENT[name]
             mutants.append(entry)
     summary = {"module": module, "tests": tests, "date": started.date().isoformat(),
+               "source": source,
                "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
                "error": run_error}
     return _summarise(summary, mutants)
@@ -991,6 +1045,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reclassify", action="store_true",
                         help="re-apply EQUIVALENT to bench/results/mutation.json without a run")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--committed", action="store_true",
+                        help="mutate the last commit (git archive HEAD), not the working tree")
     args = parser.parse_args(argv)
     if args.reclassify:
         write_reports(None)
@@ -1001,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for module in args.module or list(MODULES):
         summary = run_module(module, MODULES[module] + args.tests, max_children=args.max_children,
-                             timeout_s=args.timeout)
+                             timeout_s=args.timeout, committed=args.committed)
         print(f"{module}: {summary['mutants']} mutants, {summary['killed']} killed, "
               f"{summary['timeout']} timeout, {summary['survived']} survived, "
               f"{summary['equivalent']} equivalent, {summary['no tests']} no tests, "
