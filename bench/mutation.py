@@ -869,8 +869,11 @@ def _diffs(work: Path, module: str, names: list[str], env: dict[str, str]) -> di
 
 
 def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float,
-               committed: bool = False) -> dict:
-    """Run mutmut on one module in a temporary copy of the tree and return its summary."""
+               committed: bool = False, only: list[str] | None = None) -> dict:
+    """Run mutmut on one module in a temporary copy of the tree and return its summary.
+
+    ``only``: run just these mutants (names); the summary then covers only them.
+    """
     with tempfile.TemporaryDirectory(prefix="eeflow-mutation-") as tmp:
         work = Path(tmp)
         source = _source_label(committed)  # before the copy: HEAD may move meanwhile
@@ -882,7 +885,7 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
         started = dt.datetime.now(dt.UTC)
         try:
             completed = subprocess.run(
-                [*mutmut, "run", "--max-children", str(max_children)],
+                [*mutmut, "run", "--max-children", str(max_children), *(only or [])],
                 cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s,
             )
             run_error = None if completed.returncode == 0 else completed.stderr[-2000:]
@@ -892,6 +895,8 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
         exit_codes: dict[str, int | None] = (
             json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.exists() else {}
         )
+        if only:
+            exit_codes = {n: c for n, c in exit_codes.items() if n in set(only)}
         statuses = {}
         for name, exit_code in exit_codes.items():
             status = _classify(exit_code)
@@ -911,7 +916,25 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
                "source": source,
                "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
                "error": run_error}
+    if only:
+        summary["rerun_names"] = sorted(statuses)  # the mutants this run checked
     return _summarise(summary, mutants)
+
+
+def merge_rerun(stored: dict, rerun: dict) -> dict:
+    """Fold a run of some of a module's mutants (``run_module(only=...)``) into its stored summary.
+
+    The re-run mutants replace their stored entries; the others keep their stored status. The
+    summary notes the re-run (date, source, seconds) beside the first run's.
+    """
+    names = set(rerun["rerun_names"])
+    kept = [m for m in stored["not_killed"] if m["name"] not in names]
+    killed = stored["killed"] + rerun["killed"]
+    summary = {k: stored[k] for k in ("module", "tests", "date", "seconds", "error")}
+    summary["source"] = stored.get("source")
+    summary["rerun"] = {k: rerun[k] for k in ("date", "source", "seconds", "error", "tests")}
+    summary["rerun"]["mutants"] = rerun["mutants"]
+    return _summarise(summary, [{"status": "killed"}] * killed + kept + rerun["not_killed"])
 
 
 def _summarise(summary: dict, mutants: list[dict]) -> dict:
@@ -1015,7 +1038,10 @@ def _survivors_markdown(by_module: dict) -> str:
             + (f"{rate:.1%}" if rate is not None else "n/a")
             + (f" ({summary['kill_rate_reached']:.1%} of those the tests reach)"
                if summary["kill_rate_reached"] is not None else "")
-            + (f". Run error: {summary['error']}" if summary["error"] else ""),
+            + (f". Run error: {summary['error']}" if summary["error"] else "")
+            + (f". The not-killed mutants re-run on {summary['rerun']['date']} "
+               f"({summary['rerun']['source']}, {summary['rerun']['mutants']} mutants)"
+               if summary.get("rerun") else ""),
             "",
         ]
         for mutant in summary["not_killed"]:
@@ -1045,6 +1071,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reclassify", action="store_true",
                         help="re-apply EQUIVALENT to bench/results/mutation.json without a run")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--rerun-not-killed", action="store_true",
+                        help="run only the mutants mutation.json lists as not killed (survived, "
+                        "timeout, ...; not the equivalent ones) and merge the result into it")
     parser.add_argument("--committed", action="store_true",
                         help="mutate the last commit (git archive HEAD), not the working tree")
     args = parser.parse_args(argv)
@@ -1056,8 +1085,17 @@ def main(argv: list[str] | None = None) -> int:
             print(module, "<-", " ".join(tests))
         return 0
     for module in args.module or list(MODULES):
+        stored = _read_results().get(module) if args.rerun_not_killed else None
+        only = None
+        if stored is not None:
+            only = [m["name"] for m in stored["not_killed"] if m["status"] != "equivalent"]
+            if not only:
+                print(f"{module}: nothing to re-run", flush=True)
+                continue
         summary = run_module(module, MODULES[module] + args.tests, max_children=args.max_children,
-                             timeout_s=args.timeout, committed=args.committed)
+                             timeout_s=args.timeout, committed=args.committed, only=only)
+        if stored is not None and only is not None:
+            summary = merge_rerun(stored, summary)
         print(f"{module}: {summary['mutants']} mutants, {summary['killed']} killed, "
               f"{summary['timeout']} timeout, {summary['survived']} survived, "
               f"{summary['equivalent']} equivalent, {summary['no tests']} no tests, "
