@@ -21,15 +21,26 @@ the published versions. A missing input is a :class:`FileNotFoundError` that nam
 the stage to run first. Local data roots do not come here: the stage runs as it is.
 S3 has no lock: two runs publishing the same unit at the same moment are last-writer-wins (each
 publish is still whole). Credentials and endpoint: :func:`tasks.fs.s3_filesystem`.
+
+Stages whose Dask tasks do the I/O (polar harmonise and patches) skip the scratch root when they
+run on a distributed cluster (:func:`on_s3_workers`): the tasks open zarr stores on S3 themselves
+(:func:`zarr_store`), read inputs from the published versions and write into an unpublished
+version that the driver publishes last (:func:`tasks.storage.atomic_s3_version`), and a task
+that needs a non-zarr input file (a SAFE product) copies it into its own process's temporary
+folder (:func:`worker_local_copy`). Workers need no file system shared with the driver, only the
+S3 variables of :func:`tasks.fs.s3_filesystem` in their environment; the task graphs carry URLs,
+never credentials.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +53,7 @@ from tasks.storage import (
     MANIFEST_NAME,
     POINTER_NAME,
     atomic_s3_dir,
+    code_version,
     download_stage_dir,
     resolve_stage_dir,
 )
@@ -234,4 +246,123 @@ def units(use_case: str, run_key: str, *stages: str) -> tuple[str, ...]:
     return tuple(f"{use_case}/{stage}/{run_key}" for stage in stages)
 
 
-__all__: Sequence[str] = ("StageIO", "run_staged", "units")
+# --- direct S3 I/O of Dask tasks ---------------------------------------------------------------
+
+#: Prefix of the folder (in a process's temporary folder) holding its copies of a run's inputs.
+WORKER_COPIES_PREFIX = "eeflow-inputs-"
+_COPY_LOCK = threading.Lock()
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class _DaskConfigured(Protocol):
+    data_root: str
+    dask: Any
+
+    def is_remote_root(self) -> bool: ...
+
+
+def on_s3_workers(cfg: _DaskConfigured) -> bool:
+    """Tell whether a stage of ``cfg`` runs its Dask tasks on S3 directly (no scratch root).
+
+    True for an ``s3://`` data root with a distributed cluster (any ``dask.cluster`` but
+    ``synchronous``, whose tasks run in the driver: those stages go through :func:`run_staged`).
+    """
+    return bool(cfg.is_remote_root()) and str(cfg.dask.cluster) != "synchronous"
+
+
+def zarr_store(location: str | Path, *, read_only: bool) -> Any:
+    """Return what ``zarr.open_group`` / ``open_array`` take for ``location``.
+
+    A local path is returned as a string (zarr's local store, as before); an ``s3://`` URL gives
+    a ``zarr.storage.FsspecStore`` built from this process's S3 environment
+    (:func:`tasks.fs.s3_filesystem`), so a Dask task opens it with its worker's credentials.
+    """
+    if not is_remote(str(location)):
+        return str(location)
+    from zarr.storage import FsspecStore
+
+    url = normalise_s3_url(str(location))
+    options = dict(s3_filesystem().storage_options)
+    return FsspecStore.from_url(url, storage_options=options, read_only=read_only)
+
+
+def location_exists(location: str | Path) -> bool:
+    """Tell whether a local path or an ``s3://`` object / prefix exists."""
+    if is_remote(str(location)):
+        return bool(s3_filesystem().exists(normalise_s3_url(str(location))))
+    return Path(location).exists()
+
+
+def worker_local_copy(location: str | Path, run_token: str) -> Path:
+    """Return a local path of ``location``: itself when local, else this process's copy.
+
+    An ``s3://`` file or folder is downloaded once per process and run (``run_token``) into
+    ``{tempfile.gettempdir()}/eeflow-inputs-{run_token}/``: on a Dask worker that is the worker's
+    own disk, so the driver's file system is never needed. :func:`drop_worker_copies` removes
+    the folder at the end of the run.
+
+    Raises:
+        FileNotFoundError: the ``s3://`` location does not exist.
+
+    """
+    if not is_remote(str(location)):
+        return Path(location)
+    if not _TOKEN.match(run_token):
+        raise ValueError(f"run token {run_token!r}: use letters, digits, '_' or '-' (1-64)")
+    url = normalise_s3_url(str(location))
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"{WORKER_COPIES_PREFIX}{run_token}" / digest
+    target = target / url.rsplit("/", 1)[-1]
+    with _COPY_LOCK:
+        if target.exists():
+            return target
+        fs = s3_filesystem()
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        if fs.isdir(url):
+            keys = sorted(fs.find(url))
+            prefix = url[len("s3://"):] + "/"
+            copies = [partial / key[len(prefix):] for key in keys]
+            for copy in copies:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+            if keys:
+                fs.get(keys, [str(c) for c in copies])
+        elif fs.isfile(url):
+            fs.get_file(url, str(partial))
+        else:
+            raise FileNotFoundError(f"{url} does not exist; run the stage that writes it first")
+        partial.rename(target)
+    log.info("copied %s to %s", url, target)
+    return target
+
+
+def drop_worker_copies(run_token: str) -> None:
+    """Remove this process's copies of the inputs of run ``run_token`` (none: nothing to do)."""
+    if _TOKEN.match(run_token):
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"{WORKER_COPIES_PREFIX}{run_token}",
+                      ignore_errors=True)
+
+
+def write_s3_manifest(folder: str, *, stage: str, inputs: Any, config_hash: str,
+                      counts: dict[str, Any] | None = None,
+                      extra: dict[str, Any] | None = None) -> str:
+    """:func:`tasks.storage.write_manifest` into an ``s3://`` folder (one PUT); return its URL."""
+    manifest = {
+        "stage": stage,
+        "inputs": inputs,
+        "config_hash": config_hash,
+        "code_version": code_version(),
+        "counts": dict(counts or {}),
+        **dict(extra or {}),
+    }
+    url = fs_join(normalise_s3_url(folder), MANIFEST_NAME)
+    s3_filesystem().pipe_file(
+        url, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
+        ContentType="application/json")
+    return url
+
+
+__all__: Sequence[str] = ("StageIO", "drop_worker_copies", "location_exists", "on_s3_workers",
+                          "run_staged", "units", "worker_local_copy", "write_s3_manifest",
+                          "zarr_store")

@@ -580,41 +580,81 @@ def atomic_s3_dir(final: str, *, keep_versions: int = 1) -> Iterator[Path]:
     local_tmp = Path(tempfile.mkdtemp(prefix=f"eeflow-{final.rsplit('/', 1)[-1]}-"))
     try:
         yield local_tmp
-        version = f"{VERSION_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        version = _new_version()
         try:
             names = _upload(fs, local_tmp, fs_join(final, version))
         except BaseException:
             with contextlib.suppress(Exception):
                 _remove_version(fs, final, version)
             raise
-        before = _read_pointer(fs, final)
-        history = [] if before is None else [before["version"], *before.get("previous", [])]
-        pointer = {
-            "format": POINTER_FORMAT,
-            "version": version,
-            "manifest": f"{version}/{MANIFEST_NAME}" if MANIFEST_NAME in names else None,
-            "files": len(names),
-            "previous": history[: keep_versions - 1],
-            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        try:
-            fs.pipe_file(
-                fs_join(final, POINTER_NAME),
-                json.dumps(pointer, indent=2, sort_keys=True).encode(),
-                ContentType="application/json",
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):  # an ambiguous PUT may have landed: check
-                if version not in _referenced(_read_pointer(fs, final)):
-                    _remove_version(fs, final, version)
-            raise
-        # drop what no pointer names any more (re-read: a concurrent writer may have won)
-        now_live = _referenced(_read_pointer(fs, final))
-        for stale in sorted((_referenced(before) | {version}) - now_live):
-            _remove_version(fs, final, stale)
-        log.info("published %s (%d files) as %s", final, len(names), version)
+        _publish_version(fs, final, version, names, keep_versions)
     finally:
         shutil.rmtree(local_tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_s3_version(final: str, *, keep_versions: int = 1) -> Iterator[str]:
+    """Write an S3 output in place, atomically; yields the ``s3://`` URL of its new version.
+
+    :func:`atomic_s3_dir` for writers that write to S3 themselves (Dask workers writing zarr
+    chunks): nothing goes through a local folder. When the block succeeds the pointer
+    ``{final}/_CURRENT`` is written last and names the version; when it fails the version is
+    deleted and the pointer (the previous output) stays.
+    """
+    if keep_versions < 1:
+        raise ValueError(f"keep_versions={keep_versions}: keep at least 1 (the current version)")
+    final = normalise_s3_url(final)
+    fs = s3_filesystem()
+    clean_stale_versions(final, fs=fs)
+    version = _new_version()
+    url = fs_join(final, version)
+    try:
+        yield url
+        prefix = _s3_path(url) + "/"
+        names = [key[len(prefix):] for key in sorted(fs.find(url))]
+        if not names:
+            raise ValueError(
+                f"nothing to publish to {final}: the stage wrote no file into {url}")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _remove_version(fs, final, version)
+        raise
+    _publish_version(fs, final, version, names, keep_versions)
+
+
+def _new_version() -> str:
+    return f"{VERSION_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _publish_version(fs: Any, final: str, version: str, names: list[str],
+                     keep_versions: int) -> None:
+    """Write the pointer of ``final`` naming ``version`` (uploaded), then drop unnamed versions."""
+    before = _read_pointer(fs, final)
+    history = [] if before is None else [before["version"], *before.get("previous", [])]
+    pointer = {
+        "format": POINTER_FORMAT,
+        "version": version,
+        "manifest": f"{version}/{MANIFEST_NAME}" if MANIFEST_NAME in names else None,
+        "files": len(names),
+        "previous": history[: keep_versions - 1],
+        "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        fs.pipe_file(
+            fs_join(final, POINTER_NAME),
+            json.dumps(pointer, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):  # an ambiguous PUT may have landed: check
+            if version not in _referenced(_read_pointer(fs, final)):
+                _remove_version(fs, final, version)
+        raise
+    # drop what no pointer names any more (re-read: a concurrent writer may have won)
+    now_live = _referenced(_read_pointer(fs, final))
+    for stale in sorted((_referenced(before) | {version}) - now_live):
+        _remove_version(fs, final, stale)
+    log.info("published %s (%d files) as %s", final, len(names), version)
 
 
 def resolve_stage_dir(folder: str | os.PathLike[str]) -> Path | str:

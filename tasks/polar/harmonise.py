@@ -24,6 +24,12 @@ noise LUT is all zeros: noise removal did nothing there, also logged and listed 
 outside the image footprint are NaN with ``valid_mask`` 0. Scenes are processed in ``chunk`` x
 ``chunk`` map tiles as Dask tasks, each reading only the radar window its tile falls in and writing
 its own zarr chunk: memory per task is a few tiles, never the whole scene.
+
+On an ``s3://`` data root with a distributed Dask cluster (:func:`tasks.staging.on_s3_workers`)
+nothing goes through the driver's disk: a worker task opens the product (copied from the ingest
+output's published version into that worker's own temporary folder) to fit the grid, the tile
+tasks write their chunks straight into a new version of the day's output on S3, and the driver
+publishes it by its pointer last. Workers need no file system shared with the driver.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ import numpy as np
 
 from tasks.config.common import config_hash
 from tasks.config.polar import HarmoniseConfig, PolarConfig
+from tasks.fs import is_remote
+from tasks.fs import join as fs_join
 from tasks.polar.schema import BACKSCATTER_VAR, BANDS, LAND_MASK_VAR, VALID_MASK_VAR
 from tasks.sentinel1.geocode import (
     Geocoding,
@@ -55,11 +63,20 @@ from tasks.sentinel1.geocode import (
 )
 from tasks.sentinel1.lut import interpolate_range_vectors
 from tasks.sentinel1.safe import SafeProduct, open_safe
+from tasks.staging import (
+    drop_worker_copies,
+    on_s3_workers,
+    worker_local_copy,
+    write_s3_manifest,
+    zarr_store,
+)
 from tasks.storage import (
     atomic_dir,
+    atomic_s3_version,
     day_run_key,
     download_stage_dir,
     read_manifest,
+    resolve_stage_dir,
     stage_location,
     write_manifest,
     zarr_array,
@@ -251,9 +268,11 @@ def _open_for_run(safe_path: str, run_token: str) -> SafeProduct:
     """Open a product once per process and harmonise run (``run_token``), not once per tile.
 
     Parsing the annotation, calibration and noise XML of a real EW scene takes about a second;
-    a scene has hundreds of tiles. The token keeps a later run from seeing a stale product.
+    a scene has hundreds of tiles. The token keeps a later run from seeing a stale product. An
+    ``s3://`` product is first copied into this process's temporary folder (once per run).
     """
-    return open_safe(safe_path)
+    return open_safe(worker_local_copy(safe_path, run_token) if is_remote(safe_path)
+                     else safe_path)
 
 
 def _radar_window(
@@ -352,7 +371,7 @@ def _process_tile(
         valid_mask[inside] = valid
         warp_s += time.perf_counter() - sampling_started
     land = rasterise_land(land_geometries, grid["transform"], slice(r0, r1), slice(c0, c1))
-    group = zarr.open_group(out_zarr, mode="r+")
+    group = zarr.open_group(zarr_store(out_zarr, read_only=False), mode="r+")
     zarr_array(group, BACKSCATTER_VAR)[:, r0:r1, c0:c1] = backscatter
     zarr_array(group, LAND_MASK_VAR)[r0:r1, c0:c1] = land
     zarr_array(group, VALID_MASK_VAR)[r0:r1, c0:c1] = valid_mask
@@ -460,14 +479,19 @@ def land_per_tile(
     return subsets
 
 
-def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
-                   land_geometries: list[Any], tmp: Path) -> tuple[dict[str, float], ...]:
-    """Process every ``cfg.chunk`` tile into the store at ``tmp`` (Dask); return tile stats."""
+def _compute_tiles(product: SafeProduct | str, grid: OutputGrid, cfg: HarmoniseConfig,
+                   land_geometries: list[Any], tmp: Path | str, run_token: str | None = None
+                   ) -> tuple[dict[str, float], ...]:
+    """Process every ``cfg.chunk`` tile into the store at ``tmp`` (Dask); return tile stats.
+
+    ``product`` is the opened product or its location (an ``s3://`` URL the tasks copy).
+    """
     import dask
 
     h, w = grid["shape"]
     grid_ref = dask.delayed(grid, pure=True)  # shipped once, not once per task
-    run_token = uuid.uuid4().hex
+    run_token = run_token or uuid.uuid4().hex
+    safe_path = product if isinstance(product, str) else str(product.path)
     tiles = [
         (r0, min(h, r0 + cfg.chunk), c0, min(w, c0 + cfg.chunk))
         for r0 in range(0, h, cfg.chunk)
@@ -476,7 +500,7 @@ def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
     land = land_per_tile(land_geometries, grid["transform"], tiles)
     tasks = [
         dask.delayed(_process_tile)(
-            str(product.path),
+            safe_path,
             run_token,
             str(tmp),
             cfg.model_dump(mode="json"),
@@ -489,22 +513,64 @@ def _compute_tiles(product: SafeProduct, grid: OutputGrid, cfg: HarmoniseConfig,
     return dask.compute(*tasks)
 
 
+def _prepare_scene(safe_path: str | Path, cfg: HarmoniseConfig,
+                   land_mask_path: str | Path | None, run_token: str) -> dict[str, Any]:
+    """Open and check a product, fit its output grid, read its land polygons.
+
+    Runs where the product is readable: in this process for a local product, in a worker task
+    (which copies an ``s3://`` product and land file, see :func:`_open_for_run`) otherwise.
+    Returns what :func:`harmonise_scene` needs: ``name``, ``scene_id``, ``path``, ``grid``,
+    ``land`` (polygons in the grid CRS), ``attrs``, ``warnings``.
+    """
+    if is_remote(str(safe_path)):
+        product = _open_for_run(str(safe_path), run_token)
+    else:
+        product = open_safe(safe_path)
+    product.require_mode(cfg.required_mode).require_product_type("GRD")
+    product.require_polarisations(POLARISATIONS)
+    warnings_found = noise_lut_warnings(product, cfg.noise_removal)
+    grid = output_grid(product, cfg)
+    land_source = land_mask_path or cfg.land_polygons
+    land_geometries = (
+        _read_land_geometries(worker_local_copy(land_source, run_token), cfg.target_crs)
+        if land_source else [])
+    if not land_source:
+        log.warning("%s: no land polygons given; land_mask is all 0", product.name)
+    return {
+        "name": product.name,
+        "scene_id": product.scene_id,
+        "path": str(product.path),
+        "grid": grid,
+        "land": land_geometries,
+        "attrs": _scene_attrs(product, grid, cfg, land_source, warnings_found),
+        "warnings": warnings_found,
+    }
+
+
 def harmonise_scene(
     safe_path: str | Path,
     out_zarr: str | Path,
     cfg: HarmoniseConfig,
     land_mask_path: str | Path | None = None,
+    *,
+    client: Any = None,
+    run_token: str | None = None,
 ) -> dict[str, Any]:
     """Harmonise one Sentinel-1 EW GRD product into a zarr store (see module docstring).
 
     Runs on the active Dask scheduler (a distributed client if one is open, else threads).
 
     Args:
-        safe_path: ``.SAFE`` folder or ``.zip``.
-        out_zarr: output store path; replaced atomically.
+        safe_path: ``.SAFE`` folder or ``.zip``; an ``s3://`` URL needs ``client``.
+        out_zarr: output store path; replaced atomically. An ``s3://`` URL (a store inside an
+            unpublished version, which its publisher makes atomic) is written in place.
         cfg: harmonise settings.
         land_mask_path: vector file of land polygons (any CRS); default ``cfg.land_polygons``;
             none: ``land_mask`` is all 0 and the attribute ``land_mask_source`` says so.
+        client: a ``distributed.Client``: the product is opened and checked by a task on its
+            workers (where the tiles read it), not in this process.
+        run_token: names the run's copies of ``s3://`` inputs on the workers
+            (:func:`tasks.staging.worker_local_copy`); default: a fresh one.
 
     Returns:
         ``{"zarr", "scene_id", "shape", "valid_pixels", "land_pixels", "affine_rms_m",
@@ -521,40 +587,44 @@ def harmonise_scene(
     """
     import zarr
 
-    product = open_safe(safe_path)
-    product.require_mode(cfg.required_mode).require_product_type("GRD")
-    product.require_polarisations(POLARISATIONS)
-    warnings_found = noise_lut_warnings(product, cfg.noise_removal)
-    grid = output_grid(product, cfg)
-    land_source = land_mask_path or cfg.land_polygons
-    land_geometries = _read_land_geometries(land_source, cfg.target_crs) if land_source else []
-    if not land_source:
-        log.warning("%s: no land polygons given; land_mask is all 0", product.name)
-    attrs = _scene_attrs(product, grid, cfg, land_source, warnings_found)
-    out_zarr = Path(out_zarr)
+    run_token = run_token or uuid.uuid4().hex
+    if client is not None:
+        scene = client.submit(_prepare_scene, str(safe_path), cfg, land_mask_path, run_token,
+                              pure=False).result()
+    elif is_remote(str(safe_path)):
+        raise ValueError(f"{safe_path}: an s3:// product is read by Dask workers; pass client")
+    else:
+        scene = _prepare_scene(safe_path, cfg, land_mask_path, run_token)
+    grid, attrs = scene["grid"], scene["attrs"]
     h, w = grid["shape"]
     log.info(
         "harmonising %s -> %s (%dx%d, %d tiles; geocoding %s)",
-        product.name,
+        scene["name"],
         out_zarr,
         h,
         w,
         math.ceil(h / cfg.chunk) * math.ceil(w / cfg.chunk),
         grid["geocoding"].residuals,
     )
-    with atomic_dir(out_zarr) as tmp:
+    source = str(safe_path) if is_remote(str(safe_path)) else scene["path"]
+    output: Any = (contextlib.nullcontext(str(out_zarr)) if is_remote(str(out_zarr))
+                   else atomic_dir(Path(out_zarr)))
+    with output as tmp:
+        store = zarr_store(tmp, read_only=False) if isinstance(tmp, str) else tmp
         _template(grid, cfg, attrs).to_zarr(
-            tmp, mode="w", compute=False, zarr_format=3, consolidated=False
+            store, mode="w", compute=False, zarr_format=3, consolidated=False
         )
-        stats = _compute_tiles(product, grid, cfg, land_geometries, tmp)
+        stats = _compute_tiles(source, grid, cfg, scene["land"], tmp, run_token)
         with warnings.catch_warnings():  # consolidated metadata is a zarr v3 extension
             warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(str(tmp))
+            zarr.consolidate_metadata(store if isinstance(tmp, str) else str(tmp))
+    warnings_found = scene["warnings"]
+    out_zarr = out_zarr if is_remote(str(out_zarr)) else Path(out_zarr)
     total = {k: sum(s[k] for s in stats) for k in stats[0]}
     sea = max(total["sea_pixels"], 1.0)
     return {
         "zarr": str(out_zarr),
-        "scene_id": product.scene_id,
+        "scene_id": scene["scene_id"],
         "shape": list(grid["shape"]),
         "valid_pixels": int(total["valid_pixels"]),
         "land_pixels": int(total["land_pixels"]),
@@ -595,6 +665,8 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
     if not scenes:
         raise ValueError(f"ingest manifest {ingest_dir}/manifest.json lists no scenes for {day}")
     out_dir = stage_location(root, "polar", "harmonise", day)
+    if on_s3_workers(cfg):
+        return _harmonise_on_workers(cfg, day, str(ingest_dir), scenes, str(out_dir))
     summaries = []
     with contextlib.ExitStack() as stack:
         # on S3 the ingest output is downloaded once; a local one is read where it is
@@ -617,24 +689,64 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
             )
         for s in summaries:
             s["zarr"] = f"{out_dir}/{Path(s['zarr']).name}"
-        write_manifest(
-            tmp,
-            stage="harmonise",
-            inputs=[f"{ingest_dir}/{s['product']}" for s in scenes],
-            config_hash=config_hash(cfg.harmonise),
-            counts={
-                "scenes": len(summaries),
-                "valid_pixels": sum(s["valid_pixels"] for s in summaries),
-            },
-            extra={
-                "run_key": day,
-                "scenes": summaries,
-                "warnings": [w for s in summaries for w in s["warnings"]],
-            },
-        )
+        write_manifest(tmp, **_manifest(cfg, day, str(ingest_dir), scenes, summaries))
     return {
         "run_key": day,
         "output_dir": str(out_dir),
         "n_scenes": len(summaries),
         "scenes": summaries,
     }
+
+
+def _manifest(cfg: PolarConfig, day: str, ingest_dir: str, scenes: list[dict[str, Any]],
+              summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the arguments of the day's ``manifest.json`` (:func:`write_manifest`)."""
+    return {
+        "stage": "harmonise",
+        "inputs": [f"{ingest_dir}/{s['product']}" for s in scenes],
+        "config_hash": config_hash(cfg.harmonise),
+        "counts": {
+            "scenes": len(summaries),
+            "valid_pixels": sum(s["valid_pixels"] for s in summaries),
+        },
+        "extra": {
+            "run_key": day,
+            "scenes": summaries,
+            "warnings": [w for s in summaries for w in s["warnings"]],
+        },
+    }
+
+
+def _harmonise_on_workers(cfg: PolarConfig, day: str, ingest_dir: str,
+                          scenes: list[dict[str, Any]], out_dir: str) -> dict[str, Any]:
+    """:func:`run_harmonise` on S3 with a distributed cluster: no file through the driver.
+
+    The products are read by worker tasks from the ingest output's published version (each
+    worker copies a product it needs once, :func:`tasks.staging.worker_local_copy`, and drops
+    the copies at the end); the tiles are written into a new version of ``out_dir``, published
+    by its pointer after the manifest, so a failure leaves the previous output.
+    """
+    from tasks.dask_cluster import dask_client
+
+    source = str(resolve_stage_dir(ingest_dir))
+    run_token = uuid.uuid4().hex
+    summaries = []
+    with dask_client(cfg.dask) as client:
+        try:
+            with atomic_s3_version(out_dir) as version:
+                for scene in scenes:
+                    land = scene.get("land_mask")
+                    summaries.append(harmonise_scene(
+                        fs_join(source, scene["product"]),
+                        fs_join(version, f"{scene['scene_id']}.zarr"),
+                        cfg.harmonise,
+                        land_mask_path=fs_join(source, land) if land else None,
+                        client=client, run_token=run_token,
+                    ))
+                for s in summaries:
+                    s["zarr"] = f"{out_dir}/{s['zarr'].rsplit('/', 1)[-1]}"
+                write_s3_manifest(version, **_manifest(cfg, day, ingest_dir, scenes, summaries))
+        finally:
+            client.run(drop_worker_copies, run_token)
+    return {"run_key": day, "output_dir": out_dir, "n_scenes": len(summaries),
+            "scenes": summaries}

@@ -42,8 +42,18 @@ from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.dask_cluster import dask_client
 from tasks.domain import ice
+from tasks.fs import is_remote
+from tasks.fs import join as fs_join
 from tasks.polar import schema
-from tasks.storage import atomic_dir, stage_dir, write_manifest, zarr_array
+from tasks.staging import location_exists, write_s3_manifest, zarr_store
+from tasks.storage import (
+    atomic_dir,
+    atomic_s3_version,
+    stage_dir,
+    stage_location,
+    write_manifest,
+    zarr_array,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +92,10 @@ class Tile:
         )
 
 
-def check_scene_pair(scene_zarr: Path, label_zarr: Path) -> tuple[int, int]:
+def check_scene_pair(scene_zarr: Path | str, label_zarr: Path | str) -> tuple[int, int]:
     """Validate one harmonised scene + label raster pair against the contract; return (y, x) size.
+
+    Either may be an ``s3://`` URL (a zarr store on S3).
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -91,7 +103,7 @@ def check_scene_pair(scene_zarr: Path, label_zarr: Path) -> tuple[int, int]:
 
     """
     for path in (scene_zarr, label_zarr):
-        if not Path(path).exists():
+        if not location_exists(path):
             raise FileNotFoundError(
                 f"{path} does not exist; run the harmonise / labels stage first"
             )
@@ -148,11 +160,17 @@ def plan_tiles(
 
 @functools.lru_cache(maxsize=64)
 def _open_group(path: str) -> zarr.Group:
-    return zarr.open_group(path, mode="r")
+    """Open a zarr group to read: a local path, or an ``s3://`` URL (S3 from the environment)."""
+    return zarr.open_group(zarr_store(path, read_only=True), mode="r")
 
 
 def _open_array(path: str, name: str) -> zarr.Array:
-    """Open variable ``name`` of group ``path``, cached while its metadata file is unchanged."""
+    """Open variable ``name`` of group ``path``, cached while its metadata file is unchanged.
+
+    An ``s3://`` group is a published version of a stage output (never rewritten): cached.
+    """
+    if is_remote(path):
+        return _open_array_cached(path, name, 0)
     metadata = Path(path) / name / "zarr.json"
     try:
         stamp = metadata.stat().st_mtime_ns
@@ -433,7 +451,12 @@ def cut_and_store(
 
 
 def _open_output(out_zarr: str) -> zarr.Array:
-    """Open the output ``x`` of ``out_zarr`` to write (cached while its metadata is unchanged)."""
+    """Open the output ``x`` of ``out_zarr`` to write (cached while its metadata is unchanged).
+
+    An ``s3://`` output is a fresh version written by one run: cached by its URL.
+    """
+    if is_remote(out_zarr):
+        return _open_output_cached(out_zarr, 0)
     stamp = (Path(out_zarr) / "x" / "zarr.json").stat().st_mtime_ns
     return _open_output_cached(str(out_zarr), stamp)
 
@@ -441,6 +464,9 @@ def _open_output(out_zarr: str) -> zarr.Array:
 @functools.lru_cache(maxsize=8)
 def _open_output_cached(out_zarr: str, stamp: int) -> zarr.Array:
     del stamp  # part of the cache key only
+    if is_remote(out_zarr):
+        store = zarr_store(fs_join(out_zarr, "x"), read_only=False)
+        return zarr.open_array(store, mode="r+").with_config(X_CONFIG)
     return zarr.open_array(Path(out_zarr) / "x", mode="r+").with_config(X_CONFIG)
 
 
@@ -506,10 +532,10 @@ class _PatchStore:
     next tile; every write covers whole output chunks, which zarr encodes in parallel.
     """
 
-    def __init__(self, out: Path, n: int, n_bands: int, size: int) -> None:
+    def __init__(self, out: Path | str, n: int, n_bands: int, size: int) -> None:
         self.size = size
         self.chunk_n = max(1, OUTPUT_CHUNK_BYTES // (n_bands * size * size * 4))
-        group = zarr.open_group(out, mode="w", zarr_format=3)
+        group = zarr.open_group(zarr_store(out, read_only=False), mode="w", zarr_format=3)
         self.group = group
         self.x = group.create_array(
             "x", shape=(n, n_bands, size, size), chunks=(self.chunk_n, n_bands, size, size),
@@ -651,11 +677,11 @@ def _find_all_candidates(
 
 
 def _cut_chosen(
-    client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray, out_zarr: Path,
-    size: int, stride: int, window: int,
+    client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray,
+    out_zarr: Path | str, size: int, stride: int, window: int,
 ) -> _PatchStore:
     """Cut the chosen patches tile by tile into the output zarr; return the (closed) store."""
-    writer = _PatchStore(Path(out_zarr), len(chosen), len(schema.BANDS), size)
+    writer = _PatchStore(out_zarr, len(chosen), len(schema.BANDS), size)
     tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
     bounds = list(starts) + [len(chosen)]
     # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
@@ -761,15 +787,15 @@ def _finish_store(writer: _PatchStore, out_zarr: Path | str, chosen: np.ndarray,
         "label_paths": label_paths,
         "n_patches": int(len(chosen)),
     })
-    zarr.consolidate_metadata(Path(out_zarr))
+    zarr.consolidate_metadata(zarr_store(out_zarr, read_only=False))
     return {"path": str(out_zarr), "n_patches": int(len(chosen)), "class_counts": class_counts,
             "candidate_counts": candidate_counts, "band_mean": mean, "band_std": std}
 
 
 def extract_patches(
-    scene_zarrs: Sequence[Path],
-    label_zarrs: Sequence[Path],
-    out_zarr: Path,
+    scene_zarrs: Sequence[Path | str],
+    label_zarrs: Sequence[Path | str],
+    out_zarr: Path | str,
     *,
     size: int,
     stride: int | None = None,
@@ -785,9 +811,10 @@ def extract_patches(
     """Extract ``size`` x ``size`` patches of several scenes into one zarr group ``out_zarr``.
 
     Args:
-        scene_zarrs: harmonised scenes (contract in :mod:`tasks.polar.schema`).
+        scene_zarrs: harmonised scenes (contract in :mod:`tasks.polar.schema`); local paths or
+            ``s3://`` URLs, opened by the tasks themselves (workers need no shared folder).
         label_zarrs: their label rasters, same order and grids.
-        out_zarr: the zarr group to write (replaced if present).
+        out_zarr: the zarr group to write (replaced if present); may be an ``s3://`` URL.
         size: patch edge in pixels (20 or 32 at 40 m).
         stride: step between patch origins in pixels (default: ``size``).
         min_purity: minimum fraction of the patch's pixels carrying its majority label.
@@ -813,11 +840,11 @@ def extract_patches(
             f"scenes and {len(label_zarrs)} label rasters"
         )
     stride = stride or size
-    scene_paths = [str(Path(p)) for p in scene_zarrs]
-    label_paths = [str(Path(p)) for p in label_zarrs]
+    scene_paths = [_location(p) for p in scene_zarrs]
+    label_paths = [_location(p) for p in label_zarrs]
     tiles: list[Tile] = []
     for index, (scene_path, label_path) in enumerate(zip(scene_paths, label_paths, strict=True)):
-        shape = check_scene_pair(Path(scene_path), Path(label_path))
+        shape = check_scene_pair(scene_path, label_path)
         tiles += plan_tiles(index, shape, size, stride, tile_px)
     window = 4 * (len(client.scheduler_info()["workers"]) if client is not None else 1)
     log.info("patches %dpx: %d tiles over %d scenes", size, len(tiles), len(scene_paths))
@@ -850,6 +877,11 @@ def extract_patches(
                          label_paths, settings)
 
 
+def _location(path: Path | str) -> str:
+    """Return a store location as the tasks get it: an ``s3://`` URL as is, a path normalised."""
+    return str(path) if is_remote(str(path)) else str(Path(path))
+
+
 def _class_counts(codes: np.ndarray) -> dict[str, int]:
     return {c.name: int((codes == c.code).sum()) for c in ice.ice_classes()}
 
@@ -866,42 +898,59 @@ def dataset_path(cfg: PolarConfig, size: int | None = None, version: str | None 
 
 
 def run_patches(
-    cfg: PolarConfig, scene_zarrs: Sequence[Path], label_zarrs: Sequence[Path]
+    cfg: PolarConfig, scene_zarrs: Sequence[Path | str], label_zarrs: Sequence[Path | str]
 ) -> dict[str, Any]:
     """Build training set ``cfg.patches.dataset_version`` for every size in ``cfg.patches.sizes``.
 
     Writes ``{root}/polar/patches/{dataset_version}/patches_{size}.zarr`` + ``manifest.json``
-    atomically: re-running the same version replaces it in one rename.
+    atomically: re-running the same version replaces it in one rename. On an ``s3://`` data root
+    the tasks write the zarr stores into a new version on S3 and the driver publishes it by its
+    pointer last (:func:`tasks.storage.atomic_s3_version`); scenes and labels may then be
+    ``s3://`` URLs too, and nothing passes through a local folder.
 
     Returns:
         ``{"dataset_dir", "datasets": {size: path}, "n_patches": {size: n},
-        "class_counts": {size: {class: n}}}``.
+        "class_counts": {size: {class: n}}}``; on S3 the paths are URLs of the published version.
 
     """
     pc = cfg.patches
-    out_dir = patches_dir(cfg)
+    remote = cfg.is_remote_root()
+    out_dir: Path | str = (
+        stage_location(cfg.storage_root(), "polar", "patches", pc.dataset_version) if remote
+        else patches_dir(cfg))
     summaries: dict[int, dict[str, Any]] = {}
-    with dask_client(cfg.dask) as client, atomic_dir(out_dir) as tmp:
+    output = atomic_s3_version(str(out_dir)) if remote else atomic_dir(out_dir)
+    with dask_client(cfg.dask) as client, output as tmp:
         for size in pc.sizes:
             summaries[size] = extract_patches(
-                scene_zarrs, label_zarrs, tmp / f"patches_{size}.zarr", size=size,
+                scene_zarrs, label_zarrs, _child(tmp, f"patches_{size}.zarr"), size=size,
                 stride=pc.stride, min_purity=pc.min_purity, balance=pc.balance,
                 max_per_class=pc.max_per_class, class_scheme=pc.class_scheme,
                 seed=cfg.seed, dataset_version=pc.dataset_version, tile_px=pc.tile_px,
                 client=client,
             )
-        write_manifest(
-            tmp, stage="patches",
-            inputs={"scenes": [str(p) for p in scene_zarrs],
-                    "labels": [str(p) for p in label_zarrs]},
-            config_hash=config_hash(cfg.patches),
-            counts={f"patches_{s}": v["n_patches"] for s, v in summaries.items()},
-            extra={"class_counts": {str(s): v["class_counts"] for s, v in summaries.items()},
-                   "dataset_version": pc.dataset_version},
-        )
+        manifest: dict[str, Any] = {
+            "stage": "patches",
+            "inputs": {"scenes": [str(p) for p in scene_zarrs],
+                       "labels": [str(p) for p in label_zarrs]},
+            "config_hash": config_hash(cfg.patches),
+            "counts": {f"patches_{s}": v["n_patches"] for s, v in summaries.items()},
+            "extra": {"class_counts": {str(s): v["class_counts"] for s, v in summaries.items()},
+                      "dataset_version": pc.dataset_version},
+        }
+        if isinstance(tmp, Path):
+            write_manifest(tmp, **manifest)
+        else:
+            write_s3_manifest(tmp, **manifest)
+            out_dir = tmp  # the version this run publishes
     return {
         "dataset_dir": str(out_dir),
-        "datasets": {s: str(out_dir / f"patches_{s}.zarr") for s in summaries},
+        "datasets": {s: str(_child(out_dir, f"patches_{s}.zarr")) for s in summaries},
         "n_patches": {s: v["n_patches"] for s, v in summaries.items()},
         "class_counts": {s: v["class_counts"] for s, v in summaries.items()},
     }
+
+
+def _child(folder: Path | str, name: str) -> Path | str:
+    """Return ``folder / name`` (a local Path) or ``folder/name`` (an ``s3://`` URL)."""
+    return fs_join(folder, name) if isinstance(folder, str) else folder / name

@@ -17,9 +17,10 @@ from typing import Any
 
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
+from tasks.fs import join as fs_join
 from tasks.fs import s3_filesystem
 from tasks.stage_result import StageResult
-from tasks.staging import StageIO, run_staged, units
+from tasks.staging import StageIO, on_s3_workers, run_staged, units
 from tasks.storage import (
     atomic_dir,
     atomic_write_json,
@@ -87,7 +88,14 @@ def labels_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
 
 
 def patches_stage(cfg: PolarConfig, run_date: DateLike) -> StageResult:
-    """Extract the versioned training set from the day's harmonised scenes and labels."""
+    """Extract the versioned training set from the day's harmonised scenes and labels.
+
+    On an ``s3://`` data root with a distributed Dask cluster the tasks read the published
+    scenes and labels on S3 and write the training set there (:func:`_patches_on_s3`); with the
+    synchronous scheduler the stage runs through a local scratch root (:func:`run_staged`).
+    """
+    if on_s3_workers(cfg):
+        return _patches_on_s3(cfg, run_date)
     io = StageIO(inputs=units("polar", day_run_key(run_date), "harmonise", "labels"),
                  outputs=(f"polar/patches/{cfg.patches.dataset_version}",))
     return run_staged(cfg, io, lambda c: _patches(c, run_date))
@@ -103,6 +111,42 @@ def _patches(cfg: PolarConfig, run_date: DateLike) -> StageResult:
         raise FileNotFoundError(
             f"labels missing for harmonised scenes: {missing}; run labels first"
         )
+    return _result(run_patches(cfg, scenes, labels))
+
+
+def _published(cfg: PolarConfig, stage: str, run_date: DateLike) -> str:
+    """Return the ``s3://`` URL of the published version of the day's ``stage`` output.
+
+    Raises FileNotFoundError naming the URL and the stage to run when none is published.
+    """
+    day = day_run_key(run_date)
+    final = stage_location(cfg.storage_root(), "polar", stage, day)
+    try:
+        return str(resolve_stage_dir(final))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"no {stage} output for {day} at {final}: run the {stage} stage for that day first "
+            f"(on the same s3:// data_root); {err}") from err
+
+
+def _patches_on_s3(cfg: PolarConfig, run_date: DateLike) -> StageResult:
+    """:func:`patches_stage` with the Dask tasks reading and writing S3 (nothing downloaded)."""
+    from tasks.polar.patches import run_patches
+
+    harmonised = _published(cfg, "harmonise", run_date)
+    labels_dir = _published(cfg, "labels", run_date)
+    fs = s3_filesystem()
+    scenes = sorted(f"s3://{entry['name']}" for entry in fs.ls(harmonised, detail=True)
+                    if entry.get("type") == "directory" and entry["name"].endswith(".zarr"))
+    if not scenes:
+        raise FileNotFoundError(
+            f"no harmonised scene (*.zarr) in {harmonised}; run the harmonise stage for "
+            f"{day_run_key(run_date)} first")
+    labels = [fs_join(labels_dir, s.rsplit("/", 1)[-1]) for s in scenes]
+    missing = [url for url in labels if not fs.exists(fs_join(url, "zarr.json"))]
+    if missing:
+        raise FileNotFoundError(
+            f"labels missing for harmonised scenes: {missing}; run labels first")
     return _result(run_patches(cfg, scenes, labels))
 
 

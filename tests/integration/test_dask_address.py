@@ -36,7 +36,12 @@ def _dask_exe() -> str:
 
 @contextlib.contextmanager
 def dask_processes(log_dir: Path, n_workers: int = 2) -> Iterator[str]:
-    """Start ``dask scheduler`` and ``n_workers`` ``dask worker`` processes; yield the address."""
+    """Start ``dask scheduler`` and ``n_workers`` ``dask worker`` processes; yield the address.
+
+    Each process runs in its own folder ``{log_dir}/proc-{i}`` with its own ``TMPDIR`` in it
+    (as on separate machines: a worker's temporary files are not the driver's); its output goes
+    to ``{log_dir}/dask-{i}.log``.
+    """
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
@@ -50,8 +55,11 @@ def dask_processes(log_dir: Path, n_workers: int = 2) -> Iterator[str]:
     try:
         for i, cmd in enumerate(commands):
             log = (log_dir / f"dask-{i}.log").open("wb")
-            procs.append(subprocess.Popen(cmd, env=env, cwd=log_dir, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
+            home = log_dir / f"proc-{i}"
+            (home / "tmp").mkdir(parents=True)
+            procs.append(subprocess.Popen(cmd, env={**env, "TMPDIR": str(home / "tmp")},
+                                          cwd=home, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
         from distributed import Client
 
         with Client(address, timeout="60s") as client:
