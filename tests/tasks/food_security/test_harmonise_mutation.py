@@ -271,12 +271,28 @@ def test_region_jobs_cover_a_large_tile(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert job.acquisitions_by_month[11][0].item_id == "x"
 
 
-def test_region_shape_halves_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("chunk", "block_10m", "block_20m", "expected"), [
+    # 20 m blocks of 512 x 1024 span 1024 x 2048 px: 2 M px, the columns halved
+    (256, (256, 256), (512, 1024), (1024, 1024)),
+    # 512 x 512 px regions fit four times: doubled once
+    (256, (256, 256), (256, 256), (1024, 1024)),
+    # 38,400 px (lcm of 300 and 512): halved rows / columns in turn down to 600 x 1,200
+    (300, (256, 256), (256, 256), (600, 1200)),
+    # 1,280 px blocks: no whole number of chunks halves them: one chunk per region
+    (256, (1280, 1280), (640, 640), (256, 256)),
+    # rows (2,048) halvable, columns (2,304 = 9 chunks) not: rows halved although fewer
+    (256, (2048, 2304), (1024, 1152), (256, 2304)),
+])
+def test_region_shape_fits_whole_chunks_and_blocks_in_the_budget(
+        monkeypatch: pytest.MonkeyPatch, chunk: int, block_10m: tuple[int, int],
+        block_20m: tuple[int, int], expected: tuple[int, int]) -> None:
+    twenty = {"B05", "B06", "B07", "B8A", "B11", "B12", "SCL"}
+
     class Src:
         def __init__(self, path: Any, *args: Any, **kwargs: Any) -> None:
-            twenty = str(path) in ("B05", "SCL")
-            self.transform = Affine(20 if twenty else 10, 0, 0, 0, -10, 0)
-            self.block_shapes = [(512, 1024) if twenty else (256, 256)]
+            coarse = str(path) in twenty
+            self.transform = Affine(20 if coarse else 10, 0, 0, 0, -10, 0)
+            self.block_shapes = [block_20m if coarse else block_10m]
 
         def __enter__(self) -> Src:
             return self
@@ -285,15 +301,11 @@ def test_region_shape_halves_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> N
             return None
 
     monkeypatch.setattr(harmonise.rasterio, "open", Src)
-    acquisition = _acquisition(1, 0)
-    acquisition = L2AAcquisition(**{**acquisition.__dict__,
+    acquisition = L2AAcquisition(**{**_acquisition(1, 0).__dict__,
                                     "assets": {b: b for b in (*S2_BANDS, "SCL")}})
     grid = TileGrid(tile="33UWP", epsg=32633, transform=Affine(10, 0, 0, 0, -10, 0),
                     width=10980, height=10980)
-    # 20 m blocks of 512 x 1024 span 1024 x 2048 at 10 m: 2 M px, halved (columns first when
-    # rows < cols) to 1024 x 1024
-    assert region_shape(grid, acquisition, 256) == (1024, 1024)
-    assert rasterio.Env  # the reads run inside a GDAL environment (patched open only)
+    assert region_shape(grid, acquisition, chunk) == expected
 
 
 def _write_archive(archive: Path, tile: str, x0: float, dates: list[dt.date],
