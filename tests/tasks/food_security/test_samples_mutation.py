@@ -265,3 +265,30 @@ def test_missing_labels_and_empty_train_split(tmp_path: Path) -> None:
         f"agronomic year {KEY}: the train tiles ['33UWP'] have no reliable label; check "
         "labels/report.json (parcel map coverage, buffer, outlier filter)"
     )
+
+
+def test_the_seeded_choice_order_and_the_log(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from tasks.config.common import config_hash
+
+    cfg = _config(tmp_path, **{"samples.max_per_class": 1})
+    _write_stage(tmp_path, cfg)
+    with caplog.at_level("INFO", logger="tasks.food_security.samples"):
+        out = run_samples(cfg, RUN_DATE)
+    # the generator of (seed, 7) serves train, val and test in that order
+    rng = np.random.default_rng([cfg.seed, 7])
+    for split, tile in (("train", "33UWP"), ("val", "33UXP"), ("test", "33UVP")):
+        chosen = select_pixels({tile: np.array(LABELS[tile], np.int16)}, 1, rng)[tile]
+        ds = xr.open_zarr(out["splits"][split]["path"], consolidated=False).load()
+        assert (ds.row.values * 4 + ds.col.values).tolist() == chosen.tolist(), split
+    assert [r.getMessage() for r in caplog.records] == [
+        f"samples {KEY} train: 4", f"samples {KEY} val: 2", f"samples {KEY} test: 2"]
+    manifest = json.loads((Path(out["output"]) / "manifest.json").read_text())
+    assert manifest["config_hash"] == config_hash(cfg)
+    # each input stage must be complete (its manifest written)
+    for stage in ("harmonise", "labels"):
+        (stage_dir(tmp_path, "food_security", stage, KEY) / "manifest.json").unlink()
+        with pytest.raises(FileNotFoundError, match="manifest.json"):
+            run_samples(cfg, RUN_DATE)
+        write_manifest(stage_dir(tmp_path, "food_security", stage, KEY), stage=stage, inputs=[],
+                       config_hash="h")
