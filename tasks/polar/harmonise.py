@@ -747,6 +747,10 @@ def _harmonise_on_workers(cfg: PolarConfig, day: str, ingest_dir: str,
                     s["zarr"] = f"{out_dir}/{s['zarr'].rsplit('/', 1)[-1]}"
                 write_s3_manifest(version, **_manifest(cfg, day, ingest_dir, scenes, summaries))
         finally:
-            client.run(drop_worker_copies, run_token)
+            try:  # best effort: a copy left behind is removed with the worker's TMPDIR
+                client.run(drop_worker_copies, run_token)
+            except Exception as err:  # noqa: BLE001 - must not hide the stage's own error
+                log.warning("could not drop the workers' input copies of run %s: %s",
+                            run_token, err)
     return {"run_key": day, "output_dir": out_dir, "n_scenes": len(summaries),
             "scenes": summaries}

@@ -30,7 +30,13 @@ from tasks.staging import (
     write_s3_manifest,
     zarr_store,
 )
-from tasks.storage import POINTER_NAME, atomic_s3_dir, atomic_s3_version, resolve_stage_dir
+from tasks.storage import (
+    POINTER_NAME,
+    atomic_s3_dir,
+    atomic_s3_version,
+    resolve_stage_dir,
+    zarr_array,
+)
 from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config, write_synthetic_scene
 from tests.tasks.test_storage_s3 import moto_endpoint, s3_root  # noqa: F401  (fixtures)
 
@@ -48,7 +54,8 @@ def _write_store(url: str, values: np.ndarray) -> None:
 
 
 def _read_store(url: str) -> np.ndarray:
-    return np.asarray(zarr.open_group(zarr_store(url, read_only=True), mode="r")["v"][:])
+    return np.asarray(zarr_array(zarr.open_group(zarr_store(url, read_only=True), mode="r"),
+                                 "v")[:])
 
 
 def test_atomic_s3_version_publishes_last_and_a_failure_keeps_the_previous_output(
