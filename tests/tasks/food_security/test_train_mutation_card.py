@@ -8,6 +8,7 @@ model card, manifest and result are compared key by key with the config and the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,16 @@ def _store_attrs(path: Path) -> dict[str, Any]:
     return dict(zarr.open_group(str(path), mode="r").attrs)
 
 
-def test_card_and_trainers_follow_the_config(variant_root: Path) -> None:
+def test_card_and_trainers_follow_the_config(variant_root: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     cfg = tiny_config(variant_root, epochs_phase1=2, epochs_phase2=1, monitor="val_loss",
                       early_stopping_patience=3, samples_dir="variant",
                       learning_rate=0.003, dropout=0.1, weight_decay=0.2, batch_size=32)
     cfg.seed = 11
     assert training_samples_dir(cfg, RUN_DATE) == variant_root / "variant"
     spy = _TrainerSpy()
-    result = train_crop_model(cfg, RUN_DATE, callbacks=[spy.callback()])
+    with caplog.at_level("INFO", logger="tasks.food_security.train"):
+        result = train_crop_model(cfg, RUN_DATE, callbacks=[spy.callback()])
     folder = model_dir_for(cfg, RUN_DATE, "lstm")
     assert result["model_dir"] == str(folder) and result["dataset"] == str(variant_root / "variant")
     assert result["checkpoint"] == str(folder / "model.ckpt")
@@ -144,6 +147,23 @@ def test_card_and_trainers_follow_the_config(variant_root: Path) -> None:
     val_losses = np.atleast_1d(logged["val_loss"])
     assert phases["phase2"]["best_val_loss"] == pytest.approx(np.nanmin(val_losses), rel=1e-6)
     assert result["epochs"] == {"phase1": 2, "phase2": 1}
+
+    logged_lines = [r.getMessage() for r in caplog.records
+                    if r.name == "tasks.food_security.train"]
+    best1, best2 = phases["phase1"]["best_val_loss"], phases["phase2"]["best_val_loss"]
+    assert logged_lines[:5] == [
+        f"training lstm for {YEAR} on 200 train / 60 val samples (16 classes, 10 bands); class "
+        f"counts {card['train_class_counts']}",
+        "phase1: weighted loss, up to 2 epochs",
+        f"phase1 done after 2 epochs; best val_loss = {best1:.4f}",
+        "phase2: plain loss, up to 1 epochs",
+        f"phase2 done after 1 epochs; best val_loss = {best2:.4f}",
+    ]
+    assert len(logged_lines) == 6
+    assert logged_lines[5].startswith(
+        f"model lstm of {YEAR} written to {folder} (val_loss = "
+        f"{result['metrics']['val_loss']:.4f}, ")
+    assert re.search(r", \d+\.\d s\)$", logged_lines[5]), logged_lines[5]
 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["stage"] == "train"
