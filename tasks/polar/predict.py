@@ -158,7 +158,8 @@ def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[
 
     Raises:
         ValueError: the scene carries neither ``crs``/``transform`` attributes nor rioxarray
-            spatial_ref metadata.
+            spatial_ref metadata (a geotransform needs the spatial_ref's ``GeoTransform`` or
+            x / y coordinates: without them rioxarray would give the identity transform).
 
     """
     crs, transform = scene.attrs.get("crs"), scene.attrs.get("transform")
@@ -168,7 +169,10 @@ def scene_georeference(scene: xr.Dataset, scene_zarr: Path) -> tuple[str, tuple[
 
             rio_crs = scene.rio.crs or scene[schema.BACKSCATTER_VAR].rio.crs
             crs = crs or (rio_crs.to_string() if rio_crs else None)
-            transform = transform or scene.rio.transform().to_gdal()
+            spatial_ref = scene.coords.get("spatial_ref")
+            located = {"x", "y"} <= set(scene.coords) or (
+                spatial_ref is not None and "GeoTransform" in spatial_ref.attrs)
+            transform = transform or (scene.rio.transform().to_gdal() if located else None)
         except Exception:  # any failure means no georeference
             pass
     if not crs or transform is None or len(transform) != 6:
