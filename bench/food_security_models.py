@@ -96,7 +96,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--models", default=",".join(RUNS), help=f"subset of {list(RUNS)}")
     parser.add_argument("--lucas-points", type=int, default=400,
                         help="theoretical survey points on the test tile")
-    parser.add_argument("--reuse-data", action="store_true", help="skip the data stages")
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="keep the generated, harmonised, labelled tiles; redo samples only")
+    parser.add_argument("--out-name", default=None,
+                        help="folder under bench/out (default food_security_models[_quick|_full])")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="FOLDER",
+                        help="with --table-only: add the runs of these bench/out folders' "
+                             "table_iv.json (seeds run in separate processes)")
     parser.add_argument("--table-only", action="store_true",
                         help="rewrite table_iv.md and the PNGs from the last run's table_iv.json")
     parser.add_argument("--full", action="store_true",
@@ -131,15 +137,17 @@ def _config(args: argparse.Namespace, out: Path) -> FoodSecurityConfig:
     return load_config(args.config, overrides, expect=FoodSecurityConfig)
 
 
-def _prepare_data(cfg: FoodSecurityConfig, run_date: str) -> dict[str, Any]:
+def _prepare_data(cfg: FoodSecurityConfig, run_date: str, reuse: bool) -> dict[str, Any]:
+    """Run the data stages (``reuse``: only samples, whose size is a bench argument)."""
     from tasks.food_security.harmonise import run_harmonise
     from tasks.food_security.labels import run_labels
     from tasks.food_security.samples import run_samples
     from tasks.sentinel2.generator import run_generate
 
     facts: dict[str, Any] = {"seconds": {}}
-    for name, stage in (("generate", run_generate), ("harmonise", run_harmonise),
-                        ("labels", run_labels), ("samples", run_samples)):
+    stages = (("generate", run_generate), ("harmonise", run_harmonise), ("labels", run_labels),
+              ("samples", run_samples))
+    for name, stage in stages[3:] if reuse else stages:
         started = time.perf_counter()
         summary = stage(cfg, run_date)
         facts["seconds"][name] = round(time.perf_counter() - started, 1)
@@ -233,14 +241,15 @@ def _score_lucas(cfg: FoodSecurityConfig, run_date: str, folder: Path, name: str
             "oa_nearest": nearest.overall_accuracy, "median_f1_nearest": nearest.median_f1}
 
 
-def _train_and_score(cfg: FoodSecurityConfig, args: argparse.Namespace, points: Any
-                     ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    results: dict[str, list[dict[str, Any]]] = {}
+def _train_and_score(cfg: FoodSecurityConfig, args: argparse.Namespace, points: Any, out: Path,
+                     facts: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Train every model with every seed (seed-major); save ``table_iv.json`` after each run."""
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in args.models.split(",")}
     class_names: list[str] = []
     tile = cfg.evaluate.tile
-    for label in args.models.split(","):
-        model, weighted, _ = RUNS[label]
-        for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for label in results:
+            model, weighted, _ = RUNS[label]
             cfg.seed, cfg.train.weighted = seed, weighted
             folder = model_dir_for(cfg, args.run_date, f"{label}_s{seed}")
             started = time.perf_counter()
@@ -257,7 +266,10 @@ def _train_and_score(cfg: FoodSecurityConfig, args: argparse.Namespace, points: 
             print(f"{label} seed {seed}: OA {scores['overall_accuracy']:.4f} median F1 "
                   f"{scores['median_f1']:.4f}; LUCAS OA {row['lucas']['oa']} "
                   f"({seconds:.0f} s)", flush=True)
-            results.setdefault(label, []).append(row)
+            results[label].append(row)
+            (out / "table_iv.json").write_text(json.dumps(
+                {"facts": facts, "tile": tile, "classes": class_names, "results": results},
+                indent=1, default=str))
     return results, class_names
 
 
@@ -273,6 +285,7 @@ def _mean_sd(values: list[float | None]) -> str:
 def table_markdown(results: dict[str, list[dict[str, Any]]], class_names: list[str],
                    tile: str) -> str:
     """Table IV: per-class F1 (rows: classes with test pixels), OA, median F1, LUCAS OA / F1."""
+    results = {k: v for k, v in results.items() if v}  # a partial run: models not yet trained
     labels = list(results)
     support = np.asarray(results[labels[0]][0]["support"])
     head = "| | " + " | ".join(RUNS[k][2] for k in labels) + " |"
@@ -309,6 +322,8 @@ def _plot(results: dict[str, list[dict[str, Any]]], class_names: list[str], tile
 
     written = []
     for label, rows in results.items():
+        if not rows:
+            continue
         first = rows[0]
         path = RESULTS_PNG / f"crops_{tag}_{label}_s{first['seed']}.png"
         plot_confusion_matrix(
@@ -325,9 +340,13 @@ def main() -> None:
     args = _arguments()
     logging.basicConfig(level=logging.WARNING)
     suffix = "_quick" if args.quick else "_full" if args.full else ""
-    out = REPO / "bench" / "out" / f"food_security_models{suffix}"
+    out = REPO / "bench" / "out" / (args.out_name or f"food_security_models{suffix}")
     if args.table_only:
         saved = json.loads((out / "table_iv.json").read_text())
+        for other in args.merge:
+            more = json.loads((REPO / "bench" / "out" / other / "table_iv.json").read_text())
+            for label, rows in more["results"].items():
+                saved["results"].setdefault(label, []).extend(rows)
         setting = saved["facts"]["setting"]
         tile = str(saved.get("tile", "33UVP"))
         table = table_markdown(saved["results"], saved["classes"], tile)
@@ -338,10 +357,10 @@ def main() -> None:
             print(_plot(saved["results"], saved["classes"], tile, tag + suffix))
         return
     cfg = _config(args, out)
-    facts: dict[str, Any] = {"seconds": {}}
-    if not args.reuse_data:
-        facts = _prepare_data(cfg, args.run_date)
-        print(json.dumps(facts), flush=True)
+    facts = _prepare_data(cfg, args.run_date, args.reuse_data)
+    print(json.dumps(facts), flush=True)
+    facts["setting"] = {k: getattr(args, k) for k in (
+        "setting", "tile_px", "epochs1", "epochs2", "max_per_class", "seeds", "lucas_points")}
     points_csv = out / "lucas_points.csv"
     facts["lucas_points"] = write_survey_points(cfg, args.run_date, cfg.evaluate.tile,
                                                 args.lucas_points, points_csv)
@@ -349,7 +368,7 @@ def main() -> None:
 
     points = read_lucas_points(points_csv, cfg.lucas.location, cfg.lucas.points_crs)
     started = time.perf_counter()
-    results, class_names = _train_and_score(cfg, args, points)
+    results, class_names = _train_and_score(cfg, args, points, out, facts)
     facts["seconds"]["train_and_score"] = round(time.perf_counter() - started, 1)
     tile = cfg.evaluate.tile
     table = table_markdown(results, class_names, tile)
@@ -357,8 +376,6 @@ def main() -> None:
     tag = f"{args.setting}{args.tile_px}" if args.setting == "paper" else "config"
     facts["pngs"] = [] if args.quick else _plot(results, class_names, tile, tag + suffix)
     facts["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    facts["setting"] = {k: getattr(args, k) for k in (
-        "setting", "tile_px", "epochs1", "epochs2", "max_per_class", "seeds", "lucas_points")}
     print(json.dumps(facts, indent=1))
     (out / "table_iv.md").write_text(table)
     (out / "table_iv.json").write_text(json.dumps(
