@@ -311,6 +311,18 @@ def _prepare(args: argparse.Namespace, base: dict[str, Any]) -> tuple[dict[int, 
     return datasets, train_days, test_day, time.perf_counter() - t0
 
 
+def _reset_stale_data(args: argparse.Namespace) -> None:
+    """Remove generated data made with other data settings (the stages reuse a day's outputs)."""
+    stamp = args.out / "data_settings.json"
+    keys = ("size", "days", "scenes", "max_per_class", "test_size", "region_bbox")
+    settings = {k: getattr(args, k) for k in keys}
+    if stamp.exists() and json.loads(stamp.read_text()) != settings:
+        print(f"data settings changed ({stamp}): generating the data again", flush=True)
+        shutil.rmtree(args.out / "data", ignore_errors=True)
+        (args.out / "runs.jsonl").unlink(missing_ok=True)
+    stamp.write_text(json.dumps(settings))
+
+
 def main() -> None:
     args = _args()
     import torch
@@ -322,6 +334,7 @@ def main() -> None:
     if not args.resume:
         shutil.rmtree(args.out / "data" / "polar" / "models", ignore_errors=True)
         log.unlink(missing_ok=True)
+    _reset_stale_data(args)
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     base = _base(args)
     datasets, train_days, test_day, data_s = _prepare(args, base)
