@@ -450,6 +450,68 @@ def cut_and_store(
                        (c0, c1), band_sum, band_sum_sq, first_index)
 
 
+def cut_and_store_tiles(
+    parts: Sequence[tuple[str, Tile, np.ndarray]], size: int, stride: int, out_zarr: str,
+    first_index: int, chunk_n: int,
+) -> TilePatches:
+    """:func:`cut_and_store` of consecutive tiles ``(scene_zarr, tile, origins)`` in one task.
+
+    Their patches occupy output rows [first_index, first_index + n) in order. The tiles are cut
+    one at a time (the memory of one tile), and every output chunk inside those rows is written
+    as soon as it is complete, also one that spans two of the tiles, so only the chunks at both
+    ends are left to :func:`write_shared_chunk`. ``band_sum`` / ``band_sum_sq`` hold one row per
+    tile (the sums of :func:`cut_and_store`, added in tile order by the driver).
+    """
+    end = first_index + sum(len(origins) for _, _, origins in parts)
+    c0 = -(-first_index // chunk_n) * chunk_n
+    c1 = max(end // chunk_n * chunk_n, c0)
+    output = _open_output(out_zarr) if c1 > c0 else None
+    head: list[np.ndarray] = []  # rows [first_index, c0)
+    leftover: np.ndarray | None = None  # rows [written, written + len) < one chunk, unwritten
+    written = position = c0  # rows before ``position`` are cut (once the head is complete)
+    band_sums, band_sums_sq = [], []
+    start = first_index
+    for scene_zarr, tile, origins in parts:
+        cut = cut_and_store(scene_zarr, tile, origins, size, stride, None, start, chunk_n)
+        patches, start = cut.head, start + len(cut.head)
+        band_sums.append(cut.band_sum)
+        band_sums_sq.append(cut.band_sum_sq)
+        if start - len(patches) < c0:  # the rows before the first whole chunk: the head
+            before = c0 - (start - len(patches))
+            head.append(patches[:before].copy())
+            patches = patches[before:]
+        if not len(patches):
+            continue
+        position += len(patches)
+        if leftover is not None and written + chunk_n <= min(c1, position):
+            need = chunk_n - len(leftover)  # the chunk spanning the previous tile and this one
+            _write_rows(output, written, np.concatenate([leftover, patches[:need]]))
+            written, leftover, patches = written + chunk_n, None, patches[need:]
+        if leftover is not None:  # still less than a chunk
+            patches = np.concatenate([leftover, patches])
+            leftover = None
+        stop = min(c1, position // chunk_n * chunk_n)
+        if stop > written:
+            _write_rows(output, written, patches[: stop - written])
+            patches, written = patches[stop - written:], stop
+        # a copy: a view would keep the whole tile's patches alive
+        leftover = patches.copy() if len(patches) else None
+    empty = np.zeros((0, len(schema.BANDS), size, size), np.float32)
+    head_rows = np.concatenate(head) if head else empty
+    tail_rows = leftover if leftover is not None else empty
+    if c1 == c0:  # no whole chunk: every row is returned as the head, as by cut_and_store
+        return TilePatches(np.concatenate([head_rows, tail_rows]), empty, (c0, c0),
+                           np.stack(band_sums), np.stack(band_sums_sq), first_index)
+    return TilePatches(head_rows, tail_rows, (c0, c1), np.stack(band_sums),
+                       np.stack(band_sums_sq), first_index)
+
+
+def _write_rows(output: zarr.Array | None, start: int, rows: np.ndarray) -> None:
+    if output is None:
+        raise RuntimeError(f"no output chunk to write rows {start}..{start + len(rows)} to")
+    output[start:start + len(rows)] = rows
+
+
 def _open_output(out_zarr: str) -> zarr.Array:
     """Open the output ``x`` of ``out_zarr`` to write (cached while its metadata is unchanged).
 
@@ -608,9 +670,15 @@ class _PatchStore:
         self.buffered = sum(len(p) for p in self.buffer)
 
     def add_sums(self, band_sum: np.ndarray, band_sum_sq: np.ndarray, written: int) -> None:
-        """Count rows written elsewhere (by Dask tasks) and their per-band sums."""
-        self.total += band_sum
-        self.total_sq += band_sum_sq
+        """Count rows written elsewhere (by Dask tasks) and their per-band sums.
+
+        The sums are one tile's (band,) or several tiles' (tile, band), added tile by tile.
+        """
+        n_bands = len(self.total)
+        for tile_sum, tile_sum_sq in zip(np.reshape(band_sum, (-1, n_bands)),
+                                         np.reshape(band_sum_sq, (-1, n_bands)), strict=True):
+            self.total += tile_sum
+            self.total_sq += tile_sum_sq
         self.written += written
 
     def add(self, part: TilePatches) -> None:
@@ -697,7 +765,14 @@ def _cut_chosen(
                              total=len(cut_jobs), desc=f"extract {size}px", disable=None):
                 writer.add(part)
         else:
-            _cut_on_cluster(client, cut_jobs, bounds, writer, str(out_zarr), window)
+            # at most ``window`` tasks of consecutive tiles (as many tiles each as can be): fewer
+            # tasks, and fewer chunks joined across tasks, than one task per tile
+            edges = np.linspace(0, len(cut_jobs), min(len(cut_jobs), window) + 1).astype(int)
+            group_jobs = [([job[:3] for job in cut_jobs[g0:g1]], size, stride, str(out_zarr),
+                           int(bounds[g0]), writer.chunk_n)
+                          for g0, g1 in zip(edges[:-1], edges[1:], strict=True)]
+            _cut_on_cluster(client, group_jobs, [int(bounds[g]) for g in edges], writer,
+                            str(out_zarr), window)
         writer.close()
     except BaseException:
         writer.abort()
@@ -742,7 +817,7 @@ def _cut_on_cluster(
 
     try:
         for i, job in enumerate(tqdm(cut_jobs, desc=f"extract {writer.size}px", disable=None)):
-            cuts[i] = client.submit(cut_and_store, *job, pure=False)
+            cuts[i] = client.submit(cut_and_store_tiles, *job, pure=False)
             if i not in last_join:
                 pending.append((client.submit(tile_sums, cuts[i], pure=False), [i], False))
             while done < len(shared) and shared[done][3] <= i:

@@ -75,3 +75,40 @@ def test_patch_chunks_are_stored_band_major_with_the_same_values(
     for i in (0, len(values) // 2, len(values) - 1):
         r, c = origins[i]
         np.testing.assert_array_equal(values[i, 0], hh[r:r + 32, c:c + 32])
+
+
+@pytest.mark.parametrize(("first_index", "chunk_n"), [(0, 4), (3, 4), (5, 7), (2, 50)])
+def test_tile_group_task_writes_the_chunks_inside_and_returns_both_ends(
+        tmp_path: Path, polar_scene_pair: tuple[Path, Path], first_index: int,
+        chunk_n: int) -> None:
+    scene, label = (str(p) for p in polar_scene_pair)
+    tiles = patches_module.plan_tiles(0, (256, 256), 20, 20, 60)[:4]
+    parts = [(scene, tile, patches_module.find_candidates(scene, label, tile, 20, 20, 0.5)[:, :2])
+             for tile in tiles]
+    counts = [len(origins) for _, _, origins in parts]
+    # tiles of 9 patches at most: with 4- and 7-patch chunks some chunk spans two tiles, with
+    # 50-patch chunks the group holds no whole chunk
+    assert min(counts) > 0 and max(counts) <= 9 < sum(counts) < 50
+    expected = np.concatenate([patches_module.cut_patches(s, t, o, 20, 20) for s, t, o in parts])
+    n = first_index + len(expected) + chunk_n
+    out = tmp_path / "x.zarr"
+    zarr.open_group(out, mode="w").create_array(
+        "x", shape=(n, 3, 20, 20), chunks=(chunk_n, 3, 20, 20), dtype="float32",
+        fill_value=np.nan)
+    part = patches_module.cut_and_store_tiles(parts, 20, 20, str(out), first_index, chunk_n)
+    c0, c1 = part.full_chunks
+    end = first_index + len(expected)
+    assert c0 == -(-first_index // chunk_n) * chunk_n
+    assert c1 == (max(end // chunk_n * chunk_n, c0))
+    written = np.asarray(zarr.open_array(out / "x")[:])
+    np.testing.assert_array_equal(written[c0:c1], expected[c0 - first_index:c1 - first_index])
+    assert np.isnan(written[:c0]).all() and np.isnan(written[c1:]).all()
+    if c1 > c0:
+        np.testing.assert_array_equal(part.head, expected[:c0 - first_index])
+        np.testing.assert_array_equal(part.tail, expected[c1 - first_index:])
+    else:  # no whole chunk: everything comes back as the head
+        np.testing.assert_array_equal(part.head, expected)
+        assert len(part.tail) == 0
+    single = [patches_module.cut_and_store(s, t, o, 20, 20, None, 0, chunk_n) for s, t, o in parts]
+    np.testing.assert_array_equal(part.band_sum, np.stack([p.band_sum for p in single]))
+    np.testing.assert_array_equal(part.band_sum_sq, np.stack([p.band_sum_sq for p in single]))
