@@ -477,6 +477,12 @@ def _add_monitoring_route(app: FastAPI, service: ServingService, key_type: Any) 
         return service.summary(project=key.project, model=model, since=since)
 
 
+def _warm_up(service: ServingService) -> None:
+    """Load the model code (and folder models) before serving; log what failed to load."""
+    for problem in service.catalog.warm_up():
+        log.warning("%s", problem)
+
+
 def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> FastAPI:
     """Build the FastAPI app of a serving config (``app.state.service`` holds the service)."""
     service = ServingService(cfg, kafka_producer=kafka_producer)
@@ -488,6 +494,7 @@ def create_app(cfg: ServingConfig, *, kafka_producer: Any | None = None) -> Fast
     )
     app.state.service = service
     app.add_middleware(RequestLogMiddleware, service=service)
+    app.router.add_event_handler("startup", lambda: _warm_up(service))
     app.router.add_event_handler("shutdown", service.close)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="project API key (eeflow serve keys create)")

@@ -129,6 +129,12 @@ class ServedModel:
             return self._loaded[version]
 
 
+#: The module that loads each use case's models (torch, Lightning: tens of seconds to import on a
+#: busy machine), imported by :meth:`ModelCatalog.warm_up` before the server takes requests.
+LOADER_MODULES: dict[str, str] = {"polar": "tasks.polar.train",
+                                  "food_security": "tasks.food_security.predict"}
+
+
 class ModelCatalog:
     """All served models of a serving config, by name."""
 
@@ -150,3 +156,24 @@ class ModelCatalog:
     def of_project(self, project: str) -> list[ServedModel]:
         """Return the models of one project, by name."""
         return [m for _, m in sorted(self.models.items()) if m.project == project]
+
+    def warm_up(self) -> list[str]:
+        """Import the model loaders of the served use cases and load the folder models.
+
+        Called once before the server takes requests, so the first prediction does not pay for
+        the imports. Registry models are loaded on first use (the registry may have no version
+        yet). Returns one line per folder model that failed to load (the requests for it then
+        answer with the error); nothing is raised.
+        """
+        import importlib
+
+        for use_case in sorted({m.use_case for m in self.models.values()}):
+            importlib.import_module(LOADER_MODULES[use_case])
+        problems = []
+        for name, model in sorted(self.models.items()):
+            if model.cfg.source == "folder":
+                try:
+                    model.predictor(1)
+                except (OSError, ValueError, KeyError) as err:
+                    problems.append(f"model {name!r} ({model.cfg.path}) did not load: {err}")
+        return problems

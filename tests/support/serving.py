@@ -19,10 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def serving_server(config: str | Path, env: Mapping[str, str],
-                   timeout: float = 60) -> Iterator[str]:
+                   timeout: float = 120) -> Iterator[str]:
     """Yield the base URL of a running ``eeflow serve run``; stop it (SIGTERM) on exit.
 
-    The server must answer ``/health`` within ``timeout`` seconds and stop cleanly: uvicorn
+    The server must answer ``/health`` within ``timeout`` seconds (it loads the model code before
+    it listens: tens of seconds on a busy machine) and stop cleanly: uvicorn
     shuts down gracefully and then re-raises the captured SIGTERM, so -15 is a clean stop too.
     """
     port = free_port()

@@ -177,6 +177,8 @@ def test_keys_missing_wrong_project_revoked_expired(service) -> None:
     ({"bands": BANDS, "inputs": np.zeros((65, 3, 1, 1)).tolist()}, 422, "limit of 64"),
     ({"bands": BANDS, "inputs_b64": "!!", "shape": [1, 3, 32, 32]}, 422, "not valid base64"),
     ({"bands": BANDS, "inputs_b64": "AAAA", "shape": [1, 3, 32, 32]}, 422, "needs 12288"),
+    ({"bands": BANDS, "inputs_b64": "AAAA", "shape": [1, 3, 32, 32], "dtype": "int64"}, 422,
+     "dtype: Input should be 'float32' or 'float64'"),
     ({"bands": BANDS, "inputs": [], "extra": 1}, 422, "extra: Extra inputs are not permitted"),
 ])
 def test_bad_input_is_a_clear_4xx_and_not_a_success(service, body, status, message) -> None:
@@ -245,3 +247,24 @@ def test_every_sink_logs_and_monitoring_reports_drift(service, trained_models) -
     assert json.loads(messages[0][1])["output_summary"]["n"] == 20 and messages[0][2] == b"polar"
     crops = client.get("/v1/monitoring/summary", headers=service["crops"]).json()
     assert crops["requests"]["total"] == 0  # a project sees only its own requests
+
+
+def test_folder_models_load_before_the_first_request(trained_models, tmp_path, no_tracking_env,
+                                                     caplog) -> None:
+    cfg = serving_config(tmp_path, models={
+        "ice": {"project": "polar", "use_case": "polar", "source": "folder",
+                "path": str(trained_models["polar"])},
+        "broken": {"project": "polar", "use_case": "polar", "source": "folder",
+                   "path": str(tmp_path / "no-model")}})
+    app = create_app(cfg)
+    models = app.state.service.catalog.models
+    assert not models["ice"]._loaded
+    key, _ = ApiKeyStore(tmp_path / "serving" / "api_keys.sqlite").create("polar")
+    with caplog.at_level("WARNING", logger="tasks.serving.app"), TestClient(app) as client:
+        assert list(models["ice"]._loaded) == [1]  # loaded at startup, before any request
+        assert "model 'broken'" in caplog.text and "no-model" in caplog.text
+        body = {"bands": BANDS, "inputs": np.zeros((1, 3, 32, 32)).tolist()}
+        assert client.post("/v1/models/ice/predict", headers={"X-API-Key": key},
+                           json=body).status_code == 200
+        broken = client.post("/v1/models/broken/predict", headers={"X-API-Key": key}, json=body)
+        assert broken.status_code >= 400 and "no-model" in broken.json()["message"]

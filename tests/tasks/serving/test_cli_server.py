@@ -89,7 +89,7 @@ def test_real_uvicorn_server(serving_root: Path, tmp_path: Path) -> None:
     config = str(write_config(tmp_path / "serving.yaml", serving_root, tmp_path))
     key = invoke("keys", "create", "--project", "polar", "--config", config)["api_key"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    with serving_server(config, env, timeout=40) as url:
+    with serving_server(config, env) as url:
         assert "Swagger UI" in httpx.get(f"{url}/docs").text
         headers = {"X-API-Key": key}
         body = {"bands": ["HH", "HV", "incidence"],
