@@ -777,6 +777,11 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         ["tasks.polar.harmonise.x_rasterise_land__mutmut_23"]
         + [f"tasks.polar.harmonise.x_land_per_tile__mutmut_{i}" for i in (35, 38, 39)],
     ),
+    (
+        "run_harmonise: an ingest manifest without 'scenes' gives None instead of [], both "
+        "falsy, so the same 'lists no scenes' error; the prefix of the scratch folder's name",
+        [f"tasks.polar.harmonise.x_run_harmonise__mutmut_{i}" for i in (22, 24, 46, 47, 48)],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
