@@ -173,6 +173,7 @@ def test_band_statistics_are_those_of_the_train_samples(stages: tuple[Path, Any]
         np.testing.assert_allclose(ds.attrs["band_mean"], values.mean(axis=0), atol=1e-6)
         np.testing.assert_allclose(ds.attrs["band_std"], values.std(axis=0), atol=1e-6)
         assert ds.attrs["band_mean"] == np.round(out["band_mean"], 6).tolist()
+        assert ds.attrs["band_std"] == np.round(out["band_std"], 6).tolist()
 
 
 def test_manifest_counts_what_was_written(stages: tuple[Path, Any]) -> None:
