@@ -8,10 +8,12 @@ Extraction runs in two Dask passes over tiles of the patch grid, so no scene is 
 2. *balance* (in the driver, on origins only): per class keep at most ``max_per_class`` origins,
    and with ``balance="undersample"`` as many as the rarest non-empty class has (seeded);
 3. *extract*: per tile holding chosen origins, read the backscatter window, cut the patches and
-   write the output chunks they fill completely (tasks never share a chunk). The partial chunks
-   at tile boundaries are joined by a worker task that takes the neighbouring tiles' results as
-   inputs (on Dask), or by the driver's writer thread (in-process). Per-band sums from every
-   task give the mean / standard deviation; only they come back to the driver on Dask.
+   write the output chunks they fill completely (tasks never share a chunk; on Dask a task cuts
+   a run of consecutive tiles, at most four tasks per worker, and also writes the chunks that
+   span two of its tiles). The partial chunks at task boundaries are joined by a worker task
+   that takes the neighbouring tasks' results as inputs (on Dask), or by the driver's writer
+   thread (in-process). Per-band sums of every tile give the mean / standard deviation; only
+   they come back to the driver on Dask.
 
 Output (contract in :mod:`tasks.polar.schema`): ``{root}/polar/patches/{dataset_version}/
 patches_{size}.zarr`` with ``x`` float32 (patch, band, py, px) raw dB / degrees, ``y`` uint8
@@ -791,11 +793,13 @@ def _cut_on_cluster(
 ) -> None:
     """Run the tile tasks and the shared-chunk joins on Dask; only sums come back to the driver.
 
-    Tile tasks write their whole chunks; each chunk shared by neighbouring tiles is written by a
-    :func:`write_shared_chunk` task that takes those tiles' results as inputs, so the boundary
-    patches move between workers (or stay on one) instead of through the driver. The join of a
-    tile's last shared chunk also returns that tile's sums; a tile without shared chunks gets a
-    :func:`tile_sums` task. About ``window`` tiles are unreported at once.
+    ``cut_jobs`` are :func:`cut_and_store_tiles` jobs (a run of consecutive tiles each), and
+    ``bounds[i]`` the first output row of job ``i``. Tile tasks write their whole chunks; each
+    chunk shared by neighbouring tasks is written by a :func:`write_shared_chunk` task that takes
+    those tasks' results as inputs, so the boundary patches move between workers (or stay on
+    one) instead of through the driver. The join of a task's last shared chunk also returns that
+    task's sums; a task without shared chunks gets a :func:`tile_sums` task. About ``window``
+    tasks are unreported at once.
     """
     shared = shared_chunks(bounds, writer.chunk_n)
     last_join = {j: k for k, (_, _, first, last) in enumerate(shared)
