@@ -293,3 +293,11 @@ def test_the_seeded_choice_order_and_the_log(tmp_path: Path,
             run_samples(cfg, RUN_DATE)
         write_manifest(stage_dir(tmp_path, "food_security", stage, KEY), stage=stage, inputs=[],
                        config_hash="h")
+
+
+def test_a_class_at_the_cap_draws_nothing_from_the_generator() -> None:
+    # class 0 has exactly the cap: kept whole, no draw; class 1 then gets the generator's first
+    labels = {"A": np.array([[0, 0, 1, 1, 1, 1]], np.int16)}
+    chosen = select_pixels(labels, 2, np.random.default_rng(0))["A"].tolist()
+    first_draw = np.random.default_rng(0).choice(np.array([2, 3, 4, 5]), 2, replace=False)
+    assert chosen == [0, 1, *sorted(first_draw.tolist())] == [0, 1, 4, 5]
