@@ -263,6 +263,18 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         [f"tasks.lucas.evaluate.x_map_side_classes__mutmut_{i}" for i in (3, 5, 15, 16, 17, 18)]
         + ["tasks.lucas.evaluate.x__evaluation_crs__mutmut_11"],
     ),
+    # tasks/food_security/samples.py (H8)
+    (
+        "samples: to_zarr's default mode into the fresh temporary folder of atomic_dir; "
+        "open_group without mode='r' opens an existing store the same way; a row-block step of "
+        "1 re-reads rows and writes the same values again; reshape(-2, n) reads like "
+        "reshape(-1, n); the dtype of the empty fallback of no tiles (the result is {} then)",
+        ["tasks.food_security.samples.x__write_split__mutmut_169",
+         "tasks.food_security.samples.x_gather_tile_samples__mutmut_5",
+         "tasks.food_security.samples.x_gather_tile_samples__mutmut_73",
+         "tasks.food_security.samples.x_run_samples__mutmut_125",
+         "tasks.food_security.samples.x_select_pixels__mutmut_24"],
+    ),
     # tasks/linked_data/export/exporter.py (H8)
     (
         "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "
