@@ -886,15 +886,23 @@ def _diffs(work: Path, module: str, names: list[str], env: dict[str, str]) -> di
 
 
 def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float,
-               committed: bool = False, only: list[str] | None = None) -> dict:
+               committed: bool = False, only: list[str] | None = None,
+               module_ref: str | None = None) -> dict:
     """Run mutmut on one module in a temporary copy of the tree and return its summary.
 
     ``only``: run just these mutants (names); the summary then covers only them.
+    ``module_ref``: mutate the module as it was at this commit (the rest of the tree as chosen),
+    e.g. to re-run the survivors of an earlier run after the module changed meanwhile.
     """
     with tempfile.TemporaryDirectory(prefix="eeflow-mutation-") as tmp:
         work = Path(tmp)
         source = _source_label(committed)  # before the copy: HEAD may move meanwhile
         _copy_tree(work, committed)
+        if module_ref:
+            old = subprocess.run(["git", "show", f"{module_ref}:{module}"], cwd=REPO,
+                                 check=True, capture_output=True).stdout
+            (work / module).write_bytes(old)
+            source += f", {module} of {module_ref}"
         with (work / "pyproject.toml").open("a") as pyproject:
             pyproject.write(_mutmut_config(module, tests))
         mutmut = [sys.executable, "-m", "mutmut"]
@@ -1091,6 +1099,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-not-killed", action="store_true",
                         help="run only the mutants mutation.json lists as not killed (survived, "
                         "timeout, ...; not the equivalent ones) and merge the result into it")
+    parser.add_argument("--module-ref", default=None,
+                        help="mutate the module as it was at this commit (with the tests of the "
+                        "working tree or --committed)")
     parser.add_argument("--committed", action="store_true",
                         help="mutate the last commit (git archive HEAD), not the working tree")
     args = parser.parse_args(argv)
@@ -1110,7 +1121,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{module}: nothing to re-run", flush=True)
                 continue
         summary = run_module(module, MODULES[module] + args.tests, max_children=args.max_children,
-                             timeout_s=args.timeout, committed=args.committed, only=only)
+                             timeout_s=args.timeout, committed=args.committed, only=only,
+                             module_ref=args.module_ref)
         if stored is not None and only is not None:
             summary = merge_rerun(stored, summary)
         print(f"{module}: {summary['mutants']} mutants, {summary['killed']} killed, "
