@@ -621,6 +621,15 @@ class _PatchStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patch-store")
         self._pending: deque[Future] = deque()
 
+    def write_index(self, chosen: np.ndarray, stride: int) -> None:
+        """Write ``y``, ``scene`` and ``origin`` of the ``chosen`` rows, in the writer thread."""
+        def write() -> None:
+            self.y[:] = chosen[:, 4].astype(np.uint8)
+            self.scene[:] = chosen[:, 0].astype(np.int16)
+            self.origin[:] = chosen[:, 2:4] * stride
+
+        self._pending.append(self._executor.submit(write))  # close() waits for it
+
     def _write(self, start: int, block: np.ndarray) -> None:
         while len(self._pending) >= PENDING_WRITES:
             self._pending.popleft().result()  # re-raises a failed write
@@ -761,6 +770,7 @@ def _cut_chosen(
          stride, task_out, int(bounds[i]), writer.chunk_n)
         for i, t in enumerate(tile_ids)
     ]
+    writer.write_index(chosen, stride)  # in the writer thread, while the patches are cut
     try:
         if client is None:
             for part in tqdm(_ordered_results(None, cut_and_store, cut_jobs, window),
@@ -781,9 +791,6 @@ def _cut_chosen(
         raise
     if writer.written != len(chosen):
         raise RuntimeError(f"wrote {writer.written} of {len(chosen)} patches to {out_zarr}")
-    writer.y[:] = chosen[:, 4].astype(np.uint8)
-    writer.scene[:] = chosen[:, 0].astype(np.int16)
-    writer.origin[:] = chosen[:, 2:4] * stride
     return writer
 
 
