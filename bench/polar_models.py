@@ -30,7 +30,8 @@ Presets (explicit flags override them):
                1/4 width, one seed, day B only (its own output folder; not a quality figure)
 
 Headline ratio: the best VGG variant's / the ad-hoc CNN's mean binary validation accuracy (no goal,
-measured). ``--resume`` keeps the runs already in ``runs.jsonl`` of the output folder.
+measured). ``--resume`` keeps the runs already in ``runs.jsonl`` of the output folder;
+``--report-only`` summarises them without training (runs not done are listed as missing).
 
     .venv/bin/python bench/polar_models.py [--cpu-table | --full | --quick] [--seeds 2]
         [--epochs 2] [--size 1200] [--days 2] [--scenes 1] [--max-per-class 100]
@@ -100,6 +101,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--test-size", type=int, default=None,
                         help="scene edge (px) of the day-B, other-region and melt test scenes")
     parser.add_argument("--resume", action="store_true", help="keep finished runs of runs.jsonl")
+    parser.add_argument("--report-only", action="store_true",
+                        help="summarise the runs of runs.jsonl (a stopped run) without training")
     parser.add_argument("--out", type=Path, default=None)
     add_quick_flag(parser)
     args = parser.parse_args()
@@ -331,17 +334,24 @@ def main() -> None:
     os.environ.setdefault("EEFLOW_HOME", str(args.out))
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "runs.jsonl"
-    if not args.resume:
+    if not args.resume and not args.report_only:
         shutil.rmtree(args.out / "data" / "polar" / "models", ignore_errors=True)
         log.unlink(missing_ok=True)
-    _reset_stale_data(args)
+    if not args.report_only:
+        _reset_stale_data(args)
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     base = _base(args)
-    datasets, train_days, test_day, data_s = _prepare(args, base)
     started = time.perf_counter()
-    for run in _plan(args):
-        if any(all(r[k] == run[k] for k in run) for r in rows):
-            continue
+    if args.report_only:
+        train_days = [(FIRST_DAY + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
+        test_day = (FIRST_DAY + dt.timedelta(days=args.days + 2)).isoformat()
+        datasets, data_s = {}, None
+    else:
+        datasets, train_days, test_day, data_s = _prepare(args, base)
+    missing = [run for run in _plan(args)
+               if not any(all(r[k] == run[k] for k in run) for r in rows)]
+    for run in [] if args.report_only else list(missing):
+        missing.remove(run)
         row = _train_one(args, base, run, datasets, rows)
         _transfer(args, row, train_days, test_day)
         rows.append(row)
@@ -366,7 +376,8 @@ def main() -> None:
     report(name, best_vgg / adhoc if adhoc and best_vgg else None,
            "none (measured: model quality)", None,
            {"settings": settings, "train_days": train_days, "test_day": test_day,
-            "data_s": round(data_s, 1), "runs_s": round(time.perf_counter() - started, 1),
+            "data_s": None if data_s is None else round(data_s, 1),
+            "runs_s": round(time.perf_counter() - started, 1), "missing_runs": missing,
             "summary": summary, "ordering": ordering, "rows": rows, "pngs": pngs,
             "accelerator": "cuda" if torch.cuda.is_available() else "cpu"},
            baseline="the ad-hoc CNN (mean binary validation accuracy, same data and seeds)",
