@@ -17,7 +17,8 @@ Physics (C-band; per-surface values, melt-season values and their sources in
   ice overlap;
 * open water from a wind field: a scene-mean 10 m wind drawn from a Weibull distribution (scale
   8 m/s, shape 2: mean about 7 m/s, a typical open-ocean range, not a fitted climatology), varied
-  smoothly in speed (about +-30 %) and direction across the scene and sheltered in open leads;
+  smoothly in speed (about +-20 %, within 0.5-25 m/s) and direction across the scene and
+  sheltered in open leads;
   HH = CMOD5.n VV (Hersbach 2010) / the co-polarisation ratio of Thompson et al. (1998), so
   water is strongly angle dependent and, at moderate and high wind, as bright as young or
   first-year ice in HH (more so at near range); HV from the incidence- and direction-independent
@@ -41,8 +42,9 @@ Physics (C-band; per-surface values, melt-season values and their sources in
 * DN = round(sqrt(A_sigma^2 * sigma0 * speckle + noise)), with A_sigma the sigmaNought LUT
   (A_beta / sqrt(sin(incidence)), A_beta = 474 as in real products), so calibration inverts it;
 * shapes: a fractal coastline, an ice edge with a marginal (brash / pancake) zone, Voronoi floes
-  with domain-warped irregular outlines, open and refrozen leads along floe borders, brighter
-  rubble along floe edges.
+  with domain-warped irregular outlines (about 1.2-2.8 km; a third of them broken into fragments
+  a third that size, so floe sizes span about 0.4-3 km), open and refrozen leads along floe and
+  fragment borders, brighter rubble along floe edges.
 
 Measured on generated winter scenes (noise removed, 3x3 boxcar), sea pixels give HH about
 -16 +- 6 dB and HV about -26 +- 5 dB, near the AI4Arctic dataset-wide -14.5 +- 5.7 / -24.7 +- 4.8
@@ -131,6 +133,8 @@ MELT_MONTHS_SOUTH = (12, 1, 2)
 #: 40 m spacing (Sentinel-1 product specification), a Gaussian of sigma ~1 pixel
 PSF_SIGMA_PX = 1.0
 PSF_HALO = 3
+#: share of floes broken into fragments of a third of their size (floe-size distribution)
+BROKEN_FLOE_SHARE = 0.35
 
 
 def cmod5n_vv(
@@ -617,11 +621,12 @@ class _Conditions:
     """Weather and season of one scene: wind over open water, wet snow, thin ice, texture.
 
     ``wind_speed_ms`` is the scene-mean 10 m wind (Weibull drawn), varied in space by
-    ``wind_field`` (about +-30 % at difficulty 1); ``wind_direction_deg`` is relative to the
-    radar look direction and turns by up to ~40 deg across the scene (``direction_field``).
-    ``nilas_floe`` flags young-ice floes that are thin new ice (dark nilas), ``texture_gain`` a
-    smooth field that makes the sub-floe texture stronger in some regions than in others and
-    ``miz_ice`` the sub-resolution ice concentration of the marginal (brash / pancake) zone.
+    ``wind_field`` (about +-20 % at difficulty 1, within 0.5-25 m/s); ``wind_direction_deg`` is
+    relative to the radar look direction and turns by up to ~40 deg across the scene
+    (``direction_field``). ``nilas_floe`` flags young-ice floes that are thin new ice (dark
+    nilas), ``texture_gain`` is a smooth field that makes the sub-floe texture stronger in some
+    regions than in others and ``miz_ice`` the sub-resolution ice concentration of the marginal
+    (brash / pancake) zone.
     """
 
     melt: bool
@@ -636,7 +641,7 @@ class _Conditions:
 
     def wind_speed(self, wind_field: np.ndarray, lead_open: np.ndarray) -> np.ndarray:
         """10 m wind speed (m/s) from the unit-variance wind field; sheltered in open leads."""
-        speed = self.wind_speed_ms * np.exp(self.wind_variability * wind_field)
+        speed = np.clip(self.wind_speed_ms * np.exp(self.wind_variability * wind_field), 0.5, 25.0)
         return np.where(lead_open, 0.3 * speed, speed).astype(np.float32)
 
 
@@ -664,7 +669,7 @@ def _draw_conditions(
         melt=melt,
         wind_speed_ms=float(np.clip(wind, 0.5, 25.0)),
         wind_direction_deg=direction,
-        wind_variability=0.3 * min(difficulty, 1.0),
+        wind_variability=0.2 * min(difficulty, 1.0),
         direction_field=direction_field,
         texture_gain=texture_gain,
         miz_ice=miz_ice,
@@ -699,6 +704,8 @@ class _Surface:
     water_threshold: float = -np.inf
     miz_threshold: float = -np.inf
     conditions: _Conditions | None = None
+    fragments: _Floes | None = None
+    broken: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
     def ramp(self, rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
         """Large-scale gradient across the grid in direction ``angle`` (radians)."""
@@ -709,6 +716,27 @@ class _Surface:
             * 3.0
         ).astype(np.float32)
 
+    def _fragment_borders(
+        self, rows: np.ndarray, cols: np.ndarray, fi: np.ndarray, fj: np.ndarray,
+        border: np.ndarray,
+    ) -> np.ndarray:
+        """Border distance including the cracks of broken floes (a third of the floe size).
+
+        Broken floes are split into fragments by a finer Voronoi tessellation, so floe sizes
+        span about 0.4-3 km and rubble, cracks and refrozen leads also run inside big floes.
+        """
+        if self.fragments is None:
+            return border
+        broken = self.broken[fi, fj]
+        if not broken.any():
+            return border
+        r = np.broadcast_to(rows, broken.shape)[broken]
+        c = np.broadcast_to(cols, broken.shape)[broken]
+        _, _, inner = self.fragments(r, c)
+        border = border.copy()
+        border[broken] = np.minimum(border[broken], inner)
+        return border
+
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
         """Class code and surface fields at map-grid positions ``(rows, cols)`` (broadcast)."""
         land = (
@@ -718,6 +746,7 @@ class _Surface:
         open_water = conc < self.water_threshold
         miz = ~open_water & (conc < self.miz_threshold)
         fi, fj, border = self.floes(rows, cols)
+        border = self._fragment_borders(rows, cols, fi, fj, border)
         code = self.floe_code[fi, fj].copy()
         leads = self.lead_field(rows, cols)
         pack = ~open_water & ~miz
@@ -1302,6 +1331,9 @@ def generate_ew_grd_scene(
         pol: _noise_vectors(rng, lines, samples, luts["sigmaNought"], pol) for pol in polarisations
     }
     surface = _draw_surface(rng, grid.grid_shape, float(min(lines, samples)), difficulty)
+    fragment_rng = np.random.default_rng([seed, 3])  # own stream: the other draws stay as they were
+    surface.fragments = _Floes(fragment_rng, grid.grid_shape, surface.floes.cell / 3)
+    surface.broken = fragment_rng.random(surface.floes.n_cells) < BROKEN_FLOE_SHARE
     _set_class_shares(surface, rng, grid, land_fraction)
 
     radiometry = _Radiometry(
