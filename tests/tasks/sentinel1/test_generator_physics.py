@@ -183,3 +183,18 @@ def test_melt_follows_the_date_unless_given(tmp_path):
 def test_difficulty_out_of_range_is_refused(tmp_path):
     with pytest.raises(ValueError, match="difficulty 4.0 must be in"):
         generate_ew_grd_scene(tmp_path, seed=1, start_time=WINTER, difficulty=4.0)
+
+
+def test_broken_floes_add_cracks_and_small_fragments(tmp_path, monkeypatch):
+    import rasterio
+
+    import tasks.sentinel1.generator as generator
+
+    def boundaries(share, name):
+        monkeypatch.setattr(generator, "BROKEN_FLOE_SHARE", share)
+        scene = generate_ew_grd_scene(tmp_path / name, seed=9, start_time=WINTER, **SHAPE)
+        with rasterio.open(scene.truth_raster_path) as src:
+            truth = src.read(1)
+        return int((truth[1:] != truth[:-1]).sum() + (truth[:, 1:] != truth[:, :-1]).sum())
+
+    assert boundaries(0.6, "broken") > 1.1 * boundaries(0.0, "whole")
