@@ -32,7 +32,6 @@ from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig, Tra
 from tasks.plots import CurvePanel, CurveStyle, plot_learning_curve
 from tasks.storage import (
     agronomic_year_key,
-    atomic_dir,
     atomic_write_json,
     code_version,
     stage_dir,
@@ -40,6 +39,7 @@ from tasks.storage import (
 )
 from tasks.trainers.card import SCHEMA_VERSION, ModelCard
 from tasks.trainers.contract import TrainResult
+from tasks.trainers.ranks import from_rank_zero, global_rank, rank_zero_dir
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,9 @@ def train_crop_model(
     """Train ``model`` (default ``cfg.train.model``) on the agronomic year containing ``run_date``.
 
     The samples are the year's samples stage, or ``train.samples_dir`` when set. Follows the
-    training contract of :mod:`tasks.trainers.contract`.
+    training contract of :mod:`tasks.trainers.contract`. Under ``strategy: ddp`` every process
+    trains and validates, global rank 0 alone writes the model folder (:mod:`tasks.trainers.ranks`)
+    and the other ranks return once it is published, with the card rank 0 wrote.
 
     Args:
         cfg: the validated food-security config (``train`` section, ``seed``, ``data_root``).
@@ -152,11 +154,16 @@ def train_crop_model(
     module = CropClassifier(band_mean=info.band_mean, band_std=info.band_std,
                             **run.hyperparameters)
 
-    with atomic_dir(final_dir) as out:
+    # under DDP every rank trains and validates (the collectives must match); rank 0 publishes
+    with rank_zero_dir(final_dir) as out:
         phase_results, best_path = _run_phases(run, module, out, callbacks)
         module.set_class_weights(None)
         final_scores = _validate(module, data, train_cfg.accelerator, train_cfg.precision)
-        card = _publish(run, out, best_path, phase_results, final_scores)
+        card = _publish(run, out, best_path, phase_results, final_scores) \
+            if global_rank() == 0 else None
+    final_dir = from_rank_zero(final_dir)  # waits for rank 0 to publish
+    if card is None:  # another DDP rank: the card rank 0 has published
+        card = ModelCard.load(final_dir)
     seconds = time.perf_counter() - started
     log.info("model %s of %s written to %s (%s = %.4f, %.1f s)", model_name, year, final_dir,
              train_cfg.monitor, final_scores[train_cfg.monitor], seconds)

@@ -41,10 +41,11 @@ from tasks.models.ice_zoo import build_model
 from tasks.models.transfer import load_imagenet_vgg16, load_pretrained
 from tasks.models.vgg16 import HEAD_WIDTHS, LEGACY_HEAD_WIDTHS
 from tasks.plots import CurvePanel, CurveStyle, plot_learning_curve
-from tasks.storage import atomic_dir, code_version
+from tasks.storage import code_version
 from tasks.trainers.card import SCHEMA_VERSION, ModelCard
 from tasks.trainers.contract import TrainResult
 from tasks.trainers.ice import IceClassifier
+from tasks.trainers.ranks import from_rank_zero, global_rank, rank_zero_dir
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +305,12 @@ def _trainer(tc: TrainConfig, folder: Path, callbacks: Sequence[Callback],
 def _fit(
     cfg: PolarConfig, dataset_path: Path, folder: Path, final_folder: Path,
     callbacks: Sequence[Callback], trainer_kwargs: dict[str, Any],
-) -> TrainResult:
-    """Train ``cfg.train`` into ``folder`` (the temporary twin of ``final_folder``)."""
+) -> TrainResult | None:
+    """Train ``cfg.train`` into ``folder`` (the temporary twin of ``final_folder``).
+
+    Returns None on a DDP rank other than 0: it trains (the collectives must match) but writes
+    nothing; rank 0 evaluates the best checkpoint and writes the folder.
+    """
     tc = cfg.train
     L.seed_everything(cfg.seed, workers=True)
     datamodule = _datamodule(cfg, dataset_path)
@@ -321,6 +326,8 @@ def _fit(
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     train_seconds = time.perf_counter() - started
+    if global_rank() != 0:
+        return None
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     net = module.net.cpu()
     if best is not None and best.is_file():
@@ -428,7 +435,11 @@ def _initialise_transfer(cfg: PolarConfig, dataset_path: Path, folder: Path, net
         pre_cfg = cfg.model_copy(update={"train": tc.model_copy(
             update={"model": "vgg16", "class_scheme": other, "pretrained_checkpoint": None})})
         log.info("vgg16_transfer: pretraining VGG-16 on %s first", other)
-        _fit(pre_cfg, dataset_path, folder / "pretrain", folder / "pretrain", [], trainer_kwargs)
+        if _fit(pre_cfg, dataset_path, folder / "pretrain", folder / "pretrain", [],
+                trainer_kwargs) is None:
+            # another DDP rank: rank 0 wrote the pretrained weights, and DDP gives every rank
+            # rank 0's weights when the fine-tuning starts
+            return {}
         source_path = folder / "pretrain" / WEIGHTS_FILE
         source_label = f"pretrain/{WEIGHTS_FILE} ({other})"
     else:
@@ -451,7 +462,9 @@ def train_model(
 ) -> TrainResult:
     """Train ``cfg.train.model`` on a patch training set and publish the model folder atomically.
 
-    Follows the training contract of :mod:`tasks.trainers.contract`.
+    Follows the training contract of :mod:`tasks.trainers.contract`. Under ``strategy: ddp``
+    every process trains, global rank 0 alone writes the model folder (:mod:`tasks.trainers.ranks`)
+    and the other ranks return once it is published, with the card rank 0 wrote.
 
     Args:
         cfg: the polar config (``train`` section and ``seed`` are used).
@@ -471,6 +484,11 @@ def train_model(
     """
     final = (Path(output_dir) if output_dir is not None
              else _model_folder(models_root(cfg), cfg.train))
-    with atomic_dir(final) as tmp:
-        return _fit(cfg, Path(dataset_path), tmp, final, list(callbacks),
-                    dict(trainer_kwargs or {}))
+    with rank_zero_dir(final) as tmp:
+        result = _fit(cfg, Path(dataset_path), tmp, final, list(callbacks),
+                      dict(trainer_kwargs or {}))
+    final = from_rank_zero(final)  # waits for rank 0 to publish; its (time-stamped) folder
+    if result is None:  # another DDP rank: the card rank 0 has published
+        card = ModelCard.load(final)
+        result = _result(card, card.document, final)
+    return result
