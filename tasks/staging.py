@@ -22,31 +22,35 @@ the stage to run first. Local data roots do not come here: the stage runs as it 
 S3 has no lock: two runs publishing the same unit at the same moment are last-writer-wins (each
 publish is still whole). Credentials and endpoint: :func:`tasks.fs.s3_filesystem`.
 
-Stages whose Dask tasks do the I/O (polar harmonise and patches) skip the scratch root when they
-run on a distributed cluster (:func:`on_s3_workers`): the tasks open zarr stores on S3 themselves
-(:func:`zarr_store`), read inputs from the published versions and write into an unpublished
-version that the driver publishes last (:func:`tasks.storage.atomic_s3_version`), and a task
-that needs a non-zarr input file (a SAFE product) copies it into its own process's temporary
+Stages whose Dask tasks do the I/O (polar harmonise and patches, crop harmonise) skip the scratch
+root when they run on a distributed cluster (:func:`on_s3_workers`): the tasks open zarr stores on
+S3 themselves (:func:`zarr_store`), read inputs from the published versions and write into an
+unpublished version that the driver publishes last (:func:`tasks.storage.atomic_s3_version`), and
+a task that needs a non-zarr input file (a SAFE product) copies it into its own process's temporary
 folder (:func:`worker_local_copy`). Workers need no file system shared with the driver, only the
 S3 variables of :func:`tasks.fs.s3_filesystem` in their environment; the task graphs carry URLs,
-never credentials.
+never credentials. Crop harmonise's tasks read GeoTIFF windows through GDAL's ``/vsis3/``
+(:func:`vsis3_path`) with the endpoint of that environment (:func:`gdal_s3_environment`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlparse
 
-from tasks.fs import is_remote, normalise_s3_url, s3_filesystem
+from tasks.fs import is_remote, normalise_s3_url, s3_endpoint, s3_filesystem
 from tasks.fs import join as fs_join
 from tasks.stage_result import StageResult
 from tasks.storage import (
@@ -363,6 +367,76 @@ def write_s3_manifest(folder: str, *, stage: str, inputs: Any, config_hash: str,
     return url
 
 
-__all__: Sequence[str] = ("StageIO", "drop_worker_copies", "location_exists", "on_s3_workers",
-                          "run_staged", "units", "worker_local_copy", "write_s3_manifest",
+# --- GDAL reads of S3 objects in Dask tasks ----------------------------------------------------
+
+_GDAL_ENV_LOCK = threading.Lock()
+_GDAL_ENV_USERS = 0
+_GDAL_ENV_SET: dict[str, str] = {}
+
+
+def gdal_s3_options() -> dict[str, str]:
+    """Return GDAL's ``/vsis3/`` settings for the S3 endpoint of :func:`tasks.fs.s3_filesystem`.
+
+    GDAL reads credentials and region from the same ``AWS_*`` variables as s3fs, but not
+    ``EEFLOW_S3_ENDPOINT`` / ``AWS_ENDPOINT_URL``: for such an endpoint (MinIO, CREODIAS, a test
+    server) this gives ``AWS_S3_ENDPOINT`` (host[:port]), ``AWS_HTTPS`` (from the URL's scheme)
+    and ``AWS_VIRTUAL_HOSTING=FALSE`` (path-style requests); none for AWS itself.
+
+    Raises:
+        S3CredentialsError: the environment lacks the S3 credentials (names them).
+
+    """
+    s3_filesystem()  # the credentials check, with its message
+    endpoint = s3_endpoint()
+    if not endpoint:
+        return {}
+    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"S3 endpoint {endpoint!r} (EEFLOW_S3_ENDPOINT / AWS_ENDPOINT_URL) is "
+                         "not an http(s) URL; set e.g. http://minio:9000")
+    return {"AWS_S3_ENDPOINT": parsed.netloc + parsed.path.rstrip("/"),
+            "AWS_HTTPS": "YES" if parsed.scheme == "https" else "NO",
+            "AWS_VIRTUAL_HOSTING": "FALSE"}
+
+
+@contextlib.contextmanager
+def gdal_s3_environment() -> Iterator[None]:
+    """Make ``/vsis3/`` paths readable by GDAL in every thread of this process, in the block.
+
+    GDAL settings made with ``rasterio.Env`` in a worker thread hold for that thread only, but a
+    task's readers run on threads of their own; GDAL falls back to environment variables in every
+    thread, so :func:`gdal_s3_options` are set there while any block is open (reference-counted
+    over the blocks of concurrent tasks; variables already set, e.g. by the user, are left as
+    they are) and removed when the last block ends.
+    """
+    global _GDAL_ENV_USERS
+    options = gdal_s3_options()
+    with _GDAL_ENV_LOCK:
+        if _GDAL_ENV_USERS == 0:
+            _GDAL_ENV_SET.clear()
+            for name, value in options.items():
+                if name not in os.environ:
+                    _GDAL_ENV_SET[name] = value
+                    os.environ[name] = value
+        _GDAL_ENV_USERS += 1
+    try:
+        yield
+    finally:
+        with _GDAL_ENV_LOCK:
+            _GDAL_ENV_USERS -= 1
+            if _GDAL_ENV_USERS == 0:
+                for name, value in _GDAL_ENV_SET.items():
+                    if os.environ.get(name) == value:
+                        del os.environ[name]
+                _GDAL_ENV_SET.clear()
+
+
+def vsis3_path(url: str) -> str:
+    """Return GDAL's ``/vsis3/bucket/key`` path of an ``s3://bucket/key`` URL."""
+    return "/vsis3/" + normalise_s3_url(url)[len("s3://"):]
+
+
+__all__: Sequence[str] = ("StageIO", "drop_worker_copies", "gdal_s3_environment",
+                          "gdal_s3_options", "location_exists", "on_s3_workers", "run_staged",
+                          "units", "vsis3_path", "worker_local_copy", "write_s3_manifest",
                           "zarr_store")

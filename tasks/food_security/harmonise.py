@@ -23,14 +23,23 @@ observation in the whole year stays NaN and is flagged in all months.
 
 Output per :mod:`tasks.food_security.schema`: ``{root}/food_security/harmonise/{agronomic_year}/
 {tile}.zarr``, compressed losslessly as :data:`STORE_COMPRESSION` says.
+
+On an ``s3://`` data root with a distributed Dask cluster (:func:`tasks.staging.on_s3_workers`)
+nothing goes through the driver's disk (:func:`run_harmonise_on_s3`): the driver lists the
+published ingest version's STAC items and reads each tile's grid from its B02 header, the region
+tasks read the band windows they need straight from S3 (GDAL ``/vsis3/``: only the GeoTIFF blocks
+of the window), write their zarr chunks into a new version of the year's output on S3, and the
+driver publishes it by its pointer last. Workers need no file system shared with the driver.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,21 +54,35 @@ from tasks.config.food_security import FoodSecurityConfig
 from tasks.dask_cluster import dask_client
 from tasks.domain.crops import S2_BANDS
 from tasks.errors import EeflowError
+from tasks.fs import is_remote, s3_filesystem
+from tasks.fs import join as fs_join
 from tasks.sentinel2.l2a import (
     GDAL_READ_OPTIONS,
     NODATA_DN,
     SCL_ASSET,
     L2AAcquisition,
+    _date_of_item_folder,
+    acquisition_from_item,
     list_acquisitions,
     read_acquisition_dn,
     read_grid,
 )
 from tasks.sentinel2.tiles import TileGrid
+from tasks.staging import (
+    gdal_s3_environment,
+    gdal_s3_options,
+    vsis3_path,
+    write_s3_manifest,
+    zarr_store,
+)
 from tasks.storage import (
     agronomic_year,
     agronomic_year_key,
     atomic_dir,
+    atomic_s3_version,
+    resolve_stage_dir,
     stage_dir,
+    stage_location,
     write_manifest,
     zarr_array,
 )
@@ -459,7 +482,7 @@ def _fill_and_write(job: RegionJob, reflectance: np.ndarray, counts: np.ndarray)
     import zarr
 
     row0, col0, height, width = job.window
-    group = zarr.open_group(job.zarr_path, mode="r+")
+    group = zarr.open_group(zarr_store(job.zarr_path, read_only=False), mode="r+")
     arrays = {name: zarr_array(group, name) for name in ("reflectance", "valid_count",
                                                          "gap_filled")}
     dense = {name: array.with_config({"write_empty_chunks": True})
@@ -496,11 +519,12 @@ def _fill_and_write(job: RegionJob, reflectance: np.ndarray, counts: np.ndarray)
 STORE_COMPRESSION = "blosc lz4 clevel 5, byte shuffle (lossless)"
 
 
-def create_tile_store(path: Path, grid: TileGrid, months: list[str], key: str,
+def create_tile_store(path: Path | str, grid: TileGrid, months: list[str], key: str,
                       chunk: int) -> None:
     """Create the empty zarr v3 store of one tile (coordinates, attributes, chunked arrays).
 
     The arrays are compressed as :data:`STORE_COMPRESSION` says (the ``compression`` attribute).
+    ``path``: a local folder or an ``s3://`` URL (:func:`tasks.staging.zarr_store`).
     """
     import xarray as xr
     from zarr.codecs import BloscCodec
@@ -540,8 +564,8 @@ def create_tile_store(path: Path, grid: TileGrid, months: list[str], key: str,
     encoding = {name: {"compressors": (BloscCodec(
         cname="lz4", clevel=5, shuffle="shuffle", typesize=ds[name].dtype.itemsize),)}
         for name in ("reflectance", "valid_count", "gap_filled")}
-    ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False,
-               encoding=encoding)
+    ds.to_zarr(zarr_store(path, read_only=False), mode="w", compute=False, zarr_format=3,
+               consolidated=False, encoding=encoding)
 
 
 def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tuple[int, int]:
@@ -579,7 +603,7 @@ def region_shape(grid: TileGrid, acquisition: L2AAcquisition, chunk: int) -> tup
     return rows, cols
 
 
-def tile_region_jobs(store: Path, grid: TileGrid, acquisitions: list[L2AAcquisition],
+def tile_region_jobs(store: Path | str, grid: TileGrid, acquisitions: list[L2AAcquisition],
                      season_start: dt.date, chunk: int, masked_scl: list[int],
                      gap_fill: str, threads: int = 1) -> list[RegionJob]:
     """Split a tile into region jobs (:func:`region_shape`), acquisitions grouped by month."""
@@ -620,11 +644,39 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
         NoDataError: no configured tile has an acquisition in the year (names year and tiles).
 
     """
-    start, end = agronomic_year(run_date)
     key = agronomic_year_key(run_date)
     archive = l2a_archive(cfg, key)
+    year = _year_acquisitions(cfg, run_date, archive, list_acquisitions)
+    final = stage_dir(cfg.resolved_root(), cfg.use_case, "harmonise", key)
+    with atomic_dir(final) as tmp:
+        summary = _composite_year(cfg, year, tmp, final, composite_region)
+        write_manifest(tmp, **_manifest(cfg, year, summary))
+    return {"output": str(final), "agronomic_year": key, "tiles": summary}
+
+
+@dataclass(frozen=True)
+class _Year:
+    """The agronomic year's acquisitions of every configured tile (checked: none is empty)."""
+
+    key: str
+    start: dt.date
+    archive: str
+    tiles: list[str]
+    acquisitions: dict[str, list[L2AAcquisition]]
+
+
+def _year_acquisitions(cfg: FoodSecurityConfig, run_date: dt.date | str, archive: Path | str,
+                       lister: Callable[..., list[L2AAcquisition]]) -> _Year:
+    """List each tile's acquisitions of the year in ``archive`` with ``lister``.
+
+    Raises:
+        NoDataError: no tile, or not every tile, has an acquisition in the year.
+
+    """
+    start, end = agronomic_year(run_date)
+    key = agronomic_year_key(run_date)
     tiles = cfg.tile_ids()
-    acquisitions = {t: list_acquisitions(archive, t, start, end) for t in tiles}
+    acquisitions = {t: lister(archive, t, start, end) for t in tiles}
     if not any(acquisitions.values()):
         raise NoDataError(
             f"agronomic year {key} has no Sentinel-2 L2A acquisition for tiles {tiles} in "
@@ -637,38 +689,163 @@ def run_harmonise(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str,
             f"agronomic year {key}: tiles {empty} have no acquisition in {archive} (other "
             f"tiles do); ingest them or remove them from ingest.generator.tiles"
         )
-    months = season_months(start)
+    return _Year(key, start, str(archive), tiles, acquisitions)
+
+
+def _composite_year(cfg: FoodSecurityConfig, year: _Year, out: Path | str,
+                    published: Path | str, run: Callable[[RegionJob], RegionResult]
+                    ) -> dict[str, dict[str, Any]]:
+    """Create every tile's store in ``out``, composite its regions with ``run``; return stats.
+
+    ``out`` is a local folder or an ``s3://`` URL; ``published`` is where the stores are once
+    published (the tiles' ``path``).
+
+    Raises:
+        EmptyTileError: a tile has no valid observation in too many months.
+
+    """
+    months = season_months(year.start)
     hcfg = cfg.harmonise
-    final = stage_dir(cfg.resolved_root(), cfg.use_case, "harmonise", key)
+    jobs: list[tuple[str, RegionJob]] = []
+    shapes = {}
+    for tile in year.tiles:
+        grid = read_grid(year.acquisitions[tile][0], tile)
+        shapes[tile] = (grid.height, grid.width)
+        store = _child(out, f"{tile}.zarr")
+        create_tile_store(store, grid, months, year.key, hcfg.chunk)
+        jobs += [(tile, j) for j in tile_region_jobs(
+            store, grid, year.acquisitions[tile], year.start, hcfg.chunk,
+            hcfg.masked_scl_classes, hcfg.gap_fill, cfg.dask.threads_per_worker)]
+    results = _run_region_jobs(cfg, year.key, [j for _, j in jobs], run)
     summary: dict[str, dict[str, Any]] = {}
-    with atomic_dir(final) as tmp:
-        jobs: list[tuple[str, RegionJob]] = []
-        shapes = {}
-        for tile in tiles:
-            grid = read_grid(acquisitions[tile][0], tile)
-            shapes[tile] = (grid.height, grid.width)
-            store = tmp / f"{tile}.zarr"
-            create_tile_store(store, grid, months, key, hcfg.chunk)
-            jobs += [(tile, j) for j in tile_region_jobs(
-                store, grid, acquisitions[tile], start, hcfg.chunk,
-                hcfg.masked_scl_classes, hcfg.gap_fill, cfg.dask.threads_per_worker)]
-        results = _run_region_jobs(cfg, key, [j for _, j in jobs])
-        for tile in tiles:
-            mine = [r for (t, _), r in zip(jobs, results, strict=True) if t == tile]
-            summary[tile] = {"path": str(final / f"{tile}.zarr"),
-                             "acquisitions": len(acquisitions[tile]),
-                             "observations": sum(r["observations"] for r in mine)}
-            summary[tile].update(_gap_statistics(mine, shapes[tile]))
-            check_empty_months(tile, summary[tile]["no_data_months"], months,
-                               hcfg.max_empty_months)
-        write_manifest(
-            tmp, stage="harmonise", inputs={"archive": str(archive), "tiles": tiles},
-            config_hash=config_hash(cfg),
-            counts={t: {k: v for k, v in s.items() if k != "path"} for t, s in summary.items()},
-            extra={"agronomic_year": key, "gap_fill": hcfg.gap_fill,
-                   "masked_scl_classes": hcfg.masked_scl_classes},
-        )
-    return {"output": str(final), "agronomic_year": key, "tiles": summary}
+    for tile in year.tiles:
+        mine = [r for (t, _), r in zip(jobs, results, strict=True) if t == tile]
+        summary[tile] = {"path": str(_child(published, f"{tile}.zarr")),
+                         "acquisitions": len(year.acquisitions[tile]),
+                         "observations": sum(r["observations"] for r in mine)}
+        summary[tile].update(_gap_statistics(mine, shapes[tile]))
+        check_empty_months(tile, summary[tile]["no_data_months"], months,
+                           hcfg.max_empty_months)
+    return summary
+
+
+def _child(folder: Path | str, name: str) -> Path | str:
+    """``folder / name`` for a local folder, ``{folder}/{name}`` for an ``s3://`` URL."""
+    return fs_join(folder, name) if isinstance(folder, str) else folder / name
+
+
+def _manifest(cfg: FoodSecurityConfig, year: _Year,
+              summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Return the keyword arguments of the year's ``manifest.json`` (:func:`write_manifest`)."""
+    hcfg = cfg.harmonise
+    return {
+        "stage": "harmonise", "inputs": {"archive": year.archive, "tiles": year.tiles},
+        "config_hash": config_hash(cfg),
+        "counts": {t: {k: v for k, v in s.items() if k != "path"} for t, s in summary.items()},
+        "extra": {"agronomic_year": year.key, "gap_fill": hcfg.gap_fill,
+                  "masked_scl_classes": hcfg.masked_scl_classes},
+    }
+
+
+# --- on S3 with a distributed cluster: no file through the driver -----------------------------
+
+def run_harmonise_on_s3(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str, Any]:
+    """:func:`run_harmonise` on an ``s3://`` data root whose Dask tasks do the S3 I/O.
+
+    The acquisitions are those of the ingest output's published version (or an ``s3://``
+    ``ingest.directory``); the region tasks read their windows through GDAL ``/vsis3/`` and
+    write into a new version of ``{root}/food_security/harmonise/{year}``, which is published by
+    its pointer after the manifest: a failure leaves the previous output. Workers need only the
+    S3 variables of :func:`tasks.fs.s3_filesystem`.
+
+    Returns:
+        As :func:`run_harmonise`; ``output`` and the tiles' ``path`` name the new version.
+
+    Raises:
+        NoDataError: as :func:`run_harmonise`.
+        FileNotFoundError: no ingest output is published for the year (names the stage to run).
+
+    """
+    key = agronomic_year_key(run_date)
+    archive = s3_l2a_archive(cfg, key)
+    lister = list_s3_acquisitions if is_remote(archive) else list_acquisitions
+    year = _year_acquisitions(cfg, run_date, archive, lister)
+    final = stage_location(cfg.storage_root(), cfg.use_case, "harmonise", key)
+    import rasterio
+
+    with atomic_s3_version(str(final)) as version, rasterio.Env(**gdal_s3_options()):
+        summary = _composite_year(cfg, year, version, version, _composite_region_on_s3)
+        write_s3_manifest(version, **_manifest(cfg, year, summary))
+    return {"output": version, "agronomic_year": key, "tiles": summary}
+
+
+def s3_l2a_archive(cfg: FoodSecurityConfig, key: str) -> str:
+    """Return the L2A archive of year ``key`` on an ``s3://`` data root (see :func:`l2a_archive`).
+
+    The ``l2a`` folder of the ingest output's published version, or ``ingest.directory``.
+
+    Raises:
+        FileNotFoundError: no ingest output is published for ``key``.
+
+    """
+    if cfg.ingest.source == "directory":
+        assert cfg.ingest.directory is not None  # checked by the config model
+        return cfg.ingest.directory.replace("{agronomic_year}", key)
+    final = stage_location(cfg.storage_root(), cfg.use_case, "ingest", key)
+    try:
+        version = resolve_stage_dir(final)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"no ingest output for agronomic year {key} at {final}: run the ingest stage for "
+            f"that year first (on the same s3:// data_root); {err}") from err
+    return fs_join(str(version), "l2a")
+
+
+def list_s3_acquisitions(archive: str, tile: str, start: dt.date,
+                         end: dt.date) -> list[L2AAcquisition]:
+    """:func:`tasks.sentinel2.l2a.list_acquisitions` of an ``s3://`` archive.
+
+    The STAC items are read here (one request each, concurrently); the assets are GDAL
+    ``/vsis3/`` paths (:func:`tasks.staging.vsis3_path`), read in windows by whoever opens them
+    (with :func:`tasks.staging.gdal_s3_options` in effect).
+
+    Raises:
+        FileNotFoundError: an acquisition folder has no STAC item.
+
+    """
+    fs = s3_filesystem()
+    tile_url = fs_join(archive, tile)
+    try:
+        entries = fs.ls(tile_url, detail=True)
+    except FileNotFoundError:
+        return []
+    folders = []
+    for entry in entries:
+        name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+        date = _date_of_item_folder(name)
+        if entry.get("type") == "directory" and date is not None and start <= date <= end:
+            folders.append((name, fs_join(tile_url, name)))
+    items = {f"{url}/{name}.json": (name, url) for name, url in sorted(folders)}
+    texts = fs.cat(list(items), on_error="return") if items else {}
+    found = []
+    for item_url, (name, folder) in items.items():
+        text = texts.get(item_url.removeprefix("s3://"), texts.get(item_url))
+        if not isinstance(text, bytes):
+            raise FileNotFoundError(
+                f"{folder}: acquisition folder without its STAC item {name}.json; "
+                "re-ingest the acquisition or remove the folder")
+        acquisition = acquisition_from_item(json.loads(text), vsis3_path(item_url))
+        # relative hrefs resolve against the item's /vsis3/ path; as strings GDAL reads them
+        assets: dict[str, Path | str] = {band: str(path)
+                                         for band, path in acquisition.assets.items()}
+        found.append(replace(acquisition, assets=assets))
+    return sorted(found, key=lambda a: (a.date, a.item_id))
+
+
+def _composite_region_on_s3(job: RegionJob) -> RegionResult:
+    """:func:`composite_region` with GDAL reading ``/vsis3/`` in every thread of this process."""
+    with gdal_s3_environment():
+        return composite_region(job)
 
 
 class EmptyTileError(EeflowError, ValueError):
@@ -689,9 +866,10 @@ def check_empty_months(tile: str, no_data_months: list[int], months: list[str],
     )
 
 
-def _run_region_jobs(cfg: FoodSecurityConfig, key: str,
-                     jobs: list[RegionJob]) -> list[RegionResult]:
-    """Run the region jobs on the configured Dask cluster.
+def _run_region_jobs(cfg: FoodSecurityConfig, key: str, jobs: list[RegionJob],
+                     run: Callable[[RegionJob], RegionResult] = composite_region
+                     ) -> list[RegionResult]:
+    """Run the region jobs (``run(job)`` each) on the configured Dask cluster.
 
     A single region on a local (or synchronous) cluster runs in this process with the cluster's
     ``n_workers x threads_per_worker`` reader threads instead: one task cannot use a second
@@ -703,10 +881,10 @@ def _run_region_jobs(cfg: FoodSecurityConfig, key: str,
         threads = cfg.dask.n_workers * cfg.dask.threads_per_worker
         log.info("harmonise %s: 1 region, composited in-process with %d reader thread(s) "
                  "(no cluster started for one task)", key, threads)
-        return [composite_region(replace(jobs[0], threads=threads))]
+        return [run(replace(jobs[0], threads=threads))]
     log.info("harmonise %s: %d region jobs", key, len(jobs))
     with dask_client(cfg.dask):
-        return list(dask.compute(*[dask.delayed(composite_region)(j) for j in jobs]))
+        return list(dask.compute(*[dask.delayed(run)(j) for j in jobs]))
 
 
 def _gap_statistics(results: list[RegionResult], shape: tuple[int, int]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tasks.config.food_security import CROP_MODEL_NAMES, FoodSecurityConfig
 from tasks.stage_result import StagePlan, StageResult
-from tasks.staging import StageIO, run_staged
+from tasks.staging import StageIO, on_s3_workers, run_staged
 from tasks.storage import agronomic_year_key
 
 DateLike = dt.date | dt.datetime | str
@@ -130,9 +130,17 @@ def ingest_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
 
 
 def harmonise_stage(cfg: FoodSecurityConfig, run_date: DateLike) -> StageResult:
-    """Cloud-masked monthly median composites of every tile."""
-    from tasks.food_security.harmonise import run_harmonise
+    """Cloud-masked monthly median composites of every tile.
 
+    On an ``s3://`` data root with a distributed Dask cluster the region tasks read the
+    published L2A files on S3 and write the composites there (no scratch root, no shared file
+    system: :func:`tasks.food_security.harmonise.run_harmonise_on_s3`); with the synchronous
+    scheduler the stage runs through a local scratch root (:func:`run_staged`).
+    """
+    from tasks.food_security.harmonise import run_harmonise, run_harmonise_on_s3
+
+    if on_s3_workers(cfg):
+        return StageResult.from_dict(run_harmonise_on_s3(cfg, run_date), outputs=("output",))
     io = _io(run_date, _ingested(cfg), ["harmonise"])
     return StageResult.from_dict(run_staged(cfg, io, lambda c: run_harmonise(c, run_date)),
                                  outputs=("output",))
