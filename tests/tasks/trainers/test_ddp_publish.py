@@ -140,3 +140,83 @@ def test_rank_zero_publishes_and_a_rank_change_publishes_nothing(
         with rank_zero_dir(other):
             monkeypatch.setattr(rank_zero_only, "rank", 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary, no output
+
+
+POLAR_SCRIPT = """
+import gc, json, os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import tasks.storage as storage
+from tasks.polar.train import train_model
+from tasks.trainers.ranks import global_rank
+from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
+
+root, dataset = Path(sys.argv[1]), Path(sys.argv[2])
+published = []
+original = storage._publish
+
+def recording_publish(tmp, final):
+    published.append(str(final))
+    return original(tmp, final)
+
+storage._publish = recording_publish
+cfg = tiny_polar_config(root, train={{"model": "adhoc_cnn", "patch_size": 20,
+    "width_multiplier": 0.125, "augment": False, "devices": 2, "strategy": "ddp"}})
+result = train_model(cfg, dataset)  # a new time-stamped folder under polar/models
+rank = global_rank()
+(root / f"rank{{rank}}.json").write_text(json.dumps({{"result": result, "published": published}}))
+if rank == 0:
+    me = os.path.abspath(sys.argv[0])
+    children = [o for o in gc.get_objects()
+                if isinstance(o, subprocess.Popen) and me in list(o.args)]
+    codes = [child.wait(timeout=600) for child in children]
+    (root / "children.json").write_text(json.dumps(codes))
+    sys.exit(max(codes, default=99))
+"""
+
+
+def _write_patch_set(path: Path, n: int = 96, size: int = 20) -> Path:
+    import numpy as np
+    import zarr
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(1, 6, n)
+    codes[:5] = np.arange(1, 6)
+    x = rng.normal(0, 1, (n, 3, size, size)).astype(np.float32) + codes[:, None, None, None]
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("x", data=x, chunks=(32, 3, size, size))
+    group.create_array("y", data=codes.astype(np.uint8))
+    group.attrs.update({"bands": ["HH", "HV", "incidence"], "band_mean": [3.0, 3.0, 3.0],
+                        "band_std": [1.5, 1.5, 1.5], "patch_size": size,
+                        "dataset_version": "ddp-test"})
+    return path
+
+
+@pytest.mark.slow  # a second spawned pair (~70 s wall at load 20); the crop test covers DDP
+def test_polar_model_is_published_by_rank_zero_only(tmp_path: Path) -> None:
+    root, scratch = tmp_path / "root", tmp_path / "scratch"
+    scratch.mkdir()
+    dataset = _write_patch_set(tmp_path / "patches_20.zarr")
+    script = tmp_path / "train_polar_ddp.py"
+    script.write_text(POLAR_SCRIPT.format(repo=str(REPO)))
+
+    run = _run_two_ranks(script, [str(root), str(dataset)], scratch)
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    assert json.loads((root / "children.json").read_text()) == [0]
+    ranks = [json.loads((root / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    models = root / "polar" / "models"
+    (folder,) = models.iterdir()  # one model folder, no temporary beside it
+    assert ranks[0]["published"] == [str(folder)]
+    assert ranks[1]["published"] == []
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("eeflow-rank")]
+    card = json.loads((folder / "model.json").read_text())
+    for rank in ranks:  # rank 1 names rank 0's time-stamped folder, with the card's values
+        result = rank["result"]
+        assert result["model_dir"] == str(folder)
+        assert result["checkpoint"] == str(folder / "checkpoints" / "best.ckpt")
+        assert result["monitor_value"] == card["monitor_value"]
+        assert result["metrics"] == card["val_metrics"]
+        assert result["epochs"] == {"train": card["epochs_trained"]}
+        assert result["n_samples"] == {"train": card["n_train"], "val": card["n_val"]}
+    assert (folder / "model.pt").is_file() and (folder / "checkpoints" / "best.ckpt").is_file()
