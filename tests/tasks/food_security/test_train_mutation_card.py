@@ -20,11 +20,13 @@ import zarr
 
 from tasks.config.common import config_hash
 from tasks.food_security.train import (
+    CURVE_STYLE,
     MONITOR_MODES,
     model_dir_for,
     train_crop_model,
     training_samples_dir,
 )
+from tasks.plots import plot_learning_curve
 from tasks.storage import code_version
 from tests.tasks.food_security.conftest_ml import tiny_config, write_sample_year
 
@@ -174,6 +176,12 @@ def test_card_and_trainers_follow_the_config(variant_root: Path,
     assert manifest["config_hash"] == config_hash(cfg)
     assert sorted(p.name for p in folder.iterdir()) == [
         "learning_curve.png", "logs", "manifest.json", "model.ckpt", "model.json", "phase1.ckpt"]
+    # the learning curve is the two phases' logs drawn with the module's style and title
+    expected_png = variant_root / "expected.png"
+    plot_learning_curve([(p, folder / "logs" / p / "metrics.csv") for p in ("phase1", "phase2")],
+                        expected_png, f"lstm {YEAR}: weighted phase 1 | plain phase 2",
+                        CURVE_STYLE)
+    assert (folder / "learning_curve.png").read_bytes() == expected_png.read_bytes()
     best = torch.load(folder / "model.ckpt", weights_only=False)["state_dict"]
     first = torch.load(folder / "phase1.ckpt", weights_only=False)["state_dict"]
     assert any(not torch.equal(best[k], first[k]) for k in best)  # phase 2 trained on
