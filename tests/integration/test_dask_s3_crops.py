@@ -157,6 +157,60 @@ def test_one_region_on_a_local_cluster_composites_in_process_and_a_failure_publi
     assert "AWS_S3_ENDPOINT" not in os.environ  # the driver's GDAL S3 setting is gone again
 
 
+def test_s3_acquisitions_list_the_year_and_read_the_same_dn_as_local_files_from_threads(
+    s3_root: str, tmp_path: Path,  # noqa: F811
+) -> None:
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from tasks.domain.crops import S2_BANDS
+    from tasks.food_security.harmonise import list_s3_acquisitions
+    from tasks.sentinel2.l2a import list_acquisitions, read_acquisition_dn, write_acquisition
+    from tasks.sentinel2.tiles import TileGrid
+
+    archive = tmp_path / "l2a"
+    grid = TileGrid(tile="33UWP", epsg=32633, transform=Affine(10, 0, 500_000, 0, -10, 5_600_000),
+                    width=24, height=24)
+    rng = np.random.default_rng(3)
+    dates = [dt.date(2017, 8, 31), dt.date(2017, 9, 1), dt.date(2018, 3, 5)]
+    for date in dates:
+        refl = (rng.integers(1, 40, (len(S2_BANDS), 24, 24)) / 100).astype(np.float32)
+        scl = rng.choice(np.array([4, 8, 9], np.uint8), (12, 12))
+        write_acquisition(archive, grid, date, refl, scl, bands=S2_BANDS)
+    fs = s3_filesystem()
+    url = f"{s3_root}/l2a"
+    fs.put(str(archive), url, recursive=True)
+    start, end = dt.date(2017, 9, 1), dt.date(2018, 8, 31)
+
+    found = list_s3_acquisitions(url, "33UWP", start, end)
+    local = list_acquisitions(archive, "33UWP", start, end)
+    assert [a.date for a in found] == [a.date for a in local] == dates[1:]  # the year only
+    assert list_s3_acquisitions(url, "33UXP", start, end) == []  # no such tile folder
+    bucket_key = url.removeprefix("s3://")
+    assert found[0].band_path("B8A") == f"/vsis3/{bucket_key}/33UWP/{found[0].item_id}/B8A.tif"
+    assert found[0].scale == local[0].scale and found[0].offset == local[0].offset
+
+    window = Window(3, 5, 17, 14)  # odd offsets: 20 m bands are cut inside their pixels
+
+    def dn(acquisition: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = np.empty((len(S2_BANDS), 14, 17), np.uint16)
+        return out, read_acquisition_dn(acquisition, S2_BANDS, window, out)
+
+    with gdal_s3_environment(), ThreadPoolExecutor(2) as pool:  # readers on threads of their own
+        remote = list(pool.map(dn, found))
+    for (got, got_scl), acquisition in zip(remote, local, strict=True):
+        want, want_scl = dn(acquisition)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_scl, want_scl)
+
+    fs.rm(f"{url}/33UWP/{found[1].item_id}/{found[1].item_id}.json")
+    with pytest.raises(FileNotFoundError, match="without its STAC item"):
+        list_s3_acquisitions(url, "33UWP", start, end)
+
+
 def test_gdal_s3_options_follow_the_eeflow_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
