@@ -39,7 +39,7 @@ from tasks.storage import (
 )
 from tasks.trainers.card import SCHEMA_VERSION, ModelCard
 from tasks.trainers.contract import TrainResult
-from tasks.trainers.ranks import from_rank_zero, global_rank, rank_zero_dir
+from tasks.trainers.ranks import global_rank, rank_zero_dir, rank_zero_result
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def train_crop_model(
     The samples are the year's samples stage, or ``train.samples_dir`` when set. Follows the
     training contract of :mod:`tasks.trainers.contract`. Under ``strategy: ddp`` every process
     trains and validates, global rank 0 alone writes the model folder (:mod:`tasks.trainers.ranks`)
-    and the other ranks return once it is published, with the card rank 0 wrote.
+    and the other ranks return rank 0's result once it is published.
 
     Args:
         cfg: the validated food-security config (``train`` section, ``seed``, ``data_root``).
@@ -161,20 +161,20 @@ def train_crop_model(
         final_scores = _validate(module, data, train_cfg.accelerator, train_cfg.precision)
         card = _publish(run, out, best_path, phase_results, final_scores) \
             if global_rank() == 0 else None
-    final_dir = from_rank_zero(final_dir)  # waits for rank 0 to publish
-    if card is None:  # another DDP rank: the card rank 0 has published
-        card = ModelCard.load(final_dir)
-    seconds = time.perf_counter() - started
-    log.info("model %s of %s written to %s (%s = %.4f, %.1f s)", model_name, year, final_dir,
-             train_cfg.monitor, final_scores[train_cfg.monitor], seconds)
-    return TrainResult(
-        use_case=USE_CASE, model=model_name, model_dir=str(final_dir),
-        model_json=str(final_dir / MODEL_JSON), checkpoint=str(final_dir / MODEL_FILE),
-        monitor=train_cfg.monitor, monitor_value=final_scores[train_cfg.monitor],
-        metrics=final_scores, epochs=dict(card.epochs),
-        n_samples={"train": info.n_samples, "val": data.val_info.n_samples},
-        dataset=str(samples_dir), seconds=round(seconds, 2), extra={"agronomic_year": year},
-    )
+    result: TrainResult | None = None
+    if card is not None:  # rank 0 (another DDP rank returns rank 0's result)
+        seconds = time.perf_counter() - started
+        log.info("model %s of %s written to %s (%s = %.4f, %.1f s)", model_name, year,
+                 final_dir, train_cfg.monitor, final_scores[train_cfg.monitor], seconds)
+        result = TrainResult(
+            use_case=USE_CASE, model=model_name, model_dir=str(final_dir),
+            model_json=str(final_dir / MODEL_JSON), checkpoint=str(final_dir / MODEL_FILE),
+            monitor=train_cfg.monitor, monitor_value=final_scores[train_cfg.monitor],
+            metrics=final_scores, epochs=dict(card.epochs),
+            n_samples={"train": info.n_samples, "val": data.val_info.n_samples},
+            dataset=str(samples_dir), seconds=round(seconds, 2), extra={"agronomic_year": year},
+        )
+    return rank_zero_result(result)  # under DDP: waits until rank 0 has published
 
 
 @dataclass(frozen=True)

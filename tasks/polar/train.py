@@ -45,7 +45,7 @@ from tasks.storage import code_version
 from tasks.trainers.card import SCHEMA_VERSION, ModelCard
 from tasks.trainers.contract import TrainResult
 from tasks.trainers.ice import IceClassifier
-from tasks.trainers.ranks import from_rank_zero, global_rank, rank_zero_dir
+from tasks.trainers.ranks import global_rank, rank_zero_dir, rank_zero_result
 
 log = logging.getLogger(__name__)
 
@@ -464,7 +464,7 @@ def train_model(
 
     Follows the training contract of :mod:`tasks.trainers.contract`. Under ``strategy: ddp``
     every process trains, global rank 0 alone writes the model folder (:mod:`tasks.trainers.ranks`)
-    and the other ranks return once it is published, with the card rank 0 wrote.
+    and the other ranks return rank 0's result once it is published.
 
     Args:
         cfg: the polar config (``train`` section and ``seed`` are used).
@@ -487,8 +487,6 @@ def train_model(
     with rank_zero_dir(final) as tmp:
         result = _fit(cfg, Path(dataset_path), tmp, final, list(callbacks),
                       dict(trainer_kwargs or {}))
-    final = from_rank_zero(final)  # waits for rank 0 to publish; its (time-stamped) folder
-    if result is None:  # another DDP rank: the card rank 0 has published
-        card = ModelCard.load(final)
-        result = _result(card, card.document, final)
-    return result
+    # under DDP: waits until rank 0 has published; every rank returns rank 0's result (its
+    # time-stamped folder, not the one another rank would have named)
+    return rank_zero_result(result)

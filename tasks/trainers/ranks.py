@@ -5,9 +5,9 @@ further device, so every process runs the whole trainer function. All processes 
 validate (their collectives have to match), but only global rank 0 writes the model folder:
 :func:`rank_zero_dir` gives rank 0 the :func:`~tasks.storage.atomic_dir` temporary of the output
 and the other ranks a scratch folder outside it (removed at the end; Lightning's checkpoints and
-logs are written by rank 0 only, into rank 0's folder). :func:`from_rank_zero` then holds the
-other ranks until rank 0 has published and hands them rank 0's output folder, so their results
-name the published folder.
+logs are written by rank 0 only, into rank 0's folder). :func:`rank_zero_result` then holds the
+other ranks until rank 0 has published and hands them rank 0's result, so every rank returns
+the published folder and its values.
 
 The rank is Lightning's ``rank_zero_only.rank``: the launcher sets ``LOCAL_RANK`` (``RANK`` under
 torchrun) in each child's environment before it imports Lightning, and the DDP strategy sets the
@@ -70,16 +70,23 @@ def _check_rank_unchanged(before: int, final: str | os.PathLike[str]) -> None:
         )
 
 
-def from_rank_zero(value: T) -> T:
+def rank_zero_result(value: T | None) -> T:
     """Return rank 0's ``value`` on every rank, once every DDP process has reached this call.
 
-    A collective (every rank must call it at the same point) when a multi-process group is
-    initialised; otherwise ``value`` itself. ``value`` must be picklable.
+    Rank 0 passes its result, the other ranks None. A collective (every rank must call it at the
+    same point: rank 0 after publishing) when a multi-process group is initialised; otherwise
+    ``value`` itself. ``value`` must be picklable.
+
+    Raises:
+        RuntimeError: rank 0 (or a single process) passed None.
+
     """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         box: list[Any] = [value]
         dist.broadcast_object_list(box, src=0)
-        return cast(T, box[0])
+        value = cast("T | None", box[0])
+    if value is None:
+        raise RuntimeError("rank 0 returned no result to hand to the other ranks")
     return value

@@ -107,7 +107,7 @@ def test_other_ranks_get_a_scratch_folder_outside_the_output(
 
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    from tasks.trainers.ranks import from_rank_zero, rank_zero_dir
+    from tasks.trainers.ranks import rank_zero_dir, rank_zero_result
 
     monkeypatch.setattr(rank_zero_only, "rank", 1)
     (tmp_path / "scratch").mkdir()
@@ -119,7 +119,10 @@ def test_other_ranks_get_a_scratch_folder_outside_the_output(
     assert not folder.exists()
     assert not final.exists() and not (tmp_path / "out").exists()
     assert list((tmp_path / "scratch").iterdir()) == []
-    assert from_rank_zero(final) == final  # no process group: the value itself
+    # no process group: the value itself; None (no result on rank 0) is an error
+    assert rank_zero_result(final) == final
+    with pytest.raises(RuntimeError, match="rank 0 returned no result"):
+        rank_zero_result(None)
 
 
 def test_rank_zero_publishes_and_a_rank_change_publishes_nothing(
