@@ -7,6 +7,7 @@ model card, manifest and result are compared key by key with the config and the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ from tasks.food_security.train import (
 )
 from tasks.plots import plot_learning_curve
 from tasks.storage import code_version
+from tasks.trainers.card import SCHEMA_VERSION, ModelCard
 from tests.tasks.food_security.conftest_ml import tiny_config, write_sample_year
 
 RUN_DATE = "2017-09-01"
@@ -176,6 +178,12 @@ def test_card_and_trainers_follow_the_config(variant_root: Path,
     assert manifest["config_hash"] == config_hash(cfg)
     assert sorted(p.name for p in folder.iterdir()) == [
         "learning_curve.png", "logs", "manifest.json", "model.ckpt", "model.json", "phase1.ckpt"]
+    written = ModelCard.load(folder)
+    assert written.schema_version == SCHEMA_VERSION == 2
+    assert written.created is not None
+    age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(written.created)
+    assert dt.timedelta(0) <= age < dt.timedelta(hours=1)
+    assert written.epochs == result["epochs"] and written.metrics == result["metrics"]
     # the learning curve is the two phases' logs drawn with the module's style and title
     expected_png = variant_root / "expected.png"
     plot_learning_curve([(p, folder / "logs" / p / "metrics.csv") for p in ("phase1", "phase2")],
