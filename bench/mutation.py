@@ -280,6 +280,20 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          "tasks.food_security.samples.x_run_samples__mutmut_125",
          "tasks.food_security.samples.x_select_pixels__mutmut_24"],
     ),
+    # tasks/food_security/train.py (H8)
+    (
+        "train: save_top_k=1 is ModelCheckpoint's default; load_state_dict copies a checkpoint "
+        "loaded without map_location into the module's own tensors (same values); the final "
+        "validation's model summary, verbose table and seed_everything's verbose flag only "
+        "print; validation in eval mode on one CPU device gives the same values without "
+        "deterministic=True",
+        ["tasks.food_security.train.x__phase_trainer__mutmut_15",
+         "tasks.food_security.train.x__run_phases__mutmut_77",
+         "tasks.food_security.train.x__validate__mutmut_14",
+         "tasks.food_security.train.x__validate__mutmut_15",
+         "tasks.food_security.train.x__validate__mutmut_27",
+         "tasks.food_security.train.x_train_crop_model__mutmut_78"],
+    ),
     # tasks/linked_data/export/exporter.py (H8)
     (
         "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "
@@ -798,6 +812,29 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "run_harmonise: an ingest manifest without 'scenes' gives None instead of [], both "
         "falsy, so the same 'lists no scenes' error; the prefix of the scratch folder's name",
         [f"tasks.polar.harmonise.x_run_harmonise__mutmut_{i}" for i in (22, 24, 46, 47, 48)],
+    ),
+    (
+        "_template: da.full(..., None, dtype=float32) is NaN as well, and every pixel is "
+        "written by its tile; rioxarray's write_crs(None) takes the CRS from the Dataset's "
+        "'crs' attribute, set from the same cfg.target_crs",
+        [f"tasks.polar.harmonise.x__template__mutmut_{i}" for i in (57, 101)],
+    ),
+    (
+        "_compute_tiles: dask.delayed's pure flag only names the grid's key (the same value "
+        "reaches every task); the config dumped in python mode validates to the same "
+        "HarmoniseConfig in the task (any mode but 'json' is python mode); zip's strict flag on "
+        "the tiles and their land subsets (one subset per tile by construction)",
+        [f"tasks.polar.harmonise.x__compute_tiles__mutmut_{i}"
+         for i in (6, 8, 9, 63, 64, 65, 68, 71, 72)],
+    ),
+    (
+        "harmonise_scene's template write into atomic_dir's new empty folder: to_zarr's default "
+        "mode 'w-' creates it like 'w'; computing the template (fill values) first is only "
+        "slower, every pixel is then written by its tile; zarr 3 writes format 3 by default; "
+        "consolidated metadata written early is rewritten by zarr.consolidate_metadata at the "
+        "end; ignoring every warning category while consolidating, not just UserWarning",
+        [f"tasks.polar.harmonise.x_harmonise_scene__mutmut_{i}"
+         for i in (75, 76, 77, 78, 80, 81, 82, 83, 92, 94, 109)],
     ),
 ]
 EQUIVALENT: dict[str, str] = {
