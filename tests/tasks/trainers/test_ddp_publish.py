@@ -223,3 +223,55 @@ def test_polar_model_is_published_by_rank_zero_only(tmp_path: Path) -> None:
         assert result["epochs"] == {"train": card["epochs_trained"]}
         assert result["n_samples"] == {"train": card["n_train"], "val": card["n_val"]}
     assert (folder / "model.pt").is_file() and (folder / "checkpoints" / "best.ckpt").is_file()
+
+
+FAILING_SCRIPT = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import tasks.storage as storage
+from tasks.food_security.train import train_crop_model
+from tests.tasks.food_security.conftest_ml import tiny_config
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+
+def failing_publish(tmp, final):
+    raise OSError("injected publish failure")
+
+storage._publish = failing_publish
+cfg = tiny_config(root, devices=2, strategy="ddp", epochs_phase1=1, epochs_phase2=1,
+                  batch_size=32)
+rank = os.environ.get("LOCAL_RANK", "0")
+try:
+    train_crop_model(cfg, "2017-09-01", output_dir=out)
+    (root / f"outcome{{rank}}.txt").write_text("returned")
+except BaseException as err:
+    (root / f"outcome{{rank}}.txt").write_text(f"{{type(err).__name__}}: {{err}}")
+    raise
+"""
+
+
+@pytest.mark.slow  # a further spawned pair (~60 s wall at load 20)
+def test_a_failed_publish_on_rank_zero_fails_the_other_rank_without_a_hang(
+        tmp_path: Path) -> None:
+    import time
+
+    root, scratch = tmp_path / "root", tmp_path / "scratch"
+    scratch.mkdir()
+    write_sample_year(root, "2017-09-01", n_train=128, n_val=64, n_test=8)
+    out = root / "models" / "lstm"
+    script = tmp_path / "train_ddp_failing.py"
+    script.write_text(FAILING_SCRIPT.format(repo=str(REPO)))
+
+    run = _run_two_ranks(script, [str(root), str(out)], scratch)
+
+    assert run.returncode != 0
+    outcome = root / "outcome1.txt"
+    deadline = time.monotonic() + 300  # rank 1 is not waited for by the failed rank 0
+    while not outcome.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert (root / "outcome0.txt").read_text() == "OSError: injected publish failure"
+    # rank 1 waited for rank 0's result and fails when rank 0's process is gone
+    assert outcome.read_text().startswith("RuntimeError"), outcome.read_text()
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("eeflow-rank")]
