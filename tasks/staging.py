@@ -42,6 +42,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -118,6 +119,13 @@ def run_staged(cfg: ConfigT, io: StageIO, run: Callable[[ConfigT], ResultT]) -> 
         before = _mirror_catalogue(root, local_root) if io.catalogue else {}
         existing = {p: _children(local_root / p) for p in io.new_under}
         result = run(cfg.model_copy(update={"data_root": str(local_root)}))
+        if _distributed_rank() != 0:
+            # A DDP rank other than 0 (Lightning's subprocess launcher re-runs the stage in each
+            # rank): rank 0 alone publishes (tasks.trainers.ranks); this rank wrote nothing to
+            # upload, and its result is rank 0's (local paths of rank 0's scratch root).
+            log.info("DDP rank %d: outputs are published by rank 0, nothing uploaded here",
+                     _distributed_rank())
+            return result
         created = [f"{p}/{name}" for p in io.new_under
                    for name in sorted(_children(local_root / p) - existing[p])]
         published: dict[str, str] = {}
@@ -126,6 +134,18 @@ def run_staged(cfg: ConfigT, io: StageIO, run: Callable[[ConfigT], ResultT]) -> 
         if io.catalogue:
             _upload_catalogue(root, local_root, before, published)
         return _to_urls(result, local_root, root, published)
+
+
+def _distributed_rank() -> int:
+    """Return the process's rank in an initialised ``torch.distributed`` group, else 0.
+
+    Looked up in ``sys.modules`` only: a stage that never imported torch is rank 0 (importing
+    torch here for the check would cost seconds in every stage process).
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return 0
+    return int(dist.get_rank())
 
 
 def _download_unit(root: str, unit: str, local_root: Path, *, required: bool) -> None:
