@@ -836,6 +836,22 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         [f"tasks.polar.harmonise.x_harmonise_scene__mutmut_{i}"
          for i in (75, 76, 77, 78, 80, 81, 82, 83, 92, 94, 109)],
     ),
+    (
+        "_process_tile's buffers end in the store's float32 / uint8 arrays: a float64 buffer, "
+        "None for NaN in a float32 fill, an object array with None where not valid, or a "
+        "float64 valid mask store the same values (and count the same statistics); "
+        "zarr.open_group's default mode 'a' on the existing store acts like 'r+'",
+        [f"tasks.polar.harmonise.x__process_tile__mutmut_{i}"
+         for i in (61, 62, 65, 68, 70, 196, 232)],
+    ),
+    (
+        "the radar window's halo: multilook is at most 15 (config), so multilook // 3 + 2 still "
+        "covers the boxcar's reach multilook // 2 (7); one row / column less at the far end "
+        "still holds the boxcar neighbourhood of the last bilinear neighbour (the halo has 2 "
+        "to spare); a larger window gives the same pixels",
+        [f"tasks.polar.harmonise.x__process_tile__mutmut_{i}"
+         for i in (74, 75, 90, 94, 109, 113)],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names
