@@ -101,6 +101,8 @@ def test_card_and_trainers_follow_the_config(variant_root: Path,
     assert result["checkpoint"] == str(folder / "model.ckpt")
     assert result["model_json"] == str(folder / "model.json")
     assert result["n_samples"] == {"train": 200, "val": 60}
+    assert isinstance(result["seconds"], float) and result["seconds"] > 0
+    assert result["seconds"] == round(result["seconds"], 2)
     assert result["monitor"] == "val_loss"
     assert result["monitor_value"] == result["metrics"]["val_loss"]
 
