@@ -79,7 +79,10 @@ MODULES: dict[str, list[str]] = {
         "tests/tasks/polar/test_patches_mutation.py", "tests/tasks/polar/test_patches_counts.py",
         "tests/tasks/polar/test_patches_cluster.py",
     ],
-    "tasks/polar/predict.py": ["tests/tasks/polar"],
+    # the polar folder trains a model and charts scenes per mutant (hours); the hand-made
+    # tests cover the scene checks and helpers only: ScenePredictor, predict_scene and
+    # run_predict are not reached (see RESULTS.md)
+    "tasks/polar/predict.py": ["tests/tasks/polar/test_predict_mutation.py"],
     # the polar folder runs the whole generate -> predict chain per mutant; the reference tests
     # check every function of the module value by value
     "tasks/polar/quicklook.py": ["tests/tasks/polar/test_quicklook_reference.py"],
