@@ -855,6 +855,18 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         [f"tasks.polar.harmonise.x__process_tile__mutmut_{i}"
          for i in (74, 75, 90, 94, 109, 113)],
     ),
+    # --- tasks/food_security/labels.py (H4, 2026-11-30) ---
+    (
+        "np.full(shape, -1) is int64 without the dtype (numpy's default integer on the 64-bit "
+        "platforms the project runs on); write_label_store into a new path: to_zarr's default "
+        "mode 'w-' creates it like 'w', zarr 3 writes format 3 by default, consolidated "
+        "metadata only adds a copy of the same metadata; the labels settings (str, numbers, "
+        "booleans) dump to the same JSON in python mode",
+        [f"tasks.food_security.labels.x__outside_parcel_map__mutmut_{i}" for i in (36, 39)]
+        + [f"tasks.food_security.labels.x_write_label_store__mutmut_{i}"
+           for i in (51, 52, 53, 56, 57, 58, 63)]
+        + [f"tasks.food_security.labels.x_run_labels__mutmut_{i}" for i in (109, 110, 111)],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names

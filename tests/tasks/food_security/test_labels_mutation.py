@@ -110,6 +110,9 @@ def test_run_labels_writes_stores_report_and_manifest_of_what_it_kept(
                       "agronomic_year": KEY, "tiles": tiles}
     for tile, summary in tiles.items():
         assert f"labels {KEY} {tile}: {summary}" in caplog.messages
+    (outside,) = [m for m in caplog.messages if m.startswith("tile 33UXP (bounds ")]
+    assert f" lies entirely outside the parcel map {map_path} (bounds " in outside
+    assert outside.endswith(": writing it without labels")
     # the stores: hand-made labels, the grid of the tile, chunks of harmonise.chunk
     for tile, x0 in TILES.items():
         group = zarr.open_group(str(final / f"{tile}.zarr"), mode="r")
