@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 import zarr
 from rasterio.transform import Affine
 
@@ -402,6 +403,19 @@ def test_run_harmonise_composites_counts_and_manifest(archive: Path, tmp_path: P
     assert manifest["masked_scl_classes"] == cfg.harmonise.masked_scl_classes
     attrs = dict(group.attrs)
     assert attrs["tile"] == "33UWP" and attrs["agronomic_year"] == KEY
+    assert attrs["bands"] == list(S2_BANDS)
+    assert attrs["units"] == "surface reflectance (0..1, BOA offset removed)"
+    assert attrs["compression"] == harmonise.STORE_COMPRESSION
+    assert attrs["crs"] == "EPSG:32633"
+    ds = xr.open_zarr(final / "33UWP.zarr", consolidated=False)
+    assert ds.reflectance.dims == ("month", "band", "y", "x")
+    assert ds.valid_count.dims == ds.gap_filled.dims == ("month", "y", "x")
+    assert (ds.reflectance.dtype, ds.valid_count.dtype, ds.gap_filled.dtype) == (
+        np.float32, np.uint16, np.uint8)
+    assert ds.band.values.tolist() == list(S2_BANDS)
+    assert ds.month.values.tolist() == season_months(dt.date(2017, 9, 1))
+    assert ds.x.values[:2].tolist() == [500_005.0, 500_015.0]
+    assert ds.y.values[:2].tolist() == [5_599_995.0, 5_599_985.0]
     assert attrs["months"] == season_months(dt.date(2017, 9, 1))
 
 
