@@ -297,6 +297,22 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          "tasks.food_security.train.x__validate__mutmut_27",
          "tasks.food_security.train.x_train_crop_model__mutmut_78"],
     ),
+    # tasks/food_security/harmonise.py (H8)
+    (
+        "crop harmonise: None (NaN) instead of inf for invalid observations sorts last as well; "
+        "a (2, ...) index broadcast of which only row 0 is read; reshape(-2) reads like "
+        "reshape(-1); prev clipped only above: a missing previous month (-1) indexes an entry "
+        "that is never used (weights 0, 'prev_ok' false); overwrite=None (falsy) fills a copy "
+        "with the same values; the region jobs' reader-thread count; zip's strict on the jobs "
+        "and their results (one result per job)",
+        ["tasks.food_security.harmonise.x_monthly_median_composite__mutmut_21",
+         "tasks.food_security.harmonise.x_monthly_median_composite__mutmut_66",
+         "tasks.food_security.harmonise.x_fill_gaps__mutmut_128",
+         "tasks.food_security.harmonise.x_fill_gaps__mutmut_149",
+         "tasks.food_security.harmonise.x__fill_and_write__mutmut_71",
+         "tasks.food_security.harmonise.x__composite_year__mutmut_45",
+         "tasks.food_security.harmonise.x__composite_year__mutmut_63"],
+    ),
     # tasks/linked_data/export/exporter.py (H8)
     (
         "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "
