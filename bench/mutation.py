@@ -883,6 +883,19 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
            for i in (51, 52, 53, 56, 57, 58, 63)]
         + [f"tasks.food_security.labels.x_run_labels__mutmut_{i}" for i in (109, 110, 111)],
     ),
+    (
+        "labels (numbering of 2026-11-30): zip's strict flag on np.unique's classes and counts "
+        "(equal length); errstate only silences warnings; NDVI kept float64 is only more "
+        "precise; gap flags as 0.0 / 1.0 floats select the same months in np.where / all(); a "
+        "0 m buffer is the polygon itself (the same pixel centres, nothing removed); parcel ids "
+        "of an integer column or index are int64 without the dtype too",
+        [f"tasks.food_security.labels.x__count_removed__mutmut_{i}" for i in (13, 16, 17)]
+        + [f"tasks.food_security.labels.x_label_tile__mutmut_{i}"
+           for i in (90, 92, 168, 171, 172)]
+        + [f"tasks.food_security.labels.x__ndvi_series__mutmut_{i}"
+           for i in (33, 34, 35, 36, 45, 46)]
+        + ["tasks.food_security.labels.x__reliable_pixels__mutmut_12"],
+    ),
 ]
 EQUIVALENT: dict[str, str] = {
     name: reason for reason, names in _EQUIVALENT_GROUPS for name in names

@@ -110,9 +110,9 @@ def test_run_labels_writes_stores_report_and_manifest_of_what_it_kept(
                       "agronomic_year": KEY, "tiles": tiles}
     for tile, summary in tiles.items():
         assert f"labels {KEY} {tile}: {summary}" in caplog.messages
-    (outside,) = [m for m in caplog.messages if m.startswith("tile 33UXP (bounds ")]
-    assert f" lies entirely outside the parcel map {map_path} (bounds " in outside
-    assert outside.endswith(": writing it without labels")
+    (warning,) = [m for m in caplog.messages if m.startswith("tile 33UXP (bounds ")]
+    assert f" lies entirely outside the parcel map {map_path} (bounds " in warning
+    assert warning.endswith(": writing it without labels")
     # the stores: hand-made labels, the grid of the tile, chunks of harmonise.chunk
     for tile, x0 in TILES.items():
         group = zarr.open_group(str(final / f"{tile}.zarr"), mode="r")
@@ -215,3 +215,84 @@ def test_read_parcel_map_checks_crs_and_code_column(tmp_path: Path) -> None:
     frame.drop(columns="geometry").to_parquet(plain)
     with pytest.raises(ValueError, match=str(plain)):
         lb.read_parcel_map(plain, "SNAR_CODE")
+
+
+def _label(tmp_path: Path, parcels: gpd.GeoDataFrame, **overrides: Any) -> tuple[Any, Any]:
+    """label_tile of tile 33UWP of the hand-made harmonise output with these parcels."""
+    root = tmp_path / "root"
+    if not root.exists():
+        _write_inputs(root)
+    composite = stage_dir(root, "food_security", "harmonise", KEY) / "33UWP.zarr"
+    arrays, report, _ = lb.label_tile(_cfg(root, **overrides), "33UWP", composite, parcels,
+                                      tmp_path / "map.parquet")
+    return arrays, report
+
+
+def test_sub_metre_buffers_drop_centres_that_close_to_the_border(tmp_path: Path) -> None:
+    # right edge 0.3 m beyond the centres of column 4: only a buffer over 0.3 m drops them
+    parcels = gpd.GeoDataFrame({"SNAR_CODE": [635], "FS_KENNUNG": [1]},
+                               geometry=[box(X0, Y0 - 100.0, X0 + 45.3, Y0)], crs="EPSG:32633")
+    settings = {"labels.min_parcel_pixels": 1}
+    _, half = _label(tmp_path, parcels, **{"labels.buffer_m": 0.5, **settings})
+    _, fifth = _label(tmp_path, parcels, **{"labels.buffer_m": 0.2, **settings})
+    assert half["removed"]["border_buffer"] == {"grassland": 10}  # column 4, rows 0..9
+    assert half["kept"] == {"grassland": 40}  # columns 0..3 (the unobserved pixel is column 5)
+    assert fifth["removed"]["border_buffer"] == {}
+    assert fifth["kept"] == {"grassland": 50}
+
+
+def test_a_last_parcel_left_without_pixels_is_tiny(tmp_path: Path) -> None:
+    parcels = gpd.GeoDataFrame(
+        {"SNAR_CODE": [635, 172], "FS_KENNUNG": [1, 2]},
+        geometry=[_parcel(0, 0, 10, 10), _parcel(14, 14, 16, 16)],  # 2 x 2: nothing inside 10 m
+        crs="EPSG:32633")
+    arrays, report = _label(tmp_path, parcels)
+    assert report["removed"]["border_buffer"] == {"grassland": 36, "maize": 4}
+    assert report["removed"]["tiny_parcel"] == {}
+    assert report["kept"] == {"grassland": 63}
+    assert (arrays["label"][14:16, 14:16] == NO_LABEL).all()
+
+
+def test_parcels_whose_box_but_not_shape_meets_the_tile_are_not_counted(tmp_path: Path) -> None:
+    from shapely.geometry import Polygon
+
+    # a triangle west of the tile whose bounding box reaches into it
+    triangle = Polygon([(X0 - 500.0, Y0 - 500.0), (X0 + 100.0, Y0 + 500.0),
+                        (X0 - 500.0, Y0 + 500.0)])
+    parcels = gpd.GeoDataFrame({"SNAR_CODE": [635, 172], "FS_KENNUNG": [1, 2]},
+                               geometry=[_parcel(0, 0, 10, 10), triangle], crs="EPSG:32633")
+    assert triangle.envelope.intersects(_parcel(0, 0, SIZE, SIZE))
+    assert not triangle.intersects(_parcel(0, 0, SIZE, SIZE))
+    _, report = _label(tmp_path, parcels)
+    assert report["parcels"] == 1
+
+
+def test_unknown_codes_are_logged_listed_and_bounded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    parcels = gpd.GeoDataFrame({"SNAR_CODE": [635, 99999], "FS_KENNUNG": [1, 2]},
+                               geometry=[_parcel(0, 0, 10, 10), _parcel(12, 12, 20, 20)],
+                               crs="EPSG:32633")
+    with caplog.at_level(logging.WARNING, logger="tasks.food_security.labels"):
+        _, report = _label(tmp_path, parcels)
+    assert report["unknown_code_parcels"] == 1 and report["unknown_codes"] == {"99999": 1}
+    assert ("tile 33UWP: 1 parcels with unknown crop codes {'99999': 1} mapped to 'other'"
+            in caplog.messages)
+    lb.check_unknown_share("t", "SNAR_CODE", 0, 0, {}, 0.1)  # no parcel: nothing to check
+    with pytest.raises(lb.UnknownCropCodesError) as one:
+        lb.check_unknown_share("t", "SNAR_CODE", 1, 1, {"7": 1}, 0.5)
+    assert "1 of 1 parcels (100%)" in str(one.value)
+    codes = {str(c): 20 - c for c in range(12)}  # 12 unknown codes, '11' the rarest
+    with pytest.raises(lb.UnknownCropCodesError) as many:
+        lb.check_unknown_share("t", "SNAR_CODE", 300, 200, codes, 0.5)
+    listed = ", ".join(f"'{c}' x{20 - c}" for c in range(10))
+    assert f"most frequent: {listed}. Check" in str(many.value)
+
+
+def test_rasterise_parcels_without_geometries_is_int32_minus_one() -> None:
+    transform = (X0, PIXEL, 0.0, Y0, 0.0, -PIXEL)
+    from affine import Affine
+
+    for geometries in ([], [None]):
+        got = lb.rasterise_parcels(geometries, Affine.from_gdal(*transform), (2, 3))
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, np.full((2, 3), -1))
