@@ -252,6 +252,11 @@ def test_extract_writes_every_chosen_patch(scenes: list[tuple[Path, Path]], tmp_
     for i, (scene_index, _, r, c, _) in enumerate(expected):
         np.testing.assert_array_equal(x[i], values[scene_index][:, 4 * r:4 * r + 4,
                                                                  4 * c:4 * c + 4])
+    ds = xr.open_zarr(out)
+    assert (ds.x.dims, ds.y.dims, ds.scene.dims, ds.origin.dims) == (
+        ("patch", "band", "py", "px"), ("patch",), ("patch",), ("patch", "yx"))
+    assert (ds.x.dtype, ds.y.dtype, ds.scene.dtype, ds.origin.dtype) == (
+        np.float32, np.uint8, np.int16, np.int32)
     assert _read(out, "y").tolist() == [e[4] for e in expected]
     assert _read(out, "scene").tolist() == [e[0] for e in expected]
     assert _read(out, "origin").tolist() == [[4 * e[2], 4 * e[3]] for e in expected]
