@@ -385,7 +385,7 @@ def test_run_patches_writes_each_size_and_the_manifest(tmp_path: Path) -> None:
     scenes = [_write_pair(tmp_path, "R", 0, [[1, 2, 3, 4, 5, 1], [2, 3, 4, 5, 0, 1]], px=20),
               _write_pair(tmp_path, "Q", 1, [[5, 4, 3, 2, 1]], px=32)]
     cfg = tiny_polar_config(tmp_path, patches={"sizes": [20, 32], "stride": 20,
-                                               "max_per_class": 2, "min_purity": 0.9,
+                                               "max_per_class": 1, "min_purity": 0.9,
                                                "balance": "undersample", "tile_px": 64,
                                                "dataset_version": "vq"})
     result = run_patches(cfg, [s for s, _ in scenes], [lab for _, lab in scenes])
@@ -394,7 +394,7 @@ def test_run_patches_writes_each_size_and_the_manifest(tmp_path: Path) -> None:
     assert result["datasets"] == {20: str(folder / "patches_20.zarr"),
                                   32: str(folder / "patches_32.zarr")}
     n20 = result["n_patches"][20]
-    assert n20 == 2 * 5  # five classes, two each (scene R has two 20 px patches of each)
+    assert n20 == 5  # two 20 px patches of each class in scene R, capped at one each
     assert _read(folder / "patches_20.zarr", "x").shape == (n20, 3, 20, 20)
     # 32 px at stride 20: only Q's first window (x 0..32, class 5) is pure enough
     assert result["n_patches"][32] == 1
@@ -408,4 +408,4 @@ def test_run_patches_writes_each_size_and_the_manifest(tmp_path: Path) -> None:
     assert manifest["counts"] == {"patches_20": n20, "patches_32": 1}
     assert manifest["class_counts"] == {str(s): result["class_counts"][s] for s in (20, 32)}
     assert manifest["dataset_version"] == "vq"
-    assert result["class_counts"][20] == {name: 2 for name in NAMES.values()}
+    assert result["class_counts"][20] == {name: 1 for name in NAMES.values()}
