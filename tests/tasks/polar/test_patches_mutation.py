@@ -409,3 +409,20 @@ def test_run_patches_writes_each_size_and_the_manifest(tmp_path: Path) -> None:
     assert manifest["class_counts"] == {str(s): result["class_counts"][s] for s in (20, 32)}
     assert manifest["dataset_version"] == "vq"
     assert result["class_counts"][20] == {name: 1 for name in NAMES.values()}
+
+
+def test_defaults_undersample_and_the_log(scenes: list[tuple[Path, Path]], tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    scene, labels = scenes[0]
+    candidates = _expected_origins(scene, labels, 4, 4, 0.9)
+    counts = np.bincount([c for _, _, c in candidates], minlength=6)[1:]
+    with caplog.at_level("INFO", logger="tasks.polar.patches"):
+        summary = extract_patches([scene], [labels], tmp_path / "d.zarr", size=4)
+    assert summary["n_patches"] == 5 * counts.min()  # undersample, min_purity 0.9 by default
+    attrs = dict(zarr.open_group(str(tmp_path / "d.zarr"), mode="r").attrs)
+    assert (attrs["balance"], attrs["min_purity"], attrs["max_per_class"], attrs["seed"],
+            attrs["dataset_version"], attrs["balance_scheme"], attrs["stride"]) == (
+        "undersample", 0.9, 4000, 42, "v1", "five_class", 4)
+    assert [r.getMessage() for r in caplog.records if r.name == "tasks.polar.patches"] == [
+        "patches 4px: 1 tiles over 1 scenes",
+        f"patches 4px: {len(candidates)} candidates, {summary['n_patches']} chosen (undersample)"]
