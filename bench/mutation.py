@@ -313,6 +313,22 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          "tasks.food_security.harmonise.x__composite_year__mutmut_45",
          "tasks.food_security.harmonise.x__composite_year__mutmut_63"],
     ),
+    # tasks/polar/patches.py (H8)
+    (
+        "polar patches: how the work is split and throttled, not what is written: on Dask with "
+        "no task writing its own chunks the joins write every row (same store); one more "
+        "task batch; the in-flight windows of _ordered_results / _cut_on_cluster; the writer "
+        "pool's size and thread name (its writes cover disjoint whole chunks); tqdm's disable "
+        "flag; np.arange's default int64 is intp on 64-bit Linux",
+        ["tasks.polar.patches.x__cut_chosen__mutmut_21",
+         "tasks.polar.patches.x__cut_chosen__mutmut_43",
+         "tasks.polar.patches.x__cut_chosen__mutmut_66",
+         "tasks.polar.patches.x__cut_on_cluster__mutmut_105",
+         "tasks.polar.patches.x__cut_on_cluster__mutmut_108",
+         "tasks.polar.patches.x__ordered_results__mutmut_12",
+         "tasks.polar.patches.x__patch_counts_aligned__mutmut_82"]
+        + [f"tasks.polar.patches.xǁ_PatchStoreǁ__init____mutmut_{i}" for i in (141, 142, 145)],
+    ),
     # tasks/linked_data/export/exporter.py (H8)
     (
         "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "
