@@ -362,6 +362,8 @@ def main() -> None:
         if not args.quick:
             tag = (f"paper{setting['tile_px']}" if setting["setting"] == "paper" else "config")
             print(_plot(saved["results"], saved["classes"], tile, tag + suffix))
+        _report(saved["results"], {**saved["facts"], "merged": [out.name, *args.merge]},
+                args.quick)
         return
     cfg = _config(args, out)
     facts = _prepare_data(cfg, args.run_date, args.reuse_data)
@@ -388,17 +390,25 @@ def main() -> None:
     (out / "table_iv.json").write_text(json.dumps(
         {"facts": facts, "tile": tile, "classes": class_names, "results": results}, indent=1,
         default=str))
-    median = {k: float(np.mean([r["median_f1"] for r in v])) for k, v in results.items()}
+    _report(results, facts, args.quick)
+
+
+def _report(results: dict[str, list[dict[str, Any]]], facts: dict[str, Any], quick: bool) -> None:
+    """The summary line and bench/results/food_security_models.json (means over the seeds)."""
+    results = {k: v for k, v in results.items() if v}
+    common = ({r["seed"] for r in results["lstm"]} & {r["seed"] for r in results[
+        "lstm_unweighted"]}) if "lstm" in results and "lstm_unweighted" in results else set()
+    median = {k: float(np.mean([r["median_f1"] for r in results[k] if r["seed"] in common]))
+              for k in ("lstm", "lstm_unweighted")} if common else {}
     report("food_security_models",
-           median["lstm"] / median["lstm_unweighted"]
-           if median.get("lstm_unweighted") and "lstm" in median else None,
+           median["lstm"] / median["lstm_unweighted"] if median.get("lstm_unweighted") else None,
            "none (measured: model quality)", None,
            {"scores": {k: {m: [r[m] for r in v] for m in ("overall_accuracy", "median_f1")}
                        for k, v in results.items()},
             "lucas": {k: [r["lucas"] for r in v] for k, v in results.items()}, **facts},
-           baseline="the same LSTM trained without class weights (mean median F1 over seeds, "
-                    "test tile)",
-           quick=args.quick)
+           baseline="the same LSTM trained without class weights (mean median F1 over the seeds "
+                    "both ran, test tile)",
+           quick=quick)
 
 
 if __name__ == "__main__":
