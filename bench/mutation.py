@@ -951,18 +951,45 @@ def _copy_tree(destination: Path, committed: bool = False) -> None:
         shutil.copy2(source, target)
 
 
-def _mutmut_config(module: str, tests: list[str]) -> str:
-    """The ``[tool.mutmut]`` section for one module (TOML text)."""
+def _mutmut_config(module: str, tests: list[str], *, forkserver: bool = False,
+                   timeout_multiplier: float | None = None) -> str:
+    """The ``[tool.mutmut]`` section for one module (TOML text).
+
+    ``forkserver``: mutmut's ``process_isolation = "forkserver"`` (a fresh interpreter per mutant
+    instead of a fork of the runner: zarr writer threads inherited by a fork could hang a mutant
+    for minutes at 0 CPU). ``timeout_multiplier``: mutmut's per-mutant limit as a multiple of the
+    clean run's test time (its default is tight for a loaded machine).
+    """
     def toml_list(items: list[str]) -> str:
         return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
-    return (
+    text = (
         "\n[tool.mutmut]\n"
         f"source_paths = {toml_list([module])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'also_copy = ["tasks", "operators", "configs", "dags", "tests"]\n'
     )
+    if forkserver:
+        text += 'process_isolation = "forkserver"\n'
+    if timeout_multiplier is not None:
+        text += f"timeout_multiplier = {float(timeout_multiplier)!r}\n"
+    return text
+
+
+#: Seed of ``--sample``'s draw (numpy ``default_rng``): the same sample on every machine.
+SAMPLE_SEED = 19
+
+
+def draw_sample(names: list[str], n: int, seed: int = SAMPLE_SEED) -> list[str]:
+    """Return a seeded random sample of ``n`` mutant names (all when ``n`` >= their count)."""
+    import numpy as np
+
+    ordered = sorted(names)
+    if n >= len(ordered):
+        return ordered
+    picked = np.random.default_rng(seed).choice(ordered, size=n, replace=False)
+    return sorted(str(p) for p in picked)
 
 
 def _source_label(committed: bool) -> str:
@@ -1005,12 +1032,15 @@ def _diffs(work: Path, module: str, names: list[str], env: dict[str, str]) -> di
 
 def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: float,
                committed: bool = False, only: list[str] | None = None,
-               module_ref: str | None = None) -> dict:
+               module_ref: str | None = None, sample: int | None = None,
+               forkserver: bool = False, timeout_multiplier: float | None = None) -> dict:
     """Run mutmut on one module in a temporary copy of the tree and return its summary.
 
     ``only``: run just these mutants (names); the summary then covers only them.
     ``module_ref``: mutate the module as it was at this commit (the rest of the tree as chosen),
     e.g. to re-run the survivors of an earlier run after the module changed meanwhile.
+    ``sample``: run a seeded random sample of this many of the module's mutants
+    (:func:`draw_sample`); the summary records ``sampled_from`` (the module's mutant count).
     """
     with tempfile.TemporaryDirectory(prefix="eeflow-mutation-") as tmp:
         work = Path(tmp)
@@ -1022,10 +1052,14 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
             (work / module).write_bytes(old)
             source += f", {module} of {module_ref}"
         with (work / "pyproject.toml").open("a") as pyproject:
-            pyproject.write(_mutmut_config(module, tests))
+            pyproject.write(_mutmut_config(module, tests, forkserver=forkserver,
+                                           timeout_multiplier=timeout_multiplier))
         mutmut = [sys.executable, "-m", "mutmut"]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         started = dt.datetime.now(dt.UTC)
+        sampled_from = None
+        if sample is not None and only is None:
+            only, sampled_from = _sample_mutants(work, module, mutmut, env, sample, timeout_s)
         try:
             completed = subprocess.run(
                 [*mutmut, "run", "--max-children", str(max_children), *(only or [])],
@@ -1059,9 +1093,29 @@ def run_module(module: str, tests: list[str], *, max_children: int, timeout_s: f
                "source": source,
                "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
                "error": run_error}
-    if only:
+    if sampled_from is not None:
+        summary["sampled_from"] = sampled_from
+        summary["note"] = (f"seeded random sample of {len(statuses)} of the module's "
+                           f"{sampled_from} mutants (numpy default_rng({SAMPLE_SEED}))")
+    elif only:
         summary["rerun_names"] = sorted(statuses)  # the mutants this run checked
-    return _summarise(summary, mutants)
+    result = _summarise(summary, mutants)
+    if sampled_from is not None:
+        result["sampled_from"] = sampled_from
+    return result
+
+
+def _sample_mutants(work: Path, module: str, mutmut: list[str], env: dict[str, str], n: int,
+                    timeout_s: float) -> tuple[list[str], int]:
+    """Generate the module's mutants (running none), draw ``n``; return (names, total)."""
+    subprocess.run([*mutmut, "run", "--max-children", "1", "no.such.mutant"], cwd=work, env=env,
+                   capture_output=True, text=True, timeout=timeout_s)
+    meta_path = work / "mutants" / (module + ".meta")
+    if not meta_path.exists():
+        raise RuntimeError(f"mutmut generated no mutants for {module} in {work}: check the "
+                           "module path and its [tool.mutmut] tests")
+    names = list(json.loads(meta_path.read_text())["exit_code_by_key"])
+    return draw_sample(names, n), len(names)
 
 
 def merge_rerun(stored: dict, rerun: dict) -> dict:
@@ -1222,6 +1276,13 @@ def main(argv: list[str] | None = None) -> int:
                         "working tree or --committed)")
     parser.add_argument("--committed", action="store_true",
                         help="mutate the last commit (git archive HEAD), not the working tree")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="run a seeded random sample of N mutants per module (the 2026-11-30 "
+                        "figures of crop samples/train/harmonise and polar patches)")
+    parser.add_argument("--forkserver", action="store_true",
+                        help="mutmut process_isolation = forkserver (fresh interpreter per mutant)")
+    parser.add_argument("--timeout-multiplier", type=float, default=None,
+                        help="mutmut's per-mutant time limit as a multiple of the clean test time")
     args = parser.parse_args(argv)
     if args.reclassify:
         write_reports(None)
@@ -1240,7 +1301,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         summary = run_module(module, MODULES[module] + args.tests, max_children=args.max_children,
                              timeout_s=args.timeout, committed=args.committed, only=only,
-                             module_ref=args.module_ref)
+                             module_ref=args.module_ref, sample=args.sample,
+                             forkserver=args.forkserver,
+                             timeout_multiplier=args.timeout_multiplier)
         if stored is not None and only is not None:
             summary = merge_rerun(stored, summary)
         print(f"{module}: {summary['mutants']} mutants, {summary['killed']} killed, "
