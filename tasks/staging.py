@@ -58,8 +58,8 @@ from tasks.storage import (
     MANIFEST_NAME,
     POINTER_NAME,
     atomic_s3_dir,
-    code_version,
     download_stage_dir,
+    manifest_document,
     resolve_stage_dir,
 )
 
@@ -372,14 +372,8 @@ def write_s3_manifest(folder: str, *, stage: str, inputs: Any, config_hash: str,
                       counts: dict[str, Any] | None = None,
                       extra: dict[str, Any] | None = None) -> str:
     """:func:`tasks.storage.write_manifest` into an ``s3://`` folder (one PUT); return its URL."""
-    manifest = {
-        "stage": stage,
-        "inputs": inputs,
-        "config_hash": config_hash,
-        "code_version": code_version(),
-        "counts": dict(counts or {}),
-        **dict(extra or {}),
-    }
+    manifest = manifest_document(stage=stage, inputs=inputs, config_hash=config_hash,
+                                 counts=counts, extra=extra)
     url = fs_join(normalise_s3_url(folder), MANIFEST_NAME)
     s3_filesystem().pipe_file(
         url, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),

@@ -416,7 +416,20 @@ def write_manifest(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``manifest.json`` into ``folder`` describing what produced it."""
-    manifest = {
+    return atomic_write_json(Path(folder) / MANIFEST_NAME, manifest_document(
+        stage=stage, inputs=inputs, config_hash=config_hash, counts=counts, extra=extra))
+
+
+def manifest_document(
+    *,
+    stage: str,
+    inputs: list[str] | Mapping[str, Any],
+    config_hash: str,
+    counts: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the content of a ``manifest.json`` (local or on S3) for one stage output."""
+    return {
         "stage": stage,
         "inputs": inputs,
         "config_hash": config_hash,
@@ -424,7 +437,6 @@ def write_manifest(
         "counts": dict(counts or {}),
         **dict(extra or {}),
     }
-    return atomic_write_json(Path(folder) / MANIFEST_NAME, manifest)
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
