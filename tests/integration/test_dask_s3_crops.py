@@ -28,7 +28,7 @@ from tasks.fs import s3_filesystem
 from tasks.staging import gdal_s3_environment, gdal_s3_options, vsis3_path, zarr_store
 from tasks.storage import POINTER_NAME, resolve_stage_dir
 from tests.integration.test_dask_address import dask_processes
-from tests.integration.test_dask_s3 import _trapped, _work_done
+from tests.integration.test_dask_s3 import _arrays, _trapped, _work_done
 from tests.tasks.food_security.s2_pipeline_data import RUN_DATE, YEAR_KEY, small_config
 from tests.tasks.test_storage_s3 import moto_endpoint, s3_root  # noqa: F401  (fixtures)
 
@@ -50,11 +50,6 @@ def _cfg(root: str, dask: dict[str, Any] | None = None, **changes: Any) -> Any:
     cfg = small_config(Path("unused"), **overrides)
     cfg.data_root = root
     return cfg
-
-
-def _arrays(store: Any) -> dict[str, np.ndarray]:
-    group = zarr.open_group(store, mode="r")
-    return {name: np.asarray(array[...]) for name, array in group.arrays()}
 
 
 def test_crop_harmonise_on_s3_through_workers_without_a_shared_file_system(

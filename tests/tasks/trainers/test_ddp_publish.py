@@ -20,16 +20,15 @@ from tests.tasks.food_security.conftest_ml import write_sample_year
 
 REPO = Path(__file__).resolve().parents[3]
 
-CROP_SCRIPT = """
+# The parts every rank of the two publishing scripts runs: record each folder published through
+# tasks.storage._publish (every local atomic_dir publish goes through it) ...
+_RECORD_PUBLISHES = """
 import gc, json, os, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 import tasks.storage as storage
-from tasks.food_security.train import train_crop_model
-from tests.tasks.food_security.conftest_ml import tiny_config
+from tasks.trainers.ranks import global_rank
 
-root, out = Path(sys.argv[1]), Path(sys.argv[2])
-rank = None
 published = []
 original = storage._publish
 
@@ -38,13 +37,13 @@ def recording_publish(tmp, final):
     return original(tmp, final)
 
 storage._publish = recording_publish
-cfg = tiny_config(root, devices=2, strategy="ddp", epochs_phase1=1, epochs_phase2=1,
-                  batch_size=32)
-result = train_crop_model(cfg, "2017-09-01", output_dir=out)
-from tasks.trainers.ranks import global_rank
+"""
+# ... then write this rank's result and publishes; rank 0 waits for the rank it launched
+# (Lightning's launcher does not) and exits with its status.
+_REPORT_AND_WAIT = """
 rank = global_rank()
 (root / f"rank{{rank}}.json").write_text(json.dumps({{"result": result, "published": published}}))
-if rank == 0:  # Lightning's launcher does not wait for the ranks it started: wait here
+if rank == 0:
     me = os.path.abspath(sys.argv[0])
     children = [o for o in gc.get_objects()
                 if isinstance(o, subprocess.Popen) and me in list(o.args)]
@@ -52,6 +51,16 @@ if rank == 0:  # Lightning's launcher does not wait for the ranks it started: wa
     (root / "children.json").write_text(json.dumps(codes))
     sys.exit(max(codes, default=99))
 """
+
+CROP_SCRIPT = _RECORD_PUBLISHES + """
+from tasks.food_security.train import train_crop_model
+from tests.tasks.food_security.conftest_ml import tiny_config
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+cfg = tiny_config(root, devices=2, strategy="ddp", epochs_phase1=1, epochs_phase2=1,
+                  batch_size=32)
+result = train_crop_model(cfg, "2017-09-01", output_dir=out)
+""" + _REPORT_AND_WAIT
 
 
 def _run_two_ranks(script: Path, args: list[str], scratch: Path) -> subprocess.CompletedProcess:
@@ -145,37 +154,15 @@ def test_rank_zero_publishes_and_a_rank_change_publishes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary, no output
 
 
-POLAR_SCRIPT = """
-import gc, json, os, subprocess, sys
-from pathlib import Path
-sys.path.insert(0, {repo!r})
-import tasks.storage as storage
+POLAR_SCRIPT = _RECORD_PUBLISHES + """
 from tasks.polar.train import train_model
-from tasks.trainers.ranks import global_rank
 from tests.tasks.polar.polar_synthetic_scene import tiny_polar_config
 
 root, dataset = Path(sys.argv[1]), Path(sys.argv[2])
-published = []
-original = storage._publish
-
-def recording_publish(tmp, final):
-    published.append(str(final))
-    return original(tmp, final)
-
-storage._publish = recording_publish
 cfg = tiny_polar_config(root, train={{"model": "adhoc_cnn", "patch_size": 20,
     "width_multiplier": 0.125, "augment": False, "devices": 2, "strategy": "ddp"}})
 result = train_model(cfg, dataset)  # a new time-stamped folder under polar/models
-rank = global_rank()
-(root / f"rank{{rank}}.json").write_text(json.dumps({{"result": result, "published": published}}))
-if rank == 0:
-    me = os.path.abspath(sys.argv[0])
-    children = [o for o in gc.get_objects()
-                if isinstance(o, subprocess.Popen) and me in list(o.args)]
-    codes = [child.wait(timeout=600) for child in children]
-    (root / "children.json").write_text(json.dumps(codes))
-    sys.exit(max(codes, default=99))
-"""
+""" + _REPORT_AND_WAIT
 
 
 def _write_patch_set(path: Path, n: int = 96, size: int = 20) -> Path:
