@@ -728,6 +728,25 @@ def test_windows_of_a_small_product(iw_copy: Path) -> None:
     assert not np.array_equal(p.calibration_lut("VV", kind="gamma"), p.calibration_lut("VV"))
 
 
+def test_windows_of_the_real_luts_on_a_6_by_9_image(iw: sm.SafeProduct,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real product's LUTs with its image size taken as 6 x 9: windows are sub-blocks.
+
+    Kept in memory (no copy, no GeoTIFF), this is the fastest test of the windows, so mutmut
+    (fastest tests first) runs it before the real-size ones: a LUT method that drops its window
+    fails here at once instead of interpolating the real 16705 x 26102 image until its time limit.
+    """
+    monkeypatch.setattr(sm.SafeProduct, "shape", property(lambda self: (6, 9)))
+    window = (slice(2, 5), slice(1, 7))
+    for method, kwargs in [(iw.incidence_angle, {}), (iw.incidence_angle, {"pol": "VV"}),
+                           (iw.calibration_lut, {"pol": "VV"}),
+                           (iw.calibration_lut, {"pol": "VV", "kind": "gamma"}),
+                           (iw.noise_lut, {"pol": "VV"})]:
+        full, part = method(**kwargs), method(window=window, **kwargs)
+        assert full.shape == (6, 9) and part.shape == (3, 6) and part.dtype == np.float32
+        np.testing.assert_array_equal(part, full[window])
+
+
 def test_gdal_path_refuses_escaping_files(iw_copy: Path) -> None:
     with pytest.raises(SafeFormatError) as info:
         sm._SafeFiles(iw_copy).gdal_path("../x-vv-.tiff")
