@@ -35,8 +35,17 @@ Every load is checked and atomic (nothing lost, nothing half-replaced):
    Over HTTP only the update is available: Oxigraph's Graph Store ``PUT`` is one transaction too
    (since Oxigraph 0.5.10; a body with a syntax error leaves the graph as it was), but it clears
    the graph inside the transaction, which is slower than deleting the listed triples; it is used
-   for files of at most ``atomic_max_triples`` triples and for Turtle (no diff to compute).
+   for files of at most ``atomic_max_triples`` triples, for Turtle (no diff to compute), for
+   blank nodes and for differences above ``HTTP_UPDATE_MAX_BYTES``.
    ``store.replace: staging_move`` keeps chunks into ``{graph}/staging`` + ``MOVE``.
+
+   HTTP loads of N-Triples / Turtle keep a **load record** in the store, in the companion graph
+   ``<{graph}/eeflow-load>`` (the file's order-independent content digest and statement count,
+   written in the same update as the difference), and a **snapshot** of the loaded statements in
+   ``{data_root}/linked_data/http_loads/`` (:mod:`tasks.linked_data.load_record`). A re-load
+   whose file digest and the graph's COUNT match the record sends nothing (verified, logged); a
+   changed file is diffed against the snapshot when the snapshot's digest matches the record and
+   the COUNT its count, with no GET; otherwise the stored graph is read back as before.
 4. The final graph size is compared with the file's distinct triples; a mismatch is an error.
 
 Connection errors and 5xx answers are retried with exponential backoff, then reported with
@@ -61,6 +70,17 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 from tasks.config.linked_data import LinkedDataConfig, StoreConfig
 from tasks.errors import EeflowError, ErrorFamily
 from tasks.linked_data import store_swap
+from tasks.linked_data.load_record import (
+    SNAPSHOT_FOLDER,
+    LoadRecord,
+    LoadSnapshot,
+    SnapshotWriter,
+    content_digest,
+    parse_record,
+    record_graph,
+    record_query,
+    record_update,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -198,6 +218,8 @@ class RdfFileContent:
     #: estimates from it how much of the file the store already holds
     sample: list[tuple[str, str]] = field(default_factory=list)
     sample_stride: int = 1
+    #: reads the file's distinct statements again without parsing it (a snapshot of them)
+    replay: Callable[[], Iterator[tuple[str, str, bool]]] | None = None
 
     def add_to_sample(self, index: int, text: str, graph: str) -> None:
         """Keep statement ``index`` if it falls on the stride; halve the sample when it is full."""
@@ -209,12 +231,18 @@ class RdfFileContent:
             self.sample_stride *= 2
 
     def statements_again(self) -> Iterator[tuple[str, str, bool]]:
-        """Parse the file again (it was valid the first time)."""
+        """Parse the file again (it was valid the first time), or read its snapshot back."""
+        if self.replay is not None:
+            return self.replay()
         return iter_rdf_statements(self.path, self.fmt, self.graph)
 
 
 def read_rdf_keys(
-    rdf_file: Path, fmt: str, graph: str, expected_statements: int | None = None
+    rdf_file: Path,
+    fmt: str,
+    graph: str,
+    expected_statements: int | None = None,
+    sink: Callable[[str, str], None] | None = None,
 ) -> RdfFileContent:
     """Parse the whole file before any store is touched; count its statements.
 
@@ -224,6 +252,8 @@ def read_rdf_keys(
         graph: the graph its triples go to.
         expected_statements: the triple count the export manifest records; a file cut at a line
             end parses fine, so only this count reveals it.
+        sink: called with (canonical N-Triples text, graph IRI) of each distinct statement, in
+            file order (an HTTP load's snapshot writer).
 
     Raises:
         RdfFileError: a syntax error (with file, line and column) or a count that differs from the
@@ -240,6 +270,8 @@ def read_rdf_keys(
             if key not in content.keys:
                 content.keys.add(key)
                 per_graph[target] += 1
+                if sink is not None:
+                    sink(text, target)
             content.has_blank_nodes |= blank
     except SyntaxError as err:
         raise RdfFileError(
@@ -264,6 +296,8 @@ class GraphDiff:
     delete: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     insert: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     blank_nodes: bool = False
+    #: :func:`~tasks.linked_data.load_record.content_digest` of the stored statements read
+    old_digest: str = ""
 
     @property
     def deleted(self) -> int:
@@ -309,6 +343,7 @@ def diff_graph(old: Iterable[tuple[str, str, bool]], new: RdfFileContent) -> Gra
             kept += 1
         else:
             diff.delete[graph].append(text)
+    diff.old_digest = content_digest(old_keys)
     if kept == len(new.keys):
         return diff
     added: set[bytes] = set()
@@ -729,12 +764,21 @@ HTTP_UPDATE_MAX_BYTES = 128 * 1024 * 1024
 
 
 class HttpStore:
-    """A SPARQL 1.1 server (Graph Store Protocol + Update + Query over HTTP)."""
+    """A SPARQL 1.1 server (Graph Store Protocol + Update + Query over HTTP).
 
-    def __init__(self, cfg: StoreConfig) -> None:
+    ``state_dir``: where the snapshots of loaded graphs are kept (see
+    :mod:`tasks.linked_data.load_record`); None keeps none (a changed re-load then reads the
+    stored graph back). :func:`open_store` passes ``{data_root}/linked_data/http_loads``.
+    """
+
+    def __init__(self, cfg: StoreConfig, state_dir: str | Path | None = None) -> None:
         import requests
 
         self.cfg = cfg
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        #: how the last :meth:`replace_graph` went: ``same content``, ``first load``, ``put``,
+        #: ``snapshot diff``, ``GET diff`` or ``untracked`` (N-Quads, staging_move)
+        self.last_path = ""
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(cfg.parallel_requests, 4))
         self.session.mount("http://", adapter)
@@ -748,12 +792,12 @@ class HttpStore:
             action, what=what, url=url, retries=self.cfg.retries, backoff_s=self.cfg.backoff_s
         )
 
-    def update(self, sparql: str) -> None:
-        """Run a SPARQL 1.1 Update."""
+    def update(self, sparql: str | bytes) -> None:
+        """Run a SPARQL 1.1 Update (one request: one transaction on Oxigraph)."""
         self._post(
             self.cfg.endpoint("update"),
             "SPARQL update",
-            data=sparql.encode(),
+            data=sparql if isinstance(sparql, bytes) else sparql.encode(),
             headers={"Content-Type": "application/sparql-update"},
         )
 
@@ -761,6 +805,11 @@ class HttpStore:
         self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None = None
     ) -> int:
         """Replace ``graph`` by the file, checked and atomic (see the module doc); return its size.
+
+        N-Triples and Turtle loads keep a load record in the store and a local snapshot
+        (:mod:`tasks.linked_data.load_record`): a file whose content the record already
+        describes is only verified, and a changed file is diffed against the snapshot
+        instead of the graph read back from the server.
 
         Raises:
             RdfFileError: the file does not parse or is shorter than ``expected_triples``.
@@ -771,9 +820,160 @@ class HttpStore:
         import pyoxigraph as ox
 
         ox.NamedNode(graph)  # validates the IRI before it goes into the update text
-        content = read_rdf_keys(Path(rdf_file), fmt, graph, expected_triples)
+        rdf_file = Path(rdf_file)
+        if fmt == "nq" or self.cfg.replace == "staging_move":
+            self.last_path = "untracked"
+            return self._replace_untracked(graph, rdf_file, fmt, expected_triples)
+        writer = None if self.state_dir is None else self._snapshot(graph).writer()
+        try:
+            return self._replace_tracked(graph, rdf_file, fmt, expected_triples, writer)
+        finally:
+            if writer is not None and not writer.committed:
+                writer.discard()
+
+    def _snapshot(self, graph: str) -> LoadSnapshot:
+        assert self.state_dir is not None
+        return LoadSnapshot(self.state_dir, self.cfg.endpoint("store"), graph)
+
+    def load_record(self, graph: str) -> LoadRecord | None:
+        """Read the store's record of the last load into ``graph`` (None: none, or not one)."""
+        return parse_record(list(self.query(record_query(graph))))
+
+    def _replace_tracked(
+        self,
+        graph: str,
+        rdf_file: Path,
+        fmt: str,
+        expected_triples: int | None,
+        writer: SnapshotWriter | None,
+    ) -> int:
+        """N-Triples / Turtle into one graph, with the load record and the snapshot."""
+        content = read_rdf_keys(
+            rdf_file, fmt, graph, expected_triples, None if writer is None else writer.add
+        )
+        if writer is not None:
+            writer.close()
+            content.replay = writer.statements  # canonical lines: no second parse of the file
+        record = LoadRecord(content_digest(content.keys), len(content.keys))
+        stored = self.load_record(graph)
+        size = self.graph_size(graph)
+        if stored == record and size == record.statements:
+            self.last_path = "same content"
+            log.info(
+                "re-load <%s>: %s has the content the store's load record describes (%d "
+                "triples, digest %s) and the graph holds that many: nothing sent",
+                graph, rdf_file, size, record.digest,
+            )
+        elif fmt == "ttl" or 0 < content.statements <= self.cfg.atomic_max_triples:
+            self.last_path = "put"
+            self._put_with_record(graph, rdf_file, fmt, content, record)
+        elif size == 0:
+            self.last_path = "first load"
+            self._first_load(graph, rdf_file, fmt, content)
+            self.update(record_update(graph, record, rdf_file))
+        else:
+            self._apply_diff(graph, rdf_file, fmt, content, record, stored, size, writer)
+        count = size if self.last_path == "same content" else _verify(
+            self, graph, content, f"load {rdf_file}"
+        )
+        if writer is not None:
+            current = self._snapshot(graph).current()
+            if current is None or current[1] != record:
+                writer.commit(record)
+        return count
+
+    def _first_load(self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent) -> None:
+        """POST the file into the empty graph; on any failure drop what was posted."""
+        try:
+            self.post_file(graph, rdf_file, fmt)
+            _verify(self, graph, content, f"load {rdf_file}")
+        except BaseException as err:
+            try:  # it was empty: leave no half-loaded graph behind
+                self.update(f"DROP SILENT GRAPH <{graph}>")
+            except (StoreUnavailableError, ValueError) as cleanup:
+                log.error("could not drop the half-loaded <%s>: %s", graph, cleanup)
+            raise err
+
+    def _put_with_record(
+        self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent, record: LoadRecord
+    ) -> None:
+        """One Graph Store PUT (one transaction); the record is dropped first, rewritten after."""
+        self.update(record_update(graph, None, rdf_file))
+        self.put_graph(graph, rdf_file, fmt)
+        _verify(self, graph, content, f"load {rdf_file}")
+        self.update(record_update(graph, record, rdf_file))
+
+    def _apply_diff(
+        self,
+        graph: str,
+        rdf_file: Path,
+        fmt: str,
+        content: RdfFileContent,
+        record: LoadRecord,
+        stored: LoadRecord | None,
+        size: int,
+        writer: SnapshotWriter | None,
+    ) -> None:
+        """Send the difference and the new record in one update (a PUT when it is too big)."""
+        diff = self._diff(graph, content, stored, size, writer)
+        if diff.blank_nodes:
+            self.last_path += " + put"
+            self._put_with_record(graph, rdf_file, fmt, content, record)
+        else:
+            update = (
+                (diff.sparql_update() + " ;\n" if diff.deleted or diff.inserted else "")
+                + record_update(graph, record, rdf_file)
+            ).encode()
+            if len(update) > HTTP_UPDATE_MAX_BYTES:
+                self.last_path += " + put"
+                del update
+                self._put_with_record(graph, rdf_file, fmt, content, record)  # body streamed
+            else:
+                self.update(update)
+        log.info(
+            "re-load <%s> (%s): %d triples removed, %d added, the rest unchanged",
+            graph,
+            self.last_path,
+            diff.deleted,
+            diff.inserted,
+        )
+
+    def _diff(
+        self,
+        graph: str,
+        content: RdfFileContent,
+        stored: LoadRecord | None,
+        size: int,
+        writer: SnapshotWriter | None,
+    ) -> GraphDiff:
+        """Diff the file with the snapshot when it matches the store's record, else with a GET."""
+        if writer is not None and stored is not None and stored.statements == size:
+            old = self._snapshot(graph).statements_for(stored)
+            if old is not None:
+                diff = diff_graph(old, content)
+                if diff.old_digest == stored.digest:
+                    self.last_path = "snapshot diff"
+                    return diff
+                log.warning(
+                    "re-load <%s>: the local snapshot does not hold what its record says; "
+                    "reading the stored graph back instead", graph,
+                )
+        if writer is not None:
+            log.info(
+                "re-load <%s>: no local snapshot matches the store's load record (%s, graph "
+                "holds %d); reading the stored graph back", graph, stored, size,
+            )
+        self.last_path = "GET diff"
+        return diff_graph(self._statements([graph]), content)
+
+    def _replace_untracked(
+        self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None
+    ) -> int:
+        """N-Quads and ``staging_move``: no record kept (an old one is dropped), no snapshot."""
+        content = read_rdf_keys(rdf_file, fmt, graph, expected_triples)
         what = f"load {rdf_file}"
-        if self.cfg.replace == "staging_move" and fmt != "nq":
+        drop_record = record_update(graph, None, rdf_file)  # these paths keep no load record
+        if fmt != "nq":  # staging_move
             staging = f"{graph}/staging"
             self.update(f"DROP SILENT GRAPH <{staging}>")
             self.post_file(staging, rdf_file, fmt)
@@ -781,48 +981,44 @@ class HttpStore:
                 content.path, fmt, staging, per_graph={staging: content.per_graph.get(graph, 0)}
             )
             _verify(self, staging, staged, f"stage {rdf_file}")
-            self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
-        elif fmt == "ttl" or (
-            fmt == "nt"
-            and self.cfg.atomic_max_triples > 0
-            and content.statements <= self.cfg.atomic_max_triples
-        ):
-            self.put_graph(graph, rdf_file, fmt)
-        else:
-            graphs = sorted({graph, *(g for g in content.per_graph if g)})
-            if not any(self.graph_size(g) for g in graphs):
-                try:
-                    self.post_file(graph, rdf_file, fmt)
-                    return _verify(self, graph, content, what)
-                except BaseException as err:
-                    for name in graphs:  # they were empty: leave no half-loaded graph behind
-                        try:
-                            self.update(f"DROP SILENT GRAPH <{name}>")
-                        except (StoreUnavailableError, ValueError) as cleanup:
-                            log.error("could not drop the half-loaded <%s>: %s", name, cleanup)
-                    raise err
-            else:
-                diff = diff_graph(self._statements(graphs), content)
-                if diff.blank_nodes and fmt == "nt":
-                    self.put_graph(graph, rdf_file, fmt)  # one transaction, names no blank node
-                elif diff.blank_nodes:
-                    raise RdfFileError(
-                        f"{rdf_file}: N-Quads with blank nodes cannot be re-loaded atomically; "
-                        "export the product as N-Triples (export.format: nt). The store was not "
-                        "changed"
-                    )
-                elif diff.deleted or diff.inserted:
-                    update = diff.sparql_update().encode()
-                    if len(update) > HTTP_UPDATE_MAX_BYTES and fmt == "nt":
-                        self.put_graph(graph, rdf_file, fmt)  # one transaction, body streamed
-                    else:
-                        self.update(update.decode())
-                log.info(
-                    "re-load <%s>: %d triples removed, %d added, the rest unchanged",
-                    graph,
-                    diff.deleted,
-                    diff.inserted,
-                )
+            self.update(f"{drop_record} ;\nMOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
+            return _verify(self, graph, content, what)
+        graphs = sorted({graph, *(g for g in content.per_graph if g)})
+        if not any(self.graph_size(g) for g in graphs):
+            try:
+                self.update(drop_record)
+                self.post_file(graph, rdf_file, fmt)
+                return _verify(self, graph, content, what)
+            except BaseException as err:
+                for name in graphs:  # they were empty: leave no half-loaded graph behind
+                    try:
+                        self.update(f"DROP SILENT GRAPH <{name}>")
+                    except (StoreUnavailableError, ValueError) as cleanup:
+                        log.error("could not drop the half-loaded <%s>: %s", name, cleanup)
+                raise err
+        diff = diff_graph(self._statements(graphs), content)
+        if diff.blank_nodes:
+            raise RdfFileError(
+                f"{rdf_file}: N-Quads with blank nodes cannot be re-loaded atomically; "
+                "export the product as N-Triples (export.format: nt). The store was not changed"
+            )
+        update = (
+            (diff.sparql_update() + " ;\n" if diff.deleted or diff.inserted else "") + drop_record
+        ).encode()
+        if len(update) > HTTP_UPDATE_MAX_BYTES:
+            raise RdfFileError(
+                f"{rdf_file}: the difference with the stored graphs is {len(update)} bytes of "
+                f"SPARQL update, above the server's limit ({HTTP_UPDATE_MAX_BYTES}), and N-Quads "
+                "cannot be replaced by one Graph Store PUT; export the product as N-Triples "
+                "(export.format: nt). The store was not changed"
+            )
+        self.update(update)
+        log.info(
+            "re-load <%s>: %d triples removed, %d added, the rest unchanged",
+            graph,
+            diff.deleted,
+            diff.inserted,
+        )
         return _verify(self, graph, content, what)
 
     def _statements(self, graphs: list[str]) -> Iterator[tuple[str, str, bool]]:
@@ -884,10 +1080,10 @@ class HttpStore:
         )
 
     def drop_graph(self, graph: str) -> None:
-        """Empty and drop ``graph``: batched deletes on Oxigraph (``oxigraph_bulk``), else DROP."""
+        """Empty and drop ``graph`` and its load record (batched deletes with ``oxigraph_bulk``)."""
         if self.cfg.oxigraph_bulk:
             clear_graph_in_batches(graph, self.query, self.update)
-        self.update(f"DROP SILENT GRAPH <{graph}>")
+        self.update(f"DROP SILENT GRAPH <{record_graph(graph)}> ;\nDROP SILENT GRAPH <{graph}>")
 
     def post_file(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """POST the file into ``graph`` (N-Quads: their own graphs) in parallel line chunks."""
@@ -968,7 +1164,9 @@ class HttpStore:
 def open_store(cfg: LinkedDataConfig, read_only: bool = False) -> TripleStore:
     """Open the configured store (``cfg`` is a LinkedDataConfig)."""
     if cfg.store.mode == "http":
-        return HttpStore(cfg.store)
+        # snapshots of loaded graphs live beside the data root's other linked-data state
+        state = None if cfg.is_remote_root() else cfg.resolved_root() / SNAPSHOT_FOLDER
+        return HttpStore(cfg.store, state_dir=state)
     path = Path(cfg.store.path)
     if not path.is_absolute():
         path = cfg.resolved_root() / path
