@@ -10,11 +10,18 @@ Measured in one run, wall seconds and triples/s (file triples / wall s), in this
   changed      re-load of the ``--changed`` file (small diff: one DELETE DATA ; INSERT DATA)
   all changed  re-load of the file whose every triple differs: embedded = the store rebuilt with
                bulk loads in a staging folder and swapped in (``reload="auto"`` picks it); HTTP =
-               the difference in one SPARQL update (Oxigraph runs it as one transaction)
-  baseline     embedded only: the old non-atomic re-load (batched clear, then bulk_load)
+               the difference in one SPARQL update (Oxigraph runs it as one transaction), or one
+               Graph Store PUT when that update is above the server's 128 MiB limit (1.9 M)
+  baseline     embedded: the old non-atomic re-load (batched clear, then bulk_load); HTTP: a plain
+               chunked POST of the file into an empty graph (no parse, no check; run last)
+HTTP loads keep the load record in the store and the snapshot in the run's temporary folder
+(tasks/linked_data/load_record.py): the same-file re-load sends nothing, the changed ones are
+diffed against the snapshot (no GET); each HTTP row names the path taken. ``--no-snapshot`` adds
+a 10 % re-load of the plain-POST graph (no record, no snapshot: read back by a GET, as before).
 Extra rows: ``--inplace`` the embedded all-changed re-load forced through the one-update diff;
 ``--put`` the HTTP all-changed re-load as one Graph Store PUT (one transaction too).
-The HTTP rows use `oxigraph serve` on 127.0.0.1 with atomic_max_triples=0 (never the PUT path).
+The HTTP rows use `oxigraph serve` on 127.0.0.1 with atomic_max_triples=0 (never the small-file
+PUT path).
 Headline ratio: the slowest re-load (same, changed, all changed; embedded and HTTP) / the first
 load into the same store (the store's own bulk loader), goal >= 0.5x. CPU = user + system of this
 process (the embedded store); the HTTP server's CPU is read from /proc/<pid>/stat.
@@ -71,6 +78,8 @@ def _args() -> argparse.Namespace:
                         help="extra row: HTTP all-changed re-load as one Graph Store PUT")
     parser.add_argument("--no-http", action="store_true", help="embedded rows only")
     parser.add_argument("--no-embedded", action="store_true", help="HTTP rows only")
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="extra HTTP row: the 10 %% re-load without a snapshot (GET + diff)")
     add_quick_flag(parser)
     args = parser.parse_args()
     if args.quick:
@@ -109,6 +118,21 @@ def _embedded_rows(args: argparse.Namespace, timed: Any, first: Path, changed: P
     store.close()
 
 
+def _http_rows(args: argparse.Namespace, timed: Any, http: Any, first: Path, changed: Path,
+               renamed: Path, share: str) -> None:
+    """The HTTP server's cases, in order (see the module doc)."""
+    timed("http", "first load", lambda: http.replace_graph(GRAPH, first, "nt"))
+    timed("http", "re-load, same file", lambda: http.replace_graph(GRAPH, first, "nt"))
+    timed("http", f"re-load, {share}", lambda: http.replace_graph(GRAPH, changed, "nt"))
+    timed("http", "re-load, every triple changed", lambda: http.replace_graph(GRAPH, renamed, "nt"))
+    if args.put:
+        def put() -> int:
+            http.put_graph(GRAPH, first, "nt")
+            return int(http.graph_size(GRAPH))
+
+        timed("http", "extra: every triple changed, one Graph Store PUT", put)
+
+
 def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
     """Run the cases on both stores and print one JSON line per case."""
     from p6_load import export_nt
@@ -131,6 +155,7 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
         triples = count_lines_up_to(first, 1 << 62)
         rows: list[dict[str, object]] = []
         server_pid: list[int] = []
+        http_path: list[Any] = []
 
         def timed(store: str, case: str, action: object) -> None:
             load = os.getloadavg()[0]
@@ -138,7 +163,10 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
             with Timer() as timer:
                 size = action()  # type: ignore[operator]
             seconds = timer.wall_s
-            rows.append({"store": store, "case": case, "triples": triples, "graph_size": size,
+            traced = store == "http" and http_path and not case.startswith("baseline")
+            path = http_path[0].last_path if traced else None
+            rows.append({"store": store, "case": case, "path": path, "triples": triples,
+                         "graph_size": size,
                          "seconds": round(seconds, 2), "triples_per_s": round(triples / seconds),
                          "cpu_s": round(timer.cpu_s, 2),
                          "server_cpu_s": round(_server_cpu_s(server_pid[0]) - server_before, 2)
@@ -153,20 +181,23 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
             with OxigraphServer(folder / "server") as server:
                 assert server.process is not None
                 server_pid.append(server.process.pid)
-                http = HttpStore(StoreConfig(mode="http", url=server.url, atomic_max_triples=0,
-                                             chunk_triples=50_000, timeout_s=3600))
-                timed("http", "first load", lambda: http.replace_graph(GRAPH, first, "nt"))
-                timed("http", "re-load, same file", lambda: http.replace_graph(GRAPH, first, "nt"))
-                timed("http", f"re-load, {share}",
-                      lambda: http.replace_graph(GRAPH, changed, "nt"))
-                timed("http", "re-load, every triple changed (one-update diff)",
-                      lambda: http.replace_graph(GRAPH, renamed, "nt"))
-                if args.put:
-                    def put() -> int:
-                        http.put_graph(GRAPH, first, "nt")
-                        return http.graph_size(GRAPH)
+                settings = StoreConfig(mode="http", url=server.url, atomic_max_triples=0,
+                                       chunk_triples=50_000, timeout_s=3600)
+                http = HttpStore(settings, state_dir=folder / "http_loads")
+                http_path.append(http)
+                _http_rows(args, timed, http, first, changed, renamed, share)
 
-                    timed("http", "extra: every triple changed, one Graph Store PUT", put)
+                def plain_post() -> int:  # the bare loader: no parse, no check, empty graph
+                    http.post_file(GRAPH + "/plain", first, "nt")
+                    return int(http.graph_size(GRAPH + "/plain"))
+
+                timed("http", "baseline: plain chunked POST into an empty graph", plain_post)
+                if args.no_snapshot:  # that graph has no record and no snapshot: GET + diff
+                    bare = HttpStore(settings)
+                    http_path[0] = bare
+                    timed("http", f"extra: re-load, {share}, no record / snapshot (GET diff)",
+                          lambda: bare.replace_graph(GRAPH + "/plain", changed, "nt"))
+                    bare.close()
                 http.close()
         for row in rows:
             base = next(r for r in rows if r["store"] == row["store"])
