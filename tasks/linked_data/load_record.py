@@ -138,11 +138,18 @@ class SnapshotWriter:
         self.path = snapshot.folder / f".{snapshot.name}.{uuid.uuid4().hex[:8]}.tmp"
         self._fh: BinaryIO | None = self.path.open("wb", buffering=1 << 20)
         self.committed = False
+        self.failed = False
 
     def add(self, text: str, graph: str) -> None:
         """Append one distinct statement (canonical N-Triples text) of ``graph``."""
-        assert self._fh is not None
-        self._fh.write(f"{graph}\t{text}\n".encode())
+        if self._fh is None:  # failed before
+            return
+        try:
+            self._fh.write(f"{graph}\t{text}\n".encode())
+        except OSError as err:  # a full disk must not fail the load: no snapshot this time
+            log.warning("cannot write the snapshot %s: %s", self.path, err)
+            self.failed = True
+            self.discard()
 
     def close(self) -> None:
         """Finish writing (the file stays temporary until :meth:`commit`)."""
@@ -171,7 +178,10 @@ class SnapshotWriter:
 
     def discard(self) -> None:
         """Remove the temporary file (a failed load, or a snapshot that is already current)."""
-        self.close()
+        try:
+            self.close()
+        except OSError:  # the disk filled up while flushing
+            self.failed = True
         self.path.unlink(missing_ok=True)
 
 

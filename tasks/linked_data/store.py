@@ -824,7 +824,12 @@ class HttpStore:
         if fmt == "nq" or self.cfg.replace == "staging_move":
             self.last_path = "untracked"
             return self._replace_untracked(graph, rdf_file, fmt, expected_triples)
-        writer = None if self.state_dir is None else self._snapshot(graph).writer()
+        writer = None
+        if self.state_dir is not None:
+            try:
+                writer = self._snapshot(graph).writer()
+            except OSError as err:  # the load does not need it; the next re-load does a GET
+                log.warning("no snapshot of <%s> in %s: %s", graph, self.state_dir, err)
         try:
             return self._replace_tracked(graph, rdf_file, fmt, expected_triples, writer)
         finally:
@@ -852,8 +857,16 @@ class HttpStore:
             rdf_file, fmt, graph, expected_triples, None if writer is None else writer.add
         )
         if writer is not None:
-            writer.close()
-            content.replay = writer.statements  # canonical lines: no second parse of the file
+            try:
+                writer.close()
+            except OSError as err:
+                log.warning("cannot write the snapshot of <%s>: %s", graph, err)
+                writer.failed = True
+            if writer.failed:
+                writer.discard()
+                writer = None
+            else:
+                content.replay = writer.statements  # canonical lines: no second parse
         record = LoadRecord(content_digest(content.keys), len(content.keys))
         stored = self.load_record(graph)
         size = self.graph_size(graph)
@@ -879,7 +892,10 @@ class HttpStore:
         if writer is not None:
             current = self._snapshot(graph).current()
             if current is None or current[1] != record:
-                writer.commit(record)
+                try:
+                    writer.commit(record)
+                except OSError as err:  # the graph is loaded; the next re-load does a GET
+                    log.warning("could not keep the snapshot of <%s>: %s", graph, err)
         return count
 
     def _first_load(self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent) -> None:

@@ -328,3 +328,37 @@ def test_content_digest_ignores_order_and_sees_any_change():
     assert content_digest(keys) != content_digest(keys[1:])
     assert content_digest(keys) != content_digest([*keys[1:], bytes([250]) * 16])
     assert content_digest([]) != content_digest([bytes(16)])  # the count is part of it
+
+
+def test_snapshot_that_cannot_be_written_does_not_fail_the_load(server, tmp_path, monkeypatch):
+    from tasks.linked_data import load_record
+
+    graph = "https://x.org/g/nodisk"
+    old = _write(tmp_path / "old.nt", _lines("s", 1000))
+    new = _write(tmp_path / "new.nt", _lines("s", 900))
+    blocked = _write(tmp_path / "state", [])  # a file where the folder should be
+    store = _store(server, blocked)
+    assert store.replace_graph(graph, old, "nt") == 1000 and store.last_path == "first load"
+    state = tmp_path / "state2"
+    store.state_dir = state
+    original = load_record.SnapshotWriter.__init__
+
+    class FullDisk:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    def full_disk(self: Any, snapshot: Any) -> None:
+        original(self, snapshot)
+        self._fh.close()
+        self._fh = FullDisk()
+
+    monkeypatch.setattr(load_record.SnapshotWriter, "__init__", full_disk)
+    store.reset()
+    assert store.replace_graph(graph, new, "nt") == 900
+    assert (store.last_path, store.gets) == ("GET diff", 1)  # no snapshot to diff against
+    assert list(state.iterdir()) == []  # the partial snapshot was removed
+    assert _stored(store, graph) == _expected(new, graph)
+    store.close()
