@@ -95,6 +95,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--epochs2", type=int, default=3)
     parser.add_argument("--max-per-class", type=int, default=1500,
                         help="samples per class (0: all, at the data's own imbalance)")
+    parser.add_argument("--sample-fraction", type=float, default=None,
+                        help="samples.fraction: keep this share of every class first (a small "
+                             "sample at the labels' own imbalance; the weighted phase matters)")
     parser.add_argument("--seeds", default="42,43,44", help="comma-separated training seeds")
     parser.add_argument("--models", default=",".join(RUNS), help=f"subset of {list(RUNS)}")
     parser.add_argument("--lucas-points", type=int, default=400,
@@ -133,6 +136,8 @@ def _config(args: argparse.Namespace, out: Path) -> FoodSecurityConfig:
         "samples.max_per_class": args.max_per_class or None, "dask.cluster": "synchronous",
         "predict.model": "latest",
     }
+    if args.sample_fraction is not None:
+        overrides["samples.fraction"] = args.sample_fraction
     if args.setting == "paper":
         overrides.update(paper_tiles(args.tile_px))
     elif args.quick:
@@ -369,7 +374,8 @@ def main() -> None:
     facts = _prepare_data(cfg, args.run_date, args.reuse_data)
     print(json.dumps(facts), flush=True)
     facts["setting"] = {k: getattr(args, k) for k in (
-        "setting", "tile_px", "epochs1", "epochs2", "max_per_class", "seeds", "lucas_points")}
+        "setting", "tile_px", "epochs1", "epochs2", "max_per_class", "sample_fraction", "seeds",
+        "lucas_points")}
     points_csv = out / "lucas_points.csv"
     facts["lucas_points"] = write_survey_points(cfg, args.run_date, cfg.evaluate.tile,
                                                 args.lucas_points, points_csv)
@@ -394,13 +400,15 @@ def main() -> None:
 
 
 def _report(results: dict[str, list[dict[str, Any]]], facts: dict[str, Any], quick: bool) -> None:
-    """The summary line and bench/results/food_security_models.json (means over the seeds)."""
+    """The summary line and bench/results/food_security_models[_imbalanced].json (seed means;
+    ``_imbalanced``: a ``--sample-fraction`` run)."""
     results = {k: v for k, v in results.items() if v}
     common = ({r["seed"] for r in results["lstm"]} & {r["seed"] for r in results[
         "lstm_unweighted"]}) if "lstm" in results and "lstm_unweighted" in results else set()
     median = {k: float(np.mean([r["median_f1"] for r in results[k] if r["seed"] in common]))
               for k in ("lstm", "lstm_unweighted")} if common else {}
-    report("food_security_models",
+    imbalanced = (facts.get("setting") or {}).get("sample_fraction") is not None
+    report("food_security_models_imbalanced" if imbalanced else "food_security_models",
            median["lstm"] / median["lstm_unweighted"] if median.get("lstm_unweighted") else None,
            "none (measured: model quality)", None,
            {"scores": {k: {m: [r[m] for r in v] for m in ("overall_accuracy", "median_f1")}

@@ -208,6 +208,12 @@ class SamplesConfig(StrictModel):
     max_per_class: int | None = Field(
         default=20000, ge=1, description="cap per class and split (random, seeded); None = all"
     )
+    fraction: float | None = Field(
+        default=None, gt=0, le=1.0,
+        description="keep this share of every class's labelled pixels per split (random, seeded; "
+        "at least one pixel per class), so the samples keep the labels' own class imbalance; "
+        "applied before max_per_class. None = every pixel",
+    )
     dataset_version: str = Field(default="v1", pattern=r"^[A-Za-z0-9_.-]+$")
 
 

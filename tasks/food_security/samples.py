@@ -3,7 +3,9 @@
 Each split (``train`` / ``val`` / ``test``) takes the reliable labels of its tiles
 (``samples.split``) and the monthly composites of the same agronomic year. Per split and class at
 most ``samples.max_per_class`` pixels are kept (random, seeded by ``seed``; the kept pixels are
-in tile / row / column order). The composites are read row block by row block, so memory holds
+in tile / row / column order); ``samples.fraction`` first keeps that share of every class, so a
+small sample keeps the labels' own class imbalance (what the weighted first training phase is
+for). The composites are read row block by row block, so memory holds
 one block plus the selected samples. Output per :mod:`tasks.food_security.schema`:
 ``{root}/food_security/samples/{agronomic_year}/{split}.zarr`` (plus ``gap_filled`` uint8
 (n, 12) per sample, an extension noted in the schema). ``band_mean`` / ``band_std`` are the
@@ -38,13 +40,15 @@ SPLITS = ("train", "val", "test")
 
 
 def select_pixels(labels: dict[str, np.ndarray], max_per_class: int | None,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+                  rng: np.random.Generator, fraction: float | None = None) -> dict[str, np.ndarray]:
     """Choose labelled pixels per tile, capped per class over all tiles of a split.
 
     Args:
         labels: tile -> int16 label raster (y, x), -1 = no label.
         max_per_class: cap per class, None for all.
         rng: random generator (seeded).
+        fraction: share of each class's pixels to keep (``max(1, round(fraction * n))``, then
+            capped by ``max_per_class``); None keeps every pixel up to the cap.
 
     Returns:
         tile -> int64 flat pixel indices (sorted).
@@ -52,7 +56,7 @@ def select_pixels(labels: dict[str, np.ndarray], max_per_class: int | None,
     """
     tiles = sorted(labels)
     flat = {t: np.flatnonzero(labels[t].ravel() != NO_LABEL) for t in tiles}
-    if max_per_class is None:
+    if max_per_class is None and fraction is None:
         return flat
     owner = np.concatenate([np.full(len(flat[t]), i) for i, t in enumerate(tiles)]
                            or [np.empty(0, dtype=int)])
@@ -62,8 +66,11 @@ def select_pixels(labels: dict[str, np.ndarray], max_per_class: int | None,
     keep = np.zeros(len(pixel), dtype=bool)
     for c in np.unique(cls):
         idx = np.flatnonzero(cls == c)
-        if len(idx) > max_per_class:
-            idx = rng.choice(idx, size=max_per_class, replace=False)
+        n_keep = len(idx) if fraction is None else max(1, round(fraction * len(idx)))
+        if max_per_class is not None:
+            n_keep = min(n_keep, max_per_class)
+        if len(idx) > n_keep:
+            idx = rng.choice(idx, size=n_keep, replace=False)
         keep[idx] = True
     return {t: np.sort(pixel[keep & (owner == i)]) for i, t in enumerate(tiles)}
 
@@ -167,7 +174,7 @@ def run_samples(cfg: FoodSecurityConfig, run_date: dt.date | str) -> dict[str, A
                     f"{store} is missing: tile {tile} has no labels for {key}; re-run labels"
                 )
             labels[tile] = np.asarray(zarr_array(zarr.open_group(str(store), mode="r"), "label")[:])
-        chosen = select_pixels(labels, scfg.max_per_class, rng)
+        chosen = select_pixels(labels, scfg.max_per_class, rng, scfg.fraction)
         gathered[split] = {}
         for tile, pixels in chosen.items():
             composite = harmonised / f"{tile}.zarr"
