@@ -130,22 +130,30 @@ def has_blank_node_text(text: str) -> bool:
 
 
 class SnapshotWriter:
-    """Collects the statements of a file being parsed into a temporary snapshot file."""
+    """Collects the statements of a file being parsed into a temporary snapshot.
+
+    Two files: the statements, one line each (graph IRI, a tab, canonical N-Triples text), and
+    their 16-byte statement keys in the same order (``.keys``), so a later diff compares keys
+    without hashing the text again.
+    """
 
     def __init__(self, snapshot: LoadSnapshot) -> None:
         self.snapshot = snapshot
         snapshot.folder.mkdir(parents=True, exist_ok=True)
         self.path = snapshot.folder / f".{snapshot.name}.{uuid.uuid4().hex[:8]}.tmp"
         self._fh: BinaryIO | None = self.path.open("wb", buffering=1 << 20)
+        #: the statement keys, in the order of the lines
+        self.keys: list[bytes] = []
         self.committed = False
         self.failed = False
 
-    def add(self, text: str, graph: str) -> None:
-        """Append one distinct statement (canonical N-Triples text) of ``graph``."""
+    def add(self, text: str, graph: str, key: bytes) -> None:
+        """Append one distinct statement (canonical N-Triples text) of ``graph`` and its key."""
         if self._fh is None:  # failed before
             return
         try:
             self._fh.write(f"{graph}\t{text}\n".encode())
+            self.keys.append(key)
         except OSError as err:  # a full disk must not fail the load: no snapshot this time
             log.warning("cannot write the snapshot %s: %s", self.path, err)
             self.failed = True
@@ -162,9 +170,12 @@ class SnapshotWriter:
         return _read_lines(self.path)
 
     def commit(self, record: LoadRecord) -> None:
-        """Make this the graph's snapshot: data file renamed, then the JSON replaced (atomic)."""
+        """Make this the graph's snapshot: files renamed, then the JSON replaced (atomic)."""
         self.close()
         final = self.snapshot.folder / f"{self.snapshot.name}.{record.digest}.nt"
+        keys = self.path.with_suffix(".keys")
+        keys.write_bytes(b"".join(self.keys))
+        os.replace(keys, final.with_suffix(".keys"))
         os.replace(self.path, final)
         previous = self.snapshot.current()
         meta = {"file": final.name, "digest": record.digest, "statements": record.statements,
@@ -174,6 +185,7 @@ class SnapshotWriter:
         os.replace(tmp, self.snapshot.meta)
         if previous is not None and previous[0] != final:
             previous[0].unlink(missing_ok=True)
+            previous[0].with_suffix(".keys").unlink(missing_ok=True)
         self.committed = True
 
     def discard(self) -> None:
@@ -183,6 +195,7 @@ class SnapshotWriter:
         except OSError:  # the disk filled up while flushing
             self.failed = True
         self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".keys").unlink(missing_ok=True)
 
 
 class LoadSnapshot:
@@ -196,7 +209,7 @@ class LoadSnapshot:
         self.meta = self.folder / f"{self.name}.json"
 
     def current(self) -> tuple[Path, LoadRecord] | None:
-        """Return the snapshot file and the record it was written for; None if there is none."""
+        """Return the statements file and the record it was written for; None if there is none."""
         try:
             meta = json.loads(self.meta.read_text())
             path = self.folder / str(meta["file"])
@@ -205,18 +218,33 @@ class LoadSnapshot:
             return None
         if meta.get("graph") != self.graph or meta.get("store") != self.store_url:
             return None
-        return (path, record) if path.is_file() else None
+        whole = path.is_file() and path.with_suffix(".keys").is_file()
+        return (path, record) if whole else None
 
     def writer(self) -> SnapshotWriter:
         """Start the snapshot of the file about to be loaded."""
         return SnapshotWriter(self)
 
-    def statements_for(self, record: LoadRecord) -> Iterator[tuple[str, str, bool]] | None:
-        """Read the snapshot's statements if it was written for ``record``; else None."""
+    def files_for(self, record: LoadRecord) -> Path | None:
+        """Return the statements file if the snapshot is of ``record`` (its keys beside it)."""
         found = self.current()
-        if found is None or found[1] != record:
-            return None
-        return _read_lines(found[0])
+        return None if found is None or found[1] != record else found[0]
+
+
+def read_keys(path: Path) -> list[bytes]:
+    """Read the 16-byte statement keys of a snapshot's ``.keys`` file, in line order."""
+    blob = path.read_bytes()
+    return [blob[start : start + 16] for start in range(0, len(blob), 16)]
+
+
+def read_selected_lines(path: Path, wanted: Collection[int]) -> Iterator[tuple[int, str, str]]:
+    """Yield (line index, graph IRI, statement text) of the lines of ``path`` in ``wanted``."""
+    chosen = wanted if isinstance(wanted, set | frozenset) else set(wanted)
+    with path.open("rb") as fh:
+        for index, raw in enumerate(fh):
+            if index in chosen:
+                graph, _, text = raw.decode().rstrip("\n").partition("\t")
+                yield index, graph, text
 
 
 def _read_lines(path: Path) -> Iterator[tuple[str, str, bool]]:

@@ -76,7 +76,10 @@ from tasks.linked_data.load_record import (
     LoadSnapshot,
     SnapshotWriter,
     content_digest,
+    has_blank_node_text,
     parse_record,
+    read_keys,
+    read_selected_lines,
     record_graph,
     record_query,
     record_update,
@@ -242,7 +245,7 @@ def read_rdf_keys(
     fmt: str,
     graph: str,
     expected_statements: int | None = None,
-    sink: Callable[[str, str], None] | None = None,
+    sink: Callable[[str, str, bytes], None] | None = None,
 ) -> RdfFileContent:
     """Parse the whole file before any store is touched; count its statements.
 
@@ -252,8 +255,8 @@ def read_rdf_keys(
         graph: the graph its triples go to.
         expected_statements: the triple count the export manifest records; a file cut at a line
             end parses fine, so only this count reveals it.
-        sink: called with (canonical N-Triples text, graph IRI) of each distinct statement, in
-            file order (an HTTP load's snapshot writer).
+        sink: called with (canonical N-Triples text, graph IRI, statement key) of each distinct
+            statement, in file order (an HTTP load's snapshot writer).
 
     Raises:
         RdfFileError: a syntax error (with file, line and column) or a count that differs from the
@@ -271,7 +274,7 @@ def read_rdf_keys(
                 content.keys.add(key)
                 per_graph[target] += 1
                 if sink is not None:
-                    sink(text, target)
+                    sink(text, target, key)
             content.has_blank_nodes |= blank
     except SyntaxError as err:
         raise RdfFileError(
@@ -352,6 +355,46 @@ def diff_graph(old: Iterable[tuple[str, str, bool]], new: RdfFileContent) -> Gra
         if key not in old_keys and key not in added:
             added.add(key)
             diff.insert[graph].append(text)
+    return diff
+
+
+def diff_against_snapshot(
+    content: RdfFileContent, new_keys: list[bytes], new_lines: Path, old_lines: Path,
+    record: LoadRecord,
+) -> GraphDiff | None:
+    """Diff the parsed file with the snapshot of the previous load by statement keys (no parse).
+
+    Args:
+        content: the parsed file.
+        new_keys: its distinct statement keys in the order of ``new_lines`` (its snapshot).
+        new_lines: the file's snapshot lines (graph IRI, a tab, the text).
+        old_lines: the previous load's snapshot lines, its ``.keys`` file beside it.
+        record: the store's load record the previous snapshot must match.
+
+    Returns:
+        The difference, or None when the old snapshot does not hold what ``record`` says (its
+        keys' digest or count differ, or a line to delete does not hash to its key).
+
+    """
+    old_keys = read_keys(old_lines.with_suffix(".keys"))
+    old_set = set(old_keys)
+    if len(old_set) != len(old_keys) or len(old_keys) != record.statements or (
+        content_digest(old_set) != record.digest
+    ):
+        return None
+    diff = GraphDiff(blank_nodes=content.has_blank_nodes, old_digest=record.digest)
+    gone = {index for index, key in enumerate(old_keys) if key not in content.keys}
+    for index, graph, text in read_selected_lines(old_lines, gone):
+        if _statement_key(text, graph) != old_keys[index]:
+            return None
+        gone.discard(index)
+        diff.delete[graph].append(text)
+        diff.blank_nodes |= has_blank_node_text(text)
+    if gone:  # lines missing from the file
+        return None
+    added = {index for index, key in enumerate(new_keys) if key not in old_set}
+    for _, graph, text in read_selected_lines(new_lines, added):
+        diff.insert[graph].append(text)
     return diff
 
 
@@ -964,12 +1007,12 @@ class HttpStore:
     ) -> GraphDiff:
         """Diff the file with the snapshot when it matches the store's record, else with a GET."""
         if writer is not None and stored is not None and stored.statements == size:
-            old = self._snapshot(graph).statements_for(stored)
+            old = self._snapshot(graph).files_for(stored)
             if old is not None:
-                diff = diff_graph(old, content)
-                if diff.old_digest == stored.digest:
+                found = diff_against_snapshot(content, writer.keys, writer.path, old, stored)
+                if found is not None:
                     self.last_path = "snapshot diff"
-                    return diff
+                    return found
                 log.warning(
                     "re-load <%s>: the local snapshot does not hold what its record says; "
                     "reading the stored graph back instead", graph,

@@ -137,11 +137,12 @@ def test_rerun_is_idempotent_and_keeps_one_snapshot(server, tmp_path):
         assert store.replace_graph(graph, new, "nt") == 1300
         assert (store.last_path, store.gets, store.updates) == ("same content", 0, [])
     assert _stored(store, graph) == expected
-    files = sorted((p.name for p in state.iterdir()), key=lambda name: name.endswith(".nt"))
-    assert len(files) == 2 and files[0].endswith(".json")  # no temporary file, no old snapshot
+    files = sorted((p.name for p in state.iterdir()), key=lambda name: name.rsplit(".", 1)[1])
+    assert [name.rsplit(".", 1)[1] for name in files] == ["json", "keys", "nt"]  # no temp, no old
     meta = json.loads((state / files[0]).read_text())
-    assert meta["file"] == files[1] and meta["statements"] == 1300 and meta["graph"] == graph
-    assert (state / files[1]).read_text().count("\n") == 1300
+    assert meta["file"] == files[2] and meta["statements"] == 1300 and meta["graph"] == graph
+    assert (state / files[2]).read_text().count("\n") == 1300
+    assert (state / files[1]).stat().st_size == 1300 * 16
     store.close()
 
 
@@ -186,6 +187,20 @@ def test_load_by_another_client_or_a_corrupt_snapshot_falls_back(server, tmp_pat
     assert mine.replace_graph(graph, a, "nt") == 2000
     assert (mine.last_path, mine.gets) == ("GET diff", 1)
     assert _stored(mine, graph) == _expected(a, graph)
+    # now damage the keys: one key swapped for another, the count unchanged
+    snapshot = LoadSnapshot(tmp_path / "mine", mine.cfg.endpoint("store"), graph).current()
+    assert snapshot is not None
+    keys = snapshot[0].with_suffix(".keys")
+    blob = keys.read_bytes()
+    keys.write_bytes(blob[:16] + bytes(16) + blob[32:])
+    mine.reset()
+    assert mine.replace_graph(graph, c, "nt") == 1100
+    assert (mine.last_path, mine.gets) == ("GET diff", 1)
+    assert _stored(mine, graph) == _expected(c, graph)
+    mine.reset()  # that load wrote a good snapshot again
+    assert mine.replace_graph(graph, b, "nt") == 1900
+    assert (mine.last_path, mine.gets) == ("snapshot diff", 0)
+    assert _stored(mine, graph) == _expected(b, graph)
     mine.close()
     theirs.close()
 
