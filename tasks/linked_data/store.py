@@ -896,23 +896,14 @@ class HttpStore:
         writer: SnapshotWriter | None,
     ) -> int:
         """N-Triples / Turtle into one graph, with the load record and the snapshot."""
-        content = read_rdf_keys(
-            rdf_file, fmt, graph, expected_triples, None if writer is None else writer.add
-        )
-        if writer is not None:
-            try:
-                writer.close()
-            except OSError as err:
-                log.warning("cannot write the snapshot of <%s>: %s", graph, err)
-                writer.failed = True
-            if writer.failed:
-                writer.discard()
-                writer = None
-            else:
-                content.replay = writer.statements  # canonical lines: no second parse
-        record = LoadRecord(content_digest(content.keys), len(content.keys))
-        stored = self.load_record(graph)
-        size = self.graph_size(graph)
+        with ThreadPoolExecutor(1) as pool:  # the server reads and counts while the file parses
+            state = pool.submit(lambda: (self.load_record(graph), self.graph_size(graph)))
+            content = read_rdf_keys(
+                rdf_file, fmt, graph, expected_triples, None if writer is None else writer.add
+            )
+            writer = self._finish_snapshot(writer, content, graph)
+            record = LoadRecord(content_digest(content.keys), len(content.keys))
+            stored, size = state.result()
         if stored == record and size == record.statements:
             self.last_path = "same content"
             log.info(
@@ -940,6 +931,24 @@ class HttpStore:
                 except OSError as err:  # the graph is loaded; the next re-load does a GET
                     log.warning("could not keep the snapshot of <%s>: %s", graph, err)
         return count
+
+    @staticmethod
+    def _finish_snapshot(
+        writer: SnapshotWriter | None, content: RdfFileContent, graph: str
+    ) -> SnapshotWriter | None:
+        """Close the new snapshot; None if it could not be written (the load goes on)."""
+        if writer is None:
+            return None
+        try:
+            writer.close()
+        except OSError as err:
+            log.warning("cannot write the snapshot of <%s>: %s", graph, err)
+            writer.failed = True
+        if writer.failed:
+            writer.discard()
+            return None
+        content.replay = writer.statements  # canonical lines: no second parse
+        return writer
 
     def _first_load(self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent) -> None:
         """POST the file into the empty graph; on any failure drop what was posted."""
