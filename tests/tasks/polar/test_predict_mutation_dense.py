@@ -304,3 +304,39 @@ def test_int8_calibrates_on_the_scene_crops(model_dir: Path, scene_zarr: Path,
     assert len(seen) == 1
     np.testing.assert_array_equal(seen[0], predictor.calibration_batch(backscatter))
     assert predictor.calibration_seconds > 0.0
+
+
+class _Kernel:
+    """Stands in for DenseKernel: records how the predictor built it (no CUDA needed)."""
+
+    made: list[tuple[str, str]] = []
+
+    def __init__(self, net: Any, precision: str, device: str) -> None:
+        _Kernel.made.append((precision, device))
+        self.device = torch.device(device)
+        self.precision = precision
+
+
+def test_device_and_batch_size_defaults(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_model(model_dir)
+    monkeypatch.setattr(pr, "DenseKernel", _Kernel)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    _Kernel.made.clear()
+    on_gpu = pr.ScenePredictor(loaded, precision="bf16")
+    assert on_gpu.batch_size == 8 and on_gpu.precision == "bf16"
+    quantised = pr.ScenePredictor(loaded, precision="int8")  # int8 runs on the CPU only
+    assert quantised.batch_size == 1
+    assert pr.ScenePredictor(loaded, device="cuda", batch_size=2).batch_size == 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pr.ScenePredictor(loaded).batch_size == 1
+    assert _Kernel.made == [("bf16", "cuda"), ("int8", "cpu"), ("fp32", "cuda"), ("fp32", "cpu")]
+
+
+def test_progress_bar_counts_the_tiles(model_dir: Path, scene_zarr: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    predictor = pr.ScenePredictor(load_model(model_dir), tile=64, device="cpu")
+    predictor.class_map(xr.open_zarr(scene_zarr))
+    err = capsys.readouterr().err
+    assert "predict tiles: 100%" in err and "4/4" in err
+    predictor.class_map(xr.open_zarr(scene_zarr), progress=False)
+    assert "predict tiles" not in capsys.readouterr().err

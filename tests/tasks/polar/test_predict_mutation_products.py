@@ -160,6 +160,12 @@ def test_class_polygons_classes_areas_and_coordinates(tmp_path: Path, max_pixels
     ]
     projected = gpd.read_parquet(out.with_suffix(".parquet"))
     assert projected.crs.to_epsg() == 3413 and len(projected) == 3
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(out.with_suffix(".parquet")).metadata[b"geo"])
+    column = meta["columns"][meta["primary_column"]]
+    assert column["crs"]["id"] == {"authority": "EPSG", "code": 3413}
+    assert "covering" in column  # the bbox covering column of write_covering_bbox
     ice = projected[projected["ice_class"] == "ice"].geometry.iloc[0]
     x0, y0 = TRANSFORM[0], TRANSFORM[3]
     assert ice.equals(box(x0 + 8 * 40, y0 - 10 * 40, x0 + 20 * 40, y0 - 4 * 40))
@@ -220,6 +226,8 @@ def test_predict_scene_products_and_result(model_dir: Path, scene_zarr: Path,
     assert result["pixel_counts"] == counts_of(want)
     assert result["precision"] == "fp32" and result["calibration_seconds"] == 0.0
     assert 0.0 <= result["inference_seconds"] <= result["total_seconds"] < 60
+    for key in ("inference_seconds", "calibration_seconds", "total_seconds"):
+        assert result[key] == round(result[key], 2)
     with rasterio.open(result["chart"]) as src:
         np.testing.assert_array_equal(src.read(1), want)
         assert src.transform.to_gdal() == tuple(TRANSFORM)
@@ -231,8 +239,11 @@ def test_predict_scene_products_and_result(model_dir: Path, scene_zarr: Path,
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{SCENE_ID}_chart.tif", f"{SCENE_ID}_quicklook.png", f"{SCENE_ID}_chart.geojson",
          f"{SCENE_ID}_chart.parquet"])
-    assert [r.getMessage().split(" in ")[0] for r in caplog.records
-            if r.getMessage().startswith("predicted")] == [f"predicted {SCENE_ID}"]
+    import re
+
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "tasks.polar.predict"]
+    assert re.fullmatch(rf"predicted {SCENE_ID} in \d+\.\d s \(inference \d+\.\d s\): "
+                        + re.escape(str(counts_of(want))), line), line
     # a loaded model gives the same chart; a scene without scene_id is named by its folder
     loaded = load_model(model_dir)
     anonymous = tmp_path / "anon.zarr"
@@ -416,3 +427,29 @@ def test_resolve_model_dir_choices(model_dir: Path, tmp_path: Path,
     production = tiny_polar_config(tmp_path, predict={"model": "registry:production"})
     assert pr.resolve_model_dir(production) == tmp_path / "from_registry"
     assert seen == [("polar", "registry:production")]
+
+
+def test_a_chart_larger_than_a_block_is_a_tiled_cog_with_nearest_overviews(
+        tmp_path: Path) -> None:
+    size, stride = 1040, 8
+    rng = np.random.default_rng(3)
+    cells = rng.integers(0, 2, (size // stride, size // stride)).astype(np.uint8)
+    land = np.zeros((size, size), np.uint8)
+    land[:101, :99] = 1  # odd edges: an averaging overview would mix codes there
+    valid = np.ones((size, size), np.uint8)
+    valid[-63:, :] = 0
+    scene = xr.Dataset({"land_mask": (("y", "x"), land), "valid_mask": (("y", "x"), valid)})
+    out = tmp_path / "big_chart.tif"
+    counts = pr.write_chart_cog(scene, cells, stride, out, CRS, tuple(TRANSFORM), "binary")
+    want = np.repeat(np.repeat(cells, stride, axis=0), stride, axis=1) + 1
+    want[valid == 0] = 0
+    want[land == 1] = 255
+    assert counts == counts_of(want)
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(1), want)
+        assert src.block_shapes == [(512, 512)]
+        assert src.profile["compress"] == "deflate"
+        assert src.overviews(1) == [2, 4]
+        overview = src.read(1, out_shape=(size // 2, size // 2))
+        assert set(np.unique(overview)) == {0, 1, 2, 255}  # nearest: only chart codes
+        np.testing.assert_array_equal(overview, want[::2, ::2])
