@@ -100,6 +100,11 @@ def _args() -> argparse.Namespace:
                         "Beaufort Sea; training scenes are drawn in the Fram Strait / Barents Sea)")
     parser.add_argument("--test-size", type=int, default=None,
                         help="scene edge (px) of the day-B, other-region and melt test scenes")
+    parser.add_argument("--schemes", default=",".join(SCHEMES),
+                        help=f"comma-separated subset of {list(SCHEMES)}")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated subset of the rows as model:patch (default: all: "
+                        + ",".join(f"{m}:{p}" for m, p in RUNS) + ")")
     parser.add_argument("--resume", action="store_true", help="keep finished runs of runs.jsonl")
     parser.add_argument("--report-only", action="store_true",
                         help="summarise the runs of runs.jsonl (a stopped run) without training")
@@ -112,6 +117,14 @@ def _args() -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.preset = preset
+    args.schemes = tuple(s for s in args.schemes.split(",") if s)
+    rows = {f"{m}:{p}": (m, p) for m, p in RUNS}
+    chosen = args.models.split(",") if args.models else list(rows)
+    unknown = [c for c in chosen if c not in rows] + [s for s in args.schemes if s not in SCHEMES]
+    if unknown:
+        parser.error(f"--models / --schemes: unknown {unknown}; rows: {list(rows)}, "
+                     f"schemes: {list(SCHEMES)}")
+    args.runs = [rows[c] for c in chosen]
     if args.threads is None:
         args.threads = (os.cpu_count() or 2) if args.full else 2
     if args.out is None:
@@ -137,8 +150,8 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every run in order, seed by seed: first the rows of the paper's ordering (VGG-16, ad-hoc
     CNN, modified VGG-16 at 32 px) for both schemes, then VGG-16 transfer (it starts from the other
     scheme's VGG-16 of the same seed) and the modified VGG-16 at 20 px."""
-    runs = RUNS if not args.quick else [RUNS[0], RUNS[3]]
-    schemes = SCHEMES if not args.quick else ("binary",)
+    runs = args.runs if not args.quick else [RUNS[0], RUNS[3]]
+    schemes = args.schemes if not args.quick else ("binary",)
     first = [("vgg16", 32), ("adhoc_cnn", 32), ("vgg16_modified", 32)]
     plan = []
     for seed in range(args.seeds):
@@ -345,7 +358,8 @@ def main() -> None:
     if args.report_only:
         train_days = [(FIRST_DAY + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
         test_day = (FIRST_DAY + dt.timedelta(days=args.days + 2)).isoformat()
-        datasets, data_s = {}, None
+        datasets: dict[int, str] = {}
+        data_s: float | None = None
     else:
         datasets, train_days, test_day, data_s = _prepare(args, base)
     missing = [run for run in _plan(args)
