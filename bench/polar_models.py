@@ -276,9 +276,17 @@ def _print_table(summary: list[dict[str, Any]]) -> None:
               f"{_pct(e.get('melt_acc'))} | {f1:.3f} | {e['train_s']['mean']:.0f} |")
 
 
-def _copy_pngs(rows: list[dict[str, Any]], preset: str) -> list[str]:
+def _run_name(args: argparse.Namespace) -> str:
+    """The JSON / PNG name: the preset's (polar_models, polar_models_cpu_table, ...), or the
+    ``--out`` folder's name when it is not the preset's folder (another run beside it)."""
+    name = "polar_models" if args.preset in ("default", "quick") else f"polar_models_{args.preset}"
+    preset_out = OUT.with_name(f"polar_models_{args.preset}") if args.preset != "default" else OUT
+    return name if args.out.resolve() == preset_out.resolve() else args.out.name
+
+
+def _copy_pngs(rows: list[dict[str, Any]], name: str) -> list[str]:
     """Learning curve and confusion matrices (validation, day B, region) of each first-seed run."""
-    folder = PNG_DIR if preset == "default" else PNG_DIR / preset
+    folder = PNG_DIR if name == "polar_models" else PNG_DIR / name.removeprefix("polar_models_")
     folder.mkdir(parents=True, exist_ok=True)
     first = min(r["seed"] for r in rows)
     copied = []
@@ -377,7 +385,7 @@ def main() -> None:
     ordering = {key: _ordering(summary, key)
                 for key in ("val_acc", "day_b_acc", "region_acc", "melt_acc")}
     print("ordering modified VGG-16 > VGG-16 > ad-hoc CNN:", json.dumps(ordering), flush=True)
-    pngs = [] if args.quick else _copy_pngs(rows, args.preset)
+    pngs = [] if args.quick else _copy_pngs(rows, _run_name(args))
     binary = {(e["model"], e["patch"]): e["val_acc"]["mean"] for e in summary
               if e["scheme"] == "binary"}
     adhoc = binary.get(("adhoc_cnn", 32))
@@ -386,8 +394,7 @@ def main() -> None:
                                                "seeds", "max_per_class", "vgg_width", "patience",
                                                "batch_size", "test_size", "threads", "region_bbox",
                                                "imagenet_weights")}
-    name = "polar_models" if args.preset in ("default", "quick") else f"polar_models_{args.preset}"
-    report(name, best_vgg / adhoc if adhoc and best_vgg else None,
+    report(_run_name(args), best_vgg / adhoc if adhoc and best_vgg else None,
            "none (measured: model quality)", None,
            {"settings": settings, "train_days": train_days, "test_day": test_day,
             "data_s": None if data_s is None else round(data_s, 1),
