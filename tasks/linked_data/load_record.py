@@ -132,9 +132,9 @@ def has_blank_node_text(text: str) -> bool:
 class SnapshotWriter:
     """Collects the statements of a file being parsed into a temporary snapshot.
 
-    Two files: the statements, one line each (graph IRI, a tab, canonical N-Triples text), and
-    their 16-byte statement keys in the same order (``.keys``), so a later diff compares keys
-    without hashing the text again.
+    Two files: the statements, one line each (graph IRI, a tab, canonical N-Triples text; the IRI
+    left empty for the snapshot's own graph), and their 16-byte statement keys in the same order
+    (``.keys``), so a later diff compares keys without hashing the text again.
     """
 
     def __init__(self, snapshot: LoadSnapshot) -> None:
@@ -152,7 +152,8 @@ class SnapshotWriter:
         if self._fh is None:  # failed before
             return
         try:
-            self._fh.write(f"{graph}\t{text}\n".encode())
+            named = "" if graph == self.snapshot.graph else graph
+            self._fh.write(f"{named}\t{text}\n".encode())
             self.keys.append(key)
         except OSError as err:  # a full disk must not fail the load: no snapshot this time
             log.warning("cannot write the snapshot %s: %s", self.path, err)
@@ -167,7 +168,7 @@ class SnapshotWriter:
 
     def statements(self) -> Iterator[tuple[str, str, bool]]:
         """Read the written statements back (after :meth:`close`)."""
-        return _read_lines(self.path)
+        return _read_lines(self.path, self.snapshot.graph)
 
     def commit(self, record: LoadRecord) -> None:
         """Make this the graph's snapshot: files renamed, then the JSON replaced (atomic)."""
@@ -237,19 +238,24 @@ def read_keys(path: Path) -> list[bytes]:
     return [blob[start : start + 16] for start in range(0, len(blob), 16)]
 
 
-def read_selected_lines(path: Path, wanted: Collection[int]) -> Iterator[tuple[int, str, str]]:
-    """Yield (line index, graph IRI, statement text) of the lines of ``path`` in ``wanted``."""
+def read_selected_lines(
+    path: Path, wanted: Collection[int], graph: str
+) -> Iterator[tuple[int, str, str]]:
+    """Yield (line index, graph IRI, statement text) of the lines of ``path`` in ``wanted``.
+
+    ``graph`` is the snapshot's own graph (the lines leave its IRI empty).
+    """
     chosen = wanted if isinstance(wanted, set | frozenset) else set(wanted)
     with path.open("rb") as fh:
         for index, raw in enumerate(fh):
             if index in chosen:
-                graph, _, text = raw.decode().rstrip("\n").partition("\t")
-                yield index, graph, text
+                named, _, text = raw.decode().rstrip("\n").partition("\t")
+                yield index, named or graph, text
 
 
-def _read_lines(path: Path) -> Iterator[tuple[str, str, bool]]:
+def _read_lines(path: Path, graph: str) -> Iterator[tuple[str, str, bool]]:
     with path.open("rb") as fh:
         for raw in fh:
-            graph, _, text = raw.decode().rstrip("\n").partition("\t")
-            yield text, graph, has_blank_node_text(text)
+            named, _, text = raw.decode().rstrip("\n").partition("\t")
+            yield text, named or graph, has_blank_node_text(text)
 

@@ -367,7 +367,8 @@ def diff_against_snapshot(
     Args:
         content: the parsed file.
         new_keys: its distinct statement keys in the order of ``new_lines`` (its snapshot).
-        new_lines: the file's snapshot lines (graph IRI, a tab, the text).
+        new_lines: the file's snapshot lines (graph IRI or empty for ``content.graph``, a tab,
+            the text).
         old_lines: the previous load's snapshot lines, its ``.keys`` file beside it.
         record: the store's load record the previous snapshot must match.
 
@@ -384,7 +385,7 @@ def diff_against_snapshot(
         return None
     diff = GraphDiff(blank_nodes=content.has_blank_nodes, old_digest=record.digest)
     gone = {index for index, key in enumerate(old_keys) if key not in content.keys}
-    for index, graph, text in read_selected_lines(old_lines, gone):
+    for index, graph, text in read_selected_lines(old_lines, gone, content.graph):
         if _statement_key(text, graph) != old_keys[index]:
             return None
         gone.discard(index)
@@ -393,7 +394,7 @@ def diff_against_snapshot(
     if gone:  # lines missing from the file
         return None
     added = {index for index, key in enumerate(new_keys) if key not in old_set}
-    for _, graph, text in read_selected_lines(new_lines, added):
+    for _, graph, text in read_selected_lines(new_lines, added, content.graph):
         diff.insert[graph].append(text)
     return diff
 
