@@ -347,3 +347,27 @@ def test_a_product_changed_in_place_is_read_again_by_the_next_run(
     np.testing.assert_array_equal(hv_after, hv_fresh)
     valid = np.isfinite(hv_before) & np.isfinite(hv_after)
     assert (hv_after[valid] > hv_before[valid]).mean() > 0.9  # the noise is no longer removed
+
+
+def test_a_failing_run_leaves_the_previous_store_and_no_temporary(
+        scene: GeneratedScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is replaced atomically: a tile failing in a later run changes no byte of it."""
+    cfg = HarmoniseConfig(chunk=64, multilook=3)
+    out = tmp_path / "out" / "s.zarr"
+    _run(scene.safe_path, out, cfg, None)
+
+    def files() -> dict[str, bytes]:
+        return {p.relative_to(out).as_posix(): p.read_bytes()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    before = files()
+    assert any(name.startswith(f"{BACKSCATTER_VAR}/c") for name in before)  # chunks written
+
+    def failing_tile(*args: Any, **kwargs: Any) -> dict[str, float]:
+        raise RuntimeError("tile failed")
+
+    monkeypatch.setattr(hm, "_process_tile", failing_tile)
+    with pytest.raises(RuntimeError, match="^tile failed$"):
+        _run(scene.safe_path, out, cfg, None)
+    assert files() == before
+    assert [p.name for p in out.parent.iterdir()] == ["s.zarr"]  # no temporary left beside it
