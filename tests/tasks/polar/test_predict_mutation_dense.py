@@ -18,9 +18,11 @@ The scene is a harmonised zarr as :mod:`tasks.polar.harmonise` writes it (75 x 1
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 import torch
@@ -31,6 +33,18 @@ from tasks.polar.schema import BACKSCATTER_VAR, LAND_MASK_VAR, VALID_MASK_VAR
 from tasks.polar.train import load_model
 
 torch.set_num_threads(1)
+
+
+def _synchronous_dask() -> None:
+    """Dask computes in the calling thread (see below)."""
+    dask.config.set(scheduler="synchronous")
+
+
+# mutmut (bench/mutation.py) runs each mutant's tests in a fork of the process that ran the test
+# session once: dask's default thread pool, made there, has no threads in the fork, so a compute
+# (xr.open_zarr(...).values, to_zarr of a chunked scene) would wait forever. Forked children
+# compute in their own thread instead (same values); unforked runs are not affected.
+os.register_at_fork(after_in_child=_synchronous_dask)
 
 BANDS = ["HH", "HV", "incidence"]
 BAND_MEAN = [-15.0, -25.0, 35.0]
