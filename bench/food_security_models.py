@@ -352,6 +352,8 @@ def main() -> None:
     args = _arguments()
     logging.basicConfig(level=logging.WARNING)
     suffix = "_quick" if args.quick else "_full" if args.full else ""
+    if args.sample_fraction is not None:
+        suffix += "_imbalanced"
     out = REPO / "bench" / "out" / (args.out_name or f"food_security_models{suffix}")
     if args.table_only:
         saved = json.loads((out / "table_iv.json").read_text())
@@ -366,7 +368,9 @@ def main() -> None:
         (out / "table_iv.md").write_text(table)
         if not args.quick:
             tag = (f"paper{setting['tile_px']}" if setting["setting"] == "paper" else "config")
-            print(_plot(saved["results"], saved["classes"], tile, tag + suffix))
+            imbalanced = "_imbalanced" if setting.get("sample_fraction") is not None else ""
+            print(_plot(saved["results"], saved["classes"], tile,
+                        tag + suffix.removesuffix("_imbalanced") + imbalanced))
         _report(saved["results"], {**saved["facts"], "merged": [out.name, *args.merge]},
                 args.quick)
         return

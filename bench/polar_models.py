@@ -129,6 +129,7 @@ def _args() -> argparse.Namespace:
         args.threads = (os.cpu_count() or 2) if args.full else 2
     if args.out is None:
         args.out = OUT.with_name(f"polar_models_{preset}") if preset != "default" else OUT
+    args.out = args.out.resolve()  # EEFLOW_HOME: a relative data root would nest under it
     return args
 
 
