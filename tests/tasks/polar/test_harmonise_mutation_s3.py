@@ -12,7 +12,10 @@ and the return value must name the S3 locations.
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import numpy as np
 import pytest
 import zarr
 
+from tasks import staging
 from tasks.config.common import config_hash
 from tasks.config.polar import PolarConfig
 from tasks.fs import s3_filesystem
@@ -142,8 +146,25 @@ def _check_day(result: dict[str, Any], cfg: PolarConfig, s3_root: str,  # noqa: 
 ], ids=["downloaded", "on-workers"])
 def test_run_harmonise_on_s3_equals_each_scene_harmonised_locally(
         local_day: Path, alone: dict[str, tuple[Path, dict[str, Any]]],
-        s3_root: str, dask: dict[str, Any]) -> None:  # noqa: F811
+        s3_root: str, dask: dict[str, Any],  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """On workers, the copies are dropped; a failing drop is logged and the day still stands."""
+    def drop_then_fail(run_token: str) -> None:
+        staging.drop_worker_copies(run_token)
+        raise OSError("worker disk gone")
+
+    monkeypatch.setattr(hm, "drop_worker_copies", drop_then_fail)
     ingest_url = _publish(local_day, s3_root)
     cfg = _config(s3_root, dask)
-    result = hm.run_harmonise(cfg, DAY)
+    with caplog.at_level(logging.WARNING, logger=hm.__name__):
+        result = hm.run_harmonise(cfg, DAY)
     _check_day(result, cfg, s3_root, ingest_url, next((local_day / "a").glob("*.SAFE")).name, alone)
+    dropped = [re.fullmatch(r"could not drop the workers' input copies of run ([0-9a-f]{32}): "
+                            r"worker disk gone", m) for m in caplog.messages]
+    tokens = [m.group(1) for m in dropped if m]
+    if dask["cluster"] == "synchronous":  # no workers: nothing to drop
+        assert tokens == []
+        return
+    assert len(tokens) == 1
+    copies = Path(tempfile.gettempdir()) / f"{staging.WORKER_COPIES_PREFIX}{tokens[0]}"
+    assert not copies.exists()
