@@ -354,3 +354,11 @@ def test_progress_bar_counts_the_tiles(model_dir: Path, scene_zarr: Path,
     assert "predict tiles: 100%" in err and "4/4" in err
     predictor.class_map(xr.open_zarr(scene_zarr), progress=False)
     assert "predict tiles" not in capsys.readouterr().err
+
+
+def test_inline_executor_runs_the_call_at_once() -> None:
+    with pr.InlineExecutor() as pool:
+        done = pool.submit(lambda a, b=0: a + b, 1, b=2)
+        assert done.done() and done.result() == 3
+        failed = pool.submit(int, "x")
+        assert failed.done() and isinstance(failed.exception(), ValueError)

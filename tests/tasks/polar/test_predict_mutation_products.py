@@ -350,7 +350,8 @@ def test_run_predict_day_manifest_and_result(model_dir: Path, scene_zarr: Path,
     assert pr.run_predict(cfg, DAY, model_dir=second)["model_dir"] == str(second)
 
 
-def test_run_predict_with_a_region(model_dir: Path, scene_zarr: Path, tmp_path: Path) -> None:
+def test_run_predict_with_a_region(model_dir: Path, scene_zarr: Path, tmp_path: Path,
+                                   caplog: pytest.LogCaptureFixture) -> None:
     wkt = lonlat_wkt(region_box(20.25, 10.25, 60.25, 50.25))
     cfg = tiny_polar_config(tmp_path, predict={"model": str(model_dir), "tile": 64},
                             ingest={"catalogue": {"area": wkt}})
@@ -362,8 +363,11 @@ def test_run_predict_with_a_region(model_dir: Path, scene_zarr: Path, tmp_path: 
     for var in far.variables.values():
         var.encoding.clear()
     far.to_zarr(day_dir / "b.zarr")
+    caplog.set_level("WARNING", logger="tasks.polar.predict")
     result = pr.run_predict(cfg, DAY)
     assert [p["scene_id"] for p in result["products"]] == [SCENE_ID]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "tasks.polar.predict"]
+    assert f"does not intersect scene FAR ({day_dir / 'b.zarr'})" in warning
     manifest = json.loads((Path(result["out_dir"]) / "manifest.json").read_text())
     assert manifest["counts"] == {"scenes": 2} and manifest["scenes_outside_region"] == 1
     assert manifest["region"] == Region.from_area(wkt).record()  # type: ignore[union-attr]
@@ -417,16 +421,16 @@ def test_resolve_model_dir_choices(model_dir: Path, tmp_path: Path,
     latest = tiny_polar_config(tmp_path)
     assert latest.predict.model == "latest"
     assert pr.resolve_model_dir(latest) == newest
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, Any]] = []
 
     def registry(use_case: str, choice: str, cfg: Any) -> Path:
-        seen.append((use_case, choice))
+        seen.append((use_case, choice, cfg))
         return tmp_path / "from_registry"
 
     monkeypatch.setattr(pr, "resolve_registry_reference", registry)
     production = tiny_polar_config(tmp_path, predict={"model": "registry:production"})
     assert pr.resolve_model_dir(production) == tmp_path / "from_registry"
-    assert seen == [("polar", "registry:production")]
+    assert seen == [("polar", "registry:production", production)]
 
 
 def test_a_chart_larger_than_a_block_is_a_tiled_cog_with_nearest_overviews(
@@ -453,3 +457,25 @@ def test_a_chart_larger_than_a_block_is_a_tiled_cog_with_nearest_overviews(
         overview = src.read(1, out_shape=(size // 2, size // 2))
         assert set(np.unique(overview)) == {0, 1, 2, 255}  # nearest: only chart codes
         np.testing.assert_array_equal(overview, want[::2, ::2])
+
+
+def test_a_region_cut_of_a_large_chart_keeps_nearest_overviews(tmp_path: Path) -> None:
+    size, stride = 1040, 8
+    rng = np.random.default_rng(4)
+    cells = rng.integers(0, 2, (size // stride, size // stride)).astype(np.uint8)
+    land = np.zeros((size, size), np.uint8)
+    land[:101, :99] = 1
+    scene = xr.Dataset({"land_mask": (("y", "x"), land),
+                        "valid_mask": (("y", "x"), np.ones((size, size), np.uint8))})
+    out = tmp_path / "cut_chart.tif"
+    counts, cut = pr._write_cut_chart(scene, cells, stride, out, CRS, tuple(TRANSFORM), "binary",
+                                      region_box(0, 0, 1030, 1030))
+    want = np.repeat(np.repeat(cells, stride, axis=0), stride, axis=1)[:1030, :1030] + 1
+    want[land[:1030, :1030] == 1] = 255
+    assert cut["window"] == [0, 0, 1030, 1030] and counts == counts_of(want)
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(1), want)
+        assert src.block_shapes == [(512, 512)] and src.profile["compress"] == "deflate"
+        assert src.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(src.read(1, out_shape=(515, 515)), want[::2, ::2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut_chart.tif"]

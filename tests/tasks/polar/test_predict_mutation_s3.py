@@ -131,12 +131,12 @@ def test_latest_model_on_s3_is_the_newest_published_card(s3_root: str,  # noqa: 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text("{not json")
-    _publish(broken, f"{models}/z_broken")
+    _publish(broken, f"{models}/0_broken")
     s3_filesystem().pipe(f"{models}/loose.json", b"{}")  # a file, not a folder
     caplog.set_level("WARNING", logger="tasks.polar.predict")
     assert pr._latest_s3_model(s3_root + "/") == f"{models}/a_new"
     assert [r.getMessage() for r in caplog.records if r.name == "tasks.polar.predict"] == [
-        f"skipping {models}/z_broken: no readable model.json"]
+        f"skipping {models}/0_broken: no readable model.json"]
     # resolve_s3_model_dir downloads the current version of that folder, every file
     scratch = tmp_path / "scratch"
     got = pr.resolve_s3_model_dir(_cfg(s3_root, "latest"), scratch)
