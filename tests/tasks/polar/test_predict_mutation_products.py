@@ -181,6 +181,17 @@ def test_class_polygons_classes_areas_and_coordinates(tmp_path: Path, max_pixels
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
+def test_class_polygons_of_a_decimated_chart_cover_its_extent(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    tif = _chart_tif(tmp_path / "water.tif", np.ones((21, 30), np.uint8))
+    out = tmp_path / "water.geojson"
+    assert pr.write_class_polygons(tif, out, "binary", max_pixels=15) == 1  # 10 x 15 read
+    (polygon,) = gpd.read_parquet(out.with_suffix(".parquet")).geometry
+    x0, y0 = TRANSFORM[0], TRANSFORM[3]
+    assert polygon.bounds == pytest.approx((x0, y0 - 21 * 40, x0 + 30 * 40, y0))
+
+
 def test_class_polygons_clipped_to_a_region_and_a_chart_without_crs(tmp_path: Path) -> None:
     import geopandas as gpd
 
@@ -212,7 +223,7 @@ def test_predict_scene_products_and_result(model_dir: Path, scene_zarr: Path,
         return render(chart, png, scheme, title=title)
 
     monkeypatch.setattr(pr, "render_quicklook", recording)
-    out = tmp_path / "out"
+    out = tmp_path / "nested" / "out"  # parents are made
     caplog.set_level("INFO", logger="tasks.polar.predict")
     result = pr.predict_scene(model_dir, scene_zarr, out, PredictConfig(tile=64))
     want = expected_chart(arrays)
@@ -242,8 +253,10 @@ def test_predict_scene_products_and_result(model_dir: Path, scene_zarr: Path,
     import re
 
     (line,) = [r.getMessage() for r in caplog.records if r.name == "tasks.polar.predict"]
-    assert re.fullmatch(rf"predicted {SCENE_ID} in \d+\.\d s \(inference \d+\.\d s\): "
-                        + re.escape(str(counts_of(want))), line), line
+    logged = re.fullmatch(rf"predicted {SCENE_ID} in (\d+\.\d) s \(inference (\d+\.\d) s\): "
+                          + re.escape(str(counts_of(want))), line)
+    assert logged, line
+    assert float(logged[2]) <= float(logged[1]) <= result["total_seconds"] + 0.05
     # a loaded model gives the same chart; a scene without scene_id is named by its folder
     loaded = load_model(model_dir)
     anonymous = tmp_path / "anon.zarr"
