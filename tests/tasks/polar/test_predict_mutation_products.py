@@ -192,6 +192,18 @@ def test_class_polygons_of_a_decimated_chart_cover_its_extent(tmp_path: Path) ->
     assert polygon.bounds == pytest.approx((x0, y0 - 21 * 40, x0 + 30 * 40, y0))
 
 
+def test_class_polygons_in_a_crs_without_epsg_code(tmp_path: Path) -> None:
+    import geopandas as gpd
+    from pyproj import CRS as ProjCRS
+
+    custom = "+proj=stere +lat_0=90 +lat_ts=71 +lon_0=-40 +datum=WGS84 +units=m +no_defs"
+    tif = _chart_tif(tmp_path / "custom.tif", hand_chart(), crs=custom)
+    assert pr.write_class_polygons(tif, tmp_path / "custom.geojson", "binary") == 3
+    projected = gpd.read_parquet(tmp_path / "custom.parquet")
+    assert projected.crs is not None and projected.crs.to_epsg() is None
+    assert projected.crs.equals(ProjCRS.from_user_input(custom))
+
+
 def test_class_polygons_clipped_to_a_region_and_a_chart_without_crs(tmp_path: Path) -> None:
     import geopandas as gpd
 
