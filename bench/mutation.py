@@ -80,9 +80,14 @@ MODULES: dict[str, list[str]] = {
         "tests/tasks/polar/test_patches_cluster.py",
     ],
     # the polar folder trains a model and charts scenes per mutant (hours); the hand-made
-    # tests cover the scene checks and helpers only: ScenePredictor, predict_scene and
-    # run_predict are not reached (see RESULTS.md)
-    "tasks/polar/predict.py": ["tests/tasks/polar/test_predict_mutation.py"],
+    # a hand-made model folder and scene: class map, chart, polygons, run_predict (local, S3)
+    "tasks/polar/predict.py": [
+        "tests/tasks/polar/test_predict_mutation.py",
+        "tests/tasks/polar/test_predict_mutation_dense.py",
+        "tests/tasks/polar/test_predict_mutation_products.py",
+        "tests/tasks/polar/test_predict_mutation_s3.py",
+        "tests/tasks/polar/test_predict_mutation_geo.py",
+    ],
     # the polar folder runs the whole generate -> predict chain per mutant; the reference tests
     # check every function of the module value by value
     "tasks/polar/quicklook.py": ["tests/tasks/polar/test_quicklook_reference.py"],
@@ -911,6 +916,60 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         + [f"tasks.food_security.labels.x__ndvi_series__mutmut_{i}"
            for i in (33, 34, 35, 36, 45, 46)]
         + ["tasks.food_security.labels.x__reliable_pixels__mutmut_12"],
+    ),
+    # tasks/polar/predict.py (HA, 2026-11-30)
+    (
+        "GDAL driver names, creation-option names and values are case-insensitive "
+        "(GTiff / gtiff, COG / cog, DEFLATE / deflate, NEAREST / nearest, TILED / tiled)",
+        [f"tasks.polar.predict.x_write_chart_cog__mutmut_{i}"
+         for i in (23, 43, 46, 49, 52, 54, 167, 169, 171)]
+        + [f"tasks.polar.predict.x__write_cut_chart__mutmut_{i}" for i in (39, 41, 43)],
+    ),
+    (
+        "layout of the temporary GeoTIFF only (tiling, block size option dropped, compression "
+        "dropped): the COG copy re-tiles it at 512 px with DEFLATE, the pixels are the same",
+        [f"tasks.polar.predict.x_write_chart_cog__mutmut_{i}" for i in (42, 44, 45, 48, 51)],
+    ),
+    (
+        "strip height of write_chart_cog is memory only (the chart is the same for any strip "
+        "height, test_write_chart_cog_pixels_georeference_tags_and_counts); 1025 // 8 * 8 == 1024",
+        ["tasks.polar.predict.x_write_chart_cog__mutmut_1"],
+    ),
+    (
+        "float64 instead of int64 pixel counters: bincount adds whole numbers, exact below "
+        "2^53 pixels, and the counts are returned through int()",
+        [f"tasks.polar.predict.x_write_chart_cog__mutmut_{i}" for i in (11, 13)],
+    ),
+    (
+        "shapely's simplify preserves topology by default",
+        ["tasks.polar.predict.x_write_class_polygons__mutmut_70"],
+    ),
+    (
+        "class_map without RowStrips reads each tile window from the scene directly: the same "
+        "values (RowStrips only saves decoding chunk rows twice); zip's strict flag on a batch "
+        "and its class maps, one per tile",
+        [f"tasks.polar.predict.xǁScenePredictorǁclass_map__mutmut_{i}" for i in (58, 112)],
+    ),
+    (
+        "overlap only chooses background threads or the caller's thread for reading / storing "
+        "batches: the same calls in the same order; read_normalised's window is cast to float32 "
+        "by normalise_bands anyway",
+        ["tasks.polar.predict.xǁScenePredictorǁ_executor__mutmut_1",
+         "tasks.polar.predict.xǁScenePredictorǁread_normalised__mutmut_42"],
+    ),
+    (
+        "name of the scratch sub-folder the S3 model is downloaded into, inside a temporary "
+        "folder removed afterwards; never reported (the manifest names the s3:// URL)",
+        ["tasks.polar.predict.x__run_predict_s3__mutmut_62"],
+    ),
+    (
+        "np.nan_to_num: copy=None is falsy like False (in place); nan=0.0 is its default",
+        [f"tasks.polar.predict.x_normalise_bands__mutmut_{i}" for i in (19, 25)],
+    ),
+    (
+        "rio_crs None makes `rio_crs.to_string()` raise AttributeError, caught by the same "
+        "try: crs stays None and the scene is refused exactly as before",
+        ["tasks.polar.predict.x_scene_georeference__mutmut_16"],
     ),
 ]
 EQUIVALENT: dict[str, str] = {
