@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -449,3 +450,15 @@ def test_run_harmonise_names_missing_years_and_tiles(archive: Path, tmp_path: Pa
     assert str(err.value) == (
         f"agronomic year 2018-09_2019-08: tiles ['33UXP'] have no acquisition in {archive} "
         "(other tiles do); ingest them or remove them from ingest.generator.tiles")
+
+
+def test_one_region_runs_in_process_with_every_reader_thread_and_says_so(
+        archive: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One region on the synchronous scheduler: in this process, n_workers x threads readers."""
+    cfg = _config(tmp_path, archive, ["33UWP"], **{
+        "dask": {"cluster": "synchronous", "n_workers": 2, "threads_per_worker": 3}})
+    with caplog.at_level(logging.INFO, logger=harmonise.__name__):
+        run_harmonise(cfg, "2017-09-01")
+    assert (f"harmonise {KEY}: 1 region, composited in-process with 6 reader thread(s) "
+            "(no cluster started for one task)") in caplog.messages
+    assert not [m for m in caplog.messages if "region jobs" in m]
