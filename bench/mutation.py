@@ -958,6 +958,11 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          "tasks.polar.predict.xǁScenePredictorǁread_normalised__mutmut_42"],
     ),
     (
+        "RowStrips.rows concatenating a single strip part returns a copy of the same values "
+        "instead of a view (callers only read it)",
+        ["tasks.polar.predict.xǁRowStripsǁrows__mutmut_49"],
+    ),
+    (
         "name of the scratch sub-folder the S3 model is downloaded into, inside a temporary "
         "folder removed afterwards; never reported (the manifest names the s3:// URL)",
         ["tasks.polar.predict.x__run_predict_s3__mutmut_62"],
