@@ -356,9 +356,13 @@ def test_progress_bar_counts_the_tiles(model_dir: Path, scene_zarr: Path,
     assert "predict tiles" not in capsys.readouterr().err
 
 
+def _add(a: int, b: int = 0) -> int:
+    return a + b
+
+
 def test_inline_executor_runs_the_call_at_once() -> None:
     with pr.InlineExecutor() as pool:
-        done = pool.submit(lambda a, b=0: a + b, 1, b=2)
+        done = pool.submit(_add, 1, b=2)
         assert done.done() and done.result() == 3
         failed = pool.submit(int, "x")
         assert failed.done() and isinstance(failed.exception(), ValueError)
