@@ -72,6 +72,8 @@ MODULES: dict[str, list[str]] = {
         "tests/tasks/polar/test_harmonise_mutation.py",
         "tests/tasks/polar/test_harmonise_mutation_scene.py",
         "tests/tasks/polar/test_harmonise_mutation_run.py",
+        # the S3 paths (moto): downloaded ingest and tasks on an in-process worker
+        "tests/tasks/polar/test_harmonise_mutation_s3.py",
     ],
     # the polar folder builds two generated scenes and trains per mutant; the hand-made scenes
     # (every patch checked), the count kernels and the Dask path (LocalCluster) instead
@@ -96,6 +98,8 @@ MODULES: dict[str, list[str]] = {
     "tasks/food_security/harmonise.py": [
         "tests/tasks/food_security/test_harmonise_mutation.py",
         "tests/tasks/food_security/test_harmonise_reading.py",
+        # run_harmonise_on_s3 and the S3 listing on a moto server
+        "tests/tasks/food_security/test_harmonise_mutation_s3.py",
     ],
     # test_labels.py runs the whole generate -> harmonise -> labels pipeline (~10 s) for each
     # mutant it reaches; with it the 800 mutants take hours on 2 cores. The hand-made tile
@@ -818,7 +822,8 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "back; the Dataset's attrs are applied again after rioxarray (ds.attrs.update(attrs))",
         [f"tasks.polar.harmonise.x__template__mutmut_{i}" for i in (12, 14, 46, 49)],
     ),
-    # --- tasks/polar/harmonise.py (H4, 2026-11-30) ---
+    # --- tasks/polar/harmonise.py (H4, 2026-11-30; HB renumbered run_harmonise, _compute_tiles and
+    # harmonise_scene for the version of commit 41b06e8 / 6844ac7, the same diffs) ---
     (
         "np.errstate only silences warnings: the divisors are clamped by np.maximum (no "
         "division by zero, no 0/0), and the result is chosen by np.where",
@@ -851,7 +856,7 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     (
         "run_harmonise: an ingest manifest without 'scenes' gives None instead of [], both "
         "falsy, so the same 'lists no scenes' error; the prefix of the scratch folder's name",
-        [f"tasks.polar.harmonise.x_run_harmonise__mutmut_{i}" for i in (22, 24, 46, 47, 48)],
+        [f"tasks.polar.harmonise.x_run_harmonise__mutmut_{i}" for i in (22, 24, 59, 60, 61)],
     ),
     (
         "_template: da.full(..., None, dtype=float32) is NaN as well, and every pixel is "
@@ -865,16 +870,17 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "HarmoniseConfig in the task (any mode but 'json' is python mode); zip's strict flag on "
         "the tiles and their land subsets (one subset per tile by construction)",
         [f"tasks.polar.harmonise.x__compute_tiles__mutmut_{i}"
-         for i in (6, 8, 9, 63, 64, 65, 68, 71, 72)],
+         for i in (6, 8, 9, 67, 68, 69, 72, 75, 76)],
     ),
     (
-        "harmonise_scene's template write into atomic_dir's new empty folder: to_zarr's default "
+        "harmonise_scene's template write into atomic_dir's new empty folder (or a new S3 "
+        "version): to_zarr's default "
         "mode 'w-' creates it like 'w'; computing the template (fill values) first is only "
         "slower, every pixel is then written by its tile; zarr 3 writes format 3 by default; "
         "consolidated metadata written early is rewritten by zarr.consolidate_metadata at the "
         "end; ignoring every warning category while consolidating, not just UserWarning",
         [f"tasks.polar.harmonise.x_harmonise_scene__mutmut_{i}"
-         for i in (75, 76, 77, 78, 80, 81, 82, 83, 92, 94, 109)],
+         for i in (90, 91, 92, 93, 95, 96, 97, 98, 107, 109, 128)],
     ),
     (
         "_process_tile's buffers end in the store's float32 / uint8 arrays: a float64 buffer, "
@@ -891,6 +897,32 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "to spare); a larger window gives the same pixels",
         [f"tasks.polar.harmonise.x__process_tile__mutmut_{i}"
          for i in (74, 75, 90, 94, 109, 113)],
+    ),
+    # --- tasks/polar/harmonise.py (HB, 2026-11-30; numbering of 41b06e8 / 6844ac7) ---
+    (
+        "harmonise_scene: a local temporary folder given to to_zarr / zarr.consolidate_metadata "
+        "as a Path or as its string (zarr_store of a local folder is str(folder)) is the same "
+        "local store; on S3 tmp is the URL string either way",
+        [f"tasks.polar.harmonise.x_harmonise_scene__mutmut_{i}" for i in (83, 133)],
+    ),
+    (
+        "_harmonise_on_workers: rsplit('/', 1) of a store URL (always with a '/') has exactly "
+        "two parts, so index +1 is index -1",
+        ["tasks.polar.harmonise.x__harmonise_on_workers__mutmut_55"],
+    ),
+    # --- tasks/food_security/harmonise.py (HB, 2026-11-30; numbering of 9712e57) ---
+    (
+        "list_s3_acquisitions: the last part of a name split at every '/' or at the last two is "
+        "the same as at the last one; fsspec's cat treats any on_error but 'raise' / 'omit' as "
+        "'return'; cat's keys are the paths without 's3://', so the first lookup always finds "
+        "the item and the fallback key (item_url as given) is never read",
+        [f"tasks.food_security.harmonise.x_list_s3_acquisitions__mutmut_{i}"
+         for i in (18, 27, 54, 70)],
+    ),
+    (
+        "composite_region: a third DN validity buffer is never used (months alternate between "
+        "buffers month % 2)",
+        ["tasks.food_security.harmonise.x_composite_region__mutmut_80"],
     ),
     # --- tasks/food_security/labels.py (H4, 2026-11-30) ---
     (
@@ -1193,6 +1225,9 @@ def merge_rerun(stored: dict, rerun: dict) -> dict:
     killed = stored["killed"] + rerun["killed"]
     summary = {k: stored[k] for k in ("module", "tests", "date", "seconds", "error")}
     summary["source"] = stored.get("source")
+    for key in ("sampled_from", "note"):  # a re-run of a sample's mutants is still that sample
+        if key in stored:
+            summary[key] = stored[key]
     summary["rerun"] = {k: rerun[k] for k in ("date", "source", "seconds", "error", "tests")}
     summary["rerun"]["mutants"] = rerun["mutants"]
     return _summarise(summary, [{"status": "killed"}] * killed + kept + rerun["not_killed"])
