@@ -555,6 +555,7 @@ def harmonise_scene(
     *,
     client: Any = None,
     run_token: str | None = None,
+    land_mask_source: str | None = None,
 ) -> dict[str, Any]:
     """Harmonise one Sentinel-1 EW GRD product into a zarr store (see module docstring).
 
@@ -571,6 +572,9 @@ def harmonise_scene(
             workers (where the tiles read it), not in this process.
         run_token: names the run's copies of ``s3://`` inputs on the workers
             (:func:`tasks.staging.worker_local_copy`); default: a fresh one.
+        land_mask_source: where ``land_mask_path`` came from, recorded in the attribute
+            ``land_mask_source`` when ``land_mask_path`` is a temporary local copy (a download
+            of an ``s3://`` ingest output); default: ``land_mask_path`` itself.
 
     Returns:
         ``{"zarr", "scene_id", "shape", "valid_pixels", "land_pixels", "affine_rms_m",
@@ -596,6 +600,8 @@ def harmonise_scene(
     else:
         scene = _prepare_scene(safe_path, cfg, land_mask_path, run_token)
     grid, attrs = scene["grid"], scene["attrs"]
+    if land_mask_source is not None and land_mask_path is not None:
+        attrs["land_mask_source"] = land_mask_source
     h, w = grid["shape"]
     log.info(
         "harmonising %s -> %s (%dx%d, %d tiles; geocoding %s)",
@@ -672,9 +678,11 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
         # on S3 the ingest output is downloaded once; a local one is read where it is
         if isinstance(ingest_dir, Path):
             local_ingest = ingest_dir
+            source = None  # the attribute names the file read
         else:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="eeflow-ingest-"))
             local_ingest = download_stage_dir(ingest_dir, Path(scratch))
+            source = str(resolve_stage_dir(ingest_dir))  # the version read, as on the workers
         stack.enter_context(dask_client(cfg.dask))
         tmp = stack.enter_context(atomic_dir(out_dir))
         for scene in scenes:
@@ -685,6 +693,7 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
                     tmp / f"{scene['scene_id']}.zarr",
                     cfg.harmonise,
                     land_mask_path=local_ingest / land if land else None,
+                    land_mask_source=fs_join(source, land) if land and source else None,
                 )
             )
         for s in summaries:
