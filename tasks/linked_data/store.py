@@ -299,8 +299,6 @@ class GraphDiff:
     delete: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     insert: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     blank_nodes: bool = False
-    #: :func:`~tasks.linked_data.load_record.content_digest` of the stored statements read
-    old_digest: str = ""
 
     @property
     def deleted(self) -> int:
@@ -346,7 +344,6 @@ def diff_graph(old: Iterable[tuple[str, str, bool]], new: RdfFileContent) -> Gra
             kept += 1
         else:
             diff.delete[graph].append(text)
-    diff.old_digest = content_digest(old_keys)
     if kept == len(new.keys):
         return diff
     added: set[bytes] = set()
@@ -383,7 +380,7 @@ def diff_against_snapshot(
         content_digest(old_set) != record.digest
     ):
         return None
-    diff = GraphDiff(blank_nodes=content.has_blank_nodes, old_digest=record.digest)
+    diff = GraphDiff(blank_nodes=content.has_blank_nodes)
     gone = {index for index, key in enumerate(old_keys) if key not in content.keys}
     for index, graph, text in read_selected_lines(old_lines, gone, content.graph):
         if _statement_key(text, graph) != old_keys[index]:
@@ -905,8 +902,10 @@ class HttpStore:
             writer = self._finish_snapshot(writer, content, graph)
             record = LoadRecord(content_digest(content.keys), len(content.keys))
             stored, size = state.result()
+        count: int | None = None  # the graph's size once a step has verified it
         if stored == record and size == record.statements:
             self.last_path = "same content"
+            count = size
             log.info(
                 "re-load <%s>: %s has the content the store's load record describes (%d "
                 "triples, digest %s) and the graph holds that many: nothing sent",
@@ -914,16 +913,15 @@ class HttpStore:
             )
         elif fmt == "ttl" or 0 < content.statements <= self.cfg.atomic_max_triples:
             self.last_path = "put"
-            self._put_with_record(graph, rdf_file, fmt, content, record)
+            count = self._put_with_record(graph, rdf_file, fmt, content, record)
         elif size == 0:
             self.last_path = "first load"
-            self._first_load(graph, rdf_file, fmt, content)
+            count = self._first_load(graph, rdf_file, fmt, content, [graph])
             self.update(record_update(graph, record, rdf_file))
         else:
-            self._apply_diff(graph, rdf_file, fmt, content, record, stored, size, writer)
-        count = size if self.last_path == "same content" else _verify(
-            self, graph, content, f"load {rdf_file}"
-        )
+            count = self._apply_diff(graph, rdf_file, fmt, content, record, stored, size, writer)
+        if count is None:
+            count = _verify(self, graph, content, f"load {rdf_file}")
         if writer is not None:
             current = self._snapshot(graph).current()
             if current is None or current[1] != record:
@@ -951,26 +949,36 @@ class HttpStore:
         content.replay = writer.statements  # canonical lines: no second parse
         return writer
 
-    def _first_load(self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent) -> None:
-        """POST the file into the empty graph; on any failure drop what was posted."""
+    def _first_load(
+        self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent, graphs: list[str]
+    ) -> int:
+        """POST the file into the empty ``graphs``, verified; on any failure drop what was posted.
+
+        Returns ``graph``'s size.
+        """
         try:
             self.post_file(graph, rdf_file, fmt)
-            _verify(self, graph, content, f"load {rdf_file}")
+            return _verify(self, graph, content, f"load {rdf_file}")
         except BaseException as err:
-            try:  # it was empty: leave no half-loaded graph behind
-                self.update(f"DROP SILENT GRAPH <{graph}>")
-            except (StoreUnavailableError, ValueError) as cleanup:
-                log.error("could not drop the half-loaded <%s>: %s", graph, cleanup)
+            for name in graphs:  # they were empty: leave no half-loaded graph behind
+                try:
+                    self.update(f"DROP SILENT GRAPH <{name}>")
+                except (StoreUnavailableError, ValueError) as cleanup:
+                    log.error("could not drop the half-loaded <%s>: %s", name, cleanup)
             raise err
 
     def _put_with_record(
         self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent, record: LoadRecord
-    ) -> None:
-        """One Graph Store PUT (one transaction); the record is dropped first, rewritten after."""
+    ) -> int:
+        """One Graph Store PUT (one transaction); the record is dropped first, rewritten after.
+
+        Returns the graph's verified size.
+        """
         self.update(record_update(graph, None, rdf_file))
         self.put_graph(graph, rdf_file, fmt)
-        _verify(self, graph, content, f"load {rdf_file}")
+        count = _verify(self, graph, content, f"load {rdf_file}")
         self.update(record_update(graph, record, rdf_file))
+        return count
 
     def _apply_diff(
         self,
@@ -982,12 +990,16 @@ class HttpStore:
         stored: LoadRecord | None,
         size: int,
         writer: SnapshotWriter | None,
-    ) -> None:
-        """Send the difference and the new record in one update (a PUT when it is too big)."""
+    ) -> int | None:
+        """Send the difference and the new record in one update (a PUT when it is too big).
+
+        Returns the graph's size when a PUT verified it, else None (not verified yet).
+        """
+        count = None
         diff = self._diff(graph, content, stored, size, writer)
         if diff.blank_nodes:
             self.last_path += " + put"
-            self._put_with_record(graph, rdf_file, fmt, content, record)
+            count = self._put_with_record(graph, rdf_file, fmt, content, record)
         else:
             update = (
                 (diff.sparql_update() + " ;\n" if diff.deleted or diff.inserted else "")
@@ -996,7 +1008,7 @@ class HttpStore:
             if len(update) > HTTP_UPDATE_MAX_BYTES:
                 self.last_path += " + put"
                 del update
-                self._put_with_record(graph, rdf_file, fmt, content, record)  # body streamed
+                count = self._put_with_record(graph, rdf_file, fmt, content, record)  # streamed
             else:
                 self.update(update)
         log.info(
@@ -1006,6 +1018,7 @@ class HttpStore:
             diff.deleted,
             diff.inserted,
         )
+        return count
 
     def _diff(
         self,
@@ -1054,17 +1067,8 @@ class HttpStore:
             return _verify(self, graph, content, what)
         graphs = sorted({graph, *(g for g in content.per_graph if g)})
         if not any(self.graph_size(g) for g in graphs):
-            try:
-                self.update(drop_record)
-                self.post_file(graph, rdf_file, fmt)
-                return _verify(self, graph, content, what)
-            except BaseException as err:
-                for name in graphs:  # they were empty: leave no half-loaded graph behind
-                    try:
-                        self.update(f"DROP SILENT GRAPH <{name}>")
-                    except (StoreUnavailableError, ValueError) as cleanup:
-                        log.error("could not drop the half-loaded <%s>: %s", name, cleanup)
-                raise err
+            self.update(drop_record)
+            return self._first_load(graph, rdf_file, fmt, content, graphs)
         diff = diff_graph(self._statements(graphs), content)
         if diff.blank_nodes:
             raise RdfFileError(
