@@ -681,8 +681,8 @@ def run_harmonise(cfg: PolarConfig, run_date: dt.date | str) -> dict[str, Any]:
             source = None  # the attribute names the file read
         else:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="eeflow-ingest-"))
-            local_ingest = download_stage_dir(ingest_dir, Path(scratch))
             source = str(resolve_stage_dir(ingest_dir))  # the version read, as on the workers
+            local_ingest = download_stage_dir(source, Path(scratch))  # that version, no re-read
         stack.enter_context(dask_client(cfg.dask))
         tmp = stack.enter_context(atomic_dir(out_dir))
         for scene in scenes:
