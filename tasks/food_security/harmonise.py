@@ -146,7 +146,7 @@ def monthly_median_composite(
 #: Largest number of observations per month sorted by a compare-exchange network; more use np.sort.
 NETWORK_MAX = 24
 #: Pixels per block of the median kernel (all bands of a block stay in the CPU caches).
-KERNEL_BLOCK_PX = 4096
+KERNEL_BLOCK_PX = 16384
 
 
 @functools.lru_cache(maxsize=64)
@@ -422,10 +422,10 @@ def composite_region(job: RegionJob) -> RegionResult:
     def read(acquisition: L2AAcquisition, dn: np.ndarray, valid: np.ndarray) -> None:
         scl = read_acquisition_dn(acquisition, S2_BANDS, window, dn.reshape(n_band, height, width))
         ok = clear[scl].reshape(n_px)
-        for b in range(n_band):
-            ok &= dn[b] != NODATA_DN
+        ok &= dn.min(axis=0) != NODATA_DN  # no band is nodata (NODATA_DN is the smallest DN)
         valid[:] = ok
-        np.copyto(dn, np.uint16(65535), where=~ok)  # the sort sentinel (see _month_keys)
+        # the sort sentinel (see _month_keys) where not valid: OR with 0 / 65535, branch-free
+        dn |= np.where(ok, np.uint16(0), np.uint16(65535))
 
     # two month buffers, reused: month m + 1 is read into one while month m composites
     most = max(len(a) for a in job.acquisitions_by_month)
@@ -439,7 +439,13 @@ def composite_region(job: RegionJob) -> RegionResult:
         return dn, valid, [pool.submit(read, a, dn[t], valid[t])
                            for t, a in enumerate(acquisitions)]
 
-    with ThreadPoolExecutor(max(1, job.threads)) as pool:
+    # the kernel of a month runs on ``job.threads`` pixel ranges at once (whole kernel blocks),
+    # beside the reader threads that read the next month
+    step = -(-n_px // max(1, job.threads) // KERNEL_BLOCK_PX) * KERNEL_BLOCK_PX or n_px
+    ranges = [(p0, min(p0 + step, n_px)) for p0 in range(0, n_px, step)]
+
+    with ThreadPoolExecutor(max(1, job.threads)) as pool, \
+            ThreadPoolExecutor(len(ranges), thread_name_prefix="median") as kernel_pool:
         pending = submit(0)
         for month in range(N_MONTHS):
             dn, valid, futures = pending
@@ -453,8 +459,12 @@ def composite_region(job: RegionJob) -> RegionResult:
                 continue
             observations += len(acquisitions) * n_px
             keys, sentinel, scale, offset = _month_keys(dn, valid, acquisitions)
-            _, counts[month] = median_kernel(keys, valid, sentinel, scale, offset,
-                                             masked=True, out=reflectance[month])
+            parts = [kernel_pool.submit(median_kernel, keys[:, :, p0:p1], valid[:, p0:p1],
+                                        sentinel, scale, offset, masked=True,
+                                        out=reflectance[month][:, p0:p1])
+                     for p0, p1 in ranges]
+            for (p0, p1), part in zip(ranges, parts, strict=True):
+                counts[month, p0:p1] = part.result()[1]
             del dn, valid, keys
     gap_filled = _fill_and_write(job, reflectance.reshape(N_MONTHS, n_band, height, width),
                                  counts.reshape(N_MONTHS, height, width))

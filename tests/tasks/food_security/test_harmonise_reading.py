@@ -306,3 +306,30 @@ def test_chunks_are_filled_and_written_one_by_one_empty_ones_not_stored(tmp_path
         chunks = store / name / folder
         assert sorted(p.relative_to(chunks).as_posix() for p in chunks.glob("*/*")) == [
             "0/1", "1/0", "1/1"]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_region_kernel_split_over_threads_is_bit_identical(tiny_tile, tmp_path, monkeypatch,
+                                                           threads):
+    """A month's median runs on ``threads`` pixel ranges of whole kernel blocks; same bits."""
+    from tasks.food_security import harmonise
+
+    grid, acquisitions = tiny_tile
+    monkeypatch.setattr(harmonise, "KERNEL_BLOCK_PX", 1000)  # 4,096 px: 5 blocks
+    calls: list[int] = []
+    kernel = harmonise.median_kernel
+
+    def spy(keys, valid, *args, **kwargs):
+        calls.append(keys.shape[2])
+        return kernel(keys, valid, *args, **kwargs)
+
+    monkeypatch.setattr(harmonise, "median_kernel", spy)
+    _, median, count = run_region(tmp_path, grid, acquisitions, threads=threads)
+    ref_median, ref_count = reference_composite(acquisitions)
+    assert np.array_equal(count, ref_count)
+    assert np.array_equal(median, ref_median, equal_nan=True)
+    # ceil(4096 / 3) = 1366 px rounded up to whole blocks: 2000 + 2000 + 96
+    per_month = [SIZE * SIZE] if threads == 1 else [2000, 2000, 96]
+    months = sum(1 for m in range(N_MONTHS)
+                 if any(month_index(a.date, SEASON) == m for a in acquisitions))
+    assert calls == per_month * months
