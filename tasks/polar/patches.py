@@ -56,6 +56,7 @@ from tasks.storage import (
     write_manifest,
     zarr_array,
 )
+from tasks.zarr_direct import read_window
 
 log = logging.getLogger(__name__)
 
@@ -199,17 +200,17 @@ def _read_window(
     """Read (y, x) windows of 2-D variables, or (band, y, x) of ``backscatter`` in BANDS order.
 
     Reads the zarr arrays directly (no xarray decoding; :func:`check_scene_pair` makes sure none
-    is needed).
+    is needed), local chunks without zarr's pipeline (:func:`tasks.zarr_direct.read_window`).
     """
     out = []
     for name in names:
         array = _open_array(path, name)
         if array.ndim == 3:
             order = list(_band_order(path))
-            values = np.asarray(array[:, window[0], window[1]])
+            values = read_window(array, (slice(None), window[0], window[1]))
             out.append(values[order] if order != list(range(len(order))) else values)
         else:
-            out.append(np.asarray(array[window[0], window[1]]))
+            out.append(read_window(array, (window[0], window[1])))
     return out
 
 

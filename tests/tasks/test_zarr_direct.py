@@ -1,0 +1,116 @@
+"""Direct local chunk reads (tasks.zarr_direct): the same values as zarr, or zarr itself."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, TransposeCodec
+
+import tasks.zarr_direct as direct
+from tasks.zarr_direct import CorruptChunkError, read_window
+
+SELECTIONS = [
+    (slice(None), slice(None), slice(None)),
+    (slice(0, 2), slice(3, 61), slice(5, 44)),  # edges inside chunks
+    (slice(1, 3), slice(16, 32), slice(0, 16)),  # exactly one chunk
+    (slice(2, 3), slice(60, 70), slice(40, 50)),  # the padded edge chunk, clipped by the shape
+    (slice(0, 3), slice(10, 10), slice(None)),  # empty
+    (slice(None), slice(-20, None), slice(-7, -1)),  # negative bounds
+]
+
+
+def _array(tmp_path: Path, dtype: str, **kwargs: Any) -> tuple[zarr.Array, np.ndarray]:
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=(3, 61, 45)) * 50).astype(dtype)
+    if values.dtype.kind == "f":
+        values[0, :5, :5] = np.nan
+    array = zarr.create_array(tmp_path / "a.zarr", shape=values.shape, chunks=(2, 16, 16),
+                              dtype=dtype, fill_value=7, **kwargs)
+    array[:] = values
+    array[:, 32:48, 16:32] = 7  # an all-fill-value chunk row: not stored
+    values[:, 32:48, 16:32] = 7
+    return zarr.open_array(tmp_path / "a.zarr", mode="r"), values
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int16", "float64"])
+@pytest.mark.parametrize("compressors", ["auto", None])
+def test_direct_read_equals_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str,
+                                 compressors: Any) -> None:
+    array, values = _array(tmp_path, dtype, compressors=compressors)
+    assert direct._direct_layout(array) is not None  # bytes (+ zstd): read directly
+    missing = tmp_path / "a.zarr" / "c" / "0" / "2" / "1"
+    assert not missing.exists()  # the fill-value chunk is not stored: read as the fill value
+    decoded: list[int] = []
+    original = direct._ZSTD.decode
+
+    def counting(raw: bytes) -> bytes:
+        decoded.append(len(raw))
+        return original(raw)
+
+    monkeypatch.setattr(direct._ZSTD, "decode", counting)
+    for selection in SELECTIONS:
+        got = read_window(array, selection)
+        np.testing.assert_array_equal(got, values[selection])
+        assert got.dtype == values.dtype and got.shape == values[selection].shape
+    assert bool(decoded) == (compressors == "auto")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"filters": [TransposeCodec(order=(1, 0, 2))]},
+    {"compressors": [BloscCodec(cname="lz4")]},
+    {"shards": (2, 32, 32)},
+    {"chunk_key_encoding": {"name": "v2", "separator": "."}},
+])
+def test_other_layouts_are_read_by_zarr_with_the_same_values(
+        tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    array, values = _array(tmp_path, "float32", **kwargs)
+    expected_direct = "chunk_key_encoding" in kwargs  # v2 keys: still plain bytes + zstd
+    assert (direct._direct_layout(array) is not None) == expected_direct
+    for selection in SELECTIONS:
+        np.testing.assert_array_equal(read_window(array, selection), values[selection])
+
+
+def test_stepped_or_short_selections_are_read_by_zarr(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    array, values = _array(tmp_path, "float32")
+    monkeypatch.setattr(direct, "_ZSTD", None)  # the direct path would fail
+    np.testing.assert_array_equal(read_window(array, (slice(None), slice(0, 40, 3), slice(None))),
+                                  values[:, 0:40:3])
+    np.testing.assert_array_equal(read_window(array, (slice(1, 2),)), values[1:2])
+
+
+def test_every_chunk_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    array, values = _array(tmp_path, "uint8")
+    opened: list[str] = []
+    read_bytes = Path.read_bytes
+
+    def spy(path: Path) -> bytes:
+        opened.append(str(path.relative_to(tmp_path / "a.zarr")))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    read_window(array, (slice(1, 3), slice(15, 33), slice(0, 17)))
+    # band chunks 0 and 1, row chunks 0..2, column chunks 0..1, each once
+    assert sorted(opened) == sorted(f"c/{b}/{r}/{c}" for b, r, c in
+                                    itertools.product((0, 1), (0, 1, 2), (0, 1)))
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda raw: raw[: len(raw) // 2], r"not a zstd frame"),
+    (lambda raw: __import__("numcodecs").Zstd().encode(b"\0" * 10), r"decodes to 10 bytes"),
+])
+def test_a_damaged_chunk_is_a_clear_error(tmp_path: Path, damage: object, message: str) -> None:
+    array, _ = _array(tmp_path, "float32")
+    chunk = tmp_path / "a.zarr" / "c" / "1" / "1" / "0"
+    chunk.write_bytes(damage(chunk.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(CorruptChunkError, match=message) as info:
+        read_window(array, (slice(None), slice(None), slice(None)))
+    assert str(chunk) in str(info.value) and "re-run the stage that wrote it" in str(info.value)
+    # a window that does not touch the damaged chunk still reads
+    np.testing.assert_array_equal(read_window(array, (slice(0, 2), slice(0, 16), slice(None))),
+                                  np.asarray(array[0:2, 0:16]))
