@@ -7,13 +7,16 @@ Extraction runs in two Dask passes over tiles of the patch grid, so no scene is 
    covers at least ``min_purity`` of the patch;
 2. *balance* (in the driver, on origins only): per class keep at most ``max_per_class`` origins,
    and with ``balance="undersample"`` as many as the rarest non-empty class has (seeded);
-3. *extract*: per tile holding chosen origins, read the backscatter window, cut the patches and
-   write the output chunks they fill completely (tasks never share a chunk; on Dask a task cuts
-   a run of consecutive tiles, at most four tasks per worker, and also writes the chunks that
-   span two of its tiles). The partial chunks at task boundaries are joined by a worker task
-   that takes the neighbouring tasks' results as inputs (on Dask), or by the driver's writer
-   thread (in-process). Per-band sums of every tile give the mean / standard deviation; only
-   they come back to the driver on Dask.
+3. *extract*: the chosen origins are cut part by part (a part: a tile's patches that start in
+   one chunk row of the scene, its window narrowed to them: small units of work that decode no
+   chunk twice when the stride divides the chunk height): read the backscatter window, cut the
+   patches and write the output chunks they fill completely (tasks never share a chunk; on Dask
+   a task cuts a run of consecutive parts, at most four tasks per worker, and also writes the
+   chunks that span two of its parts). The partial chunks at task boundaries are joined by a
+   worker task that takes the neighbouring tasks' results as inputs (on Dask), or by the
+   driver's writer thread (in-process). Per-band sums of every part give the mean / standard
+   deviation; only they come back to the driver on Dask. Local zarr chunks are read and written
+   without zarr's per-chunk asynchronous pipeline (:mod:`tasks.zarr_direct`; the same bytes).
 
 Output (contract in :mod:`tasks.polar.schema`): ``{root}/polar/patches/{dataset_version}/
 patches_{size}.zarr`` with ``x`` float32 (patch, band, py, px) raw dB / degrees, ``y`` uint8
@@ -56,7 +59,7 @@ from tasks.storage import (
     write_manifest,
     zarr_array,
 )
-from tasks.zarr_direct import read_window
+from tasks.zarr_direct import read_window, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -387,11 +390,15 @@ def _ordered_results(client: Any, fn: Any, jobs: Sequence[tuple], window: int) -
     """Run ``fn(*job)`` for each job (on Dask when ``client`` is given), yield results in order.
 
     At most ``window`` jobs are in flight, which bounds the memory of finished, unconsumed results.
+    On Dask, the finished jobs at the head of the queue are fetched in one gather (one round trip
+    to the workers instead of one per result).
     """
     if client is None:
         for job in jobs:
             yield fn(*job)
         return
+    from distributed import wait
+
     pending: deque = deque()
     jobs_iter = iter(jobs)
     for job in jobs_iter:
@@ -399,13 +406,16 @@ def _ordered_results(client: Any, fn: Any, jobs: Sequence[tuple], window: int) -
         if len(pending) >= window:
             break
     while pending:
-        future = pending.popleft()
-        result = future.result()
-        future.release()
-        nxt = next(jobs_iter, None)
-        if nxt is not None:
-            pending.append(client.submit(fn, *nxt, pure=False))
-        yield result
+        wait(pending[0])
+        done = [pending.popleft()]
+        while pending and pending[0].done():
+            done.append(pending.popleft())
+        for future, result in zip(done, client.gather(done), strict=True):
+            future.release()
+            nxt = next(jobs_iter, None)
+            if nxt is not None:
+                pending.append(client.submit(fn, *nxt, pure=False))
+            yield result
 
 
 @dataclass
@@ -447,7 +457,7 @@ def cut_and_store(
     c1 = (first_index + n) // chunk_n * chunk_n
     if c1 <= c0 or out_zarr is None:
         return TilePatches(patches, patches[:0], (c0, c0), band_sum, band_sum_sq, first_index)
-    _open_output(out_zarr)[c0:c1] = patches[c0 - first_index: c1 - first_index]
+    write_rows(_open_output(out_zarr), c0, patches[c0 - first_index: c1 - first_index])
     # copies: a view would keep the whole tile's patches alive until the shared chunk is written
     return TilePatches(patches[: c0 - first_index].copy(), patches[c1 - first_index:].copy(),
                        (c0, c1), band_sum, band_sum_sq, first_index)
@@ -512,7 +522,7 @@ def cut_and_store_tiles(
 def _write_rows(output: zarr.Array | None, start: int, rows: np.ndarray) -> None:
     if output is None:
         raise RuntimeError(f"no output chunk to write rows {start}..{start + len(rows)} to")
-    output[start:start + len(rows)] = rows
+    write_rows(output, start, rows)
 
 
 def _open_output(out_zarr: str) -> zarr.Array:
@@ -561,7 +571,7 @@ def write_shared_chunk(
     if len(rows) != stop - start:
         raise RuntimeError(f"{out_zarr}: the tile tasks hold {len(rows)} patches for output rows "
                            f"{start}..{stop}, expected {stop - start}")
-    _open_output(out_zarr)[start:stop] = rows
+    write_rows(_open_output(out_zarr), start, rows)
     return stop - start, [tile_sums(parts[i]) for i in report]
 
 
@@ -607,12 +617,7 @@ class _PatchStore:
             dtype="float32", dimension_names=["patch", "band", "py", "px"],
             filters=[TransposeCodec(order=X_CHUNK_ORDER)], config=X_CONFIG,
         )
-        self.y = group.create_array("y", shape=(n,), chunks=(max(n, 1),), dtype="uint8",
-                                    dimension_names=["patch"])
-        self.scene = group.create_array("scene", shape=(n,), chunks=(max(n, 1),), dtype="int16",
-                                        dimension_names=["patch"])
-        self.origin = group.create_array("origin", shape=(n, 2), chunks=(max(n, 1), 2),
-                                         dtype="int32", dimension_names=["patch", "yx"])
+        self.n = n
         self.position = 0  # first output row held in the buffer (a chunk boundary)
         self.buffer: list[np.ndarray] = []
         self.buffered = 0
@@ -623,11 +628,18 @@ class _PatchStore:
         self._pending: deque[Future] = deque()
 
     def write_index(self, chosen: np.ndarray, stride: int) -> None:
-        """Write ``y``, ``scene`` and ``origin`` of the ``chosen`` rows, in the writer thread."""
+        """Create and write ``y``, ``scene`` and ``origin`` of the ``chosen`` rows.
+
+        In the writer thread, while the patches are cut (only ``x`` must exist before).
+        """
         def write() -> None:
-            self.y[:] = chosen[:, 4].astype(np.uint8)
-            self.scene[:] = chosen[:, 0].astype(np.int16)
-            self.origin[:] = chosen[:, 2:4] * stride
+            n, group = self.n, self.group
+            group.create_array("y", shape=(n,), chunks=(max(n, 1),), dtype="uint8",
+                               dimension_names=["patch"])[:] = chosen[:, 4].astype(np.uint8)
+            group.create_array("scene", shape=(n,), chunks=(max(n, 1),), dtype="int16",
+                               dimension_names=["patch"])[:] = chosen[:, 0].astype(np.int16)
+            group.create_array("origin", shape=(n, 2), chunks=(max(n, 1), 2), dtype="int32",
+                               dimension_names=["patch", "yx"])[:] = chosen[:, 2:4] * stride
 
         self._pending.append(self._executor.submit(write))  # close() waits for it
 
@@ -635,7 +647,7 @@ class _PatchStore:
         while len(self._pending) >= PENDING_WRITES:
             self._pending.popleft().result()  # re-raises a failed write
         self._pending.append(
-            self._executor.submit(self.x.__setitem__, slice(start, start + len(block)), block)
+            self._executor.submit(write_rows, self.x, start, block)
         )
 
     def _append(self, patches: np.ndarray) -> None:
@@ -756,21 +768,57 @@ def _find_all_candidates(
     return candidates[np.lexsort((candidates[:, 3], candidates[:, 2], candidates[:, 0]))]
 
 
+def tile_parts(tiles: Sequence[Tile], scene_paths: Sequence[str], chosen: np.ndarray,
+               stride: int) -> list[tuple[Tile, int, int]]:
+    """Split the chosen rows into the parts cut one at a time: a tile's rows per chunk row.
+
+    ``chosen`` rows (scene, tile, row, col, class) are sorted by (scene, tile, row, col). A part
+    holds the rows of one tile whose patches start in one chunk row of the scene's backscatter,
+    and its tile is narrowed to them, so a part decodes only its own chunk row when ``stride``
+    divides the chunk height: parts are smaller units of work (a better balance between
+    workers) at no extra decoding. Every tile is one part when ``stride`` does not divide it.
+
+    Returns:
+        (tile narrowed to the part's patches, first row, stop row) per part, in row order.
+
+    """
+    tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
+    bounds = [*(int(s) for s in starts), len(chosen)]
+    parts = []
+    for i, tile_index in enumerate(tile_ids):
+        tile = tiles[tile_index]
+        lo, hi = bounds[i], bounds[i + 1]
+        chunk_rows = _open_array(scene_paths[tile.scene_index], schema.BACKSCATTER_VAR).chunks[1]
+        cuts: list[int] = []
+        if chunk_rows % stride == 0:  # patch rows per chunk row: split where the chunk row changes
+            band = chosen[lo:hi, 2] // (chunk_rows // stride)
+            cuts = (np.flatnonzero(np.diff(band)) + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, hi - lo], strict=True):
+            parts.append((narrowed(tile, chosen[lo + a:lo + b, 2:4]), lo + a, lo + b))
+    return parts
+
+
+def narrowed(tile: Tile, origins: np.ndarray) -> Tile:
+    """Return ``tile`` cut down to the patch rows and columns of ``origins`` (grid row, col).
+
+    Cutting from the narrowed tile reads only the window its chosen patches cover.
+    """
+    return Tile(tile.scene_index, int(origins[:, 0].min()), int(origins[:, 0].max()) + 1,
+                int(origins[:, 1].min()), int(origins[:, 1].max()) + 1)
+
+
 def _cut_chosen(
     client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray,
     out_zarr: Path | str, size: int, stride: int, window: int,
 ) -> _PatchStore:
     """Cut the chosen patches tile by tile into the output zarr; return the (closed) store."""
     writer = _PatchStore(out_zarr, len(chosen), len(schema.BANDS), size)
-    tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
-    bounds = list(starts) + [len(chosen)]
+    parts = tile_parts(tiles, scene_paths, chosen, stride)
+    bounds = [first for _, first, _ in parts] + [len(chosen)]
     # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
     task_out = str(out_zarr) if client is not None else None
-    cut_jobs = [
-        (scene_paths[tiles[t].scene_index], tiles[t], chosen[bounds[i]:bounds[i + 1], 2:4], size,
-         stride, task_out, int(bounds[i]), writer.chunk_n)
-        for i, t in enumerate(tile_ids)
-    ]
+    cut_jobs = [(scene_paths[tile.scene_index], tile, chosen[first:stop, 2:4], size, stride,
+                 task_out, first, writer.chunk_n) for tile, first, stop in parts]
     writer.write_index(chosen, stride)  # in the writer thread, while the patches are cut
     try:
         if client is None:
@@ -778,8 +826,8 @@ def _cut_chosen(
                              total=len(cut_jobs), desc=f"extract {size}px", disable=None):
                 writer.add(part)
         else:
-            # at most ``window`` tasks of consecutive tiles (as many tiles each as can be): fewer
-            # tasks, and fewer chunks joined across tasks, than one task per tile
+            # at most ``window`` tasks of consecutive parts (as many parts each as can be): fewer
+            # tasks, and fewer chunks joined across tasks, than one task per part
             edges = np.linspace(0, len(cut_jobs), min(len(cut_jobs), window) + 1).astype(int)
             group_jobs = [([job[:3] for job in cut_jobs[g0:g1]], size, stride, str(out_zarr),
                            int(bounds[g0]), writer.chunk_n)

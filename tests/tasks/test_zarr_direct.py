@@ -39,10 +39,11 @@ def _array(tmp_path: Path, dtype: str, **kwargs: Any) -> tuple[zarr.Array, np.nd
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8", "int16", "float64"])
 @pytest.mark.parametrize("compressors", ["auto", None])
+@pytest.mark.parametrize("filters", [None, [TransposeCodec(order=(1, 2, 0))]])
 def test_direct_read_equals_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str,
-                                 compressors: Any) -> None:
-    array, values = _array(tmp_path, dtype, compressors=compressors)
-    assert direct._direct_layout(array) is not None  # bytes (+ zstd): read directly
+                                 compressors: Any, filters: Any) -> None:
+    array, values = _array(tmp_path, dtype, compressors=compressors, filters=filters)
+    assert direct._layout(array) is not None  # bytes (+ zstd): read directly
     missing = tmp_path / "a.zarr" / "c" / "0" / "2" / "1"
     assert not missing.exists()  # the fill-value chunk is not stored: read as the fill value
     decoded: list[int] = []
@@ -61,7 +62,6 @@ def test_direct_read_equals_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"filters": [TransposeCodec(order=(1, 0, 2))]},
     {"compressors": [BloscCodec(cname="lz4")]},
     {"shards": (2, 32, 32)},
     {"chunk_key_encoding": {"name": "v2", "separator": "."}},
@@ -70,7 +70,7 @@ def test_other_layouts_are_read_by_zarr_with_the_same_values(
         tmp_path: Path, kwargs: dict[str, Any]) -> None:
     array, values = _array(tmp_path, "float32", **kwargs)
     expected_direct = "chunk_key_encoding" in kwargs  # v2 keys: still plain bytes + zstd
-    assert (direct._direct_layout(array) is not None) == expected_direct
+    assert (direct._layout(array) is not None) == expected_direct
     for selection in SELECTIONS:
         np.testing.assert_array_equal(read_window(array, selection), values[selection])
 
@@ -114,3 +114,70 @@ def test_a_damaged_chunk_is_a_clear_error(tmp_path: Path, damage: object, messag
     # a window that does not touch the damaged chunk still reads
     np.testing.assert_array_equal(read_window(array, (slice(0, 2), slice(0, 16), slice(None))),
                                   np.asarray(array[0:2, 0:16]))
+
+
+def _rows_array(path: Path, n: int = 10, **kwargs: Any) -> zarr.Array:
+    return zarr.create_array(path, shape=(n, 3, 4, 5), chunks=(4, 3, 4, 5), dtype="float32",
+                             fill_value=-1.5, filters=[TransposeCodec(order=(1, 0, 2, 3))],
+                             config={"write_empty_chunks": True}, **kwargs)
+
+
+def _chunk_files(path: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*"))
+            if f.is_file() and f.name != "zarr.json"}
+
+
+@pytest.mark.parametrize(("start", "n"), [(0, 10), (4, 6), (8, 2), (0, 4)])
+def test_write_rows_writes_the_bytes_zarr_writes(tmp_path: Path, start: int, n: int) -> None:
+    rows = np.random.default_rng(1).normal(size=(n, 3, 4, 5)).astype(np.float32)
+    mine, theirs = _rows_array(tmp_path / "mine.zarr"), _rows_array(tmp_path / "theirs.zarr")
+    assert direct._layout(mine) is not None
+    direct.write_rows(mine, start, rows)
+    theirs[start:start + n] = rows
+    files = _chunk_files(tmp_path / "mine.zarr")
+    assert files == _chunk_files(tmp_path / "theirs.zarr")  # same chunks, same bytes
+    assert len(files) == -(-n // 4)  # the short last chunk padded with the fill value
+    assert not list((tmp_path / "mine.zarr").rglob("*.partial"))
+    np.testing.assert_array_equal(np.asarray(mine[start:start + n]), rows)
+
+
+@pytest.mark.parametrize("case", ["inside a chunk", "short chunk before the end",
+                                  "empty chunks skipped", "another chunked axis", "remote"])
+def test_write_rows_leaves_other_writes_to_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                case: str) -> None:
+    array = _rows_array(tmp_path / "a.zarr", n=12)
+    start, n = {"inside a chunk": (2, 4), "short chunk before the end": (4, 3)}.get(case, (4, 4))
+    if case == "empty chunks skipped":
+        array = array.with_config({"write_empty_chunks": False})
+    if case == "another chunked axis":
+        array = zarr.create_array(tmp_path / "b.zarr", shape=(12, 3, 4, 5), chunks=(4, 1, 4, 5),
+                                  dtype="float32", fill_value=-1.5)
+    if case == "remote":
+        monkeypatch.setattr(direct, "_layout", lambda array: None)
+    monkeypatch.setattr(direct, "_encoder", None)  # the direct path would fail
+    rows = np.full((n, 3, 4, 5), -1.5 if case == "empty chunks skipped" else 2.0, np.float32)
+    direct.write_rows(array, start, rows)
+    np.testing.assert_array_equal(np.asarray(array[start:start + n]), rows)
+    if case == "empty chunks skipped":  # zarr's own rule: an all-fill-value chunk is not stored
+        assert not (tmp_path / "a.zarr" / "c" / "1").exists()
+
+
+def test_write_rows_failure_leaves_the_previous_chunk(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    array = _rows_array(tmp_path / "a.zarr")
+    old = np.ones((4, 3, 4, 5), np.float32)
+    direct.write_rows(array, 0, old)
+    before = _chunk_files(tmp_path / "a.zarr")
+
+    real_write = Path.write_bytes
+
+    def broken(self: Path, data: bytes) -> int:
+        real_write(self, data[:5])  # half a file on disk, then the failure
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        direct.write_rows(array, 0, old * 2)
+    monkeypatch.undo()
+    assert _chunk_files(tmp_path / "a.zarr") == before  # no partial file, the chunk unchanged
+    np.testing.assert_array_equal(np.asarray(array[0:4]), old)

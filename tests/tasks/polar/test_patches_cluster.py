@@ -112,3 +112,33 @@ def test_tile_group_task_writes_the_chunks_inside_and_returns_both_ends(
     single = [patches_module.cut_and_store(s, t, o, 20, 20, None, 0, chunk_n) for s, t, o in parts]
     np.testing.assert_array_equal(part.band_sum, np.stack([p.band_sum for p in single]))
     np.testing.assert_array_equal(part.band_sum_sq, np.stack([p.band_sum_sq for p in single]))
+
+
+@pytest.mark.parametrize(("size", "stride", "split"), [(16, 16, True), (20, 32, True),
+                                                       (20, 20, False)])
+def test_tile_parts_split_tiles_at_chunk_rows_in_row_order(
+        polar_scene_pair: tuple[Path, Path], size: int, stride: int, split: bool) -> None:
+    scene, label = (str(p) for p in polar_scene_pair)  # 256 x 256 px, chunks of 128 rows
+    tiles = patches_module.plan_tiles(0, (256, 256), size, stride, 256)  # one tile: 2 chunk rows
+    assert len(tiles) == 1
+    found = patches_module.find_candidates(scene, label, tiles[0], size, stride, 0.0)
+    chosen = np.column_stack([np.zeros(len(found), np.int32), np.zeros(len(found), np.int32),
+                              found]).astype(np.int32)
+    parts = patches_module.tile_parts(tiles, [scene], chosen, stride)
+    # the parts cover the chosen rows in order, without gaps
+    assert [first for _, first, _ in parts] == [0, *(stop for _, _, stop in parts[:-1])]
+    assert parts[-1][2] == len(chosen)
+    chunk_row = {first: set(chosen[first:stop, 2] * stride // 128) for _, first, stop in parts}
+    if split:  # 128 / stride patch rows per chunk row: one part per chunk row of the tile
+        assert len(parts) == 2 and all(len(rows) == 1 for rows in chunk_row.values())
+    else:  # 128 is no multiple of the stride 20: the tile is one part
+        assert len(parts) == 1
+    for tile, first, stop in parts:  # each tile narrowed to exactly its patches' rows / columns
+        rows, cols = chosen[first:stop, 2], chosen[first:stop, 3]
+        assert (tile.row0, tile.row1, tile.col0, tile.col1) == (
+            rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+        expected = patches_module.cut_patches(scene, tiles[0], chosen[first:stop, 2:4], size,
+                                              stride)
+        np.testing.assert_array_equal(
+            patches_module.cut_patches(scene, tile, chosen[first:stop, 2:4], size, stride),
+            expected)
