@@ -11,7 +11,7 @@ Extraction runs in two Dask passes over tiles of the patch grid, so no scene is 
    one chunk row of the scene, its window narrowed to them: small units of work that decode no
    chunk twice when the stride divides the chunk height): read the backscatter window, cut the
    patches and write the output chunks they fill completely (tasks never share a chunk; on Dask
-   a task cuts a run of consecutive parts, at most four tasks per worker, and also writes the
+   a task cuts a run of consecutive parts, two tasks per worker, and also writes the
    chunks that span two of its parts). The partial chunks at task boundaries are joined by a
    worker task that takes the neighbouring tasks' results as inputs (on Dask), or by the
    driver's writer thread (in-process). Per-band sums of every part give the mean / standard
@@ -70,6 +70,11 @@ OUTPUT_CHUNK_BYTES = 2 * 1024 * 1024
 CANDIDATE_BATCH = 8
 #: Driver writes in flight at once (each holds its block of patches until written).
 PENDING_WRITES = 2
+#: Dask tasks in flight per worker (bounds the memory of finished, unconsumed results).
+TASKS_IN_FLIGHT_PER_WORKER = 4
+#: Extract tasks per worker on Dask, each a run of consecutive parts: two measured faster than
+#: four (fewer chunks joined across tasks; parts are small enough to balance the workers).
+CUT_TASKS_PER_WORKER = 2
 #: In-chunk byte order of ``x``: band-major, (band, patch, py, px). The values and the array's
 #: shape stay (patch, band, py, px); zstd compresses the band-major bytes about 1.4-2x faster (and
 #: a little smaller) than patch-major bytes that interleave three bands of different statistics
@@ -809,7 +814,7 @@ def narrowed(tile: Tile, origins: np.ndarray) -> Tile:
 
 def _cut_chosen(
     client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray,
-    out_zarr: Path | str, size: int, stride: int, window: int,
+    out_zarr: Path | str, size: int, stride: int, window: int, workers: int,
 ) -> _PatchStore:
     """Cut the chosen patches tile by tile into the output zarr; return the (closed) store."""
     writer = _PatchStore(out_zarr, len(chosen), len(schema.BANDS), size)
@@ -826,9 +831,10 @@ def _cut_chosen(
                              total=len(cut_jobs), desc=f"extract {size}px", disable=None):
                 writer.add(part)
         else:
-            # at most ``window`` tasks of consecutive parts (as many parts each as can be): fewer
+            # CUT_TASKS_PER_WORKER tasks per worker, each a run of consecutive parts: fewer
             # tasks, and fewer chunks joined across tasks, than one task per part
-            edges = np.linspace(0, len(cut_jobs), min(len(cut_jobs), window) + 1).astype(int)
+            tasks = min(len(cut_jobs), CUT_TASKS_PER_WORKER * workers)
+            edges = np.linspace(0, len(cut_jobs), tasks + 1).astype(int)
             group_jobs = [([job[:3] for job in cut_jobs[g0:g1]], size, stride, str(out_zarr),
                            int(bounds[g0]), writer.chunk_n)
                           for g0, g1 in zip(edges[:-1], edges[1:], strict=True)]
@@ -981,7 +987,8 @@ def extract_patches(
     for index, (scene_path, label_path) in enumerate(zip(scene_paths, label_paths, strict=True)):
         shape = check_scene_pair(scene_path, label_path)
         tiles += plan_tiles(index, shape, size, stride, tile_px)
-    window = 4 * (len(client.scheduler_info()["workers"]) if client is not None else 1)
+    workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+    window = TASKS_IN_FLIGHT_PER_WORKER * workers
     log.info("patches %dpx: %d tiles over %d scenes", size, len(tiles), len(scene_paths))
 
     candidates = _find_all_candidates(client, tiles, scene_paths, label_paths, size, stride,
@@ -997,7 +1004,8 @@ def extract_patches(
     log.info("patches %dpx: %d candidates, %d chosen (%s)", size, len(candidates), len(chosen),
              balance)
 
-    writer = _cut_chosen(client, tiles, scene_paths, chosen, out_zarr, size, stride, window)
+    writer = _cut_chosen(client, tiles, scene_paths, chosen, out_zarr, size, stride, window,
+                         workers)
     settings = {
         "patch_size": size,
         "stride": stride,
