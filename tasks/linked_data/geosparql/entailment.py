@@ -239,17 +239,54 @@ def drop_entailment(store: Any, graph: str) -> None:
     _run_update(store)(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
 
 
-def materialise(store: Any, graph: str) -> int:
-    """Replace ``{graph}/entailed`` by the entailment of ``graph``; return its triple count.
+def _stored_triples(store: Any, graph: str) -> set[Any]:
+    """Return every triple of ``graph`` (embedded or HTTP store)."""
+    import pyoxigraph as ox
 
+    local = _local_store(store)
+    if local is not None:
+        return {quad.triple for quad in
+                local.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
+    rows = store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+    return {ox.Triple(row["s"], row["p"], row["o"]) for row in rows}
+
+
+def _has_blank_node(triples: Iterable[Any]) -> bool:
+    import pyoxigraph as ox
+
+    return any(isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
+               for t in triples)
+
+
+def delete_data(graph: str, triples: Iterable[Any]) -> Iterator[str]:
+    """``DELETE DATA`` updates of at most :data:`INSERT_BATCH` triples from ``graph``."""
+    for update in insert_data(graph, triples):
+        yield "DELETE" + update.removeprefix("INSERT")
+
+
+def materialise(store: Any, graph: str) -> int:
+    """Make ``{graph}/entailed`` the entailment of ``graph``; return its triple count.
+
+    Only the difference to what the companion graph holds is written: a re-load of the same
+    content writes nothing, a partly changed one only the changed entailed triples (deletions
+    first, then insertions, in batches of :data:`INSERT_BATCH`). With blank nodes (whose labels
+    differ between the store and this process) the graph is dropped and inserted again.
     ``store`` is an open :class:`~tasks.linked_data.store.EmbeddedStore` or
     :class:`~tasks.linked_data.store.HttpStore` (any SPARQL 1.1 server).
     """
     target = entailed_graph(graph)
     entailed = entail(_graph_triples(store, graph, schema().predicates))
+    stored = _stored_triples(store, target)
     run_update = _run_update(store)
-    run_update(f"DROP SILENT GRAPH <{target}>")
-    for update in insert_data(target, sorted(entailed, key=str)):
+    if _has_blank_node(entailed) or _has_blank_node(stored):
+        run_update(f"DROP SILENT GRAPH <{target}>")
+        stale, new = set(), entailed
+    else:
+        stale, new = stored - entailed, entailed - stored
+    for update in delete_data(target, sorted(stale, key=str)):
         run_update(update)
-    log.info("entailment of <%s>: %d triples in <%s>", graph, len(entailed), target)
+    for update in insert_data(target, sorted(new, key=str)):
+        run_update(update)
+    log.info("entailment of <%s>: %d triples in <%s> (%d removed, %d added)", graph,
+             len(entailed), target, len(stale), len(new))
     return len(entailed)
