@@ -105,7 +105,7 @@ def parse_record(rows: list[Any]) -> LoadRecord | None:
         return None
 
 
-def record_update(graph: str, record: LoadRecord | None, source: Path) -> str:
+def record_update(graph: str, record: LoadRecord | None, source: Path | str) -> str:
     """SPARQL update that removes ``graph``'s record and, with ``record``, writes the new one."""
     import pyoxigraph as ox
 

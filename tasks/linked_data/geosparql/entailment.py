@@ -19,6 +19,7 @@ requests bring (not SPARQL updates: re-run the load).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -47,6 +48,10 @@ ENTAILED_SUFFIX = "/entailed"
 #: into the product graph afterwards: the server does not entail them.
 STAGING_SUFFIX = "/staging"
 INSERT_BATCH = 20_000
+#: Version of :func:`entail`'s rules in code (geometry properties ...): part of the source digest
+#: recorded with a materialised entailment, with the schema files' bytes; raise it when
+#: :func:`entail` changes, so that stores entailed before are entailed again.
+RULES_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,15 @@ def _graph_triples(store: Any, graph: str, predicates: frozenset[str]) -> Iterat
 
 
 def drop_entailment(store: Any, graph: str) -> None:
-    """Drop ``{graph}/entailed`` (a re-load without entailment must not leave a stale one)."""
-    _run_update(store)(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
+    """Drop ``{graph}/entailed`` and its record.
+
+    A re-load without entailment must not leave a stale one.
+    """
+    from tasks.linked_data.load_record import record_graph
+
+    run_update = _run_update(store)
+    run_update(f"DROP SILENT GRAPH <{record_graph(entailed_graph(graph))}>")
+    run_update(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
 
 
 def _stored_triples(store: Any, graph: str) -> set[Any]:
@@ -264,20 +276,59 @@ def delete_data(graph: str, triples: Iterable[Any]) -> Iterator[str]:
         yield "DELETE" + update.removeprefix("INSERT")
 
 
+@lru_cache(maxsize=1)
+def _rules_key() -> bytes:
+    """Return a statement-like key of the rules (code version, schema files) for the digest."""
+    rules = hashlib.blake2b(f"eeflow entailment rules {RULES_VERSION}".encode(), digest_size=16)
+    for path in SCHEMA_FILES:
+        rules.update(path.read_bytes())
+    return rules.digest()
+
+
+def source_digest(triples: Iterable[Any]) -> str:
+    """Order-independent digest of the distinct ``triples`` entailment reads, and of the rules."""
+    from tasks.linked_data.load_record import content_digest
+
+    keys = {hashlib.blake2b(str(t).encode(), digest_size=16).digest() for t in triples}
+    keys.add(_rules_key())
+    return content_digest(keys)
+
+
+def _recorded(store: Any, target: str) -> Any:
+    """Return the source record of the entailment in ``target`` (a LoadRecord), or None."""
+    from tasks.linked_data.load_record import parse_record, record_query
+
+    return parse_record(list(store.query(record_query(target))))
+
+
 def materialise(store: Any, graph: str) -> int:
     """Make ``{graph}/entailed`` the entailment of ``graph``; return its triple count.
 
-    Only the difference to what the companion graph holds is written: a re-load of the same
-    content writes nothing, a partly changed one only the changed entailed triples (deletions
-    first, then insertions, in batches of :data:`INSERT_BATCH`). With blank nodes (whose labels
-    differ between the store and this process) the graph is dropped and inserted again.
+    A record in ``<{graph}/entailed/eeflow-load>`` (:mod:`tasks.linked_data.load_record`'s
+    format) holds the digest of the triples the entailment was computed from, with the rules
+    (:func:`source_digest`), and its triple count: when both match (the same content re-loaded)
+    nothing is computed or written. Otherwise only the difference to what the companion graph
+    holds is written (deletions first, then insertions, in batches of :data:`INSERT_BATCH`), the
+    record dropped before and written after. With blank nodes (whose labels differ between the
+    store and this process) the graph is dropped and inserted again.
     ``store`` is an open :class:`~tasks.linked_data.store.EmbeddedStore` or
     :class:`~tasks.linked_data.store.HttpStore` (any SPARQL 1.1 server).
     """
+    from tasks.linked_data.load_record import LoadRecord, record_update
+
     target = entailed_graph(graph)
-    entailed = entail(_graph_triples(store, graph, schema().predicates))
+    source = list(_graph_triples(store, graph, schema().predicates))
+    digest = source_digest(source)
+    record = _recorded(store, target)
+    if record is not None and record.digest == digest and store.graph_size(target) == \
+            record.statements:
+        log.info("entailment of <%s>: unchanged (%d triples in <%s>)", graph, record.statements,
+                 target)
+        return int(record.statements)
+    entailed = entail(source)
     stored = _stored_triples(store, target)
     run_update = _run_update(store)
+    run_update(record_update(target, None, graph))  # no record while the graph changes
     if _has_blank_node(entailed) or _has_blank_node(stored):
         run_update(f"DROP SILENT GRAPH <{target}>")
         stale, new = set(), entailed
@@ -287,6 +338,7 @@ def materialise(store: Any, graph: str) -> int:
         run_update(update)
     for update in insert_data(target, sorted(new, key=str)):
         run_update(update)
+    run_update(record_update(target, LoadRecord(digest, len(entailed)), graph))
     log.info("entailment of <%s>: %d triples in <%s> (%d removed, %d added)", graph,
              len(entailed), target, len(stale), len(new))
     return len(entailed)
