@@ -133,6 +133,8 @@ MODULES: dict[str, list[str]] = {
     # every conversion value by value
     "tasks/linked_data/export/values.py": ["tests/tasks/linked_data/test_values_mutation.py"],
     "tasks/linked_data/geometry.py": ["tests/tasks/linked_data/test_geometry.py"],
+    # stop 15: local zarr chunks read / written without zarr's pipeline (patch extraction)
+    "tasks/zarr_direct.py": ["tests/tasks/test_zarr_direct.py"],
 }
 
 # Surviving mutants that cannot change behaviour, with the reason. Keys are mutmut's mutant names
@@ -912,6 +914,21 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         "the item and the fallback key (item_url as given) is never read",
         [f"tasks.food_security.harmonise.x_list_s3_acquisitions__mutmut_{i}"
          for i in (18, 27, 54, 70)],
+    ),
+    # --- tasks/zarr_direct.py (stop 15) ---
+    (
+        "zarr_direct: zip's strict on sequences of equal length by construction (one bound, "
+        "chunk size, origin per dimension); no other chunk grid or chunk key encoding exists in "
+        "zarr 3.1; the machine is little-endian and the dtype kinds are single letters; a v3 "
+        "array always has a serializer; 1-byte dtypes have no endianness (endian None); a full "
+        "chunk padded to its own size is itself; the fill value is a numpy scalar of the array's "
+        "dtype (np.full infers it); chunk_n is not read when there is no layout (the `or` "
+        "short-circuits)",
+        [f"tasks.zarr_direct.x_read_window__mutmut_{i}" for i in (
+            9, 12, 13, 38, 41, 42, 57, 61, 62, 67, 70, 71, 76, 79, 80, 102, 107, 108, 130, 135,
+            136)]
+        + [f"tasks.zarr_direct.x__layout__mutmut_{i}" for i in (5, 9, 11, 21, 34)]
+        + [f"tasks.zarr_direct.x_write_rows__mutmut_{i}" for i in (9, 51, 55, 58)],
     ),
     # composite_region's entry (mutant 80: a third DN validity buffer) was dropped when the function
     # changed in stop 15 (its mutant numbers moved); re-analyse it.

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from zarr.codecs import BloscCodec, TransposeCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
 
 import tasks.zarr_direct as direct
 from tasks.zarr_direct import CorruptChunkError, read_window
@@ -110,7 +110,8 @@ def test_a_damaged_chunk_is_a_clear_error(tmp_path: Path, damage: object, messag
     chunk.write_bytes(damage(chunk.read_bytes()))  # type: ignore[operator]
     with pytest.raises(CorruptChunkError, match=message) as info:
         read_window(array, (slice(None), slice(None), slice(None)))
-    assert str(chunk) in str(info.value) and "re-run the stage that wrote it" in str(info.value)
+    assert str(chunk) in str(info.value)
+    assert str(info.value).endswith("the zarr array is damaged: re-run the stage that wrote it")
     # a window that does not touch the damaged chunk still reads
     np.testing.assert_array_equal(read_window(array, (slice(0, 2), slice(0, 16), slice(None))),
                                   np.asarray(array[0:2, 0:16]))
@@ -181,3 +182,113 @@ def test_write_rows_failure_leaves_the_previous_chunk(tmp_path: Path,
     monkeypatch.undo()
     assert _chunk_files(tmp_path / "a.zarr") == before  # no partial file, the chunk unchanged
     np.testing.assert_array_equal(np.asarray(array[0:4]), old)
+
+
+def _direct_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the chunks :func:`write_rows` encodes itself (not through zarr)."""
+    encoded: list[int] = []
+    real = direct._Layout.encode
+
+    def counting(self: Any, chunk: np.ndarray) -> bytes:
+        encoded.append(len(chunk))
+        return real(self, chunk)
+
+    monkeypatch.setattr(direct._Layout, "encode", counting)
+    return encoded
+
+
+@pytest.mark.parametrize(("kwargs", "dtype"), [
+    ({"filters": [TransposeCodec(order=(1, 0, 2, 3))]}, "float32"),
+    ({}, "int16"),  # no transpose; an integer fill value pads the short chunk
+    ({"compressors": [ZstdCodec(level=7, checksum=True)]}, "float32"),
+    ({"compressors": None}, "uint8"),
+])
+@pytest.mark.parametrize(("start", "n"), [(0, 10), (8, 2)])
+def test_write_rows_encodes_whole_chunks_itself_with_zarrs_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], dtype: str,
+        start: int, n: int) -> None:
+    def make(path: Path) -> zarr.Array:
+        return zarr.create_array(path, shape=(10, 3, 4, 5), chunks=(4, 3, 4, 5), dtype=dtype,
+                                 fill_value=3, config={"write_empty_chunks": True}, **kwargs)
+
+    # float64 rows, cast to the array's dtype as zarr casts them
+    rows = np.abs(np.random.default_rng(2).normal(size=(n, 3, 4, 5)) * 20) % 100
+    mine, theirs = make(tmp_path / "mine.zarr"), make(tmp_path / "theirs.zarr")
+    monkeypatch.setattr(direct, "_ENCODERS", {})  # encoders made here, with these settings
+    encoded = _direct_encodes(monkeypatch)
+    direct.write_rows(mine, start, rows)
+    assert encoded == [4] * (n // 4) + ([4] if n % 4 else [])  # every chunk here, padded
+    theirs[start:start + n] = rows
+    assert _chunk_files(tmp_path / "mine.zarr") == _chunk_files(tmp_path / "theirs.zarr")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"serializer": BytesCodec(endian="big")},  # big-endian int16 / float32
+    {"compressors": [ZstdCodec(), Crc32cCodec()]},  # a second bytes codec
+    {"zarr_format": 2},
+])
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_layouts_this_module_does_not_handle_go_through_zarr(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any],
+        dtype: str) -> None:
+    array, values = _array(tmp_path, dtype, **kwargs)
+    assert direct._layout(array) is None
+    for selection in SELECTIONS:
+        np.testing.assert_array_equal(read_window(array, selection), values[selection])
+    encoded = _direct_encodes(monkeypatch)
+    writable = zarr.open_array(tmp_path / "a.zarr", mode="r+")
+    direct.write_rows(writable, 0, np.ones((2, 61, 45), dtype))
+    assert encoded == [] and (np.asarray(writable[0:2]) == 1).all()
+
+
+def test_a_memory_store_and_a_single_element_go_through_the_right_path(tmp_path: Path) -> None:
+    memory = zarr.create_array(zarr.storage.MemoryStore(), shape=(6, 6), chunks=(3, 3),
+                               dtype="int16", fill_value=0)
+    memory[:] = np.arange(36).reshape(6, 6)
+    assert direct._layout(memory) is None
+    np.testing.assert_array_equal(read_window(memory, (slice(1, 5), slice(2, 3))),
+                                  np.arange(36).reshape(6, 6)[1:5, 2:3])
+    array, values = _array(tmp_path, "float32")
+    one = read_window(array, (slice(2, 3), slice(40, 41), slice(44, 45)))  # one element, direct
+    assert one.shape == (1, 1, 1) and one[0, 0, 0] == values[2, 40, 44]
+
+
+def test_write_rows_failure_before_the_file_exists_raises_that_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    array = _rows_array(tmp_path / "a.zarr")
+
+    def refused(self: Path, data: bytes) -> int:
+        raise PermissionError(f"{self}: read-only file system")
+
+    monkeypatch.setattr(Path, "write_bytes", refused)
+    with pytest.raises(PermissionError, match="read-only file system"):
+        direct.write_rows(array, 0, np.ones((4, 3, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize(("start", "rows"), [
+    (0, np.ones((4, 3, 4, 6), np.float32)),  # rows of another shape
+    (8, np.ones((4, 3, 4, 5), np.float32)),  # rows past the end of the array
+])
+def test_write_rows_leaves_odd_rows_to_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            start: int, rows: np.ndarray) -> None:
+    """Rows that are not whole chunks of the array: zarr decides (the same outcome as zarr's)."""
+    mine, theirs = _rows_array(tmp_path / "mine.zarr"), _rows_array(tmp_path / "theirs.zarr")
+    encoded = _direct_encodes(monkeypatch)
+    outcomes = []
+    for write in (lambda: direct.write_rows(mine, start, rows),
+                  lambda: theirs.__setitem__(slice(start, start + len(rows)), rows)):
+        try:
+            write()
+            outcomes.append("written")
+        except (ValueError, IndexError) as err:
+            outcomes.append(type(err).__name__)
+    assert encoded == [] and outcomes[0] == outcomes[1]
+    assert _chunk_files(tmp_path / "mine.zarr") == _chunk_files(tmp_path / "theirs.zarr")
+
+
+def test_encoders_carry_the_arrays_zstd_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(direct, "_ENCODERS", {})
+    encoder = direct._encoder(7, True)
+    assert (encoder.level, encoder.checksum) == (7, True)
+    assert direct._encoder(7, True) is encoder  # made once per setting
+    assert (direct._encoder(0, False).level, direct._encoder(0, False).checksum) == (0, False)
