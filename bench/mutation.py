@@ -334,6 +334,36 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
          "tasks.polar.patches.x__cut_on_cluster__mutmut_108",
          "tasks.polar.patches.x__patch_counts_aligned__mutmut_82"],
     ),
+    (
+        "polar patches (stop 15 sample): collecting results more eagerly (`or` in the throttle "
+        "loop) only throttles; pure=True / None on join tasks whose arguments always differ; "
+        "tqdm's description; zip's strict on sequences of one length by construction; "
+        "max(initial=1) of labels that are never empty; the message of a bookkeeping error no "
+        "test can reach; x without write_empty_chunks goes through zarr's own write (no chunk "
+        "of patches is all fill value); the writer pool's size (its writes cover disjoint "
+        "whole chunks)",
+        [f"tasks.polar.patches.x__cut_on_cluster__mutmut_{i}" for i in (76, 91, 104)]
+        + ["tasks.polar.patches.x__find_all_candidates__mutmut_44",
+           "tasks.polar.patches.x__ordered_results__mutmut_25",
+           "tasks.polar.patches.x_find_candidates__mutmut_24",
+           "tasks.polar.patches.x_tile_parts__mutmut_43",
+           "tasks.polar.patches.x_write_shared_chunk__mutmut_26"]
+        + [f"tasks.polar.patches.xǁ_PatchStoreǁ__init____mutmut_{i}" for i in (36, 70, 74)]
+        # second stop-15 sample (the module's mutants renumbered after cut_part): one more
+        # extract task; the throttle's window (i - 1, needed_from); tqdm's total; pure=True on
+        # tasks with distinct arguments; pure patches' fast path also taking bad pure and mixed
+        # good patches (rejected / recounted by the bincount after it); zip's strict after the
+        # length check; max(initial=None) of never-empty labels; the bookkeeping error's text
+        + ["tasks.polar.patches.x__cut_chosen__mutmut_60",
+           "tasks.polar.patches.x__cut_on_cluster__mutmut_101",
+           "tasks.polar.patches.x__cut_on_cluster__mutmut_106",
+           "tasks.polar.patches.x__find_all_candidates__mutmut_40",
+           "tasks.polar.patches.x__ordered_results__mutmut_39",
+           "tasks.polar.patches.x__patch_counts_aligned__mutmut_37",
+           "tasks.polar.patches.x_extract_patches__mutmut_28",
+           "tasks.polar.patches.x_find_candidates__mutmut_23",
+           "tasks.polar.patches.x_write_shared_chunk__mutmut_27"],
+    ),
     # tasks/linked_data/export/exporter.py (H8)
     (
         "exporter: a rejection reason written for rows not (yet) rejected is overwritten when a "

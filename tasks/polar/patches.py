@@ -429,6 +429,7 @@ class TilePatches:
 
     ``head`` holds output rows [first, first + len(head)), ``tail`` rows [full_chunks[1],
     full_chunks[1] + len(tail)); the task itself wrote the rows ``full_chunks`` in between.
+    :func:`cut_part` returns every patch as ``head`` (nothing written).
     """
 
     head: np.ndarray
@@ -439,46 +440,32 @@ class TilePatches:
     first: int = 0
 
 
-def cut_and_store(
+def cut_part(
     scene_zarr: str, tile: Tile, origins: np.ndarray, size: int, stride: int,
-    out_zarr: str | None, first_index: int, chunk_n: int,
 ) -> TilePatches:
-    """Cut a tile's patches; write the whole output chunks they fill, return the rest.
+    """Cut the patches of a tile (or part of one) at ``origins``, with their per-band sums.
 
-    The tile's patches occupy output rows [first_index, first_index + n). Output chunks lying
-    entirely inside that range are written here (no other task touches them); the partial
-    chunks at both ends are returned, and :func:`write_shared_chunk` (a task on Dask) joins them
-    with the neighbouring tiles' parts. Tasks therefore never write the same zarr chunk. With
-    ``out_zarr=None`` nothing is written here and every patch is returned (as ``head``): the
-    in-process path, where the driver writes in a background thread while the next tile is cut.
+    Every patch comes back as ``head``; the caller writes them (in-process the driver's writer
+    thread, on Dask :func:`cut_and_store_tiles`). The sums are per patch and band in float32
+    (pairwise summation), across patches in float64.
     """
     patches, patch_sums = _cut_patches_and_sums(scene_zarr, tile, origins, size, stride)
-    n = len(patches)
-    flat = patches.reshape(n, patches.shape[1], -1)
-    # per patch and band in float32 (pairwise summation), across patches in float64
-    band_sum = patch_sums.sum(axis=0, dtype=np.float64)
-    band_sum_sq = np.einsum("nbk,nbk->nb", flat, flat).sum(axis=0, dtype=np.float64)
-    c0 = -(-first_index // chunk_n) * chunk_n
-    c1 = (first_index + n) // chunk_n * chunk_n
-    if c1 <= c0 or out_zarr is None:
-        return TilePatches(patches, patches[:0], (c0, c0), band_sum, band_sum_sq, first_index)
-    write_rows(_open_output(out_zarr), c0, patches[c0 - first_index: c1 - first_index])
-    # copies: a view would keep the whole tile's patches alive until the shared chunk is written
-    return TilePatches(patches[: c0 - first_index].copy(), patches[c1 - first_index:].copy(),
-                       (c0, c1), band_sum, band_sum_sq, first_index)
+    flat = patches.reshape(len(patches), patches.shape[1], -1)
+    return TilePatches(patches, patches[:0], (0, 0), patch_sums.sum(axis=0, dtype=np.float64),
+                       np.einsum("nbk,nbk->nb", flat, flat).sum(axis=0, dtype=np.float64))
 
 
 def cut_and_store_tiles(
     parts: Sequence[tuple[str, Tile, np.ndarray]], size: int, stride: int, out_zarr: str,
     first_index: int, chunk_n: int,
 ) -> TilePatches:
-    """:func:`cut_and_store` of consecutive tiles ``(scene_zarr, tile, origins)`` in one task.
+    """Cut consecutive tiles (or parts) ``(scene_zarr, tile, origins)`` in one task and write.
 
     Their patches occupy output rows [first_index, first_index + n) in order. The tiles are cut
     one at a time (the memory of one tile), and every output chunk inside those rows is written
     as soon as it is complete, also one that spans two of the tiles, so only the chunks at both
     ends are left to :func:`write_shared_chunk`. ``band_sum`` / ``band_sum_sq`` hold one row per
-    tile (the sums of :func:`cut_and_store`, added in tile order by the driver).
+    tile (the sums of :func:`cut_part`, added in tile order by the driver).
     """
     end = first_index + sum(len(origins) for _, _, origins in parts)
     c0 = -(-first_index // chunk_n) * chunk_n
@@ -490,7 +477,7 @@ def cut_and_store_tiles(
     band_sums, band_sums_sq = [], []
     start = first_index
     for scene_zarr, tile, origins in parts:
-        cut = cut_and_store(scene_zarr, tile, origins, size, stride, None, start, chunk_n)
+        cut = cut_part(scene_zarr, tile, origins, size, stride)
         patches, start = cut.head, start + len(cut.head)
         band_sums.append(cut.band_sum)
         band_sums_sq.append(cut.band_sum_sq)
@@ -517,7 +504,7 @@ def cut_and_store_tiles(
     empty = np.zeros((0, len(schema.BANDS), size, size), np.float32)
     head_rows = np.concatenate(head) if head else empty
     tail_rows = leftover if leftover is not None else empty
-    if c1 == c0:  # no whole chunk: every row is returned as the head, as by cut_and_store
+    if c1 == c0:  # no whole chunk: every row is returned as the head, as by cut_part
         return TilePatches(np.concatenate([head_rows, tail_rows]), empty, (c0, c0),
                            np.stack(band_sums), np.stack(band_sums_sq), first_index)
     return TilePatches(head_rows, tail_rows, (c0, c1), np.stack(band_sums),
@@ -820,14 +807,13 @@ def _cut_chosen(
     writer = _PatchStore(out_zarr, len(chosen), len(schema.BANDS), size)
     parts = tile_parts(tiles, scene_paths, chosen, stride)
     bounds = [first for _, first, _ in parts] + [len(chosen)]
-    # on Dask, tasks write the chunks they fill; in-process, the driver's writer thread does
-    task_out = str(out_zarr) if client is not None else None
-    cut_jobs = [(scene_paths[tile.scene_index], tile, chosen[first:stop, 2:4], size, stride,
-                 task_out, first, writer.chunk_n) for tile, first, stop in parts]
+    # in-process, the driver's writer thread writes; on Dask, the tasks write the chunks they fill
+    cut_jobs = [(scene_paths[tile.scene_index], tile, chosen[first:stop, 2:4], size, stride)
+                for tile, first, stop in parts]
     writer.write_index(chosen, stride)  # in the writer thread, while the patches are cut
     try:
         if client is None:
-            for part in tqdm(_ordered_results(None, cut_and_store, cut_jobs, window),
+            for part in tqdm(_ordered_results(None, cut_part, cut_jobs, window),
                              total=len(cut_jobs), desc=f"extract {size}px", disable=None):
                 writer.add(part)
         else:

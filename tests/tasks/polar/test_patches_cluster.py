@@ -109,9 +109,18 @@ def test_tile_group_task_writes_the_chunks_inside_and_returns_both_ends(
     else:  # no whole chunk: everything comes back as the head
         np.testing.assert_array_equal(part.head, expected)
         assert len(part.tail) == 0
-    single = [patches_module.cut_and_store(s, t, o, 20, 20, None, 0, chunk_n) for s, t, o in parts]
+    single = [patches_module.cut_part(s, t, o, 20, 20) for s, t, o in parts]
     np.testing.assert_array_equal(part.band_sum, np.stack([p.band_sum for p in single]))
     np.testing.assert_array_equal(part.band_sum_sq, np.stack([p.band_sum_sq for p in single]))
+    for (s, t, o), one in zip(parts, single, strict=True):  # float32 per patch, float64 across
+        patches = patches_module.cut_patches(s, t, o, 20, 20).reshape(len(o), 3, -1)
+        assert one.band_sum.dtype == one.band_sum_sq.dtype == np.float64
+        np.testing.assert_array_equal(one.head.reshape(len(o), 3, -1), patches)
+        np.testing.assert_array_equal(one.band_sum, patches.sum(axis=2).sum(axis=0,
+                                                                              dtype=np.float64))
+        np.testing.assert_array_equal(
+            one.band_sum_sq,
+            np.einsum("nbk,nbk->nb", patches, patches).sum(axis=0, dtype=np.float64))
 
 
 @pytest.mark.parametrize(("size", "stride", "split"), [(16, 16, True), (20, 32, True),
