@@ -219,22 +219,23 @@ def _run_update(store: Any) -> Any:
     return local.update if local is not None else store.update
 
 
-def _graph_triples(store: Any, graph: str, predicates: frozenset[str]) -> Iterator[Any]:
-    """Yield the triples of ``graph`` with one of ``predicates`` (embedded or HTTP store)."""
+def _graph_triples(store: Any, graph: str,
+                   predicates: frozenset[str] | None = None) -> Iterator[Any]:
+    """Yield the triples of ``graph`` (with one of ``predicates``; None: all) (embedded or HTTP)."""
     import pyoxigraph as ox
 
     local = _local_store(store)
     if local is not None:
-        for predicate in sorted(predicates):
+        for predicate in [None] if predicates is None else sorted(predicates):
             for quad in local.quads_for_pattern(
-                None, ox.NamedNode(predicate), None, ox.NamedNode(graph)
+                None, None if predicate is None else ox.NamedNode(predicate), None,
+                ox.NamedNode(graph)
             ):
                 yield quad.triple
         return
-    values = " ".join(f"<{p}>" for p in sorted(predicates))
-    rows = store.query(
-        f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ VALUES ?p {{ {values} }} ?s ?p ?o }} }}"
-    )
+    values = "" if predicates is None else (
+        "VALUES ?p { " + " ".join(f"<{p}>" for p in sorted(predicates)) + " } ")
+    rows = store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ {values}?s ?p ?o }} }}")
     for row in rows:
         yield ox.Triple(row["s"], row["p"], row["o"])
 
@@ -246,21 +247,9 @@ def drop_entailment(store: Any, graph: str) -> None:
     """
     from tasks.linked_data.load_record import record_graph
 
-    run_update = _run_update(store)
-    run_update(f"DROP SILENT GRAPH <{record_graph(entailed_graph(graph))}>")
-    run_update(f"DROP SILENT GRAPH <{entailed_graph(graph)}>")
-
-
-def _stored_triples(store: Any, graph: str) -> set[Any]:
-    """Return every triple of ``graph`` (embedded or HTTP store)."""
-    import pyoxigraph as ox
-
-    local = _local_store(store)
-    if local is not None:
-        return {quad.triple for quad in
-                local.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
-    rows = store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
-    return {ox.Triple(row["s"], row["p"], row["o"]) for row in rows}
+    target = entailed_graph(graph)
+    _run_update(store)(f"DROP SILENT GRAPH <{record_graph(target)}> ;\n"
+                       f"DROP SILENT GRAPH <{target}>")
 
 
 def _has_blank_node(triples: Iterable[Any]) -> bool:
@@ -326,7 +315,7 @@ def materialise(store: Any, graph: str) -> int:
                  target)
         return int(record.statements)
     entailed = entail(source)
-    stored = _stored_triples(store, target)
+    stored = set(_graph_triples(store, target))
     run_update = _run_update(store)
     run_update(record_update(target, None, graph))  # no record while the graph changes
     if _has_blank_node(entailed) or _has_blank_node(stored):
