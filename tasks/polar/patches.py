@@ -776,11 +776,13 @@ def tile_parts(tiles: Sequence[Tile], scene_paths: Sequence[str], chosen: np.nda
     """
     tile_ids, starts = np.unique(chosen[:, 1], return_index=True)
     bounds = [*(int(s) for s in starts), len(chosen)]
+    chunk_rows_of = {index: _open_array(path, schema.BACKSCATTER_VAR).chunks[1]
+                     for index, path in enumerate(scene_paths)}
     parts = []
     for i, tile_index in enumerate(tile_ids):
         tile = tiles[tile_index]
         lo, hi = bounds[i], bounds[i + 1]
-        chunk_rows = _open_array(scene_paths[tile.scene_index], schema.BACKSCATTER_VAR).chunks[1]
+        chunk_rows = chunk_rows_of[tile.scene_index]
         cuts: list[int] = []
         if chunk_rows % stride == 0:  # patch rows per chunk row: split where the chunk row changes
             band = chosen[lo:hi, 2] // (chunk_rows // stride)
@@ -803,7 +805,7 @@ def _cut_chosen(
     client: Any, tiles: list[Tile], scene_paths: list[str], chosen: np.ndarray,
     out_zarr: Path | str, size: int, stride: int, window: int, workers: int,
 ) -> _PatchStore:
-    """Cut the chosen patches tile by tile into the output zarr; return the (closed) store."""
+    """Cut the chosen patches part by part into the output zarr; return the (closed) store."""
     writer = _PatchStore(out_zarr, len(chosen), len(schema.BANDS), size)
     parts = tile_parts(tiles, scene_paths, chosen, stride)
     bounds = [first for _, first, _ in parts] + [len(chosen)]
