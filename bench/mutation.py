@@ -346,7 +346,6 @@ _EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         + ["tasks.polar.patches.x__find_all_candidates__mutmut_44",
            "tasks.polar.patches.x__ordered_results__mutmut_25",
            "tasks.polar.patches.x_find_candidates__mutmut_24",
-           "tasks.polar.patches.x_tile_parts__mutmut_43",
            "tasks.polar.patches.x_write_shared_chunk__mutmut_26"]
         + [f"tasks.polar.patches.xǁ_PatchStoreǁ__init____mutmut_{i}" for i in (36, 70, 74)]
         # second stop-15 sample (the module's mutants renumbered after cut_part): one more
