@@ -11,8 +11,21 @@ which the ``oxigraph serve`` binary cannot load. Same paths as Oxigraph's server
   JSON (default), XML, CSV or TSV, graphs as N-Triples, Turtle or RDF/XML (``Accept``).
 * ``/update`` - SPARQL 1.1 Update: ``POST`` form (``update=``) or ``application/sparql-update``.
 * ``/store`` - Graph Store Protocol on ``?graph=IRI`` (or ``?default``): ``GET`` (404 when the
-  graph does not exist), ``PUT`` (replace, one transaction), ``POST`` (add), ``DELETE``. Written
-  triples are entailed into ``{graph}/entailed`` in the same transaction.
+  graph does not exist), ``PUT`` (replace, atomic), ``POST`` (add; one transaction, or Oxigraph's
+  ``?no_transaction`` bulk write, not atomic, for first loads), ``DELETE``. Written triples are
+  entailed into ``{graph}/entailed`` in the same step.
+
+A ``PUT`` of at least ``REBUILD_PUT_MIN_STATEMENTS`` triples over a graph that holds data is a
+re-load: it goes through :meth:`EmbeddedStore.replace_graph
+<tasks.linked_data.store.EmbeddedStore.replace_graph>` with the graph and its entailment
+companion, whose cost model applies the difference in one transaction or, when most triples
+changed, rebuilds the store with bulk loads in a sibling folder and swaps it in whole (queries in
+flight finish on the old store, new ones wait for the swap; writes are serialised meanwhile). Either
+way readers see the old or the new graph, never a mix, and a ``kill -9`` leaves one complete store.
+Every answer carries ``Eeflow-Graph-Store: rebuild`` so that :class:`~tasks.linked_data.store.
+HttpStore` sends such a re-load as one PUT instead of a SPARQL update of the difference (which
+Oxigraph applies quad by quad, ~7x a bulk load). Bodies above ``SPOOL_BODY_BYTES`` are spooled to a
+file beside the store, not held in memory.
 
 Queries without ``GRAPH`` see the union of all graphs (as ``oxigraph serve
 --union-default-graph``). It binds 127.0.0.1 unless told otherwise. Start one by hand with::
@@ -27,21 +40,32 @@ configs/linked_data.yaml. :class:`OxigraphServer` starts the plain binary (tests
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tasks.linked_data.store import REBUILD_HEADER, EmbeddedStore
 from tasks.net import free_port
 
 log = logging.getLogger(__name__)
+
+#: A Graph Store PUT of at least this many triples into a graph that holds data is re-loaded
+#: through the embedded store's cost model (difference or rebuild + swap); smaller ones (a daily
+#: chart) stay one transaction.
+REBUILD_PUT_MIN_STATEMENTS = 20_000
+#: Graph Store bodies above this many bytes are spooled to a file instead of kept in memory.
+SPOOL_BODY_BYTES = 16 * 1024 * 1024
 
 
 def oxigraph_binary() -> str:
@@ -168,12 +192,32 @@ def _negotiate(accept: str, table: dict[str, str], default: str) -> tuple[str, s
 
 
 class SparqlService:
-    """The endpoint's logic on one pyoxigraph store (no HTTP): query, update, graph store."""
+    """The endpoint's logic on one pyoxigraph store (no HTTP): query, update, graph store.
 
-    def __init__(self, store: Any, rewrite: bool = True, entail: bool = True) -> None:
-        self.store = store
+    ``store``: a raw ``pyoxigraph.Store``, or an :class:`~tasks.linked_data.store.EmbeddedStore`
+    (what :class:`SparqlServer` passes), which adds the re-load of big PUTs (see the module doc).
+    """
+
+    def __init__(self, store: Any, rewrite: bool = True, entail: bool = True,
+                 spool_dir: Path | None = None) -> None:
+        self.holder: EmbeddedStore | None = store if isinstance(store, EmbeddedStore) else None
+        self._raw = None if self.holder is not None else store
         self.rewrite = rewrite
         self.entail = entail
+        self.spool_dir = spool_dir
+        #: writes run one at a time: a re-load that rebuilds the store copies the other graphs
+        #: from the live one, so no update may land there meanwhile
+        self.writes = threading.RLock()
+
+    @property
+    def store(self) -> Any:
+        """The live ``pyoxigraph.Store`` (a new object after a re-load swapped a rebuilt one in)."""
+        return self.holder.store if self.holder is not None else self._raw
+
+    @property
+    def rebuilds(self) -> bool:
+        """Whether a big PUT over a graph with data may rebuild the store (see the module doc)."""
+        return self.holder is not None
 
     def query(self, sparql: str, accept: str, default_graphs: list[str],
               named_graphs: list[str]) -> tuple[str, bytes]:
@@ -202,10 +246,11 @@ class SparqlService:
         """Run an update (GeoSPARQL functions available)."""
         from tasks.linked_data.geosparql import engine
 
-        try:
-            engine.update(self.store, sparql)
-        except SyntaxError as err:
-            raise RequestError(400, f"SPARQL update syntax error: {err}") from None
+        with self.writes:
+            try:
+                engine.update(self.store, sparql)
+            except SyntaxError as err:
+                raise RequestError(400, f"SPARQL update syntax error: {err}") from None
 
     def _graph(self, params: dict[str, list[str]]) -> Any:
         import pyoxigraph as ox
@@ -220,7 +265,7 @@ class SparqlService:
         except ValueError as err:
             raise RequestError(400, f"graph {names[0]!r} is not an IRI: {err}") from None
 
-    def _parse(self, body: bytes, content_type: str, graph: Any) -> list[Any]:
+    def _parse(self, body: bytes | Path, content_type: str) -> list[Any]:
         import pyoxigraph as ox
 
         media = content_type.split(";")[0].strip().lower()
@@ -229,28 +274,48 @@ class SparqlService:
             raise RequestError(
                 415, f"unsupported RDF media type {media!r}; use one of {list(RDF_FORMATS)}"
             )
+        fmt = getattr(ox.RdfFormat, name)
         try:
-            return list(ox.parse(body, format=getattr(ox.RdfFormat, name)))
+            if isinstance(body, Path):
+                return list(ox.parse(path=str(body), format=fmt))
+            return list(ox.parse(body, format=fmt))
         except SyntaxError as err:
             raise RequestError(400, f"the {media} body does not parse: {err}") from None
 
-    def _write(self, graph: Any, statements: list[Any], replace: bool) -> None:
+    def _companion(self, graph: Any) -> str | None:
+        """Name the entailment graph written with ``graph`` (None: default graph, staging, off)."""
+        import pyoxigraph as ox
+
+        from tasks.linked_data.geosparql.entailment import STAGING_SUFFIX, entailed_graph
+
+        if isinstance(graph, ox.NamedNode) and self.entail and not graph.value.endswith(
+            STAGING_SUFFIX
+        ):
+            return entailed_graph(graph.value)
+        return None
+
+    def _entailed(self, graph: Any, triples: list[Any], replace: bool) -> set[Any]:
+        """Entail ``triples`` (when added: only what ``graph`` does not assert already)."""
+        import pyoxigraph as ox
+
+        from tasks.linked_data.geosparql.entailment import entail
+
+        entailed = entail(triples)
+        if not replace:
+            store = self.store
+            entailed = {
+                t for t in entailed if ox.Quad(t.subject, t.predicate, t.object, graph) not in store
+            }
+        return entailed
+
+    def _write(self, graph: Any, triples: list[Any], replace: bool) -> None:
         """Replace or extend ``graph`` (and its entailment) in one update = one transaction."""
         import pyoxigraph as ox
 
-        from tasks.linked_data.geosparql.entailment import (
-            STAGING_SUFFIX,
-            entail,
-            entailed_graph,
-        )
-
         named = isinstance(graph, ox.NamedNode)
-        triples = [s.triple if isinstance(s, ox.Quad) else s for s in statements]
         parts = []
         target = f"GRAPH <{graph.value}> " if named else ""
-        companion = None
-        if named and self.entail and not graph.value.endswith(STAGING_SUFFIX):
-            companion = entailed_graph(graph.value)
+        companion = self._companion(graph)
         if replace:
             parts.append(f"DROP SILENT GRAPH <{graph.value}>" if named else "DROP SILENT DEFAULT")
             if companion:
@@ -258,56 +323,104 @@ class SparqlService:
         body = "\n".join(f"{t} ." for t in triples)
         data = f"{target}{{\n{body}\n}}" if named else body
         if companion:
-            entailed = entail(triples)
-            if not replace:
-                entailed = {
-                    t for t in entailed
-                    if ox.Quad(t.subject, t.predicate, t.object, graph) not in self.store
-                }
+            entailed = self._entailed(graph, triples, replace)
             if entailed:
                 lines = "\n".join(f"{t} ." for t in entailed)
                 data += f"\nGRAPH <{companion}> {{\n{lines}\n}}"
         parts.append(f"INSERT DATA {{\n{data}\n}}")
         self.store.update(" ;\n".join(parts))
 
-    def graph_store(self, method: str, params: dict[str, list[str]], body: bytes,
+    def _with_entailment(self, graph: Any, triples: list[Any], replace: bool) -> Iterator[Any]:
+        """Quads of ``triples`` in ``graph``, then their entailment in its companion graph."""
+        import pyoxigraph as ox
+
+        for t in triples:
+            yield ox.Quad(t.subject, t.predicate, t.object, graph)
+        companion = self._companion(graph)
+        if companion is not None:
+            node = ox.NamedNode(companion)
+            for t in self._entailed(graph, triples, replace):
+                yield ox.Quad(t.subject, t.predicate, t.object, node)
+
+    def _bulk_add(self, graph: Any, triples: list[Any]) -> None:
+        """Add ``triples`` (and their entailment) without a transaction (``?no_transaction``)."""
+        self.store.bulk_extend(self._with_entailment(graph, triples, replace=False))
+
+    def _reload(self, graph: Any, triples: list[Any]) -> None:
+        """Replace a graph that holds data through the embedded store's re-load (module doc)."""
+        import pyoxigraph as ox
+
+        assert self.holder is not None
+        companion = self._companion(graph)
+        handle, name = tempfile.mkstemp(prefix="eeflow-put-", suffix=".nq", dir=self.spool_dir)
+        os.close(handle)
+        try:
+            ox.serialize(self._with_entailment(graph, triples, replace=True), output=name,
+                         format=ox.RdfFormat.N_QUADS)
+            self.holder.replace_graph(
+                graph.value, Path(name), "nq", also_replace=[companion] if companion else []
+            )
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def _reloads(self, graph: Any, triples: list[Any]) -> bool:
+        """Whether a PUT of ``triples`` goes through :meth:`_reload` (see the module doc)."""
+        import pyoxigraph as ox
+
+        if self.holder is None or not isinstance(graph, ox.NamedNode):
+            return False
+        if len(triples) < REBUILD_PUT_MIN_STATEMENTS:
+            return False
+        if next(iter(self.store.quads_for_pattern(None, None, None, graph)), None) is None:
+            return False  # a first load: one transaction, readers never see it fill
+        return not any(
+            isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
+            for t in triples
+        )  # blank nodes cannot be diffed: one transaction
+
+    def graph_store(self, method: str, params: dict[str, list[str]], body: bytes | Path,
                     content_type: str, accept: str) -> tuple[int, str, bytes]:
         """Serve one Graph Store Protocol request; return (status, content type, body)."""
         import pyoxigraph as ox
 
         graph = self._graph(params)
         named = isinstance(graph, ox.NamedNode)
-        exists = (not named) or self.store.contains_named_graph(graph)
         if method == "GET":
-            if not exists:
+            store = self.store
+            if named and not store.contains_named_graph(graph):
                 raise RequestError(404, f"graph <{graph.value}> does not exist")
             media, name = _negotiate(accept, RDF_FORMATS, "N_TRIPLES")
             if name == "N_QUADS":
                 media, name = "application/n-triples", "N_TRIPLES"
-            triples = [q.triple for q in self.store.quads_for_pattern(None, None, None, graph)]
+            triples = [q.triple for q in store.quads_for_pattern(None, None, None, graph)]
             return 200, media, ox.serialize(triples, format=getattr(ox.RdfFormat, name)) or b""
-        if method == "DELETE":
-            if not exists:
-                raise RequestError(404, f"graph <{graph.value}> does not exist")
-            from tasks.linked_data.geosparql.entailment import entailed_graph
+        if method not in ("PUT", "POST", "DELETE"):
+            raise RequestError(405, f"method {method} not allowed on the graph store")
+        statements = self._parse(body, content_type) if method != "DELETE" else []
+        if any(isinstance(s, ox.Quad) and s.graph_name != ox.DefaultGraph() for s in statements):
+            raise RequestError(400, "Graph Store bodies hold triples (N-Quads to /store with "
+                               "no graph are not supported); name the graph with ?graph=")
+        triples = [s.triple if isinstance(s, ox.Quad) else s for s in statements]
+        with self.writes:
+            exists = (not named) or self.store.contains_named_graph(graph)
+            if method == "DELETE":
+                if not exists:
+                    raise RequestError(404, f"graph <{graph.value}> does not exist")
+                from tasks.linked_data.geosparql.entailment import entailed_graph
 
-            if named:
                 self.store.update(
                     f"DROP GRAPH <{graph.value}> ; "
                     f"DROP SILENT GRAPH <{entailed_graph(graph.value)}>"
+                    if named else "DROP DEFAULT"
                 )
+                return 204, "text/plain", b""
+            if method == "PUT" and self._reloads(graph, triples):
+                self._reload(graph, triples)
+            elif method == "POST" and "no_transaction" in params:
+                self._bulk_add(graph, triples)
             else:
-                self.store.update("DROP DEFAULT")
-            return 204, "text/plain", b""
-        if method in ("PUT", "POST"):
-            statements = self._parse(body, content_type, graph)
-            if any(isinstance(s, ox.Quad) and s.graph_name != ox.DefaultGraph()
-                   for s in statements):
-                raise RequestError(400, "Graph Store bodies hold triples (N-Quads to /store with "
-                                   "no graph are not supported); name the graph with ?graph=")
-            self._write(graph, statements, replace=method == "PUT")
+                self._write(graph, triples, replace=method == "PUT")
             return (201 if not exists else 204), "text/plain", b""
-        raise RequestError(405, f"method {method} not allowed on the graph store")
 
 
 def _form(body: bytes, content_type: str, params: dict[str, list[str]],
@@ -323,8 +436,15 @@ def _form(body: bytes, content_type: str, params: dict[str, list[str]],
 
 
 def _route(service: SparqlService, command: str, path: str, params: dict[str, list[str]],
-           body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
-    """Answer one request to /query, /update or /store: (status, media type, body)."""
+           body: bytes | Path, content_type: str, accept: str) -> tuple[int, str, bytes]:
+    """Answer one request to /query, /update or /store: (status, media type, body).
+
+    ``body`` is a file (a spooled Graph Store body, see ``SPOOL_BODY_BYTES``) only for /store.
+    """
+    if path == "/store":
+        return service.graph_store(command, params, body, content_type, accept)
+    if isinstance(body, Path):
+        body = body.read_bytes()
     if path == "/query":
         form = _form(body, content_type, params)
         if "query" not in form:
@@ -344,9 +464,28 @@ def _route(service: SparqlService, command: str, path: str, params: dict[str, li
                                "application/sparql-update body")
         service.update(form["update"][0])
         return 204, "text/plain", b""
-    if path == "/store":
-        return service.graph_store(command, params, body, content_type, accept)
     raise RequestError(404, f"no such endpoint {path}; use /query, /update or /store")
+
+
+def _spool(stream: Any, length: int, folder: Path | None) -> Path:
+    """Copy a request body of ``length`` bytes into a new file in ``folder`` (caller deletes)."""
+    handle, name = tempfile.mkstemp(prefix="eeflow-body-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as spool:
+            left = length
+            while left:
+                block = stream.read(min(left, 1 << 20))
+                if not block:
+                    raise RequestError(
+                        400, f"the request body ended after {length - left} of its {length} "
+                        "bytes (Content-Length); send it again"
+                    )
+                spool.write(block)
+                left -= len(block)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
 
 
 def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
@@ -359,13 +498,17 @@ def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # the base class names it format
             log.debug("%s " + format, self.address_string(), *args)
 
-        def _body(self) -> bytes:
+        def _body(self, path: str) -> bytes | Path:
             length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+            if path != "/store" or length <= SPOOL_BODY_BYTES:
+                return self.rfile.read(length) if length else b""
+            return _spool(self.rfile, length, service.spool_dir)
 
         def _answer(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if service.rebuilds:
+                self.send_header(REBUILD_HEADER, "rebuild")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
@@ -374,8 +517,9 @@ def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self) -> None:
             url = urlsplit(self.path)
             params = parse_qs(url.query, keep_blank_values=True)
-            body = self._body()
+            body: bytes | Path = b""
             try:
+                body = self._body(url.path)
                 self._answer(*_route(service, self.command, url.path, params, body,
                                      self.headers.get("Content-Type", ""),
                                      self.headers.get("Accept", "")))
@@ -385,6 +529,9 @@ def _handler(service: SparqlService) -> type[BaseHTTPRequestHandler]:
                 log.exception("SPARQL server error on %s %s", self.command, self.path)
                 self._answer(500, "text/plain; charset=utf-8", f"{type(err).__name__}: {err}"
                              .encode())
+            finally:
+                if isinstance(body, Path):
+                    body.unlink(missing_ok=True)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 
@@ -402,24 +549,13 @@ class SparqlServer:
         rewrite: bool = True,
         entail: bool = True,
     ) -> None:
-        import pyoxigraph as ox
-
         self.location = Path(location) if location is not None else None
         self.host = host
         self.port = port or free_port(host)
-        if self.location is not None:
-            self.location.mkdir(parents=True, exist_ok=True)
-            try:
-                store = ox.Store(str(self.location))
-            except OSError as err:
-                raise OSError(
-                    f"cannot open the store folder {self.location}: {err}; another process "
-                    "(a load, a server) holds it: stop it or choose another --location"
-                ) from err
-        else:
-            store = ox.Store()
-        self.store = store
-        self.service = SparqlService(store, rewrite=rewrite, entail=entail)
+        # the embedded store finishes a swap a crash interrupted and removes leftover folders
+        self.holder = EmbeddedStore(self.location)
+        spool = None if self.location is None else self.location.parent
+        self.service = SparqlService(self.holder, rewrite=rewrite, entail=entail, spool_dir=spool)
         self.httpd: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -427,6 +563,11 @@ class SparqlServer:
     def url(self) -> str:
         """Base URL (``/query``, ``/update``, ``/store`` below it)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def store(self) -> Any:
+        """The live ``pyoxigraph.Store`` (a new object after a re-load swapped one in)."""
+        return self.holder.store
 
     def _bind(self) -> ThreadingHTTPServer:
         httpd = ThreadingHTTPServer((self.host, self.port), _handler(self.service))
@@ -468,8 +609,7 @@ class SparqlServer:
             self.httpd.server_close()
             self.httpd = None
             self.thread = None
-        if self.location is not None:
-            self.store.flush()
+        self.holder.close()
 
     def __enter__(self) -> SparqlServer:
         return self.start()

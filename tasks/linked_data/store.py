@@ -32,11 +32,15 @@ Every load is checked and atomic (nothing lost, nothing half-replaced):
      and removes the leftover folder. Readers in this process wait for the swap (milliseconds).
      It needs free disk space for a second copy of the store.
 
-   Over HTTP only the update is available: Oxigraph's Graph Store ``PUT`` is one transaction too
-   (since Oxigraph 0.5.10; a body with a syntax error leaves the graph as it was), but it clears
-   the graph inside the transaction, which is slower than deleting the listed triples; it is used
-   for files of at most ``atomic_max_triples`` triples, for Turtle (no diff to compute), for
-   blank nodes and for differences above ``HTTP_UPDATE_MAX_BYTES``.
+   Over HTTP on plain ``oxigraph serve`` only the update is available: its Graph Store ``PUT``
+   is one transaction too (since Oxigraph 0.5.10; a body with a syntax error leaves the graph as
+   it was), but it clears the graph inside the transaction, which is slower than deleting the
+   listed triples; it is used for files of at most ``atomic_max_triples`` triples, for Turtle (no
+   diff to compute), for blank nodes and for differences above ``HTTP_UPDATE_MAX_BYTES``.
+   eeflow's own server (``eeflow rdf serve``, what docker-compose.yaml deploys) answers with
+   ``Eeflow-Graph-Store: rebuild``: it re-loads a big PUT over a graph with data by the cost
+   model above (rebuild + swap when most triples changed), so a re-load that changes most of the
+   graph (``PUT_RELOAD_COST``) is sent to it as one PUT instead of the difference.
    ``store.replace: staging_move`` keeps chunks into ``{graph}/staging`` + ``MOVE``.
 
    HTTP loads of N-Triples / Turtle keep a **load record** in the store, in the companion graph
@@ -516,9 +520,17 @@ class EmbeddedStore:
             self._store = value
 
     def replace_graph(
-        self, graph: str, rdf_file: Path, fmt: str, expected_triples: int | None = None
+        self,
+        graph: str,
+        rdf_file: Path,
+        fmt: str,
+        expected_triples: int | None = None,
+        also_replace: Iterable[str] = (),
     ) -> int:
         """Replace ``graph`` by the file, atomically (see the module doc); return its size.
+
+        ``also_replace``: further named graphs replaced in the same step by the file's quads for
+        them (emptied when it has none; N-Quads), e.g. a graph's entailment companion.
 
         Raises:
             RdfFileError: the file does not parse or is shorter than ``expected_triples``.
@@ -531,7 +543,7 @@ class EmbeddedStore:
 
         node = ox.NamedNode(graph)
         content = read_rdf_keys(Path(rdf_file), fmt, graph, expected_triples)
-        graphs = sorted({graph, *(g for g in content.per_graph if g)})
+        graphs = sorted({graph, *also_replace, *(g for g in content.per_graph if g)})
         if not any(self._holds_quads(g) for g in graphs):
             try:
                 self.store.bulk_load(
@@ -802,6 +814,14 @@ def iter_line_chunks(stream: BinaryIO, lines_per_chunk: int) -> Iterator[bytes]:
 #: a bigger N-Triples difference replaces the graph with one Graph Store PUT instead (atomic too,
 #: its body is streamed, but ~2x slower per changed triple).
 HTTP_UPDATE_MAX_BYTES = 128 * 1024 * 1024
+#: Cost of a re-load by one Graph Store PUT on a server that rebuilds (``eeflow rdf serve``:
+#: parse, entailment, bulk load into a rebuilt store, swap), per statement of the file, in the
+#: units of the constants above. A re-load changes the graph by PUT rather than by the
+#: difference in one update when ``UPDATE_QUAD_COST`` x (deleted + inserted) exceeds it.
+PUT_RELOAD_COST = 3.0
+#: Response header of eeflow's server (``tasks.linked_data.server``) saying that a big PUT over a
+#: graph with data is re-loaded by the store's cost model (rebuild + swap when most changed).
+REBUILD_HEADER = "Eeflow-Graph-Store"
 
 
 class HttpStore:
@@ -818,8 +838,12 @@ class HttpStore:
         self.cfg = cfg
         self.state_dir = None if state_dir is None else Path(state_dir)
         #: how the last :meth:`replace_graph` went: ``same content``, ``first load``, ``put``,
-        #: ``snapshot diff``, ``GET diff`` or ``untracked`` (N-Quads, staging_move)
+        #: ``snapshot diff``, ``GET diff`` or ``untracked`` (N-Quads, staging_move); `` + put``
+        #: when a difference was sent as one PUT instead
         self.last_path = ""
+        #: the server said (``Eeflow-Graph-Store: rebuild``, eeflow's server) that a big PUT
+        #: over a graph with data rebuilds its store: cheaper than an update when most changed
+        self.put_rebuilds = False
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(cfg.parallel_requests, 4))
         self.session.mount("http://", adapter)
@@ -998,6 +1022,11 @@ class HttpStore:
         count = None
         diff = self._diff(graph, content, stored, size, writer)
         if diff.blank_nodes:
+            self.last_path += " + put"
+            count = self._put_with_record(graph, rdf_file, fmt, content, record)
+        elif self.put_rebuilds and (
+            UPDATE_QUAD_COST * (diff.deleted + diff.inserted) > PUT_RELOAD_COST * len(content.keys)
+        ):
             self.last_path += " + put"
             count = self._put_with_record(graph, rdf_file, fmt, content, record)
         else:
@@ -1220,6 +1249,7 @@ class HttpStore:
             data={"query": sparql},
             headers={"Accept": "application/sparql-results+json"},
         )
+        self.put_rebuilds = response.headers.get(REBUILD_HEADER, "") == "rebuild"
         return ox.parse_query_results(response.content, ox.QueryResultsFormat.JSON)
 
     def graph_size(self, graph: str) -> int:
