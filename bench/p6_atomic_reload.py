@@ -9,9 +9,10 @@ Measured in one run, wall seconds and triples/s (file triples / wall s), in this
   same         re-load of the identical file (checked parse + diff + nothing to apply)
   changed      re-load of the ``--changed`` file (small diff: one DELETE DATA ; INSERT DATA)
   all changed  re-load of the file whose every triple differs: embedded = the store rebuilt with
-               bulk loads in a staging folder and swapped in (``reload="auto"`` picks it); HTTP =
-               the difference in one SPARQL update (Oxigraph runs it as one transaction), or one
-               Graph Store PUT when that update is above the server's 128 MiB limit (1.9 M)
+               bulk loads in a staging folder and swapped in (``reload="auto"`` picks it); HTTP on
+               eeflow's server = one Graph Store PUT, which the server re-loads the same way
+               (tasks/linked_data/server.py); HTTP on plain `oxigraph serve` = the difference in
+               one SPARQL update (one transaction), or one PUT above its 128 MiB update limit
   baseline     embedded: the old non-atomic re-load (batched clear, then bulk_load); HTTP: a plain
                chunked POST of the file into an empty graph (no parse, no check; run last)
 HTTP loads keep the load record in the store and the snapshot in the run's temporary folder
@@ -19,12 +20,15 @@ HTTP loads keep the load record in the store and the snapshot in the run's tempo
 diffed against the snapshot (no GET); each HTTP row names the path taken. ``--no-snapshot`` adds
 a 10 % re-load of the plain-POST graph (no record, no snapshot: read back by a GET, as before).
 Extra rows: ``--inplace`` the embedded all-changed re-load forced through the one-update diff;
-``--put`` the HTTP all-changed re-load as one Graph Store PUT (one transaction too).
-The HTTP rows use `oxigraph serve` on 127.0.0.1 with atomic_max_triples=0 (never the small-file
-PUT path).
-Headline ratio: the slowest re-load (same, changed, all changed; embedded and HTTP) / the first
-load into the same store (the store's own bulk loader), goal >= 0.5x. CPU = user + system of this
-process (the embedded store); the HTTP server's CPU is read from /proc/<pid>/stat.
+``--put`` the HTTP all-changed re-load as one Graph Store PUT.
+HTTP servers (``--servers``, default ``eeflow``): ``eeflow`` = `eeflow rdf serve` (the triple
+store docker-compose.yaml deploys; GeoSPARQL entailment of every write included), ``oxigraph`` =
+plain `oxigraph serve` (extra rows); each in its own process on 127.0.0.1, HttpStore with
+atomic_max_triples=0 (never the small-file PUT path).
+Headline ratio: the slowest re-load (same, changed, all changed) on the stores eeflow deploys
+(embedded and eeflow's server) / the first load into the same store, goal >= 0.5x; plain
+`oxigraph serve` rows are reported beside it. CPU = user + system of this process (the embedded
+store, the HTTP client); the HTTP server's CPU is read from /proc/<pid>/stat.
 Run: .venv/bin/python bench/p6_atomic_reload.py [--features 200000 --changed 0.1] [--quick]
 """
 
@@ -68,6 +72,14 @@ def _server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_peak_rss_mb(pid: int) -> float:
+    """The server process's peak resident set so far (``VmHWM``), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=int, default=200_000)
@@ -82,6 +94,8 @@ def _args() -> argparse.Namespace:
                         help="HTTP: leave out the every-triple-changed re-load (a PUT at 1.9 M)")
     parser.add_argument("--no-snapshot", action="store_true",
                         help="extra HTTP row: the 10 %% re-load without a snapshot (GET + diff)")
+    parser.add_argument("--servers", default="eeflow",
+                        help="comma-separated HTTP servers: eeflow (headline), oxigraph (extra)")
     add_quick_flag(parser)
     args = parser.parse_args()
     if args.quick:
@@ -120,30 +134,103 @@ def _embedded_rows(args: argparse.Namespace, timed: Any, first: Path, changed: P
     store.close()
 
 
+class EeflowServerProcess:
+    """`eeflow rdf serve` in its own process (its CPU apart from the client's), 127.0.0.1."""
+
+    def __init__(self, location: Path) -> None:
+        from tasks.net import free_port
+
+        self.location = location
+        self.port = free_port("127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: Any = None
+
+    def __enter__(self) -> EeflowServerProcess:
+        import socket
+        import subprocess
+        import time
+
+        code = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
+                "from tasks.linked_data.server import SparqlServer; "
+                "SparqlServer(sys.argv[1], port=int(sys.argv[2])).serve_forever()")
+        self.process = subprocess.Popen([sys.executable, "-c", code, str(self.location),
+                                         str(self.port)], cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"eeflow rdf serve exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise TimeoutError(f"eeflow rdf serve did not listen on {self.url} within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
 def _http_rows(args: argparse.Namespace, timed: Any, http: Any, first: Path, changed: Path,
-               renamed: Path, share: str) -> None:
+               renamed: Path, share: str, store: str) -> None:
     """The HTTP server's cases, in order (see the module doc)."""
-    timed("http", "first load", lambda: http.replace_graph(GRAPH, first, "nt"))
-    timed("http", "re-load, same file", lambda: http.replace_graph(GRAPH, first, "nt"))
-    timed("http", f"re-load, {share}", lambda: http.replace_graph(GRAPH, changed, "nt"))
+    timed(store, "first load", lambda: http.replace_graph(GRAPH, first, "nt"))
+    timed(store, "re-load, same file", lambda: http.replace_graph(GRAPH, first, "nt"))
+    timed(store, f"re-load, {share}", lambda: http.replace_graph(GRAPH, changed, "nt"))
     if not args.no_all_changed:
-        timed("http", "re-load, every triple changed",
+        timed(store, "re-load, every triple changed",
               lambda: http.replace_graph(GRAPH, renamed, "nt"))
     if args.put:
         def put() -> int:
             http.put_graph(GRAPH, first, "nt")
             return int(http.graph_size(GRAPH))
 
-        timed("http", "extra: every triple changed, one Graph Store PUT", put)
+        timed(store, "extra: every triple changed, one Graph Store PUT", put)
 
 
-def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
+def _run_server(args: argparse.Namespace, name: str, timed: Any, folder: Path,
+                server_pid: list[int], http_path: list[Any], files: tuple[Path, Path, Path],
+                share: str) -> None:
+    """Start one HTTP server (``eeflow`` / ``oxigraph``), run its cases, stop it."""
+    from tasks.config.linked_data import StoreConfig
+    from tasks.linked_data.server import OxigraphServer
+    from tasks.linked_data.store import HttpStore
+
+    first, changed, renamed = files
+    if name not in ("eeflow", "oxigraph"):
+        raise SystemExit(f"--servers: unknown server {name!r}; use eeflow and/or oxigraph")
+    store = f"http {name}"
+    server: Any = (EeflowServerProcess(folder / f"server-{name}") if name == "eeflow"
+                   else OxigraphServer(folder / f"server-{name}"))
+    with server:
+        server_pid[:] = [server.process.pid]
+        settings = StoreConfig(mode="http", url=server.url, atomic_max_triples=0,
+                               chunk_triples=50_000, timeout_s=3600)
+        http = HttpStore(settings, state_dir=folder / f"http_loads-{name}")
+        http_path[:] = [http]
+        _http_rows(args, timed, http, first, changed, renamed, share, store)
+
+        def plain_post() -> int:  # the bare loader: no parse, no check, empty graph
+            http.post_file(GRAPH + "/plain", first, "nt")
+            return int(http.graph_size(GRAPH + "/plain"))
+
+        timed(store, "baseline: plain chunked POST into an empty graph", plain_post)
+        if args.no_snapshot:  # that graph has no record and no snapshot: GET + diff
+            bare = HttpStore(settings)
+            http_path[0] = bare
+            timed(store, f"extra: re-load, {share}, no record / snapshot (GET diff)",
+                  lambda: bare.replace_graph(GRAPH + "/plain", changed, "nt"))
+            bare.close()
+        http.close()
+    server_pid.clear()
+
+
+def main() -> None:
     """Run the cases on both stores and print one JSON line per case."""
     from p6_load import export_nt
 
-    from tasks.config.linked_data import StoreConfig
-    from tasks.linked_data.server import OxigraphServer
-    from tasks.linked_data.store import HttpStore, count_lines_up_to
+    from tasks.linked_data.store import count_lines_up_to
 
     args = _args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("P6_TMP")) as tmp:
@@ -167,13 +254,15 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
             with Timer() as timer:
                 size = action()  # type: ignore[operator]
             seconds = timer.wall_s
-            traced = store == "http" and http_path and not case.startswith("baseline")
+            traced = store.startswith("http") and http_path and not case.startswith("baseline")
             path = http_path[0].last_path if traced else None
             rows.append({"store": store, "case": case, "path": path, "triples": triples,
                          "graph_size": size,
                          "seconds": round(seconds, 2), "triples_per_s": round(triples / seconds),
                          "cpu_s": round(timer.cpu_s, 2),
                          "server_cpu_s": round(_server_cpu_s(server_pid[0]) - server_before, 2)
+                         if server_pid else None,
+                         "server_peak_rss_mb": _server_peak_rss_mb(server_pid[0])
                          if server_pid else None,
                          "load_avg": round(load, 2)})
             print(json.dumps(rows[-1]), flush=True)
@@ -182,37 +271,21 @@ def main() -> None:  # noqa: PLR0915 - one straight sequence of timed cases
         if not args.no_embedded:
             _embedded_rows(args, timed, first, changed, renamed, folder / "store")
         if not args.no_http:
-            with OxigraphServer(folder / "server") as server:
-                assert server.process is not None
-                server_pid.append(server.process.pid)
-                settings = StoreConfig(mode="http", url=server.url, atomic_max_triples=0,
-                                       chunk_triples=50_000, timeout_s=3600)
-                http = HttpStore(settings, state_dir=folder / "http_loads")
-                http_path.append(http)
-                _http_rows(args, timed, http, first, changed, renamed, share)
-
-                def plain_post() -> int:  # the bare loader: no parse, no check, empty graph
-                    http.post_file(GRAPH + "/plain", first, "nt")
-                    return int(http.graph_size(GRAPH + "/plain"))
-
-                timed("http", "baseline: plain chunked POST into an empty graph", plain_post)
-                if args.no_snapshot:  # that graph has no record and no snapshot: GET + diff
-                    bare = HttpStore(settings)
-                    http_path[0] = bare
-                    timed("http", f"extra: re-load, {share}, no record / snapshot (GET diff)",
-                          lambda: bare.replace_graph(GRAPH + "/plain", changed, "nt"))
-                    bare.close()
-                http.close()
+            for name in args.servers.split(","):
+                _run_server(args, name, timed, folder, server_pid, http_path,
+                            (first, changed, renamed), share)
         for row in rows:
             base = next(r for r in rows if r["store"] == row["store"])
             rate, base_rate = float(row["triples_per_s"]), float(base["triples_per_s"])  # type: ignore[arg-type]
             row["vs_first_load"] = round(rate / base_rate, 2)
         print(json.dumps(rows, indent=1))
-    headline = [r for r in rows if str(r["case"]).startswith("re-load")]
+    headline = [r for r in rows if str(r["case"]).startswith("re-load")
+                and r["store"] in ("embedded", "http eeflow")]
     worst = min(headline, key=lambda r: float(r["vs_first_load"]))  # type: ignore[arg-type]
     ratio = float(worst["vs_first_load"])  # type: ignore[arg-type]
     report("p6_atomic_reload", ratio, ">= 0.5x a first load (slowest re-load: same file / "
-           f"{args.changed:.0%} changed / every triple changed, embedded and HTTP)", ratio >= 0.5,
+           f"{args.changed:.0%} changed / every triple changed, embedded and eeflow's server)",
+           ratio >= 0.5,
            {"rows": rows, "features": args.features, "changed": args.changed,
             "worst": f"{worst['store']} {worst['case']}"},
            baseline="first load of the same file into the same store (its bulk loader)",
