@@ -106,7 +106,13 @@ class StoreConfig(StrictModel):
     parallel_requests: int = Field(default=4, ge=1, le=64)
     retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=0.5, gt=0, le=60)
-    timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="seconds to wait for the server's answer; a write waits at least its body "
+        "size / 1 MB/s (the server answers once the write is applied)",
+    )
 
     @field_validator("replace", mode="before")
     @classmethod

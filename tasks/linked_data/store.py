@@ -819,6 +819,10 @@ HTTP_UPDATE_MAX_BYTES = 128 * 1024 * 1024
 #: units of the constants above. A re-load changes the graph by PUT rather than by the
 #: difference in one update when ``UPDATE_QUAD_COST`` x (deleted + inserted) exceeds it.
 PUT_RELOAD_COST = 3.0
+#: The server answers a write only once it is applied: a request of ``n`` body bytes waits at
+#: least ``n`` / this for the answer (a 1.9 M-triple PUT, 370 MB: 370 s) before it counts as
+#: timed out, however low ``store.timeout_s`` is (a retry would send the same write again).
+WRITE_MIN_BYTES_PER_S = 1_000_000
 #: Response header of eeflow's server (``tasks.linked_data.server``) saying that a big PUT over a
 #: graph with data is re-loaded by the store's cost model (rebuild + swap when most changed).
 REBUILD_HEADER = "Eeflow-Graph-Store"
@@ -849,9 +853,16 @@ class HttpStore:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
+    def _timeout(self, body_bytes: int) -> float:
+        """Seconds to wait for the answer to a write of ``body_bytes`` (see the constant)."""
+        return max(self.cfg.timeout_s, body_bytes / WRITE_MIN_BYTES_PER_S)
+
     def _post(self, url: str, what: str, **kwargs: Any) -> Any:
+        data = kwargs.get("data")
+        timeout = self._timeout(len(data) if isinstance(data, bytes | str) else 0)
+
         def action() -> Any:
-            return _check(self.session.post(url, timeout=self.cfg.timeout_s, **kwargs), what)
+            return _check(self.session.post(url, timeout=timeout, **kwargs), what)
 
         return with_retries(
             action, what=what, url=url, retries=self.cfg.retries, backoff_s=self.cfg.backoff_s
@@ -1159,6 +1170,7 @@ class HttpStore:
     def put_graph(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """Replace ``graph`` by the file in one Graph Store PUT (one transaction on Oxigraph)."""
         url = self.cfg.endpoint("store")
+        timeout = self._timeout(rdf_file.stat().st_size)
 
         def action() -> Any:
             with rdf_file.open("rb") as body:
@@ -1168,7 +1180,7 @@ class HttpStore:
                         params={"graph": graph},
                         data=body,
                         headers={"Content-Type": CONTENT_TYPES[fmt]},
-                        timeout=self.cfg.timeout_s,
+                        timeout=timeout,
                     ),
                     f"replace <{graph}> with {rdf_file}",
                 )

@@ -228,3 +228,26 @@ def test_reload_without_entailment_empties_the_companion(
         assert rebuilds == [GRAPH]
         assert len(_graph(server.url, GRAPH)) == 300
         assert _graph(server.url, entailed_graph(GRAPH)) == set()  # nothing entailed any more
+
+
+def test_big_writes_wait_for_the_answer_longer_than_timeout_s(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tasks.linked_data import store as store_module
+
+    http = HttpStore(StoreConfig(mode="http", url="http://127.0.0.1:9", timeout_s=5))
+    timeouts: list[float] = []
+
+    def answer(*args: Any, timeout: float, **kwargs: Any) -> Any:
+        timeouts.append(timeout)
+        return SimpleNamespace(status_code=204, text="")
+
+    http.session.put = answer  # type: ignore[method-assign]
+    http.session.post = answer  # type: ignore[method-assign]
+    big = tmp_path / "big.nt"
+    big.write_bytes(b"x" * (3 * store_module.WRITE_MIN_BYTES_PER_S))
+    http.put_graph(GRAPH, big, "nt")
+    http.update(b"y" * (8 * store_module.WRITE_MIN_BYTES_PER_S))
+    http.update("INSERT DATA { <https://x.org/s> <https://x.org/p> 1 }")
+    assert timeouts == [5, 8, 5]  # 3 MB waits timeout_s (5 s), 8 MB 8 s, a short update 5 s
+    http.close()
