@@ -48,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -265,7 +265,14 @@ class SparqlService:
         except ValueError as err:
             raise RequestError(400, f"graph {names[0]!r} is not an IRI: {err}") from None
 
-    def _parse(self, body: bytes | Path, content_type: str) -> list[Any]:
+    def _reader(self, body: bytes | Path, content_type: str) -> Callable[[], Iterator[Any]]:
+        """Return a function that parses the body (again at each call) into triples.
+
+        Raises:
+            RequestError: 415 for a media type that is not RDF; 400 (while reading) for a syntax
+                error or a quad in a named graph.
+
+        """
         import pyoxigraph as ox
 
         media = content_type.split(";")[0].strip().lower()
@@ -275,12 +282,37 @@ class SparqlService:
                 415, f"unsupported RDF media type {media!r}; use one of {list(RDF_FORMATS)}"
             )
         fmt = getattr(ox.RdfFormat, name)
-        try:
-            if isinstance(body, Path):
-                return list(ox.parse(path=str(body), format=fmt))
-            return list(ox.parse(body, format=fmt))
-        except SyntaxError as err:
-            raise RequestError(400, f"the {media} body does not parse: {err}") from None
+        source = {"path": str(body)} if isinstance(body, Path) else {"input": body}
+
+        def read() -> Iterator[Any]:
+            try:
+                for statement in ox.parse(format=fmt, **source):
+                    if not isinstance(statement, ox.Quad):
+                        yield statement
+                    elif statement.graph_name == ox.DefaultGraph():
+                        yield statement.triple
+                    else:
+                        raise RequestError(
+                            400, "Graph Store bodies hold triples (N-Quads to /store with no "
+                            "graph are not supported); name the graph with ?graph="
+                        )
+            except SyntaxError as err:
+                raise RequestError(400, f"the {media} body does not parse: {err}") from None
+
+        return read
+
+    @staticmethod
+    def _scan(read: Callable[[], Iterator[Any]]) -> tuple[int, bool]:
+        """Check the whole body before anything is written: (triples, any blank node)."""
+        import pyoxigraph as ox
+
+        count, blank = 0, False
+        for t in read():
+            count += 1
+            blank = blank or isinstance(t.subject, ox.BlankNode) or isinstance(
+                t.object, ox.BlankNode
+            )
+        return count, blank
 
     def _companion(self, graph: Any) -> str | None:
         """Name the entailment graph written with ``graph`` (None: default graph, staging, off)."""
@@ -346,37 +378,47 @@ class SparqlService:
         """Add ``triples`` (and their entailment) without a transaction (``?no_transaction``)."""
         self.store.bulk_extend(self._with_entailment(graph, triples, replace=False))
 
-    def _reload(self, graph: Any, triples: list[Any]) -> None:
-        """Replace a graph that holds data through the embedded store's re-load (module doc)."""
+    def _reload(self, graph: Any, read: Callable[[], Iterator[Any]]) -> None:
+        """Replace a graph that holds data through the embedded store's re-load (module doc).
+
+        The body is parsed three times (here, for the entailment, to subtract what it asserts)
+        rather than held: only the entailed triples stay in memory.
+        """
         import pyoxigraph as ox
+
+        from tasks.linked_data.geosparql.entailment import entail_rereading
 
         assert self.holder is not None
         companion = self._companion(graph)
+
+        def quads() -> Iterator[Any]:
+            for t in read():
+                yield ox.Quad(t.subject, t.predicate, t.object, graph)
+            if companion is not None:
+                node = ox.NamedNode(companion)
+                for t in entail_rereading(read):
+                    yield ox.Quad(t.subject, t.predicate, t.object, node)
+
         handle, name = tempfile.mkstemp(prefix="eeflow-put-", suffix=".nq", dir=self.spool_dir)
         os.close(handle)
         try:
-            ox.serialize(self._with_entailment(graph, triples, replace=True), output=name,
-                         format=ox.RdfFormat.N_QUADS)
+            ox.serialize(quads(), output=name, format=ox.RdfFormat.N_QUADS)
             self.holder.replace_graph(
                 graph.value, Path(name), "nq", also_replace=[companion] if companion else []
             )
         finally:
             Path(name).unlink(missing_ok=True)
 
-    def _reloads(self, graph: Any, triples: list[Any]) -> bool:
-        """Whether a PUT of ``triples`` goes through :meth:`_reload` (see the module doc)."""
+    def _reloads(self, graph: Any, count: int, blank_nodes: bool) -> bool:
+        """Whether a PUT of ``count`` triples goes through :meth:`_reload` (see the module doc)."""
         import pyoxigraph as ox
 
         if self.holder is None or not isinstance(graph, ox.NamedNode):
             return False
-        if len(triples) < REBUILD_PUT_MIN_STATEMENTS:
-            return False
-        if next(iter(self.store.quads_for_pattern(None, None, None, graph)), None) is None:
-            return False  # a first load: one transaction, readers never see it fill
-        return not any(
-            isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
-            for t in triples
-        )  # blank nodes cannot be diffed: one transaction
+        if count < REBUILD_PUT_MIN_STATEMENTS or blank_nodes:
+            return False  # blank nodes cannot be diffed: one transaction
+        # a first load: one transaction, readers never see it fill
+        return next(iter(self.store.quads_for_pattern(None, None, None, graph)), None) is not None
 
     def graph_store(self, method: str, params: dict[str, list[str]], body: bytes | Path,
                     content_type: str, accept: str) -> tuple[int, str, bytes]:
@@ -396,11 +438,8 @@ class SparqlService:
             return 200, media, ox.serialize(triples, format=getattr(ox.RdfFormat, name)) or b""
         if method not in ("PUT", "POST", "DELETE"):
             raise RequestError(405, f"method {method} not allowed on the graph store")
-        statements = self._parse(body, content_type) if method != "DELETE" else []
-        if any(isinstance(s, ox.Quad) and s.graph_name != ox.DefaultGraph() for s in statements):
-            raise RequestError(400, "Graph Store bodies hold triples (N-Quads to /store with "
-                               "no graph are not supported); name the graph with ?graph=")
-        triples = [s.triple if isinstance(s, ox.Quad) else s for s in statements]
+        read = self._reader(body, content_type) if method != "DELETE" else None
+        count, blank = self._scan(read) if read is not None else (0, False)
         with self.writes:
             exists = (not named) or self.store.contains_named_graph(graph)
             if method == "DELETE":
@@ -414,9 +453,12 @@ class SparqlService:
                     if named else "DROP DEFAULT"
                 )
                 return 204, "text/plain", b""
-            if method == "PUT" and self._reloads(graph, triples):
-                self._reload(graph, triples)
-            elif method == "POST" and "no_transaction" in params:
+            assert read is not None
+            if method == "PUT" and self._reloads(graph, count, blank):
+                self._reload(graph, read)
+                return (201 if not exists else 204), "text/plain", b""
+            triples = list(read())
+            if method == "POST" and "no_transaction" in params:
                 self._bulk_add(graph, triples)
             else:
                 self._write(graph, triples, replace=method == "PUT")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,16 +158,16 @@ def geometry_properties(node: Any, literal: Any) -> Iterator[tuple[Any, Any, Any
     yield node, ox.NamedNode(GEO + "isSimple"), ox.Literal(bool(shapely.is_simple(geometry)))
 
 
-def entail(triples: Iterable[Any]) -> set[Any]:
-    """Entailed triples of ``triples`` (pyoxigraph Triples) that ``triples`` does not hold."""
+def _candidates(triples: Iterable[Any], asserted: set[Any] | None) -> set[tuple[Any, Any, Any]]:
+    """Everything ``triples`` entail, as (s, p, o); each triple also goes into ``asserted``."""
     import pyoxigraph as ox
 
     rules = schema()
     serialisations = rules.serialisation_properties()
-    asserted: set[Any] = set()
     found: set[tuple[Any, Any, Any]] = set()
     for triple in triples:
-        asserted.add(triple)
+        if asserted is not None:
+            asserted.add(triple)
         s, p, o = triple.subject, triple.predicate.value, triple.object
         if p == RDF_TYPE:
             if isinstance(o, ox.NamedNode) and o.value in rules.superclasses:
@@ -180,7 +180,29 @@ def entail(triples: Iterable[Any]) -> set[Any]:
             found.update(_types(o, rules.ranges.get(p, ()), rules))
         if p in serialisations and isinstance(o, ox.Literal):
             found.update(geometry_properties(s, o))
+    return found
+
+
+def entail(triples: Iterable[Any]) -> set[Any]:
+    """Entailed triples of ``triples`` (pyoxigraph Triples) that ``triples`` does not hold."""
+    import pyoxigraph as ox
+
+    asserted: set[Any] = set()
+    found = _candidates(triples, asserted)
     return {ox.Triple(*t) for t in found} - asserted
+
+
+def entail_rereading(read: Callable[[], Iterable[Any]]) -> set[Any]:
+    """``entail(read())`` without holding the triples: ``read`` is called twice (a re-parse).
+
+    For big inputs (a server's Graph Store PUT): only the entailed triples stay in memory.
+    """
+    import pyoxigraph as ox
+
+    entailed = {ox.Triple(*t) for t in _candidates(read(), None)}
+    for triple in read():
+        entailed.discard(triple)
+    return entailed
 
 
 def entailed_graph(graph: str) -> str:

@@ -251,3 +251,25 @@ def test_big_writes_wait_for_the_answer_longer_than_timeout_s(tmp_path: Path) ->
     http.update("INSERT DATA { <https://x.org/s> <https://x.org/p> 1 }")
     assert timeouts == [5, 8, 5]  # 3 MB waits timeout_s (5 s), 8 MB 8 s, a short update 5 s
     http.close()
+
+
+def test_entail_rereading_equals_entail() -> None:
+    from tasks.linked_data import geosparql_conformance as conformance
+    from tasks.linked_data.geosparql.entailment import entail, entail_rereading
+
+    for body, fmt in ((_features("a", 200), ox.RdfFormat.N_TRIPLES),
+                      (conformance.DATASET.encode(), ox.RdfFormat.TURTLE)):
+        triples = list(ox.parse(body, format=fmt))
+        calls: list[int] = []
+
+        def read(triples: list[Any] = triples) -> Any:
+            calls.append(1)
+            return iter(triples)
+
+        expected = entail(triples)
+        assert expected  # the dataset entails something
+        assert entail_rereading(read) == expected
+        assert len(calls) == 2
+        also_asserted = next(iter(expected))  # an entailed triple the body asserts too
+        again = entail_rereading(lambda t=triples: iter([*t, also_asserted]))
+        assert again == expected - {also_asserted}
