@@ -55,6 +55,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tasks.linked_data.memory import gc_paused
 from tasks.linked_data.store import REBUILD_HEADER, EmbeddedStore
 from tasks.net import free_port
 
@@ -440,7 +441,7 @@ class SparqlService:
             raise RequestError(405, f"method {method} not allowed on the graph store")
         read = self._reader(body, content_type) if method != "DELETE" else None
         count, blank = self._scan(read) if read is not None else (0, False)
-        with self.writes:
+        with self.writes, gc_paused():  # entailment and quads: millions of acyclic objects
             exists = (not named) or self.store.contains_named_graph(graph)
             if method == "DELETE":
                 if not exists:

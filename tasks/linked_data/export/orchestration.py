@@ -7,11 +7,9 @@ Output: ``{root}/linked_data/rdf/{run_key}/{product}/{product}.{nt|nq|ttl}`` + `
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +22,7 @@ from tasks.linked_data.export.discovery import file_context, find_inputs
 from tasks.linked_data.export.exporter import RdfExporter
 from tasks.linked_data.export.stats import ExportStats
 from tasks.linked_data.mapping import Mapping, MappingError, load_mapping
+from tasks.linked_data.memory import gc_paused
 from tasks.linked_data.namespaces import graph_iri, vocabulary_graph_iri
 from tasks.linked_data.readers import RowBatch, json_rows, read_rows
 from tasks.linked_data.terms import RdfFormatName, TripleSink, open_sink
@@ -60,23 +59,6 @@ def export_rows(
     write_catalogue_entry(sink, mapping, base, run_key, stats, labels, fmt)
     stats.triples = sink.triples
     return stats
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a batch loop runs.
-
-    Each batch creates a few hundred thousand shapely objects; the collector would otherwise
-    re-scan them over and over (about 8% of export CPU). The objects hold no reference cycles and
-    are freed by reference counting; collection resumes (and catches up) on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _export_inputs(

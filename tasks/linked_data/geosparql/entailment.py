@@ -34,6 +34,7 @@ from tasks.linked_data.geosparql.functions import (
     geometry_dimension,
     spatial_dimension,
 )
+from tasks.linked_data.memory import gc_paused
 from tasks.linked_data.namespaces import GEO, RDF, RDFS, XSD
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,10 @@ def entail(triples: Iterable[Any]) -> set[Any]:
     """Entailed triples of ``triples`` (pyoxigraph Triples) that ``triples`` does not hold."""
     import pyoxigraph as ox
 
-    asserted: set[Any] = set()
-    found = _candidates(triples, asserted)
-    return {ox.Triple(*t) for t in found} - asserted
+    with gc_paused():  # millions of short-lived tuples: the collector would re-scan the sets
+        asserted: set[Any] = set()
+        found = _candidates(triples, asserted)
+        return {ox.Triple(*t) for t in found} - asserted
 
 
 def entail_rereading(read: Callable[[], Iterable[Any]]) -> set[Any]:
@@ -199,10 +201,11 @@ def entail_rereading(read: Callable[[], Iterable[Any]]) -> set[Any]:
     """
     import pyoxigraph as ox
 
-    entailed = {ox.Triple(*t) for t in _candidates(read(), None)}
-    for triple in read():
-        entailed.discard(triple)
-    return entailed
+    with gc_paused():
+        entailed = {ox.Triple(*t) for t in _candidates(read(), None)}
+        for triple in read():
+            entailed.discard(triple)
+        return entailed
 
 
 def entailed_graph(graph: str) -> str:
