@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -140,6 +140,18 @@ def test_compose_eeflow_commands_exist_with_their_options():
         assert (REPO / rest[rest.index("--config") + 1]).is_file(), name
     assert services["triplestore"]["command"][1:3] == ["rdf", "serve"]
     assert services["serving"]["command"][1:3] == ["serve", "run"]
+
+
+def test_triple_store_folder_and_its_re_load_siblings_live_on_the_volume():
+    """A re-load rebuilds the store in `{store}.staging` beside it and swaps the two folders with
+    one rename, which fails across file systems: the store must be a folder *inside* the volume,
+    not the volume's mount point."""
+    service = _compose()["services"]["triplestore"]
+    argv = service["command"]
+    location = PurePosixPath(argv[argv.index("--location") + 1])
+    mounts = [PurePosixPath(str(volume).split(":")[1]) for volume in service["volumes"]
+              if not str(volume).startswith((".", "/"))]  # named volumes only
+    assert location.parent in mounts, (location, mounts)
 
 
 def test_every_compose_variable_is_read_by_the_code(monkeypatch):

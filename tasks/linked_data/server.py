@@ -25,7 +25,9 @@ way readers see the old or the new graph, never a mix, and a ``kill -9`` leaves 
 Every answer carries ``Eeflow-Graph-Store: rebuild`` so that :class:`~tasks.linked_data.store.
 HttpStore` sends such a re-load as one PUT instead of a SPARQL update of the difference (which
 Oxigraph applies quad by quad, ~7x a bulk load). Bodies above ``SPOOL_BODY_BYTES`` are spooled to a
-file beside the store, not held in memory.
+file beside the store, not held in memory. The rebuilt store is swapped in by renaming its sibling
+folder, so the store folder must not be a mount point: give a folder inside the volume
+(docker-compose.yaml: ``--location /opt/eeflow/triplestore/store``).
 
 Queries without ``GRAPH`` see the union of all graphs (as ``oxigraph serve
 --union-default-graph``). It binds 127.0.0.1 unless told otherwise. Start one by hand with::
