@@ -124,6 +124,13 @@ def record_update(graph: str, record: LoadRecord | None, source: Path | str) -> 
     )
 
 
+def has_blank_node(statement: Any) -> bool:
+    """Whether a pyoxigraph triple or quad has a blank node as subject or object."""
+    import pyoxigraph as ox
+
+    return isinstance(statement.subject, ox.BlankNode) or isinstance(statement.object, ox.BlankNode)
+
+
 def has_blank_node_text(text: str) -> bool:
     """Whether an N-Triples statement may name a blank node (a literal holding " _:" counts too)."""
     return text.startswith("_:") or " _:" in text

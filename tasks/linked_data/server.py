@@ -50,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -307,14 +307,12 @@ class SparqlService:
     @staticmethod
     def _scan(read: Callable[[], Iterator[Any]]) -> tuple[int, bool]:
         """Check the whole body before anything is written: (triples, any blank node)."""
-        import pyoxigraph as ox
+        from tasks.linked_data.load_record import has_blank_node
 
         count, blank = 0, False
         for t in read():
             count += 1
-            blank = blank or isinstance(t.subject, ox.BlankNode) or isinstance(
-                t.object, ox.BlankNode
-            )
+            blank = blank or has_blank_node(t)
         return count, blank
 
     def _companion(self, graph: Any) -> str | None:
@@ -365,8 +363,9 @@ class SparqlService:
         parts.append(f"INSERT DATA {{\n{data}\n}}")
         self.store.update(" ;\n".join(parts))
 
-    def _with_entailment(self, graph: Any, triples: list[Any], replace: bool) -> Iterator[Any]:
-        """Quads of ``triples`` in ``graph``, then their entailment in its companion graph."""
+    def _quads(self, graph: Any, triples: Iterable[Any],
+               entailed: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+        """Quads of ``triples`` in ``graph``, then of ``entailed()`` in its companion graph."""
         import pyoxigraph as ox
 
         for t in triples:
@@ -374,12 +373,14 @@ class SparqlService:
         companion = self._companion(graph)
         if companion is not None:
             node = ox.NamedNode(companion)
-            for t in self._entailed(graph, triples, replace):
+            for t in entailed():
                 yield ox.Quad(t.subject, t.predicate, t.object, node)
 
     def _bulk_add(self, graph: Any, triples: list[Any]) -> None:
         """Add ``triples`` (and their entailment) without a transaction (``?no_transaction``)."""
-        self.store.bulk_extend(self._with_entailment(graph, triples, replace=False))
+        self.store.bulk_extend(
+            self._quads(graph, triples, lambda: self._entailed(graph, triples, replace=False))
+        )
 
     def _reload(self, graph: Any, read: Callable[[], Iterator[Any]]) -> None:
         """Replace a graph that holds data through the embedded store's re-load (module doc).
@@ -393,19 +394,11 @@ class SparqlService:
 
         assert self.holder is not None
         companion = self._companion(graph)
-
-        def quads() -> Iterator[Any]:
-            for t in read():
-                yield ox.Quad(t.subject, t.predicate, t.object, graph)
-            if companion is not None:
-                node = ox.NamedNode(companion)
-                for t in entail_rereading(read):
-                    yield ox.Quad(t.subject, t.predicate, t.object, node)
-
         handle, name = tempfile.mkstemp(prefix="eeflow-put-", suffix=".nq", dir=self.spool_dir)
         os.close(handle)
         try:
-            ox.serialize(quads(), output=name, format=ox.RdfFormat.N_QUADS)
+            ox.serialize(self._quads(graph, read(), lambda: entail_rereading(read)),
+                         output=name, format=ox.RdfFormat.N_QUADS)
             self.holder.replace_graph(
                 graph.value, Path(name), "nq", also_replace=[companion] if companion else []
             )
@@ -442,7 +435,8 @@ class SparqlService:
         if method not in ("PUT", "POST", "DELETE"):
             raise RequestError(405, f"method {method} not allowed on the graph store")
         read = self._reader(body, content_type) if method != "DELETE" else None
-        count, blank = self._scan(read) if read is not None else (0, False)
+        # a PUT may re-load without holding the body: checked by a first pass; others are listed
+        count, blank = self._scan(read) if read is not None and method == "PUT" else (0, False)
         with self.writes, gc_paused():  # entailment and quads: millions of acyclic objects
             exists = (not named) or self.store.contains_named_graph(graph)
             if method == "DELETE":
@@ -460,7 +454,7 @@ class SparqlService:
             if method == "PUT" and self._reloads(graph, count, blank):
                 self._reload(graph, read)
                 return (201 if not exists else 204), "text/plain", b""
-            triples = list(read())
+            triples = list(read())  # parsed in full before anything is written
             if method == "POST" and "no_transaction" in params:
                 self._bulk_add(graph, triples)
             else:

@@ -80,6 +80,7 @@ from tasks.linked_data.load_record import (
     LoadSnapshot,
     SnapshotWriter,
     content_digest,
+    has_blank_node,
     has_blank_node_text,
     parse_record,
     read_keys,
@@ -182,12 +183,6 @@ def _statement_key(triple_text: str, graph: str) -> bytes:
     return hashlib.blake2b(f"{triple_text} {graph}".encode(), digest_size=16).digest()
 
 
-def _has_blank_node(statement: Any) -> bool:
-    import pyoxigraph as ox
-
-    return isinstance(statement.subject, ox.BlankNode) or isinstance(statement.object, ox.BlankNode)
-
-
 def iter_rdf_statements(rdf_file: Path, fmt: str, graph: str) -> Iterator[tuple[str, str, bool]]:
     """Parse ``rdf_file`` strictly: yield (N-Triples text of the triple, graph IRI, blank node?).
 
@@ -201,9 +196,9 @@ def iter_rdf_statements(rdf_file: Path, fmt: str, graph: str) -> Iterator[tuple[
         if fmt == "nq":
             name = item.graph_name
             target = name.value if isinstance(name, ox.NamedNode) else ""
-            yield str(item.triple), target, _has_blank_node(item)
+            yield str(item.triple), target, has_blank_node(item)
         else:
-            yield str(item), graph, _has_blank_node(item)
+            yield str(item), graph, has_blank_node(item)
 
 
 #: Most statements :func:`read_rdf_keys` keeps as an evenly spaced sample of the file.
@@ -700,7 +695,7 @@ class EmbeddedStore:
 
         for name in graphs:
             for quad in self.store.quads_for_pattern(None, None, None, ox.NamedNode(name)):
-                yield str(quad.triple), name, _has_blank_node(quad)
+                yield str(quad.triple), name, has_blank_node(quad)
 
     def _replace_through_staging(
         self, graph: str, rdf_file: Path, fmt: str, content: RdfFileContent
@@ -1165,7 +1160,7 @@ class HttpStore:
             with response:
                 response.raw.decode_content = True
                 for triple in ox.parse(input=response.raw, format=ox.RdfFormat.N_TRIPLES):
-                    yield str(triple), name, _has_blank_node(triple)
+                    yield str(triple), name, has_blank_node(triple)
 
     def put_graph(self, graph: str, rdf_file: Path, fmt: str) -> None:
         """Replace ``graph`` by the file in one Graph Store PUT (one transaction on Oxigraph)."""

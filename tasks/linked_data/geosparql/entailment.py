@@ -20,6 +20,7 @@ requests bring (not SPARQL updates: re-run the load).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -277,13 +278,6 @@ def drop_entailment(store: Any, graph: str) -> None:
                        f"DROP SILENT GRAPH <{target}>")
 
 
-def _has_blank_node(triples: Iterable[Any]) -> bool:
-    import pyoxigraph as ox
-
-    return any(isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
-               for t in triples)
-
-
 def delete_data(graph: str, triples: Iterable[Any]) -> Iterator[str]:
     """``DELETE DATA`` updates of at most :data:`INSERT_BATCH` triples from ``graph``."""
     for update in insert_data(graph, triples):
@@ -328,7 +322,7 @@ def materialise(store: Any, graph: str) -> int:
     ``store`` is an open :class:`~tasks.linked_data.store.EmbeddedStore` or
     :class:`~tasks.linked_data.store.HttpStore` (any SPARQL 1.1 server).
     """
-    from tasks.linked_data.load_record import LoadRecord, record_update
+    from tasks.linked_data.load_record import LoadRecord, has_blank_node, record_update
 
     target = entailed_graph(graph)
     source = list(_graph_triples(store, graph, schema().predicates))
@@ -343,7 +337,7 @@ def materialise(store: Any, graph: str) -> int:
     stored = set(_graph_triples(store, target))
     run_update = _run_update(store)
     run_update(record_update(target, None, graph))  # no record while the graph changes
-    if _has_blank_node(entailed) or _has_blank_node(stored):
+    if any(has_blank_node(t) for t in itertools.chain(entailed, stored)):
         run_update(f"DROP SILENT GRAPH <{target}>")
         stale, new = set(), entailed
     else:
