@@ -134,44 +134,6 @@ def _embedded_rows(args: argparse.Namespace, timed: Any, first: Path, changed: P
     store.close()
 
 
-class EeflowServerProcess:
-    """`eeflow rdf serve` in its own process (its CPU apart from the client's), 127.0.0.1."""
-
-    def __init__(self, location: Path) -> None:
-        from tasks.net import free_port
-
-        self.location = location
-        self.port = free_port("127.0.0.1")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: Any = None
-
-    def __enter__(self) -> EeflowServerProcess:
-        import socket
-        import subprocess
-        import time
-
-        code = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
-                "from tasks.linked_data.server import SparqlServer; "
-                "SparqlServer(sys.argv[1], port=int(sys.argv[2])).serve_forever()")
-        self.process = subprocess.Popen([sys.executable, "-c", code, str(self.location),
-                                         str(self.port)], cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"eeflow rdf serve exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise TimeoutError(f"eeflow rdf serve did not listen on {self.url} within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-
-
 def _http_rows(args: argparse.Namespace, timed: Any, http: Any, first: Path, changed: Path,
                renamed: Path, share: str, store: str) -> None:
     """The HTTP server's cases, in order (see the module doc)."""
@@ -194,16 +156,15 @@ def _run_server(args: argparse.Namespace, name: str, timed: Any, folder: Path,
                 share: str) -> None:
     """Start one HTTP server (``eeflow`` / ``oxigraph``), run its cases, stop it."""
     from tasks.config.linked_data import StoreConfig
-    from tasks.linked_data.server import OxigraphServer
+    from tasks.linked_data.server import EeflowServerProcess, OxigraphServer
     from tasks.linked_data.store import HttpStore
 
     first, changed, renamed = files
     if name not in ("eeflow", "oxigraph"):
         raise SystemExit(f"--servers: unknown server {name!r}; use eeflow and/or oxigraph")
     store = f"http {name}"
-    server: Any = (EeflowServerProcess(folder / f"server-{name}") if name == "eeflow"
-                   else OxigraphServer(folder / f"server-{name}"))
-    with server:
+    server_class = EeflowServerProcess if name == "eeflow" else OxigraphServer
+    with server_class(folder / f"server-{name}") as server:
         server_pid[:] = [server.process.pid]
         settings = StoreConfig(mode="http", url=server.url, atomic_max_triples=0,
                                chunk_triples=50_000, timeout_s=3600)

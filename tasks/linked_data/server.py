@@ -101,8 +101,12 @@ class OxigraphServer:
         """Base URL (``/query``, ``/update``, ``/store`` below it)."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> OxigraphServer:
-        """Start the server and wait until it accepts connections."""
+    #: what the server is called in messages
+    name = "oxigraph serve"
+    #: keep its stderr for the error of a failed start (False: inherit this process's)
+    capture_stderr = True
+
+    def _command(self) -> list[str]:
         command = [
             oxigraph_binary(),
             "serve",
@@ -111,22 +115,31 @@ class OxigraphServer:
             f"{self.host}:{self.port}",
         ]
         if self.location is not None:
-            self.location.mkdir(parents=True, exist_ok=True)
             command += ["--location", str(self.location)]
+        return command
+
+    def start(self, timeout_s: float = 30.0) -> OxigraphServer:
+        """Start the server and wait until it accepts connections."""
+        if self.location is not None:
+            self.location.mkdir(parents=True, exist_ok=True)
+        command = self._command()
         log.info("starting %s", " ".join(command))
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if self.capture_stderr else None,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 error = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"oxigraph serve exited with {self.process.returncode}: {error}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {error}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise TimeoutError(f"oxigraph serve did not listen on {self.url} within {timeout_s}s")
+        raise TimeoutError(f"{self.name} did not listen on {self.url} within {timeout_s}s")
 
     def stop(self) -> None:
         """Terminate the server (kill after 10 s)."""
@@ -152,6 +165,25 @@ class OxigraphServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EeflowServerProcess(OxigraphServer):
+    """:class:`SparqlServer` (``eeflow rdf serve``) as a child process.
+
+    Its CPU and memory stay apart from the client's (benchmarks); the interface is
+    :class:`OxigraphServer`'s. Its log goes to this process's stderr (a pipe nobody reads would
+    fill and stall it).
+    """
+
+    name = "eeflow rdf serve"
+    capture_stderr = False
+
+    def _command(self) -> list[str]:
+        code = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
+                "from tasks.linked_data.server import SparqlServer; "
+                "SparqlServer(sys.argv[1] or None, sys.argv[2], int(sys.argv[3])).serve_forever()")
+        location = "" if self.location is None else str(self.location)
+        return [sys.executable, "-c", code, location, self.host, str(self.port)]
 
 
 #: Accept media type -> pyoxigraph results format name (SELECT / ASK).

@@ -273,3 +273,16 @@ def test_entail_rereading_equals_entail() -> None:
         also_asserted = next(iter(expected))  # an entailed triple the body asserts too
         again = entail_rereading(lambda t=triples: iter([*t, also_asserted]))
         assert again == expected - {also_asserted}
+
+
+def test_eeflow_server_as_a_child_process(tmp_path: Path) -> None:
+    from tasks.linked_data.server import EeflowServerProcess
+
+    with EeflowServerProcess(tmp_path / "child") as child:
+        assert child.process is not None and child.process.poll() is None
+        assert _put(child.url, GRAPH, _features("a", 3)).status_code == 201
+        answer = requests.get(f"{child.url}/query", params={"query": "ASK { ?s ?p ?o }"},
+                              timeout=30)
+        assert answer.json()["boolean"] is True and answer.headers["Eeflow-Graph-Store"]
+    assert child.process is None  # stopped
+    assert (tmp_path / "child").is_dir()  # its store folder
